@@ -1,0 +1,421 @@
+"""Closed-form queueing results that the simulator is validated against.
+
+Symbols used in this module (textbook notation):
+
+* λ -- arrival rate (jobs per second), ``arrival_rate``
+* μ -- service rate of one server (jobs per second), ``service_rate``; mean service 1/μ
+* c -- number of parallel identical servers, ``servers``
+* a -- offered load a = λ/μ in erlangs, ``offered_load``
+* ρ -- per-server utilisation ρ = λ/(cμ) = a/c; infinite-buffer models need ρ < 1
+* K -- M/M/c/K system capacity: servers plus waiting places (K >= c)
+* θ -- decay rate of the M/M/c waiting-time tail, θ = cμ - λ
+* B, C -- Erlang B (blocking) and Erlang C (probability of waiting)
+* L, Lq, W, Wq -- mean number in system / waiting, mean sojourn / waiting time
+
+All models assume FCFS service, independent exponential (or for M/G/1, general)
+service times, Poisson arrivals and steady state. Times are in seconds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import brentq
+from scipy.special import gammaln, logsumexp
+
+EXIT = "done"
+_ROW_TOL = 1e-9
+
+
+@dataclass(frozen=True)
+class QueueMetrics:
+    """Steady-state metrics of one queue (or a whole network)."""
+
+    arrival_rate: float  # offered arrival rate λ (per second)
+    throughput: float  # accepted (= departure) rate
+    utilization: float  # mean busy fraction per server
+    L: float  # mean number in system
+    Lq: float  # mean number waiting
+    W: float  # mean sojourn time (seconds)
+    Wq: float  # mean waiting time
+    p_wait: float  # probability an accepted arrival waits
+    p_block: float = 0.0  # probability an arrival is blocked (finite capacity)
+    formula: str = ""  # e.g. "M/M/c (Erlang C)"
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _check_rate(name: str, value: float, *, allow_zero: bool) -> None:
+    ok = math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
+    if not ok:
+        kind = "non-negative" if allow_zero else "positive"
+        raise ValueError(f"{name} must be a finite {kind} number, got {value!r}")
+
+
+def _check_servers(servers: int, minimum: int = 1, name: str = "servers") -> None:
+    if isinstance(servers, bool) or not isinstance(servers, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer, got {servers!r}")
+    if servers < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {servers}")
+
+
+def _check_quantile(q: float) -> None:
+    if not 0.0 <= q < 1.0:
+        raise ValueError(f"quantile q must satisfy 0 <= q < 1, got {q!r}")
+
+
+def _check_mmc(arrival_rate: float, service_rate: float, servers: int) -> None:
+    """Validate M/M/c inputs and require stability ρ = λ/(cμ) < 1."""
+    _check_rate("arrival_rate", arrival_rate, allow_zero=True)
+    _check_rate("service_rate", service_rate, allow_zero=False)
+    _check_servers(servers)
+    rho = arrival_rate / (servers * service_rate)
+    if rho >= 1.0:
+        raise ValueError(
+            f"unstable M/M/c queue: rho = λ/(cμ) = {arrival_rate}/({servers}*{service_rate})"
+            f" = {rho:.6g} >= 1"
+        )
+
+
+def _open_queue(
+    arrival_rate: float, wq: float, mean_service: float, rho: float, p_wait: float, formula: str
+) -> QueueMetrics:
+    """Metrics of a lossless queue from Wq: W = Wq + E[S], L = λW, Lq = λWq (Little)."""
+    w = wq + mean_service
+    return QueueMetrics(
+        arrival_rate=arrival_rate,
+        throughput=arrival_rate,
+        utilization=rho,
+        L=arrival_rate * w,
+        Lq=arrival_rate * wq,
+        W=w,
+        Wq=wq,
+        p_wait=p_wait,
+        formula=formula,
+    )
+
+
+# --------------------------------------------------------------------------- Erlang
+
+
+def erlang_b(servers: int, offered_load: float) -> float:
+    """Erlang B blocking probability of an M/M/c/c loss system.
+
+    B(c, a) = (a^c / c!) / Σ_{k=0..c} a^k / k!, computed with the stable recursion
+    B(0) = 1, B(k) = a·B(k-1) / (k + a·B(k-1)), which never overflows (c may be in
+    the thousands). ``offered_load`` is a = λ/μ in erlangs; ``servers`` c >= 0.
+    """
+    _check_servers(servers, minimum=0)
+    _check_rate("offered_load", offered_load, allow_zero=True)
+    b = 1.0
+    for k in range(1, int(servers) + 1):
+        b = offered_load * b / (k + offered_load * b)
+    return b
+
+
+def erlang_c(servers: int, offered_load: float) -> float:
+    """Erlang C: probability that an arrival to an M/M/c queue has to wait.
+
+    C(c, a) = B / (1 - ρ(1 - B)) with B = erlang_b(c, a) and ρ = a/c.
+    Requires a < c (stability); raises ValueError otherwise.
+    """
+    _check_servers(servers)
+    _check_rate("offered_load", offered_load, allow_zero=True)
+    if offered_load >= servers:
+        raise ValueError(
+            f"Erlang C needs offered_load < servers, got a = {offered_load} >= c = {servers}"
+        )
+    b = erlang_b(servers, offered_load)
+    rho = offered_load / servers
+    return b / (1.0 - rho * (1.0 - b))
+
+
+# --------------------------------------------------------------------------- M/M/c
+
+
+def mmc(arrival_rate: float, service_rate: float, servers: int) -> QueueMetrics:
+    """M/M/c queue with infinite waiting room (servers=1 gives M/M/1).
+
+    With a = λ/μ, ρ = a/c < 1 and C = erlang_c(c, a):
+    Wq = C / (cμ - λ), W = Wq + 1/μ, Lq = λWq, L = λW, p_wait = C, utilization = ρ.
+    For λ = 0 the metrics of a hypothetical arrival are returned (W = 1/μ).
+    """
+    _check_mmc(arrival_rate, service_rate, servers)
+    a = arrival_rate / service_rate
+    c_wait = erlang_c(servers, a)
+    wq = c_wait / (servers * service_rate - arrival_rate)
+    formula = "M/M/c (Erlang C)"
+    return _open_queue(arrival_rate, wq, 1.0 / service_rate, a / servers, c_wait, formula)
+
+
+def _wait_tail(arrival_rate: float, service_rate: float, servers: int) -> tuple[float, float]:
+    """(C, θ) of the M/M/c waiting-time law: P(Wq > t) = C·exp(-θt), θ = cμ - λ."""
+    _check_mmc(arrival_rate, service_rate, servers)
+    theta = servers * service_rate - arrival_rate
+    return erlang_c(servers, arrival_rate / service_rate), theta
+
+
+def mmc_wait_cdf(t: float, arrival_rate: float, service_rate: float, servers: int) -> float:
+    """P(Wq <= t) for M/M/c FCFS: 1 - C·exp(-θt), θ = cμ - λ (0 for t < 0)."""
+    c_wait, theta = _wait_tail(arrival_rate, service_rate, servers)
+    return 0.0 if t < 0 else 1.0 - c_wait * math.exp(-theta * t)
+
+
+def mmc_wait_quantile(q: float, arrival_rate: float, service_rate: float, servers: int) -> float:
+    """q-quantile of the M/M/c FCFS waiting time Wq (inverse of ``mmc_wait_cdf``).
+
+    t_q = ln(C / (1 - q)) / θ when q > 1 - C, else 0 (the atom at zero); 0 <= q < 1.
+    """
+    _check_quantile(q)
+    c_wait, theta = _wait_tail(arrival_rate, service_rate, servers)
+    if q <= 1.0 - c_wait:
+        return 0.0
+    return max(0.0, (math.log(c_wait) - math.log1p(-q)) / theta)
+
+
+def _sojourn_sf(t: float, mu: float, theta: float, c_wait: float) -> float:
+    """P(W > t) = (1 - C)e^{-μt} + C·P(Exp(μ) + Exp(θ) > t), for t >= 0.
+
+    The hypoexponential term (θe^{-μt} - μe^{-θt})/(θ - μ) is evaluated as
+    e^{-μt} + μ·e^{-mt}·(1 - e^{-dt})/d, m = min(μ, θ), d = |θ - μ|, with the limit
+    (1 + μt)e^{-μt} at d = 0: no cancellation near θ = μ and no overflow.
+    """
+    m, d = min(mu, theta), abs(theta - mu)
+    spread = math.exp(-m * t) * (-math.expm1(-d * t) / d if d > 0 else t)
+    return math.exp(-mu * t) + c_wait * mu * spread
+
+
+def mmc_sojourn_cdf(t: float, arrival_rate: float, service_rate: float, servers: int) -> float:
+    """P(W <= t) for the M/M/c FCFS sojourn time W = Wq + S, S ~ Exp(μ) ⟂ Wq.
+
+    Wq is 0 with probability 1 - C and Exp(θ), θ = cμ - λ, with probability C
+    (see ``_sojourn_sf``). For c = 1 this reduces to W ~ Exp(μ - λ).
+    """
+    c_wait, theta = _wait_tail(arrival_rate, service_rate, servers)
+    return 0.0 if t <= 0 else 1.0 - _sojourn_sf(t, service_rate, theta, c_wait)
+
+
+def mmc_sojourn_quantile(
+    q: float, arrival_rate: float, service_rate: float, servers: int
+) -> float:
+    """q-quantile of the M/M/c FCFS sojourn time (inverse of ``mmc_sojourn_cdf``).
+
+    Solves P(W > t) = 1 - q with scipy.optimize.brentq on a doubling bracket;
+    the survival function is used directly so high quantiles keep precision.
+    """
+    _check_quantile(q)
+    c_wait, theta = _wait_tail(arrival_rate, service_rate, servers)
+    if q == 0.0:
+        return 0.0
+
+    def excess(t: float) -> float:
+        return _sojourn_sf(t, service_rate, theta, c_wait) - (1.0 - q)
+
+    hi = 1.0 / service_rate + 1.0 / theta
+    while excess(hi) > 0.0:
+        hi *= 2.0
+    return float(brentq(excess, 0.0, hi, xtol=1e-14 * hi, maxiter=500))
+
+
+# --------------------------------------------------------------------------- M/M/c/K
+
+
+def _mmck_probabilities(a: float, servers: int, capacity: int) -> np.ndarray:
+    """Stationary π_0..π_K of M/M/c/K from log-weights (stable for large c, K).
+
+    log w_n = n·ln a - ln n!  (n <= c);  log w_n = log w_c + (n - c)·ln(a/c)  (n > c).
+    """
+    if a == 0.0:
+        probs = np.zeros(capacity + 1)
+        probs[0] = 1.0
+        return probs
+    n = np.arange(capacity + 1)
+    busy = np.minimum(n, servers)
+    log_w = n * math.log(a) - gammaln(busy + 1) - (n - busy) * math.log(servers)
+    return np.exp(log_w - logsumexp(log_w))
+
+
+def _accepted_wait_probability(probs: np.ndarray, servers: int) -> float:
+    """P(an accepted arrival finds all c servers busy) = Σ_{n=c}^{K-1} π_n / (1 - π_K)."""
+    accepted = 1.0 - float(probs[-1])
+    if accepted <= 0.0:  # numerically saturated: every accepted arrival queues if it can
+        return 1.0 if len(probs) - 1 > servers else 0.0
+    return min(1.0, float(probs[servers:-1].sum()) / accepted)
+
+
+def mmck(arrival_rate: float, service_rate: float, servers: int, capacity: int) -> QueueMetrics:
+    """M/M/c/K: c servers, at most K jobs in system (K >= c); arrivals finding K blocked.
+
+    Birth-death chain with π_n ∝ a^n/n! (n <= c), (a^c/c!)·ρ^{n-c} (c < n <= K); any
+    λ >= 0 is allowed (also ρ >= 1). p_block = π_K, throughput = λ(1 - π_K),
+    L = Σ nπ_n, Lq = Σ (n - c)^+ π_n, W = L/throughput, Wq = Lq/throughput (Little),
+    utilization = throughput/(cμ), and p_wait = Σ_{n=c}^{K-1} π_n / (1 - π_K): the
+    probability that an *accepted* arrival finds all servers busy (PASTA).
+    """
+    _check_rate("arrival_rate", arrival_rate, allow_zero=True)
+    _check_rate("service_rate", service_rate, allow_zero=False)
+    _check_servers(servers)
+    _check_servers(capacity, minimum=servers, name="capacity K")
+    probs = _mmck_probabilities(arrival_rate / service_rate, int(servers), int(capacity))
+    n = np.arange(capacity + 1)
+    p_block = float(probs[-1])
+    throughput = arrival_rate * (1.0 - p_block)
+    L = float(np.dot(n, probs))
+    Lq = float(np.dot(np.maximum(n - servers, 0), probs))
+    if throughput > 0.0:
+        w, wq = L / throughput, Lq / throughput
+    else:
+        w, wq = 1.0 / service_rate, 0.0
+    return QueueMetrics(
+        arrival_rate=arrival_rate,
+        throughput=throughput,
+        utilization=throughput / (servers * service_rate),
+        L=L,
+        Lq=Lq,
+        W=w,
+        Wq=wq,
+        p_wait=_accepted_wait_probability(probs, int(servers)),
+        p_block=p_block,
+        formula="M/M/c/K",
+    )
+
+
+# --------------------------------------------------------------------------- M/G/1
+
+
+def mg1(arrival_rate: float, mean_service: float, scv_service: float) -> QueueMetrics:
+    """M/G/1 via the Pollaczek–Khinchine formula.
+
+    Service time S has mean E[S] = ``mean_service`` and squared coefficient of
+    variation scv = Var(S)/E[S]² (0: deterministic, M/D/1; 1: exponential, M/M/1).
+    ρ = λE[S] < 1, E[S²] = E[S]²(1 + scv), Wq = λE[S²] / (2(1 - ρ)), W = Wq + E[S],
+    Lq = λWq, L = λW, p_wait = ρ (PASTA: an arrival waits iff the server is busy).
+    """
+    _check_rate("arrival_rate", arrival_rate, allow_zero=True)
+    _check_rate("mean_service", mean_service, allow_zero=False)
+    _check_rate("scv_service", scv_service, allow_zero=True)
+    rho = arrival_rate * mean_service
+    if rho >= 1.0:
+        raise ValueError(
+            f"unstable M/G/1 queue: rho = λE[S] = {arrival_rate}*{mean_service} = {rho:.6g} >= 1"
+        )
+    second_moment = mean_service**2 * (1.0 + scv_service)
+    wq = arrival_rate * second_moment / (2.0 * (1.0 - rho))
+    return _open_queue(arrival_rate, wq, mean_service, rho, rho, "M/G/1 (Pollaczek-Khinchine)")
+
+
+# --------------------------------------------------------------------------- Jackson
+
+
+def _network_nodes(
+    external: Mapping[str, float], routing: Mapping[str, Mapping[str, float]]
+) -> list[str]:
+    """Node names in first-seen order: external, routing sources, then destinations."""
+    names = [*external, *routing]
+    names += [dest for row in routing.values() for dest in row]
+    return [n for n in dict.fromkeys(names) if n != EXIT]
+
+
+def _routing_matrix(nodes: list[str], routing: Mapping[str, Mapping[str, float]]) -> np.ndarray:
+    """P[i, j] = probability a job leaving node i goes to node j (exit omitted)."""
+    index = {name: i for i, name in enumerate(nodes)}
+    matrix = np.zeros((len(nodes), len(nodes)))
+    for src, row in routing.items():
+        for dest, prob in row.items():
+            if not (math.isfinite(prob) and 0.0 <= prob <= 1.0):
+                raise ValueError(f"routing {src} -> {dest}: probability {prob!r} not in [0, 1]")
+        if sum(row.values()) > 1.0 + _ROW_TOL:
+            raise ValueError(f"routing probabilities out of {src} sum to {sum(row.values())} > 1")
+        for dest, prob in row.items():
+            if dest != EXIT:
+                matrix[index[src], index[dest]] += prob
+    return matrix
+
+
+def _trapped_nodes(nodes: list[str], matrix: np.ndarray) -> list[str]:
+    """Nodes from which a job can never reach the exit (positive-probability paths)."""
+    can_leave = matrix.sum(axis=1) < 1.0 - _ROW_TOL
+    changed = True
+    while changed:
+        reach = (matrix > 0) & can_leave[np.newaxis, :]
+        updated = can_leave | reach.any(axis=1)
+        changed = bool((updated != can_leave).any())
+        can_leave = updated
+    return [name for name, ok in zip(nodes, can_leave) if not ok]
+
+
+def jackson_arrival_rates(
+    external: Mapping[str, float], routing: Mapping[str, Mapping[str, float]]
+) -> dict[str, float]:
+    """Total arrival rate per node of an open Jackson network.
+
+    Solves the traffic equations λ_j = γ_j + Σ_i λ_i P_ij (γ = ``external``) with
+    numpy.linalg.solve. ``routing[i][j]`` is the probability a job leaving i goes to
+    j; destination "done", and any probability missing from a row, means leaving the
+    network. Nodes are all names in ``external``, routing sources and destinations
+    (a destination without a routing row sends everything to "done"). Raises
+    ValueError naming the nodes if some nodes can never be left (singular system).
+    """
+    nodes = _network_nodes(external, routing)
+    for name, rate in external.items():
+        _check_rate(f"external arrival rate of {name!r}", rate, allow_zero=True)
+    matrix = _routing_matrix(nodes, routing)
+    trapped = _trapped_nodes(nodes, matrix)
+    if trapped:
+        raise ValueError(f"singular routing: jobs at nodes {trapped} can never leave the network")
+    gamma = np.array([float(external.get(name, 0.0)) for name in nodes])
+    try:
+        rates = np.linalg.solve(np.eye(len(nodes)) - matrix.T, gamma)
+    except np.linalg.LinAlgError as exc:
+        raise ValueError(f"singular traffic equations for nodes {nodes}") from exc
+    return {name: max(0.0, float(rate)) for name, rate in zip(nodes, rates)}
+
+
+def _node_mmc(name: str, arrival_rate: float, service_rate: float, servers: int) -> QueueMetrics:
+    """``mmc`` for one network node; errors name the node."""
+    try:
+        return mmc(arrival_rate, service_rate, servers)
+    except ValueError as exc:
+        raise ValueError(f"node {name!r}: {exc}") from exc
+
+
+def jackson_network(
+    external: Mapping[str, float],
+    routing: Mapping[str, Mapping[str, float]],
+    service_rates: Mapping[str, float],
+    servers: Mapping[str, int],
+) -> tuple[dict[str, QueueMetrics], QueueMetrics]:
+    """Per-node M/M/c metrics of an open Jackson network plus the network total.
+
+    Each node i is an M/M/c_i queue at its solved rate λ_i (product form). Total:
+    arrival_rate = throughput = Σγ, L = Σ L_i, Lq = Σ Lq_i, W = L/Σγ, Wq = Lq/Σγ
+    (Little), utilization = max_i ρ_i, p_wait = Σ λ_i C_i / Σ λ_i (fraction of node
+    visits that wait). Raises ValueError if a node is unstable or lacks parameters.
+    """
+    rates = jackson_arrival_rates(external, routing)
+    missing = [n for n in rates if n not in service_rates or n not in servers]
+    if missing:
+        raise ValueError(f"nodes {missing} need both a service rate and a server count")
+    total_in = float(sum(external.values()))
+    if total_in <= 0.0:
+        raise ValueError("network has no external arrivals (Σγ = 0)")
+    per_node = {n: _node_mmc(n, rates[n], service_rates[n], servers[n]) for n in rates}
+    L = sum(m.L for m in per_node.values())
+    Lq = sum(m.Lq for m in per_node.values())
+    visits = sum(rates.values())
+    total = QueueMetrics(
+        arrival_rate=total_in,
+        throughput=total_in,
+        utilization=max(m.utilization for m in per_node.values()),
+        L=L,
+        Lq=Lq,
+        W=L / total_in,
+        Wq=Lq / total_in,
+        p_wait=sum(rates[n] * m.p_wait for n, m in per_node.items()) / visits,
+        formula="open Jackson network",
+    )
+    return per_node, total

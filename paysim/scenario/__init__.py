@@ -1,0 +1,6 @@
+"""Scenario files: the YAML users write, validated into an immutable model."""
+
+from paysim.scenario.load import load_scenario, scenario_from_data
+from paysim.scenario.models import DONE, SLO, Arrival, ProfilePoint, Scenario, Station
+
+__all__ = ["DONE", "SLO", "Arrival", "ProfilePoint", "Scenario", "Station", "load_scenario", "scenario_from_data"]

@@ -1,0 +1,181 @@
+"""Field types of the scenario language: unit-bearing numbers, counts and distributions.
+
+Each is an ``Annotated`` type whose validator turns what the user wrote into a float
+(seconds, per second, fraction), an int or a :mod:`paysim.distributions` object, or
+raises ``ValueError`` with what was expected and what was given.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, ValidationInfo
+
+from paysim import distributions as d
+from paysim.errors import KeyPathError
+from paysim.units import SECONDS_PER, parse_duration, parse_probability, parse_rate
+
+
+def _positive(parse):
+    def check(value: object) -> float:
+        number = parse(value)
+        if number <= 0:
+            raise ValueError(f"expected a value greater than zero, got {value!r}")
+        return number
+    return check
+
+
+def _whole(minimum: int):
+    def check(value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"expected a whole number of at least {minimum}, got {value!r}")
+        return value
+    return check
+
+
+def _number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value < 0:
+        raise ValueError(f"expected a non-negative number, got {value!r}")
+    return float(value)
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+PositiveDuration = Annotated[float, BeforeValidator(_positive(parse_duration))]
+Rate = Annotated[float, BeforeValidator(parse_rate)]
+Probability = Annotated[float, BeforeValidator(parse_probability)]
+Multiplier = Annotated[float, BeforeValidator(_number)]
+PositiveInt = Annotated[int, BeforeValidator(_whole(1))]
+NonNegativeInt = Annotated[int, BeforeValidator(_whole(0))]
+
+
+def did_you_mean(word: str, choices: Any) -> str:
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+# family -> the parameter sets it accepts, in the order they are tried
+FAMILIES: dict[str, list[tuple[str, ...]]] = {
+    "deterministic": [("value",)],
+    "exponential": [("mean",), ("rate",)],
+    "lognormal": [("median", "p99"), ("mean", "p99"), ("mean", "cv")],
+    "gamma": [("mean", "cv")],
+    "erlang": [("mean", "k")],
+    "hyperexponential": [("mean", "cv")],
+    "uniform": [("low", "high")],
+    "empirical": [("file", "column", "unit"), ("file", "column"), ("file", "unit"), ("file",)],
+}
+
+
+def _param(key: str, value: object) -> Any:
+    try:
+        if key == "cv":
+            number = _number(value)
+            if number <= 0:
+                raise ValueError(f"expected a coefficient of variation greater than zero, got {value!r}")
+            return number
+        if key == "k":
+            return _whole(1)(value)
+        if key == "rate":
+            return _positive(parse_rate)(value)
+        if key in ("file", "column"):
+            if not isinstance(value, (str, int)) or isinstance(value, bool):
+                raise ValueError(f"expected a {'file name' if key == 'file' else 'column name'}, got {value!r}")
+            return value
+        if key == "unit":
+            if value not in SECONDS_PER:
+                raise ValueError(f"expected a time unit ({', '.join(SECONDS_PER)}), got {value!r}")
+            return SECONDS_PER[value]
+        if key in ("value", "low"):
+            return parse_duration(value)
+        return _positive(parse_duration)(value)
+    except ValueError as error:
+        raise KeyPathError((key,), str(error)) from None
+
+
+def _read_column(file: str, column: str | int | None, unit_s: float, base_dir: Path) -> d.Empirical:
+    path = (base_dir / file) if not Path(file).is_absolute() else Path(file)
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle))
+    except (OSError, UnicodeDecodeError) as error:
+        raise KeyPathError(("file",), f"cannot read {str(path)!r}: {getattr(error, 'strerror', None) or error}") from None
+    if not rows:
+        raise KeyPathError(("file",), f"{str(path)!r} is empty")
+    header, body = rows[0], rows[1:]
+    if column is None:
+        index = 0
+    elif isinstance(column, int) and column < len(header):
+        index = column
+    elif column in header:
+        index = header.index(column)
+    else:
+        raise KeyPathError(("column",), f"no column {column!r} in {file!r}; it has {header}{did_you_mean(column, header)}")
+    values = []
+    for number, row in enumerate(body, start=2):
+        cell = row[index].strip() if index < len(row) else ""
+        try:
+            value = float(cell) * unit_s
+        except ValueError:
+            raise KeyPathError(("file",), f"{file!r} line {number}: expected a number in column {header[index]!r}, got {cell!r}") from None
+        if not value >= 0:
+            raise KeyPathError(("file",), f"{file!r} line {number}: expected a non-negative duration, got {cell!r}")
+        values.append(value)
+    if not values:
+        raise KeyPathError(("file",), f"{file!r} has a header but no values")
+    return d.Empirical(tuple(values), source=file)
+
+
+def _build(family: str, p: dict[str, Any], base_dir: Path) -> d.Distribution:
+    try:
+        if family == "deterministic":
+            return d.Deterministic(p["value"])
+        if family == "exponential":
+            return d.Exponential(p["mean"] if "mean" in p else 1 / p["rate"])
+        if family == "lognormal":
+            if "median" in p:
+                return d.Lognormal.from_median_p99(p["median"], p["p99"])
+            if "p99" in p:
+                return d.Lognormal.from_mean_p99(p["mean"], p["p99"])
+            return d.Lognormal.from_mean_cv(p["mean"], p["cv"])
+        if family == "gamma":
+            return d.Gamma.from_mean_cv(p["mean"], p["cv"])
+        if family == "erlang":
+            return d.Gamma(float(p["k"]), p["mean"] / p["k"])
+        if family == "hyperexponential":
+            return d.Hyperexponential.from_mean_cv(p["mean"], p["cv"])
+        if family == "uniform":
+            if p["low"] > p["high"]:
+                raise ValueError(f"needs low <= high, got low={p['low']:g}s, high={p['high']:g}s")
+            return d.Uniform(p["low"], p["high"])
+    except ValueError as error:
+        raise ValueError(f"{family}: {error}") from None
+    return _read_column(p["file"], p.get("column"), p.get("unit", 1.0), base_dir)
+
+
+def parse_distribution(value: object, info: ValidationInfo | None = None) -> d.Distribution:
+    """A distribution from a duration (deterministic) or a mapping with ``dist``."""
+    if isinstance(value, d.Distribution):
+        return value
+    if not isinstance(value, dict):
+        try:
+            return d.Deterministic(parse_duration(value))
+        except ValueError:
+            raise ValueError(f"expected a duration (such as 20ms) or a mapping with 'dist', got {value!r}") from None
+    family = value.get("dist")
+    if family not in FAMILIES:
+        hint = did_you_mean(family, FAMILIES) if isinstance(family, str) else ""
+        raise KeyPathError(("dist",), f"expected one of {', '.join(FAMILIES)}, got {family!r}{hint}")
+    keys = set(value) - {"dist"}
+    shapes = FAMILIES[family]
+    if set(keys) not in [set(shape) for shape in shapes]:
+        wanted = " or ".join("(" + ", ".join(shape) + ")" for shape in shapes)
+        raise ValueError(f"{family} takes {wanted}; got ({', '.join(sorted(map(str, keys)))})")
+    params = {key: _param(key, value[key]) for key in keys}
+    base_dir = Path((info.context or {}).get("base_dir", ".")) if info is not None else Path(".")
+    return _build(family, params, base_dir)
+
+
+DistributionSpec = Annotated[d.Distribution, BeforeValidator(parse_distribution)]

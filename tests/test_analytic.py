@@ -1,0 +1,325 @@
+"""Tests for the closed-form queueing results in paysim.analytic."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import astuple
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.integrate import quad
+
+from paysim.analytic import (
+    QueueMetrics,
+    erlang_b,
+    erlang_c,
+    jackson_arrival_rates,
+    jackson_network,
+    mg1,
+    mmc,
+    mmc_sojourn_cdf,
+    mmc_sojourn_quantile,
+    mmc_wait_cdf,
+    mmc_wait_quantile,
+    mmck,
+)
+
+FAST = settings(max_examples=40, deadline=None)
+loads = st.floats(min_value=0.0, max_value=60.0, allow_nan=False)
+rates = st.floats(min_value=0.05, max_value=50.0, allow_nan=False)
+utilisations = st.floats(min_value=0.0, max_value=0.97, allow_nan=False)
+
+
+def assert_little(m: QueueMetrics) -> None:
+    """L = λW and Lq = λWq with λ the accepted rate; L - Lq = mean busy servers."""
+    assert m.L == pytest.approx(m.throughput * m.W, rel=1e-9, abs=1e-12)
+    assert m.Lq == pytest.approx(m.throughput * m.Wq, rel=1e-9, abs=1e-12)
+    assert 0.0 <= m.p_wait <= 1.0 and 0.0 <= m.p_block <= 1.0
+    assert m.Lq <= m.L + 1e-12 and m.Wq <= m.W + 1e-12
+
+
+def numbers(m: QueueMetrics) -> list[float]:
+    """The numeric fields of a QueueMetrics (everything but ``formula``)."""
+    return [v for v in astuple(m) if not isinstance(v, str)]
+
+
+# ------------------------------------------------------------------ Erlang B / C
+
+
+@given(a=loads)
+def test_erlang_b_single_server(a: float) -> None:
+    assert erlang_b(1, a) == pytest.approx(a / (1 + a))
+
+
+@FAST
+@given(c=st.integers(0, 30), a=loads)
+def test_erlang_b_recursion_matches_direct_sum(c: int, a: float) -> None:
+    terms = [a**k / math.factorial(k) for k in range(c + 1)]
+    assert erlang_b(c, a) == pytest.approx(terms[-1] / sum(terms), rel=1e-9, abs=1e-300)
+
+
+def test_erlang_textbook_values() -> None:
+    assert erlang_b(0, 3.0) == 1.0
+    assert erlang_b(2, 1.0) == pytest.approx(0.2)  # (1/2) / (1 + 1 + 1/2)
+    assert erlang_c(2, 1.0) == pytest.approx(1 / 3)
+    assert erlang_c(1, 0.7) == pytest.approx(0.7)  # M/M/1: P(wait) = ρ
+
+
+@FAST
+@given(c=st.integers(1, 60), a=loads)
+def test_erlang_c_is_probability_and_falls_with_servers(c: int, a: float) -> None:
+    if a >= c:
+        return
+    value = erlang_c(c, a)
+    assert 0.0 <= value <= 1.0
+    assert erlang_c(c + 1, a) <= value + 1e-15
+    assert value >= erlang_b(c, a) - 1e-15  # waiting is likelier than blocking
+
+
+def test_erlang_large_systems_are_finite() -> None:
+    value = erlang_c(1000, 950.0)
+    assert math.isfinite(value) and 0.0 < value < 1.0
+    assert 0.0 < erlang_b(5000, 4900.0) < 1.0
+
+
+def test_erlang_errors_carry_values() -> None:
+    with pytest.raises(ValueError, match=r"a = 2\.0 >= c = 2"):
+        erlang_c(2, 2.0)
+    with pytest.raises(ValueError):
+        erlang_b(-1, 1.0)
+    with pytest.raises(ValueError):
+        erlang_b(2, float("nan"))
+
+
+# ------------------------------------------------------------------ M/M/c
+
+
+def test_mm1_closed_form() -> None:
+    lam, mu = 3.0, 5.0
+    m = mmc(lam, mu, 1)
+    rho = lam / mu
+    assert m.W == pytest.approx(1 / (mu - lam))
+    assert m.L == pytest.approx(rho / (1 - rho))
+    assert m.Lq == pytest.approx(rho**2 / (1 - rho))
+    assert m.p_wait == pytest.approx(rho) and m.utilization == pytest.approx(rho)
+
+
+def test_mm2_hand_values() -> None:
+    m = mmc(1.0, 1.0, 2)  # a = 1, ρ = 1/2, C = 1/3, Wq = C/(2μ - λ)
+    assert (m.Wq, m.W, m.Lq, m.L) == pytest.approx((1 / 3, 4 / 3, 1 / 3, 4 / 3))
+
+
+@FAST
+@given(rho=utilisations, mu=rates, c=st.integers(1, 40))
+def test_mmc_little(rho: float, mu: float, c: int) -> None:
+    m = mmc(rho * c * mu, mu, c)
+    assert_little(m)
+    assert m.L - m.Lq == pytest.approx(rho * c)
+
+
+@pytest.mark.parametrize("lam, mu, c", [(2.0, 1.0, 2), (5.0, 1.0, 4), (1.0, 0.0, 1), (-1, 1, 1)])
+def test_mmc_rejects_unstable_or_invalid(lam: float, mu: float, c: int) -> None:
+    with pytest.raises(ValueError):
+        mmc(lam, mu, c)
+
+
+def test_mmc_idle() -> None:
+    m = mmc(0.0, 2.0, 3)
+    assert (m.L, m.Lq, m.Wq, m.W, m.p_wait) == (0.0, 0.0, 0.0, 0.5, 0.0)
+
+
+# ------------------------------------------------------------------ quantiles
+
+
+@FAST
+@given(rho=utilisations, c=st.integers(1, 20), q=st.floats(0.0, 0.9999))
+def test_wait_quantile_inverts_cdf(rho: float, c: int, q: float) -> None:
+    lam, mu = rho * c * 2.0, 2.0
+    t = mmc_wait_quantile(q, lam, mu, c)
+    c_wait = erlang_c(c, lam / mu)
+    if q <= 1 - c_wait:
+        assert t == 0.0
+    else:
+        assert 1 - c_wait * math.exp(-(c * mu - lam) * t) == pytest.approx(q, rel=1e-9)
+        assert mmc_wait_cdf(t, lam, mu, c) == pytest.approx(q, rel=1e-9)
+
+
+@pytest.mark.parametrize("q", [0.5, 0.9, 0.99, 0.999999])
+def test_sojourn_quantile_mm1_is_exponential(q: float) -> None:
+    assert mmc_sojourn_quantile(q, 4.0, 5.0, 1) == pytest.approx(-math.log1p(-q) / 1.0)
+
+
+def _sojourn_cdf_by_convolution(t: float, lam: float, mu: float, c: int) -> float:
+    """Independent check: condition on the Exp(θ) wait and integrate the service CDF."""
+    c_wait, theta = erlang_c(c, lam / mu), c * mu - lam
+    conv, _ = quad(lambda s: theta * math.exp(-theta * s) * -math.expm1(-mu * (t - s)), 0, t)
+    return (1 - c_wait) * -math.expm1(-mu * t) + c_wait * conv
+
+
+@pytest.mark.parametrize(
+    "lam, mu, c", [(1.5, 1.0, 2), (1.0, 1.0, 2), (1.0 + 1e-9, 1.0, 2), (9.0, 1.0, 10), (0.3, 2, 4)]
+)
+@pytest.mark.parametrize("q", [0.1, 0.5, 0.95, 0.999])
+def test_sojourn_quantile_inverts_cdf(lam: float, mu: float, c: int, q: float) -> None:
+    t = mmc_sojourn_quantile(q, lam, mu, c)  # (1.0, 1.0, 2) is the θ = cμ - λ = μ limit
+    assert _sojourn_cdf_by_convolution(t, lam, mu, c) == pytest.approx(q, rel=1e-7)
+    assert mmc_sojourn_cdf(t, lam, mu, c) == pytest.approx(q, rel=1e-9)
+
+
+def test_sojourn_quantile_continuous_at_theta_equals_mu() -> None:
+    at = mmc_sojourn_quantile(0.9, 1.0, 1.0, 2)
+    assert mmc_sojourn_quantile(0.9, 1.0 - 1e-7, 1.0, 2) == pytest.approx(at, rel=1e-6)
+    assert mmc_sojourn_quantile(0.9, 1.0 + 1e-7, 1.0, 2) == pytest.approx(at, rel=1e-6)
+
+
+def test_sojourn_quantile_mm1_monte_carlo() -> None:
+    lam, mu, n = 0.8, 1.0, 200_000
+    rng = np.random.default_rng(12345)
+    waits = np.where(rng.random(n) < lam / mu, rng.exponential(1 / (mu - lam), n), 0.0)
+    sojourn = waits + rng.exponential(1 / mu, n)
+    for q in (0.5, 0.9, 0.99):
+        assert np.quantile(sojourn, q) == pytest.approx(mmc_sojourn_quantile(q, lam, mu, 1), rel=0.03)
+
+
+def test_quantile_rejects_bad_q() -> None:
+    for bad in (-0.1, 1.0, float("nan")):
+        with pytest.raises(ValueError):
+            mmc_wait_quantile(bad, 1.0, 2.0, 1)
+        with pytest.raises(ValueError):
+            mmc_sojourn_quantile(bad, 1.0, 2.0, 1)
+
+
+# ------------------------------------------------------------------ M/M/c/K
+
+
+def test_mmck_large_capacity_converges_to_mmc() -> None:
+    finite, infinite = mmck(2.5, 1.0, 3, 400), mmc(2.5, 1.0, 3)
+    assert finite.p_block < 1e-12
+    for field in ("L", "Lq", "W", "Wq", "p_wait", "utilization"):
+        assert getattr(finite, field) == pytest.approx(getattr(infinite, field), rel=1e-9)
+
+
+@FAST
+@given(c=st.integers(1, 50), a=loads)
+def test_mmck_loss_system_is_erlang_b(c: int, a: float) -> None:
+    m = mmck(a * 3.0, 3.0, c, c)
+    assert m.p_block == pytest.approx(erlang_b(c, a), rel=1e-9, abs=1e-300)
+    assert m.p_wait == 0.0 and m.Lq == 0.0
+
+
+@pytest.mark.parametrize("rho", [0.5, 1.0, 2.0])
+def test_mm1k_closed_form(rho: float) -> None:
+    k = 7
+    m = mmck(rho, 1.0, 1, k)
+    expected = 1 / (k + 1) if rho == 1.0 else (1 - rho) * rho**k / (1 - rho ** (k + 1))
+    assert m.p_block == pytest.approx(expected)
+    assert m.p_wait == pytest.approx(1 - (1 - rho) / (1 - rho**k) if rho != 1 else 1 - 1 / k)
+
+
+def test_mmck_overloaded_large_system_is_stable() -> None:
+    c, rho = 50, 1.5
+    m = mmck(rho * c, 1.0, c, 500)
+    assert all(math.isfinite(v) for v in (m.L, m.Lq, m.W, m.Wq, m.p_wait))
+    assert m.p_block == pytest.approx(1 - 1 / rho, rel=1e-6)  # saturated: throughput = cμ
+    assert m.throughput == pytest.approx(c, rel=1e-6)
+    assert m.utilization == pytest.approx(1.0, rel=1e-6)
+
+
+@FAST
+@given(rho=st.floats(0.0, 3.0), c=st.integers(1, 30), extra=st.integers(0, 60))
+def test_mmck_little(rho: float, c: int, extra: int) -> None:
+    m = mmck(rho * c * 1.7, 1.7, c, c + extra)
+    assert_little(m)
+    assert m.throughput == pytest.approx(m.arrival_rate * (1 - m.p_block))
+
+
+def test_mmck_rejects_capacity_below_servers() -> None:
+    with pytest.raises(ValueError, match="capacity K must be >= 3, got 2"):
+        mmck(1.0, 1.0, 3, 2)
+
+
+# ------------------------------------------------------------------ M/G/1
+
+
+@FAST
+@given(rho=utilisations, mu=rates)
+def test_mg1_exponential_equals_mm1(rho: float, mu: float) -> None:
+    assert numbers(mg1(rho * mu, 1 / mu, 1.0)) == pytest.approx(numbers(mmc(rho * mu, mu, 1)))
+
+
+@FAST
+@given(rho=utilisations, mean=st.floats(0.001, 10.0), scv=st.floats(0.0, 20.0))
+def test_mg1_little_and_md1(rho: float, mean: float, scv: float) -> None:
+    lam = rho / mean
+    assert_little(mg1(lam, mean, scv))
+    md1, mm1 = mg1(lam, mean, 0.0), mg1(lam, mean, 1.0)
+    assert md1.Wq == pytest.approx(mm1.Wq / 2)  # M/D/1 waits half as long as M/M/1
+
+
+def test_mg1_rejects_unstable() -> None:
+    with pytest.raises(ValueError, match="rho"):
+        mg1(2.0, 0.5, 1.0)
+    with pytest.raises(ValueError):
+        mg1(1.0, 0.5, -1.0)
+
+
+# ------------------------------------------------------------------ Jackson
+
+
+def test_jackson_tandem_rates_equal() -> None:
+    routing = {"a": {"b": 1.0}, "b": {"c": 1.0}, "c": {"done": 1.0}}
+    assert jackson_arrival_rates({"a": 4.0}, routing) == pytest.approx({"a": 4, "b": 4, "c": 4})
+
+
+def test_jackson_branching_hand_solved() -> None:
+    # a -> b (0.3) / c (0.7); b -> d; c -> d (0.5), rest leaves; d also gets 1/s directly.
+    routing = {"a": {"b": 0.3, "c": 0.7}, "b": {"d": 1.0}, "c": {"d": 0.5}}
+    rates = jackson_arrival_rates({"a": 10.0, "d": 1.0}, routing)
+    assert rates == pytest.approx({"a": 10.0, "b": 3.0, "c": 7.0, "d": 1 + 3 + 3.5})
+
+
+@pytest.mark.parametrize("p", [0.0, 0.2, 0.9])
+def test_jackson_feedback(p: float) -> None:
+    rates = jackson_arrival_rates({"retry": 2.0}, {"retry": {"retry": p, "done": 1 - p}})
+    assert rates["retry"] == pytest.approx(2.0 / (1 - p))
+
+
+def test_jackson_closed_loop_is_rejected_with_node_names() -> None:
+    # a may leave, but b, c, d only route among themselves.
+    routing = {"a": {"b": 0.5}, "b": {"c": 0.5, "d": 0.5}, "c": {"b": 1.0}, "d": {"c": 1.0}}
+    with pytest.raises(ValueError, match=r"\['b', 'c', 'd'\]"):
+        jackson_arrival_rates({"a": 1.0}, routing)
+
+
+def test_jackson_rejects_bad_rows() -> None:
+    with pytest.raises(ValueError, match="sum"):
+        jackson_arrival_rates({"a": 1.0}, {"a": {"b": 0.7, "done": 0.7}})
+    with pytest.raises(ValueError):
+        jackson_arrival_rates({"a": 1.0}, {"a": {"b": -0.1}})
+
+
+def test_jackson_network_tandem_totals() -> None:
+    routing = {"a": {"b": 1.0}}
+    nodes, total = jackson_network({"a": 2.0}, routing, {"a": 3.0, "b": 5.0}, {"a": 1, "b": 1})
+    assert nodes["a"] == mmc(2.0, 3.0, 1) and nodes["b"] == mmc(2.0, 5.0, 1)
+    assert total.W == pytest.approx(1 / (3 - 2) + 1 / (5 - 2))  # sum of M/M/1 sojourns
+    assert total.utilization == pytest.approx(2 / 3)
+    assert total.formula == "open Jackson network"
+    assert_little(total)
+
+
+def test_jackson_network_feedback_little() -> None:
+    routing = {"in": {"work": 1.0}, "work": {"in": 0.25, "done": 0.75}}
+    nodes, total = jackson_network({"in": 3.0}, routing, {"in": 10.0, "work": 2.5}, {"in": 1, "work": 3})
+    assert nodes["work"].arrival_rate == pytest.approx(4.0)
+    assert total.L == pytest.approx(nodes["in"].L + nodes["work"].L)
+    assert_little(total)
+
+
+def test_jackson_network_errors_name_nodes() -> None:
+    with pytest.raises(ValueError, match="'b'"):
+        jackson_network({"a": 2.0}, {"a": {"b": 1.0}}, {"a": 3.0}, {"a": 1})
+    with pytest.raises(ValueError, match="node 'b'.*unstable"):
+        jackson_network({"a": 2.0}, {"a": {"b": 1.0}}, {"a": 3.0, "b": 1.0}, {"a": 1, "b": 1})
