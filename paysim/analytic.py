@@ -46,9 +46,6 @@ class QueueMetrics:
     formula: str = ""  # e.g. "M/M/c (Erlang C)"
 
 
-# --------------------------------------------------------------------------- checks
-
-
 def _check_rate(name: str, value: float, *, allow_zero: bool) -> None:
     ok = math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
     if not ok:
@@ -99,9 +96,6 @@ def _open_queue(
     )
 
 
-# --------------------------------------------------------------------------- Erlang
-
-
 def erlang_b(servers: int, offered_load: float) -> float:
     """Erlang B blocking probability of an M/M/c/c loss system.
 
@@ -132,9 +126,6 @@ def erlang_c(servers: int, offered_load: float) -> float:
     b = erlang_b(servers, offered_load)
     rho = offered_load / servers
     return b / (1.0 - rho * (1.0 - b))
-
-
-# --------------------------------------------------------------------------- M/M/c
 
 
 def mmc(arrival_rate: float, service_rate: float, servers: int) -> QueueMetrics:
@@ -221,9 +212,6 @@ def mmc_sojourn_quantile(
     return float(brentq(excess, 0.0, hi, xtol=1e-14 * hi, maxiter=500))
 
 
-# --------------------------------------------------------------------------- M/M/c/K
-
-
 def _mmck_probabilities(a: float, servers: int, capacity: int) -> np.ndarray:
     """Stationary π_0..π_K of M/M/c/K from log-weights (stable for large c, K).
 
@@ -240,18 +228,19 @@ def _mmck_probabilities(a: float, servers: int, capacity: int) -> np.ndarray:
 
 
 def _accepted_wait_probability(probs: np.ndarray, servers: int) -> float:
-    """P(an accepted arrival finds all c servers busy) = Σ_{n=c}^{K-1} π_n / (1 - π_K)."""
-    accepted = 1.0 - float(probs[-1])
-    if accepted <= 0.0:  # numerically saturated: every accepted arrival queues if it can
-        return 1.0 if len(probs) - 1 > servers else 0.0
-    return min(1.0, float(probs[servers:-1].sum()) / accepted)
+    """P(an accepted arrival finds all c servers busy) = Σ_{n=c}^{K-1} π_n / Σ_{n<K} π_n.
+
+    The denominator is 1 - π_K, summed directly to avoid cancellation at overload.
+    """
+    accepted = float(probs[:-1].sum())
+    return min(1.0, float(probs[servers:-1].sum()) / accepted) if accepted > 0.0 else 0.0
 
 
 def mmck(arrival_rate: float, service_rate: float, servers: int, capacity: int) -> QueueMetrics:
     """M/M/c/K: c servers, at most K jobs in system (K >= c); arrivals finding K blocked.
 
     Birth-death chain with π_n ∝ a^n/n! (n <= c), (a^c/c!)·ρ^{n-c} (c < n <= K); any
-    λ >= 0 is allowed (also ρ >= 1). p_block = π_K, throughput = λ(1 - π_K),
+    λ >= 0 is allowed (also ρ >= 1). p_block = π_K, throughput = λ(1 - π_K) = μ·E[busy],
     L = Σ nπ_n, Lq = Σ (n - c)^+ π_n, W = L/throughput, Wq = Lq/throughput (Little),
     utilization = throughput/(cμ), and p_wait = Σ_{n=c}^{K-1} π_n / (1 - π_K): the
     probability that an *accepted* arrival finds all servers busy (PASTA).
@@ -263,9 +252,10 @@ def mmck(arrival_rate: float, service_rate: float, servers: int, capacity: int) 
     probs = _mmck_probabilities(arrival_rate / service_rate, int(servers), int(capacity))
     n = np.arange(capacity + 1)
     p_block = float(probs[-1])
-    throughput = arrival_rate * (1.0 - p_block)
     L = float(np.dot(n, probs))
     Lq = float(np.dot(np.maximum(n - servers, 0), probs))
+    busy = float(np.dot(np.minimum(n, servers), probs))
+    throughput = service_rate * busy  # = λ(1 - π_K), without cancellation at overload
     if throughput > 0.0:
         w, wq = L / throughput, Lq / throughput
     else:
@@ -282,9 +272,6 @@ def mmck(arrival_rate: float, service_rate: float, servers: int, capacity: int) 
         p_block=p_block,
         formula="M/M/c/K",
     )
-
-
-# --------------------------------------------------------------------------- M/G/1
 
 
 def mg1(arrival_rate: float, mean_service: float, scv_service: float) -> QueueMetrics:
@@ -306,9 +293,6 @@ def mg1(arrival_rate: float, mean_service: float, scv_service: float) -> QueueMe
     second_moment = mean_service**2 * (1.0 + scv_service)
     wq = arrival_rate * second_moment / (2.0 * (1.0 - rho))
     return _open_queue(arrival_rate, wq, mean_service, rho, rho, "M/G/1 (Pollaczek-Khinchine)")
-
-
-# --------------------------------------------------------------------------- Jackson
 
 
 def _network_nodes(

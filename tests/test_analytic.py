@@ -180,7 +180,8 @@ def test_sojourn_quantile_mm1_monte_carlo() -> None:
     waits = np.where(rng.random(n) < lam / mu, rng.exponential(1 / (mu - lam), n), 0.0)
     sojourn = waits + rng.exponential(1 / mu, n)
     for q in (0.5, 0.9, 0.99):
-        assert np.quantile(sojourn, q) == pytest.approx(mmc_sojourn_quantile(q, lam, mu, 1), rel=0.03)
+        exact = mmc_sojourn_quantile(q, lam, mu, 1)
+        assert np.quantile(sojourn, q) == pytest.approx(exact, rel=0.03)
 
 
 def test_quantile_rejects_bad_q() -> None:
@@ -286,6 +287,25 @@ def test_jackson_feedback(p: float) -> None:
     assert rates["retry"] == pytest.approx(2.0 / (1 - p))
 
 
+@FAST
+@given(
+    gamma=st.lists(st.floats(0.0, 10.0), min_size=4, max_size=4),
+    weights=st.lists(st.floats(0.0, 1.0), min_size=20, max_size=20),
+)
+def test_jackson_flow_conservation(gamma: list[float], weights: list[float]) -> None:
+    names = ["a", "b", "c", "d"]
+    routing = {  # each row spreads 0.9 over done + the four nodes, so every job can leave
+        src: dict(zip(["done", *names], 0.9 * np.array(w) / (sum(w) or 1.0)))
+        for src, w in zip(names, np.reshape(weights, (4, 5)).tolist())
+    }
+    rates = jackson_arrival_rates(dict(zip(names, gamma)), routing)
+    for j, name in enumerate(names):  # λ_j = γ_j + Σ_i λ_i P_ij
+        inflow = gamma[j] + sum(rates[i] * routing[i][name] for i in names)
+        assert rates[name] == pytest.approx(inflow, abs=1e-9)
+    leaving = sum(rates[i] * (1 - sum(routing[i][n] for n in names)) for i in names)
+    assert leaving == pytest.approx(sum(gamma), abs=1e-9)
+
+
 def test_jackson_closed_loop_is_rejected_with_node_names() -> None:
     # a may leave, but b, c, d only route among themselves.
     routing = {"a": {"b": 0.5}, "b": {"c": 0.5, "d": 0.5}, "c": {"b": 1.0}, "d": {"c": 1.0}}
@@ -312,7 +332,8 @@ def test_jackson_network_tandem_totals() -> None:
 
 def test_jackson_network_feedback_little() -> None:
     routing = {"in": {"work": 1.0}, "work": {"in": 0.25, "done": 0.75}}
-    nodes, total = jackson_network({"in": 3.0}, routing, {"in": 10.0, "work": 2.5}, {"in": 1, "work": 3})
+    service, servers = {"in": 10.0, "work": 2.5}, {"in": 1, "work": 3}
+    nodes, total = jackson_network({"in": 3.0}, routing, service, servers)
     assert nodes["work"].arrival_rate == pytest.approx(4.0)
     assert total.L == pytest.approx(nodes["in"].L + nodes["work"].L)
     assert_little(total)

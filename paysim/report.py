@@ -1,0 +1,141 @@
+"""Presenting a run: nested JSON, a long-format CSV, and tables for the terminal."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from paysim.runner import RunResult
+from paysim.sketch import RELATIVE_ERROR
+from paysim.stats import LEVEL, Estimate, LittleCheck
+from paysim.units import format_duration
+
+INTERNAL = {"entry_rate", "W_all", "Wq_all", "S_all"}   # Little's-law inputs, not user metrics
+LAW_KEYS = {"L = λW": "L_vs_lambda_W", "Lq = λWq": "Lq_vs_lambda_Wq", "busy = λE[S]": "busy_vs_lambda_S"}
+TIME_METRICS = {"W", "Wq", "S", "p50", "p90", "p95", "p99", "p999"}
+
+
+def _number(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def estimate_json(value: Estimate) -> dict[str, Any]:
+    return {"mean": _number(value.mean), "ci95": [_number(value.low), _number(value.high)]}
+
+
+def _little_json(check: LittleCheck) -> dict[str, Any]:
+    return {"left": estimate_json(check.left), "right": estimate_json(check.right),
+            "rel_error": _number(check.rel_error), "ci_agree": check.ci_agree, "holds": check.holds}
+
+
+def public_metrics(result: RunResult) -> dict[str, Estimate]:
+    """Every reported metric by dotted name (``stations.pool.Wq``), internals left out."""
+    return {name: value for name, value in result.summary.items()
+            if name.rsplit(".", 1)[-1] not in INTERNAL}
+
+
+def to_dict(result: RunResult) -> dict[str, Any]:
+    """The run as nested JSON-ready data: run, system, stations, streams, slo."""
+    scenario = result.scenario
+    out: dict[str, Any] = {
+        "run": {
+            "scenario": scenario.name, "engine": result.engine, "seed": result.seed,
+            "replications": result.replications, "horizon_s": scenario.horizon, "warmup_s": scenario.warmup,
+            "confidence": LEVEL, "percentile_relative_error": RELATIVE_ERROR, "wall_s": round(result.wall_s, 3),
+            "littles_law_holds": all(c.holds for checks in result.little.values() for c in checks),
+        },
+        "system": {}, "stations": {name: {} for name in scenario.stations},
+        "streams": {name: {} for name in scenario.arrivals},
+    }
+    for name, value in public_metrics(result).items():
+        scope, *rest = name.split(".")
+        node = out[scope] if scope == "system" else out[scope][rest.pop(0)]
+        for part in rest[:-1]:
+            node = node.setdefault(part, {})
+        node[rest[-1]] = estimate_json(value)
+    for scope, checks in result.little.items():
+        kind, *name = scope.split(".")
+        node = out[kind] if kind == "system" else out[kind][name[0]]
+        node["littles_law"] = {LAW_KEYS[c.law]: _little_json(c) for c in checks}
+    out["slo"] = [{"objective": c.objective, "target": c.target, **estimate_json(c.value), "verdict": c.verdict}
+                  for c in result.slo]
+    return out
+
+
+def write_outputs(result: RunResult, directory: Path) -> list[Path]:
+    """results.json (as --json prints) and results.csv (metric, mean, ci95_low, ci95_high)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    json_path, csv_path = directory / "results.json", directory / "results.csv"
+    json_path.write_text(json.dumps(to_dict(result), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    with csv_path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["metric", "mean", "ci95_low", "ci95_high"])
+        for name, value in public_metrics(result).items():
+            writer.writerow([name, *(repr(x) if math.isfinite(x) else "" for x in (value.mean, value.low, value.high))])
+    return [json_path, csv_path]
+
+
+def _cell(value: Estimate | None, kind: str) -> str:
+    if value is None or not math.isfinite(value.mean):
+        return "-"
+    text = {"time": format_duration, "percent": lambda x: f"{100 * x:.3g}%",
+            "rate": lambda x: f"{x:,.4g}/s"}.get(kind, lambda x: f"{x:.4g}")(value.mean)
+    if math.isfinite(value.half_width) and value.mean:
+        text += f" ±{100 * value.half_width / abs(value.mean):.2g}%"
+    return text
+
+
+_COLUMNS = [("throughput", "rate"), ("utilization", "percent"), ("W", "time"), ("Wq", "time"),
+            ("latency.p50", "time"), ("latency.p99", "time"), ("latency.p999", "time"),
+            ("L", "number"), ("Lq", "number"), ("rejection_rate", "percent")]
+
+
+def metrics_table(result: RunResult) -> Table:
+    table = Table(title=f"{result.scenario.name}: {result.replications} replications, "
+                        f"mean ±{LEVEL:.0%} CI half-width", title_justify="left")
+    table.add_column("")
+    for column, _ in _COLUMNS:
+        table.add_column(column.removeprefix("latency."), justify="right")
+    scopes = [("system", "system")] + [(f"stations.{n}", f"station {n}") for n in result.scenario.stations] \
+        + [(f"streams.{n}", f"stream {n}") for n in result.scenario.arrivals]
+    for scope, label in scopes:
+        table.add_row(label, *(_cell(result.summary.get(f"{scope}.{c}"), kind) for c, kind in _COLUMNS))
+    return table
+
+
+def little_table(result: RunResult) -> Table:
+    table = Table(title="Little's law, checked on this run's own output", title_justify="left")
+    for header in ("scope", "law", "left", "right", "rel. error", ""):
+        table.add_column(header, justify="right" if header in ("left", "right", "rel. error") else "left")
+    for scope, checks in result.little.items():
+        for c in checks:
+            verdict = "[green]holds[/]" if c.holds else "[bold red]DOES NOT HOLD[/]"
+            table.add_row(scope, c.law, f"{c.left.mean:.5g}", f"{c.right.mean:.5g}", f"{100 * c.rel_error:.2f}%", verdict)
+    return table
+
+
+def slo_table(result: RunResult) -> Table:
+    table = Table(title="SLOs (judged on the 95% CI)", title_justify="left")
+    for header in ("objective", "target", "estimate", "verdict"):
+        table.add_column(header)
+    colour = {"met": "green", "missed": "bold red", "uncertain": "yellow"}
+    for c in result.slo:
+        kind = "percent" if c.objective == "max_failure_rate" else "time"
+        target = f"{100 * c.target:.3g}%" if kind == "percent" else format_duration(c.target)
+        table.add_row(c.objective, target, _cell(c.value, kind), f"[{colour[c.verdict]}]{c.verdict}[/]")
+    return table
+
+
+def render(result: RunResult, console: Console) -> None:
+    console.print(metrics_table(result))
+    console.print(little_table(result))
+    if result.slo:
+        console.print(slo_table(result))
+    console.print(f"[dim]seed {result.seed}, engine {result.engine}, {result.wall_s:.1f}s wall; "
+                  f"percentiles within ±{RELATIVE_ERROR:.1%}; times per transaction[/]")
