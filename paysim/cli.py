@@ -95,7 +95,8 @@ def run(
         if as_json:
             sys.stdout.write(json.dumps(to_dict(result), indent=2, ensure_ascii=False) + "\n")
         else:
-            render(result, Console(highlight=False))
+            console = Console(highlight=False)
+            render(result, console if console.is_terminal else Console(highlight=False, width=160))
         failing = [f"{scope} {c.law}" for scope, checks in result.little.items() for c in checks if not c.holds]
         if failing:
             err.print(f"[bold red]WARNING: Little's law does not hold for {', '.join(failing)}.[/] "

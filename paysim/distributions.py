@@ -79,7 +79,7 @@ class Exponential(Distribution):
         return 1.0
 
     def quantile(self, q: float) -> float:
-        return -self.mean * math.log1p(-q)
+        return -self.mean * math.log1p(-q) if q < 1 else math.inf
 
     def draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
         return rng.exponential(self.mean, size)
@@ -187,12 +187,21 @@ class Hyperexponential(Distribution):
         return second / self.mean**2 - 1
 
     def quantile(self, q: float) -> float:
+        if q <= 0:
+            return 0.0
+        if q >= 1:
+            return math.inf
+
         def survival_gap(t: float) -> float:
-            return self.p1 * math.exp(-t / self.mean1) + (1 - self.p1) * math.exp(-t / self.mean2) - (1 - q)
+            # P(T > t) - (1 - q), written with expm1 so small q and t keep their digits
+            return q + self.p1 * math.expm1(-t / self.mean1) + (1 - self.p1) * math.expm1(-t / self.mean2)
 
         from scipy.optimize import brentq
 
-        return 0.0 if q <= 0 else float(brentq(survival_gap, 0.0, -max(self.mean1, self.mean2) * math.log(1 - q) + 1e-12))
+        # the slower phase alone reaches survival 1 - q here, so the mixture is below it
+        high = -max(self.mean1, self.mean2) * math.log1p(-q)
+        # brentq's default absolute xtol (2e-12 s) is coarse next to microsecond means
+        return float(brentq(survival_gap, 0.0, high, xtol=high * 1e-15))
 
     def draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
         means = np.where(rng.random(size) < self.p1, self.mean1, self.mean2)

@@ -91,21 +91,25 @@ def _cell(value: Estimate | None, kind: str) -> str:
     return text
 
 
-_COLUMNS = [("throughput", "rate"), ("utilization", "percent"), ("W", "time"), ("Wq", "time"),
-            ("latency.p50", "time"), ("latency.p99", "time"), ("latency.p999", "time"),
-            ("L", "number"), ("Lq", "number"), ("rejection_rate", "percent")]
+_ROWS = [("arrival_rate", "rate"), ("throughput", "rate"), ("goodput", "rate"), ("utilization", "percent"),
+         ("W", "time"), ("Wq", "time"), ("latency.p50", "time"), ("latency.p90", "time"),
+         ("latency.p95", "time"), ("latency.p99", "time"), ("latency.p999", "time"),
+         ("L", "number"), ("Lq", "number"), ("rejection_rate", "percent"), ("failure_rate", "percent")]
 
 
 def metrics_table(result: RunResult) -> Table:
+    """Metrics down, scopes (system, stations, streams) across; each cell mean ±CI half-width."""
     table = Table(title=f"{result.scenario.name}: {result.replications} replications, "
-                        f"mean ±{LEVEL:.0%} CI half-width", title_justify="left")
-    table.add_column("")
-    for column, _ in _COLUMNS:
-        table.add_column(column.removeprefix("latency."), justify="right")
+                        f"mean ±{LEVEL:.0%} CI half-width (relative)", title_justify="left")
     scopes = [("system", "system")] + [(f"stations.{n}", f"station {n}") for n in result.scenario.stations] \
         + [(f"streams.{n}", f"stream {n}") for n in result.scenario.arrivals]
-    for scope, label in scopes:
-        table.add_row(label, *(_cell(result.summary.get(f"{scope}.{c}"), kind) for c, kind in _COLUMNS))
+    table.add_column("metric")
+    for _, label in scopes:
+        table.add_column(label, justify="right", no_wrap=True)
+    for metric, kind in _ROWS:
+        cells = [_cell(result.summary.get(f"{scope}.{metric}"), kind) for scope, _ in scopes]
+        if any(cell != "-" for cell in cells):
+            table.add_row(metric.removeprefix("latency."), *cells)
     return table
 
 

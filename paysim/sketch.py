@@ -42,9 +42,10 @@ class QuantileSketch:
         self._buffer.clear()
         small = values < MIN_VALUE
         self._zeros += int(small.sum())
-        index = np.ceil(np.log(values[~small]) / self._log_gamma).astype(np.int64) - self._offset
+        # clip while still float: casting inf (or anything past int64) to an integer is undefined
+        index = np.ceil(np.log(values[~small]) / self._log_gamma) - self._offset
         np.clip(index, 0, self._counts.size - 1, out=index)
-        self._counts += np.bincount(index, minlength=self._counts.size)
+        self._counts += np.bincount(index.astype(np.int64), minlength=self._counts.size)
 
     def add(self, value: float) -> None:
         buffer = self._buffer

@@ -1,12 +1,17 @@
 """Safe YAML reading that remembers the line of every key, for error messages.
 
 Only YAML's plain data types are constructed (no tags that build objects), duplicate
-keys are refused, and alias expansion is bounded so a "billion laughs" file is
-refused quickly instead of exhausting memory.
+keys are refused, and alias expansion and nesting are bounded so a "billion laughs"
+file (or one nested thousands of levels deep, or an alias that contains itself) is
+refused quickly instead of exhausting memory or the stack.
+
+Numbers in exponent notation without a decimal point (``1e-3``, ``2E6``) are read as
+numbers, as YAML 1.2 reads them, rather than as text as YAML 1.1 does.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,49 +20,145 @@ import yaml
 from paysim.errors import Problem, ScenarioError
 
 MAX_NODES = 200_000  # nodes visited with aliases expanded; real scenarios have a few hundred
+MAX_DEPTH = 64  # mappings and lists inside each other; real scenarios nest about five deep
 
 Lines = dict[tuple[str | int, ...], int]
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
 
-def _walk(node: yaml.Node, path: tuple, lines: Lines, budget: list[int], file: str) -> None:
-    budget[0] -= 1
-    if budget[0] < 0:
-        raise ScenarioError([Problem(file, (), f"too many YAML nodes once aliases are expanded (> {MAX_NODES:,})")])
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading ``1e-3`` as a number and refusing deep nesting early."""
+
+    depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH + 1:
+                raise yaml.composer.ComposerError(None, None, f"nested more than {MAX_DEPTH} levels deep",
+                                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789."))
+
+
+class _Walk:
+    """Records the line of every key path and refuses what a scenario cannot be."""
+
+    def __init__(self, loader: yaml.SafeLoader, file: str) -> None:
+        self.loader, self.file = loader, file
+        self.lines: Lines = {}
+        self.budget = MAX_NODES
+        self.problems: list[Problem] = []
+        self.open: set[int] = set()  # ids of the collections being walked, to catch an alias inside itself
+
+    def refuse(self, path: tuple, message: str, node: yaml.Node) -> None:
+        raise ScenarioError([Problem(self.file, path, message, node.start_mark.line + 1)])
+
+    def key(self, node: yaml.Node, path: tuple) -> Any:
+        if not isinstance(node, yaml.ScalarNode):
+            kind = "list" if isinstance(node, yaml.SequenceNode) else "mapping"
+            self.refuse(path, f"a key must be a plain name, not a {kind}", node)
+        if node.tag == _MERGE_TAG:
+            return "<<"
+        return self.loader.construct_object(node, deep=True)
+
+    def walk(self, node: yaml.Node, path: tuple, depth: int = 0) -> None:
+        self.budget -= 1
+        if self.budget < 0:
+            self.refuse((), f"too many YAML nodes once aliases are expanded (> {MAX_NODES:,})", node)
+        if depth > MAX_DEPTH:
+            self.refuse(path, f"nested more than {MAX_DEPTH} levels deep", node)
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if not isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+            return
+        if id(node) in self.open:
+            self.refuse(path, "an alias (*name) refers to the mapping or list that contains it", node)
+        self.open.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                self.walk(item, path + (index,), depth + 1)
+        else:
+            self.mapping(node, path, depth)
+        self.open.discard(id(node))
+
+    def mapping(self, node: yaml.MappingNode, path: tuple, depth: int) -> None:
         seen: set = set()
+        merged: list[yaml.Node] = []
         for key_node, value_node in node.value:
-            key = key_node.value
+            key = self.key(key_node, path)
+            if key == "<<" and key_node.tag == _MERGE_TAG:
+                merged.append(value_node)
+                continue
             if key in seen:
-                raise ScenarioError([Problem(file, path + (key,), "duplicate key", key_node.start_mark.line + 1)])
+                self.problems.append(Problem(self.file, path + (key,), "duplicate key (each key may appear once)",
+                                             key_node.start_mark.line + 1))
+                continue
             seen.add(key)
-            lines.setdefault(path + (key,), key_node.start_mark.line + 1)
-            _walk(value_node, path + (key,), lines, budget, file)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            _walk(item, path + (index,), lines, budget, file)
+            self.lines.setdefault(path + (key,), key_node.start_mark.line + 1)
+            self.walk(value_node, path + (key,), depth + 1)
+        # keys merged in with `<<: *anchor` take the line where they were written (explicit keys win)
+        for value_node in merged:
+            sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            for source in sources:
+                if isinstance(source, yaml.MappingNode) and id(source) not in self.open:
+                    self.open.add(id(source))
+                    self.mapping(source, path, depth)
+                    self.open.discard(id(source))
 
 
-def _mark_problem(file: str, error: yaml.YAMLError) -> Problem:
+def _problem_text(error: yaml.YAMLError) -> str:
+    problem = getattr(error, "problem", None)
+    context = getattr(error, "context", None)
+    if isinstance(error, yaml.reader.ReaderError):
+        if isinstance(error.character, int):
+            return f"not valid YAML: the character #x{error.character:04x} is not allowed in YAML text"
+        return f"not valid YAML: {error.reason}"
+    if problem == "but found another document":
+        return "a scenario is a single YAML document, but the file has a second one (after '---')"
+    tag = re.search(r"constructor for the tag '(?:tag:yaml\.org,2002:)?([^']*)'", problem or "")
+    if tag:
+        shown = f"!!{tag.group(1)}" if "tag:yaml.org,2002:" in (problem or "") else tag.group(1)
+        return (f"the tag {shown!r} is not allowed: a scenario holds only plain data "
+                "(mappings, lists, text, numbers, true/false)")
+    if problem and context:
+        return f"not valid YAML: {problem} ({context})"
+    return f"not valid YAML: {problem or str(error).splitlines()[0]}"
+
+
+def _mark_problem(file: str, error: yaml.YAMLError, text: str) -> Problem:
     mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
-    reason = getattr(error, "problem", None) or str(error).splitlines()[0]
-    return Problem(file, (), f"not valid YAML: {reason}", mark.line + 1 if mark else None)
+    line = mark.line + 1 if mark else None
+    if isinstance(error, yaml.reader.ReaderError) and isinstance(error.position, int):
+        line = text.count("\n", 0, error.position) + 1
+    return Problem(file, (), _problem_text(error), line)
 
 
 def parse_yaml(text: str, file: str) -> tuple[Any, Lines]:
     """The data of one YAML document and the line of every key path in it."""
-    loader = yaml.SafeLoader(text)
+    loader = None
     try:
+        loader = _Loader(text)
         node = loader.get_single_node()
         if node is None:
-            raise ScenarioError([Problem(file, (), "the file is empty")])
-        lines: Lines = {}
-        _walk(node, (), lines, [MAX_NODES], file)
-        return loader.construct_document(node), lines
+            raise ScenarioError([Problem(file, (), "the file is empty (expected a mapping of keys such as horizon, arrivals and stations)")])
+        walk = _Walk(loader, file)
+        walk.walk(node, ())
+        if walk.problems:
+            raise ScenarioError(walk.problems)
+        return loader.construct_document(node), walk.lines
     except yaml.YAMLError as error:
-        raise ScenarioError([_mark_problem(file, error)]) from None
+        raise ScenarioError([_mark_problem(file, error, text)]) from None
+    except RecursionError:
+        raise ScenarioError([Problem(file, (), "the YAML is nested too deeply to read")]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def read_yaml(path: Path) -> tuple[Any, Lines]:
@@ -70,5 +171,7 @@ def read_yaml(path: Path) -> tuple[Any, Lines]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise ScenarioError([Problem(file, (), f"not a UTF-8 text file (byte {error.start})")]) from None
+        line = raw.count(b"\n", 0, error.start) + 1
+        raise ScenarioError([Problem(file, (), f"not a UTF-8 text file (byte {error.start} is 0x{raw[error.start]:02x}); "
+                                               "a scenario must be YAML text", line)]) from None
     return parse_yaml(text, file)

@@ -30,21 +30,42 @@ def _line(lines: Lines, path: Path_) -> int | None:
     return None
 
 
+def _step(current: Any, part: str | int) -> tuple[bool, Any, Any]:
+    """Follow one part of an error location into the data: (found, key as the user wrote it, value)."""
+    if isinstance(current, dict):
+        if part in current:
+            return True, part, current[part]
+        # pydantic reports keys that are not text or whole numbers (None, 1.5, true) as their str()
+        for key in current:
+            if str(key) == str(part) and not isinstance(key, str):
+                return True, key, current[key]
+    elif isinstance(current, (list, tuple)) and isinstance(part, int) and 0 <= part < len(current):
+        return True, part, current[part]
+    return False, part, None
+
+
 def _data_path(data: Any, loc: tuple, keep_last: bool) -> Path_:
     """The part of pydantic's error location that names keys the user wrote."""
     path: list[str | int] = []
     current = data
     for index, part in enumerate(loc):
-        if isinstance(current, dict) and part in current:
-            current = current[part]
-        elif isinstance(current, list) and isinstance(part, int) and part < len(current):
-            current = current[part]
+        found, key, value = _step(current, part)
+        if found:
+            current = value
         elif keep_last and index == len(loc) - 1:
             pass
         else:
             continue  # a union tag or validator name, not a key
-        path.append(part)
+        path.append(key)
     return tuple(path)
+
+
+_TYPE_MESSAGES = {
+    "dict_type": "expected a mapping of keys to values",
+    "string_type": "expected text",
+    "list_type": "expected a list",
+    "tuple_type": "expected a list",
+}
 
 
 def _message(error: dict[str, Any]) -> tuple[Path_, str]:
@@ -59,6 +80,10 @@ def _message(error: dict[str, Any]) -> tuple[Path_, str]:
         message = "this key is required"
     elif kind in ("unknown_key", "planned_key"):
         extra = (ctx["key"],)
+    elif error["loc"] and error["loc"][-1] == "[key]":
+        message = f"a name must be text, got {error['input']!r} (put it in quotes)"
+    elif kind in _TYPE_MESSAGES:
+        message = f"{_TYPE_MESSAGES[kind]}, got {error['input']!r}"[:200]
     elif "input" in error and "got" not in message:
         message = f"{message[0].lower()}{message[1:]}, got {error['input']!r}"[:200]
     return extra, message
@@ -131,20 +156,73 @@ def _apply(data: dict, overrides: Mapping[str, Any]) -> dict:
 def scenario_from_data(data: Any, file: str, lines: Lines | None = None, base_dir: Path | None = None,
                        overrides: Mapping[str, Any] | None = None) -> Scenario:
     """Validate already-parsed YAML data (with optional dotted-key overrides)."""
-    lines = lines or {}
+    lines = dict(lines or {})
     if overrides and isinstance(data, dict):
         data = _apply(data, overrides)
+        for dotted in overrides:  # a value given on the command line has no line in the file
+            lines[tuple(dotted.split("."))] = None  # type: ignore[assignment]
     if isinstance(data, dict) and "name" not in data:
         data = {**data, "name": Path(file).stem}
     context = {"base_dir": str(base_dir or Path(file).parent)}
-    try:
-        scenario = Scenario.model_validate(data, context=context)
-    except ValidationError as error:
-        raise ScenarioError(problems_from_validation(error, data, file, lines)) from None
-    found = check_references(scenario)
-    if found:
-        raise ScenarioError([Problem(file, path, message, _line(lines, path)) for path, message in found])
+    scenario, problems = _validate(data, file, lines, context)
+    if scenario is not None:
+        problems += [Problem(file, path, message, _line(lines, path)) for path, message in check_references(scenario)]
+    if problems or scenario is None:
+        raise ScenarioError(sorted(problems, key=lambda problem: problem.line or 0))
     return scenario
+
+
+MAX_PASSES = 50  # validations of one file; each pass sets aside the unknown keys the last one found
+
+
+def _validate(data: Any, file: str, lines: Lines, context: dict[str, Any]) -> tuple[Scenario | None, list[Problem]]:
+    """Validate ``data``, gathering every unknown key rather than stopping at the first in each mapping.
+
+    Pydantic stops checking a mapping at its first unknown key, so the keys found are set aside
+    and the rest validated again until no unknown keys remain; a "required" error for a key
+    that a did-you-mean already pointed at is left out as noise.
+    """
+    unknown: list[Problem] = []
+    suggested: set[Path_] = set()
+    current = data
+    for _ in range(MAX_PASSES):
+        try:
+            scenario = Scenario.model_validate(current, context=context)
+        except ValidationError as error:
+            others: list[Problem] = []
+            removed = False
+            for item in error.errors(include_url=False):
+                extra, message = _message(item)
+                path = _data_path(current, item["loc"], keep_last=item["type"] == "missing") + extra
+                problem = Problem(file, path, message, _line(lines, path))
+                if item["type"] in ("unknown_key", "planned_key") and path:
+                    if current is data:
+                        current = copy.deepcopy(data)
+                    removed = _remove(current, path) or removed
+                    unknown.append(problem)
+                    suggestion = (item.get("ctx") or {}).get("suggestion")
+                    if suggestion is not None:
+                        suggested.add(path[:-1] + (suggestion,))
+                elif not (item["type"] == "missing" and path in suggested):
+                    others.append(problem)
+            if not removed:
+                return None, unknown + others
+        else:
+            return scenario, unknown
+    return None, unknown
+
+
+def _remove(data: Any, path: Path_) -> bool:
+    node = data
+    for part in path[:-1]:
+        found, _, node = _step(node, part)
+        if not found:
+            return False
+    found, key, _ = _step(node, path[-1])
+    if found and isinstance(node, dict):
+        del node[key]
+        return True
+    return False
 
 
 def load_scenario(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Scenario:

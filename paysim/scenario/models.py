@@ -6,17 +6,50 @@ version does not simulate yet are refused by name rather than silently ignored.
 
 from __future__ import annotations
 
+import difflib
+from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, field_validator, model_validator
+from pydantic import (
+    BaseModel, BeforeValidator, ConfigDict, ValidationInfo, ValidatorFunctionWrapHandler, field_validator, model_validator,
+)
 from pydantic_core import PydanticCustomError
 
+from paysim.errors import KeyPathError
 from paysim.scenario.fields import (
-    DistributionSpec, Duration, Multiplier, NonNegativeInt, PositiveDuration, PositiveInt,
+    FAMILIES, DistributionSpec, Duration, Multiplier, NonNegativeInt, PositiveDuration, PositiveInt,
     Probability, Rate, did_you_mean,
 )
 
 DONE = "done"
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _distribution_shape(value: Any, info: ValidationInfo) -> Any:
+    """Refuse a distribution mapping without a usable ``dist`` before it is built, and
+    resolve an empirical ``file`` against the scenario's directory (``base_dir`` in the
+    validation context) rather than the current directory."""
+    if isinstance(value, dict):
+        families = ", ".join(FAMILIES)
+        if "dist" not in value:
+            raise KeyPathError(("dist",), f"this key is required in a distribution mapping: one of {families}")
+        if not isinstance(value["dist"], str):
+            raise KeyPathError(("dist",), f"expected the name of a distribution (one of {families}), got {_shown(value['dist'])}")
+        for key, item in value.items():
+            if isinstance(item, (dict, list, tuple, set, frozenset)):  # every parameter is one number, duration or name
+                raise KeyPathError((key,), f"expected a single value, got a {type(item).__name__}: {_shown(item)}")
+        base_dir = (info.context or {}).get("base_dir")
+        file = value.get("file")
+        if value["dist"] == "empirical" and base_dir and isinstance(file, str) and file and not Path(file).is_absolute():
+            value = {**value, "file": str(Path(base_dir) / file)}
+    return value
+
+
+DistributionField = Annotated[DistributionSpec, BeforeValidator(_distribution_shape)]
 
 
 def _as_routes(value: Any) -> Any:
@@ -38,13 +71,25 @@ class Strict(BaseModel):
         for key in data:
             if key in cls.planned:
                 raise PydanticCustomError(
-                    "planned_key", "{key!r} is part of the scenario language but not simulated by this version yet",
-                    {"key": key})
+                    "planned_key", "{shown} is part of the scenario language but not simulated by this version yet",
+                    {"key": key, "shown": _shown(key)})
             if key not in cls.model_fields:
-                raise PydanticCustomError("unknown_key", "unknown key {key!r}{hint}; expected one of {keys}",
-                                          {"key": key, "hint": did_you_mean(key, cls.model_fields),
-                                           "keys": ", ".join(cls.model_fields)})
+                close = difflib.get_close_matches(str(key), list(cls.model_fields), n=1)
+                raise PydanticCustomError("unknown_key", "unknown key {shown}{hint}; expected one of {keys}",
+                                          {"key": key, "shown": _shown(key), "hint": did_you_mean(key, cls.model_fields),
+                                           "suggestion": close[0] if close else None, "keys": ", ".join(cls.model_fields)})
         return data
+
+    @field_validator("*", mode="wrap")
+    @classmethod
+    def _usable(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """A value that makes a parser fail in an unplanned way is still the user's problem to fix."""
+        try:
+            return handler(value)
+        except ArithmeticError:
+            raise ValueError(f"a number in {_shown(value)} is too large or too small to compute with") from None
+        except TypeError:
+            raise ValueError(f"cannot use {_shown(value)} here (a value of the wrong kind)") from None
 
 
 class ProfilePoint(Strict):
@@ -59,7 +104,7 @@ class Arrival(Strict):
 
     rate: Rate | None = None
     process: Literal["poisson", "deterministic"] = "poisson"
-    interarrival: DistributionSpec | None = None
+    interarrival: DistributionField | None = None
     profile: tuple[ProfilePoint, ...] | None = None
     enter: str | None = None
 
@@ -90,7 +135,7 @@ class Station(Strict):
 
     workers: PositiveInt = 1
     queue: NonNegativeInt | None = None
-    service: DistributionSpec
+    service: DistributionField
     # one target, or {target: probability}; held as the latter
     next: Annotated[dict[str, Probability], BeforeValidator(_as_routes)] = {DONE: 1.0}
 
