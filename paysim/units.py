@@ -31,13 +31,21 @@ def _plain_number(value: object) -> float | None:
     """A YAML int/float as float; None for anything else (bools are not numbers here)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        raise ValueError(f"number too large: {_shown(value)}") from None
 
 
 def _finite_non_negative(number: float, raw: object, hint: str) -> float:
     if not math.isfinite(number) or number < 0:
-        raise ValueError(f"expected {hint}, got {raw!r}")
+        raise ValueError(f"expected {hint} (finite, not negative), got {_shown(raw)}")
     return number
+
+
+def _shown(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def parse_duration(value: object) -> float:
@@ -46,7 +54,7 @@ def parse_duration(value: object) -> float:
     if number is None:
         match = _DURATION.match(value) if isinstance(value, str) else None
         if not match or match.group(2) not in ("", *SECONDS_PER):
-            raise ValueError(f"expected {DURATION_HINT}, got {value!r}")
+            raise ValueError(f"expected {DURATION_HINT}, got {_shown(value)}")
         number = float(match.group(1)) * SECONDS_PER.get(match.group(2), 1.0)
     return _finite_non_negative(number, value, DURATION_HINT)
 
@@ -58,7 +66,7 @@ def parse_rate(value: object) -> float:
         match = _RATE.match(value) if isinstance(value, str) else None
         per = match.group(3) if match else None
         if not match or (per is not None and per not in SECONDS_PER):
-            raise ValueError(f"expected {RATE_HINT}, got {value!r}")
+            raise ValueError(f"expected {RATE_HINT}, got {_shown(value)}")
         number = float(match.group(1)) * _MULTIPLIER[match.group(2)]
         number /= SECONDS_PER[per] if per else 1.0
     return _finite_non_negative(number, value, RATE_HINT)
@@ -70,10 +78,10 @@ def parse_probability(value: object) -> float:
     if number is None:
         match = _PERCENT.match(value) if isinstance(value, str) else None
         if not match:
-            raise ValueError(f"expected {PROBABILITY_HINT}, got {value!r}")
+            raise ValueError(f"expected {PROBABILITY_HINT}, got {_shown(value)}")
         number = float(match.group(1)) / (100.0 if match.group(2) else 1.0)
     if not math.isfinite(number) or not 0.0 <= number <= 1.0:
-        raise ValueError(f"expected {PROBABILITY_HINT} between 0 and 1 (0% and 100%), got {value!r}")
+        raise ValueError(f"expected {PROBABILITY_HINT} between 0 and 1 (0% and 100%), got {_shown(value)}")
     return number
 
 

@@ -447,18 +447,20 @@ def test_refusals(spec, words, key_path, latencies_csv, tmp_path):
     assert getattr(caught.value, "sub_path", None) == key_path
 
 
-# Known gaps in paysim.scenario.fields (reported; not this file's to fix). Non-strict, so a
-# fix shows up as XPASS rather than breaking the run.
+# Inputs that once crashed or slipped through the field parsers.
 FIELDS_GAPS = [
     ("unhashable-family", {"dist": ["lognormal"], "median": "1s", "p99": "2s"}),
     ("unhashable-unit", {"dist": "empirical", "file": "{csv}", "unit": ["ms"]}),
     ("infinite-cell", {"dist": "empirical", "file": "{inf}"}),
+    ("negative-column", {"dist": "empirical", "file": "{csv}", "column": -1}),
+    ("huge-k", {"dist": "erlang", "mean": "10ms", "k": 10**400}),
+    ("huge-mean", {"dist": "exponential", "mean": 10**400}),
+    ("huge-cv", {"dist": "gamma", "mean": "10ms", "cv": 10**400}),
 ]
 
 
-@pytest.mark.xfail(reason="paysim.scenario.fields: TypeError for unhashable values; inf accepted in a CSV")
 @pytest.mark.parametrize("spec", [g[1] for g in FIELDS_GAPS], ids=[g[0] for g in FIELDS_GAPS])
-def test_fields_gaps(spec, latencies_csv, tmp_path):
+def test_fields_refuse(spec, latencies_csv, tmp_path):
     (tmp_path / "inf.csv").write_text("ms\n3\ninf\n", encoding="utf-8")
     names = {"csv": latencies_csv, "inf": str(tmp_path / "inf.csv")}
     spec = {k: (v.format(**names) if isinstance(v, str) else v) for k, v in spec.items()}

@@ -146,13 +146,13 @@ CASES: list[tuple[str, str | bytes, str, int | None, str]] = [
     ("date-horizon", edit("horizon: 10m", "horizon: 2024-01-01"), "horizon", 2, "expected a duration"),
     ("huge-integer-horizon", edit("horizon: 10m", "horizon: " + "9" * 400), "horizon", 2, "too large"),
     # --- counts
-    ("zero-workers", edit("workers: 4", "workers: 0"), "stations.gateway.workers", 10, "whole number of at least 1"),
+    ("zero-workers", edit("workers: 4", "workers: 0"), "stations.gateway.workers", 10, "whole number from 1"),
     ("negative-workers", edit("workers: 4", "workers: -2"), "stations.gateway.workers", 10, "whole number"),
     ("fractional-workers", edit("workers: 4", "workers: 2.5"), "stations.gateway.workers", 10, "whole number"),
     ("boolean-workers", edit("workers: 4", "workers: true"), "stations.gateway.workers", 10, "whole number"),
     ("text-workers", edit("workers: 4", "workers: four"), "stations.gateway.workers", 10, "whole number"),
-    ("negative-queue", edit("queue: 100", "queue: -1"), "stations.gateway.queue", 11, "whole number of at least 0"),
-    ("zero-replications", BASE + "replications: 0\n", "replications", 17, "whole number of at least 1"),
+    ("negative-queue", edit("queue: 100", "queue: -1"), "stations.gateway.queue", 11, "whole number from 0"),
+    ("zero-replications", BASE + "replications: 0\n", "replications", 17, "whole number from 1"),
     # --- distributions
     ("unknown-distribution", edit("dist: lognormal", "dist: lognormla"),
      "stations.acquirer.service.dist", 16, "did you mean 'lognormal'"),

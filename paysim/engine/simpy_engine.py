@@ -19,6 +19,7 @@ import simpy
 
 from paysim.distributions import Deterministic, Exponential, Uniform
 from paysim.engine.arrivals import GapClock, ProfileClock
+from paysim.errors import PaysimError
 from paysim.engine.seeds import component_rng
 from paysim.observe import Observer, StationObserver, StreamObserver
 from paysim.scenario import Arrival, Scenario, Station
@@ -27,7 +28,7 @@ DONE = "done"
 DEFAULT_MAX_IN_FLIGHT = 5_000_000
 
 
-class RunawayError(RuntimeError):
+class RunawayError(PaysimError):
     """The in-flight population outgrew the memory guard (an unstable system)."""
 
 

@@ -8,6 +8,7 @@ raises ``ValueError`` with what was expected and what was given.
 from __future__ import annotations
 
 import csv
+import math
 import difflib
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,23 +24,31 @@ def _positive(parse):
     def check(value: object) -> float:
         number = parse(value)
         if number <= 0:
-            raise ValueError(f"expected a value greater than zero, got {value!r}")
+            raise ValueError(f"expected a value greater than zero, got {_shown(value)}")
         return number
     return check
 
 
-def _whole(minimum: int):
+MAX_COUNT = 10_000_000  # beyond this a count is a typo, and would exhaust memory
+
+
+def _shown(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _whole(minimum: int, maximum: int = MAX_COUNT):
     def check(value: object) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"expected a whole number of at least {minimum}, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+            raise ValueError(f"expected a whole number from {minimum} to {maximum:,}, got {_shown(value)}")
         return value
     return check
 
 
 def _number(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value < 0:
-        raise ValueError(f"expected a non-negative number, got {value!r}")
-    return float(value)
+    if not isinstance(value, bool) and isinstance(value, (int, float)) and 0 <= value < 1e300:
+        return float(value)
+    raise ValueError(f"expected a finite non-negative number, got {_shown(value)}")
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -49,6 +58,7 @@ Probability = Annotated[float, BeforeValidator(parse_probability)]
 Multiplier = Annotated[float, BeforeValidator(_number)]
 PositiveInt = Annotated[int, BeforeValidator(_whole(1))]
 NonNegativeInt = Annotated[int, BeforeValidator(_whole(0))]
+Seed = Annotated[int, BeforeValidator(_whole(0, 2**128 - 1))]
 
 
 def did_you_mean(word: str, choices: Any) -> str:
@@ -74,7 +84,7 @@ def _param(key: str, value: object) -> Any:
         if key == "cv":
             number = _number(value)
             if number <= 0:
-                raise ValueError(f"expected a coefficient of variation greater than zero, got {value!r}")
+                raise ValueError(f"expected a coefficient of variation greater than zero, got {_shown(value)}")
             return number
         if key == "k":
             return _whole(1)(value)
@@ -82,11 +92,11 @@ def _param(key: str, value: object) -> Any:
             return _positive(parse_rate)(value)
         if key in ("file", "column"):
             if not isinstance(value, (str, int)) or isinstance(value, bool):
-                raise ValueError(f"expected a {'file name' if key == 'file' else 'column name'}, got {value!r}")
+                raise ValueError(f"expected a {'file name' if key == 'file' else 'column name'}, got {_shown(value)}")
             return value
         if key == "unit":
-            if value not in SECONDS_PER:
-                raise ValueError(f"expected a time unit ({', '.join(SECONDS_PER)}), got {value!r}")
+            if not isinstance(value, str) or value not in SECONDS_PER:
+                raise ValueError(f"expected a time unit ({', '.join(SECONDS_PER)}), got {_shown(value)}")
             return SECONDS_PER[value]
         if key in ("value", "low"):
             return parse_duration(value)
@@ -98,7 +108,7 @@ def _param(key: str, value: object) -> Any:
 def _read_column(file: str, column: str | int | None, unit_s: float, base_dir: Path) -> d.Empirical:
     path = (base_dir / file) if not Path(file).is_absolute() else Path(file)
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
             rows = list(csv.reader(handle))
     except (OSError, UnicodeDecodeError) as error:
         raise KeyPathError(("file",), f"cannot read {str(path)!r}: {getattr(error, 'strerror', None) or error}") from None
@@ -107,7 +117,7 @@ def _read_column(file: str, column: str | int | None, unit_s: float, base_dir: P
     header, body = rows[0], rows[1:]
     if column is None:
         index = 0
-    elif isinstance(column, int) and column < len(header):
+    elif isinstance(column, int) and 0 <= column < len(header):
         index = column
     elif column in header:
         index = header.index(column)
@@ -120,8 +130,8 @@ def _read_column(file: str, column: str | int | None, unit_s: float, base_dir: P
             value = float(cell) * unit_s
         except ValueError:
             raise KeyPathError(("file",), f"{file!r} line {number}: expected a number in column {header[index]!r}, got {cell!r}") from None
-        if not value >= 0:
-            raise KeyPathError(("file",), f"{file!r} line {number}: expected a non-negative duration, got {cell!r}")
+        if not (math.isfinite(value) and value >= 0):
+            raise KeyPathError(("file",), f"{file!r} line {number}: expected a finite non-negative duration, got {cell!r}")
         values.append(value)
     if not values:
         raise KeyPathError(("file",), f"{file!r} has a header but no values")
@@ -155,17 +165,18 @@ def _build(family: str, p: dict[str, Any], base_dir: Path) -> d.Distribution:
     return _read_column(p["file"], p.get("column"), p.get("unit", 1.0), base_dir)
 
 
-def parse_distribution(value: object, info: ValidationInfo | None = None) -> d.Distribution:
-    """A distribution from a duration (deterministic) or a mapping with ``dist``."""
+def parse_distribution(value: object, base_dir: Path = Path(".")) -> d.Distribution:
+    """A distribution from a duration (deterministic) or a mapping with ``dist``; an
+    empirical ``file`` is resolved against ``base_dir`` (the scenario's directory)."""
     if isinstance(value, d.Distribution):
         return value
     if not isinstance(value, dict):
         try:
             return d.Deterministic(parse_duration(value))
         except ValueError:
-            raise ValueError(f"expected a duration (such as 20ms) or a mapping with 'dist', got {value!r}") from None
+            raise ValueError(f"expected a duration (such as 20ms) or a mapping with 'dist', got {_shown(value)}") from None
     family = value.get("dist")
-    if family not in FAMILIES:
+    if not isinstance(family, str) or family not in FAMILIES:
         hint = did_you_mean(family, FAMILIES) if isinstance(family, str) else ""
         raise KeyPathError(("dist",), f"expected one of {', '.join(FAMILIES)}, got {family!r}{hint}")
     keys = set(value) - {"dist"}
@@ -174,8 +185,12 @@ def parse_distribution(value: object, info: ValidationInfo | None = None) -> d.D
         wanted = " or ".join("(" + ", ".join(shape) + ")" for shape in shapes)
         raise ValueError(f"{family} takes {wanted}; got ({', '.join(sorted(map(str, keys)))})")
     params = {key: _param(key, value[key]) for key in keys}
-    base_dir = Path((info.context or {}).get("base_dir", ".")) if info is not None else Path(".")
     return _build(family, params, base_dir)
 
 
-DistributionSpec = Annotated[d.Distribution, BeforeValidator(parse_distribution)]
+def _validate_distribution(value: object, info: ValidationInfo) -> d.Distribution:
+    # pydantic passes ``info`` only to validators whose second parameter has no default
+    return parse_distribution(value, Path((info.context or {}).get("base_dir", ".")))
+
+
+DistributionSpec = Annotated[d.Distribution, BeforeValidator(_validate_distribution)]

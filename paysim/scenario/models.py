@@ -7,18 +7,17 @@ version does not simulate yet are refused by name rather than silently ignored.
 from __future__ import annotations
 
 import difflib
-from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
-    BaseModel, BeforeValidator, ConfigDict, ValidationInfo, ValidatorFunctionWrapHandler, field_validator, model_validator,
+    BaseModel, BeforeValidator, ConfigDict, ValidatorFunctionWrapHandler, field_validator, model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from paysim.errors import KeyPathError
 from paysim.scenario.fields import (
     FAMILIES, DistributionSpec, Duration, Multiplier, NonNegativeInt, PositiveDuration, PositiveInt,
-    Probability, Rate, did_you_mean,
+    Probability, Rate, Seed, did_you_mean,
 )
 
 DONE = "done"
@@ -29,10 +28,8 @@ def _shown(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _distribution_shape(value: Any, info: ValidationInfo) -> Any:
-    """Refuse a distribution mapping without a usable ``dist`` before it is built, and
-    resolve an empirical ``file`` against the scenario's directory (``base_dir`` in the
-    validation context) rather than the current directory."""
+def _distribution_shape(value: Any) -> Any:
+    """Refuse a distribution mapping without a usable ``dist`` before it is built."""
     if isinstance(value, dict):
         families = ", ".join(FAMILIES)
         if "dist" not in value:
@@ -42,10 +39,6 @@ def _distribution_shape(value: Any, info: ValidationInfo) -> Any:
         for key, item in value.items():
             if isinstance(item, (dict, list, tuple, set, frozenset)):  # every parameter is one number, duration or name
                 raise KeyPathError((key,), f"expected a single value, got a {type(item).__name__}: {_shown(item)}")
-        base_dir = (info.context or {}).get("base_dir")
-        file = value.get("file")
-        if value["dist"] == "empirical" and base_dir and isinstance(file, str) and file and not Path(file).is_absolute():
-            value = {**value, "file": str(Path(base_dir) / file)}
     return value
 
 
@@ -163,7 +156,7 @@ class Scenario(Strict):
     horizon: PositiveDuration
     warmup: Duration = 0.0
     replications: PositiveInt = 10
-    seed: NonNegativeInt = 1
+    seed: Seed = 1
     slo: SLO | None = None
     arrivals: dict[str, Arrival]
     stations: dict[str, Station]

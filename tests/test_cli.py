@@ -1,0 +1,96 @@
+"""The ``paysim`` command as a user runs it: output shapes, files, exit codes, help."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from paysim.cli import app
+
+SCENARIOS = Path(__file__).parent.parent / "scenarios"
+SHORT = ["--horizon", "20s", "--warmup", "2s", "-r", "3", "-q"]
+PERCENTILES = ["p50", "p90", "p95", "p99", "p999"]
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+def _is_metric(node: object) -> bool:
+    return (isinstance(node, dict) and set(node) == {"mean", "ci95"}
+            and len(node["ci95"]) == 2 and node["ci95"][0] <= node["mean"] <= node["ci95"][1])
+
+
+@pytest.fixture(scope="module")
+def mmc_json() -> dict:
+    result = invoke("run", str(SCENARIOS / "mmc.yaml"), *SHORT, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_json_has_every_scope_and_metric(mmc_json):
+    assert {"system", "stations", "streams"} <= set(mmc_json)
+    pool = mmc_json["stations"]["pool"]
+    for name in ["throughput", "goodput", "utilization", "L", "Lq", "W", "Wq", "rejected", "rejection_rate"]:
+        assert _is_metric(pool[name]), name
+    for scope in [mmc_json["system"], pool, mmc_json["streams"]["requests"]]:
+        assert [p for p in PERCENTILES if _is_metric(scope["latency"][p])] == PERCENTILES
+    for name in ["failed", "failure_rate"]:
+        assert _is_metric(mmc_json["system"][name])
+
+
+def test_json_times_are_seconds(mmc_json):
+    # mean service 20 ms: a sojourn time in seconds lies between that and a few times it
+    assert 0.02 <= mmc_json["stations"]["pool"]["W"]["mean"] < 0.1
+    assert mmc_json["run"]["seed"] == 42 and mmc_json["run"]["replications"] == 3
+
+
+def test_out_writes_json_and_csv(tmp_path):
+    result = invoke("run", str(SCENARIOS / "mmc.yaml"), *SHORT, "--out", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    written = json.loads((tmp_path / "out" / "results.json").read_text())
+    with (tmp_path / "out" / "results.csv").open() as handle:
+        rows = {row["metric"]: row for row in csv.DictReader(handle)}
+    wq = written["stations"]["pool"]["Wq"]
+    assert float(rows["stations.pool.Wq"]["mean"]) == pytest.approx(wq["mean"])
+    assert float(rows["stations.pool.Wq"]["ci95_low"]) == pytest.approx(wq["ci95"][0])
+    assert "stations.pool.latency.p99" in rows
+
+
+def test_table_output_names_every_scope():
+    result = invoke("run", str(SCENARIOS / "mmc.yaml"), *SHORT)
+    assert result.exit_code == 0, result.output
+    for text in ["station pool", "stream requests", "Little's law", "L = λW"]:
+        assert text in result.stdout
+
+
+def test_validate_accepts_good_and_refuses_bad(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("horizon: 10 parsecs\narrivals: {a: {rate: 1/s}}\nstations: {s: {service: 1s}}\n")
+    result = invoke("validate", str(SCENARIOS / "mmc.yaml"), str(bad))
+    assert result.exit_code == 2
+    assert "ok: " in result.stdout
+    assert f"{bad}:1: horizon: expected a duration" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_missing_file_is_a_clean_error(tmp_path):
+    result = invoke("run", str(tmp_path / "nope.yaml"))
+    assert result.exit_code == 2
+    assert "nope.yaml" in result.stderr and "Traceback" not in result.output
+
+
+def test_overrides_are_validated(tmp_path):
+    result = invoke("run", str(SCENARIOS / "mmc.yaml"), "--horizon", "soon")
+    assert result.exit_code == 2
+    assert "horizon" in result.stderr and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["validate"]])
+def test_every_command_has_help(command):
+    result = invoke(*command, "--help")
+    assert result.exit_code == 0 and "Usage" in result.stdout

@@ -1,0 +1,73 @@
+"""Properties every run must have, on randomly generated feed-forward networks."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from conftest import scenario
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from paysim.runner import simulate
+
+SERVICES = st.sampled_from([
+    {"dist": "exponential", "mean": 0.05},
+    {"dist": "lognormal", "median": 0.03, "p99": 0.3},
+    {"dist": "gamma", "mean": 0.04, "cv": 2.0},
+    {"dist": "uniform", "low": 0.01, "high": 0.05},
+    0.02,
+])
+
+
+@st.composite
+def networks(draw):
+    """1-4 stations in a line, each possibly skipping ahead or leaving; some bounded, some overloaded."""
+    count = draw(st.integers(1, 4))
+    names = [f"s{i}" for i in range(count)]
+    stations = {}
+    for i, name in enumerate(names):
+        station = {"workers": draw(st.integers(1, 6)), "service": draw(SERVICES)}
+        if draw(st.booleans()):
+            station["queue"] = draw(st.integers(0, 20))
+        later = names[i + 1:] + ["done"]
+        if len(later) > 1 and draw(st.booleans()):
+            station["next"] = {later[0]: 0.5, later[-1]: 0.5}
+        else:
+            station["next"] = later[0]
+        stations[name] = station
+    arrivals = {"a": {"rate": draw(st.floats(5, 150)), "enter": names[0],
+                      "process": draw(st.sampled_from(["poisson", "deterministic"]))}}
+    if draw(st.booleans()):
+        arrivals["b"] = {"rate": draw(st.floats(1, 50)), "enter": draw(st.sampled_from(names))}
+    return scenario(stations, arrivals, horizon=40, warmup=draw(st.sampled_from([0, 5])), replications=2,
+                    seed=draw(st.integers(0, 2**32)))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(networks())
+def test_run_invariants(model):
+    result = simulate(model, jobs=1)
+    window = model.horizon - model.warmup
+    for row in result.rows:
+        # conservation: what entered the window left it, was lost, or is still inside
+        # (plus what was already inside when the window opened)
+        arrived = row["system.arrival_rate"] * window
+        out = row["system.throughput"] * window + row["system.rejected"] + row["system.in_system_at_end"]
+        assert out >= arrived - 1e-6
+        if model.warmup == 0:
+            assert out == pytest.approx(arrived, abs=1e-6)
+        for name, station in model.stations.items():
+            prefix = f"stations.{name}."
+            assert 0 <= row[prefix + "utilization"] <= 1 + 1e-9
+            assert row[prefix + "busy"] <= station.workers + 1e-9
+            assert 0 <= row[prefix + "Lq"] <= row[prefix + "L"] + 1e-9
+            if station.queue is not None:
+                assert row[prefix + "Lq"] <= station.queue + 1e-9
+            assert 0 <= row[prefix + "rejection_rate"] <= 1
+        latencies = [row[f"system.latency.{p}"] for p in ("p50", "p90", "p95", "p99", "p999")]
+        if not any(math.isnan(x) for x in latencies):
+            assert latencies == sorted(latencies)
+            assert row["system.Wq"] <= row["system.W"] + 1e-12
+        assert 0 <= row["system.failure_rate"] <= 1

@@ -1,0 +1,26 @@
+"""Every example in scenarios/ loads, runs on a short horizon and satisfies Little's law."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import assert_little
+
+from paysim.runner import simulate
+from paysim.scenario import load_scenario
+
+FILES = sorted((Path(__file__).parent.parent / "scenarios").glob("*.yaml"))
+
+
+def test_there_are_examples():
+    assert {"mmc.yaml", "card-checkout.yaml"} <= {f.name for f in FILES}
+
+
+@pytest.mark.parametrize("path", FILES, ids=[f.stem for f in FILES])
+def test_example_runs(path):
+    scenario = load_scenario(path, {"horizon": "2m", "warmup": "10s"})
+    assert scenario.description, "every example explains itself"
+    result = simulate(scenario, replications=3, jobs=1)
+    assert result.summary["system.throughput"].mean > 0
+    assert_little(result)
