@@ -20,7 +20,8 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from paysim import __version__
 from paysim.errors import PaysimError
 from paysim.report import render, to_dict, write_outputs
-from paysim.runner import expected_arrivals, simulate
+from paysim.preflight import expected_arrivals, stability_warnings
+from paysim.runner import simulate
 from paysim.scenario import load_scenario
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -80,6 +81,8 @@ def run(
         overrides: dict[str, Any] = {k: v for k, v in {"horizon": horizon, "warmup": warmup}.items() if v is not None}
         scenario = load_scenario(file, overrides)
         count = replications or scenario.replications
+        for line in stability_warnings(scenario):
+            err.print(f"[bold yellow]warning:[/] {line}", soft_wrap=True)
         with _progress_bar(count, quiet) as bar:
             task = bar.add_task(f"{scenario.name}: ~{expected_arrivals(scenario) * count:,.0f} arrivals", total=count)
             done: dict[int, float] = {}

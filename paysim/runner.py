@@ -14,6 +14,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from paysim.engine import run_replication
+from paysim.preflight import expected_arrivals
 from paysim.observe import Observer, StationObserver, StreamObserver
 from paysim.scenario import Scenario
 from paysim.stats import Estimate, LittleCheck, SloCheck, check_slo, littles_law, summarise
@@ -45,16 +46,6 @@ class RunResult:
 def observer_for(scenario: Scenario) -> Observer:
     stations = {name: StationObserver(s.workers, s.service.mean) for name, s in scenario.stations.items()}
     return Observer(stations, {name: StreamObserver() for name in scenario.arrivals})
-
-
-def expected_arrivals(scenario: Scenario) -> float:
-    """Arrivals one replication is expected to generate (for choosing how to run, and ETAs)."""
-    total = 0.0
-    for arrival in scenario.arrivals.values():
-        rate = arrival.rate if arrival.rate is not None else 1 / max(arrival.interarrival.mean, 1e-12)
-        peak = max([1.0] + [p.x for p in arrival.profile or ()])
-        total += rate * peak * scenario.horizon
-    return total
 
 
 _progress_queue = None

@@ -8,7 +8,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from paysim.cli import app
-from paysim.runner import INLINE_ARRIVALS, expected_arrivals, simulate
+from paysim.preflight import expected_arrivals
+from paysim.runner import INLINE_ARRIVALS, simulate
 from paysim.scenario import load_scenario
 
 MMC = Path(__file__).parent.parent / "scenarios" / "mmc.yaml"
