@@ -8,19 +8,24 @@ Symbols used in this module (textbook notation):
 * a -- offered load a = λ/μ in erlangs, ``offered_load``
 * ρ -- per-server utilisation ρ = λ/(cμ) = a/c; infinite-buffer models need ρ < 1
 * K -- M/M/c/K system capacity: servers plus waiting places (K >= c)
-* θ -- decay rate of the M/M/c waiting-time tail, θ = cμ - λ
+* θ -- decay rate of the M/M/c waiting-time tail, θ = cμ - λ; in Erlang A (M/M/c+M)
+  θ is instead the abandonment rate, 1 / mean patience (Garnett, Mandelbaum & Reiman)
+* ca², cs² -- squared coefficients of variation (variance / mean²) of interarrival and
+  service times: 1 for exponential, 0 for deterministic
 * B, C -- Erlang B (blocking) and Erlang C (probability of waiting)
 * L, Lq, W, Wq -- mean number in system / waiting, mean sojourn / waiting time
 
-All models assume FCFS service, independent exponential (or for M/G/1, general)
-service times, Poisson arrivals and steady state. Times are in seconds.
+Unless a docstring says otherwise, models assume FCFS service, independent exponential
+(or for M/G/1, general) service times, Poisson arrivals and steady state. Functions whose
+``formula`` says "approximation" (Kingman, Allen–Cunneen, Cosmetatos) are not exact.
+Times are in seconds.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.optimize import brentq
@@ -295,6 +300,201 @@ def mg1(arrival_rate: float, mean_service: float, scv_service: float) -> QueueMe
     return _open_queue(arrival_rate, wq, mean_service, rho, rho, "M/G/1 (Pollaczek-Khinchine)")
 
 
+def _check_scv(name: str, value: float) -> None:
+    _check_rate(name, value, allow_zero=True)
+
+
+def allen_cunneen(
+    arrival_rate: float, mean_service: float, servers: int, scv_arrival: float, scv_service: float
+) -> QueueMetrics:
+    """G/G/c mean wait, Allen–Cunneen approximation (Erlang C scaled by variability).
+
+    Wq ≈ Wq(M/M/c) · (ca² + cs²)/2 with Wq(M/M/c) = C(c, a)/(cμ - λ), a = λE[S], ρ = a/c < 1;
+    W = Wq + E[S], Lq = λWq, L = λW (Little), p_wait ≈ C(c, a). Exact for M/M/c
+    (ca² = cs² = 1) and, at c = 1 with ca² = 1, for M/G/1 (it is then Pollaczek–Khinchine);
+    otherwise an approximation, usually within ~10% at moderate to heavy load and
+    worse at light load or with very variable arrivals.
+    """
+    _check_rate("arrival_rate", arrival_rate, allow_zero=True)
+    _check_rate("mean_service", mean_service, allow_zero=False)
+    _check_servers(servers)
+    _check_scv("scv_arrival", scv_arrival)
+    _check_scv("scv_service", scv_service)
+    rho = arrival_rate * mean_service / servers
+    if rho >= 1.0:
+        raise ValueError(
+            f"unstable G/G/c queue: rho = λE[S]/c = {arrival_rate}*{mean_service}/{servers}"
+            f" = {rho:.6g} >= 1"
+        )
+    markov = mmc(arrival_rate, 1.0 / mean_service, servers)
+    wq = markov.Wq * (scv_arrival + scv_service) / 2.0
+    formula = "G/G/c (Allen-Cunneen approximation)"
+    return _open_queue(arrival_rate, wq, mean_service, rho, markov.p_wait, formula)
+
+
+def kingman(
+    arrival_rate: float, mean_service: float, scv_arrival: float, scv_service: float
+) -> QueueMetrics:
+    """G/G/1 mean wait, Kingman's heavy-traffic approximation.
+
+    Wq ≈ E[S] · ρ/(1 - ρ) · (ca² + cs²)/2, ρ = λE[S] < 1: Allen–Cunneen at c = 1 (where
+    C = ρ). Exact for M/G/1 (ca² = 1); for other arrivals it becomes exact as ρ → 1.
+    """
+    one = allen_cunneen(arrival_rate, mean_service, 1, scv_arrival, scv_service)
+    return replace(one, formula="G/G/1 (Kingman approximation)")
+
+
+def mdc(arrival_rate: float, service_time: float, servers: int) -> QueueMetrics:
+    """M/D/c (constant service time D) via Cosmetatos' approximation (1975).
+
+    Wq ≈ ½ · Wq(M/M/c) · [1 + (1 - ρ)(c - 1)(√(4 + 5c) - 2) / (16ρc)], ρ = λD/c < 1, where
+    Wq(M/M/c) uses μ = 1/D. At c = 1 the bracket is 1 and this is the exact M/D/1
+    (Pollaczek–Khinchine) wait; for c > 1 it is an approximation, within a few percent in
+    moderate to heavy traffic, that overestimates the wait at light load with many
+    servers: there the bracket can exceed 2, so the result is capped at Wq(M/M/c).
+    """
+    markov = allen_cunneen(arrival_rate, service_time, servers, 1.0, 1.0)
+    rho = markov.utilization
+    correction = 1.0
+    if servers > 1 and rho > 0.0:
+        correction += (1 - rho) * (servers - 1) * (math.sqrt(4 + 5 * servers) - 2) / (16 * rho * servers)
+    wq = 0.5 * markov.Wq * min(correction, 2.0)
+    name = "M/D/1 (Pollaczek-Khinchine)" if servers == 1 else "M/D/c (Cosmetatos approximation)"
+    return _open_queue(arrival_rate, wq, service_time, rho, markov.p_wait, name)
+
+
+@dataclass(frozen=True)
+class AbandonmentMetrics(QueueMetrics):
+    """QueueMetrics of a queue whose waiting customers may abandon (Erlang A).
+
+    ``W``, ``Wq`` and ``p_wait``'s complement refer to *served* customers where stated in
+    ``erlang_a``; ``Wq_all`` averages the wait over every arrival, abandoners included.
+    """
+
+    p_abandon: float = 0.0  # fraction of arrivals that abandon before service
+    Wq_all: float = 0.0  # mean time in queue over all arrivals (= Lq/λ)
+
+
+# Past the state where the death rate reaches 2λ each state weighs under half the one
+# before, so this many more states leave out less than 2^-90 of the probability.
+_ERLANG_A_TAIL = 90
+_ERLANG_A_MAX_STATES = 5_000_000
+
+
+def _erlang_a_size(arrival_rate: float, service_rate: float, servers: int, abandon_rate: float) -> int:
+    """Number of states n = 0..N-1 that carry all but a negligible part of the probability."""
+    capacity = servers * service_rate
+    top = servers + math.ceil(max(0.0, 2 * arrival_rate - capacity) / abandon_rate) + _ERLANG_A_TAIL
+    rho = arrival_rate / capacity
+    if rho < 1.0:  # beyond c the chain already falls at least geometrically with ratio ρ
+        top = min(top, servers + math.ceil(62.0 / -math.log(max(rho, 1e-300))) + 1)
+    if top > _ERLANG_A_MAX_STATES:
+        raise ValueError(
+            f"Erlang A needs about {top:,} states for λ = {arrival_rate}, cμ = {capacity},"
+            f" θ = {abandon_rate}: the abandonment rate is too small for this overload"
+        )
+    return top + 1
+
+
+def _erlang_a_probabilities(
+    arrival_rate: float, service_rate: float, servers: int, abandon_rate: float
+) -> np.ndarray:
+    """Stationary π_0..π_N of the M/M/c+M birth-death chain, from log-weights.
+
+    Birth rate λ; death rate min(n, c)μ + (n - c)^+ θ; log π_n = Σ_{k<=n} ln(λ / d_k) + const.
+    """
+    if arrival_rate == 0.0:
+        return np.eye(1, servers + 1)[0]
+    n = np.arange(1, _erlang_a_size(arrival_rate, service_rate, servers, abandon_rate))
+    death = np.minimum(n, servers) * service_rate + np.maximum(n - servers, 0) * abandon_rate
+    log_w = np.concatenate(([0.0], np.cumsum(math.log(arrival_rate) - np.log(death))))
+    probs = np.exp(log_w - logsumexp(log_w))
+    return probs / probs.sum()  # exactly 1, so p_wait and utilization stay <= 1
+
+
+def erlang_a(
+    arrival_rate: float, service_rate: float, servers: int, abandon_rate: float
+) -> AbandonmentMetrics:
+    """Erlang A (M/M/c+M): M/M/c whose waiting customers abandon after an Exp(θ) patience.
+
+    Exact, from the birth-death chain (stable for any λ, also ρ >= 1, since abandonment
+    empties the queue), truncated where the remaining probability is below ~1e-27 and
+    summed in log space so hundreds or thousands of servers are fine. With N the number
+    in system and PASTA: p_wait = P(N >= c), Lq = E[(N - c)^+], L = E[N],
+    throughput = μ·E[min(N, c)] (served per second), utilization = throughput/(cμ).
+    An arrival that finds k others waiting is served with probability cμ/(cμ + (k+1)θ)
+    and, if served, waited Σ_{i=1..k+1} 1/(cμ + iθ) on average (competing exponentials);
+    p_abandon = 1 - P(served) (= θLq/λ), Wq is the mean wait of *served* customers,
+    W = Wq + 1/μ their sojourn, and Wq_all = Lq/λ averages over every arrival.
+    θ = ``abandon_rate`` > 0 (θ → 0 tends to Erlang C when ρ < 1; use ``mmc`` for θ = 0).
+    """
+    _check_rate("arrival_rate", arrival_rate, allow_zero=True)
+    _check_rate("service_rate", service_rate, allow_zero=False)
+    _check_rate("abandon_rate", abandon_rate, allow_zero=False)
+    _check_servers(servers)
+    c = int(servers)
+    probs = _erlang_a_probabilities(arrival_rate, service_rate, c, abandon_rate)
+    n = np.arange(probs.size)
+    waiting = probs[c:]
+    ahead_rate = c * service_rate + np.arange(1, waiting.size + 1) * abandon_rate
+    served = c * service_rate / ahead_rate  # P(served | k waiting ahead), k = 0, 1, ...
+    served_wait = served * np.cumsum(1.0 / ahead_rate)  # E[wait; served | k]
+    p_served = float(probs[:c].sum() + np.dot(waiting, served))
+    Lq = float(np.dot(np.maximum(n - c, 0), probs))
+    throughput = service_rate * float(np.dot(np.minimum(n, c), probs))
+    wq = float(np.dot(waiting, served_wait)) / p_served
+    return AbandonmentMetrics(
+        arrival_rate=arrival_rate,
+        throughput=throughput,
+        utilization=min(1.0, throughput / (c * service_rate)),
+        L=float(np.dot(n, probs)),
+        Lq=Lq,
+        W=wq + 1.0 / service_rate,
+        Wq=wq,
+        p_wait=min(1.0, float(waiting.sum())),
+        formula="M/M/c+M (Erlang A)",
+        p_abandon=float(np.dot(waiting, 1.0 - served)),
+        Wq_all=Lq / arrival_rate if arrival_rate > 0 else 0.0,
+    )
+
+
+def priority_mg1(
+    arrival_rates: Sequence[float], mean_services: Sequence[float], scv_services: Sequence[float]
+) -> list[QueueMetrics]:
+    """M/G/1 with K non-preemptive priority classes (Cobham 1954); class 0 is served first.
+
+    Class k: Poisson arrivals λ_k, service mean E[S_k], scv cs_k², so
+    E[S_k²] = E[S_k]²(1 + cs_k²) and ρ_k = λ_k E[S_k]. With the mean residual work
+    R = Σ_k λ_k E[S_k²]/2 and σ_k = ρ_0 + ... + ρ_k (σ_{-1} = 0), FCFS within a class:
+    Wq_k = R / ((1 - σ_{k-1})(1 - σ_k)); W_k = Wq_k + E[S_k], Lq_k = λ_k Wq_k, L_k = λ_k W_k.
+    Needs σ_{K-1} = ρ < 1. utilization is the class's share ρ_k; p_wait is ρ (an arrival
+    of any class waits iff the server is busy, PASTA). One class gives Pollaczek–Khinchine.
+    """
+    if not len(arrival_rates) == len(mean_services) == len(scv_services) >= 1:
+        raise ValueError(
+            "priority_mg1 needs the same number (>= 1) of arrival rates, mean services and"
+            f" scvs, got {len(arrival_rates)}, {len(mean_services)}, {len(scv_services)}"
+        )
+    for k, (lam, mean, scv) in enumerate(zip(arrival_rates, mean_services, scv_services)):
+        _check_rate(f"arrival_rates[{k}]", lam, allow_zero=True)
+        _check_rate(f"mean_services[{k}]", mean, allow_zero=False)
+        _check_scv(f"scv_services[{k}]", scv)
+    loads = [lam * mean for lam, mean in zip(arrival_rates, mean_services)]
+    rho = math.fsum(loads)
+    if rho >= 1.0:
+        raise ValueError(f"unstable priority M/G/1 queue: total rho = Σλ_k E[S_k] = {rho:.6g} >= 1")
+    residual = math.fsum(
+        lam * mean**2 * (1 + scv) / 2 for lam, mean, scv in zip(arrival_rates, mean_services, scv_services)
+    )
+    classes, above = [], 0.0
+    for k, (lam, mean, load) in enumerate(zip(arrival_rates, mean_services, loads)):
+        wq = residual / ((1 - above) * (1 - above - load))
+        formula = f"M/G/1 non-preemptive priority (Cobham), class {k} of {len(loads)}"
+        classes.append(_open_queue(lam, wq, mean, load, rho, formula))
+        above += load
+    return classes
+
+
 def _network_nodes(
     external: Mapping[str, float], routing: Mapping[str, Mapping[str, float]]
 ) -> list[str]:
@@ -403,3 +603,89 @@ def jackson_network(
         formula="open Jackson network",
     )
     return per_node, total
+
+
+@dataclass(frozen=True)
+class ClosedStationMetrics:
+    """One station of a closed network, at population N."""
+
+    throughput: float  # visits per second, X_i = V_i X
+    utilization: float  # X_i E[S_i]
+    L: float  # mean number at the station
+    W: float  # mean time per visit (waiting + service)
+    residence: float  # time per cycle, V_i W_i
+
+
+@dataclass(frozen=True)
+class ClosedNetworkMetrics:
+    """A closed network at population N (exact product-form solution)."""
+
+    population: int
+    throughput: float  # cycles per second, X (a station with visit ratio 1 sees X visits/s)
+    response_time: float  # R = N/X - Z: time per cycle outside the think (delay) station
+    think_time: float  # Z
+    stations: dict[str, ClosedStationMetrics]
+    formula: str = "closed network (exact MVA)"
+
+
+def _check_closed(
+    population: int, visits: Mapping[str, float], mean_service: Mapping[str, float],
+    servers: Mapping[str, int] | None, think_time: float,
+) -> None:
+    _check_servers(population, minimum=0, name="population N")
+    _check_rate("think_time", think_time, allow_zero=True)
+    if set(visits) != set(mean_service):
+        raise ValueError(
+            f"visits and mean_service must name the same stations, got {sorted(visits)}"
+            f" and {sorted(mean_service)}"
+        )
+    for name in visits:
+        _check_rate(f"visit ratio of {name!r}", visits[name], allow_zero=True)
+        _check_rate(f"mean service of {name!r}", mean_service[name], allow_zero=True)
+    many = {name: c for name, c in (servers or {}).items() if c != 1}
+    if many:
+        raise ValueError(
+            f"stations {sorted(many)} have more than one server: exact MVA here handles"
+            " single-server FCFS stations and one delay (think) station only; load-dependent"
+            " MVA for c servers loses all precision when c is large and the station is busy"
+        )
+
+
+def mva(
+    population: int,
+    visits: Mapping[str, float],
+    mean_service: Mapping[str, float],
+    servers: Mapping[str, int] | None = None,
+    think_time: float = 0.0,
+) -> ClosedNetworkMetrics:
+    """Exact Mean Value Analysis (Reiser & Lavenberg 1980) of a closed product-form network.
+
+    N = ``population`` customers cycle between single-server FCFS stations i (visit ratio
+    V_i per cycle, mean service S_i, exponential; or any service under PS) and a delay
+    station with mean think time Z (any distribution). With D_i = V_i S_i and L_i(0) = 0,
+    for n = 1..N: W_i(n) = S_i (1 + L_i(n-1)) (arrival theorem), X(n) = n / (Z + Σ V_i W_i(n)),
+    L_i(n) = X(n) V_i W_i(n). Results at N: throughput X, response time R = N/X - Z,
+    per station X_i = V_i X, utilization X_i S_i, L_i, W_i and residence V_i W_i (the think
+    station appears only through Z). ``servers``, if given, must be 1 for every station:
+    multi-server stations are refused (load-dependent MVA is numerically unstable).
+    """
+    _check_closed(population, visits, mean_service, servers, think_time)
+    names = list(visits)
+    v = np.array([visits[n] for n in names], dtype=float)
+    s = np.array([mean_service[n] for n in names], dtype=float)
+    queue = np.zeros(len(names))
+    x, w = 0.0, s.copy()
+    for n in range(1, int(population) + 1):
+        w = s * (1.0 + queue)
+        cycle = think_time + float(np.dot(v, w))
+        x = n / cycle if cycle > 0 else math.inf
+        queue = x * v * w
+    if population == 0:
+        x, queue = 0.0, np.zeros(len(names))
+    if not math.isfinite(x):
+        raise ValueError("every station has zero demand and Z = 0: the throughput is unbounded")
+    stations = {
+        name: ClosedStationMetrics(*(float(f) for f in (x * v[i], x * v[i] * s[i], queue[i], w[i], v[i] * w[i])))
+        for i, name in enumerate(names)
+    }
+    return ClosedNetworkMetrics(int(population), x, float(np.dot(v, w)), think_time, stations)

@@ -103,7 +103,18 @@ def run(
         failing = [f"{scope} {c.law}" for scope, checks in result.little.items() for c in checks if not c.holds]
         if failing:
             err.print(f"[bold red]WARNING: Little's law does not hold for {', '.join(failing)}.[/] "
-                      "This means a too-short run (try a longer --horizon or more --replications) or a bug.")
+                      + _little_diagnosis(result))
+
+
+def _little_diagnosis(result) -> str:
+    """Why Little's law may fail: a population that kept growing means no steady state."""
+    at_end = result.summary["system.in_system_at_end"].mean
+    average = result.summary["system.L"].mean
+    if at_end > 2 * average + 10:
+        return (f"The system was not in a steady state: {at_end:,.0f} transactions were inside at the end against "
+                f"{average:,.0f} on average, so the population was still growing (overload, or a metastable "
+                "failure such as a retry storm). Little's law holds only for a system that reaches steady state.")
+    return "This means a too-short run (try a longer --horizon or more --replications) or a bug."
 
 
 @app.command()

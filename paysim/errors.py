@@ -4,6 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+MAX_SHOWN = 10  # problems spelled out in an error's message; the rest are counted
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks, tabs and other unprintable characters escaped, so it stays one line."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -17,7 +26,7 @@ class Problem:
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
         key = ".".join(str(part) for part in self.path)
-        return f"{where}: {key}: {self.message}" if key else f"{where}: {self.message}"
+        return one_line(f"{where}: {key}: {self.message}" if key else f"{where}: {self.message}")
 
 
 class PaysimError(Exception):
@@ -29,7 +38,12 @@ class ScenarioError(PaysimError):
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
-        super().__init__("\n".join(str(problem) for problem in problems))
+        lines = [str(problem) for problem in problems[:MAX_SHOWN]]
+        if len(problems) > MAX_SHOWN:
+            rest = len(problems) - MAX_SHOWN
+            lines.append(f"{one_line(problems[0].file)}: ... and {rest} more problem{'s' if rest > 1 else ''} "
+                         "(fix these first)")
+        super().__init__("\n".join(lines))
 
 
 class KeyPathError(ValueError):

@@ -52,8 +52,12 @@ class StationObserver:
     def start_window(self, now: float) -> None:
         self._advance(now)
         self.area_in_station = self.area_busy = 0.0
-        self.entered = self.rejected = self.started = self.finished = 0
+        self.entered = self.rejected = self.started = self.finished = self.errored = 0
+        self.abandoned = self.cancelled = 0
         self.sum_wait = self.sum_sojourn = self.sum_service = 0.0
+        # over every departure, withdrawn work included: what Little's law needs
+        self.departed = 0
+        self.sum_time_all = self.sum_wait_all = self.sum_service_all = 0.0
         self.sketch = QuantileSketch()
 
     def enter(self, now: float) -> None:
@@ -70,14 +74,31 @@ class StationObserver:
         self.started += 1
         self.sum_wait += wait
 
-    def finish(self, now: float, sojourn: float, service: float) -> None:
+    def _depart(self, now: float, sojourn: float, wait: float, service: float) -> None:
         self._advance(now)
-        self.busy -= 1
         self.in_station -= 1
+        self.departed += 1
+        self.sum_time_all += sojourn
+        self.sum_wait_all += wait
+        self.sum_service_all += service
+
+    def finish(self, now: float, sojourn: float, service: float, error: bool = False) -> None:
+        self._depart(now, sojourn, sojourn - service, service)
+        self.busy -= 1
         self.finished += 1
+        self.errored += error
         self.sum_sojourn += sojourn
         self.sum_service += service
         self.sketch.add(sojourn)
+
+    def withdraw(self, now: float, sojourn: float, wait: float, service: float, in_service: bool) -> None:
+        """Work whose client timed out is taken back (``on_timeout: cancel``)."""
+        self._depart(now, sojourn, wait, service)
+        if in_service:
+            self.busy -= 1
+            self.cancelled += 1
+        else:
+            self.abandoned += 1
 
     def row(self, prefix: str, window_s: float) -> dict[str, float]:
         offered = self.entered + self.rejected
@@ -87,7 +108,7 @@ class StationObserver:
             f"{prefix}.arrival_rate": arrival_rate,
             f"{prefix}.offered_load": arrival_rate * self.mean_service_s,
             f"{prefix}.throughput": _rate(self.finished, window_s),
-            f"{prefix}.goodput": _rate(self.finished, window_s),
+            f"{prefix}.goodput": _rate(self.finished - self.errored, window_s),
             f"{prefix}.utilization": busy / self.workers,
             f"{prefix}.busy": busy,
             f"{prefix}.L": _ratio(self.area_in_station, window_s),
@@ -97,15 +118,33 @@ class StationObserver:
             f"{prefix}.S": _ratio(self.sum_service, self.finished),
             f"{prefix}.rejected": float(self.rejected),
             f"{prefix}.rejection_rate": _ratio(self.rejected, offered),
-            # Little's law inputs: the rate of transactions that entered the station
+            f"{prefix}.errored": float(self.errored),
+            f"{prefix}.error_rate": _ratio(self.errored, self.finished),
+            f"{prefix}.abandoned": float(self.abandoned),
+            f"{prefix}.cancelled": float(self.cancelled),
+            # Little's law inputs: the rate of entries, and times over every departure
             f"{prefix}.entry_rate": _rate(self.entered, window_s),
+            f"{prefix}.W_all": _ratio(self.sum_time_all, self.departed),
+            f"{prefix}.Wq_all": _ratio(self.sum_wait_all, self.departed),
+            f"{prefix}.S_all": _ratio(self.sum_service_all, self.departed),
         }
         row.update(_latency_row(prefix, self.sketch))
         return row
 
 
+FAILURES = ("rejected", "timed_out", "errored", "abandoned")   # final outcomes other than success
+_FAILURE_RATES = {"rejected": "rejection_rate", "timed_out": "timeout_rate", "errored": "error_rate",
+                  "abandoned": "abandon_rate"}
+
+
 class StreamObserver:
-    """End-to-end statistics of the transactions of one arrival stream."""
+    """One arrival stream: its clients' outcomes, and its attempts inside the system.
+
+    An original request may make several attempts (retries). The client sees one outcome
+    per original request: success (within its timeout) or a failure by reason. The
+    system sees attempts: each enters, spends time in stations and leaves, even after its
+    client stopped waiting; Little's law is checked over attempts.
+    """
 
     def __init__(self) -> None:
         self.in_system = 0
@@ -121,61 +160,71 @@ class StreamObserver:
     def start_window(self, now: float) -> None:
         self._advance(now)
         self.area_in_system = 0.0
-        self.arrived = self.completed = self.rejected = 0
-        self.sum_latency = self.sum_completed_wait = 0.0
-        # over every departure, completed or lost: what Little's law needs
+        self.arrived = self.succeeded = self.attempts = self.retries = self.finished = 0
+        self.failures = dict.fromkeys(FAILURES, 0)
+        self.sum_latency = self.sum_success_wait = 0.0
         self.departed = 0
         self.sum_time = self.sum_wait = self.sum_service = 0.0
         self.sketch = QuantileSketch()
 
-    def enter(self, now: float) -> None:
-        self._advance(now)
-        self.in_system += 1
+    def arrive(self, now: float) -> None:
+        """An original request."""
         self.arrived += 1
 
-    def _depart(self, now: float, time_in_system: float, wait: float, service: float) -> None:
+    def enter(self, now: float, retry: bool) -> None:
+        """An attempt enters the system."""
+        self._advance(now)
+        self.in_system += 1
+        self.attempts += 1
+        self.retries += retry
+
+    def leave(self, now: float, time_in_system: float, wait: float, service: float, finished: bool) -> None:
+        """An attempt leaves the system: ``finished`` its route, or lost on the way."""
         self._advance(now)
         self.in_system -= 1
         self.departed += 1
+        self.finished += finished
         self.sum_time += time_in_system
         self.sum_wait += wait
         self.sum_service += service
 
-    def complete(self, now: float, latency: float, wait: float, service: float) -> None:
-        self._depart(now, latency, wait, service)
-        self.completed += 1
+    def succeed(self, latency: float, wait: float) -> None:
+        self.succeeded += 1
         self.sum_latency += latency
-        self.sum_completed_wait += wait
+        self.sum_success_wait += wait
         self.sketch.add(latency)
 
-    def reject(self, now: float, time_in_system: float, wait: float, service: float) -> None:
-        self._depart(now, time_in_system, wait, service)
-        self.rejected += 1
+    def fail(self, reason: str) -> None:
+        self.failures[reason] += 1
 
 
 def _stream_row(prefix: str, streams: Sequence[StreamObserver], window_s: float, sketch: QuantileSketch) -> dict[str, float]:
-    arrived = sum(s.arrived for s in streams)
-    completed = sum(s.completed for s in streams)
-    rejected = sum(s.rejected for s in streams)
-    departed = sum(s.departed for s in streams)
-    arrival_rate = _rate(arrived, window_s)
+    def total(attribute: str) -> float:
+        return sum(getattr(s, attribute) for s in streams)
+
+    arrived, succeeded, departed = total("arrived"), total("succeeded"), total("departed")
+    failures = {reason: sum(s.failures[reason] for s in streams) for reason in FAILURES}
     row = {
-        f"{prefix}.arrival_rate": arrival_rate,
-        f"{prefix}.throughput": _rate(completed, window_s),
-        f"{prefix}.goodput": _rate(completed, window_s),
-        f"{prefix}.L": _ratio(sum(s.area_in_system for s in streams), window_s),
-        f"{prefix}.W": _ratio(sum(s.sum_latency for s in streams), completed),
-        f"{prefix}.Wq": _ratio(sum(s.sum_completed_wait for s in streams), completed),
-        f"{prefix}.rejected": float(rejected),
-        f"{prefix}.rejection_rate": _ratio(rejected, arrived),
-        f"{prefix}.failed": float(rejected),
-        f"{prefix}.failure_rate": _ratio(rejected, arrived),
-        # Little's law inputs over every departure, lost ones included
-        f"{prefix}.entry_rate": arrival_rate,
-        f"{prefix}.W_all": _ratio(sum(s.sum_time for s in streams), departed),
-        f"{prefix}.Wq_all": _ratio(sum(s.sum_wait for s in streams), departed),
-        f"{prefix}.S_all": _ratio(sum(s.sum_service for s in streams), departed),
+        f"{prefix}.arrival_rate": _rate(arrived, window_s),
+        f"{prefix}.throughput": _rate(total("finished"), window_s),
+        f"{prefix}.goodput": _rate(succeeded, window_s),
+        f"{prefix}.L": _ratio(total("area_in_system"), window_s),
+        f"{prefix}.W": _ratio(total("sum_latency"), succeeded),
+        f"{prefix}.Wq": _ratio(total("sum_success_wait"), succeeded),
+        f"{prefix}.attempts": float(total("attempts")),
+        f"{prefix}.retries": float(total("retries")),
+        f"{prefix}.retry_amplification": _ratio(total("attempts"), arrived),
+        f"{prefix}.failed": float(sum(failures.values())),
+        f"{prefix}.failure_rate": _ratio(sum(failures.values()), arrived),
+        # Little's law inputs over attempts, lost and abandoned ones included
+        f"{prefix}.entry_rate": _rate(total("attempts"), window_s),
+        f"{prefix}.W_all": _ratio(total("sum_time"), departed),
+        f"{prefix}.Wq_all": _ratio(total("sum_wait"), departed),
+        f"{prefix}.S_all": _ratio(total("sum_service"), departed),
     }
+    for reason, count in failures.items():
+        row[f"{prefix}.{reason}"] = float(count)
+        row[f"{prefix}.{_FAILURE_RATES[reason]}"] = _ratio(count, arrived)
     row.update(_latency_row(prefix, sketch))
     return row
 

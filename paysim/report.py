@@ -94,7 +94,10 @@ def _cell(value: Estimate | None, kind: str) -> str:
 _ROWS = [("arrival_rate", "rate"), ("throughput", "rate"), ("goodput", "rate"), ("utilization", "percent"),
          ("W", "time"), ("Wq", "time"), ("latency.p50", "time"), ("latency.p90", "time"),
          ("latency.p95", "time"), ("latency.p99", "time"), ("latency.p999", "time"),
-         ("L", "number"), ("Lq", "number"), ("rejection_rate", "percent"), ("failure_rate", "percent")]
+         ("L", "number"), ("Lq", "number"), ("retry_amplification", "number"), ("rejection_rate", "percent"),
+         ("timeout_rate", "percent"), ("abandon_rate", "percent"), ("error_rate", "percent"),
+         ("failure_rate", "percent")]
+_SHOWN_WHEN_NONZERO = {"retry_amplification", "timeout_rate", "abandon_rate", "error_rate"}
 
 
 def metrics_table(result: RunResult) -> Table:
@@ -107,7 +110,11 @@ def metrics_table(result: RunResult) -> Table:
     for _, label in scopes:
         table.add_column(label, justify="right", no_wrap=True)
     for metric, kind in _ROWS:
-        cells = [_cell(result.summary.get(f"{scope}.{metric}"), kind) for scope, _ in scopes]
+        values = [result.summary.get(f"{scope}.{metric}") for scope, _ in scopes]
+        if metric in _SHOWN_WHEN_NONZERO and not any(v and v.mean and math.isfinite(v.mean) and
+                                                     (metric != "retry_amplification" or v.mean != 1) for v in values):
+            continue
+        cells = [_cell(value, kind) for value in values]
         if any(cell != "-" for cell in cells):
             table.add_row(metric.removeprefix("latency."), *cells)
     return table

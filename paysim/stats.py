@@ -71,7 +71,7 @@ class LittleCheck:
 
 # (law, left metric, rate metric, time metric) per kind of scope
 _LAWS = {
-    "stations": [("L = λW", "L", "W"), ("Lq = λWq", "Lq", "Wq"), ("busy = λE[S]", "busy", "S")],
+    "stations": [("L = λW", "L", "W_all"), ("Lq = λWq", "Lq", "Wq_all"), ("busy = λE[S]", "busy", "S_all")],
     "system": [("L = λW", "L", "W_all"), ("Lq = λWq", "Lq", "Wq_all"), ("busy = λE[S]", "busy", "S_all")],
     "streams": [("L = λW", "L", "W_all")],
 }

@@ -5,8 +5,9 @@ keys are refused, and alias expansion and nesting are bounded so a "billion laug
 file (or one nested thousands of levels deep, or an alias that contains itself) is
 refused quickly instead of exhausting memory or the stack.
 
-Numbers in exponent notation without a decimal point (``1e-3``, ``2E6``) are read as
-numbers, as YAML 1.2 reads them, rather than as text as YAML 1.1 does.
+Two YAML 1.2 readings replace YAML 1.1's: numbers in exponent notation without a
+decimal point (``1e-3``, ``2E6``) are numbers, not text; and only true/false are
+booleans, so ``on``, ``off``, ``yes`` and ``no`` stay words.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from paysim.errors import Problem, ScenarioError
 
 MAX_NODES = 200_000  # nodes visited with aliases expanded; real scenarios have a few hundred
 MAX_DEPTH = 64  # mappings and lists inside each other; real scenarios nest about five deep
+MAX_BYTES = 10_000_000  # a scenario file; real ones are a few kilobytes
+_BOMS = [(b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"),
+         (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16")]  # longest first: UTF-32 LE starts like UTF-16 LE
 
 Lines = dict[tuple[str | int, ...], int]
 
@@ -44,6 +48,14 @@ class _Loader(yaml.SafeLoader):
             self.depth -= 1
 
 
+# YAML 1.2 booleans: only true/false. YAML 1.1 also reads on/off/yes/no as booleans,
+# which would turn a retry policy's ``on:`` key into ``True``.
+_BOOL = "tag:yaml.org,2002:bool"
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, pattern) for tag, pattern in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 _Loader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789."))
 
 
@@ -165,9 +177,16 @@ def read_yaml(path: Path) -> tuple[Any, Lines]:
     """Read and parse a YAML file; every failure is a ScenarioError naming the file."""
     file = str(path)
     try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise ScenarioError([Problem(file, (), f"cannot read the file: {error.strerror or error}")]) from None
+        with open(path, "rb") as handle:  # bounded: /dev/zero or a runaway pipe must not fill memory
+            raw = handle.read(MAX_BYTES + 1)
+    except (OSError, ValueError) as error:
+        raise ScenarioError([Problem(file, (), f"cannot read the file: {getattr(error, 'strerror', None) or error}")]) from None
+    if len(raw) > MAX_BYTES:
+        raise ScenarioError([Problem(file, (), f"the file is larger than {MAX_BYTES // 1_000_000} MB; "
+                                               "a scenario is YAML text of a few kilobytes")])
+    encoding = next((name for bom, name in _BOMS if raw.startswith(bom)), None)
+    if encoding is not None:
+        raise ScenarioError([Problem(file, (), f"the file is {encoding} text; save it as UTF-8 (a scenario must be UTF-8)")])
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:

@@ -11,12 +11,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.integrate import quad
 
+from scipy.special import gammaln, logsumexp
+
 from paysim.analytic import (
     QueueMetrics,
+    allen_cunneen,
+    erlang_a,
     erlang_b,
     erlang_c,
     jackson_arrival_rates,
     jackson_network,
+    kingman,
+    mdc,
     mg1,
     mmc,
     mmc_sojourn_cdf,
@@ -24,6 +30,8 @@ from paysim.analytic import (
     mmc_wait_cdf,
     mmc_wait_quantile,
     mmck,
+    mva,
+    priority_mg1,
 )
 
 FAST = settings(max_examples=40, deadline=None)
@@ -82,6 +90,32 @@ def test_erlang_large_systems_are_finite() -> None:
     value = erlang_c(1000, 950.0)
     assert math.isfinite(value) and 0.0 < value < 1.0
     assert 0.0 < erlang_b(5000, 4900.0) < 1.0
+
+
+def _erlang_b_log_space(c: int, a: float) -> float:
+    """Independent check: B = (a^c/c!) / Σ a^k/k!, every term in log space."""
+    k = np.arange(c + 1)
+    log_terms = k * math.log(a) - gammaln(k + 1)
+    return math.exp(log_terms[-1] - logsumexp(log_terms))
+
+
+@pytest.mark.parametrize("c, a", [(1000, 950.0), (1000, 1000.0), (1000, 1200.0), (3000, 2950.0)])
+def test_erlang_b_thousands_of_servers(c: int, a: float) -> None:
+    assert erlang_b(c, a) == pytest.approx(_erlang_b_log_space(c, a), rel=1e-10)
+
+
+def test_erlang_c_thousand_servers() -> None:
+    c, a = 1000, 990.0
+    b = _erlang_b_log_space(c, a)
+    assert erlang_c(c, a) == pytest.approx(b / (1 - (a / c) * (1 - b)), rel=1e-10)
+    m = mmc(a, 1.0, c)  # the whole M/M/c result stays finite and consistent
+    assert all(math.isfinite(v) for v in numbers(m))
+    assert_little(m)
+
+
+def test_erlang_b_published_table_value() -> None:
+    # Erlang B tables: 10 trunks offered 5 erlangs block 1.8385% of calls.
+    assert erlang_b(10, 5.0) == pytest.approx(0.018385, rel=1e-4)
 
 
 def test_erlang_errors_carry_values() -> None:
@@ -344,3 +378,267 @@ def test_jackson_network_errors_name_nodes() -> None:
         jackson_network({"a": 2.0}, {"a": {"b": 1.0}}, {"a": 3.0}, {"a": 1})
     with pytest.raises(ValueError, match="node 'b'.*unstable"):
         jackson_network({"a": 2.0}, {"a": {"b": 1.0}}, {"a": 3.0, "b": 1.0}, {"a": 1, "b": 1})
+
+
+# ------------------------------------------------------------------ G/G/c approximations
+
+
+@FAST
+@given(rho=utilisations, mu=rates, c=st.integers(1, 40))
+def test_allen_cunneen_exponential_is_erlang_c(rho: float, mu: float, c: int) -> None:
+    approx = allen_cunneen(rho * c * mu, 1 / mu, c, 1.0, 1.0)
+    assert numbers(approx) == pytest.approx(numbers(mmc(rho * c * mu, mu, c)), rel=1e-12)
+    assert "approximation" in approx.formula
+
+
+@FAST
+@given(rho=utilisations, mu=rates)
+def test_kingman_exponential_is_mm1(rho: float, mu: float) -> None:
+    approx = kingman(rho * mu, 1 / mu, 1.0, 1.0)
+    assert numbers(approx) == pytest.approx(numbers(mmc(rho * mu, mu, 1)), rel=1e-12)
+    assert approx.formula == "G/G/1 (Kingman approximation)"
+
+
+@FAST
+@given(rho=utilisations, mean=st.floats(0.001, 10.0), scv=st.floats(0.0, 20.0))
+def test_kingman_with_poisson_arrivals_is_pollaczek_khinchine(rho: float, mean: float, scv: float) -> None:
+    assert numbers(kingman(rho / mean, mean, 1.0, scv)) == pytest.approx(numbers(mg1(rho / mean, mean, scv)))
+
+
+def test_allen_cunneen_scales_with_variability() -> None:
+    markov = mmc(8.0, 1.0, 10)
+    for ca2, cs2 in [(0.0, 0.0), (0.0, 1.0), (2.0, 0.5), (4.0, 4.0)]:
+        m = allen_cunneen(8.0, 1.0, 10, ca2, cs2)
+        assert m.Wq == pytest.approx(markov.Wq * (ca2 + cs2) / 2)
+        assert_little(m)
+
+
+def test_gg_rejects_unstable_and_bad_scv() -> None:
+    with pytest.raises(ValueError, match="unstable G/G/c"):
+        allen_cunneen(10.0, 1.0, 10, 1.0, 1.0)
+    with pytest.raises(ValueError, match="scv_arrival"):
+        kingman(0.5, 1.0, -1.0, 1.0)
+
+
+# ------------------------------------------------------------------ M/D/c
+
+
+@FAST
+@given(rho=utilisations, d=st.floats(0.001, 10.0))
+def test_md1_is_exact(rho: float, d: float) -> None:
+    m = mdc(rho / d, d, 1)
+    assert numbers(m) == pytest.approx(numbers(mg1(rho / d, d, 0.0)))
+    assert "approximation" not in m.formula
+
+
+@pytest.mark.parametrize("rho", [0.3, 0.6, 0.9, 0.99])
+@pytest.mark.parametrize("c", [2, 10, 100])
+def test_mdc_between_half_and_full_mmc_wait(rho: float, c: int) -> None:
+    m, markov = mdc(rho * c, 1.0, c), mmc(rho * c, 1.0, c)
+    assert 0.5 * markov.Wq <= m.Wq <= markov.Wq
+    assert m.formula == "M/D/c (Cosmetatos approximation)"
+    assert_little(m)
+
+
+def _mdc_mean_wait_by_simulation(lam: float, c: int, n: int, seed: int) -> float:
+    """FCFS with a constant service time D = 1: servers free up in the order services start,
+    so customer i starts at max(arrival_i, start_{i-c} + 1) (Kiefer–Wolfowitz, exact)."""
+    arrivals = np.cumsum(np.random.default_rng(seed).exponential(1 / lam, n)).tolist()
+    starts = [0.0] * n
+    for i, at in enumerate(arrivals):
+        starts[i] = max(at, starts[i - c] + 1.0) if i >= c else at
+    return float(np.mean(np.subtract(starts, arrivals)[n // 10:]))
+
+
+def test_mdc_cosmetatos_against_simulation() -> None:
+    # Cosmetatos is within ~2% of the exact M/D/c wait at this load; simulation noise ~2%.
+    lam, c = 2.4, 3
+    simulated = _mdc_mean_wait_by_simulation(lam, c, 400_000, seed=2026)
+    assert mdc(lam, 1.0, c).Wq == pytest.approx(simulated, rel=0.05)
+
+
+# ------------------------------------------------------------------ Erlang A
+
+
+def test_erlang_a_tends_to_erlang_c_as_patience_grows() -> None:
+    lam, mu, c = 8.0, 1.0, 10
+    a, markov = erlang_a(lam, mu, c, 1e-9), mmc(lam, mu, c)
+    for field in ("p_wait", "Wq", "W", "Lq", "L", "throughput"):
+        assert getattr(a, field) == pytest.approx(getattr(markov, field), rel=1e-6)
+    assert a.p_abandon < 1e-8
+
+
+def test_erlang_a_impatient_limit_is_erlang_b() -> None:
+    # Abandoning at once, a caller who finds all c busy is lost: an M/M/c/c loss system.
+    a = erlang_a(12.0, 1.0, 10, 1e9)
+    assert a.p_abandon == pytest.approx(erlang_b(10, 12.0), rel=1e-6)
+    assert a.Wq < 1e-8 and a.p_wait == pytest.approx(a.p_abandon, rel=1e-6)
+
+
+@FAST
+@given(rho=st.floats(0.0, 3.0), c=st.integers(1, 60), theta=st.floats(0.05, 20.0))
+def test_erlang_a_flow_and_little(rho: float, c: int, theta: float) -> None:
+    lam, mu = rho * c * 2.0, 2.0
+    a = erlang_a(lam, mu, c, theta)
+    assert a.throughput == pytest.approx(lam * (1 - a.p_abandon), rel=1e-9, abs=1e-12)
+    assert a.p_abandon * lam == pytest.approx(theta * a.Lq, rel=1e-9, abs=1e-12)  # abandonment rate
+    assert a.Lq == pytest.approx(lam * a.Wq_all, rel=1e-9, abs=1e-12)
+    assert a.L == pytest.approx(a.Lq + a.throughput / mu, rel=1e-9)
+    assert a.W == pytest.approx(a.Wq + 1 / mu)
+    assert 0.0 <= a.p_abandon <= a.p_wait <= 1.0 and a.utilization <= 1.0
+
+
+def test_erlang_a_hundreds_of_servers_overloaded() -> None:
+    a = erlang_a(1100.0, 1.0, 1000, 0.5)
+    assert all(math.isfinite(v) for v in numbers(a))
+    # in heavy overload nearly every server is busy and the excess abandons
+    assert a.throughput == pytest.approx(1000.0, rel=1e-3)
+    assert a.p_abandon == pytest.approx(100 / 1100, rel=1e-2)
+
+
+def _erlang_a_by_simulation(lam: float, mu: float, c: int, theta: float, events: int, seed: int):
+    """Independent check: the M/M/c+M chain simulated event by event with an FCFS queue of
+    arrival times; each waiting customer abandons at rate θ, so the leaver is a random one."""
+    rng = np.random.default_rng(seed)
+    gaps, picks, leavers = (rng.exponential(size=events).tolist(), rng.random(events).tolist(),
+                            rng.random(events).tolist())
+    now, busy, queue = 0.0, 0, []  # queue holds arrival times, head first
+    served_waits, abandoned, arrived = [], 0, 0
+    for gap, pick, leaver in zip(gaps, picks, leavers):
+        total = lam + busy * mu + len(queue) * theta
+        now += gap / total
+        pick *= total
+        if pick < lam:
+            arrived += 1
+            if busy < c:
+                busy += 1
+                served_waits.append(0.0)
+            else:
+                queue.append(now)
+        elif pick < lam + busy * mu:
+            if queue:
+                served_waits.append(now - queue.pop(0))
+            else:
+                busy -= 1
+        else:
+            queue.pop(int(leaver * len(queue)))
+            abandoned += 1
+    return float(np.mean(served_waits)), abandoned / arrived
+
+
+def test_erlang_a_served_wait_against_simulation() -> None:
+    lam, mu, c, theta = 2.2, 1.0, 2, 0.5
+    wait, p_abandon = _erlang_a_by_simulation(lam, mu, c, theta, 200_000, seed=7)
+    exact = erlang_a(lam, mu, c, theta)
+    assert exact.Wq == pytest.approx(wait, rel=0.05)
+    assert exact.p_abandon == pytest.approx(p_abandon, rel=0.05)
+
+
+def test_erlang_a_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="abandon_rate"):
+        erlang_a(1.0, 1.0, 2, 0.0)
+    with pytest.raises(ValueError, match="states"):
+        erlang_a(1000.0, 1.0, 10, 1e-6)  # overload that only a minute θ holds back
+
+
+# ------------------------------------------------------------------ priorities (Cobham)
+
+
+@FAST
+@given(rho=utilisations, mean=st.floats(0.001, 10.0), scv=st.floats(0.0, 20.0))
+def test_cobham_one_class_is_pollaczek_khinchine(rho: float, mean: float, scv: float) -> None:
+    (only,) = priority_mg1([rho / mean], [mean], [scv])
+    assert numbers(only) == pytest.approx(numbers(mg1(rho / mean, mean, scv)))
+
+
+def test_cobham_hand_values() -> None:
+    # Two exponential classes of mean 1: R = (0.3·2 + 0.4·2)/2 = 0.7.
+    high, low = priority_mg1([0.3, 0.4], [1.0, 1.0], [1.0, 1.0])
+    assert high.Wq == pytest.approx(0.7 / (1 - 0.3))
+    assert low.Wq == pytest.approx(0.7 / ((1 - 0.3) * (1 - 0.7)))
+    assert high.p_wait == low.p_wait == pytest.approx(0.7)
+
+
+@FAST
+@given(
+    lams=st.lists(st.floats(0.01, 1.0), min_size=2, max_size=5),
+    means=st.lists(st.floats(0.05, 2.0), min_size=5, max_size=5),
+    scvs=st.lists(st.floats(0.0, 4.0), min_size=5, max_size=5),
+    load=st.floats(0.05, 0.95),
+)
+def test_cobham_conservation_law(lams: list[float], means: list[float], scvs: list[float], load: float) -> None:
+    # Kleinrock's conservation law: Σ ρ_k Wq_k is the same for every non-preemptive order,
+    # so it equals ρ times the FCFS (P–K) wait of the merged stream.
+    k = len(lams)
+    scale = load / sum(lam * m for lam, m in zip(lams, means[:k]))
+    lams = [lam * scale for lam in lams]
+    classes = priority_mg1(lams, means[:k], scvs[:k])
+    total = sum(lams)
+    mean = sum(lam * m for lam, m in zip(lams, means)) / total
+    second = sum(lam * m * m * (1 + s) for lam, m, s in zip(lams, means, scvs)) / total
+    fcfs = mg1(total, mean, max(0.0, second / mean**2 - 1))
+    weighted = sum(c.utilization * c.Wq for c in classes)
+    assert weighted == pytest.approx(load * fcfs.Wq, rel=1e-9)
+    assert [c.Wq for c in classes] == sorted(c.Wq for c in classes)  # lower priority waits longer
+
+
+def test_cobham_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="total rho"):
+        priority_mg1([0.5, 0.6], [1.0, 1.0], [1.0, 1.0])
+    with pytest.raises(ValueError, match="same number"):
+        priority_mg1([0.5], [1.0, 1.0], [1.0])
+
+
+# ------------------------------------------------------------------ MVA
+
+
+def test_mva_one_customer_sums_demands() -> None:
+    visits, service = {"cpu": 3.0, "disk": 2.0, "db": 0.5}, {"cpu": 0.01, "disk": 0.03, "db": 0.2}
+    result = mva(1, visits, service, think_time=0.5)
+    demand = sum(visits[n] * service[n] for n in visits)
+    assert result.response_time == pytest.approx(demand)
+    assert result.throughput == pytest.approx(1 / (0.5 + demand))
+    assert result.stations["disk"].W == pytest.approx(0.03)  # nobody else to wait for
+
+
+def _closed_by_enumeration(population: int, demands: list[float], think: float) -> tuple[float, list[float]]:
+    """Product form over every state (n0 thinking, n1, n2): π ∝ Z^n0/n0! · D1^n1 · D2^n2."""
+    weights, states = [], []
+    for n1 in range(population + 1):
+        for n2 in range(population + 1 - n1):
+            n0 = population - n1 - n2
+            weights.append(think**n0 / math.factorial(n0) * demands[0] ** n1 * demands[1] ** n2)
+            states.append((n1, n2))
+    probs = np.array(weights) / sum(weights)
+    queue = [float(sum(p * s[i] for p, s in zip(probs, states))) for i in range(2)]
+    busy_first = float(sum(p for p, s in zip(probs, states) if s[0] > 0))
+    return busy_first / demands[0], queue  # X: station 1's utilisation over its demand
+
+
+@pytest.mark.parametrize("population", [1, 2, 5, 12])
+@pytest.mark.parametrize("think", [0.0, 0.7])
+def test_mva_matches_product_form_enumeration(population: int, think: float) -> None:
+    visits, service = {"a": 1.0, "b": 2.5}, {"a": 0.2, "b": 0.1}
+    result = mva(population, visits, service, think_time=think)
+    throughput, queue = _closed_by_enumeration(population, [0.2, 0.25], think)
+    assert result.throughput == pytest.approx(throughput, rel=1e-10)
+    assert [result.stations[n].L for n in "ab"] == pytest.approx(queue, rel=1e-10)
+    assert result.response_time == pytest.approx(population / throughput - think, rel=1e-10)
+    for station in result.stations.values():  # Little at each station
+        assert station.L == pytest.approx(station.throughput * station.W, rel=1e-12)
+
+
+def test_mva_saturates_at_the_bottleneck() -> None:
+    result = mva(2000, {"a": 1.0, "b": 1.0}, {"a": 0.02, "b": 0.05}, think_time=1.0)
+    assert result.throughput == pytest.approx(1 / 0.05, rel=1e-6)
+    assert result.stations["b"].utilization == pytest.approx(1.0, rel=1e-6)
+    assert math.isfinite(result.response_time)
+
+
+def test_mva_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match=r"\['pool'\] have more than one server"):
+        mva(3, {"pool": 1.0}, {"pool": 0.1}, servers={"pool": 4})
+    with pytest.raises(ValueError, match="same stations"):
+        mva(3, {"a": 1.0}, {"b": 0.1})
+    with pytest.raises(ValueError, match="population"):
+        mva(-1, {"a": 1.0}, {"a": 0.1})

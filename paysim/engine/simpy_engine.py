@@ -20,6 +20,7 @@ import simpy
 from paysim.distributions import Deterministic, Exponential, Uniform
 from paysim.engine.arrivals import GapClock, ProfileClock
 from paysim.errors import PaysimError
+from paysim.engine.retry import retry_delay
 from paysim.engine.seeds import component_rng
 from paysim.observe import Observer, StationObserver, StreamObserver
 from paysim.scenario import Arrival, Scenario, Station
@@ -32,16 +33,29 @@ class RunawayError(PaysimError):
     """The in-flight population outgrew the memory guard (an unstable system)."""
 
 
-class _Txn:
-    __slots__ = ("stream", "entered_at", "arrived_at", "started_at", "wait", "service")
+# where an attempt is
+TRAVELLING, WAITING, SERVING, LEFT = range(4)
 
-    def __init__(self, stream: "_Stream", now: float) -> None:
+
+class _Txn:
+    """One attempt of a client's request, as it moves through the stations."""
+
+    __slots__ = ("stream", "origin", "attempt", "backoff", "entered_at", "arrived_at", "started_at", "wait",
+                 "service", "station", "state", "gave_up")
+
+    def __init__(self, stream: "_Stream", origin: float, attempt: int, backoff: float, now: float) -> None:
         self.stream = stream
+        self.origin = origin           # when the original request arrived
+        self.attempt = attempt         # 1 for the first try
+        self.backoff = backoff         # the previous retry delay (decorrelated backoff grows from it)
         self.entered_at = now
         self.arrived_at = now
         self.started_at = now
         self.wait = 0.0
         self.service = 0.0
+        self.station: _Station | None = None
+        self.state = TRAVELLING
+        self.gave_up = False           # the client has its outcome (or stopped waiting)
 
 
 class _Router:
@@ -61,52 +75,124 @@ class _Router:
 
 
 class _Station:
+    """Workers in front of one FIFO queue. Withdrawn work stays in the deque, marked, until
+    it reaches the front: removal from the middle would cost O(queue)."""
+
     def __init__(self, env: simpy.Environment, engine: "_Engine", spec: Station, observer: StationObserver,
-                 service: Callable[[], float], router: _Router) -> None:
+                 service: Callable[[], float], router: _Router, uniform: Callable[[], float] | None) -> None:
         self.env = env
         self.engine = engine
         self.workers = spec.workers
         self.capacity = spec.queue
         self.queue: deque[_Txn] = deque()
+        self.waiting = 0
         self.busy = 0
         self.observer = observer
         self.service = service
         self.router = router
+        self.error_p = spec.errors
+        self.uniform = uniform
+        self.cancel_on_timeout = spec.on_timeout == "cancel"
+        self.slow = 1.0                    # service-time multiplier of the current slowdown
+        self.down: str | None = None       # the current outage's mode
+        for window in spec.slowdowns:
+            self._during(window.at, window.length, "slow", window.factor, 1.0)
+        for window in spec.outages:
+            self._during(window.at, window.length, "down", window.mode, None)
+
+    def _during(self, at: float, length: float, attribute: str, value, normal) -> None:
+        def begin(_event) -> None:
+            setattr(self, attribute, value)
+
+        def end(_event) -> None:
+            setattr(self, attribute, normal)
+            self._resume(self.env.now)
+
+        self.env.timeout(at).callbacks.append(begin)
+        self.env.timeout(at + length).callbacks.append(end)
 
     def arrive(self, txn: _Txn) -> None:
         now = self.env.now
-        if self.busy < self.workers:
-            self.busy += 1
-            txn.arrived_at = now
-            self.observer.enter(now)
-            self._start(txn, now)
-        elif self.capacity is not None and len(self.queue) >= self.capacity:
+        if self.down == "refuse" or (self.capacity is not None and self.waiting >= self.capacity
+                                     and (self.busy >= self.workers or self.down is not None)):
             self.observer.reject(now)
-            self.engine.lose(txn, now)
+            self.engine.lose(txn, now, "rejected")
+            return
+        txn.arrived_at = now
+        txn.station = self
+        self.observer.enter(now)
+        if self.busy < self.workers and self.down is None:
+            self.busy += 1
+            self._start(txn, now)
         else:
-            txn.arrived_at = now
-            self.observer.enter(now)
+            txn.state = WAITING
             self.queue.append(txn)
+            self.waiting += 1
 
     def _start(self, txn: _Txn, now: float) -> None:
         wait = now - txn.arrived_at
         txn.wait += wait
         txn.started_at = now
+        txn.state = SERVING
         self.observer.start(now, wait)
-        event = self.env.timeout(self.service(), txn)
+        event = self.env.timeout(self.service() * self.slow, txn)
         event.callbacks.append(self._finish)
+
+    def _next_waiting(self) -> _Txn | None:
+        queue = self.queue
+        while queue:
+            txn = queue.popleft()
+            if txn.state == WAITING:
+                self.waiting -= 1
+                return txn
+        return None
+
+    def _free_worker(self, now: float) -> None:
+        """A worker is free: it takes the next waiting transaction, unless the station hangs."""
+        txn = self._next_waiting() if self.down is None else None
+        if txn is None:
+            self.busy -= 1
+        else:
+            self._start(txn, now)
+
+    def _resume(self, now: float) -> None:
+        """After an outage: idle workers take up the work that queued meanwhile."""
+        while self.down is None and self.busy < self.workers:
+            txn = self._next_waiting()
+            if txn is None:
+                return
+            self.busy += 1
+            self._start(txn, now)
 
     def _finish(self, event: simpy.Event) -> None:
         txn: _Txn = event._value
+        if txn.state != SERVING:       # withdrawn while in service
+            return
         now = self.env.now
         service = now - txn.started_at
         txn.service += service
-        self.observer.finish(now, now - txn.arrived_at, service)
-        if self.queue:
-            self._start(self.queue.popleft(), now)
+        error = self.uniform is not None and self.uniform() < self.error_p
+        self.observer.finish(now, now - txn.arrived_at, service, error)
+        txn.state = TRAVELLING
+        self._free_worker(now)
+        if error:
+            self.engine.lose(txn, now, "errored")
         else:
-            self.busy -= 1
-        self.router.pick().arrive(txn)
+            self.router.pick().arrive(txn)
+
+    def withdraw(self, txn: _Txn, now: float) -> None:
+        """Take back work whose client timed out (``on_timeout: cancel``)."""
+        if txn.state == WAITING:
+            self.waiting -= 1
+            wait = now - txn.arrived_at
+            txn.wait += wait
+            self.observer.withdraw(now, wait, wait, 0.0, in_service=False)
+        else:
+            service = now - txn.started_at
+            txn.service += service
+            self.observer.withdraw(now, now - txn.arrived_at, txn.started_at - txn.arrived_at, service, in_service=True)
+            self._free_worker(now)
+        txn.state = LEFT
 
 
 class _Exit:
@@ -120,12 +206,21 @@ class _Exit:
 
 
 class _Stream:
-    def __init__(self, env: simpy.Environment, engine: "_Engine", clock, observer: StreamObserver, entry) -> None:
+    def __init__(self, env: simpy.Environment, engine: "_Engine", spec: Arrival, clock, observer: StreamObserver,
+                 entry, uniform: Callable[[], float]) -> None:
         self.env = env
         self.engine = engine
         self.clock = clock
         self.observer = observer
         self.entry = entry
+        self.timeout = spec.timeout
+        self.retry = spec.retry
+        self.uniform = uniform
+        budget = spec.retry.budget if spec.retry else None
+        self.budget = budget
+        # the bucket holds at most ten seconds' worth of deposits (at least one token)
+        self.token_cap = max(1.0, (budget or 0.0) * 10.0 * _mean_rate(spec))
+        self.tokens = self.token_cap
 
     def schedule_next(self) -> None:
         at = self.clock.next_after(self.env.now)
@@ -135,8 +230,27 @@ class _Stream:
     def _arrive(self, _event: simpy.Event) -> None:
         now = self.env.now
         self.schedule_next()
-        self.engine.enter(self, now)
-        self.entry.arrive(_Txn(self, now))
+        self.observer.arrive(now)
+        if self.budget is not None:
+            self.tokens = min(self.token_cap, self.tokens + self.budget)
+        self.engine.start_attempt(self, now, 1, 0.0)
+
+    def may_retry(self, txn: _Txn, trigger: str) -> bool:
+        retry = self.retry
+        if retry is None or txn.attempt >= retry.attempts or trigger not in retry.on:
+            return False
+        if self.budget is not None:
+            if self.tokens < 1.0:
+                return False
+            self.tokens -= 1.0
+        return True
+
+    def backoff(self, txn: _Txn) -> float:
+        return retry_delay(self.retry, txn.attempt, txn.backoff, self.uniform)
+
+
+def _mean_rate(spec: Arrival) -> float:
+    return spec.rate if spec.rate is not None else 1 / max(spec.interarrival.mean, 1e-300)
 
 
 def _clock(spec: Arrival, rng) -> GapClock | ProfileClock:
@@ -152,6 +266,9 @@ def _clock(spec: Arrival, rng) -> GapClock | ProfileClock:
     return GapClock(gap.sampler(rng))
 
 
+_TRIGGER = {"timed_out": "timeout", "abandoned": "timeout", "rejected": "rejected", "errored": "error"}
+
+
 class _Engine:
     def __init__(self, scenario: Scenario, observer: Observer, seed: int, replication: int,
                  max_in_flight: int) -> None:
@@ -159,38 +276,86 @@ class _Engine:
         self.observer = observer
         self.in_flight = 0
         self.max_in_flight = max_in_flight
+
+        def uniform(kind: str, name: str) -> Callable[[], float]:
+            return Uniform(0.0, 1.0).sampler(component_rng(seed, replication, kind, name))
+
         nodes: dict[str, object] = {DONE: _Exit(self)}
         for name, spec in scenario.stations.items():
-            def uniform(name: str = name) -> Callable[[], float]:
-                return Uniform(0.0, 1.0).sampler(component_rng(seed, replication, "route", name))
             service = spec.service.sampler(component_rng(seed, replication, "service", name))
-            nodes[name] = _Station(self.env, self, spec, observer.stations[name], service,
-                                   _Router(spec.routes, uniform))
+            router = _Router(spec.routes, lambda name=name: uniform("route", name))
+            errors = uniform("errors", name) if spec.errors > 0 else None
+            nodes[name] = _Station(self.env, self, spec, observer.stations[name], service, router, errors)
         for name, spec in scenario.stations.items():
             nodes[name].router.targets = [nodes[target] for target in spec.routes]
         self.streams = [
-            _Stream(self.env, self, _clock(spec, component_rng(seed, replication, "arrivals", name)),
-                    observer.streams[name], nodes[scenario.entry(name)])
+            _Stream(self.env, self, spec, _clock(spec, component_rng(seed, replication, "arrivals", name)),
+                    observer.streams[name], nodes[scenario.entry(name)], uniform("retry", name))
             for name, spec in scenario.arrivals.items()
         ]
 
-    def enter(self, stream: _Stream, now: float) -> None:
+    def start_attempt(self, stream: _Stream, origin: float, attempt: int, backoff: float) -> None:
+        now = self.env.now
         self.in_flight += 1
         if self.in_flight > self.max_in_flight:
             raise RunawayError(
                 f"more than {self.max_in_flight:,} transactions in flight at t={now:.1f}s: "
                 "the system is overloaded (utilisation ≥ 1 with unbounded queues?)"
             )
-        stream.observer.enter(now)
+        txn = _Txn(stream, origin, attempt, backoff, now)
+        stream.observer.enter(now, attempt > 1)
+        if stream.timeout is not None:
+            self.env.timeout(stream.timeout, txn).callbacks.append(self._timed_out)
+        stream.entry.arrive(txn)
+
+    def _leave(self, txn: _Txn, now: float, finished: bool) -> None:
+        self.in_flight -= 1
+        txn.state = LEFT
+        txn.stream.observer.leave(now, now - txn.entered_at, txn.wait, txn.service, finished)
 
     def complete(self, txn: _Txn) -> None:
-        self.in_flight -= 1
         now = self.env.now
-        txn.stream.observer.complete(now, now - txn.entered_at, txn.wait, txn.service)
+        self._leave(txn, now, True)
+        if not txn.gave_up:            # else the client timed out: this was orphaned work
+            txn.gave_up = True
+            txn.stream.observer.succeed(now - txn.origin, txn.wait)
 
-    def lose(self, txn: _Txn, now: float) -> None:
-        self.in_flight -= 1
-        txn.stream.observer.reject(now, now - txn.entered_at, txn.wait, txn.service)
+    def lose(self, txn: _Txn, now: float, reason: str) -> None:
+        self._leave(txn, now, False)
+        if not txn.gave_up:
+            txn.gave_up = True
+            self._failed(txn, reason)
+
+    def _timed_out(self, event: simpy.Event) -> None:
+        txn: _Txn = event._value
+        if txn.gave_up:
+            return
+        txn.gave_up = True
+        reason = "timed_out"
+        if txn.station.cancel_on_timeout:
+            if txn.state == WAITING:
+                reason = "abandoned"
+            now = self.env.now
+            txn.station.withdraw(txn, now)
+            self._leave(txn, now, False)
+        self._failed(txn, reason)
+
+    def _failed(self, txn: _Txn, reason: str) -> None:
+        """The client's attempt failed: retry it, or record the request's failure."""
+        stream = txn.stream
+        if not stream.may_retry(txn, _TRIGGER[reason]):
+            stream.observer.fail(reason)
+            return
+        delay = stream.backoff(txn)
+        origin, attempt = txn.origin, txn.attempt + 1
+
+        def again(_event: simpy.Event) -> None:
+            self.start_attempt(stream, origin, attempt, delay)
+
+        if delay > 0:
+            self.env.timeout(delay).callbacks.append(again)
+        else:
+            again(None)
 
     def run(self, warmup_s: float, horizon_s: float, progress: Callable[[float], None] | None) -> None:
         env = self.env

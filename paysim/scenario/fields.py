@@ -8,6 +8,7 @@ raises ``ValueError`` with what was expected and what was given.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import difflib
 from pathlib import Path
@@ -30,6 +31,7 @@ def _positive(parse):
 
 
 MAX_COUNT = 10_000_000  # beyond this a count is a typo, and would exhaust memory
+MAX_CSV_BYTES = 200_000_000  # an empirical distribution's CSV file
 
 
 def _shown(value: object, limit: int = 60) -> str:
@@ -90,9 +92,13 @@ def _param(key: str, value: object) -> Any:
             return _whole(1)(value)
         if key == "rate":
             return _positive(parse_rate)(value)
-        if key in ("file", "column"):
+        if key == "file":
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(f"expected a file name, got {_shown(value)}")
+            return value
+        if key == "column":
             if not isinstance(value, (str, int)) or isinstance(value, bool):
-                raise ValueError(f"expected a {'file name' if key == 'file' else 'column name'}, got {_shown(value)}")
+                raise ValueError(f"expected a column name or number, got {_shown(value)}")
             return value
         if key == "unit":
             if not isinstance(value, str) or value not in SECONDS_PER:
@@ -105,16 +111,35 @@ def _param(key: str, value: object) -> Any:
         raise KeyPathError((key,), str(error)) from None
 
 
+def _is_number(cell: str) -> bool:
+    try:
+        return math.isfinite(float(cell))
+    except ValueError:
+        return False
+
+
 def _read_column(file: str, column: str | int | None, unit_s: float, base_dir: Path) -> d.Empirical:
     path = (base_dir / file) if not Path(file).is_absolute() else Path(file)
     try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            rows = list(csv.reader(handle))
-    except (OSError, UnicodeDecodeError) as error:
+        if path.is_dir():
+            raise KeyPathError(("file",), f"{str(path)!r} is a directory, not a CSV file")
+        if path.exists() and not path.is_file():  # a device or a pipe could block or never end
+            raise KeyPathError(("file",), f"{str(path)!r} is not a regular file")
+        with path.open("rb") as handle:  # bounded, so /dev/zero or a pipe cannot fill memory
+            raw = handle.read(MAX_CSV_BYTES + 1)
+        if len(raw) > MAX_CSV_BYTES:
+            raise KeyPathError(("file",), f"{str(path)!r} is larger than {MAX_CSV_BYTES // 1_000_000} MB")
+        reader = csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline=""))
+        rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]  # blank lines skipped
+    except (OSError, ValueError) as error:  # ValueError: a NUL in the name, not UTF-8
+        if isinstance(error, KeyPathError):
+            raise
         raise KeyPathError(("file",), f"cannot read {str(path)!r}: {getattr(error, 'strerror', None) or error}") from None
+    except csv.Error as error:
+        raise KeyPathError(("file",), f"{file!r} is not a CSV file of numbers: {error}") from None
     if not rows:
         raise KeyPathError(("file",), f"{str(path)!r} is empty")
-    header, body = rows[0], rows[1:]
+    header = rows[0][1]
     if column is None:
         index = 0
     elif isinstance(column, int) and 0 <= column < len(header):
@@ -123,15 +148,18 @@ def _read_column(file: str, column: str | int | None, unit_s: float, base_dir: P
         index = header.index(column)
     else:
         raise KeyPathError(("column",), f"no column {column!r} in {file!r}; it has {header}{did_you_mean(column, header)}")
+    # a file without a header row: a column chosen by position whose first cell is already a number
+    body = rows if isinstance(column, (int, type(None))) and _is_number(header[index]) else rows[1:]
+    name = f"column {index + 1}" if body is rows else f"column {header[index]!r}"
     values = []
-    for number, row in enumerate(body, start=2):
+    for number, row in body:
         cell = row[index].strip() if index < len(row) else ""
         try:
             value = float(cell) * unit_s
         except ValueError:
-            raise KeyPathError(("file",), f"{file!r} line {number}: expected a number in column {header[index]!r}, got {cell!r}") from None
+            raise KeyPathError(("file",), f"{file!r} line {number}: expected a number in {name}, got {_shown(cell)}") from None
         if not (math.isfinite(value) and value >= 0):
-            raise KeyPathError(("file",), f"{file!r} line {number}: expected a finite non-negative duration, got {cell!r}")
+            raise KeyPathError(("file",), f"{file!r} line {number}: expected a finite non-negative duration, got {_shown(cell)}")
         values.append(value)
     if not values:
         raise KeyPathError(("file",), f"{file!r} has a header but no values")

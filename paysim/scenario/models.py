@@ -10,7 +10,7 @@ import difflib
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
-    BaseModel, BeforeValidator, ConfigDict, ValidatorFunctionWrapHandler, field_validator, model_validator,
+    AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidatorFunctionWrapHandler, field_validator, model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -61,16 +61,17 @@ class Strict(BaseModel):
         if not isinstance(data, dict):
             raise PydanticCustomError("mapping", "expected a mapping of keys to values, got {got}",
                                       {"got": repr(data)[:60]})
+        known = {field.alias or name for name, field in cls.model_fields.items()}
         for key in data:
             if key in cls.planned:
                 raise PydanticCustomError(
                     "planned_key", "{shown} is part of the scenario language but not simulated by this version yet",
                     {"key": key, "shown": _shown(key)})
-            if key not in cls.model_fields:
-                close = difflib.get_close_matches(str(key), list(cls.model_fields), n=1)
+            if key not in known:
+                close = difflib.get_close_matches(str(key), list(known), n=1)
                 raise PydanticCustomError("unknown_key", "unknown key {shown}{hint}; expected one of {keys}",
-                                          {"key": key, "shown": _shown(key), "hint": did_you_mean(key, cls.model_fields),
-                                           "suggestion": close[0] if close else None, "keys": ", ".join(cls.model_fields)})
+                                          {"key": key, "shown": _shown(key), "hint": did_you_mean(key, known),
+                                           "suggestion": close[0] if close else None, "keys": ", ".join(sorted(known))})
         return data
 
     @field_validator("*", mode="wrap")
@@ -90,16 +91,68 @@ class ProfilePoint(Strict):
     x: Multiplier
 
 
+class Retry(Strict):
+    """How a client retries a failed attempt. ``attempts`` counts every try, the first included."""
+
+    attempts: PositiveInt = 3
+    backoff: Literal["constant", "exponential", "decorrelated"] = "exponential"
+    base: Duration = 0.1
+    max: Duration = 10.0
+    jitter: Literal["none", "full", "equal"] = "none"
+    on: tuple[Literal["timeout", "rejected", "error"], ...] = ("timeout", "rejected", "error")
+    # share of original requests that may be retried (token bucket); None = no budget
+    budget: Probability | None = None
+
+    @field_validator("on", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _jitter_applies(self) -> "Retry":
+        if self.backoff == "decorrelated" and self.jitter != "none":
+            raise ValueError("decorrelated backoff is already randomised; leave out 'jitter'")
+        if self.max < self.base:
+            raise ValueError(f"'max' ({self.max:g}s) must not be below 'base' ({self.base:g}s)")
+        return self
+
+
+class Window(Strict):
+    """A stretch of simulated time: ``at`` (start) ``for`` (length)."""
+
+    at: Duration
+    length: PositiveDuration = Field(alias="for")
+
+
+class Slowdown(Window):
+    factor: Multiplier
+
+
+class Outage(Window):
+    # refuse: arrivals are rejected at once; hang: arrivals queue but no service starts
+    mode: Literal["refuse", "hang"] = "refuse"
+
+
+def _no_overlap(windows: tuple[Window, ...]) -> tuple[Window, ...]:
+    ordered = sorted(windows, key=lambda w: w.at)
+    for first, second in zip(ordered, ordered[1:]):
+        if second.at < first.at + first.length:
+            raise ValueError(f"windows at {first.at:g}s and {second.at:g}s overlap")
+    return tuple(ordered)
+
+
 class Arrival(Strict):
     """An open stream of transactions."""
 
-    planned: ClassVar[frozenset[str]] = frozenset({"timeout", "retry", "priority", "amount", "clients", "think"})
+    planned: ClassVar[frozenset[str]] = frozenset({"priority", "amount", "clients", "think"})
 
     rate: Rate | None = None
     process: Literal["poisson", "deterministic"] = "poisson"
     interarrival: DistributionField | None = None
     profile: tuple[ProfilePoint, ...] | None = None
     enter: str | None = None
+    timeout: PositiveDuration | None = None      # the client gives up on an attempt after this
+    retry: Retry | None = None
 
     @model_validator(mode="after")
     def _one_way_to_arrive(self) -> "Arrival":
@@ -122,8 +175,7 @@ class Station(Strict):
     """A pool of identical workers in front of one FIFO queue."""
 
     planned: ClassVar[frozenset[str]] = frozenset({
-        "discipline", "executor", "schedule", "on_timeout", "classify", "errors", "slowdowns",
-        "outages", "batch", "instances", "balance", "parallel", "join",
+        "discipline", "executor", "schedule", "classify", "batch", "instances", "balance", "parallel", "join",
     })
 
     workers: PositiveInt = 1
@@ -131,6 +183,11 @@ class Station(Strict):
     service: DistributionField
     # one target, or {target: probability}; held as the latter
     next: Annotated[dict[str, Probability], BeforeValidator(_as_routes)] = {DONE: 1.0}
+    errors: Probability = 0.0                    # chance an attempt fails after its service
+    slowdowns: Annotated[tuple[Slowdown, ...], AfterValidator(_no_overlap)] = ()
+    outages: Annotated[tuple[Outage, ...], AfterValidator(_no_overlap)] = ()
+    # whether work whose client timed out is withdrawn (cancel) or still done (continue)
+    on_timeout: Literal["cancel", "continue"] = "continue"
 
     @property
     def routes(self) -> dict[str, float]:

@@ -1,0 +1,218 @@
+"""Capacity curves of a sweep, drawn from its results.csv and sweep.json (matplotlib, Agg).
+
+The first swept parameter is the x axis; every combination of the others is one curve.
+Each curve carries its 95% confidence band. Where the scenario has an SLO its target is
+a dashed line, and the knee -- the first point of a curve where the SLO is broken,
+i.e. no longer met with 95% confidence (the CI's upper bound above the target) -- is
+marked. Every figure is written as PNG and SVG.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+
+from paysim.sweep.grid import cell_text, numeric  # noqa: E402
+from paysim.sweep.storage import RESULTS, SweepOutputError, read_description, read_results  # noqa: E402
+
+FORMATS = ("png", "svg")
+# SLO objective -> (system metric, which latency panel shows it)
+SLO_METRICS = {"mean_latency": "W", "p50_latency": "latency.p50", "p90_latency": "latency.p90",
+               "p95_latency": "latency.p95", "p99_latency": "latency.p99", "p999_latency": "latency.p999",
+               "max_failure_rate": "failure_rate"}
+LATENCY_PANELS = [("W", "mean"), ("latency.p95", "p95"), ("latency.p99", "p99")]
+
+
+@dataclass
+class Curve:
+    """One line of a figure: its label, and per point the x value and the row."""
+
+    label: str
+    xs: list[float]
+    rows: list[Mapping[str, str]]
+
+    def series(self, metric: str, scale: float = 1.0) -> tuple[list[float], list[float], list[float]]:
+        def column(suffix: str) -> list[float]:
+            return [float(row[f"{metric}.{suffix}"]) * scale if row.get(f"{metric}.{suffix}") else math.nan
+                    for row in self.rows]
+        return column("mean"), column("ci95_low"), column("ci95_high")
+
+
+@dataclass
+class Data:
+    description: dict[str, Any]
+    curves: list[Curve]
+    x_label: str
+    ticks: list[tuple[float, str]] | None   # categorical x: positions and labels
+
+
+def _x_axis(path: str, values: Sequence[Any]) -> tuple[dict[str, float], str, list[tuple[float, str]] | None]:
+    """x position of each value of the first parameter (text as written -> number), the axis label, ticks."""
+    parsed = [numeric(v) for v in values]
+    if all(parsed):
+        unit = parsed[0][1]
+        return {cell_text(v): n for v, (n, _) in zip(values, parsed)}, f"{path} ({unit})" if unit else path, None
+    ticks = [(float(i), cell_text(v)) for i, v in enumerate(values)]
+    return {cell_text(v): float(i) for i, v in enumerate(values)}, path, ticks
+
+
+def load(directory: Path) -> Data:
+    """The finished points of a sweep, grouped into curves along the first parameter."""
+    description = read_description(directory)
+    _, rows = read_results(directory / RESULTS)
+    if not rows:
+        raise SweepOutputError(f"{directory / RESULTS} holds no finished points yet; nothing to plot")
+    vary: dict[str, list[Any]] = description["vary"]
+    first, *others = vary
+    positions, x_label, ticks = _x_axis(first, vary[first])
+    groups: dict[tuple[str, ...], list[Mapping[str, str]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row[p] for p in others), []).append(row)
+    curves = []
+    for key, members in groups.items():
+        members = sorted(members, key=lambda row: positions[row[first]])
+        label = ", ".join(f"{p.rsplit('.', 1)[-1]}={v}" for p, v in zip(others, key)) or description.get("scenario_name", "")
+        curves.append(Curve(label, [positions[row[first]] for row in members], members))
+    return Data(description, curves, x_label, ticks)
+
+
+def _band(axes: plt.Axes, curve: Curve, metric: str, colour: Any, scale: float = 1.0, label: str | None = None,
+          x: Sequence[float] | None = None) -> None:
+    xs = list(x if x is not None else curve.xs)
+    mean, low, high = curve.series(metric, scale)
+    axes.plot(xs, mean, marker="o", markersize=3, color=colour, label=label)
+    axes.fill_between(xs, low, high, color=colour, alpha=0.2, linewidth=0)
+
+
+def knee(curve: Curve, metric: str, target: float) -> int | None:
+    """Index of the first point where the SLO is broken (the CI's upper bound, or the mean, above the target)."""
+    mean, _, high = curve.series(metric)
+    for index, (m, h) in enumerate(zip(mean, high)):
+        value = h if math.isfinite(h) else m
+        if math.isfinite(value) and value > target:
+            return index
+    return None
+
+
+def _slo(axes: plt.Axes, data: Data, metric: str, scale: float, colours: list[Any]) -> None:
+    """The dashed SLO target on ``metric``'s panel and each curve's knee."""
+    for objective, target in data.description.get("slo", {}).items():
+        if SLO_METRICS.get(objective) != metric.removeprefix("system."):
+            continue
+        axes.axhline(target * scale, color="red", linestyle="--", linewidth=1, label=f"SLO {objective}")
+        for curve, colour in zip(data.curves, colours):
+            index = knee(curve, metric, target)
+            if index is not None:
+                y = curve.series(metric, scale)[0][index]
+                axes.plot([curve.xs[index]], [y], marker="X", markersize=10, color="red", linestyle="none")
+                axes.annotate(f"knee {_x_text(data, curve.xs[index])}", (curve.xs[index], y),
+                              textcoords="offset points", xytext=(6, -12), fontsize=7, color="red")
+
+
+def _x_text(data: Data, x: float) -> str:
+    if data.ticks:
+        return dict(data.ticks).get(x, f"{x:g}")
+    return f"{x:g}"
+
+
+def _finish(figure: plt.Figure, axes_list: Sequence[plt.Axes], data: Data, title: str, directory: Path,
+            name: str, x_label: str | None = None) -> list[Path]:
+    for axes in axes_list:
+        axes.set_xlabel(x_label or data.x_label)
+        axes.grid(True, alpha=0.3)
+        if data.ticks and x_label is None:
+            axes.set_xticks([t for t, _ in data.ticks], [label for _, label in data.ticks], rotation=30, fontsize=7)
+        handles, labels = axes.get_legend_handles_labels()
+        if labels:
+            axes.legend(fontsize=7)
+    figure.suptitle(title)
+    figure.tight_layout()
+    paths = []
+    for suffix in FORMATS:
+        path = directory / f"{name}.{suffix}"
+        figure.savefig(path, dpi=120)
+        paths.append(path)
+    plt.close(figure)
+    return paths
+
+
+def _colours(count: int) -> list[Any]:
+    cmap = plt.get_cmap("viridis" if count > 10 else "tab10")
+    return [cmap(i / max(count - 1, 1)) if count > 10 else cmap(i) for i in range(count)]
+
+
+def latency_figure(data: Data, directory: Path) -> list[Path]:
+    figure, axes_list = plt.subplots(1, len(LATENCY_PANELS), figsize=(5 * len(LATENCY_PANELS), 4), squeeze=False)
+    colours = _colours(len(data.curves))
+    for axes, (metric, title) in zip(axes_list[0], LATENCY_PANELS):
+        for curve, colour in zip(data.curves, colours):
+            _band(axes, curve, f"system.{metric}", colour, 1000.0, curve.label)
+        _slo(axes, data, f"system.{metric}", 1000.0, colours)
+        axes.set_title(f"{title} latency")
+        axes.set_ylabel("ms")
+    return _finish(figure, axes_list[0], data, "latency, with 95% CI", directory, "latency")
+
+
+def throughput_figure(data: Data, directory: Path) -> list[Path]:
+    figure, axes = plt.subplots(figsize=(6, 4.5))
+    colours = _colours(len(data.curves))
+    top = 0.0
+    for curve, colour in zip(data.curves, colours):
+        offered = curve.series("system.arrival_rate")[0]
+        top = max([top, *(x for x in offered if math.isfinite(x))])
+        _band(axes, curve, "system.throughput", colour, label=f"throughput {curve.label}".strip(), x=offered)
+        mean, _, _ = curve.series("system.goodput")
+        axes.plot(offered, mean, linestyle="-.", color=colour, label=f"goodput {curve.label}".strip())
+    axes.plot([0, top], [0, top], color="grey", linestyle=":", linewidth=1, label="throughput = offered")
+    axes.set_ylabel("per second")
+    return _finish(figure, [axes], data, "throughput and goodput against offered load", directory, "throughput",
+                   x_label="offered load (arrivals per second)")
+
+
+def _per_station(data: Data, directory: Path, metric: str, name: str, title: str, y_label: str,
+                 scale: float = 1.0) -> list[Path]:
+    stations = data.description.get("stations") or []
+    columns = min(len(stations), 3) or 1
+    rows = math.ceil(len(stations) / columns) or 1
+    figure, grid = plt.subplots(rows, columns, figsize=(5 * columns, 3.8 * rows), squeeze=False)
+    colours = _colours(len(data.curves))
+    axes_list = list(grid.flat)
+    for axes, station in zip(axes_list, stations):
+        for curve, colour in zip(data.curves, colours):
+            _band(axes, curve, f"stations.{station}.{metric}", colour, scale, curve.label)
+        if metric == "utilization":
+            axes.axhline(100.0, color="grey", linestyle=":", linewidth=1)
+        axes.set_title(station)
+        axes.set_ylabel(y_label)
+    for axes in axes_list[len(stations):]:
+        axes.set_visible(False)
+    return _finish(figure, axes_list[:len(stations)], data, title, directory, name)
+
+
+def losses_figure(data: Data, directory: Path) -> list[Path]:
+    figure, axes = plt.subplots(figsize=(6, 4.5))
+    colours = _colours(len(data.curves))
+    for curve, colour in zip(data.curves, colours):
+        _band(axes, curve, "system.failure_rate", colour, 100.0, f"failed {curve.label}".strip())
+    _slo(axes, data, "system.failure_rate", 100.0, colours)
+    axes.set_ylabel("% of requests")
+    return _finish(figure, [axes], data, "requests that failed (rejected or lost), with 95% CI", directory, "losses")
+
+
+def plot_sweep(directory: str | Path) -> list[Path]:
+    """Draw every figure of the sweep in ``directory`` into it; returns the files written."""
+    directory = Path(directory)
+    data = load(directory)
+    paths = latency_figure(data, directory) + throughput_figure(data, directory)
+    paths += _per_station(data, directory, "utilization", "utilization", "utilisation per station, with 95% CI",
+                          "%", 100.0)
+    paths += _per_station(data, directory, "Lq", "queue", "mean queue length per station, with 95% CI", "waiting")
+    return paths + losses_figure(data, directory)

@@ -1,0 +1,201 @@
+"""Sizing a station: the fewest workers with which an SLO holds with 95% confidence, found by simulation.
+
+The search starts from an analytic estimate -- Erlang C for the station taken alone as
+an M/M/c queue (exact for a single exponential station fed by Poisson arrivals), M/M/c/K
+for a loss objective on a bounded queue, otherwise the offered load rounded up -- and
+then simulates worker counts, stepping down while the SLO still holds or up (doubling
+the step) until it does, and halving the gap between the last count that failed and the
+first that held. Every count is run with the same seed (common random numbers), so
+neighbouring counts differ by their workers, not by their luck. The SLO holds at a count
+when the upper bound of the 95% confidence interval of the system metric is below the
+target. The search assumes the metric does not get worse as workers are added.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from paysim import analytic, distributions
+from paysim.errors import PaysimError
+from paysim.preflight import station_loads
+from paysim.runner import Progress, simulate
+from paysim.scenario import Scenario
+from paysim.scenario.fields import did_you_mean
+from paysim.stats import Estimate
+from paysim.units import parse_duration, parse_probability
+
+_OBJECTIVE = re.compile(r"^\s*([a-z_]+[0-9.]*)\s*(<=?)\s*(\S.*?)\s*$")
+TIME_METRICS = {"mean": "W", "p50": "latency.p50", "p90": "latency.p90", "p95": "latency.p95",
+                "p99": "latency.p99", "p999": "latency.p999", "p99.9": "latency.p999"}
+LOSS_METRICS = {"failure_rate": "failure_rate", "rejection_rate": "rejection_rate"}
+QUANTILES = {"latency.p50": 0.5, "latency.p90": 0.9, "latency.p95": 0.95, "latency.p99": 0.99, "latency.p999": 0.999}
+LIGHT_LOAD = 0.05   # the search gives up above the count that leaves each worker this busy (and at least 4x the start)
+
+
+class SizingError(PaysimError):
+    """A sizing question that cannot be answered as asked."""
+
+
+@dataclass(frozen=True)
+class Objective:
+    """``metric < target`` on the whole system, e.g. p99 sojourn time below 0.8 s."""
+
+    text: str
+    metric: str          # system metric: W, latency.p99, failure_rate
+    target: float        # seconds, or a fraction
+    is_time: bool
+
+
+def parse_objective(text: str) -> Objective:
+    """``p99<800ms``, ``mean<50ms``, ``p95<1.2s``, ``failure_rate<0.1%`` (``<=`` is read as ``<``)."""
+    match = _OBJECTIVE.match(text or "")
+    known = [*TIME_METRICS, *LOSS_METRICS]
+    if not match:
+        raise SizingError(f"--slo: expected METRIC<TARGET such as p99<800ms or failure_rate<0.1%, got {text!r}")
+    name, _, value = match.groups()
+    if name not in known:
+        raise SizingError(f"--slo: unknown metric {name!r}{did_you_mean(name, known)}; expected one of {', '.join(known)}")
+    parse = parse_duration if name in TIME_METRICS else parse_probability
+    try:
+        target = parse(value)
+    except ValueError as error:
+        raise SizingError(f"--slo: {error}") from None
+    if target <= 0:
+        raise SizingError(f"--slo: the target must be greater than zero, got {value!r}")
+    metric = TIME_METRICS.get(name) or LOSS_METRICS[name]
+    return Objective(text.strip(), metric, target, name in TIME_METRICS)
+
+
+@dataclass(frozen=True)
+class Trial:
+    workers: int
+    estimate: Estimate | None    # None when not simulated
+    holds: bool
+    note: str = ""
+
+
+@dataclass
+class Sizing:
+    station: str
+    objective: Objective
+    offered_load: float          # erlangs at the station: arrival rate x mean service time
+    start: int
+    start_reason: str
+    workers: int | None = None   # the answer; None if no count up to the search's limit met the SLO
+    limit: int = 0
+    trials: list[Trial] = field(default_factory=list)
+
+
+def _with_workers(scenario: Scenario, station: str, workers: int) -> Scenario:
+    stations = dict(scenario.stations)
+    stations[station] = stations[station].model_copy(update={"workers": workers})
+    return scenario.model_copy(update={"stations": stations})
+
+
+def _analytic_value(metric: str, arrival_rate: float, service_rate: float, workers: int) -> float:
+    if metric == "W":
+        return analytic.mmc(arrival_rate, service_rate, workers).W
+    return analytic.mmc_sojourn_quantile(QUANTILES[metric], arrival_rate, service_rate, workers)
+
+
+def _exact(scenario: Scenario, station: str) -> bool:
+    """Whether the scenario is exactly an M/M/c queue at ``station``."""
+    only = len(scenario.stations) == 1 and all(a.rate is not None and a.process == "poisson" and not a.profile
+                                                 for a in scenario.arrivals.values())
+    return only and isinstance(scenario.stations[station].service, distributions.Exponential)
+
+
+def analytic_start(scenario: Scenario, station: str, objective: Objective) -> tuple[int, str]:
+    """A first worker count to simulate, and where it comes from."""
+    spec = scenario.stations[station]
+    arrival_rate, mean_s = station_loads(scenario)[station].arrival_rate, spec.service.mean
+    offered = arrival_rate * mean_s
+    fallback = max(1, math.ceil(offered))
+    if arrival_rate <= 0 or mean_s <= 0:
+        return fallback, f"offered load {offered:.3g} erlangs rounded up"
+    first = math.floor(offered) + 1
+    how = "exact here" if _exact(scenario, station) else f"treating {station!r} alone as M/M/c"
+    for workers in range(first, max(first * 4, math.ceil(offered / LIGHT_LOAD)) + 1):
+        if objective.is_time and spec.queue is None:
+            value = _analytic_value(objective.metric, arrival_rate, 1 / mean_s, workers)
+            formula = f"Erlang C (M/M/{workers}, {how})"
+        elif not objective.is_time and spec.queue is not None:
+            value = analytic.mmck(arrival_rate, 1 / mean_s, workers, workers + spec.queue).p_block
+            formula = f"M/M/{workers}/{workers + spec.queue} blocking ({how.replace('M/M/c', 'M/M/c/K')})"
+        else:
+            break
+        if value < objective.target:
+            return workers, f"{formula}: {objective.metric} = {value:.4g} < {objective.target:.4g}"
+    return fallback, f"offered load {offered:.3g} erlangs rounded up"
+
+
+def _smallest(holds: Callable[[int], bool], start: int, limit: int) -> int | None:
+    """The smallest count in [1, limit] that holds, searching out from ``start`` (monotone ``holds``)."""
+    if holds(start):
+        good, step = start, 1
+        while good - step >= 1 and holds(good - step):
+            good, step = good - step, step * 2
+        bad = good - step if good - step >= 1 else 0
+    else:
+        bad, step = start, 1
+        while True:
+            candidate = min(bad + step, limit)
+            if candidate <= bad:
+                return None
+            if holds(candidate):
+                good = candidate
+                break
+            bad, step = candidate, step * 2
+    while good - bad > 1:
+        middle = (good + bad) // 2
+        if holds(middle):
+            good = middle
+        else:
+            bad = middle
+    return good
+
+
+def size_station(scenario: Scenario, station: str, objective: Objective, *, seed: int | None = None,
+                 replications: int | None = None, jobs: int | None = None, limit: int | None = None,
+                 on_trial: Callable[[int], None] | None = None, progress: Progress | None = None) -> Sizing:
+    """The fewest workers at ``station`` with which ``objective`` holds with 95% confidence, and the evidence."""
+    if station not in scenario.stations:
+        raise SizingError(f"--station: the scenario has no station {station!r}{did_you_mean(station, scenario.stations)}; "
+                          f"it has {', '.join(scenario.stations)}")
+    if (replications or scenario.replications) < 2:
+        raise SizingError("sizing needs at least 2 replications for a confidence interval")
+    start, reason = analytic_start(scenario, station, objective)
+    offered = station_loads(scenario)[station].arrival_rate * scenario.stations[station].service.mean
+    limit = limit or max(4 * start, math.ceil(offered / LIGHT_LOAD), start + 8)
+    sizing = Sizing(station, objective, offered, start, reason, limit=limit)
+    tried: dict[int, bool] = {}
+
+    def holds(workers: int) -> bool:
+        if workers not in tried:
+            sizing.trials.append(_trial(scenario, station, objective, workers, offered, seed, replications, jobs,
+                                        on_trial, progress))
+            tried[workers] = sizing.trials[-1].holds
+        return tried[workers]
+
+    sizing.workers = _smallest(holds, min(start, limit), limit)
+    return sizing
+
+
+def _trial(scenario: Scenario, station: str, objective: Objective, workers: int, offered: float, seed: int | None,
+           replications: int | None, jobs: int | None, on_trial: Callable[[int], None] | None,
+           progress: Progress | None) -> Trial:
+    if objective.is_time and scenario.stations[station].queue is None and offered >= workers:
+        return Trial(workers, None, False, f"not simulated: offered load {offered:.3g} >= {workers} workers, "
+                                           "so the queue grows without bound")
+    if on_trial:
+        on_trial(workers)
+    result = simulate(_with_workers(scenario, station, workers), seed=seed, replications=replications, jobs=jobs,
+                      progress=progress)
+    value = result.summary.get(f"system.{objective.metric}")
+    if value is None or not math.isfinite(value.mean):
+        return Trial(workers, value, False, "no transaction finished inside the measurement window")
+    high = value.high if math.isfinite(value.high) else value.mean
+    return Trial(workers, value, high < objective.target)

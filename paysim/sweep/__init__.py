@@ -1,0 +1,91 @@
+"""Parameter sweeps: a grid of scenario variants, each run with its replications, one results row per point.
+
+``load_sweep`` reads and checks a sweep file (``grid``); ``run_sweep`` runs the points
+not yet in the output directory on this process, a local pool or a Dask cluster
+(``execution``) and appends each finished point to results.csv (``storage``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from paysim.report import public_metrics
+from paysim.runner import RunResult, default_jobs
+from paysim.preflight import expected_arrivals
+from paysim.stats import Estimate
+from paysim.sweep.execution import backend, execute
+from paysim.sweep.grid import Parameter, Point, Sweep, cell_text, is_sweep_file, load_sweep, numeric
+from paysim.sweep.storage import RESULTS, locked, prepare, read_results, write_parquet
+
+__all__ = ["Parameter", "Point", "Sweep", "SweepRun", "cell_text", "is_sweep_file", "load_sweep", "numeric",
+           "read_results", "run_sweep", "sweep_work"]
+
+INLINE_ARRIVALS = 200_000   # below this much work in all, starting processes costs more than it saves
+
+
+@dataclass
+class SweepRun:
+    """What one call of run_sweep did."""
+
+    sweep: Sweep
+    directory: Path
+    ran: list[int] = field(default_factory=list)          # points simulated by this call, in finishing order
+    resumed: list[int] = field(default_factory=list)      # points already in results.csv
+    little_fails: list[int] = field(default_factory=list)  # points where Little's law did not hold
+    notes: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+
+def _scoped(metrics: dict[str, Estimate]) -> dict[str, Estimate]:
+    """System metrics first, then stations, then streams (each in the order the run reported them)."""
+    rank = {"system": 0, "stations": 1, "streams": 2}
+    return dict(sorted(metrics.items(), key=lambda item: rank.get(item[0].split(".", 1)[0], 3)))
+
+
+def sweep_work(sweep: Sweep, points: list[Point] | None = None) -> float:
+    """Arrivals the sweep's (remaining) points will simulate, over all replications."""
+    return sum(expected_arrivals(p.scenario) for p in (sweep.points if points is None else points)) * sweep.replications
+
+
+def run_sweep(sweep: Sweep, directory: str | Path, *, jobs: int | None = None, scheduler: str | None = None,
+              resume: bool = False, on_replication: Callable[[int, int], None] | None = None,
+              on_point: Callable[[Point, dict[str, Estimate]], None] | None = None,
+              on_start: Callable[[list[Point]], None] | None = None) -> SweepRun:
+    """Run the sweep's points that results.csv in ``directory`` does not hold yet.
+
+    Without ``resume`` a non-empty results.csv is refused. ``on_start`` gets the points
+    about to run, ``on_replication`` (point, replication) as each replication finishes and
+    ``on_point`` (point, metrics) after the point's row is on disk.
+    """
+    directory = Path(directory)
+    outcome = SweepRun(sweep, directory)
+    with locked(directory):
+        results, done, outcome.notes = prepare(directory, sweep, resume)
+        outcome.resumed = sorted(done)
+        todo = [point for point in sweep.points if point.index not in done]
+        if on_start:
+            on_start(todo)
+
+        def finished(point: Point, rows: list[dict[str, float]], wall_s: float) -> None:
+            result = RunResult(point.scenario, point.seed, sweep.replications, "simpy", wall_s, rows)
+            metrics = _scoped(public_metrics(result))
+            results.append(point.index, point.params, metrics)
+            outcome.ran.append(point.index)
+            if not all(check.holds for checks in result.little.values() for check in checks):
+                outcome.little_fails.append(point.index)
+            if on_point:
+                on_point(point, metrics)
+
+        try:
+            if todo:
+                tasks = len(todo) * sweep.replications
+                small = scheduler is None and sweep_work(sweep, todo) < INLINE_ARRIVALS
+                runner = backend(1 if small else (jobs or default_jobs()), scheduler, tasks)
+                execute(todo, sweep.replications, runner, on_replication, finished)
+        finally:
+            results.close()
+        parquet = write_parquet(directory)
+    outcome.files = [directory / RESULTS, directory / "sweep.json"] + ([parquet] if parquet else [])
+    return outcome

@@ -1,0 +1,162 @@
+"""Running a sweep's (point, replication) tasks: in this process, on a local process pool, or on Dask.
+
+Each task is ``paysim.runner.replicate(scenario, seed, replication)`` for one point,
+a pure function of its arguments, so the rows (and everything computed from them) are
+the same whichever backend, worker or order ran them. Tasks are handed out point by
+point through a bounded window, so points tend to finish in grid order, a 1-point
+sweep still keeps every core busy, and an interruption cancels little queued work.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+import signal
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from paysim.errors import PaysimError
+from paysim.runner import replicate
+from paysim.sweep.grid import Point
+
+ReplicationDone = Callable[[int, int], None]                 # (point, replication)
+PointDone = Callable[[Point, list[dict[str, float]], float], None]   # (point, rows by replication, wall seconds)
+POLL_S = 0.2
+
+
+Key = tuple[int, int]    # (point index, replication)
+
+
+class Inline:
+    """Runs each task when it is submitted (one core, no processes to start)."""
+
+    slots = 1
+
+    def __init__(self) -> None:
+        self.done: list[tuple[Key, dict[str, float]]] = []
+
+    def submit(self, key: Key, scenario: Any, seed: int) -> None:
+        self.done.append((key, replicate(scenario, seed, key[1])))
+
+    def completed(self) -> list[tuple[Key, dict[str, float]]]:
+        done, self.done = self.done, []
+        return done
+
+    def close(self, interrupted: bool) -> None:
+        pass
+
+
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
+
+
+class LocalPool:
+    """A pool of ``jobs`` spawned processes on this machine; an interruption terminates them at once."""
+
+    def __init__(self, jobs: int) -> None:
+        self.slots = jobs
+        # spawn, not fork: the caller may have threads (progress bars)
+        self.pool = multiprocessing.get_context("spawn").Pool(jobs, initializer=_ignore_interrupts)
+        self.queue: queue.Queue = queue.Queue()
+
+    def submit(self, key: Key, scenario: Any, seed: int) -> None:
+        self.pool.apply_async(replicate, (scenario, seed, key[1]),
+                              callback=lambda row: self.queue.put((key, row, None)),
+                              error_callback=lambda error: self.queue.put((key, None, error)))
+
+    def completed(self) -> list[tuple[Key, dict[str, float]]]:
+        try:
+            items = [self.queue.get(timeout=POLL_S)]
+        except queue.Empty:
+            return []
+        while not self.queue.empty():
+            items.append(self.queue.get_nowait())
+        for _, _, error in items:
+            if error is not None:
+                raise error
+        return [(key, row) for key, row, _ in items]
+
+    def close(self, interrupted: bool) -> None:
+        if interrupted:
+            self.pool.terminate()
+        else:
+            self.pool.close()
+        self.pool.join()
+
+
+class DaskCluster:
+    """The workers of a Dask distributed cluster, reached through its scheduler's address."""
+
+    def __init__(self, address: str) -> None:
+        try:
+            import distributed
+        except ImportError:
+            raise PaysimError("--scheduler needs Dask: pip install 'paysim[dask]' (dask[distributed])") from None
+        self.distributed = distributed
+        try:
+            self.client = distributed.Client(address, timeout="10s")
+        except (OSError, TimeoutError, ValueError) as error:
+            raise PaysimError(f"cannot reach the Dask scheduler at {address}: {error}") from None
+        self.slots = max(1, sum(self.client.nthreads().values()))
+        self.futures: dict[Any, Key] = {}
+
+    def submit(self, key: Key, scenario: Any, seed: int) -> None:
+        self.futures[self.client.submit(replicate, scenario, seed, key[1], pure=False)] = key
+
+    def completed(self) -> list[tuple[Key, dict[str, float]]]:
+        try:
+            done = self.distributed.wait(list(self.futures), timeout=POLL_S, return_when="FIRST_COMPLETED").done
+        except TimeoutError:
+            return []
+        return [(self.futures.pop(future), future.result()) for future in done]
+
+    def close(self, interrupted: bool) -> None:
+        if self.futures:
+            self.client.cancel(list(self.futures))
+        self.client.close()
+
+
+def backend(jobs: int, scheduler: str | None, tasks: int) -> Inline | LocalPool | DaskCluster:
+    """Dask when a scheduler address is given, else a pool of ``jobs`` processes (none for one job or one task)."""
+    if scheduler:
+        return DaskCluster(scheduler)
+    jobs = max(1, min(jobs, tasks))
+    return Inline() if jobs == 1 else LocalPool(jobs)
+
+
+def execute(points: Sequence[Point], replications: int, runner: Inline | LocalPool | DaskCluster,
+            on_replication: ReplicationDone | None = None, on_point: PointDone | None = None) -> None:
+    """Run every replication of every point; ``on_point`` gets each point's rows as soon as the point is complete.
+
+    On any exception (Ctrl-C included, or one raised by a callback) the queued tasks are
+    cancelled and the pool is shut down before the exception goes on.
+    """
+    tasks = iter([(point, r) for point in points for r in range(replications)])
+    by_index = {point.index: point for point in points}
+    window, inflight = 2 * runner.slots, 0
+    rows: dict[int, dict[int, dict[str, float]]] = {}
+    started: dict[int, float] = {}
+    interrupted = True
+    try:
+        while True:
+            while inflight < window and (task := next(tasks, None)) is not None:
+                point, r = task
+                started.setdefault(point.index, time.perf_counter())
+                runner.submit((point.index, r), point.scenario, point.seed)
+                inflight += 1
+            if not inflight:
+                break
+            for (index, r), row in sorted(runner.completed(), key=lambda item: item[0]):
+                inflight -= 1
+                rows.setdefault(index, {})[r] = row
+                if on_replication:
+                    on_replication(index, r)
+                if len(rows[index]) == replications:
+                    done = rows.pop(index)
+                    if on_point:
+                        on_point(by_index[index], [done[i] for i in range(replications)],
+                                 time.perf_counter() - started[index])
+        interrupted = False
+    finally:
+        runner.close(interrupted)
