@@ -680,8 +680,6 @@ def mva(
         cycle = think_time + float(np.dot(v, w))
         x = n / cycle if cycle > 0 else math.inf
         queue = x * v * w
-    if population == 0:
-        x, queue = 0.0, np.zeros(len(names))
     if not math.isfinite(x):
         raise ValueError("every station has zero demand and Z = 0: the throughput is unbounded")
     stations = {

@@ -18,11 +18,15 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from paysim import __version__
+from paysim.compare import compare, comparison_table, comparisons_to_json, theory_table
 from paysim.errors import PaysimError
 from paysim.report import render, to_dict, write_outputs
 from paysim.preflight import expected_arrivals, stability_warnings
 from paysim.runner import simulate
 from paysim.scenario import load_scenario
+from paysim.theory import analyse, theory_to_dict
+from paysim.timeseries import default_interval
+from paysim.units import parse_duration
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="paysim: a queueing-theory capacity simulator for payment systems.")
@@ -72,7 +76,11 @@ def run(
     seed: Optional[int] = typer.Option(None, min=0, help="Random seed (default: the scenario's)."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help="Processes to run replications on (default: all cores)."),
     as_json: bool = typer.Option(False, "--json", help="Print only JSON to stdout."),
-    out: Optional[Path] = typer.Option(None, help="Also write results.json and results.csv into this directory."),
+    out: Optional[Path] = typer.Option(None, help="Also write results.json, results.csv and the time series "
+                                                   "(timeseries.csv, timeseries.png) into this directory."),
+    interval: Optional[str] = typer.Option(None, help="Time-series sampling interval with --out, e.g. 10s "
+                                                      "(default: about 120 points over the horizon)."),
+    compare_theory: bool = typer.Option(False, "--compare", help="Set queueing theory's answer beside each metric."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     debug: bool = typer.Option(False, help="Show tracebacks."),
 ) -> None:
@@ -91,19 +99,45 @@ def run(
                 done[replication] = fraction
                 bar.update(task, completed=sum(done.values()))
 
-            result = simulate(scenario, seed=seed, replications=replications, jobs=jobs, progress=advance)
+            result = simulate(scenario, seed=seed, replications=replications, jobs=jobs, progress=advance,
+                              series_interval=_series_interval(interval, scenario.horizon) if out else None)
         if out is not None:
             for path in write_outputs(result, out):
                 err.print(f"wrote {path}")
+        comparisons = compare(result, analyse(scenario)) if compare_theory else None
         if as_json:
-            sys.stdout.write(json.dumps(to_dict(result), indent=2, ensure_ascii=False) + "\n")
+            data = to_dict(result)
+            if comparisons is not None:
+                data["compare"] = comparisons_to_json(comparisons)
+            sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         else:
-            console = Console(highlight=False)
-            render(result, console if console.is_terminal else Console(highlight=False, width=160))
+            console = _console()
+            render(result, console)
+            if comparisons is not None:
+                console.print(comparison_table(comparisons) if comparisons else
+                              "No station of this scenario has a queueing-theory answer (see paysim analytic).")
         failing = [f"{scope} {c.law}" for scope, checks in result.little.items() for c in checks if not c.holds]
         if failing:
             err.print(f"[bold red]WARNING: Little's law does not hold for {', '.join(failing)}.[/] "
                       + _little_diagnosis(result))
+
+
+def _console() -> Console:
+    console = Console(highlight=False)
+    return console if console.is_terminal else Console(highlight=False, width=160)
+
+
+def _series_interval(text: str | None, horizon_s: float) -> float:
+    if text is None:
+        return default_interval(horizon_s)
+    try:
+        seconds = parse_duration(text)
+    except ValueError as error:
+        raise PaysimError(f"--interval: {error}") from None
+    if not 0 < seconds <= horizon_s or horizon_s / seconds > 100_000:
+        raise PaysimError(f"--interval: expected a duration above zero, at most the horizon ({horizon_s:g}s) "
+                          f"and at least 1/100,000 of it, got {text!r}")
+    return seconds
 
 
 def _little_diagnosis(result) -> str:
@@ -118,18 +152,165 @@ def _little_diagnosis(result) -> str:
 
 
 @app.command()
-def validate(
-    files: list[Path] = typer.Argument(..., help="Scenario files to check."),
+def analytic(
+    file: Path = typer.Argument(..., help="Scenario YAML file."),
+    as_json: bool = typer.Option(False, "--json", help="Print only JSON to stdout."),
     debug: bool = typer.Option(False, help="Show tracebacks."),
 ) -> None:
-    """Check scenario files without running them; exit 2 if any has a problem."""
+    """Queueing theory's answer for a scenario: per station the closed form or approximation used
+    and its metrics (same names as run), or why there is none."""
+    with user_errors(debug):
+        theory = analyse(load_scenario(file))
+        if as_json:
+            sys.stdout.write(json.dumps(theory_to_dict(theory), indent=2, ensure_ascii=False) + "\n")
+        else:
+            _console().print(theory_table(theory))
+
+
+@app.command()
+def validate(
+    files: list[Path] = typer.Argument(..., help="Scenario or sweep files to check."),
+    debug: bool = typer.Option(False, help="Show tracebacks."),
+) -> None:
+    """Check scenario and sweep files (every point of a sweep) without running them; exit 2 if any has a problem."""
+    from paysim.sweep import is_sweep_file, load_sweep
+
     failed = False
     for file in files:
         try:
             with user_errors(debug):
+                if is_sweep_file(file):
+                    plan = load_sweep(file)
+                    typer.echo(f"ok: {file} (sweep of {len(plan.points)} points over {plan.scenario_file})")
+                    continue
                 scenario = load_scenario(file)
                 typer.echo(f"ok: {file} ({len(scenario.arrivals)} arrival streams, {len(scenario.stations)} stations)")
         except typer.Exit:
             failed = True
     if failed:
         raise typer.Exit(2)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """Treat `kill` (SIGTERM) like Ctrl-C, so worker processes are stopped and finished work kept."""
+    import signal
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave the default
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@app.command()
+def sweep(
+    file: Path = typer.Argument(..., help="Sweep YAML file (a top-level 'sweep:' key)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Directory for results.csv, sweep.json and the plots."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help="Local processes (default: all cores)."),
+    scheduler: Optional[str] = typer.Option(None, help="Run on a Dask cluster instead: its scheduler's address, e.g. tcp://10.0.0.5:8786."),
+    resume: bool = typer.Option(False, help="Continue the sweep in --out: run only the points results.csv lacks."),
+    plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw the capacity curves when done."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    debug: bool = typer.Option(False, help="Show tracebacks."),
+) -> None:
+    """Run every point of a parameter sweep: one results.csv row per point, written as each point finishes."""
+    from paysim.plots import plot_sweep
+    from paysim.sweep import read_results, run_sweep, load_sweep, sweep_work
+    from paysim.sweep.storage import read_description
+    from paysim.sweep.summary import summary_table
+
+    with user_errors(debug), _terminate_as_interrupt():
+        plan = load_sweep(file)
+        with _progress_bar(len(plan.points) * plan.replications, quiet) as bar:
+            task = bar.add_task(f"{len(plan.points)} points", total=len(plan.points) * plan.replications)
+
+            def starting(todo: list) -> None:
+                bar.update(task, total=len(todo) * plan.replications,
+                           description=f"{len(todo)} points × {plan.replications}: ~{sweep_work(plan, todo):,.0f} arrivals")
+
+            outcome = run_sweep(plan, out, jobs=jobs, scheduler=scheduler, resume=resume, on_start=starting,
+                                on_replication=lambda point, replication: bar.advance(task))
+        for note in outcome.notes:
+            err.print(f"[bold yellow]note:[/] {note}", soft_wrap=True)
+        if outcome.resumed:
+            err.print(f"{len(outcome.resumed)} points were already in {out / 'results.csv'}; ran {len(outcome.ran)}")
+        written = outcome.files + (plot_sweep(out) if plots else [])
+        err.print(f"wrote {', '.join(str(path) for path in written)}", soft_wrap=True)
+        console = Console(highlight=False)
+        console = console if console.is_terminal else Console(highlight=False, width=160)
+        console.print(summary_table(read_description(out), read_results(out / "results.csv")[1]))
+        if outcome.little_fails:
+            err.print(f"[bold red]WARNING: Little's law does not hold at points {', '.join(map(str, outcome.little_fails))}.[/] "
+                      "Their runs are too short for their load (try a longer horizon), or never reach steady state.")
+
+
+@app.command()
+def plot(
+    directory: Path = typer.Argument(..., help="A sweep's --out directory (results.csv and sweep.json)."),
+    debug: bool = typer.Option(False, help="Show tracebacks."),
+) -> None:
+    """Redraw a sweep's capacity curves (PNG and SVG) from its results.csv."""
+    from paysim.plots import plot_sweep
+
+    with user_errors(debug):
+        for path in plot_sweep(directory):
+            err.print(f"wrote {path}")
+
+
+@app.command()
+def size(
+    file: Path = typer.Argument(..., help="Scenario YAML file."),
+    station: str = typer.Option(..., "--station", "-s", help="The station whose workers to size."),
+    slo: str = typer.Option(..., help="Objective on the whole system: p99<800ms, mean<50ms, p95<1s, failure_rate<0.1%."),
+    replications: Optional[int] = typer.Option(None, "--replications", "-r", min=2, help="Replications per worker count (default: the scenario's)."),
+    horizon: Optional[str] = typer.Option(None, help="Simulated time per replication (default: the scenario's)."),
+    warmup: Optional[str] = typer.Option(None, help="Time discarded at the start of each replication."),
+    seed: Optional[int] = typer.Option(None, min=0, help="Random seed, the same for every worker count (default: the scenario's)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help="Processes to run replications on (default: all cores)."),
+    as_json: bool = typer.Option(False, "--json", help="Print only JSON to stdout."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    debug: bool = typer.Option(False, help="Show tracebacks."),
+) -> None:
+    """Find the fewest workers for a station with which an SLO holds with 95% confidence, by simulation."""
+    from paysim.sizing import SizingError, evidence_table, parse_objective, size_station, to_dict as sizing_dict
+
+    with user_errors(debug):
+        objective = parse_objective(slo)
+        overrides: dict[str, Any] = {k: v for k, v in {"horizon": horizon, "warmup": warmup}.items() if v is not None}
+        scenario = load_scenario(file, overrides)
+        count = replications or scenario.replications
+        with _progress_bar(count, quiet) as bar:
+            task = bar.add_task(station, total=count)
+            done: dict[int, float] = {}
+
+            def trying(workers: int) -> None:
+                done.clear()
+                bar.reset(task, total=count, description=f"{station}: {workers} workers")
+
+            def advance(replication: int, fraction: float) -> None:
+                done[replication] = fraction
+                bar.update(task, completed=sum(done.values()))
+
+            result = size_station(scenario, station, objective, seed=seed, replications=replications, jobs=jobs,
+                                  on_trial=trying, progress=advance)
+        if as_json:
+            sys.stdout.write(json.dumps(sizing_dict(result), indent=2, ensure_ascii=False) + "\n")
+        else:
+            console = Console(highlight=False)
+            console.print(f"start: {result.start} workers, from {result.start_reason}", soft_wrap=True)
+            console.print(evidence_table(result))
+            if result.workers is not None:
+                console.print(f"[bold]{station}: {result.workers} workers[/] is the fewest with which {objective.text} "
+                              "holds with 95% confidence (upper CI bound below the target)")
+        if result.workers is None:
+            raise SizingError(f"{objective.text} does not hold with 95% confidence at any worker count up to "
+                              f"{result.limit}: the target may be below what {station!r}'s service time alone allows, "
+                              "or another station is the bottleneck")

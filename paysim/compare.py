@@ -72,7 +72,7 @@ def compare(result: RunResult, theory: Theory) -> list[Comparison]:
     return rows
 
 
-_PERCENT = {"utilization", "rejection_rate", "failure_rate", "p_wait"}
+_PERCENT = {"utilization", "rejection_rate", "failure_rate", "error_rate", "timeout_rate", "abandon_rate", "p_wait"}
 _RATE = {"arrival_rate", "throughput", "goodput"}
 
 
@@ -123,3 +123,19 @@ def comparisons_to_json(rows: list[Comparison]) -> list[dict[str, Any]]:
              "rel_diff": _number(row.rel_diff), "inside_ci": row.inside_ci, "exact": row.exact,
              "formula": row.formula}
             for row in rows]
+
+
+def theory_table(theory: Theory) -> Table:
+    """What theory says per scope: the model used and its metrics, or why there is none."""
+    table = Table(title=f"{theory.scenario}: queueing theory", title_justify="left")
+    for header in ("scope", "model", "metrics"):
+        table.add_column(header)
+    for scope, part in theory.scopes().items():
+        if not part.ok:
+            table.add_row(scope, "[dim]none[/]", f"[dim]{part.reason}[/]")
+            continue
+        model = part.formula if part.exact else f"{part.formula} [yellow](approximate)[/]"
+        shown = [f"{metric.removeprefix('latency.')} {_format(metric, value)}" for metric, value in part.metrics.items()
+                 if not metric.startswith("wait.")]
+        table.add_row(scope, model, ", ".join(shown))
+    return table

@@ -149,6 +149,9 @@ class StreamObserver:
     def __init__(self) -> None:
         self.in_system = 0
         self._last = 0.0
+        # since time 0, never reset by the warm-up: what a time series differences
+        self.totals = dict.fromkeys(("arrived", "retries", "finished", "succeeded", "failed"), 0)
+        self.interval_sketch: QuantileSketch | None = None   # latencies since the last sample, if sampled
         self.start_window(0.0)
 
     def _advance(self, now: float) -> None:
@@ -170,6 +173,7 @@ class StreamObserver:
     def arrive(self, now: float) -> None:
         """An original request."""
         self.arrived += 1
+        self.totals["arrived"] += 1
 
     def enter(self, now: float, retry: bool) -> None:
         """An attempt enters the system."""
@@ -177,6 +181,7 @@ class StreamObserver:
         self.in_system += 1
         self.attempts += 1
         self.retries += retry
+        self.totals["retries"] += retry
 
     def leave(self, now: float, time_in_system: float, wait: float, service: float, finished: bool) -> None:
         """An attempt leaves the system: ``finished`` its route, or lost on the way."""
@@ -184,18 +189,23 @@ class StreamObserver:
         self.in_system -= 1
         self.departed += 1
         self.finished += finished
+        self.totals["finished"] += finished
         self.sum_time += time_in_system
         self.sum_wait += wait
         self.sum_service += service
 
     def succeed(self, latency: float, wait: float) -> None:
         self.succeeded += 1
+        self.totals["succeeded"] += 1
         self.sum_latency += latency
         self.sum_success_wait += wait
         self.sketch.add(latency)
+        if self.interval_sketch is not None:
+            self.interval_sketch.add(latency)
 
     def fail(self, reason: str) -> None:
         self.failures[reason] += 1
+        self.totals["failed"] += 1
 
 
 def _stream_row(prefix: str, streams: Sequence[StreamObserver], window_s: float, sketch: QuantileSketch) -> dict[str, float]:

@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from paysim import timeseries
 from paysim.runner import RunResult
 from paysim.sketch import RELATIVE_ERROR
 from paysim.stats import LEVEL, Estimate, LittleCheck
@@ -69,7 +70,8 @@ def to_dict(result: RunResult) -> dict[str, Any]:
 
 
 def write_outputs(result: RunResult, directory: Path) -> list[Path]:
-    """results.json (as --json prints) and results.csv (metric, mean, ci95_low, ci95_high)."""
+    """results.json (as --json prints), results.csv (metric, mean, ci95_low, ci95_high) and,
+    when the run was sampled, timeseries.csv and timeseries.png."""
     directory.mkdir(parents=True, exist_ok=True)
     json_path, csv_path = directory / "results.json", directory / "results.csv"
     json_path.write_text(json.dumps(to_dict(result), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -78,7 +80,12 @@ def write_outputs(result: RunResult, directory: Path) -> list[Path]:
         writer.writerow(["metric", "mean", "ci95_low", "ci95_high"])
         for name, value in public_metrics(result).items():
             writer.writerow([name, *(repr(x) if math.isfinite(x) else "" for x in (value.mean, value.low, value.high))])
-    return [json_path, csv_path]
+    written = [json_path, csv_path]
+    if result.series:
+        rows = timeseries.average(result.series)
+        written.append(timeseries.write_csv(rows, directory / "timeseries.csv"))
+        written.append(timeseries.plot(rows, directory / "timeseries.png", result.scenario.name))
+    return written
 
 
 def _cell(value: Estimate | None, kind: str) -> str:

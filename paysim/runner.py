@@ -17,6 +17,7 @@ from paysim.engine import run_replication
 from paysim.preflight import expected_arrivals
 from paysim.observe import Observer, StationObserver, StreamObserver
 from paysim.scenario import Scenario
+from paysim.timeseries import SeriesRecorder
 from paysim.stats import Estimate, LittleCheck, SloCheck, check_slo, littles_law, summarise
 
 Progress = Callable[[int, float], None]   # (replication, fraction of it done)
@@ -31,6 +32,7 @@ class RunResult:
     engine: str
     wall_s: float
     rows: list[dict[str, float]]
+    series: list[list[dict[str, float]]] = field(default_factory=list)   # per replication, if sampled
     summary: dict[str, Estimate] = field(init=False)
     little: dict[str, list[LittleCheck]] = field(init=False)
     slo: list[SloCheck] = field(init=False)
@@ -58,28 +60,41 @@ def _init_worker(queue) -> None:
 
 def replicate(scenario: Scenario, seed: int, replication: int, progress: Progress | None = None) -> dict[str, float]:
     """One replication's metrics row."""
+    return replicate_with_series(scenario, seed, replication, progress)[0]
+
+
+def replicate_with_series(scenario: Scenario, seed: int, replication: int, progress: Progress | None = None,
+                          interval_s: float | None = None) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """One replication's metrics row, and its time series if ``interval_s`` is given."""
     observer = observer_for(scenario)
     report = (lambda fraction: progress(replication, fraction)) if progress else None
-    run_replication(scenario, observer, seed, replication, report)
-    return observer.row()
+    recorder = SeriesRecorder(observer, interval_s) if interval_s else None
+    sample = (interval_s, recorder.sample) if recorder else None
+    run_replication(scenario, observer, seed, replication, report, sample=sample)
+    return observer.row(), recorder.rows if recorder else []
 
 
-def _replicate_in_worker(scenario: Scenario, seed: int, replication: int) -> dict[str, float]:
+def _replicate_in_worker(scenario: Scenario, seed: int, replication: int,
+                         interval_s: float | None) -> tuple[dict[str, float], list[dict[str, float]]]:
     queue = _progress_queue
     progress = (lambda rep, fraction: queue.put((rep, fraction))) if queue is not None else None
-    return replicate(scenario, seed, replication, progress)
+    return replicate_with_series(scenario, seed, replication, progress, interval_s)
 
 
 def default_jobs() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _run_pool(scenario: Scenario, seed: int, count: int, jobs: int, progress: Progress | None) -> list[dict]:
+Outcome = tuple[dict[str, float], list[dict[str, float]]]
+
+
+def _run_pool(scenario: Scenario, seed: int, count: int, jobs: int, progress: Progress | None,
+              interval_s: float | None) -> list[Outcome]:
     context = multiprocessing.get_context("spawn")   # no fork: the caller may have threads (progress bars)
     queue = context.Queue() if progress else None
-    rows: list[dict] = [{}] * count
+    outcomes: list[Outcome] = [({}, [])] * count
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(queue,)) as pool:
-        futures = {pool.submit(_replicate_in_worker, scenario, seed, r): r for r in range(count)}
+        futures = {pool.submit(_replicate_in_worker, scenario, seed, r, interval_s): r for r in range(count)}
         pending = set(futures)
         try:
             while pending:
@@ -87,29 +102,33 @@ def _run_pool(scenario: Scenario, seed: int, count: int, jobs: int, progress: Pr
                 while queue is not None and not queue.empty():
                     progress(*queue.get())
                 for future in done:
-                    rows[futures[future]] = future.result()
+                    outcomes[futures[future]] = future.result()
                     if progress:
                         progress(futures[future], 1.0)
         except BaseException:
             for future in pending:
                 future.cancel()
             raise
-    return rows
+    return outcomes
 
 
 def simulate(scenario: Scenario, *, seed: int | None = None, replications: int | None = None,
-             jobs: int | None = None, progress: Progress | None = None) -> RunResult:
-    """Run every replication of ``scenario`` and summarise them."""
+             jobs: int | None = None, progress: Progress | None = None,
+             series_interval: float | None = None) -> RunResult:
+    """Run every replication of ``scenario`` and summarise them; with ``series_interval``
+    also sample each replication's time series."""
     seed = scenario.seed if seed is None else seed
     count = replications or scenario.replications
     jobs = max(1, min(jobs or default_jobs(), count))
     started = time.perf_counter()
     if jobs == 1 or expected_arrivals(scenario) * count < INLINE_ARRIVALS:
-        rows = []
+        outcomes = []
         for r in range(count):
-            rows.append(replicate(scenario, seed, r, progress))
+            outcomes.append(replicate_with_series(scenario, seed, r, progress, series_interval))
             if progress:
                 progress(r, 1.0)
     else:
-        rows = _run_pool(scenario, seed, count, jobs, progress)
-    return RunResult(scenario, seed, count, "simpy", time.perf_counter() - started, rows)
+        outcomes = _run_pool(scenario, seed, count, jobs, progress, series_interval)
+    rows = [row for row, _ in outcomes]
+    series = [rows_ for _, rows_ in outcomes] if series_interval else []
+    return RunResult(scenario, seed, count, "simpy", time.perf_counter() - started, rows, series)

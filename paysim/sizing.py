@@ -18,6 +18,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from rich.table import Table
+
 from paysim import analytic, distributions
 from paysim.errors import PaysimError
 from paysim.preflight import station_loads
@@ -25,7 +27,7 @@ from paysim.runner import Progress, simulate
 from paysim.scenario import Scenario
 from paysim.scenario.fields import did_you_mean
 from paysim.stats import Estimate
-from paysim.units import parse_duration, parse_probability
+from paysim.units import format_duration, parse_duration, parse_probability
 
 _OBJECTIVE = re.compile(r"^\s*([a-z_]+[0-9.]*)\s*(<=?)\s*(\S.*?)\s*$")
 TIME_METRICS = {"mean": "W", "p50": "latency.p50", "p90": "latency.p90", "p95": "latency.p95",
@@ -117,14 +119,14 @@ def analytic_start(scenario: Scenario, station: str, objective: Objective) -> tu
     if arrival_rate <= 0 or mean_s <= 0:
         return fallback, f"offered load {offered:.3g} erlangs rounded up"
     first = math.floor(offered) + 1
-    how = "exact here" if _exact(scenario, station) else f"treating {station!r} alone as M/M/c"
+    how = "exact here" if _exact(scenario, station) else f"treating {station!r} alone as a Markovian queue"
     for workers in range(first, max(first * 4, math.ceil(offered / LIGHT_LOAD)) + 1):
         if objective.is_time and spec.queue is None:
             value = _analytic_value(objective.metric, arrival_rate, 1 / mean_s, workers)
             formula = f"Erlang C (M/M/{workers}, {how})"
         elif not objective.is_time and spec.queue is not None:
             value = analytic.mmck(arrival_rate, 1 / mean_s, workers, workers + spec.queue).p_block
-            formula = f"M/M/{workers}/{workers + spec.queue} blocking ({how.replace('M/M/c', 'M/M/c/K')})"
+            formula = f"M/M/{workers}/{workers + spec.queue} blocking ({how})"
         else:
             break
         if value < objective.target:
@@ -199,3 +201,39 @@ def _trial(scenario: Scenario, station: str, objective: Objective, workers: int,
         return Trial(workers, value, False, "no transaction finished inside the measurement window")
     high = value.high if math.isfinite(value.high) else value.mean
     return Trial(workers, value, high < objective.target)
+
+
+def _shown(objective: Objective, value: float) -> str:
+    return format_duration(value) if objective.is_time else f"{100 * value:.3g}%"
+
+
+def evidence_table(sizing: Sizing) -> Table:
+    """Each worker count tried, in the order tried, with the estimate, its 95% CI and the verdict."""
+    objective = sizing.objective
+    table = Table(title=f"sizing {sizing.station!r} for {objective.text} (system {objective.metric}); offered load "
+                        f"{sizing.offered_load:.4g} erlangs", title_justify="left")
+    for header in ("workers", "utilisation", objective.metric, "95% CI", "verdict"):
+        table.add_column(header, justify="left" if header == "verdict" else "right")
+    for trial in sizing.trials:
+        value = trial.estimate
+        ci = (f"[{_shown(objective, value.low)}, {_shown(objective, value.high)}]"
+              if value is not None and math.isfinite(value.low) else "-")
+        verdict = "[green]holds[/]" if trial.holds else "[red]fails[/]"
+        table.add_row(str(trial.workers), f"{100 * sizing.offered_load / trial.workers:.3g}%",
+                      _shown(objective, value.mean) if value is not None else "-", ci,
+                      verdict + (f" ({trial.note})" if trial.note else ""))
+    return table
+
+
+def to_dict(sizing: Sizing) -> dict:
+    """The answer and its evidence as JSON-ready data."""
+    def estimate(value: Estimate | None) -> dict | None:
+        if value is None:
+            return None
+        return {"mean": value.mean if math.isfinite(value.mean) else None,
+                "ci95": [x if math.isfinite(x) else None for x in (value.low, value.high)]}
+    return {"station": sizing.station, "slo": sizing.objective.text, "metric": f"system.{sizing.objective.metric}",
+            "target": sizing.objective.target, "offered_load": sizing.offered_load, "start": sizing.start,
+            "start_reason": sizing.start_reason, "workers": sizing.workers, "limit": sizing.limit,
+            "trials": [{"workers": t.workers, "holds": t.holds, "note": t.note, **(estimate(t.estimate) or {})}
+                       for t in sizing.trials]}

@@ -14,10 +14,17 @@ A station's model is chosen from what can be justified:
 * Otherwise G/G/c by Allen–Cunneen (Kingman at c = 1), approximate, with ca² from the one
   renewal stream feeding the station, or 1 for merged and downstream flows.
 
-No result (with the reason) for a stream that follows a ``profile`` (no steady state), an
-unstable station (ρ >= 1, unbounded queue) and everything downstream of it, a bounded queue
-without Poisson input and exponential service, and anything downstream of such a queue.
-Metric names are those of ``paysim run --json`` (``stations.pool.Wq``, ``system.W``).
+Errors (``errors``) are Bernoulli exits after service, so they only thin the flow
+downstream, as losses at an M/M/c/K station do; the traffic equations are re-solved for both.
+
+No result (with the reason) for a station reached by a stream that follows a ``profile`` or
+retries failed attempts (the offered load is then not the stream's rate), a station with
+``slowdowns`` or ``outages`` or that withdraws timed-out work (``on_timeout: cancel``), an
+unstable station (ρ >= 1, unbounded queue), a bounded queue without Poisson input and
+exponential service, and anything downstream of the last four.
+Metric names are those of ``paysim run --json`` (``stations.pool.Wq``, ``system.W``); exact
+results also carry ``p_wait`` and M/M/c results ``wait.p50`` ... ``wait.p999`` (waiting-time
+percentiles), which a run does not measure.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from paysim.analytic import QueueMetrics
 from paysim.distributions import Deterministic, Distribution, Exponential, Gamma
 from paysim.observe import PERCENTILES
 from paysim.preflight import station_loads
-from paysim.scenario import DONE, Arrival, Scenario
+from paysim.scenario import DONE, Arrival, Scenario, Station
 
 
 @dataclass(frozen=True)
@@ -74,8 +81,7 @@ def _exponential(service: Distribution) -> bool:
 def _poisson(arrival: Arrival) -> bool:
     if arrival.rate is not None:
         return arrival.process == "poisson"
-    return isinstance(arrival.interarrival, Exponential) or (
-        isinstance(arrival.interarrival, Gamma) and arrival.interarrival.shape == 1.0)
+    return _exponential(arrival.interarrival)
 
 
 def _arrival_scv(arrival: Arrival) -> float:
@@ -91,6 +97,16 @@ def _varying(arrival: Arrival) -> bool:
     return len(levels) > 1
 
 
+def _retries(arrival: Arrival, reached: list[Station]) -> bool:
+    """Whether a stream's retry policy can ever fire on the stations it reaches."""
+    retry = arrival.retry
+    if retry is None or retry.attempts < 2:
+        return False
+    return (("timeout" in retry.on and arrival.timeout is not None)
+            or ("error" in retry.on and any(s.errors > 0 for s in reached))
+            or ("rejected" in retry.on and any(s.queue is not None or s.outages for s in reached)))
+
+
 class _Network:
     """Routing structure and rates of a scenario: who feeds whom, which streams reach where."""
 
@@ -102,8 +118,10 @@ class _Network:
         self.ancestors = {n: {m for m in stations if n in self.reach[m]} for n in stations}
         self.streams = {n: [s for s in scenario.arrivals
                             if scenario.entry(s) == n or n in self.reach[scenario.entry(s)]] for n in stations}
+        # station_loads ignores errors; its rates serve to recover each station's external rate
         self.base_rates = {n: load.arrival_rate for n, load in station_loads(scenario).items()}
-        self.rates = dict(self.base_rates)
+        self.keep = {n: 1.0 - s.errors for n, s in stations.items()}  # share of output routed on
+        self.rates = self._solve()
 
     def _reachable(self, start: str) -> set[str]:
         seen: set[str] = set()
@@ -114,6 +132,37 @@ class _Network:
                 seen.add(name)
                 todo.extend(self.next[name])
         return seen
+
+    def fed(self, stream: str) -> list[Station]:
+        entry = self.scenario.entry(stream)
+        return [self.scenario.stations[n] for n in (entry, *self.reach[entry])]
+
+    def external(self) -> dict[str, float]:
+        """Arrival rate from outside into each station: γ_n = λ_n - Σ_m λ_m P_mn."""
+        routes = {n: s.routes for n, s in self.scenario.stations.items()}
+        return {n: max(0.0, rate - sum(self.base_rates[m] * routes[m].get(n, 0.0) for m in routes))
+                for n, rate in self.base_rates.items()}
+
+    def _solve(self) -> dict[str, float]:
+        """Traffic equations with only a share ``keep`` of each station's output routed on."""
+        scaled = {n: {t: p * self.keep[n] for t, p in s.routes.items()} for n, s in self.scenario.stations.items()}
+        return analytic.jackson_arrival_rates(self.external(), scaled)
+
+    def thin(self, passed: dict[str, float]) -> None:
+        """Re-solve after losses: only a share ``passed`` of arrivals at these stations get through."""
+        for name, share in passed.items():
+            self.keep[name] *= share
+        self.rates = self._solve()
+
+    def varies(self, name: str) -> bool:
+        station = self.scenario.stations[name]
+        return bool(station.slowdowns or station.outages)
+
+    def cancels(self, name: str) -> bool:
+        """Timed-out work is withdrawn here: deterministic patience, which no formula here covers."""
+        arrivals = self.scenario.arrivals
+        return (self.scenario.stations[name].on_timeout == "cancel"
+                and any(arrivals[s].timeout is not None for s in self.streams[name]))
 
     def stable_markov(self, name: str) -> bool:
         """Exponential service, unbounded queue, ρ < 1: a node of a Jackson network."""
@@ -133,32 +182,31 @@ class _Network:
     def poisson_input(self, name: str) -> bool:
         return name not in self.reach[name] and self.poisson_upstream(name)
 
-    def external(self) -> dict[str, float]:
-        """Arrival rate from outside into each station: γ_n = λ_n - Σ_m λ_m P_mn."""
-        routes = {n: s.routes for n, s in self.scenario.stations.items()}
-        return {n: max(0.0, rate - sum(self.base_rates[m] * routes[m].get(n, 0.0) for m in routes))
-                for n, rate in self.base_rates.items()}
 
-    def thin(self, keep: dict[str, float]) -> None:
-        """Re-solve the traffic equations with a fraction ``keep`` of each lossy station's output."""
-        scaled = {n: {t: p * keep.get(n, 1.0) for t, p in s.routes.items()} for n, s in self.scenario.stations.items()}
-        self.rates = analytic.jackson_arrival_rates(self.external(), scaled)
-
-
-def _station_metrics(m: QueueMetrics, mean_service: float, workers: int) -> dict[str, float]:
-    return {"arrival_rate": m.arrival_rate, "offered_load": m.arrival_rate * mean_service,
-            "throughput": m.throughput, "utilization": m.utilization, "busy": m.utilization * workers,
-            "L": m.L, "Lq": m.Lq, "W": m.W, "Wq": m.Wq, "S": mean_service, "rejection_rate": m.p_block}
+def _station_metrics(m: QueueMetrics, station: Station, exact: bool) -> dict[str, float]:
+    mean = station.service.mean
+    metrics = {"arrival_rate": m.arrival_rate, "offered_load": m.arrival_rate * mean, "throughput": m.throughput,
+               "utilization": m.utilization, "busy": m.utilization * station.workers, "L": m.L, "Lq": m.Lq,
+               "W": m.W, "Wq": m.Wq, "S": mean, "rejection_rate": m.p_block}
+    if station.errors > 0:  # an error strikes after service, so it changes nothing above
+        metrics.update(goodput=m.throughput * (1 - station.errors), error_rate=station.errors)
+    if exact:
+        metrics["p_wait"] = m.p_wait  # not measured by a run
+    return metrics
 
 
-def _mmc(rate: float, mean_service: float, workers: int) -> ScopeTheory:
-    m = analytic.mmc(rate, 1 / mean_service, workers)
-    metrics = {**_station_metrics(m, mean_service, workers), "p_wait": m.p_wait}
+def _result(m: QueueMetrics, station: Station, exact: bool, formula: str = "") -> ScopeTheory:
+    return ScopeTheory(formula or m.formula, exact, _station_metrics(m, station, exact))
+
+
+def _mmc(rate: float, station: Station) -> ScopeTheory:
+    mu, c = 1 / station.service.mean, station.workers
+    result = _result(analytic.mmc(rate, mu, c), station, True)
     for key, q in PERCENTILES.items():
-        metrics[f"latency.{key}"] = analytic.mmc_sojourn_quantile(q, rate, 1 / mean_service, workers)
+        result.metrics[f"latency.{key}"] = analytic.mmc_sojourn_quantile(q, rate, mu, c)
     for key, q in PERCENTILES.items():  # not measured by a run, but what capacity planners ask
-        metrics[f"wait.{key}"] = analytic.mmc_wait_quantile(q, rate, 1 / mean_service, workers)
-    return ScopeTheory(m.formula, True, metrics)
+        result.metrics[f"wait.{key}"] = analytic.mmc_wait_quantile(q, rate, mu, c)
+    return result
 
 
 def _bounded(net: _Network, name: str) -> ScopeTheory:
@@ -169,9 +217,8 @@ def _bounded(net: _Network, name: str) -> ScopeTheory:
     if not net.poisson_input(name):
         return _refused("bounded queue whose input is not Poisson (a renewal stream, a routing cycle, or a "
                         "station upstream that is not a stable M/M/c): no exact formula is used for it here")
-    mean, c = station.service.mean, station.workers
-    m = analytic.mmck(net.rates[name], 1 / mean, c, c + station.queue)
-    return ScopeTheory(m.formula, True, {**_station_metrics(m, mean, c), "p_wait": m.p_wait})
+    c = station.workers
+    return _result(analytic.mmck(net.rates[name], 1 / station.service.mean, c, c + station.queue), station, True)
 
 
 def _general(net: _Network, name: str) -> ScopeTheory:
@@ -179,40 +226,51 @@ def _general(net: _Network, name: str) -> ScopeTheory:
     station = net.scenario.stations[name]
     rate, mean, c, cs2 = net.rates[name], station.service.mean, station.workers, station.service.scv
     if net.poisson_input(name) and c == 1:
-        m = analytic.mg1(rate, mean, cs2)
-        return ScopeTheory(m.formula, True, {**_station_metrics(m, mean, c), "p_wait": m.p_wait})
+        return _result(analytic.mg1(rate, mean, cs2), station, True)
     if net.poisson_input(name) and isinstance(station.service, Deterministic):
-        m = analytic.mdc(rate, mean, c)
-        return ScopeTheory(m.formula, False, _station_metrics(m, mean, c))
+        return _result(analytic.mdc(rate, mean, c), station, False)
     feeders = net.streams[name]
-    direct = not net.ancestors[name] and len(feeders) == 1
     if net.poisson_input(name):
         ca2, note = 1.0, "Poisson input"
-    elif direct:
+    elif not net.ancestors[name] and len(feeders) == 1:
         ca2, note = _arrival_scv(net.scenario.arrivals[feeders[0]]), f"renewal input from stream {feeders[0]!r}"
     else:
         ca2, note = 1.0, "merged or downstream flow taken as Poisson"
     m = analytic.kingman(rate, mean, ca2, cs2) if c == 1 else analytic.allen_cunneen(rate, mean, c, ca2, cs2)
-    return ScopeTheory(f"{m.formula}; {note}, ca²={ca2:.3g}, cs²={cs2:.3g}", False, _station_metrics(m, mean, c))
+    return _result(m, station, False, f"{m.formula}; {note}, ca²={ca2:.3g}, cs²={cs2:.3g}")
+
+
+def _own_reason(net: _Network, name: str) -> str | None:
+    """Why this station has no steady state of its own, or its load is not known."""
+    arrivals = net.scenario.arrivals
+    for stream in net.streams[name]:
+        if _varying(arrivals[stream]):
+            return f"the arrival rate follows the profile of stream {stream!r}, so there is no steady state"
+        if _retries(arrivals[stream], net.fed(stream)):
+            return f"stream {stream!r} retries failed attempts, which adds load that no formula here accounts for"
+    if net.varies(name):
+        return "slowdowns or outages make its capacity change over time, so there is no steady state"
+    if net.cancels(name):
+        return ("timed-out work is withdrawn (on_timeout: cancel): customers with a fixed patience, "
+                "which no formula here covers")
+    return None
 
 
 def _upstream_reason(net: _Network, name: str, lossy: dict[str, ScopeTheory]) -> str | None:
-    for stream in net.streams[name]:
-        if _varying(net.scenario.arrivals[stream]):
-            return f"the arrival rate follows the profile of stream {stream!r}, so there is no steady state"
     for other in sorted(net.ancestors[name] - {name}):
         station = net.scenario.stations[other]
         if station.queue is None and net.rates[other] * station.service.mean >= station.workers:
             return f"downstream of station {other!r}, which is unstable, so its output depends on the horizon"
-        if other in lossy and not lossy[other].ok:
-            return (f"downstream of bounded station {other!r}, whose losses are not modelled, "
-                    "so this station's arrival rate is unknown")
+        if net.varies(other):
+            return f"downstream of station {other!r}, whose slowdowns or outages make its output vary over time"
+        if net.cancels(other) or (other in lossy and not lossy[other].ok):
+            return f"downstream of station {other!r}, whose losses are not modelled, so this arrival rate is unknown"
     return None
 
 
 def _station(net: _Network, name: str, lossy: dict[str, ScopeTheory]) -> ScopeTheory:
     station = net.scenario.stations[name]
-    reason = _upstream_reason(net, name, lossy)
+    reason = _own_reason(net, name) or _upstream_reason(net, name, lossy)
     if reason:
         return _refused(reason)
     rate, mean = net.rates[name], station.service.mean
@@ -228,7 +286,7 @@ def _station(net: _Network, name: str, lossy: dict[str, ScopeTheory]) -> ScopeTh
         if station.queue is not None:
             return lossy.get(name) or _bounded(net, name)
         if net.jackson(name):
-            return _mmc(rate, mean, station.workers)
+            return _mmc(rate, station)
         return _general(net, name)
     except ValueError as error:
         return _refused(f"formula refused: {error}")
@@ -241,20 +299,31 @@ def _system(net: _Network, stations: dict[str, ScopeTheory]) -> ScopeTheory:
             return _refused(f"station {name!r} has no result: {stations[name].reason}")
         if not stations[name].exact:
             return _refused(f"station {name!r} is only approximated ({stations[name].formula})")
+    timeouts = [s for s, a in net.scenario.arrivals.items() if a.timeout is not None]
+    if timeouts:
+        return _refused(f"clients of stream {timeouts[0]!r} time out, so only the faster transactions succeed; "
+                        "no formula here gives their latency")
     scenario = net.scenario
     if len(reached) == 1 and scenario.stations[reached[0]].routes == {DONE: 1.0}:
-        # one station visited once: end-to-end is that station
-        only = stations[reached[0]]
-        keep = ("arrival_rate", "throughput", "utilization", "busy", "L", "Lq", "W", "Wq", "rejection_rate")
-        metrics = {k: v for k, v in only.metrics.items() if k in keep or k.startswith("latency.")}
-        metrics["failure_rate"] = metrics["rejection_rate"]
-        metrics["utilization"] = metrics["busy"] / sum(s.workers for s in scenario.stations.values())
-        return ScopeTheory(only.formula, True, metrics)
-    lossy = [n for n in reached if scenario.stations[n].queue is not None]
+        return _single_station(scenario, scenario.stations[reached[0]], stations[reached[0]])
+    lossy = [n for n in reached if scenario.stations[n].queue is not None or scenario.stations[n].errors > 0]
     if lossy:
-        return _refused(f"bounded station {lossy[0]!r} loses transactions part-way through the network; no "
-                        "formula here gives the end-to-end means of the ones that complete")
+        return _refused(f"station {lossy[0]!r} loses transactions part-way through the network (rejections or "
+                        "errors); no formula here gives the end-to-end means of the ones that complete")
     return _lossless_network(net, stations, reached)
+
+
+def _single_station(scenario: Scenario, station: Station, result: ScopeTheory) -> ScopeTheory:
+    """One station visited once: end to end is that station, with its losses as failures."""
+    keep = ("arrival_rate", "throughput", "busy", "L", "Lq", "W", "Wq", "rejection_rate")
+    metrics = {k: v for k, v in result.metrics.items() if k in keep or k.startswith("latency.")}
+    blocked, errors = metrics["rejection_rate"], station.errors
+    metrics["throughput"] *= 1 - errors  # only transactions that reach "done" finish
+    metrics["failure_rate"] = blocked + (1 - blocked) * errors
+    if errors > 0:
+        metrics["error_rate"] = (1 - blocked) * errors
+    metrics["utilization"] = metrics["busy"] / sum(s.workers for s in scenario.stations.values())
+    return ScopeTheory(result.formula, True, metrics)
 
 
 def _lossless_network(net: _Network, stations: dict[str, ScopeTheory], reached: list[str]) -> ScopeTheory:
@@ -276,9 +345,9 @@ def analyse(scenario: Scenario) -> Theory:
     # Bounded stations with Poisson input have only lossless stations upstream, so their rates
     # are already exact; their losses then thin the flow into every station downstream.
     lossy = {n: _station(net, n, {}) for n, s in scenario.stations.items() if s.queue is not None}
-    keep = {n: 1.0 - r.metrics["rejection_rate"] for n, r in lossy.items() if r.ok}
-    if any(k < 1.0 for k in keep.values()):
-        net.thin(keep)
+    passed = {n: 1.0 - r.metrics["rejection_rate"] for n, r in lossy.items() if r.ok}
+    if any(share < 1.0 for share in passed.values()):
+        net.thin(passed)
     stations = {n: _station(net, n, lossy) for n in scenario.stations}
     return Theory(scenario.name, _system(net, stations), stations)
 

@@ -357,8 +357,13 @@ class _Engine:
         else:
             again(None)
 
-    def run(self, warmup_s: float, horizon_s: float, progress: Callable[[float], None] | None) -> None:
+    def run(self, warmup_s: float, horizon_s: float, progress: Callable[[float], None] | None,
+            sample: tuple[float, Callable[[float], None]] | None = None) -> None:
         env = self.env
+        if sample is not None:
+            interval, record = sample
+            for k in range(1, int(horizon_s / interval + 1e-9) + 1):
+                env.timeout(k * interval).callbacks.append(lambda _e: record(env.now))
         for stream in self.streams:
             stream.schedule_next()
         if warmup_s > 0:
@@ -375,7 +380,9 @@ class _Engine:
 
 def run_replication(scenario: Scenario, observer: Observer, seed: int, replication: int,
                     progress: Callable[[float], None] | None = None,
-                    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT) -> None:
-    """Simulate one replication of ``scenario``, reporting everything to ``observer``."""
+                    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+                    sample: tuple[float, Callable[[float], None]] | None = None) -> None:
+    """Simulate one replication of ``scenario``, reporting everything to ``observer``;
+    ``sample`` = (interval, callback) calls callback(now) every interval."""
     engine = _Engine(scenario, observer, seed, replication, max_in_flight)
-    engine.run(scenario.warmup, scenario.horizon, progress)
+    engine.run(scenario.warmup, scenario.horizon, progress, sample)

@@ -288,12 +288,16 @@ def path_problem(data: Any, dotted: str) -> str | None:
                 return f"{where} has no key {part!r}{did_you_mean(part, node)}; it has {', '.join(map(str, node))}"
             node = node[part]
         else:
-            return f"{where} is {node!r}, not a mapping, so it has no key {part!r}; vary {where} as a whole"[:200]
+            shown = f"a list" if isinstance(node, list) else repr(node)[:60]
+            return f"{where} is {shown}, not a mapping, so it has no key {part!r}; vary {where} as a whole"
     return None
 
 
 def _read_scenario(file: Path, sweep: dict, problems: _Problems) -> tuple[Path, Any, Lines, str]:
-    scenario_file = (file.parent / sweep["scenario"]) if not Path(sweep["scenario"]).is_absolute() else Path(sweep["scenario"])
+    scenario_file = file.parent / sweep["scenario"]   # an absolute path stays as it is
+    if not scenario_file.is_file():
+        problems.add(("sweep", "scenario"), f"no scenario file {str(scenario_file)!r} (the path is relative to the sweep file)")
+        problems.raise_if_any()
     data, lines = read_yaml(scenario_file)
     if isinstance(data, dict) and "sweep" in data:
         problems.add(("sweep", "scenario"), f"{sweep['scenario']!r} is itself a sweep file; name a scenario file")
@@ -327,7 +331,9 @@ def label(params: Mapping[str, Any]) -> str:
 def _blame(problem: Problem, params: Mapping[str, Any], sweep: dict, problems: _Problems) -> Problem | None:
     """The problem restated against the sweep key that set the offending value, or None if no sweep key did."""
     for dotted, value in params.items():
-        if problem.path[:len(dotted.split("."))] == tuple(dotted.split(".")):
+        parts, path = tuple(dotted.split(".")), tuple(problem.path)
+        # the value itself is wrong, or it made the mapping that holds it wrong (routes no longer sum to 1)
+        if path[:len(parts)] == parts or (len(path) >= 2 and parts[:len(path)] == path):
             spec = sweep["vary"][dotted]
             where = ("sweep", "vary", dotted) + ((spec.index(value),) if isinstance(spec, list) else ())
             return Problem(problems.file, where, f"value {cell_text(value)}: {problem.message}",
@@ -369,9 +375,10 @@ def load_sweep(path: str | Path) -> Sweep:
     data, lines = read_yaml(file)
     problems = _Problems(file, lines)
     sweep = _settings(data, problems)
-    problems.raise_if_any()
+    if any(problem.path[:2] == ("sweep", "scenario") for problem in problems.found):
+        problems.raise_if_any()
     scenario_file, scenario_data, scenario_lines, digest = _read_scenario(file, sweep, problems)
-    parameters = _parameters(sweep, scenario_data, problems)
+    parameters = _parameters(sweep, scenario_data, problems) if isinstance(sweep.get("vary"), dict) else ()
     problems.raise_if_any()
     count = math.prod(len(p.values) for p in parameters)
     if count > MAX_POINTS:

@@ -33,7 +33,7 @@ def _busiest(stations: Sequence[str], metrics: Mapping[str, Estimate]) -> str:
     if not loads:
         return "-"
     utilization, station = max(loads)
-    return f"{100 * utilization:.3g}% {station}"
+    return f"{station} {100 * utilization:.3g}%"
 
 
 def _value(metrics: Mapping[str, Estimate], name: str, show: Any) -> str:
@@ -48,7 +48,7 @@ def summary_table(description: Mapping[str, Any], rows: Sequence[Mapping[str, st
     table = Table(title=f"sweep of {description.get('scenario_name', '')}: {len(rows)} of "
                         f"{len(description['points'])} points, {description['replications']} replications each "
                         "(means)", title_justify="left")
-    for header in ["point", *(p.rsplit(".", 2)[-2] + "." + p.rsplit(".", 1)[-1] if "." in p else p for p in parameters),
+    for header in ["point", *(".".join(p.split(".")[-2:]) for p in parameters),
                    "throughput", "mean latency", "p99 latency", "failed", "busiest station", *(["SLO"] if slo else [])]:
         table.add_column(header, justify="left" if header in ("busiest station", "SLO") else "right")
     ordered = sorted(rows, key=lambda row: int(row["point"]))
