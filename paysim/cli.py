@@ -26,7 +26,7 @@ from paysim.runner import simulate
 from paysim.scenario import load_scenario
 from paysim.theory import analyse, theory_to_dict
 from paysim.timeseries import default_interval
-from paysim.units import parse_duration
+from paysim.units import parse_duration, parse_probability
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="paysim: a queueing-theory capacity simulator for payment systems.")
@@ -72,7 +72,11 @@ def run(
     file: Path = typer.Argument(..., help="Scenario YAML file."),
     replications: Optional[int] = typer.Option(None, "--replications", "-r", min=1, help="Independent replications (default: the scenario's)."),
     horizon: Optional[str] = typer.Option(None, help="Simulated time per replication, e.g. 10m (default: the scenario's)."),
-    warmup: Optional[str] = typer.Option(None, help="Time discarded at the start of each replication, e.g. 1m."),
+    warmup: Optional[str] = typer.Option(None, help="Time discarded at the start of each replication, e.g. 1m, "
+                                                    "or auto (MSER-5 on pilot replications)."),
+    precision: Optional[str] = typer.Option(None, help="Add replications until every headline metric's 95% CI "
+                                                       "half-width is within this, e.g. 2%."),
+    max_replications: int = typer.Option(200, min=2, help="Cap on replications with --precision."),
     seed: Optional[int] = typer.Option(None, min=0, help="Random seed (default: the scenario's)."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help="Processes to run replications on (default: all cores)."),
     as_json: bool = typer.Option(False, "--json", help="Print only JSON to stdout."),
@@ -97,10 +101,11 @@ def run(
 
             def advance(replication: int, fraction: float) -> None:
                 done[replication] = fraction
-                bar.update(task, completed=sum(done.values()))
+                bar.update(task, completed=sum(done.values()), total=max(count, len(done)))
 
             result = simulate(scenario, seed=seed, replications=replications, jobs=jobs, progress=advance,
-                              series_interval=_series_interval(interval, scenario.horizon) if out else None)
+                              series_interval=_series_interval(interval, scenario.horizon) if out else None,
+                              precision=_precision(precision), max_replications=max_replications)
         if out is not None:
             for path in write_outputs(result, out):
                 err.print(f"wrote {path}")
@@ -125,6 +130,18 @@ def run(
 def _console() -> Console:
     console = Console(highlight=False)
     return console if console.is_terminal else Console(highlight=False, width=160)
+
+
+def _precision(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = parse_probability(text)
+    except ValueError as error:
+        raise PaysimError(f"--precision: {error}") from None
+    if not 0 < value < 1:
+        raise PaysimError(f"--precision: expected a relative half-width such as 2% or 0.02, got {text!r}")
+    return value
 
 
 def _series_interval(text: str | None, horizon_s: float) -> float:
@@ -297,7 +314,7 @@ def size(
 
             def advance(replication: int, fraction: float) -> None:
                 done[replication] = fraction
-                bar.update(task, completed=sum(done.values()))
+                bar.update(task, completed=sum(done.values()), total=max(count, len(done)))
 
             result = size_station(scenario, station, objective, seed=seed, replications=replications, jobs=jobs,
                                   on_trial=trying, progress=advance)
@@ -305,6 +322,7 @@ def size(
             sys.stdout.write(json.dumps(sizing_dict(result), indent=2, ensure_ascii=False) + "\n")
         else:
             console = Console(highlight=False)
+            console = console if console.is_terminal else Console(highlight=False, width=160)
             console.print(f"start: {result.start} workers, from {result.start_reason}", soft_wrap=True)
             console.print(evidence_table(result))
             if result.workers is not None:

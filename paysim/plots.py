@@ -136,10 +136,11 @@ def _finish(figure: plt.Figure, axes_list: Sequence[plt.Axes], data: Data, title
     figure.suptitle(title)
     figure.tight_layout()
     paths = []
-    for suffix in FORMATS:
-        path = directory / f"{name}.{suffix}"
-        figure.savefig(path, dpi=120)
-        paths.append(path)
+    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "paysim"}):  # SVG text stays text; stable ids
+        for suffix in FORMATS:
+            path = directory / f"{name}.{suffix}"
+            figure.savefig(path, dpi=120, metadata={"Date": None} if suffix == "svg" else None)
+            paths.append(path)
     plt.close(figure)
     return paths
 

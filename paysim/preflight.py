@@ -56,7 +56,7 @@ def station_loads(scenario: Scenario) -> dict[str, StationLoad]:
     mean_in: dict[str, float] = {name: 0.0 for name in scenario.stations}
     peak_in: dict[str, float] = dict(mean_in)
     for name, arrival in scenario.arrivals.items():
-        average, peak = _multipliers(arrival, scenario.warmup, scenario.horizon)
+        average, peak = _multipliers(arrival, scenario.warmup or 0.0, scenario.horizon)
         entry = scenario.entry(name)
         mean_in[entry] += _base_rate(arrival) * average
         peak_in[entry] += _base_rate(arrival) * peak

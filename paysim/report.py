@@ -50,6 +50,7 @@ def to_dict(result: RunResult) -> dict[str, Any]:
             "replications": result.replications, "horizon_s": scenario.horizon, "warmup_s": scenario.warmup,
             "confidence": LEVEL, "percentile_relative_error": RELATIVE_ERROR, "wall_s": round(result.wall_s, 3),
             "littles_law_holds": all(c.holds for checks in result.little.values() for c in checks),
+            "notes": result.notes,
         },
         "system": {}, "stations": {name: {} for name in scenario.stations},
         "streams": {name: {} for name in scenario.arrivals},
@@ -155,5 +156,7 @@ def render(result: RunResult, console: Console) -> None:
     console.print(little_table(result))
     if result.slo:
         console.print(slo_table(result))
+    for note in result.notes:
+        console.print(f"[dim]{note}[/]")
     console.print(f"[dim]seed {result.seed}, engine {result.engine}, {result.wall_s:.1f}s wall; "
                   f"percentiles within ±{RELATIVE_ERROR:.1%}; times per transaction[/]")

@@ -6,6 +6,7 @@ the same whether the replications ran in this process or in a pool, in any order
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import time
@@ -18,6 +19,7 @@ from paysim.preflight import expected_arrivals
 from paysim.observe import Observer, StationObserver, StreamObserver
 from paysim.scenario import Scenario
 from paysim.timeseries import SeriesRecorder
+from paysim.warmup import PILOT_INTERVALS, PILOT_REPLICATIONS, warmup_from_series
 from paysim.stats import Estimate, LittleCheck, SloCheck, check_slo, littles_law, summarise
 
 Progress = Callable[[int, float], None]   # (replication, fraction of it done)
@@ -33,6 +35,7 @@ class RunResult:
     wall_s: float
     rows: list[dict[str, float]]
     series: list[list[dict[str, float]]] = field(default_factory=list)   # per replication, if sampled
+    notes: list[str] = field(default_factory=list)                      # how the run was shaped (warm-up...)
     summary: dict[str, Estimate] = field(init=False)
     little: dict[str, list[LittleCheck]] = field(init=False)
     slo: list[SloCheck] = field(init=False)
@@ -88,13 +91,13 @@ def default_jobs() -> int:
 Outcome = tuple[dict[str, float], list[dict[str, float]]]
 
 
-def _run_pool(scenario: Scenario, seed: int, count: int, jobs: int, progress: Progress | None,
+def _run_pool(scenario: Scenario, seed: int, replications: list[int], jobs: int, progress: Progress | None,
               interval_s: float | None) -> list[Outcome]:
     context = multiprocessing.get_context("spawn")   # no fork: the caller may have threads (progress bars)
     queue = context.Queue() if progress else None
-    outcomes: list[Outcome] = [({}, [])] * count
+    outcomes: dict[int, Outcome] = {}
     with ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(queue,)) as pool:
-        futures = {pool.submit(_replicate_in_worker, scenario, seed, r, interval_s): r for r in range(count)}
+        futures = {pool.submit(_replicate_in_worker, scenario, seed, r, interval_s): r for r in replications}
         pending = set(futures)
         try:
             while pending:
@@ -109,26 +112,86 @@ def _run_pool(scenario: Scenario, seed: int, count: int, jobs: int, progress: Pr
             for future in pending:
                 future.cancel()
             raise
-    return outcomes
+    return [outcomes[r] for r in replications]
+
+
+def _run(scenario: Scenario, seed: int, replications: list[int], jobs: int, progress: Progress | None,
+         interval_s: float | None = None) -> list[Outcome]:
+    """The given replications, inline or on a process pool; in the order given either way."""
+    jobs = max(1, min(jobs, len(replications)))
+    if jobs == 1 or expected_arrivals(scenario) * len(replications) < INLINE_ARRIVALS:
+        outcomes = []
+        for r in replications:
+            outcomes.append(replicate_with_series(scenario, seed, r, progress, interval_s))
+            if progress:
+                progress(r, 1.0)
+        return outcomes
+    return _run_pool(scenario, seed, replications, jobs, progress, interval_s)
+
+
+def _auto_warmup(scenario: Scenario, seed: int, jobs: int, notes: list[str]) -> Scenario:
+    """Pilot replications without warm-up, then MSER-5 on their population series."""
+    pilot = scenario.model_copy(update={"warmup": 0.0})
+    interval = scenario.horizon / PILOT_INTERVALS
+    outcomes = _run(pilot, seed, list(range(PILOT_REPLICATIONS)), jobs, None, interval)
+    warmup = warmup_from_series([[row["system.L"] for row in series] for _, series in outcomes], interval)
+    if warmup is None:
+        warmup = scenario.horizon / 2
+        notes.append(f"warm-up: MSER-5 found no steady state in {PILOT_REPLICATIONS} pilot replications; "
+                     f"discarding half the horizon ({warmup:g}s). Lengthen the horizon or check the load.")
+    else:
+        notes.append(f"warm-up: {warmup:g}s, chosen by MSER-5 from {PILOT_REPLICATIONS} pilot replications")
+    return scenario.model_copy(update={"warmup": warmup})
+
+
+HEADLINE = ("throughput", "W", "L", "utilization")   # what --precision must pin down, where defined
+
+
+def _widest(result: RunResult) -> tuple[str, float]:
+    """The headline metric with the largest relative CI half-width."""
+    widths = {name: value.half_width / abs(value.mean) for name, value in result.summary.items()
+              if name.rsplit(".", 1)[-1] in HEADLINE and name.count(".") <= 2
+              and math.isfinite(value.mean) and value.mean != 0}
+    name = max(widths, key=lambda n: widths[n] if math.isfinite(widths[n]) else math.inf)
+    return name, widths[name]
 
 
 def simulate(scenario: Scenario, *, seed: int | None = None, replications: int | None = None,
-             jobs: int | None = None, progress: Progress | None = None,
-             series_interval: float | None = None) -> RunResult:
-    """Run every replication of ``scenario`` and summarise them; with ``series_interval``
-    also sample each replication's time series."""
+             jobs: int | None = None, progress: Progress | None = None, series_interval: float | None = None,
+             precision: float | None = None, max_replications: int = 200) -> RunResult:
+    """Run the replications of ``scenario`` and summarise them.
+
+    ``series_interval`` also samples each replication's time series. ``precision`` (a
+    fraction) adds replications until every headline metric's 95% CI half-width is
+    within it relative to the mean, or ``max_replications`` ran. Replication r always
+    draws from (seed, r), so the numbers do not depend on how the work was split.
+    """
     seed = scenario.seed if seed is None else seed
+    jobs = jobs or default_jobs()
     count = replications or scenario.replications
-    jobs = max(1, min(jobs or default_jobs(), count))
     started = time.perf_counter()
-    if jobs == 1 or expected_arrivals(scenario) * count < INLINE_ARRIVALS:
-        outcomes = []
-        for r in range(count):
-            outcomes.append(replicate_with_series(scenario, seed, r, progress, series_interval))
-            if progress:
-                progress(r, 1.0)
-    else:
-        outcomes = _run_pool(scenario, seed, count, jobs, progress, series_interval)
+    notes: list[str] = []
+    if scenario.warmup is None:
+        scenario = _auto_warmup(scenario, seed, jobs, notes)
+    outcomes = _run(scenario, seed, list(range(count)), jobs, progress, series_interval)
+    result = _result(scenario, seed, outcomes, series_interval, started, notes)
+    while precision is not None:
+        name, width = _widest(result)
+        if width <= precision or len(outcomes) >= max_replications:
+            verdict = "reached" if width <= precision else f"not reached after {len(outcomes)} replications (the cap)"
+            notes.append(f"precision {precision:.2%}: {verdict}; widest headline CI is {name} at ±{width:.2%}")
+            break
+        # the half-width shrinks as 1/sqrt(n): ask for what that predicts, at least 2 more
+        wanted = math.ceil(len(outcomes) * (width / precision) ** 2 * 1.1)
+        more = min(max_replications, max(wanted, len(outcomes) + 2)) - len(outcomes)
+        outcomes += _run(scenario, seed, list(range(len(outcomes), len(outcomes) + more)), jobs, progress,
+                         series_interval)
+        result = _result(scenario, seed, outcomes, series_interval, started, notes)
+    return result
+
+
+def _result(scenario: Scenario, seed: int, outcomes: list[Outcome], series_interval: float | None,
+            started: float, notes: list[str]) -> RunResult:
     rows = [row for row, _ in outcomes]
     series = [rows_ for _, rows_ in outcomes] if series_interval else []
-    return RunResult(scenario, seed, count, "simpy", time.perf_counter() - started, rows, series)
+    return RunResult(scenario, seed, len(rows), "simpy", time.perf_counter() - started, rows, series, notes)

@@ -190,8 +190,7 @@ def _trial(scenario: Scenario, station: str, objective: Objective, workers: int,
            replications: int | None, jobs: int | None, on_trial: Callable[[int], None] | None,
            progress: Progress | None) -> Trial:
     if objective.is_time and scenario.stations[station].queue is None and offered >= workers:
-        return Trial(workers, None, False, f"not simulated: offered load {offered:.3g} >= {workers} workers, "
-                                           "so the queue grows without bound")
+        return Trial(workers, None, False, f"not simulated: unstable, offered load {offered:.3g} >= {workers} workers")
     if on_trial:
         on_trial(workers)
     result = simulate(_with_workers(scenario, station, workers), seed=seed, replications=replications, jobs=jobs,

@@ -41,6 +41,7 @@ class SeriesRecorder:
         self.rows: list[dict[str, float]] = []
         self._last_totals = {name: dict(s.totals) for name, s in observer.streams.items()}
         self._last_t = 0.0
+        self._last_area = 0.0
         for stream in observer.streams.values():
             stream.interval_sketch = QuantileSketch()
 
@@ -51,7 +52,10 @@ class SeriesRecorder:
         row: dict[str, float] = {"t": now}
         sums = dict.fromkeys(RATES, 0)
         merged = QuantileSketch()
+        area = 0.0
         for name, stream in self.observer.streams.items():
+            stream._advance(now)
+            area += stream.area_in_system
             last = self._last_totals[name]
             for key in RATES:
                 sums[key] += stream.totals[key] - last[key]
@@ -60,6 +64,9 @@ class SeriesRecorder:
             stream.interval_sketch = QuantileSketch()
         for key, metric in RATES.items():
             row[f"system.{metric}"] = sums[key] / elapsed
+        # time-average population over the interval (the window reset at warm-up restarts the integral)
+        row["system.L"] = (area - self._last_area if area >= self._last_area else area) / elapsed
+        self._last_area = area
         row["system.latency.p50"] = merged.quantile(0.5)
         row["system.latency.p99"] = merged.quantile(0.99)
         for name, station in self.observer.stations.items():

@@ -29,6 +29,9 @@ _BOMS = [(b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"),
 Lines = dict[tuple[str | int, ...], int]
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_SCALAR_KINDS = {f"tag:yaml.org,2002:{tag}": kind for tag, kind in [
+    ("int", "whole number"), ("float", "number"), ("bool", "boolean (true or false)"), ("timestamp", "date"),
+    ("binary", "base64 text"), ("null", "null")]}
 _EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
 
 
@@ -78,7 +81,16 @@ class _Walk:
             self.refuse(path, f"a key must be a plain name, not a {kind}", node)
         if node.tag == _MERGE_TAG:
             return "<<"
-        return self.loader.construct_object(node, deep=True)
+        return self.construct(node, path)
+
+    def construct(self, node: yaml.ScalarNode, path: tuple) -> Any:
+        """The value of a scalar; one its tag cannot make (``!!int abc``, ``2024-13-45``) is refused."""
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, ArithmeticError):
+            kind = _SCALAR_KINDS.get(node.tag, "value")
+            shown = node.value if len(node.value) <= 40 else node.value[:37] + "..."
+            self.refuse(path, f"{shown!r} is not a valid {kind} (put text in quotes)", node)
 
     def walk(self, node: yaml.Node, path: tuple, depth: int = 0) -> None:
         self.budget -= 1
@@ -87,6 +99,9 @@ class _Walk:
         if depth > MAX_DEPTH:
             self.refuse(path, f"nested more than {MAX_DEPTH} levels deep", node)
         self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.ScalarNode):
+            self.construct(node, path)  # kept by the loader, so building the document reuses it
+            return
         if not isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
             return
         if id(node) in self.open:

@@ -90,7 +90,50 @@ def test_overrides_are_validated(tmp_path):
     assert "horizon" in result.stderr and "Traceback" not in result.output
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["validate"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["validate"], ["analytic"]])
 def test_every_command_has_help(command):
     result = invoke(*command, "--help")
     assert result.exit_code == 0 and "Usage" in result.stdout
+
+
+def test_analytic_json_gives_erlang_c():
+    result = invoke("analytic", str(SCENARIOS / "mmc.yaml"), "--json")
+    assert result.exit_code == 0, result.output
+    pool = json.loads(result.stdout)["stations"]["pool"]
+    assert pool["exact"] and "Erlang C" in pool["formula"]
+    assert pool["Wq"] == pytest.approx(0.0040918, rel=1e-4)
+
+
+def test_analytic_table_says_why_there_is_no_answer():
+    result = invoke("analytic", str(SCENARIOS / "card-checkout.yaml"))
+    assert result.exit_code == 0, result.output
+    assert "no steady state" in result.stdout
+
+
+def test_compare_puts_theory_beside_simulation():
+    result = invoke("run", str(SCENARIOS / "mmc.yaml"), *SHORT, "--compare", "--json")
+    assert result.exit_code == 0, result.output
+    rows = {row["name"]: row for row in json.loads(result.stdout)["compare"]}
+    wq = rows["stations.pool.Wq"]
+    assert wq["theory"] == pytest.approx(0.0040918, rel=1e-4) and wq["exact"]
+    assert set(wq["simulated"]) == {"mean", "ci95"}
+
+
+def test_out_writes_the_time_series(tmp_path):
+    result = invoke("run", str(SCENARIOS / "mmc.yaml"), *SHORT, "--out", str(tmp_path), "--interval", "2s")
+    assert result.exit_code == 0, result.output
+    with (tmp_path / "timeseries.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [float(row["t"]) for row in rows] == [2.0 * k for k in range(1, 11)]
+    assert all(float(row["system.arrival_rate"]) > 0 for row in rows)
+    assert (tmp_path / "timeseries.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--interval", "0s"], "--interval"),
+    (["--precision", "200%"], "--precision"),
+    (["--warmup", "soon"], "or auto"),
+])
+def test_bad_options_are_clean_errors(args, words, tmp_path):
+    result = invoke("run", str(SCENARIOS / "mmc.yaml"), *SHORT, "--out", str(tmp_path), *args)
+    assert result.exit_code == 2 and words in result.stderr and "Traceback" not in result.output

@@ -27,9 +27,9 @@ from paysim.sweep.grid import point_seed
 from paysim.units import parse_rate
 
 SCENARIO = """\
-horizon: 60s
-warmup: 5s
-replications: 8
+horizon: 30s
+warmup: 3s
+replications: 6
 seed: 20261125
 arrivals: {requests: {rate: 400/s, enter: pool}}
 stations: {pool: {workers: 10, service: {dist: exponential, mean: 20ms}}}
@@ -40,7 +40,7 @@ sweep:
   vary:
     arrivals.requests.rate: {from: 200/s, to: 400/s, steps: 3}
     stations.pool.workers: [10, 12]
-  replications: 8
+  replications: 6
 """
 POINTS = 6
 
@@ -96,14 +96,14 @@ def test_grid_rows_exactly_once(reference):
     assert {"stations.pool.Wq.mean", "stations.pool.Wq.ci95_low", "stations.pool.Wq.ci95_high"} <= set(header)
     written = json.loads((reference / "sweep.json").read_text())
     assert written["vary"]["arrivals.requests.rate"] == ["200/s", "300/s", "400/s"]
-    assert len(written["points"]) == POINTS and written["replications"] == 8
+    assert len(written["points"]) == POINTS and written["replications"] == 6
 
 
 def test_wait_rises_with_load_and_matches_erlang_c(reference):
     # Statistical, fixed seed: Erlang C's Wq must lie in the 99.9% Student-t interval over the
-    # 8 replications at every point. results.csv holds the 95% interval, so its half-width is
+    # 6 replications at every point. results.csv holds the 95% interval, so its half-width is
     # rescaled by the ratio of the two t quantiles (same n, same standard error).
-    widen = sps.t.ppf((1 + TEST_LEVEL) / 2, 7) / sps.t.ppf((1 + LEVEL) / 2, 7)
+    widen = sps.t.ppf((1 + TEST_LEVEL) / 2, 5) / sps.t.ppf((1 + LEVEL) / 2, 5)
     means: dict[str, list[float]] = {}
     for row in rows(reference):
         rate, workers = parse_rate(row["arrivals.requests.rate"]), int(row["stations.pool.workers"])
@@ -150,7 +150,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(reference, tmp_path):
     # a kill in the middle of a write leaves a last line without its newline: it is dropped and run again
     with (tmp_path / "out" / "results.csv").open("a") as handle:
         handle.write("2,300/s,10,0.12")
-    outcome = run_sweep(plan, tmp_path / "out", jobs=1, resume=True)
+    outcome = run_sweep(plan, tmp_path / "out", jobs=2, resume=True)
     assert outcome.resumed == [0, 1] and sorted(outcome.ran) == [2, 3, 4, 5] and outcome.notes
     assert _metric_columns(tmp_path / "out") == _metric_columns(reference)
     again = run_sweep(plan, tmp_path / "out", resume=True)
@@ -174,7 +174,7 @@ def test_killed_process_loses_no_finished_point(reference, tmp_path):
         child.wait()
     kept = by_point(out)
     assert 1 <= len(kept) < POINTS
-    result = invoke("sweep", str(sweep_file), "--out", str(out), "--resume", "-q", "--no-plots", "-j", "1")
+    result = invoke("sweep", str(sweep_file), "--out", str(out), "--resume", "-q", "--no-plots", "-j", "2")
     assert result.exit_code == 0, result.output
     assert _metric_columns(out) == _metric_columns(reference)
 
@@ -194,8 +194,8 @@ def test_from_to_steps_keep_the_unit_of_from(tmp_path):
 
 
 def test_resume_refuses_a_different_sweep(tmp_path):
-    short = SCENARIO.replace("horizon: 60s", "horizon: 2s").replace("warmup: 5s", "warmup: 0.5s")
-    tiny = SWEEP.replace("steps: 3", "steps: 1").replace("[10, 12]", "[10]").replace("replications: 8", "replications: 2")
+    short = SCENARIO.replace("horizon: 30s", "horizon: 2s").replace("warmup: 3s", "warmup: 0.5s")
+    tiny = SWEEP.replace("steps: 3", "steps: 1").replace("[10, 12]", "[10]").replace("replications: 6", "replications: 2")
     run_sweep(load_sweep(write_sweep(tmp_path / "a", tiny, short)), tmp_path / "out", jobs=1)
     other = load_sweep(write_sweep(tmp_path / "b", tiny.replace("replications: 2", "replications: 3"), short))
     with pytest.raises(PaysimError, match="different sweep.*replications"):
@@ -253,7 +253,7 @@ def test_validate_accepts_the_shipped_sweeps():
 
 def test_scenario_problem_names_the_scenario_and_the_point(tmp_path):
     sweep = write_sweep(tmp_path, "sweep:\n  scenario: mmc.yaml\n  vary:\n    stations.pool.workers: [10, 12]\n",
-                        SCENARIO.replace("warmup: 5s", "warmup: 70s"))
+                        SCENARIO.replace("warmup: 3s", "warmup: 70s"))
     result = invoke("validate", str(sweep))
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "mmc.yaml:2: warmup: must be shorter than the horizon" in result.stderr

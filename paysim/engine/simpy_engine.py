@@ -360,10 +360,10 @@ class _Engine:
     def run(self, warmup_s: float, horizon_s: float, progress: Callable[[float], None] | None,
             sample: tuple[float, Callable[[float], None]] | None = None) -> None:
         env = self.env
-        if sample is not None:
-            interval, record = sample
-            for k in range(1, int(horizon_s / interval + 1e-9) + 1):
-                env.timeout(k * interval).callbacks.append(lambda _e: record(env.now))
+        samples = int(horizon_s / sample[0] + 1e-9) if sample is not None else 0
+        for k in range(1, samples + 1):
+            if k * sample[0] < horizon_s:   # SimPy stops before events at the horizon itself
+                env.timeout(k * sample[0]).callbacks.append(lambda _e: sample[1](env.now))
         for stream in self.streams:
             stream.schedule_next()
         if warmup_s > 0:
@@ -375,6 +375,8 @@ class _Engine:
             for i in range(1, 100):
                 env.timeout(i * step).callbacks.append(lambda _e, f=i / 100: progress(f))
         env.run(until=horizon_s)
+        if samples and samples * sample[0] >= horizon_s - 1e-9:
+            sample[1](horizon_s)
         self.observer.close(horizon_s)
 
 
@@ -385,4 +387,4 @@ def run_replication(scenario: Scenario, observer: Observer, seed: int, replicati
     """Simulate one replication of ``scenario``, reporting everything to ``observer``;
     ``sample`` = (interval, callback) calls callback(now) every interval."""
     engine = _Engine(scenario, observer, seed, replication, max_in_flight)
-    engine.run(scenario.warmup, scenario.horizon, progress, sample)
+    engine.run(scenario.warmup or 0.0, scenario.horizon, progress, sample)

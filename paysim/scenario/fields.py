@@ -206,14 +206,26 @@ def parse_distribution(value: object, base_dir: Path = Path(".")) -> d.Distribut
     family = value.get("dist")
     if not isinstance(family, str) or family not in FAMILIES:
         hint = did_you_mean(family, FAMILIES) if isinstance(family, str) else ""
-        raise KeyPathError(("dist",), f"expected one of {', '.join(FAMILIES)}, got {family!r}{hint}")
+        raise KeyPathError(("dist",), f"expected one of {', '.join(FAMILIES)}, got {_shown(family)}{hint}")
     keys = set(value) - {"dist"}
     shapes = FAMILIES[family]
     if set(keys) not in [set(shape) for shape in shapes]:
         wanted = " or ".join("(" + ", ".join(shape) + ")" for shape in shapes)
         raise ValueError(f"{family} takes {wanted}; got ({', '.join(sorted(map(str, keys)))})")
     params = {key: _param(key, value[key]) for key in keys}
-    return _build(family, params, base_dir)
+    return _computable(family, _build(family, params, base_dir))
+
+
+def _computable(family: str, dist: d.Distribution) -> d.Distribution:
+    """Refuse parameters (each valid alone) whose mean or variance overflows, e.g. a lognormal
+    with a median of 1e-300 s and a p99 of 1 s: the simulator and every check divide by them."""
+    try:
+        moments = (dist.mean, dist.scv)
+    except ArithmeticError:
+        moments = (math.inf, math.inf)
+    if not all(math.isfinite(moment) for moment in moments):
+        raise ValueError(f"{family}: these parameters give a mean or variance too large or too small to compute with")
+    return dist
 
 
 def _validate_distribution(value: object, info: ValidationInfo) -> d.Distribution:

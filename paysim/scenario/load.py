@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from paysim.errors import KeyPathError, Problem, ScenarioError
 from paysim.scenario.fields import did_you_mean
 from paysim.scenario.models import DONE, Scenario
-from paysim.yamlio import Lines, read_yaml
+from paysim.yamlio import MAX_DEPTH, MAX_NODES, Lines, read_yaml
 
 Path_ = tuple[str | int, ...]
 
@@ -115,7 +115,7 @@ def check_references(scenario: Scenario) -> list[tuple[Path_, str]]:
     """Problems that only the whole scenario can show, as (key path, message)."""
     found: list[tuple[Path_, str]] = []
     stations = scenario.stations
-    if scenario.warmup >= scenario.horizon:
+    if scenario.warmup is not None and scenario.warmup >= scenario.horizon:
         found.append((("warmup",), f"must be shorter than the horizon ({scenario.horizon:g}s), got {scenario.warmup:g}s"))
     if not scenario.arrivals:
         found.append((("arrivals",), "at least one arrival stream is needed"))
@@ -141,6 +141,25 @@ def check_references(scenario: Scenario) -> list[tuple[Path_, str]]:
     return found
 
 
+def _shape_problem(data: Any) -> tuple[Path_, str] | None:
+    """Data nested deeper or larger than any scenario (as a structure that contains itself is),
+    which validating or even printing would exhaust the stack or memory on."""
+    stack: list[tuple[Any, Path_]] = [(data, ())]
+    budget = MAX_NODES
+    while stack:
+        node, path = stack.pop()
+        budget -= 1
+        if budget < 0:
+            return (), f"more than {MAX_NODES:,} values in all; a scenario has a few hundred"
+        if len(path) > MAX_DEPTH:
+            return path[:4], f"nested more than {MAX_DEPTH} levels deep (or contains itself)"
+        if isinstance(node, dict):
+            stack.extend((value, path + (key,)) for key, value in node.items())
+        elif isinstance(node, (list, tuple, set, frozenset)):
+            stack.extend((value, path + (index,)) for index, value in enumerate(node))
+    return None
+
+
 def _apply(data: dict, overrides: Mapping[str, Any]) -> dict:
     data = copy.deepcopy(data)
     for dotted, value in overrides.items():
@@ -157,6 +176,9 @@ def scenario_from_data(data: Any, file: str, lines: Lines | None = None, base_di
                        overrides: Mapping[str, Any] | None = None) -> Scenario:
     """Validate already-parsed YAML data (with optional dotted-key overrides)."""
     lines = dict(lines or {})
+    shape = _shape_problem(data)
+    if shape is not None:
+        raise ScenarioError([Problem(file, shape[0], shape[1], _line(lines, shape[0]))])
     if overrides and isinstance(data, dict):
         data = _apply(data, overrides)
         for dotted in overrides:  # a value given on the command line has no line in the file

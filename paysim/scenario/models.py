@@ -15,6 +15,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from paysim.errors import KeyPathError
+from paysim.units import parse_duration
 from paysim.scenario.fields import (
     FAMILIES, DistributionSpec, Duration, Multiplier, NonNegativeInt, PositiveDuration, PositiveInt,
     Probability, Rate, Seed, did_you_mean,
@@ -160,6 +161,8 @@ class Arrival(Strict):
             raise ValueError("give either 'rate' (with an optional 'process' and 'profile') or 'interarrival'")
         if self.interarrival is not None and self.profile:
             raise ValueError("'profile' scales a 'rate'; it cannot be combined with 'interarrival'")
+        if self.interarrival is not None and not self.interarrival.mean > 0:  # else time would never advance
+            raise KeyPathError(("interarrival",), "expected a time between arrivals with a mean greater than zero")
         return self
 
     @field_validator("profile")
@@ -207,11 +210,23 @@ class SLO(Strict):
     max_failure_rate: Probability | None = None
 
 
+def _warmup(value: Any) -> float | None:
+    if value == "auto":
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as error:
+        raise ValueError(f"{error} (or auto)") from None
+
+
+Warmup = Annotated[float | None, BeforeValidator(_warmup)]
+
+
 class Scenario(Strict):
     name: str = "scenario"
     description: str = ""
     horizon: PositiveDuration
-    warmup: Duration = 0.0
+    warmup: Warmup = 0.0                        # None: chosen by MSER-5 ("auto")
     replications: PositiveInt = 10
     seed: Seed = 1
     slo: SLO | None = None

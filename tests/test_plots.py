@@ -1,0 +1,87 @@
+"""Capacity curves: every figure written as PNG and SVG, redrawn by `paysim plot`, SLO lines and knees."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from paysim.cli import app
+from paysim.plots import Curve, knee, load
+
+NAMES = ["latency", "throughput", "utilization", "queue", "losses"]
+SCENARIO = """\
+horizon: 5s
+warmup: 0.5s
+replications: 2
+seed: 3
+slo: {p99_latency: 100ms}
+arrivals: {requests: {rate: 400/s, enter: pool}}
+stations: {pool: {workers: 10, service: {dist: exponential, mean: 20ms}}}
+"""
+SWEEP = """\
+sweep:
+  scenario: mmc.yaml
+  vary:
+    arrivals.requests.rate: [200/s, 450/s]
+    stations.pool.workers: [10, 12]
+"""
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(app, list(args))
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("plots")
+    (root / "mmc.yaml").write_text(SCENARIO, encoding="utf-8")
+    (root / "sweep.yaml").write_text(SWEEP, encoding="utf-8")
+    result = invoke("sweep", str(root / "sweep.yaml"), "--out", str(root / "out"), "-q")
+    assert result.exit_code == 0, result.output
+    return root / "out"
+
+
+def test_sweep_draws_every_figure(swept):
+    for name in NAMES:
+        assert (swept / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert b"<svg" in (swept / f"{name}.svg").read_bytes()[:1000]
+
+
+def test_plot_redraws_from_results(swept):
+    for name in NAMES:
+        for suffix in ("png", "svg"):
+            (swept / f"{name}.{suffix}").unlink()
+    result = invoke("plot", str(swept))
+    assert result.exit_code == 0, result.output
+    assert all((swept / f"{name}.{suffix}").stat().st_size > 0 for name in NAMES for suffix in ("png", "svg"))
+    latency = (swept / "latency.svg").read_text()
+    assert "SLO p99_latency" in latency and "workers=10" in latency and "workers=12" in latency
+
+
+def test_second_parameter_is_one_curve_per_value(swept):
+    data = load(swept)
+    assert [c.label for c in data.curves] == ["workers=10", "workers=12"]
+    assert all(c.xs == [200.0, 450.0] for c in data.curves)
+    assert data.x_label == "arrivals.requests.rate (/s)"
+
+
+def _curve(highs: list[float], means: list[float] | None = None) -> Curve:
+    means = means or [h * 0.9 for h in highs]
+    rows = [{"system.latency.p99.mean": repr(m), "system.latency.p99.ci95_low": repr(m * 0.9),
+             "system.latency.p99.ci95_high": repr(h) if math.isfinite(h) else ""} for m, h in zip(means, highs)]
+    return Curve("c", list(range(len(rows))), rows)
+
+
+def test_knee_is_the_first_point_not_met_with_confidence():
+    assert knee(_curve([0.05, 0.09, 0.11, 0.2]), "system.latency.p99", 0.1) == 2
+    assert knee(_curve([0.05, 0.06]), "system.latency.p99", 0.1) is None
+    # without an interval (one replication) the mean decides
+    assert knee(_curve([math.nan, math.nan], [0.05, 0.2]), "system.latency.p99", 0.1) == 1
+
+
+def test_plot_refuses_a_directory_without_a_sweep(tmp_path):
+    result = invoke("plot", str(tmp_path))
+    assert result.exit_code == 2 and "sweep.json not found" in result.stderr and "Traceback" not in result.output

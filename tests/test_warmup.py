@@ -1,0 +1,55 @@
+"""MSER-5 warm-up detection and running to a target precision."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import scenario
+
+from paysim.runner import simulate
+from paysim.warmup import mser_truncation
+
+
+def test_mser_finds_the_end_of_a_transient():
+    rng = np.random.default_rng(5)
+    t = np.arange(2000)
+    series = 10 * np.exp(-t / 60) + rng.normal(0, 1, t.size)   # transient gone by ~300
+    cut = mser_truncation(series)
+    assert 100 <= cut <= 400
+
+
+def test_mser_keeps_a_stationary_series():
+    series = np.random.default_rng(6).normal(5, 1, 2000)
+    assert mser_truncation(series) <= 100
+
+
+def test_mser_reports_no_steady_state_for_a_trend():
+    series = np.linspace(0, 100, 2000) + np.random.default_rng(7).normal(0, 1, 2000)
+    assert mser_truncation(series) is None
+
+
+def _mm1(warmup, replications=4, horizon=400):
+    return scenario({"s": {"service": {"dist": "exponential", "mean": 0.08}}}, {"a": {"rate": 10}},
+                    horizon=horizon, warmup=warmup, replications=replications)
+
+
+def test_auto_warmup_is_chosen_and_reported():
+    result = simulate(_mm1("auto"), jobs=1)
+    assert 0 <= result.scenario.warmup < 200
+    assert any("MSER-5" in note for note in result.notes)
+
+
+def test_precision_adds_replications_until_reached():
+    model = _mm1(20, replications=3, horizon=200)
+    result = simulate(model, jobs=1, precision=0.03)
+    assert result.replications > 3
+    assert any("reached" in note and "not" not in note for note in result.notes)
+    # the extra replications are the same ones a plain run of that many would make
+    plain = simulate(model, jobs=1, replications=result.replications)
+    assert plain.rows == result.rows
+
+
+def test_precision_respects_the_cap():
+    result = simulate(_mm1(20, replications=3, horizon=50), jobs=1, precision=0.0001, max_replications=6)
+    assert result.replications == 6
+    assert any("not reached" in note for note in result.notes)
