@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from paysim import __version__
@@ -42,7 +43,7 @@ def user_errors(debug: bool) -> Iterator[None]:
         if debug:
             raise
         for line in str(error).splitlines():
-            err.print(f"[bold red]error:[/] {line}", markup=True, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(line)}", markup=True, soft_wrap=True)
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
         err.print("interrupted")
@@ -94,7 +95,7 @@ def run(
         scenario = load_scenario(file, overrides)
         count = replications or scenario.replications
         for line in stability_warnings(scenario):
-            err.print(f"[bold yellow]warning:[/] {line}", soft_wrap=True)
+            err.print(f"[bold yellow]warning:[/] {escape(line)}", soft_wrap=True)
         with _progress_bar(count, quiet) as bar:
             task = bar.add_task(f"{scenario.name}: ~{expected_arrivals(scenario) * count:,.0f} arrivals", total=count)
             done: dict[int, float] = {}
@@ -240,12 +241,16 @@ def sweep(
 ) -> None:
     """Run every point of a parameter sweep: one results.csv row per point, written as each point finishes."""
     from paysim.plots import plot_sweep
-    from paysim.sweep import read_results, run_sweep, load_sweep, sweep_work
+    from paysim.sweep import read_results, run_sweep, load_sweep, sweep_work, unstable_points
     from paysim.sweep.storage import read_description
     from paysim.sweep.summary import summary_table
 
     with user_errors(debug), _terminate_as_interrupt():
         plan = load_sweep(file)
+        for station, points in unstable_points(plan).items():
+            err.print(f"[bold yellow]warning:[/] station {station!r} is unstable (utilisation of 100% or more with an "
+                      f"unbounded queue) at {len(points)} points ({', '.join(map(str, points[:12]))}"
+                      f"{', ...' if len(points) > 12 else ''}): their statistics depend on the horizon", soft_wrap=True)
         with _progress_bar(len(plan.points) * plan.replications, quiet) as bar:
             task = bar.add_task(f"{len(plan.points)} points", total=len(plan.points) * plan.replications)
 

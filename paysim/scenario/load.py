@@ -127,6 +127,10 @@ def check_references(scenario: Scenario) -> list[tuple[Path_, str]]:
         if arrival.enter is not None and arrival.enter not in stations:
             found.append((("arrivals", name, "enter"), f"unknown station {arrival.enter!r}{did_you_mean(arrival.enter, stations)}"))
     for name, station in stations.items():
+        for index, target in enumerate(station.parallel):
+            if target not in stations or target == name:
+                found.append((("stations", name, "parallel", index),
+                              f"expected another station, got {target!r}{did_you_mean(target, stations)}"))
         for target in station.routes:
             if target != DONE and target not in stations:
                 found.append((("stations", name, "next"), f"unknown station {target!r}{did_you_mean(target, [*stations, DONE])}"))

@@ -7,15 +7,16 @@ version does not simulate yet are refused by name rather than silently ignored.
 from __future__ import annotations
 
 import difflib
+import math
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
-    AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidatorFunctionWrapHandler, field_validator, model_validator,
+    AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, ValidatorFunctionWrapHandler, field_validator, model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from paysim.errors import KeyPathError
-from paysim.units import parse_duration
+from paysim.units import parse_duration, parse_probability
 from paysim.scenario.fields import (
     FAMILIES, DistributionSpec, Duration, Multiplier, NonNegativeInt, PositiveDuration, PositiveInt,
     Probability, Rate, Seed, did_you_mean,
@@ -142,10 +143,16 @@ def _no_overlap(windows: tuple[Window, ...]) -> tuple[Window, ...]:
     return tuple(ordered)
 
 
-class Arrival(Strict):
-    """An open stream of transactions."""
+PRIORITIES = {"high": 0, "normal": 1, "low": 2}
 
-    planned: ClassVar[frozenset[str]] = frozenset({"priority", "amount", "clients", "think"})
+
+def _priority(value: Any) -> Any:
+    return PRIORITIES.get(value, value) if isinstance(value, str) else value
+
+
+class Arrival(Strict):
+    """A stream of transactions: open (a rate or interarrival times) or closed (``clients``
+    that each wait for their answer, then ``think``, then send the next request)."""
 
     rate: Rate | None = None
     process: Literal["poisson", "deterministic"] = "poisson"
@@ -154,11 +161,23 @@ class Arrival(Strict):
     enter: str | None = None
     timeout: PositiveDuration | None = None      # the client gives up on an attempt after this
     retry: Retry | None = None
+    # served first under discipline: priority; high, normal, low or a number (smaller first)
+    priority: Annotated[NonNegativeInt, BeforeValidator(_priority)] = 1
+    amount: DistributionField | None = None      # a feature risk scoring reads
+    clients: PositiveInt | None = None
+    think: DistributionField | None = None
 
     @model_validator(mode="after")
     def _one_way_to_arrive(self) -> "Arrival":
+        if self.clients is not None:
+            if self.rate is not None or self.interarrival is not None or self.profile:
+                raise ValueError("a closed population ('clients', 'think') has no 'rate', 'interarrival' or 'profile'")
+            return self
+        if self.think is not None:
+            raise KeyPathError(("think",), "'think' belongs to a closed population: give 'clients' too")
         if (self.rate is None) == (self.interarrival is None):
-            raise ValueError("give either 'rate' (with an optional 'process' and 'profile') or 'interarrival'")
+            raise ValueError("give either 'rate' (with an optional 'process' and 'profile'), 'interarrival', "
+                             "or 'clients' (with 'think')")
         if self.interarrival is not None and self.profile:
             raise ValueError("'profile' scales a 'rate'; it cannot be combined with 'interarrival'")
         if self.interarrival is not None and not self.interarrival.mean > 0:  # else time would never advance
@@ -174,28 +193,180 @@ class Arrival(Strict):
         return profile
 
 
-class Station(Strict):
-    """A pool of identical workers in front of one FIFO queue."""
+class Executor(Strict):
+    """A Java ``ThreadPoolExecutor``: up to ``core`` threads take tasks directly; then tasks
+    queue; threads above ``core`` (up to ``max``) start only when the queue is full, and
+    retire after ``keep_alive`` idle. A task that finds the queue full and ``max``
+    threads busy meets the ``rejection`` policy."""
 
-    planned: ClassVar[frozenset[str]] = frozenset({
-        "discipline", "executor", "schedule", "classify", "batch", "instances", "balance", "parallel", "join",
-    })
+    core: NonNegativeInt = 1
+    max: PositiveInt | None = None               # default: core
+    queue: NonNegativeInt | None = None          # default: unbounded (as LinkedBlockingQueue)
+    keep_alive: Duration = 60.0
+    rejection: Literal["abort", "caller_runs", "discard", "discard_oldest"] = "abort"
+
+    @model_validator(mode="after")
+    def _max_not_below_core(self) -> "Executor":
+        if self.max is not None and self.max < self.core:
+            raise ValueError(f"'max' ({self.max}) must not be below 'core' ({self.core})")
+        if self.core == 0 and (self.max or 0) == 0:
+            raise ValueError("an executor needs at least one thread: give 'core' or 'max' above zero")
+        return self
+
+    @property
+    def max_threads(self) -> int:
+        return self.max if self.max is not None else max(self.core, 1)
+
+
+class Batch(Strict):
+    """Items accumulate and are processed together when ``size`` have gathered and/or every ``every``."""
+
+    size: PositiveInt | None = None
+    every: PositiveDuration | None = None
+
+    @model_validator(mode="after")
+    def _a_trigger(self) -> "Batch":
+        if self.size is None and self.every is None:
+            raise ValueError("give 'size', 'every' or both")
+        return self
+
+
+class BatchService(Strict):
+    """Time to process one batch: ``per_batch`` plus ``per_item`` for each item."""
+
+    per_batch: DistributionField = 0.0
+    per_item: DistributionField = 0.0
+
+    @property
+    def mean(self) -> float:   # per item, for a batch of one: an upper bound used for load estimates
+        return self.per_batch.mean + self.per_item.mean
+
+    @property
+    def scv(self) -> float:
+        return math.nan
+
+
+class Classify(Strict):
+    """A logistic-regression risk score p = 1/(1 + exp(-(intercept + Σ coef·feature))); the
+    outcome is decline above ``decline_above``, review above ``review_above``, else approve."""
+
+    logistic: dict[str, float]
+    review_above: Probability = 1.0
+    decline_above: Probability = 1.0
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> "Classify":
+        if self.review_above > self.decline_above:
+            raise ValueError(f"review_above ({self.review_above:g}) must not exceed decline_above ({self.decline_above:g})")
+        return self
+
+    @property
+    def features(self) -> list[str]:
+        return [name for name in self.logistic if name != "intercept"]
+
+
+OUTCOMES = ("approve", "review", "decline")
+
+
+class WorkersAt(Strict):
+    at: Duration
+    workers: PositiveInt
+
+
+def _service_kind(value: Any) -> str:
+    """A batch's {per_batch, per_item} mapping, or a distribution."""
+    if isinstance(value, BatchService) or (isinstance(value, dict) and {"per_batch", "per_item"} & set(value)):
+        return "batch"
+    return "distribution"
+
+
+def _next_kind(value: Any) -> str:
+    """{approve|review|decline: station} after classify, else {station: probability}."""
+    if isinstance(value, dict) and value and set(value) <= set(OUTCOMES) and all(isinstance(v, str) for v in value.values()):
+        return "outcomes"
+    return "probabilities"
+
+
+NextField = Annotated[
+    Annotated[dict[str, Probability], Tag("probabilities")] | Annotated[dict[str, str], Tag("outcomes")],
+    Discriminator(_next_kind),
+]
+
+
+ServiceField = Annotated[
+    Annotated[DistributionField, Tag("distribution")] | Annotated[BatchService, Tag("batch")],
+    Discriminator(_service_kind),
+]
+
+
+class Station(Strict):
+    """Workers in front of one queue; optionally an executor, several instances behind a
+    balancer, a batch processor, a risk classifier or a fork to parallel calls."""
 
     workers: PositiveInt = 1
     queue: NonNegativeInt | None = None
-    service: DistributionField
-    # one target, or {target: probability}; held as the latter
-    next: Annotated[dict[str, Probability], BeforeValidator(_as_routes)] = {DONE: 1.0}
+    service: ServiceField | None = None
+    # one target, or {target: probability}, or {approve|review|decline: target} after classify
+    next: Annotated[NextField, BeforeValidator(_as_routes)] = {DONE: 1.0}
     errors: Probability = 0.0                    # chance an attempt fails after its service
     slowdowns: Annotated[tuple[Slowdown, ...], AfterValidator(_no_overlap)] = ()
     outages: Annotated[tuple[Outage, ...], AfterValidator(_no_overlap)] = ()
     # whether work whose client timed out is withdrawn (cancel) or still done (continue)
     on_timeout: Literal["cancel", "continue"] = "continue"
+    discipline: Literal["fifo", "lifo", "priority"] = "fifo"
+    executor: Executor | None = None
+    schedule: tuple[WorkersAt, ...] = ()          # workers that change over the day
+    instances: PositiveInt = 1
+    balance: Literal["round_robin", "random", "least_busy", "power_of_two"] = "round_robin"
+    batch: Batch | None = None
+    classify: Classify | None = None
+    parallel: tuple[str, ...] = ()                # stations called at once after this one's service
+    join: Literal["all", "any"] = "all"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Station":
+        given = self.model_fields_set
+        if self.service is None:
+            raise KeyPathError(("service",), "this key is required: a duration or a distribution mapping")
+        if isinstance(self.service, BatchService) != (self.batch is not None):
+            raise KeyPathError(("service",), "a batch station takes service: {per_batch, per_item}, "
+                                             "and only a batch station does")
+        if self.executor is not None and given & {"workers", "queue"}:
+            raise ValueError("an executor sets its own threads and queue: leave out 'workers' and 'queue'")
+        if self.classify is not None:
+            unknown = set(self.next) - set(OUTCOMES)
+            if unknown or not all(isinstance(v, str) for v in self.next.values()):
+                raise KeyPathError(("next",), "after classify, next maps approve, review and decline to stations, "
+                                              f"e.g. {{approve: acquirer, review: analysts, decline: done}}")
+        elif not all(isinstance(v, float) for v in self.next.values()):
+            for target, value in self.next.items():  # text that is no probability: say why ("110%", "often")
+                try:
+                    parse_probability(value)
+                except ValueError as error:
+                    raise KeyPathError(("next", target), str(error)) from None
+            raise KeyPathError(("next",), "expected a station, done, or {station: probability}")
+        times = [w.at for w in self.schedule]
+        if any(b <= a for a, b in zip(times, times[1:])):
+            raise KeyPathError(("schedule",), f"'at' times must increase, got {times} s")
+        return self
 
     @property
     def routes(self) -> dict[str, float]:
-        """Where a finished transaction goes, as {station or 'done': probability}."""
+        """Where a finished transaction may go, as {station or 'done': probability}; after
+        classify, outcomes are weighted equally (the share depends on the scores)."""
+        if self.classify is not None:
+            targets = [t for t in self.next.values()]
+            weights: dict[str, float] = {}
+            for target in targets:
+                weights[target] = weights.get(target, 0.0) + 1 / len(targets)
+            return weights
         return self.next
+
+    @property
+    def capacity(self) -> int:
+        """Workers at peak across instances (for load estimates)."""
+        workers = self.executor.max_threads if self.executor else max([self.workers, *(w.workers for w in self.schedule)])
+        return workers * self.instances
 
 
 class SLO(Strict):

@@ -13,14 +13,14 @@ from pathlib import Path
 
 from paysim.report import public_metrics
 from paysim.runner import RunResult, default_jobs
-from paysim.preflight import expected_arrivals
+from paysim.preflight import expected_arrivals, station_loads
 from paysim.stats import Estimate
 from paysim.sweep.execution import backend, execute
 from paysim.sweep.grid import Parameter, Point, Sweep, cell_text, is_sweep_file, load_sweep, numeric
 from paysim.sweep.storage import RESULTS, locked, prepare, read_results, write_parquet
 
 __all__ = ["Parameter", "Point", "Sweep", "SweepRun", "cell_text", "is_sweep_file", "load_sweep", "numeric",
-           "read_results", "run_sweep", "sweep_work"]
+           "read_results", "run_sweep", "sweep_work", "unstable_points"]
 
 INLINE_ARRIVALS = 200_000   # below this much work in all, starting processes costs more than it saves
 
@@ -42,6 +42,16 @@ def _scoped(metrics: dict[str, Estimate]) -> dict[str, Estimate]:
     """System metrics first, then stations, then streams (each in the order the run reported them)."""
     rank = {"system": 0, "stations": 1, "streams": 2}
     return dict(sorted(metrics.items(), key=lambda item: rank.get(item[0].split(".", 1)[0], 3)))
+
+
+def unstable_points(sweep: Sweep) -> dict[str, list[int]]:
+    """Per station, the points where it has an unbounded queue and a mean utilisation of 1 or more."""
+    found: dict[str, list[int]] = {}
+    for point in sweep.points:
+        for load in station_loads(point.scenario).values():
+            if not load.bounded and load.utilization >= 1:
+                found.setdefault(load.name, []).append(point.index)
+    return found
 
 
 def sweep_work(sweep: Sweep, points: list[Point] | None = None) -> float:
