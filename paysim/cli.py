@@ -25,6 +25,7 @@ from paysim.report import render, to_dict, write_outputs
 from paysim.preflight import expected_arrivals, stability_warnings
 from paysim.runner import simulate
 from paysim.scenario import load_scenario
+from paysim.stats import still_growing
 from paysim.theory import analyse, theory_to_dict
 from paysim.timeseries import default_interval
 from paysim.units import parse_duration, parse_probability
@@ -162,7 +163,7 @@ def _little_diagnosis(result) -> str:
     """Why Little's law may fail: a population that kept growing means no steady state."""
     at_end = result.summary["system.in_system_at_end"].mean
     average = result.summary["system.L"].mean
-    if at_end > 2 * average + 10:
+    if still_growing(result.summary):
         return (f"The system was not in a steady state: {at_end:,.0f} transactions were inside at the end against "
                 f"{average:,.0f} on average, so the population was still growing (overload, or a metastable "
                 "failure such as a retry storm). Little's law holds only for a system that reaches steady state.")

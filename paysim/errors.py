@@ -41,8 +41,7 @@ class ScenarioError(PaysimError):
         lines = [str(problem) for problem in problems[:MAX_SHOWN]]
         if len(problems) > MAX_SHOWN:
             rest = len(problems) - MAX_SHOWN
-            lines.append(f"{one_line(problems[0].file)}: ... and {rest} more problem{'s' if rest > 1 else ''} "
-                         "(fix these first)")
+            lines.append(f"{one_line(problems[0].file)}: ... and {rest} more problem{'s' if rest > 1 else ''}")
         super().__init__("\n".join(lines))
 
 

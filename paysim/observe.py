@@ -34,11 +34,14 @@ def _latency_row(prefix: str, sketch: QuantileSketch) -> dict[str, float]:
 class StationObserver:
     """Population integrals and visit statistics of one station."""
 
-    def __init__(self, workers: int, mean_service_s: float) -> None:
-        self.workers = workers
+    def __init__(self, workers: int, mean_service_s: float, batch: bool = False) -> None:
+        self.workers = workers    # current capacity (a schedule or an executor changes it)
         self.mean_service_s = mean_service_s
         self.in_station = 0       # waiting + in service
-        self.busy = 0
+        self.busy = 0             # transactions in service
+        self.batch = batch        # then workers process batches: busy_workers counts those
+        self.busy_workers = 0
+        self.threads: int | None = None   # an executor's live threads
         self._last = 0.0
         self.start_window(0.0)
 
@@ -47,13 +50,19 @@ class StationObserver:
         if elapsed:
             self.area_in_station += self.in_station * elapsed
             self.area_busy += self.busy * elapsed
+            self.area_workers += self.workers * elapsed
+            if self.batch:
+                self.area_busy_workers += self.busy_workers * elapsed
+            if self.threads is not None:
+                self.area_threads += self.threads * elapsed
             self._last = now
 
     def start_window(self, now: float) -> None:
         self._advance(now)
-        self.area_in_station = self.area_busy = 0.0
+        self.area_in_station = self.area_busy = self.area_workers = self.area_busy_workers = self.area_threads = 0.0
         self.entered = self.rejected = self.started = self.finished = self.errored = 0
-        self.abandoned = self.cancelled = 0
+        self.abandoned = self.cancelled = self.batches = 0
+        self.outcomes = {"approve": 0, "review": 0, "decline": 0}
         self.sum_wait = self.sum_sojourn = self.sum_service = 0.0
         # over every departure, withdrawn work included: what Little's law needs
         self.departed = 0
@@ -67,6 +76,20 @@ class StationObserver:
 
     def reject(self, now: float) -> None:
         self.rejected += 1
+
+    def set_workers(self, now: float, workers: int) -> None:
+        self._advance(now)
+        self.workers = workers
+
+    def set_threads(self, now: float, threads: int) -> None:
+        self._advance(now)
+        self.threads = threads
+
+    def batch_started(self, now: float, delta: int) -> None:
+        """A worker takes up (+1) or finishes (-1) a batch."""
+        self._advance(now)
+        self.busy_workers += delta
+        self.batches += delta > 0
 
     def start(self, now: float, wait: float) -> None:
         self._advance(now)
@@ -104,12 +127,13 @@ class StationObserver:
         offered = self.entered + self.rejected
         arrival_rate = _rate(offered, window_s)
         busy = _ratio(self.area_busy, window_s)
+        busy_workers = self.area_busy_workers if self.batch else self.area_busy
         row = {
             f"{prefix}.arrival_rate": arrival_rate,
             f"{prefix}.offered_load": arrival_rate * self.mean_service_s,
             f"{prefix}.throughput": _rate(self.finished, window_s),
             f"{prefix}.goodput": _rate(self.finished - self.errored, window_s),
-            f"{prefix}.utilization": busy / self.workers,
+            f"{prefix}.utilization": _ratio(busy_workers, self.area_workers),
             f"{prefix}.busy": busy,
             f"{prefix}.L": _ratio(self.area_in_station, window_s),
             f"{prefix}.Lq": _ratio(self.area_in_station - self.area_busy, window_s),
@@ -128,6 +152,14 @@ class StationObserver:
             f"{prefix}.Wq_all": _ratio(self.sum_wait_all, self.departed),
             f"{prefix}.S_all": _ratio(self.sum_service_all, self.departed),
         }
+        if self.threads is not None:
+            row[f"{prefix}.threads"] = _ratio(self.area_threads, window_s)
+        if self.batch:
+            row[f"{prefix}.batch_size"] = _ratio(self.started, self.batches)
+        decided = sum(self.outcomes.values())
+        if decided:
+            for outcome, count in self.outcomes.items():
+                row[f"{prefix}.{outcome}_rate"] = count / decided
         row.update(_latency_row(prefix, self.sketch))
         return row
 
@@ -272,6 +304,7 @@ class Observer:
         stations = self.stations.values()
         row["system.Lq"] = sum(row[f"stations.{n}.Lq"] for n in self.stations)
         row["system.busy"] = sum(row[f"stations.{n}.busy"] for n in self.stations)
-        row["system.utilization"] = row["system.busy"] / sum(s.workers for s in stations)
+        row["system.utilization"] = _ratio(sum(s.area_busy_workers if s.batch else s.area_busy for s in stations),
+                                           sum(s.area_workers for s in stations))
         row["system.in_system_at_end"] = float(sum(s.in_system for s in self.streams.values()))
         return row

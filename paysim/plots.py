@@ -64,6 +64,11 @@ def _x_axis(path: str, values: Sequence[Any]) -> tuple[dict[str, float], str, li
     return {cell_text(v): float(i) for i, v in enumerate(values)}, path, ticks
 
 
+def short_name(path: str) -> str:
+    """The last two parts of a parameter's key path: ``gateway.workers``."""
+    return ".".join(path.split(".")[-2:])
+
+
 def load(directory: Path) -> Data:
     """The finished points of a sweep, grouped into curves along the first parameter."""
     description = read_description(directory)
@@ -79,7 +84,7 @@ def load(directory: Path) -> Data:
     curves = []
     for key, members in groups.items():
         members = sorted(members, key=lambda row: positions[row[first]])
-        label = ", ".join(f"{p.rsplit('.', 1)[-1]}={v}" for p, v in zip(others, key)) or description.get("scenario_name", "")
+        label = ", ".join(f"{short_name(p)}={v}" for p, v in zip(others, key)) or description.get("scenario_name", "")
         curves.append(Curve(label, [positions[row[first]] for row in members], members))
     return Data(description, curves, x_label, ticks)
 

@@ -114,7 +114,7 @@ def metrics_table(result: RunResult) -> Table:
                         f"mean ±{LEVEL:.0%} CI half-width (relative)", title_justify="left")
     scopes = [("system", "system")] + [(f"stations.{n}", f"station {n}") for n in result.scenario.stations] \
         + [(f"streams.{n}", f"stream {n}") for n in result.scenario.arrivals]
-    table.add_column("metric")
+    table.add_column("metric", no_wrap=True, min_width=max(len(metric) for metric, _ in _ROWS) - len("latency."))
     for _, label in scopes:
         table.add_column(label, justify="right", no_wrap=True)
     for metric, kind in _ROWS:

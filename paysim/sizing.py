@@ -134,6 +134,17 @@ def analytic_start(scenario: Scenario, station: str, objective: Objective) -> tu
     return fallback, f"offered load {offered:.3g} erlangs rounded up"
 
 
+def _check_sizable(scenario: Scenario, station: str) -> None:
+    """Refuse a station whose capacity is not set by its ``workers`` alone."""
+    spec = scenario.stations[station]
+    other = ("an executor" if spec.executor is not None else "a schedule of workers" if spec.schedule
+             else f"{spec.instances} instances" if spec.instances > 1 else "batch service" if spec.batch is not None
+             else None)
+    if other:
+        raise SizingError(f"--station: {station!r} has {other}, so 'workers' alone does not set its capacity; "
+                          "size a station with plain workers")
+
+
 def _smallest(holds: Callable[[int], bool], start: int, limit: int) -> int | None:
     """The smallest count in [1, limit] that holds, searching out from ``start`` (monotone ``holds``)."""
     if holds(start):
@@ -167,6 +178,7 @@ def size_station(scenario: Scenario, station: str, objective: Objective, *, seed
     if station not in scenario.stations:
         raise SizingError(f"--station: the scenario has no station {station!r}{did_you_mean(station, scenario.stations)}; "
                           f"it has {', '.join(scenario.stations)}")
+    _check_sizable(scenario, station)
     if (replications or scenario.replications) < 2:
         raise SizingError("sizing needs at least 2 replications for a confidence interval")
     start, reason = analytic_start(scenario, station, objective)

@@ -22,7 +22,7 @@ from paysim.errors import Problem, ScenarioError
 
 MAX_NODES = 200_000  # nodes visited with aliases expanded; real scenarios have a few hundred
 MAX_DEPTH = 64  # mappings and lists inside each other; real scenarios nest about five deep
-MAX_BYTES = 10_000_000  # a scenario file; real ones are a few kilobytes
+MAX_BYTES = 2_000_000  # a scenario file; real ones are a few kilobytes
 _BOMS = [(b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"),
          (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16")]  # longest first: UTF-32 LE starts like UTF-16 LE
 
@@ -35,20 +35,44 @@ _SCALAR_KINDS = {f"tag:yaml.org,2002:{tag}": kind for tag, kind in [
 _EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
 
 
-class _Loader(yaml.SafeLoader):
-    """PyYAML's safe loader, reading ``1e-3`` as a number and refusing deep nesting early."""
+class _Limits:
+    """Composer hooks that refuse deep nesting and huge documents while they are being read."""
 
     depth = 0
+    composed = 0
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
         self.depth += 1
+        self.composed += 1
         try:
             if self.depth > MAX_DEPTH + 1:
                 raise yaml.composer.ComposerError(None, None, f"nested more than {MAX_DEPTH} levels deep",
                                                   self.peek_event().start_mark)
+            if self.composed > MAX_NODES:
+                raise yaml.composer.ComposerError(None, None, f"more than {MAX_NODES:,} values; a scenario has "
+                                                  "a few hundred", self.peek_event().start_mark)
             return super().compose_node(parent, index)
         finally:
             self.depth -= 1
+
+
+try:  # libyaml scans and parses several times faster; composing stays in Python, with the limits above
+    from yaml.cyaml import CParser as _CParser
+except ImportError:  # PyYAML built without libyaml
+    _CParser = None
+
+if _CParser is not None:
+    class _Loader(_Limits, yaml.composer.Composer, _CParser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
+        """libyaml's parser under PyYAML's composer and safe constructor."""
+
+        def __init__(self, stream: str) -> None:
+            _CParser.__init__(self, stream)
+            yaml.composer.Composer.__init__(self)
+            yaml.constructor.SafeConstructor.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+else:
+    class _Loader(_Limits, yaml.SafeLoader):  # type: ignore[no-redef]
+        """PyYAML's safe loader."""
 
 
 # YAML 1.2 booleans: only true/false. YAML 1.1 also reads on/off/yes/no as booleans,
@@ -139,7 +163,7 @@ class _Walk:
                     self.open.discard(id(source))
 
 
-def _problem_text(error: yaml.YAMLError) -> str:
+def _problem_text(error: yaml.YAMLError, character: str | None = None) -> str:
     problem = getattr(error, "problem", None)
     context = getattr(error, "context", None)
     if isinstance(error, yaml.reader.ReaderError):
@@ -148,6 +172,10 @@ def _problem_text(error: yaml.YAMLError) -> str:
         return f"not valid YAML: {error.reason}"
     if problem == "but found another document":
         return "a scenario is a single YAML document, but the file has a second one (after '---')"
+    if problem == "found character that cannot start any token" and character is not None:
+        problem = f"found character {character!r} that cannot start any token"  # as PyYAML's own parser says
+    if problem and problem.startswith("found character '\\t'"):
+        problem += "; indent with spaces, not tabs"
     tag = re.search(r"constructor for the tag '(?:tag:yaml\.org,2002:)?([^']*)'", problem or "")
     if tag:
         shown = f"!!{tag.group(1)}" if "tag:yaml.org,2002:" in (problem or "") else tag.group(1)
@@ -162,8 +190,16 @@ def _mark_problem(file: str, error: yaml.YAMLError, text: str) -> Problem:
     mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
     line = mark.line + 1 if mark else None
     if isinstance(error, yaml.reader.ReaderError) and isinstance(error.position, int):
-        line = text.count("\n", 0, error.position) + 1
-    return Problem(file, (), _problem_text(error), line)
+        if _CParser is not None:  # libyaml reports a byte offset into the UTF-8 text
+            line = text.encode("utf-8", "surrogatepass")[: error.position].count(b"\n") + 1
+        else:
+            line = text.count("\n", 0, error.position) + 1
+    character = None
+    if mark is not None and line is not None:  # the character a scanner error is about
+        lines = text.split("\n")
+        if line - 1 < len(lines) and 0 <= mark.column < len(lines[line - 1]):
+            character = lines[line - 1][mark.column]
+    return Problem(file, (), _problem_text(error, character), line)
 
 
 def parse_yaml(text: str, file: str) -> tuple[Any, Lines]:
@@ -183,6 +219,10 @@ def parse_yaml(text: str, file: str) -> tuple[Any, Lines]:
         raise ScenarioError([_mark_problem(file, error, text)]) from None
     except RecursionError:
         raise ScenarioError([Problem(file, (), "the YAML is nested too deeply to read")]) from None
+    except UnicodeEncodeError as error:  # a lone surrogate: text that was never valid Unicode
+        line = text.count("\n", 0, error.start) + 1
+        raise ScenarioError([Problem(file, (), "not valid YAML: the text holds a character that is not valid "
+                                               f"Unicode ({text[error.start]!r})", line)]) from None
     finally:
         if loader is not None:
             loader.dispose()

@@ -119,6 +119,23 @@ def _assert_clean(code: int | None, stderr: str, elapsed: float, left: dict) -> 
     assert not left, f"processes left running after the command exited: {left}"
 
 
+def test_ctrl_c_while_starting_up(startup_cpu):
+    """Ctrl-C in the first moments, while paysim's modules are still loading."""
+    process = subprocess.Popen([sys.executable, "-m", "paysim", *LONG_RUN, "-j", "1"], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, errors="replace", start_new_session=True)
+    try:
+        while (stat := _stat(process.pid)) is not None and stat[3] < min(0.2, startup_cpu / 4):
+            time.sleep(0.01)
+        os.killpg(process.pid, signal.SIGINT)
+        _, stderr = process.communicate(timeout=EXIT_WITHIN)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert "Traceback" not in stderr, stderr
+    assert process.returncode == 130, f"exit code {process.returncode}:\n{stderr}"
+
+
 def test_ctrl_c_stops_a_run_in_one_process(startup_cpu):
     _assert_clean(*_interrupt(1, startup_cpu))
 

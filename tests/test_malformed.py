@@ -114,6 +114,8 @@ CASES = [
     Case("nul-character", edit("name: checkout", "name: check\x00out"), "", 1, "not allowed"),
     Case("two-documents", BASE + "---\nhorizon: 1m\n", "", 23, "single YAML document"),
     Case("nested-thousands-deep", "horizon: " + "[" * 5000 + "]" * 5000 + "\n", "", None, "nested"),
+    Case("file-too-large", "# " + "x" * 2_100_000 + "\n" + BASE, "", None, "larger than"),
+    Case("too-many-values", "horizon: [" + "1, " * 250_000 + "1]\n", "", 1, "more than 200,000 values"),
     Case("directory-not-a-file", DIRECTORY, "", None, "directory"),
     Case("file-does-not-exist", MISSING, "", None, "no such file"),
     # --- unsafe or abusive YAML
@@ -329,6 +331,19 @@ def test_many_problems_make_a_short_message(tmp_path):
     lines = assert_clean_refusal(result, max_lines=12)
     assert all(path.name in line for line in lines[:-1])
     assert re.search(r"\d+ more", lines[-1]), result.stderr
+
+
+def test_names_that_look_like_markup_are_shown_verbatim(tmp_path):
+    """Names are the user's text: printed as written, never read as terminal markup."""
+    path = tmp_path / "markup.yaml"
+    path.write_text('name: "[/x] [bold]"\nhorizon: 2s\nreplications: 2\narrivals:\n  "[/y]": {rate: 20/s}\n'
+                    'stations:\n  "[/z]":\n    service: 10ms\n    next: "[red]"\n  "[red]": {service: 1ms}\n',
+                    encoding="utf-8")
+    result = CliRunner().invoke(app, ["run", str(path), "-q", "-j", "1"])
+    assert result.exception is None, repr(result.exception)
+    assert result.exit_code == 0, result.output
+    for name in ("[/x] [bold]", "[/y]", "[/z]", "[red]"):
+        assert name in result.stdout, name
 
 
 # ---------------------------------------------------------------- the memory guard

@@ -58,12 +58,12 @@ def test_plot_redraws_from_results(swept):
     assert result.exit_code == 0, result.output
     assert all((swept / f"{name}.{suffix}").stat().st_size > 0 for name in NAMES for suffix in ("png", "svg"))
     latency = (swept / "latency.svg").read_text()
-    assert "SLO p99_latency" in latency and "workers=10" in latency and "workers=12" in latency
+    assert "SLO p99_latency" in latency and "pool.workers=10" in latency and "pool.workers=12" in latency
 
 
 def test_second_parameter_is_one_curve_per_value(swept):
     data = load(swept)
-    assert [c.label for c in data.curves] == ["workers=10", "workers=12"]
+    assert [c.label for c in data.curves] == ["pool.workers=10", "pool.workers=12"]
     assert all(c.xs == [200.0, 450.0] for c in data.curves)
     assert data.x_label == "arrivals.requests.rate (/s)"
 

@@ -109,3 +109,10 @@ def test_size_refuses_cleanly(tmp_scenario, args, message):
     result = invoke("size", str(write(tmp_scenario)), *args, "-q")
     assert result.exit_code == 2, result.output
     assert message in result.stderr and "Traceback" not in result.output
+
+
+def test_size_refuses_a_station_not_sized_by_workers(tmp_scenario):
+    path = tmp_scenario(MMC.replace("QUEUE ", "instances: 2, "))
+    result = invoke("size", str(path), "--station", "pool", "--slo", "mean<25ms", "-q")
+    assert result.exit_code == 2, result.output
+    assert "has 2 instances" in result.stderr and "Traceback" not in result.output

@@ -21,6 +21,7 @@ from conftest import TEST_LEVEL
 from paysim import analytic
 from paysim.cli import app
 from paysim.errors import PaysimError, ScenarioError
+from paysim.runner import simulate
 from paysim.stats import LEVEL
 from paysim.sweep import load_sweep, run_sweep
 from paysim.sweep.grid import point_seed
@@ -150,7 +151,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(reference, tmp_path):
     # a kill in the middle of a write leaves a last line without its newline: it is dropped and run again
     with (tmp_path / "out" / "results.csv").open("a") as handle:
         handle.write("2,300/s,10,0.12")
-    outcome = run_sweep(plan, tmp_path / "out", jobs=2, resume=True)
+    outcome = run_sweep(plan, tmp_path / "out", jobs=1, resume=True)
     assert outcome.resumed == [0, 1] and sorted(outcome.ran) == [2, 3, 4, 5] and outcome.notes
     assert _metric_columns(tmp_path / "out") == _metric_columns(reference)
     again = run_sweep(plan, tmp_path / "out", resume=True)
@@ -174,7 +175,7 @@ def test_killed_process_loses_no_finished_point(reference, tmp_path):
         child.wait()
     kept = by_point(out)
     assert 1 <= len(kept) < POINTS
-    result = invoke("sweep", str(sweep_file), "--out", str(out), "--resume", "-q", "--no-plots", "-j", "2")
+    result = invoke("sweep", str(sweep_file), "--out", str(out), "--resume", "-q", "--no-plots", "-j", "1")
     assert result.exit_code == 0, result.output
     assert _metric_columns(out) == _metric_columns(reference)
 
@@ -258,3 +259,27 @@ def test_scenario_problem_names_the_scenario_and_the_point(tmp_path):
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "mmc.yaml:2: warmup: must be shorter than the horizon" in result.stderr
     assert "(at sweep point 0: stations.pool.workers=10; and 1 other points)" in result.stderr
+
+
+def test_parquet_copy_when_pyarrow_is_installed(reference):
+    parquet = pytest.importorskip("pyarrow.parquet")
+    table = parquet.read_table(reference / "results.parquet")
+    assert table.num_rows == POINTS and "stations.pool.Wq.mean" in table.column_names
+
+
+@pytest.mark.parametrize("command", ["sweep", "plot", "size"])
+def test_commands_have_help_and_are_documented(command):
+    result = invoke(command, "--help")
+    assert result.exit_code == 0 and "Usage" in result.stdout
+    assert f"paysim {command} " in (Path(__file__).parent.parent / "README.md").read_text()
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parent.parent / "scenarios").glob("*-sweep.yaml")),
+                         ids=lambda path: path.stem)
+def test_shipped_sweep_points_run(path):
+    # the lightest and the heaviest point of each shipped sweep, on a short horizon
+    plan = load_sweep(path)
+    for point in (plan.points[0], plan.points[-1]):
+        short = point.scenario.model_copy(update={"horizon": 20.0, "warmup": 2.0})
+        result = simulate(short, seed=point.seed, replications=2, jobs=1)
+        assert result.summary["system.throughput"].mean > 0

@@ -10,9 +10,7 @@ The engine knows nothing of statistics: it reports what happens to an observer.
 
 from __future__ import annotations
 
-import bisect
 import math
-from collections import deque
 from collections.abc import Callable
 
 import simpy
@@ -20,10 +18,16 @@ import simpy
 from paysim.distributions import Deterministic, Exponential, Uniform
 from paysim.engine.arrivals import GapClock, ProfileClock
 from paysim.errors import PaysimError
+from paysim.engine.batch import BatchStation
+from paysim.engine.executor import ExecutorStation
 from paysim.engine.retry import retry_delay
+from paysim.engine.station import (
+    FORKED, LEFT, SERVING, TRAVELLING, WAITING, Balancer, Exit, Onward, Router, ServiceStation, Txn,
+)
 from paysim.engine.seeds import component_rng
 from paysim.observe import Observer, StationObserver, StreamObserver
 from paysim.scenario import Arrival, Scenario, Station
+from paysim.scenario.models import OUTCOMES
 
 DONE = "done"
 DEFAULT_MAX_IN_FLIGHT = 5_000_000
@@ -33,181 +37,13 @@ class RunawayError(PaysimError):
     """The in-flight population outgrew the memory guard (an unstable system)."""
 
 
-# where an attempt is
-TRAVELLING, WAITING, SERVING, LEFT = range(4)
-
-
-class _Txn:
-    """One attempt of a client's request, as it moves through the stations."""
-
-    __slots__ = ("stream", "origin", "attempt", "backoff", "entered_at", "arrived_at", "started_at", "wait",
-                 "service", "station", "state", "gave_up")
-
-    def __init__(self, stream: "_Stream", origin: float, attempt: int, backoff: float, now: float) -> None:
-        self.stream = stream
-        self.origin = origin           # when the original request arrived
-        self.attempt = attempt         # 1 for the first try
-        self.backoff = backoff         # the previous retry delay (decorrelated backoff grows from it)
-        self.entered_at = now
-        self.arrived_at = now
-        self.started_at = now
-        self.wait = 0.0
-        self.service = 0.0
-        self.station: _Station | None = None
-        self.state = TRAVELLING
-        self.gave_up = False           # the client has its outcome (or stopped waiting)
-
-
-class _Router:
-    """Where a transaction goes after a station: one fixed target or a weighted draw."""
-
-    def __init__(self, routes: dict[str, float], rng_factory: Callable[[], Callable[[], float]]) -> None:
-        self.names = list(routes)
-        self.cumulative = [sum(list(routes.values())[: i + 1]) for i in range(len(routes))]
-        self.cumulative[-1] = math.inf  # rounding never sends anyone nowhere
-        self.targets: list = []
-        self.uniform = rng_factory() if len(routes) > 1 else None
-
-    def pick(self):
-        if self.uniform is None:
-            return self.targets[0]
-        return self.targets[bisect.bisect_right(self.cumulative, self.uniform())]
-
-
-class _Station:
-    """Workers in front of one FIFO queue. Withdrawn work stays in the deque, marked, until
-    it reaches the front: removal from the middle would cost O(queue)."""
-
-    def __init__(self, env: simpy.Environment, engine: "_Engine", spec: Station, observer: StationObserver,
-                 service: Callable[[], float], router: _Router, uniform: Callable[[], float] | None) -> None:
-        self.env = env
-        self.engine = engine
-        self.workers = spec.workers
-        self.capacity = spec.queue
-        self.queue: deque[_Txn] = deque()
-        self.waiting = 0
-        self.busy = 0
-        self.observer = observer
-        self.service = service
-        self.router = router
-        self.error_p = spec.errors
-        self.uniform = uniform
-        self.cancel_on_timeout = spec.on_timeout == "cancel"
-        self.slow = 1.0                    # service-time multiplier of the current slowdown
-        self.down: str | None = None       # the current outage's mode
-        for window in spec.slowdowns:
-            self._during(window.at, window.length, "slow", window.factor, 1.0)
-        for window in spec.outages:
-            self._during(window.at, window.length, "down", window.mode, None)
-
-    def _during(self, at: float, length: float, attribute: str, value, normal) -> None:
-        def begin(_event) -> None:
-            setattr(self, attribute, value)
-
-        def end(_event) -> None:
-            setattr(self, attribute, normal)
-            self._resume(self.env.now)
-
-        self.env.timeout(at).callbacks.append(begin)
-        self.env.timeout(at + length).callbacks.append(end)
-
-    def arrive(self, txn: _Txn) -> None:
-        now = self.env.now
-        if self.down == "refuse" or (self.capacity is not None and self.waiting >= self.capacity
-                                     and (self.busy >= self.workers or self.down is not None)):
-            self.observer.reject(now)
-            self.engine.lose(txn, now, "rejected")
-            return
-        txn.arrived_at = now
-        txn.station = self
-        self.observer.enter(now)
-        if self.busy < self.workers and self.down is None:
-            self.busy += 1
-            self._start(txn, now)
-        else:
-            txn.state = WAITING
-            self.queue.append(txn)
-            self.waiting += 1
-
-    def _start(self, txn: _Txn, now: float) -> None:
-        wait = now - txn.arrived_at
-        txn.wait += wait
-        txn.started_at = now
-        txn.state = SERVING
-        self.observer.start(now, wait)
-        event = self.env.timeout(self.service() * self.slow, txn)
-        event.callbacks.append(self._finish)
-
-    def _next_waiting(self) -> _Txn | None:
-        queue = self.queue
-        while queue:
-            txn = queue.popleft()
-            if txn.state == WAITING:
-                self.waiting -= 1
-                return txn
-        return None
-
-    def _free_worker(self, now: float) -> None:
-        """A worker is free: it takes the next waiting transaction, unless the station hangs."""
-        txn = self._next_waiting() if self.down is None else None
-        if txn is None:
-            self.busy -= 1
-        else:
-            self._start(txn, now)
-
-    def _resume(self, now: float) -> None:
-        """After an outage: idle workers take up the work that queued meanwhile."""
-        while self.down is None and self.busy < self.workers:
-            txn = self._next_waiting()
-            if txn is None:
-                return
-            self.busy += 1
-            self._start(txn, now)
-
-    def _finish(self, event: simpy.Event) -> None:
-        txn: _Txn = event._value
-        if txn.state != SERVING:       # withdrawn while in service
-            return
-        now = self.env.now
-        service = now - txn.started_at
-        txn.service += service
-        error = self.uniform is not None and self.uniform() < self.error_p
-        self.observer.finish(now, now - txn.arrived_at, service, error)
-        txn.state = TRAVELLING
-        self._free_worker(now)
-        if error:
-            self.engine.lose(txn, now, "errored")
-        else:
-            self.router.pick().arrive(txn)
-
-    def withdraw(self, txn: _Txn, now: float) -> None:
-        """Take back work whose client timed out (``on_timeout: cancel``)."""
-        if txn.state == WAITING:
-            self.waiting -= 1
-            wait = now - txn.arrived_at
-            txn.wait += wait
-            self.observer.withdraw(now, wait, wait, 0.0, in_service=False)
-        else:
-            service = now - txn.started_at
-            txn.service += service
-            self.observer.withdraw(now, now - txn.arrived_at, txn.started_at - txn.arrived_at, service, in_service=True)
-            self._free_worker(now)
-        txn.state = LEFT
-
-
-class _Exit:
-    """The ``done`` pseudo-station: the transaction leaves having succeeded."""
-
-    def __init__(self, engine: "_Engine") -> None:
-        self.engine = engine
-
-    def arrive(self, txn: _Txn) -> None:
-        self.engine.complete(txn)
-
-
 class _Stream:
+    """Where one arrival stream's requests come from: an open arrival clock, or a closed
+    population of clients who each think, send a request and wait for its outcome."""
+
     def __init__(self, env: simpy.Environment, engine: "_Engine", spec: Arrival, clock, observer: StreamObserver,
-                 entry, uniform: Callable[[], float]) -> None:
+                 entry, uniform: Callable[[], float], amount: Callable[[], float] | None,
+                 think: Callable[[], float] | None) -> None:
         self.env = env
         self.engine = engine
         self.clock = clock
@@ -216,24 +52,44 @@ class _Stream:
         self.timeout = spec.timeout
         self.retry = spec.retry
         self.uniform = uniform
+        self.priority = spec.priority
+        self.amount = amount
+        self.clients = spec.clients
+        self.think = think
         budget = spec.retry.budget if spec.retry else None
         self.budget = budget
         # the bucket holds at most ten seconds' worth of deposits (at least one token)
         self.token_cap = max(1.0, (budget or 0.0) * 10.0 * _mean_rate(spec))
         self.tokens = self.token_cap
 
-    def schedule_next(self) -> None:
+    def begin(self) -> None:
+        if self.clients is None:
+            self._schedule_next()
+        else:
+            for _ in range(self.clients):
+                self.request_done()
+
+    def _schedule_next(self) -> None:
         at = self.clock.next_after(self.env.now)
         if at < math.inf:
             self.env.timeout(at - self.env.now).callbacks.append(self._arrive)
 
+    def request_done(self) -> None:
+        """A request has its outcome; a closed-population client thinks, then sends the next."""
+        if self.clients is not None:
+            self.env.timeout(self.think() if self.think else 0.0).callbacks.append(self._send)
+
     def _arrive(self, _event: simpy.Event) -> None:
+        self._schedule_next()
+        self._send(_event)
+
+    def _send(self, _event: simpy.Event | None) -> None:
         now = self.env.now
-        self.schedule_next()
         self.observer.arrive(now)
         if self.budget is not None:
             self.tokens = min(self.token_cap, self.tokens + self.budget)
-        self.engine.start_attempt(self, now, 1, 0.0)
+        features = {"amount": self.amount()} if self.amount else None
+        self.engine.start_attempt(self, now, 1, 0.0, features)
 
     def may_retry(self, txn: _Txn, trigger: str) -> bool:
         retry = self.retry
@@ -250,10 +106,14 @@ class _Stream:
 
 
 def _mean_rate(spec: Arrival) -> float:
+    if spec.clients is not None:
+        return spec.clients / max(spec.think.mean if spec.think else 0.0, 1e-3)
     return spec.rate if spec.rate is not None else 1 / max(spec.interarrival.mean, 1e-300)
 
 
-def _clock(spec: Arrival, rng) -> GapClock | ProfileClock:
+def _clock(spec: Arrival, rng) -> GapClock | ProfileClock | None:
+    if spec.clients is not None:
+        return None
     if spec.interarrival is not None:
         return GapClock(spec.interarrival.sampler(rng))
     unit = Deterministic(1.0) if spec.process == "deterministic" else Exponential(1.0)
@@ -277,24 +137,51 @@ class _Engine:
         self.in_flight = 0
         self.max_in_flight = max_in_flight
 
-        def uniform(kind: str, name: str) -> Callable[[], float]:
-            return Uniform(0.0, 1.0).sampler(component_rng(seed, replication, kind, name))
+        def rng(kind: str, name: str):
+            return component_rng(seed, replication, kind, name)
 
-        nodes: dict[str, object] = {DONE: _Exit(self)}
+        def uniform(kind: str, name: str) -> Callable[[], float]:
+            return Uniform(0.0, 1.0).sampler(rng(kind, name))
+
+        nodes: dict[str, object] = {DONE: Exit(self)}
+        onwards: dict[str, Onward] = {}
         for name, spec in scenario.stations.items():
-            service = spec.service.sampler(component_rng(seed, replication, "service", name))
-            router = _Router(spec.routes, lambda name=name: uniform("route", name))
+            router = Router(spec.routes, lambda name=name: uniform("route", name))
             errors = uniform("errors", name) if spec.errors > 0 else None
-            nodes[name] = _Station(self.env, self, spec, observer.stations[name], service, router, errors)
+            onwards[name] = onward = Onward(self, spec, observer.stations[name], router, errors)
+            instances = [self._station(spec, observer.stations[name], onward, rng, name if i == 0 else f"{name}#{i}")
+                         for i in range(spec.instances)]
+            nodes[name] = instances[0] if len(instances) == 1 else Balancer(instances, spec.balance,
+                                                                             uniform("balance", name))
         for name, spec in scenario.stations.items():
-            nodes[name].router.targets = [nodes[target] for target in spec.routes]
+            onward = onwards[name]
+            if spec.classify is not None:
+                onward.outcome_targets = {outcome: nodes[target] for outcome, target in spec.next.items()}
+                for outcome in OUTCOMES:   # an outcome without a route leaves
+                    onward.outcome_targets.setdefault(outcome, nodes[DONE])
+            else:
+                onward.router.targets = [nodes[target] for target in spec.routes]
+            onward.branches = [nodes[branch] for branch in spec.parallel]
         self.streams = [
-            _Stream(self.env, self, spec, _clock(spec, component_rng(seed, replication, "arrivals", name)),
-                    observer.streams[name], nodes[scenario.entry(name)], uniform("retry", name))
+            _Stream(self.env, self, spec, _clock(spec, rng("arrivals", name)), observer.streams[name],
+                    nodes[scenario.entry(name)], uniform("retry", name),
+                    spec.amount.sampler(rng("amount", name)) if spec.amount else None,
+                    spec.think.sampler(rng("think", name)) if spec.think else None)
             for name, spec in scenario.arrivals.items()
         ]
 
-    def start_attempt(self, stream: _Stream, origin: float, attempt: int, backoff: float) -> None:
+    def _station(self, spec: Station, observer, onward: Onward, rng, name: str) -> ServiceStation:
+        """One instance of a station, of the kind its spec asks for."""
+        if spec.batch is not None:
+            samplers = (spec.service.per_batch.sampler(rng("service", name)),
+                        spec.service.per_item.sampler(rng("service-item", name)))
+            return BatchStation(self.env, self, spec, observer, samplers, onward)
+        service = spec.service.sampler(rng("service", name))
+        kind = ExecutorStation if spec.executor is not None else ServiceStation
+        return kind(self.env, self, spec, observer, service, onward)
+
+    def start_attempt(self, stream: _Stream, origin: float, attempt: int, backoff: float,
+                      features: dict[str, float] | None) -> None:
         now = self.env.now
         self.in_flight += 1
         if self.in_flight > self.max_in_flight:
@@ -302,60 +189,119 @@ class _Engine:
                 f"more than {self.max_in_flight:,} transactions in flight at t={now:.1f}s: "
                 "the system is overloaded (utilisation ≥ 1 with unbounded queues?)"
             )
-        txn = _Txn(stream, origin, attempt, backoff, now)
+        txn = Txn(stream, origin, attempt, backoff, now, features)
         stream.observer.enter(now, attempt > 1)
         if stream.timeout is not None:
             self.env.timeout(stream.timeout, txn).callbacks.append(self._timed_out)
         stream.entry.arrive(txn)
 
-    def _leave(self, txn: _Txn, now: float, finished: bool) -> None:
+    def _leave(self, txn: Txn, now: float, finished: bool) -> None:
         self.in_flight -= 1
         txn.state = LEFT
         txn.stream.observer.leave(now, now - txn.entered_at, txn.wait, txn.service, finished)
 
-    def complete(self, txn: _Txn) -> None:
+    def complete(self, txn: Txn) -> None:
         now = self.env.now
         self._leave(txn, now, True)
         if not txn.gave_up:            # else the client timed out: this was orphaned work
             txn.gave_up = True
             txn.stream.observer.succeed(now - txn.origin, txn.wait)
+            txn.stream.request_done()
 
-    def lose(self, txn: _Txn, now: float, reason: str) -> None:
+    def lose(self, txn: Txn, now: float, reason: str, silent: bool = False) -> None:
+        """An attempt is lost (rejected, failed). ``silent``: nobody tells the client, who
+        finds out at its timeout (or at once without one)."""
+        if txn.parent is not None:
+            self.branch_returned(txn, now, reason)
+            return
         self._leave(txn, now, False)
-        if not txn.gave_up:
-            txn.gave_up = True
-            self._failed(txn, reason)
+        if txn.gave_up or (silent and txn.stream.timeout is not None):
+            return
+        txn.gave_up = True
+        self._failed(txn, reason)
 
     def _timed_out(self, event: simpy.Event) -> None:
-        txn: _Txn = event._value
+        txn: Txn = event._value
         if txn.gave_up:
             return
         txn.gave_up = True
         reason = "timed_out"
-        if txn.station.cancel_on_timeout:
+        if txn.state != LEFT and txn.station.cancel_on_timeout:
             if txn.state == WAITING:
                 reason = "abandoned"
             now = self.env.now
-            txn.station.withdraw(txn, now)
+            if txn.state == FORKED:
+                self._withdraw_children(txn, now)
+            else:
+                txn.station.withdraw(txn, now)
             self._leave(txn, now, False)
         self._failed(txn, reason)
 
-    def _failed(self, txn: _Txn, reason: str) -> None:
+    def _failed(self, txn: Txn, reason: str) -> None:
         """The client's attempt failed: retry it, or record the request's failure."""
         stream = txn.stream
         if not stream.may_retry(txn, _TRIGGER[reason]):
             stream.observer.fail(reason)
+            stream.request_done()
             return
         delay = stream.backoff(txn)
-        origin, attempt = txn.origin, txn.attempt + 1
+        origin, attempt, features = txn.origin, txn.attempt + 1, txn.features
 
-        def again(_event: simpy.Event) -> None:
-            self.start_attempt(stream, origin, attempt, delay)
+        def again(_event: simpy.Event | None) -> None:
+            self.start_attempt(stream, origin, attempt, delay, features)
 
         if delay > 0:
             self.env.timeout(delay).callbacks.append(again)
         else:
             again(None)
+
+    # parallel calls: a transaction forks after a station's service and joins the answers
+
+    def fork(self, txn: Txn, onward: Onward) -> None:
+        now = self.env.now
+        txn.state = FORKED
+        txn.station = onward
+        txn.children = []
+        txn.pending = len(onward.branches)
+        for branch in onward.branches:
+            child = Txn(txn.stream, txn.origin, txn.attempt, 0.0, now, txn.features)
+            child.parent = txn
+            txn.children.append(child)
+        for branch, child in zip(onward.branches, list(txn.children)):
+            if txn.state != FORKED:   # an earlier call already decided the join
+                break
+            branch.arrive(child)
+
+    def _withdraw_children(self, txn: Txn, now: float) -> None:
+        for child in txn.children:
+            if child.state in (WAITING, SERVING):
+                child.station.withdraw(child, now)
+            self._absorb(txn, child)
+
+    @staticmethod
+    def _absorb(parent: Txn, child: Txn) -> None:
+        """A call's queueing and service time count towards its transaction's, once."""
+        if child.parent is parent:
+            parent.wait += child.wait
+            parent.service += child.service
+        child.state = LEFT
+        child.parent = None
+
+    def branch_returned(self, child: Txn, now: float, reason: str | None) -> None:
+        parent = child.parent
+        self._absorb(parent, child)
+        if parent.state != FORKED:
+            return
+        parent.pending -= 1
+        onward: Onward = parent.station
+        if reason is None and (onward.join_any or parent.pending == 0):
+            self._withdraw_children(parent, now)
+            parent.state = TRAVELLING
+            onward.route(parent)
+        elif reason is not None and (not onward.join_any or parent.pending == 0):
+            self._withdraw_children(parent, now)
+            parent.state = TRAVELLING
+            self.lose(parent, now, reason)
 
     def run(self, warmup_s: float, horizon_s: float, progress: Callable[[float], None] | None,
             sample: tuple[float, Callable[[float], None]] | None = None) -> None:
@@ -365,7 +311,7 @@ class _Engine:
             if k * sample[0] < horizon_s:   # SimPy stops before events at the horizon itself
                 env.timeout(k * sample[0]).callbacks.append(lambda _e: sample[1](env.now))
         for stream in self.streams:
-            stream.schedule_next()
+            stream.begin()
         if warmup_s > 0:
             env.timeout(warmup_s).callbacks.append(lambda _e: self.observer.start_window(env.now))
         else:

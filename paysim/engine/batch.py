@@ -1,0 +1,104 @@
+"""A settlement station: items gather and are processed together.
+
+A batch closes when ``size`` items have gathered and/or every ``every`` seconds
+(whatever has gathered by then, if anything). A free worker processes a closed batch
+in ``per_batch`` plus ``per_item`` for each item; every item of the batch finishes when
+the batch does and goes on alone.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+
+from paysim.engine.station import LEFT, SERVING, TRAVELLING, WAITING, ServiceStation, Txn
+from paysim.scenario import Station
+
+
+class BatchStation(ServiceStation):
+    def __init__(self, env, engine, spec: Station, observer, samplers: tuple[Callable[[], float], Callable[[], float]],
+                 onward) -> None:
+        super().__init__(env, engine, spec, observer, samplers[0], onward)
+        self.per_batch, self.per_item = samplers
+        self.size = spec.batch.size
+        self.gathering: list[Txn] = []
+        self.closed: deque[list[Txn]] = deque()
+        if spec.batch.every is not None:
+            self.every = spec.batch.every
+            env.timeout(self.every).callbacks.append(self._tick)
+
+    def _tick(self, _event) -> None:
+        self._close(self.env.now)
+        self.env.timeout(self.every).callbacks.append(self._tick)
+
+    def arrive(self, txn: Txn) -> None:
+        now = self.env.now
+        if self.down == "refuse" or self._full():
+            self.observer.reject(now)
+            self.engine.lose(txn, now, "rejected")
+            return
+        self._admit(txn, now)
+        txn.state = WAITING
+        self.waiting += 1
+        self.gathering.append(txn)
+        if self.size is not None and len(self.gathering) >= self.size:
+            self._close(now)
+
+    def _close(self, now: float) -> None:
+        batch = [txn for txn in self.gathering if txn.state == WAITING]
+        self.gathering = []
+        if batch:
+            self.closed.append(batch)
+            self._resume(now)
+
+    def _resume(self, now: float) -> None:
+        while self.down is None and self.busy < self.workers and self.closed:
+            batch = [txn for txn in self.closed.popleft() if txn.state == WAITING]
+            if batch:
+                self.busy += 1
+                self._start_batch(batch, now)
+
+    def _start_batch(self, batch: list[Txn], now: float) -> None:
+        duration = self.per_batch() + sum(self.per_item() for _ in batch)
+        observer = self.observer
+        observer.batch_started(now, +1)
+        for txn in batch:
+            wait = now - txn.arrived_at
+            txn.wait += wait
+            txn.started_at = now
+            txn.state = SERVING
+            observer.start(now, wait)
+        self.waiting -= len(batch)
+        self.env.timeout(duration * self.slow, batch).callbacks.append(self._batch_done)
+
+    def _batch_done(self, event) -> None:
+        now = self.env.now
+        onward = self.onward
+        done = []
+        for txn in event._value:
+            if txn.state != SERVING:    # withdrawn meanwhile
+                continue
+            service = now - txn.started_at
+            txn.service += service
+            error = onward.uniform is not None and onward.uniform() < onward.error_p
+            self.observer.finish(now, now - txn.arrived_at, service, error)
+            txn.state = TRAVELLING
+            done.append((txn, error))
+        self.observer.batch_started(now, -1)
+        self.busy -= 1
+        self._resume(now)
+        for txn, error in done:
+            onward.send(txn, now, error)
+
+    def withdraw(self, txn: Txn, now: float) -> None:
+        """A withdrawn item leaves; the batch it belongs to goes on without it."""
+        if txn.state == WAITING:
+            self.waiting -= 1
+            wait = now - txn.arrived_at
+            txn.wait += wait
+            self.observer.withdraw(now, wait, wait, 0.0, in_service=False)
+        elif txn.state == SERVING:
+            service = now - txn.started_at
+            txn.service += service
+            self.observer.withdraw(now, now - txn.arrived_at, txn.started_at - txn.arrived_at, service, in_service=True)
+        txn.state = LEFT

@@ -1,0 +1,122 @@
+"""A station run by a Java ``ThreadPoolExecutor`` (as behind Spring's ``@Async``).
+
+On submit: while fewer than ``core`` threads exist, a new thread takes the task; else
+the task queues; only when the queue is full does a thread above ``core`` start (up
+to ``max``); with ``max`` threads busy and the queue full the ``rejection`` policy
+applies. Idle threads above ``core`` retire after ``keep_alive``. With an unbounded
+queue the pool therefore never grows past ``core`` — the classic surprise.
+"""
+
+from __future__ import annotations
+
+from paysim.engine.station import ServiceStation, Txn
+from paysim.scenario import Station
+
+
+class ExecutorStation(ServiceStation):
+    def __init__(self, env, engine, spec: Station, observer, service, onward) -> None:
+        super().__init__(env, engine, spec, observer, service, onward)
+        spec = spec.executor
+        self.core, self.max = spec.core, spec.max_threads
+        self.capacity = spec.queue
+        self.keep_alive = spec.keep_alive
+        self.rejection = spec.rejection
+        self.workers = self.max
+        self.threads = 0
+        self.idle: list[int] = []          # idle threads by token, most recently idle last
+        self.idle_set: set[int] = set()
+        self.token = 0
+        self.caller_run: set[int] = set()  # ids of tasks run on the caller's thread
+        self.observer.set_threads(0.0, 0)
+
+    def _new_thread(self, now: float) -> None:
+        self.threads += 1
+        self.observer.set_threads(now, self.threads)
+
+    def _take_idle(self) -> bool:
+        if not self.idle:
+            return False
+        self.idle_set.discard(self.idle.pop())
+        return True
+
+    def arrive(self, txn: Txn) -> None:
+        now = self.env.now
+        if self.down == "refuse":
+            self.observer.reject(now)
+            self.engine.lose(txn, now, "rejected")
+            return
+        running = self.down is None
+        if running and self.threads < self.core:
+            self._new_thread(now)
+        elif not self._full():
+            self._admit(txn, now)
+            if running and self._take_idle():
+                self.busy += 1
+                self._start(txn, now)
+            else:
+                self._enqueue(txn)
+                if running and self.threads == 0:   # Java keeps at least one thread for queued work
+                    self._new_thread(now)
+                    self.busy += 1
+                    self._start(self._next_waiting(), now)
+            return
+        elif running and self.threads < self.max:
+            self._new_thread(now)
+        else:
+            self._reject(txn, now)
+            return
+        self._admit(txn, now)
+        self.busy += 1
+        self._start(txn, now)
+
+    def _reject(self, txn: Txn, now: float) -> None:
+        policy = self.rejection
+        if policy == "caller_runs":       # the submitting thread runs the task itself
+            self._admit(txn, now)
+            self.caller_run.add(id(txn))
+            self._start(txn, now)
+            return
+        if policy == "discard_oldest":
+            oldest = self.queue.pop_oldest()
+            if oldest is not None:
+                self.waiting -= 1
+                wait = now - oldest.arrived_at
+                oldest.wait += wait
+                self.observer.withdraw(now, wait, wait, 0.0, in_service=False)
+                self.engine.lose(oldest, now, "rejected", silent=True)
+                self._admit(txn, now)
+                self._enqueue(txn)
+                return
+        self.observer.reject(now)
+        self.engine.lose(txn, now, "rejected", silent=policy != "abort")
+
+    def _release(self, txn: Txn, now: float) -> None:
+        if id(txn) in self.caller_run:       # the caller's thread, not the pool's
+            self.caller_run.discard(id(txn))
+        else:
+            self._free_worker(now)
+
+    def _free_worker(self, now: float) -> None:
+        txn = self._next_waiting() if self.down is None else None
+        if txn is not None:
+            self._start(txn, now)
+            return
+        self.busy -= 1
+        self.token += 1
+        self.idle.append(self.token)
+        self.idle_set.add(self.token)
+        if self.threads > self.core:
+            self.env.timeout(self.keep_alive, self.token).callbacks.append(self._retire)
+
+    def _retire(self, event) -> None:
+        token = event._value
+        if token in self.idle_set and self.threads > self.core:
+            self.idle_set.discard(token)
+            self.idle.remove(token)
+            self.threads -= 1
+            self.observer.set_threads(self.env.now, self.threads)
+
+    def _resume(self, now: float) -> None:
+        while self.down is None and self.waiting and self._take_idle():
+            self.busy += 1
+            self._start(self._next_waiting(), now)
