@@ -98,7 +98,7 @@ def run(
         for line in stability_warnings(scenario):
             err.print(f"[bold yellow]warning:[/] {escape(line)}", soft_wrap=True)
         with _progress_bar(count, quiet) as bar:
-            task = bar.add_task(f"{scenario.name}: ~{expected_arrivals(scenario) * count:,.0f} arrivals", total=count)
+            task = bar.add_task(f"{escape(scenario.name)}: ~{expected_arrivals(scenario) * count:,.0f} arrivals", total=count)
             done: dict[int, float] = {}
 
             def advance(replication: int, fraction: float) -> None:
@@ -125,7 +125,7 @@ def run(
                               "No station of this scenario has a queueing-theory answer (see paysim analytic).")
         failing = [f"{scope} {c.law}" for scope, checks in result.little.items() for c in checks if not c.holds]
         if failing:
-            err.print(f"[bold red]WARNING: Little's law does not hold for {', '.join(failing)}.[/] "
+            err.print(f"[bold red]WARNING: Little's law does not hold for {escape(', '.join(failing))}.[/] "
                       + _little_diagnosis(result))
 
 
@@ -262,7 +262,7 @@ def sweep(
             outcome = run_sweep(plan, out, jobs=jobs, scheduler=scheduler, resume=resume, on_start=starting,
                                 on_replication=lambda point, replication: bar.advance(task))
         for note in outcome.notes:
-            err.print(f"[bold yellow]note:[/] {note}", soft_wrap=True)
+            err.print(f"[bold yellow]note:[/] {escape(note)}", soft_wrap=True)
         if outcome.resumed:
             err.print(f"{len(outcome.resumed)} points were already in {out / 'results.csv'}; ran {len(outcome.ran)}")
         written = outcome.files + (plot_sweep(out) if plots else [])
@@ -311,7 +311,7 @@ def size(
         scenario = load_scenario(file, overrides)
         count = replications or scenario.replications
         with _progress_bar(count, quiet) as bar:
-            task = bar.add_task(station, total=count)
+            task = bar.add_task(escape(station), total=count)
             done: dict[int, float] = {}
 
             def trying(workers: int) -> None:

@@ -13,6 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from paysim.sketch import RELATIVE_ERROR
@@ -106,7 +107,7 @@ def comparison_table(rows: list[Comparison]) -> Table:
         ci = f"[{_format(row.metric, row.simulated.low)}, {_format(row.metric, row.simulated.high)}]"
         diff = f"{100 * row.rel_diff:+.2f}%" if math.isfinite(row.rel_diff) else "-"
         model = row.formula if row.exact else f"{row.formula.split(';')[0]} [dim](approx.)[/]"
-        table.add_row(row.scope, row.metric, _format(row.metric, row.theory), _format(row.metric, row.simulated.mean),
+        table.add_row(escape(row.scope), row.metric, _format(row.metric, row.theory), _format(row.metric, row.simulated.mean),
                       ci, diff, _verdict(row), model)
     return table
 
@@ -127,15 +128,15 @@ def comparisons_to_json(rows: list[Comparison]) -> list[dict[str, Any]]:
 
 def theory_table(theory: Theory) -> Table:
     """What theory says per scope: the model used and its metrics, or why there is none."""
-    table = Table(title=f"{theory.scenario}: queueing theory", title_justify="left")
+    table = Table(title=f"{escape(theory.scenario)}: queueing theory", title_justify="left")
     for header in ("scope", "model", "metrics"):
         table.add_column(header)
     for scope, part in theory.scopes().items():
         if not part.ok:
-            table.add_row(scope, "[dim]none[/]", f"[dim]{part.reason}[/]")
+            table.add_row(escape(scope), "[dim]none[/]", f"[dim]{escape(part.reason)}[/]")
             continue
         model = part.formula if part.exact else f"{part.formula} [yellow](approximate)[/]"
         shown = [f"{metric.removeprefix('latency.')} {_format(metric, value)}" for metric, value in part.metrics.items()
                  if not metric.startswith("wait.")]
-        table.add_row(scope, model, ", ".join(shown))
+        table.add_row(escape(scope), model, ", ".join(shown))
     return table

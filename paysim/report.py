@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from paysim import timeseries
@@ -110,13 +111,13 @@ _SHOWN_WHEN_NONZERO = {"retry_amplification", "timeout_rate", "abandon_rate", "e
 
 def metrics_table(result: RunResult) -> Table:
     """Metrics down, scopes (system, stations, streams) across; each cell mean ±CI half-width."""
-    table = Table(title=f"{result.scenario.name}: {result.replications} replications, "
+    table = Table(title=f"{escape(result.scenario.name)}: {result.replications} replications, "
                         f"mean ±{LEVEL:.0%} CI half-width (relative)", title_justify="left")
     scopes = [("system", "system")] + [(f"stations.{n}", f"station {n}") for n in result.scenario.stations] \
         + [(f"streams.{n}", f"stream {n}") for n in result.scenario.arrivals]
     table.add_column("metric", no_wrap=True, min_width=max(len(metric) for metric, _ in _ROWS) - len("latency."))
     for _, label in scopes:
-        table.add_column(label, justify="right", no_wrap=True)
+        table.add_column(escape(label), justify="right", no_wrap=True)
     for metric, kind in _ROWS:
         values = [result.summary.get(f"{scope}.{metric}") for scope, _ in scopes]
         if metric in _SHOWN_WHEN_NONZERO and not any(v and v.mean and math.isfinite(v.mean) and
@@ -135,7 +136,7 @@ def little_table(result: RunResult) -> Table:
     for scope, checks in result.little.items():
         for c in checks:
             verdict = "[green]holds[/]" if c.holds else "[bold red]DOES NOT HOLD[/]"
-            table.add_row(scope, c.law, f"{c.left.mean:.5g}", f"{c.right.mean:.5g}", f"{100 * c.rel_error:.2f}%", verdict)
+            table.add_row(escape(scope), c.law, f"{c.left.mean:.5g}", f"{c.right.mean:.5g}", f"{100 * c.rel_error:.2f}%", verdict)
     return table
 
 
@@ -157,6 +158,6 @@ def render(result: RunResult, console: Console) -> None:
     if result.slo:
         console.print(slo_table(result))
     for note in result.notes:
-        console.print(f"[dim]{note}[/]")
+        console.print(f"[dim]{escape(note)}[/]")
     console.print(f"[dim]seed {result.seed}, engine {result.engine}, {result.wall_s:.1f}s wall; "
                   f"percentiles within ±{RELATIVE_ERROR:.1%}; times per transaction[/]")

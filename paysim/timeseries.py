@@ -72,6 +72,8 @@ class SeriesRecorder:
         for name, station in self.observer.stations.items():
             row[f"stations.{name}.queue"] = float(station.in_station - station.busy)
             row[f"stations.{name}.busy"] = float(station.busy)
+            if station.threads is not None:   # an executor's live threads (idle ones included)
+                row[f"stations.{name}.threads"] = float(station.threads)
         self.rows.append(row)
         self._last_t = now
 

@@ -4,9 +4,10 @@ behind.
 
 Ctrl-C in a terminal sends SIGINT to the whole foreground process group (the command and
 its worker processes), so these tests start the command in a session of its own and signal
-its group; one test signals only the command itself (``kill -INT``). The signal is sent once
-the replications are clearly under way: some process of the run has spent a second of CPU
-time beyond what starting paysim costs.
+its group; one test signals only the command itself (``kill -INT``), one presses Ctrl-C while
+paysim is still starting. Otherwise the signal is sent once the replications are clearly
+under way: some process of the run has spent a second of CPU time beyond what starting
+paysim costs.
 """
 
 from __future__ import annotations

@@ -48,17 +48,17 @@ class ExecutorStation(ServiceStation):
         running = self.down is None
         if running and self.threads < self.core:
             self._new_thread(now)
+        elif running and self._take_idle():
+            # an idle thread is blocked polling the queue: the offer hands it the task at once,
+            # even through a zero-capacity queue (Java's SynchronousQueue, as in a cached pool)
+            pass
         elif not self._full():
             self._admit(txn, now)
-            if running and self._take_idle():
+            self._enqueue(txn)
+            if running and self.threads == 0:   # Java keeps at least one thread for queued work
+                self._new_thread(now)
                 self.busy += 1
-                self._start(txn, now)
-            else:
-                self._enqueue(txn)
-                if running and self.threads == 0:   # Java keeps at least one thread for queued work
-                    self._new_thread(now)
-                    self.busy += 1
-                    self._start(self._next_waiting(), now)
+                self._start(self._next_waiting(), now)
             return
         elif running and self.threads < self.max:
             self._new_thread(now)

@@ -10,10 +10,10 @@ sweep still keeps every core busy, and an interruption cancels little queued wor
 from __future__ import annotations
 
 import multiprocessing
-import queue
-import signal
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from paysim.errors import PaysimError
@@ -47,42 +47,45 @@ class Inline:
         pass
 
 
-def _ignore_interrupts() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
-
-
 class LocalPool:
-    """A pool of ``jobs`` spawned processes on this machine; an interruption terminates them at once."""
+    """A pool of ``jobs`` spawned processes on this machine.
+
+    A worker that dies (killed, out of memory) fails the sweep with a message instead of
+    hanging it; an interruption cancels the queued tasks and stops the running ones.
+    """
 
     def __init__(self, jobs: int) -> None:
         self.slots = jobs
         # spawn, not fork: the caller may have threads (progress bars)
-        self.pool = multiprocessing.get_context("spawn").Pool(jobs, initializer=_ignore_interrupts)
-        self.queue: queue.Queue = queue.Queue()
+        self.pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+        self.futures: dict[Future, Key] = {}
 
     def submit(self, key: Key, scenario: Any, seed: int) -> None:
-        self.pool.apply_async(replicate, (scenario, seed, key[1]),
-                              callback=lambda row: self.queue.put((key, row, None)),
-                              error_callback=lambda error: self.queue.put((key, None, error)))
+        self.futures[self.pool.submit(replicate, scenario, seed, key[1])] = key
 
     def completed(self) -> list[tuple[Key, dict[str, float]]]:
+        done = wait(list(self.futures), timeout=POLL_S, return_when=FIRST_COMPLETED).done
         try:
-            items = [self.queue.get(timeout=POLL_S)]
-        except queue.Empty:
-            return []
-        while not self.queue.empty():
-            items.append(self.queue.get_nowait())
-        for _, _, error in items:
-            if error is not None:
-                raise error
-        return [(key, row) for key, row, _ in items]
+            return [(self.futures.pop(future), future.result()) for future in done]
+        except BrokenProcessPool:
+            raise PaysimError("a worker process died (killed, or out of memory); the points already written are "
+                              "kept: run again with --resume to finish the sweep") from None
 
     def close(self, interrupted: bool) -> None:
         if interrupted:
-            self.pool.terminate()
-        else:
-            self.pool.close()
-        self.pool.join()
+            self._stop_workers()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def _stop_workers(self) -> None:
+        """Stop replications still running, rather than let them finish for nobody."""
+        if hasattr(self.pool, "terminate_workers"):  # Python 3.14+
+            self.pool.terminate_workers()
+            return
+        processes = list((getattr(self.pool, "_processes", None) or {}).values())  # no public way before 3.14
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.join()
 
 
 class DaskCluster:

@@ -1,0 +1,606 @@
+"""The compiled engine: the same model as the SimPy engine for the scenarios it can run,
+as one numba-compiled event loop over flat arrays.
+
+It runs open networks of FCFS stations (workers, optionally bounded queues, any
+service distribution), probabilistic routing, Poisson, deterministic or renewal
+arrivals with piecewise-constant rate profiles, errors, and client timeouts with
+``on_timeout: cancel`` (abandonment) or ``continue``. Anything else (retries,
+executors, batches, classify, parallel calls, priorities, schedules, slowdowns,
+outages, closed populations) runs on the SimPy engine; :func:`unsupported` says why.
+
+Results are equal in distribution to the SimPy engine's, not bit-identical: the
+random numbers come from numba's generator seeded from (seed, replication). The
+statistics are accumulated exactly as :mod:`paysim.observe` does, and the observer's
+own ``row()`` turns them into the same metrics. Memory is O(transactions in flight).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import zlib
+
+import numpy as np
+
+from paysim import distributions as d
+from paysim.observe import Observer
+from paysim.scenario import Scenario
+from paysim.sketch import MIN_VALUE
+
+try:
+    import numba
+except ImportError:  # pragma: no cover - numba is a dependency; this keeps paysim usable without it
+    numba = None
+
+# distribution codes and their parameters (p0, p1, p2)
+DET, EXP, LOGN, GAMMA, UNIF, HYPER, EMP = range(7)
+# event kinds
+ARRIVAL, DONE_SERVICE, TIMEOUT, WINDOW = range(4)
+# transaction states
+TRAVEL, WAITING, SERVING, LEFT = range(4)
+# final outcomes counted per stream
+REJECTED, TIMED_OUT, ERRORED, ABANDONED = range(4)
+
+
+def unsupported(scenario: Scenario) -> str | None:
+    """Why the compiled engine cannot run ``scenario`` (None when it can)."""
+    if numba is None:
+        return "numba is not installed"
+    for name, arrival in scenario.arrivals.items():
+        for key in ("retry", "clients"):
+            if getattr(arrival, key) is not None:
+                return f"arrivals.{name}.{key} needs the SimPy engine"
+    for name, station in scenario.stations.items():
+        for key, default in (("executor", None), ("batch", None), ("classify", None), ("parallel", ()),
+                             ("schedule", ()), ("slowdowns", ()), ("outages", ()), ("instances", 1),
+                             ("discipline", "fifo")):
+            if getattr(station, key) != default:
+                return f"stations.{name}.{key} needs the SimPy engine"
+        if _code(station.service) is None:
+            return f"stations.{name}.service: {type(station.service).__name__} needs the SimPy engine"
+    return None
+
+
+def _code(dist: d.Distribution) -> tuple[int, float, float, float] | None:
+    if isinstance(dist, d.Deterministic):
+        return DET, dist.value, 0.0, 0.0
+    if isinstance(dist, d.Exponential):
+        return EXP, dist.mean, 0.0, 0.0
+    if isinstance(dist, d.Lognormal):
+        return LOGN, dist.mu, dist.sigma, 0.0
+    if isinstance(dist, d.Gamma):
+        return GAMMA, dist.shape, dist.scale, 0.0
+    if isinstance(dist, d.Uniform):
+        return UNIF, dist.low, dist.high, 0.0
+    if isinstance(dist, d.Hyperexponential):
+        return HYPER, dist.p1, dist.mean1, dist.mean2
+    if isinstance(dist, d.Empirical):
+        return EMP, 0.0, 0.0, 0.0   # the values go in a side table
+    return None
+
+
+class _Tables:
+    """The scenario flattened into arrays the kernel reads."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        stations = list(scenario.stations)
+        index = {name: i for i, name in enumerate(stations)}
+        dists = [s.service for s in scenario.stations.values()] + \
+                [a.interarrival for a in scenario.arrivals.values() if a.interarrival is not None]
+        empirical = [x for x in dists if isinstance(x, d.Empirical)]
+        self.emp_values = np.concatenate([np.asarray(e.values, float) for e in empirical]) if empirical else np.zeros(1)
+        starts = np.cumsum([0] + [len(e.values) for e in empirical])
+        emp_range = {id(e): (starts[i], starts[i + 1]) for i, e in enumerate(empirical)}
+
+        def params(dist: d.Distribution) -> list[float]:
+            code, a, b, c = _code(dist)
+            if code == EMP:
+                a, b = emp_range[id(dist)]
+            return [code, a, b, c]
+
+        self.service = np.array([params(s.service) for s in scenario.stations.values()], float)
+        self.workers = np.array([s.workers for s in scenario.stations.values()], np.int64)
+        self.capacity = np.array([-1 if s.queue is None else s.queue for s in scenario.stations.values()], np.int64)
+        self.errors = np.array([s.errors for s in scenario.stations.values()], float)
+        self.cancel = np.array([s.on_timeout == "cancel" for s in scenario.stations.values()], np.bool_)
+        width = max(len(s.routes) for s in scenario.stations.values())
+        self.route_cum = np.full((len(stations), width), np.inf)
+        self.route_to = np.full((len(stations), width), -1, np.int64)   # -1: done
+        for i, station in enumerate(scenario.stations.values()):
+            total = 0.0
+            for j, (target, p) in enumerate(station.routes.items()):
+                total += p
+                self.route_cum[i, j] = total
+                self.route_to[i, j] = index.get(target, -1)
+            self.route_cum[i, len(station.routes) - 1] = np.inf   # rounding never sends anyone nowhere
+        arrivals = list(scenario.arrivals.values())
+        self.entry = np.array([index[scenario.entry(n)] for n in scenario.arrivals], np.int64)
+        self.timeout = np.array([a.timeout if a.timeout is not None else np.inf for a in arrivals], float)
+        # clock: 0 Poisson/deterministic with a step profile (rate per step), 1 renewal (gap distribution)
+        self.clock = np.array([1 if a.interarrival is not None else 0 for a in arrivals], np.int64)
+        self.unit_det = np.array([a.process == "deterministic" for a in arrivals], np.bool_)
+        self.gap = np.array([params(a.interarrival) if a.interarrival is not None else [DET, 0, 0, 0]
+                             for a in arrivals], float)
+        steps = []
+        for a in arrivals:
+            if a.interarrival is not None:
+                steps.append([(0.0, 0.0)])
+                continue
+            points = [(p.at, p.x) for p in a.profile or ()]
+            first = points[0][1] if points and points[0][0] <= 0 else 1.0
+            rows = [(0.0, a.rate * first)] + [(at, a.rate * x) for at, x in points if at > 0]
+            steps.append(rows)
+        width = max(len(rows) for rows in steps)
+        self.step_at = np.full((len(arrivals), width + 1), np.inf)
+        self.step_rate = np.zeros((len(arrivals), width + 1))
+        for i, rows in enumerate(steps):
+            for j, (at, rate) in enumerate(rows):
+                self.step_at[i, j], self.step_rate[i, j] = at, rate
+
+
+def _jit(function):
+    """Compiled with numba, its machine code cached on disk; plain Python without numba."""
+    return numba.njit(cache=True, nogil=True)(function) if numba is not None else function
+
+
+@_jit
+def draw(p, emp):
+    code = int(p[0])
+    if code == 0:
+        return p[1]
+    if code == 1:
+        return np.random.exponential(p[1])
+    if code == 2:
+        return np.random.lognormal(p[1], p[2])
+    if code == 3:
+        return np.random.gamma(p[1], p[2])
+    if code == 4:
+        return np.random.uniform(p[1], p[2])
+    if code == 5:
+        return np.random.exponential(p[2] if np.random.random() < p[1] else p[3])
+    start, end = int(p[1]), int(p[2])
+    return emp[start + int(np.random.random() * (end - start))]
+
+@_jit
+def push(ht, hk, hi, hg, size, t, kind, ident, gen):
+    if size[0] == ht.shape[0]:
+        return False
+    i = size[0]
+    size[0] += 1
+    while i > 0:
+        parent = (i - 1) >> 1
+        if ht[parent] <= t:
+            break
+        ht[i], hk[i], hi[i], hg[i] = ht[parent], hk[parent], hi[parent], hg[parent]
+        i = parent
+    ht[i], hk[i], hi[i], hg[i] = t, kind, ident, gen
+    return True
+
+@_jit
+def pop(ht, hk, hi, hg, size):
+    t, kind, ident, gen = ht[0], hk[0], hi[0], hg[0]
+    size[0] -= 1
+    n = size[0]
+    lt, lk, li, lg = ht[n], hk[n], hi[n], hg[n]
+    i = 0
+    while True:
+        child = 2 * i + 1
+        if child >= n:
+            break
+        if child + 1 < n and ht[child + 1] < ht[child]:
+            child += 1
+        if ht[child] >= lt:
+            break
+        ht[i], hk[i], hi[i], hg[i] = ht[child], hk[child], hi[child], hg[child]
+        i = child
+    ht[i], hk[i], hi[i], hg[i] = lt, lk, li, lg
+    return t, kind, ident, gen
+
+@_jit
+def next_arrival(s, now, clock, unit_det, gap, emp, step_at, step_rate, segment):
+    if clock[s] == 1:
+        return now + draw(gap[s], emp)
+    work = 1.0 if unit_det[s] else np.random.exponential(1.0)
+    k = segment[s]
+    while True:
+        end = step_at[s, k + 1]
+        rate = step_rate[s, k]
+        if rate > 0:
+            g = work / rate
+            if now + g < end:
+                segment[s] = k
+                return now + g
+            work -= rate * (end - now)
+        if end == np.inf:
+            return np.inf
+        now = end
+        k += 1
+
+@_jit
+def bucket(value, log_gamma, offset, size):
+    b = math.ceil(math.log(value) / log_gamma) - offset
+    return min(max(b, 0), size - 1)
+
+@_jit
+def run(seed, warmup, horizon, max_in_flight,
+        service, workers, capacity, errors, cancel, route_cum, route_to,
+        entry, timeout, clock, unit_det, gap, step_at, step_rate, emp,
+        log_gamma, offset, nbuckets, min_value,
+        st_f, st_i, st_sketch, st_zeros, sr_f, sr_i, sr_sketch, sr_zeros):
+    np.random.seed(seed)
+    n_st, n_sr = workers.shape[0], entry.shape[0]
+    # station accumulators, columns of st_f: area_in, area_busy, sum_wait, sum_sojourn, sum_service,
+    # sum_time_all, sum_wait_all, sum_service_all, last_t
+    # st_i: in_station, busy, entered, rejected, started, finished, errored, abandoned, cancelled,
+    # departed, waiting, head, tail
+    # stream sr_f: area_in, sum_latency, sum_success_wait, sum_time, sum_wait, sum_service, last_t
+    # sr_i: in_system, arrived, succeeded, attempts, finished, departed, rejected, timed_out, errored, abandoned
+    cap = 1024
+    t_stream = np.empty(cap, np.int64)
+    t_entered = np.empty(cap)
+    t_arrived = np.empty(cap)
+    t_started = np.empty(cap)
+    t_wait = np.empty(cap)
+    t_service = np.empty(cap)
+    t_state = np.empty(cap, np.int64)
+    t_station = np.empty(cap, np.int64)
+    t_gave_up = np.empty(cap, np.bool_)
+    t_gen = np.zeros(cap, np.int64)
+    t_next = np.empty(cap, np.int64)
+    free = np.empty(cap, np.int64)
+    for i in range(cap):
+        free[i] = cap - 1 - i
+    n_free = cap
+    hcap = 4096
+    ht = np.empty(hcap)
+    hk = np.empty(hcap, np.int64)
+    hi = np.empty(hcap, np.int64)
+    hg = np.empty(hcap, np.int64)
+    size = np.zeros(1, np.int64)
+    segment = np.zeros(n_sr, np.int64)
+    for s in range(n_st):
+        st_i[s, 11] = -1
+        st_i[s, 12] = -1
+    for s in range(n_sr):
+        first = next_arrival(s, 0.0, clock, unit_det, gap, emp, step_at, step_rate, segment)
+        if first < np.inf:
+            push(ht, hk, hi, hg, size, first, 0, s, 0)
+    if warmup > 0:
+        push(ht, hk, hi, hg, size, warmup, 3, 0, 0)
+    in_flight = 0
+    while size[0] > 0:
+        if size[0] + 4 >= ht.shape[0]:   # room for what one event can schedule
+            grow = ht.shape[0] * 2
+            ht2, hk2, hi2, hg2 = np.empty(grow), np.empty(grow, np.int64), np.empty(grow, np.int64), np.empty(grow, np.int64)
+            ht2[:size[0]] = ht[:size[0]]
+            hk2[:size[0]] = hk[:size[0]]
+            hi2[:size[0]] = hi[:size[0]]
+            hg2[:size[0]] = hg[:size[0]]
+            ht, hk, hi, hg = ht2, hk2, hi2, hg2
+        if ht[0] >= horizon:
+            break
+        now, kind, ident, gen = pop(ht, hk, hi, hg, size)
+        moving = -1          # a transaction to route to a station (or out)
+        target = -1
+        if kind == 3:        # the measurement window opens: zero what was accumulated
+            for s in range(n_st):
+                st_f[s, 0] += st_i[s, 0] * (now - st_f[s, 8])
+                st_f[s, 1] += st_i[s, 1] * (now - st_f[s, 8])
+                st_f[s, 8] = now
+                for c in range(8):
+                    st_f[s, c] = 0.0
+                for c in range(2, 10):
+                    st_i[s, c] = 0
+                st_sketch[s, :] = 0
+                st_zeros[s] = 0
+            for s in range(n_sr):
+                sr_f[s, 6] = now
+                for c in range(6):
+                    sr_f[s, c] = 0.0
+                for c in range(1, 10):
+                    sr_i[s, c] = 0
+                sr_sketch[s, :] = 0
+                sr_zeros[s] = 0
+            continue
+        if kind == 0:        # an arrival of stream `ident`
+            s = ident
+            following = next_arrival(s, now, clock, unit_det, gap, emp, step_at, step_rate, segment)
+            if following < np.inf:
+                push(ht, hk, hi, hg, size, following, 0, s, 0)
+            in_flight += 1
+            if in_flight > max_in_flight:
+                return -1
+            if n_free == 0:
+                grow = t_stream.shape[0] * 2
+                old = t_stream.shape[0]
+                t_stream = np.concatenate((t_stream, np.empty(grow - old, np.int64)))
+                t_entered = np.concatenate((t_entered, np.empty(grow - old)))
+                t_arrived = np.concatenate((t_arrived, np.empty(grow - old)))
+                t_started = np.concatenate((t_started, np.empty(grow - old)))
+                t_wait = np.concatenate((t_wait, np.empty(grow - old)))
+                t_service = np.concatenate((t_service, np.empty(grow - old)))
+                t_state = np.concatenate((t_state, np.empty(grow - old, np.int64)))
+                t_station = np.concatenate((t_station, np.empty(grow - old, np.int64)))
+                t_gave_up = np.concatenate((t_gave_up, np.empty(grow - old, np.bool_)))
+                t_gen = np.concatenate((t_gen, np.zeros(grow - old, np.int64)))
+                t_next = np.concatenate((t_next, np.empty(grow - old, np.int64)))
+                free = np.empty(grow, np.int64)
+                for i in range(grow - old):
+                    free[i] = grow - 1 - i
+                n_free = grow - old
+            n_free -= 1
+            x = free[n_free]
+            t_stream[x] = s
+            t_entered[x] = now
+            t_wait[x] = 0.0
+            t_service[x] = 0.0
+            t_state[x] = TRAVEL
+            t_gave_up[x] = False
+            sr_f[s, 0] += sr_i[s, 0] * (now - sr_f[s, 6])
+            sr_f[s, 6] = now
+            sr_i[s, 0] += 1
+            sr_i[s, 1] += 1
+            sr_i[s, 3] += 1
+            if timeout[s] < np.inf:
+                push(ht, hk, hi, hg, size, now + timeout[s], 2, x, t_gen[x])
+            moving, target = x, entry[s]
+        elif kind == 1:      # a service completion
+            x = ident
+            if t_gen[x] != gen or t_state[x] != SERVING:
+                continue     # withdrawn while in service
+            st = t_station[x]
+            service_time = now - t_started[x]
+            t_service[x] += service_time
+            error = errors[st] > 0 and np.random.random() < errors[st]
+            sojourn = now - t_arrived[x]
+            # StationObserver.finish
+            st_f[st, 0] += st_i[st, 0] * (now - st_f[st, 8])
+            st_f[st, 1] += st_i[st, 1] * (now - st_f[st, 8])
+            st_f[st, 8] = now
+            st_i[st, 0] -= 1
+            st_i[st, 9] += 1
+            st_f[st, 5] += sojourn
+            st_f[st, 6] += sojourn - service_time
+            st_f[st, 7] += service_time
+            st_i[st, 1] -= 1
+            st_i[st, 5] += 1
+            if error:
+                st_i[st, 6] += 1
+            st_f[st, 3] += sojourn
+            st_f[st, 4] += service_time
+            if sojourn < min_value:
+                st_zeros[st] += 1
+            else:
+                st_sketch[st, bucket(sojourn, log_gamma, offset, nbuckets)] += 1
+            t_state[x] = TRAVEL
+            # the freed worker takes the next live waiting transaction
+            while st_i[st, 11] != -1:
+                y = st_i[st, 11]
+                st_i[st, 11] = t_next[y]
+                if st_i[st, 11] == -1:
+                    st_i[st, 12] = -1
+                if t_state[y] == WAITING:
+                    st_i[st, 10] -= 1
+                    wait = now - t_arrived[y]
+                    t_wait[y] += wait
+                    t_started[y] = now
+                    t_state[y] = SERVING
+                    st_f[st, 0] += st_i[st, 0] * (now - st_f[st, 8])
+                    st_f[st, 1] += st_i[st, 1] * (now - st_f[st, 8])
+                    st_f[st, 8] = now
+                    st_i[st, 1] += 1
+                    st_i[st, 4] += 1
+                    st_f[st, 2] += wait
+                    push(ht, hk, hi, hg, size, now + draw(service[st], emp), 1, y, t_gen[y])
+                    break
+            if error:
+                moving, target = x, -2   # lost with an error
+            else:
+                u = np.random.random() if route_to.shape[1] > 1 and route_cum[st, 0] < np.inf else 0.0
+                j = 0
+                while route_cum[st, j] <= u:
+                    j += 1
+                moving, target = x, route_to[st, j]
+        elif kind == 2:      # a client timeout
+            x = ident
+            if t_gen[x] != gen or t_gave_up[x] or t_state[x] == LEFT:
+                continue
+            t_gave_up[x] = True
+            s = t_stream[x]
+            st = t_station[x]
+            reason = TIMED_OUT
+            if cancel[st]:
+                if t_state[x] == WAITING:
+                    reason = ABANDONED
+                    st_i[st, 10] -= 1
+                    wait = now - t_arrived[x]
+                    t_wait[x] += wait
+                    st_f[st, 0] += st_i[st, 0] * (now - st_f[st, 8])
+                    st_f[st, 1] += st_i[st, 1] * (now - st_f[st, 8])
+                    st_f[st, 8] = now
+                    st_i[st, 0] -= 1
+                    st_i[st, 9] += 1
+                    st_f[st, 5] += wait
+                    st_f[st, 6] += wait
+                    st_i[st, 7] += 1
+                else:            # in service: the worker is freed now
+                    service_time = now - t_started[x]
+                    t_service[x] += service_time
+                    st_f[st, 0] += st_i[st, 0] * (now - st_f[st, 8])
+                    st_f[st, 1] += st_i[st, 1] * (now - st_f[st, 8])
+                    st_f[st, 8] = now
+                    st_i[st, 0] -= 1
+                    st_i[st, 9] += 1
+                    st_f[st, 5] += now - t_arrived[x]
+                    st_f[st, 6] += t_started[x] - t_arrived[x]
+                    st_f[st, 7] += service_time
+                    st_i[st, 1] -= 1
+                    st_i[st, 8] += 1
+                    while st_i[st, 11] != -1:
+                        y = st_i[st, 11]
+                        st_i[st, 11] = t_next[y]
+                        if st_i[st, 11] == -1:
+                            st_i[st, 12] = -1
+                        if t_state[y] == WAITING:
+                            st_i[st, 10] -= 1
+                            wait = now - t_arrived[y]
+                            t_wait[y] += wait
+                            t_started[y] = now
+                            t_state[y] = SERVING
+                            st_i[st, 1] += 1
+                            st_i[st, 4] += 1
+                            st_f[st, 2] += wait
+                            push(ht, hk, hi, hg, size, now + draw(service[st], emp), 1, y, t_gen[y])
+                            break
+                t_state[x] = LEFT
+                # the attempt leaves the system (StreamObserver.leave, not finished)
+                sr_f[s, 0] += sr_i[s, 0] * (now - sr_f[s, 6])
+                sr_f[s, 6] = now
+                sr_i[s, 0] -= 1
+                sr_i[s, 5] += 1
+                sr_f[s, 3] += now - t_entered[x]
+                sr_f[s, 4] += t_wait[x]
+                sr_f[s, 5] += t_service[x]
+                in_flight -= 1
+                t_gen[x] += 1
+                free[n_free] = x
+                n_free += 1
+            sr_i[s, 6 + reason] += 1
+            continue
+        # route `moving` to station `target` (-1: done, -2: lost with an error)
+        x = moving
+        s = t_stream[x]
+        if target >= 0:
+            st = target
+            full = capacity[st] >= 0 and st_i[st, 10] >= capacity[st]
+            if st_i[st, 1] >= workers[st] and full:
+                st_i[st, 3] += 1           # rejected
+                target = -3
+            else:
+                t_arrived[x] = now
+                t_station[x] = st
+                st_f[st, 0] += st_i[st, 0] * (now - st_f[st, 8])
+                st_f[st, 1] += st_i[st, 1] * (now - st_f[st, 8])
+                st_f[st, 8] = now
+                st_i[st, 0] += 1
+                st_i[st, 2] += 1
+                if st_i[st, 1] < workers[st]:
+                    st_i[st, 1] += 1
+                    st_i[st, 4] += 1
+                    t_started[x] = now
+                    t_state[x] = SERVING
+                    push(ht, hk, hi, hg, size, now + draw(service[st], emp), 1, x, t_gen[x])
+                else:
+                    t_state[x] = WAITING
+                    st_i[st, 10] += 1
+                    t_next[x] = -1
+                    if st_i[st, 12] == -1:
+                        st_i[st, 11] = x
+                    else:
+                        t_next[st_i[st, 12]] = x
+                    st_i[st, 12] = x
+                continue
+        # the attempt leaves the system: done (-1), error (-2) or rejected (-3)
+        finished = target == -1
+        sr_f[s, 0] += sr_i[s, 0] * (now - sr_f[s, 6])
+        sr_f[s, 6] = now
+        sr_i[s, 0] -= 1
+        sr_i[s, 5] += 1
+        if finished:
+            sr_i[s, 4] += 1
+        sr_f[s, 3] += now - t_entered[x]
+        sr_f[s, 4] += t_wait[x]
+        sr_f[s, 5] += t_service[x]
+        if not t_gave_up[x]:
+            t_gave_up[x] = True
+            if finished:
+                latency = now - t_entered[x]
+                sr_i[s, 2] += 1
+                sr_f[s, 1] += latency
+                sr_f[s, 2] += t_wait[x]
+                if latency < min_value:
+                    sr_zeros[s] += 1
+                else:
+                    sr_sketch[s, bucket(latency, log_gamma, offset, nbuckets)] += 1
+            else:
+                sr_i[s, 6 + (ERRORED if target == -2 else REJECTED)] += 1
+        t_state[x] = LEFT
+        in_flight -= 1
+        t_gen[x] += 1
+        free[n_free] = x
+        n_free += 1
+    for s in range(n_st):      # close the window at the horizon
+        st_f[s, 0] += st_i[s, 0] * (horizon - st_f[s, 8])
+        st_f[s, 1] += st_i[s, 1] * (horizon - st_f[s, 8])
+        st_f[s, 8] = horizon
+    for s in range(n_sr):
+        sr_f[s, 0] += sr_i[s, 0] * (horizon - sr_f[s, 6])
+        sr_f[s, 6] = horizon
+    return 0
+
+
+
+def _interruptible(kernel, arguments: tuple) -> int:
+    """Compiled code never checks for Ctrl-C: run it (without the GIL) on a daemon thread
+    and wait here, where a KeyboardInterrupt arrives and the thread is abandoned."""
+    result: list[int] = []
+    worker = threading.Thread(target=lambda: result.append(kernel(*arguments)), daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.1)
+    if not result:
+        raise RuntimeError("the compiled engine stopped without a result")
+    return result[0]
+
+
+def _seed(seed: int, replication: int) -> int:
+    state = np.random.SeedSequence(entropy=seed, spawn_key=(replication, zlib.crc32(b"fast-engine")))
+    return int(state.generate_state(1, np.uint32)[0])
+
+
+def run_replication_fast(scenario: Scenario, observer: Observer, seed: int, replication: int,
+                         max_in_flight: int = 5_000_000) -> None:
+    """Simulate one replication with the compiled engine, leaving its statistics in
+    ``observer`` exactly as the SimPy engine would."""
+    from paysim.engine.simpy_engine import RunawayError
+
+    tables = _Tables(scenario)
+    sketch = next(iter(observer.streams.values())).sketch
+    log_gamma, offset, nbuckets = sketch._log_gamma, sketch._offset, sketch._counts.size
+    n_st, n_sr = len(scenario.stations), len(scenario.arrivals)
+    st_f, st_i = np.zeros((n_st, 9)), np.zeros((n_st, 13), np.int64)
+    st_sketch, st_zeros = np.zeros((n_st, nbuckets), np.int64), np.zeros(n_st, np.int64)
+    sr_f, sr_i = np.zeros((n_sr, 7)), np.zeros((n_sr, 10), np.int64)
+    sr_sketch, sr_zeros = np.zeros((n_sr, nbuckets), np.int64), np.zeros(n_sr, np.int64)
+    warmup = scenario.warmup or 0.0
+    arguments = (_seed(seed, replication), warmup, scenario.horizon, max_in_flight,
+                 tables.service, tables.workers, tables.capacity, tables.errors, tables.cancel,
+                 tables.route_cum, tables.route_to, tables.entry, tables.timeout, tables.clock,
+                 tables.unit_det, tables.gap, tables.step_at, tables.step_rate, tables.emp_values,
+                 log_gamma, offset, nbuckets, MIN_VALUE,
+                 st_f, st_i, st_sketch, st_zeros, sr_f, sr_i, sr_sketch, sr_zeros)
+    status = _interruptible(run, arguments)
+    if status < 0:
+        raise RunawayError(f"more than {max_in_flight:,} transactions in flight: the system is overloaded "
+                           "(utilisation ≥ 1 with unbounded queues?)")
+    observer.window_start, observer.window_end = warmup, scenario.horizon
+    for i, station in enumerate(observer.stations.values()):
+        f, c = st_f[i], st_i[i]
+        station.area_in_station, station.area_busy = f[0], f[1]
+        station.sum_wait, station.sum_sojourn, station.sum_service = f[2], f[3], f[4]
+        station.sum_time_all, station.sum_wait_all, station.sum_service_all = f[5], f[6], f[7]
+        station.area_workers = station.workers * (scenario.horizon - warmup)
+        (station.in_station, station.busy, station.entered, station.rejected, station.started, station.finished,
+         station.errored, station.abandoned, station.cancelled, station.departed) = (int(v) for v in c[:10])
+        station.sketch._counts[:] = st_sketch[i]
+        station.sketch._zeros = int(st_zeros[i])
+    for i, stream in enumerate(observer.streams.values()):
+        f, c = sr_f[i], sr_i[i]
+        stream.area_in_system, stream.sum_latency, stream.sum_success_wait = f[0], f[1], f[2]
+        stream.sum_time, stream.sum_wait, stream.sum_service = f[3], f[4], f[5]
+        (stream.in_system, stream.arrived, stream.succeeded, stream.attempts, stream.finished,
+         stream.departed) = (int(v) for v in c[:6])
+        stream.failures = {"rejected": int(c[6]), "timed_out": int(c[7]), "errored": int(c[8]), "abandoned": int(c[9])}
+        stream.retries = 0
+        stream.sketch._counts[:] = sr_sketch[i]
+        stream.sketch._zeros = int(sr_zeros[i])
