@@ -87,6 +87,8 @@ def run(
     interval: Optional[str] = typer.Option(None, help="Time-series sampling interval with --out, e.g. 10s "
                                                       "(default: about 120 points over the horizon)."),
     compare_theory: bool = typer.Option(False, "--compare", help="Set queueing theory's answer beside each metric."),
+    engine: str = typer.Option("auto", help="auto (the compiled engine where the scenario fits it, else SimPy), "
+                                            "simpy or fast."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     debug: bool = typer.Option(False, help="Show tracebacks."),
 ) -> None:
@@ -107,7 +109,8 @@ def run(
 
             result = simulate(scenario, seed=seed, replications=replications, jobs=jobs, progress=advance,
                               series_interval=_series_interval(interval, scenario.horizon) if out else None,
-                              precision=_precision(precision), max_replications=max_replications)
+                              precision=_precision(precision), max_replications=max_replications,
+                              engine=_engine(engine))
         if out is not None:
             for path in write_outputs(result, out):
                 err.print(f"wrote {path}")
@@ -132,6 +135,12 @@ def run(
 def _console() -> Console:
     console = Console(highlight=False)
     return console if console.is_terminal else Console(highlight=False, width=160)
+
+
+def _engine(text: str) -> str:
+    if text not in ("auto", "simpy", "fast"):
+        raise PaysimError(f"--engine: expected auto, simpy or fast, got {text!r}")
+    return text
 
 
 def _precision(text: str | None) -> float | None:

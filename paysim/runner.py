@@ -29,7 +29,7 @@ from paysim.stats import Estimate, LittleCheck, SloCheck, check_slo, littles_law
 
 Progress = Callable[[int, float], None]   # (replication, fraction of it done)
 INLINE_ARRIVALS = 200_000                  # below this much work a process pool costs more than it saves
-FAST_SPEEDUP = 20                          # the compiled engine does that much more per second
+FAST_SPEEDUP = 100                         # the compiled engine: spawning workers pays off only for long runs
 
 
 @dataclass

@@ -283,3 +283,12 @@ def test_shipped_sweep_points_run(path):
         short = point.scenario.model_copy(update={"horizon": 20.0, "warmup": 2.0})
         result = simulate(short, seed=point.seed, replications=2, jobs=1)
         assert result.summary["system.throughput"].mean > 0
+
+
+def test_auto_warmup_needs_a_sweep_warmup(tmp_path):
+    auto = SCENARIO.replace("warmup: 3s", "warmup: auto")
+    sweep = write_sweep(tmp_path, "sweep:\n  scenario: mmc.yaml\n  vary:\n    stations.pool.workers: [10, 12]\n", auto)
+    with pytest.raises(ScenarioError, match="sweep.warmup: the scenario's 'warmup: auto' is not supported"):
+        load_sweep(sweep)
+    sweep.write_text(sweep.read_text() + "  warmup: 2s\n")
+    assert all(point.scenario.warmup == 2.0 for point in load_sweep(sweep).points)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 from scipy import stats as sps
@@ -42,7 +42,6 @@ class Case:
     direct: Callable[[], dict[str, float]] | None = None   # closed forms, by run metric name
     slow: bool = False
     warmup: float | None = None            # default: a tenth of the horizon
-    notes: str = ""
 
     def model(self):
         warmup = self.horizon / 10 if self.warmup is None else self.warmup

@@ -27,11 +27,12 @@ class ExecutorStation(ServiceStation):
         self.idle_set: set[int] = set()
         self.token = 0
         self.caller_run: set[int] = set()  # ids of tasks run on the caller's thread
-        self.observer.set_threads(0.0, 0)
+        if self.observer.threads is None:  # the instances of a station share one observer
+            self.observer.set_threads(0.0, 0)
 
     def _new_thread(self, now: float) -> None:
         self.threads += 1
-        self.observer.set_threads(now, self.threads)
+        self.observer.set_threads(now, self.observer.threads + 1)
 
     def _take_idle(self) -> bool:
         if not self.idle:
@@ -114,7 +115,7 @@ class ExecutorStation(ServiceStation):
             self.idle_set.discard(token)
             self.idle.remove(token)
             self.threads -= 1
-            self.observer.set_threads(self.env.now, self.threads)
+            self.observer.set_threads(self.env.now, self.observer.threads - 1)
 
     def _resume(self, now: float) -> None:
         while self.down is None and self.waiting and self._take_idle():

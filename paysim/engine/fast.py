@@ -162,39 +162,46 @@ def draw(p, emp):
     return emp[start + int(np.random.random() * (end - start))]
 
 @_jit
-def push(ht, hk, hi, hg, size, t, kind, ident, gen):
-    if size[0] == ht.shape[0]:
-        return False
-    i = size[0]
-    size[0] += 1
-    while i > 0:
-        parent = (i - 1) >> 1
-        if ht[parent] <= t:
-            break
-        ht[i], hk[i], hi[i], hg[i] = ht[parent], hk[parent], hi[parent], hg[parent]
-        i = parent
-    ht[i], hk[i], hi[i], hg[i] = t, kind, ident, gen
-    return True
+def _before(ht, hs, i, t, seq):
+    """Entry i comes before (t, seq): earlier, or as early and scheduled first (as in SimPy)."""
+    return ht[i] < t or (ht[i] == t and hs[i] < seq)
+
 
 @_jit
-def pop(ht, hk, hi, hg, size):
+def push(ht, hk, hi, hg, hs, size, t, kind, ident, gen):
+    i = size[0]
+    seq = size[1]
+    size[0] += 1
+    size[1] += 1
+    while i > 0:
+        parent = (i - 1) >> 1
+        if _before(ht, hs, parent, t, seq):
+            break
+        ht[i], hk[i], hi[i], hg[i], hs[i] = ht[parent], hk[parent], hi[parent], hg[parent], hs[parent]
+        i = parent
+    ht[i], hk[i], hi[i], hg[i], hs[i] = t, kind, ident, gen, seq
+
+
+@_jit
+def pop(ht, hk, hi, hg, hs, size):
     t, kind, ident, gen = ht[0], hk[0], hi[0], hg[0]
     size[0] -= 1
     n = size[0]
-    lt, lk, li, lg = ht[n], hk[n], hi[n], hg[n]
+    lt, lk, li, lg, ls = ht[n], hk[n], hi[n], hg[n], hs[n]
     i = 0
     while True:
         child = 2 * i + 1
         if child >= n:
             break
-        if child + 1 < n and ht[child + 1] < ht[child]:
+        if child + 1 < n and _before(ht, hs, child + 1, ht[child], hs[child]):
             child += 1
-        if ht[child] >= lt:
+        if not _before(ht, hs, child, lt, ls):
             break
-        ht[i], hk[i], hi[i], hg[i] = ht[child], hk[child], hi[child], hg[child]
+        ht[i], hk[i], hi[i], hg[i], hs[i] = ht[child], hk[child], hi[child], hg[child], hs[child]
         i = child
-    ht[i], hk[i], hi[i], hg[i] = lt, lk, li, lg
+    ht[i], hk[i], hi[i], hg[i], hs[i] = lt, lk, li, lg, ls
     return t, kind, ident, gen
+
 
 @_jit
 def next_arrival(s, now, clock, unit_det, gap, emp, step_at, step_rate, segment):
@@ -256,7 +263,8 @@ def run(seed, warmup, horizon, max_in_flight,
     hk = np.empty(hcap, np.int64)
     hi = np.empty(hcap, np.int64)
     hg = np.empty(hcap, np.int64)
-    size = np.zeros(1, np.int64)
+    hs = np.empty(hcap, np.int64)
+    size = np.zeros(2, np.int64)     # entries, and the next sequence number
     segment = np.zeros(n_sr, np.int64)
     for s in range(n_st):
         st_i[s, 11] = -1
@@ -264,22 +272,22 @@ def run(seed, warmup, horizon, max_in_flight,
     for s in range(n_sr):
         first = next_arrival(s, 0.0, clock, unit_det, gap, emp, step_at, step_rate, segment)
         if first < np.inf:
-            push(ht, hk, hi, hg, size, first, 0, s, 0)
+            push(ht, hk, hi, hg, hs, size, first, 0, s, 0)
     if warmup > 0:
-        push(ht, hk, hi, hg, size, warmup, 3, 0, 0)
+        push(ht, hk, hi, hg, hs, size, warmup, 3, 0, 0)
     in_flight = 0
     while size[0] > 0:
         if size[0] + 4 >= ht.shape[0]:   # room for what one event can schedule
             grow = ht.shape[0] * 2
-            ht2, hk2, hi2, hg2 = np.empty(grow), np.empty(grow, np.int64), np.empty(grow, np.int64), np.empty(grow, np.int64)
-            ht2[:size[0]] = ht[:size[0]]
-            hk2[:size[0]] = hk[:size[0]]
-            hi2[:size[0]] = hi[:size[0]]
-            hg2[:size[0]] = hg[:size[0]]
-            ht, hk, hi, hg = ht2, hk2, hi2, hg2
+            n = size[0]
+            ht = np.concatenate((ht[:n], np.empty(grow - n)))
+            hk = np.concatenate((hk[:n], np.empty(grow - n, np.int64)))
+            hi = np.concatenate((hi[:n], np.empty(grow - n, np.int64)))
+            hg = np.concatenate((hg[:n], np.empty(grow - n, np.int64)))
+            hs = np.concatenate((hs[:n], np.empty(grow - n, np.int64)))
         if ht[0] >= horizon:
             break
-        now, kind, ident, gen = pop(ht, hk, hi, hg, size)
+        now, kind, ident, gen = pop(ht, hk, hi, hg, hs, size)
         moving = -1          # a transaction to route to a station (or out)
         target = -1
         if kind == 3:        # the measurement window opens: zero what was accumulated
@@ -306,7 +314,7 @@ def run(seed, warmup, horizon, max_in_flight,
             s = ident
             following = next_arrival(s, now, clock, unit_det, gap, emp, step_at, step_rate, segment)
             if following < np.inf:
-                push(ht, hk, hi, hg, size, following, 0, s, 0)
+                push(ht, hk, hi, hg, hs, size, following, 0, s, 0)
             in_flight += 1
             if in_flight > max_in_flight:
                 return -1
@@ -342,7 +350,7 @@ def run(seed, warmup, horizon, max_in_flight,
             sr_i[s, 1] += 1
             sr_i[s, 3] += 1
             if timeout[s] < np.inf:
-                push(ht, hk, hi, hg, size, now + timeout[s], 2, x, t_gen[x])
+                push(ht, hk, hi, hg, hs, size, now + timeout[s], 2, x, t_gen[x])
             moving, target = x, entry[s]
         elif kind == 1:      # a service completion
             x = ident
@@ -391,7 +399,7 @@ def run(seed, warmup, horizon, max_in_flight,
                     st_i[st, 1] += 1
                     st_i[st, 4] += 1
                     st_f[st, 2] += wait
-                    push(ht, hk, hi, hg, size, now + draw(service[st], emp), 1, y, t_gen[y])
+                    push(ht, hk, hi, hg, hs, size, now + draw(service[st], emp), 1, y, t_gen[y])
                     break
             if error:
                 moving, target = x, -2   # lost with an error
@@ -450,7 +458,7 @@ def run(seed, warmup, horizon, max_in_flight,
                             st_i[st, 1] += 1
                             st_i[st, 4] += 1
                             st_f[st, 2] += wait
-                            push(ht, hk, hi, hg, size, now + draw(service[st], emp), 1, y, t_gen[y])
+                            push(ht, hk, hi, hg, hs, size, now + draw(service[st], emp), 1, y, t_gen[y])
                             break
                 t_state[x] = LEFT
                 # the attempt leaves the system (StreamObserver.leave, not finished)
@@ -489,7 +497,7 @@ def run(seed, warmup, horizon, max_in_flight,
                     st_i[st, 4] += 1
                     t_started[x] = now
                     t_state[x] = SERVING
-                    push(ht, hk, hi, hg, size, now + draw(service[st], emp), 1, x, t_gen[x])
+                    push(ht, hk, hi, hg, hs, size, now + draw(service[st], emp), 1, x, t_gen[x])
                 else:
                     t_state[x] = WAITING
                     st_i[st, 10] += 1

@@ -104,8 +104,12 @@ def numeric(value: Any) -> tuple[float, str] | None:
 
 def point_seed(sweep_seed: int, params: Mapping[str, Any]) -> int:
     """A 64-bit seed from the sweep's seed and the point's canonical parameter values."""
-    canonical = json.dumps(sorted((path, (numeric(v) or (v,))[0]) for path, v in params.items()),
-                           default=str, ensure_ascii=False)
+    def canonical_value(value: Any) -> Any:   # 100/s, 6000/min and 100 are the same rate
+        parsed = numeric(value)
+        return parsed[0] if parsed else value
+
+    canonical = json.dumps(sorted((path, canonical_value(v)) for path, v in params.items()), default=str,
+                           ensure_ascii=False)
     words = np.frombuffer(hashlib.sha256(canonical.encode()).digest(), dtype=np.uint32)
     sequence = np.random.SeedSequence(entropy=sweep_seed, spawn_key=tuple(int(w) for w in words))
     return int(sequence.generate_state(1, np.uint64)[0])
@@ -385,6 +389,9 @@ def load_sweep(path: str | Path) -> Sweep:
         problems.add(("sweep", "vary"), f"the grid has {count:,} points; at most {MAX_POINTS:,} are allowed in one sweep")
         problems.raise_if_any()
     points = _build_points(sweep, scenario_file, scenario_data, scenario_lines, parameters, problems)
+    if any(point.scenario.warmup is None for point in points):
+        problems.add(("sweep", "warmup"), "the scenario's 'warmup: auto' is not supported in a sweep yet (every point "
+                                          "would need its own pilot runs); give the sweep a warmup such as 'warmup: 1m'")
     problems.raise_if_any()
     first = points[0].scenario
     seed = sweep.get("seed", first.seed)

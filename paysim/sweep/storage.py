@@ -54,7 +54,10 @@ def estimates(row: Mapping[str, str]) -> dict[str, Estimate]:
 @contextlib.contextmanager
 def locked(directory: Path) -> Iterator[None]:
     """Hold an exclusive lock on the directory so two sweeps never append to one results.csv."""
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise SweepOutputError(f"{directory}: cannot use it as the output directory ({error.strerror or error})") from None
     try:
         import fcntl
     except ImportError:  # not on POSIX: no lock
