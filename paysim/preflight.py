@@ -39,7 +39,7 @@ import numpy as np
 
 from paysim.analytic import jackson_arrival_rates
 from paysim.scenario import DONE, Arrival, Scenario, Station
-from paysim.scenario.models import OUTCOMES, Classify
+from paysim.scenario.models import Classify
 
 SHARE_SAMPLES = 20_000      # amounts drawn per stream to estimate classification shares
 SHARE_SEED = 20261125       # fixed: the same scenario always gets the same estimate

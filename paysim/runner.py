@@ -55,7 +55,7 @@ class RunResult:
 
 
 def observer_for(scenario: Scenario) -> Observer:
-    stations = {name: StationObserver(s.executor.max_threads if s.executor else s.workers * s.instances,
+    stations = {name: StationObserver((s.executor.max_threads if s.executor else s.workers) * s.instances,
                                       s.service.mean, batch=s.batch is not None)
                 for name, s in scenario.stations.items()}
     return Observer(stations, {name: StreamObserver() for name in scenario.arrivals})

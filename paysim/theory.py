@@ -26,7 +26,8 @@ What a station is made of:
   split of a Poisson stream is Poisson): each instance's formula, and the station as their
   sum (L = N·L_i, W the same, utilisation the same); ``instance.*`` metrics give one
   instance. round_robin, least_busy and power_of_two balance better than a random split,
-  so the random split's means are given as upper estimates, labelled approximate.
+  so the random split's means are given as upper estimates (with bounded queues, as an
+  estimate only: better balance also rejects less), labelled approximate.
 * ``discipline: lifo`` (non-preemptive, the order independent of service times) leaves
   the number in system, hence every mean, as under FIFO; the sojourn distribution
   changes, so no percentiles. ``discipline: priority`` with streams of several priorities:
@@ -302,11 +303,15 @@ class _Network:
         return (name not in self.structure and not isinstance(model, str) and model[1] is None
                 and _exponential(station.service) and self.split_poisson(name) and not self.unstable(name))
 
+    def upstream(self, name: str) -> list[str]:
+        """The other stations that send transactions here (directly or not); idle ones do not count."""
+        return sorted(m for m in self.ancestors[name] - {name} if self.rates[m] > 0)
+
     def poisson_upstream(self, name: str) -> bool:
         """Everything upstream is a stable Jackson node and every stream reaching here is Poisson."""
         arrivals = self.scenario.arrivals
         return (all(_poisson(arrivals[s]) for s in self.streams[name])
-                and all(self.stable_markov(m) for m in self.ancestors[name] - {name}))
+                and all(self.stable_markov(m) for m in self.upstream(name)))
 
     def jackson(self, name: str) -> bool:
         return self.poisson_upstream(name) and self.stable_markov(name)
@@ -331,7 +336,7 @@ class _Network:
     def per_class(self, name: str) -> bool:
         """Each priority class arrives as a Poisson stream: the input is Poisson, and no station
         upstream reorders classes by priority (FIFO and LIFO keep class marks independent)."""
-        return self.poisson_input(name) and not any(self.prioritised(m) for m in self.ancestors[name] - {name})
+        return self.poisson_input(name) and not any(self.prioritised(m) for m in self.upstream(name))
 
 
 def _mmc_priority_waits(rates: list[float], mu: float, servers: int) -> list[float]:
@@ -367,8 +372,9 @@ def _assemble(net: _Network, name: str, m: QueueMetrics, exact: bool, formula: s
             formula += f"; {count} instances at λ/{count} each (random split)"
         else:
             exact = False
-            formula += (f"; {count} instances taken as a random split at λ/{count}: {station.balance} balances "
-                        "better, so the means are upper estimates")
+            formula += f"; {count} instances taken as a random split at λ/{count}: {station.balance} balances better, "
+            formula += ("so the means are upper estimates" if net.models[name][1] is None
+                        else "with fewer rejections, so this is an estimate")
     if station.discipline == "lifo":
         formula += "; LIFO: the means are FIFO's"
     if exact:
@@ -448,7 +454,7 @@ def _general(net: _Network, name: str) -> ScopeTheory:
     feeders = [s for s in net.streams[name] if s in net.open]
     if poisson:
         ca2, note = 1.0, "Poisson input"
-    elif not net.ancestors[name] and len(feeders) == 1:
+    elif not net.upstream(name) and name not in net.reach[name] and len(feeders) == 1:
         ca2 = _arrival_scv(net.scenario.arrivals[feeders[0]])
         ca2 = 1 - 1 / count + ca2 / count  # a random 1/N share of a renewal stream
         note = f"renewal input from stream {feeders[0]!r}"
@@ -482,7 +488,7 @@ def _own_reason(net: _Network, name: str) -> str | None:
 
 
 def _upstream_reason(net: _Network, name: str, lossy: dict[str, ScopeTheory]) -> str | None:
-    for other in sorted(net.ancestors[name] - {name}):
+    for other in net.upstream(name):
         if net.unstable(other):
             return f"downstream of station {other!r}, which is unstable, so its output depends on the horizon"
         if net.varies(other):
@@ -740,12 +746,11 @@ def analyse(scenario: Scenario) -> Theory:
         net.thin(passed)
     stations = {n: _station(net, n, lossy) for n in scenario.stations}
     streams = {}
-    for stream in scenario.arrivals:
-        if stream in net.closed:
-            streams[stream], closed = _closed(net, stream)
-            stations.update(closed)
-        else:
-            streams[stream] = _stream(net, stream, stations)
+    for stream in net.closed:   # its stations' results replace the open analysis's refusals
+        streams[stream], closed = _closed(net, stream)
+        stations.update(closed)
+    streams.update({stream: _stream(net, stream, stations) for stream in net.open})
+    streams = {stream: streams[stream] for stream in scenario.arrivals}
     return Theory(scenario.name, _system(net, stations, streams), stations, streams)
 
 

@@ -229,7 +229,7 @@ def test_malformed_sweep_refused_cleanly(tmp_path, body, key, message):
     for command in (["validate", str(sweep)], ["sweep", str(sweep), "--out", str(tmp_path / "out"), "-q"]):
         result = invoke(*command)
         assert result.exit_code == 2, result.output
-        assert f"sweep.yaml:" in result.stderr and f": {key}: " in result.stderr and message in result.stderr, result.stderr
+        assert "sweep.yaml:" in result.stderr and f": {key}: " in result.stderr and message in result.stderr, result.stderr
         assert "Traceback" not in result.output
     assert not (tmp_path / "out" / "results.csv").exists()
 

@@ -131,6 +131,13 @@ def check_references(scenario: Scenario) -> list[tuple[Path_, str]]:
             if target not in stations or target == name:
                 found.append((("stations", name, "parallel", index),
                               f"expected another station, got {target!r}{did_you_mean(target, stations)}"))
+            elif any(key in stations[target].model_fields_set for key in ("next", "classify", "parallel")):
+                found.append((("stations", name, "parallel", index),
+                              f"{target!r} answers a parallel call, so it returns after its own service: "
+                              "leave out its next, classify and parallel"))
+        if station.executor is not None and station.schedule:
+            found.append((("stations", name, "schedule"), "an executor sizes its own threads; "
+                                                          "a schedule cannot be combined with it"))
         for target in station.routes:
             if target != DONE and target not in stations:
                 found.append((("stations", name, "next"), f"unknown station {target!r}{did_you_mean(target, [*stations, DONE])}"))

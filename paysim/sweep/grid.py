@@ -292,7 +292,7 @@ def path_problem(data: Any, dotted: str) -> str | None:
                 return f"{where} has no key {part!r}{did_you_mean(part, node)}; it has {', '.join(map(str, node))}"
             node = node[part]
         else:
-            shown = f"a list" if isinstance(node, list) else repr(node)[:60]
+            shown = "a list" if isinstance(node, list) else repr(node)[:60]
             return f"{where} is {shown}, not a mapping, so it has no key {part!r}; vary {where} as a whole"
     return None
 

@@ -1,0 +1,185 @@
+"""paysim's benchmark, in one run: ``python bench/run.py`` (``--quick`` for a smoke run).
+
+On the same M/M/10 at 90% load it times, in customers per second:
+  * a plain hand-written SimPy model (a process per customer, a Resource for the workers);
+  * Ciw, if installed (``pip install -e '.[bench]'``);
+  * paysim's SimPy engine and compiled engine, called as a library;
+  * ``paysim run --json`` as a user runs it, imports included, on ~20M arrivals;
+then the card-checkout scenario, peak memory at 10^5 and 10^7 customers, and a sweep
+with --jobs 1 against --jobs 2. It prints every number and the ratios the speed issue
+sets as targets. Nothing here is a unit test: numbers depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import simpy
+
+ROOT = Path(__file__).resolve().parent.parent
+RATE, MEAN_SERVICE, WORKERS = 450.0, 0.02, 10          # rho = 0.9
+
+
+def plain_simpy(customers: int, seed: int = 1) -> float:
+    """The M/M/10 as a SimPy user would write it; returns customers per second."""
+    rng = np.random.default_rng(seed)
+    env = simpy.Environment()
+    workers = simpy.Resource(env, WORKERS)
+    waits = []
+
+    def customer(env):
+        arrived = env.now
+        with workers.request() as request:
+            yield request
+            waits.append(env.now - arrived)
+            yield env.timeout(rng.exponential(MEAN_SERVICE))
+
+    def source(env):
+        for _ in range(customers):
+            yield env.timeout(rng.exponential(1 / RATE))
+            env.process(customer(env))
+
+    started = time.perf_counter()
+    env.process(source(env))
+    env.run()
+    return customers / (time.perf_counter() - started)
+
+
+def ciw_rate(customers: int, seed: int = 1) -> float | None:
+    try:
+        import ciw
+    except ImportError:
+        return None
+    ciw.seed(seed)
+    network = ciw.create_network(arrival_distributions=[ciw.dists.Exponential(RATE)],
+                                 service_distributions=[ciw.dists.Exponential(1 / MEAN_SERVICE)],
+                                 number_of_servers=[WORKERS])
+    started = time.perf_counter()
+    simulation = ciw.Simulation(network)
+    simulation.simulate_until_max_time(customers / RATE)
+    served = len(simulation.get_all_records())
+    return served / (time.perf_counter() - started)
+
+
+def _scenario_yaml(horizon_s: float) -> str:
+    return (f"name: bench-mmc\nhorizon: {horizon_s}\nwarmup: 0\nreplications: 1\nseed: 1\n"
+            f"arrivals: {{requests: {{rate: {RATE}}}}}\n"
+            f"stations: {{pool: {{workers: {WORKERS}, service: {{dist: exponential, mean: {MEAN_SERVICE}}}}}}}\n")
+
+
+def paysim_library(engine: str, customers: int) -> float:
+    from paysim.runner import simulate
+    from paysim.scenario import scenario_from_data
+    from paysim.yamlio import parse_yaml
+
+    data, lines = parse_yaml(_scenario_yaml(customers / RATE), "bench.yaml")
+    model = scenario_from_data(data, "bench.yaml", lines)
+    simulate(model, jobs=1, engine=engine, replications=1)            # compile / warm caches
+    started = time.perf_counter()
+    simulate(model, jobs=1, engine=engine, replications=1)
+    return customers / (time.perf_counter() - started)
+
+
+def paysim_command(customers: int, jobs: int = 1, engine: str = "auto") -> tuple[float, dict]:
+    """``paysim run --json`` in a fresh process: customers per second of wall time, imports included."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "bench.yaml"
+        path.write_text(_scenario_yaml(customers / RATE))
+        started = time.perf_counter()
+        out = subprocess.run([sys.executable, "-m", "paysim", "run", str(path), "--json", "-q", "-j", str(jobs),
+                              "--engine", engine], capture_output=True, text=True, check=True).stdout
+        return customers / (time.perf_counter() - started), json.loads(out)
+
+
+def peak_memory_mb(engine: str, customers: int) -> float:
+    """Peak RSS of a process simulating ``customers`` arrivals (statistics only, no trace)."""
+    code = (
+        "import resource, sys\n"
+        "from paysim.runner import simulate\nfrom paysim.scenario import scenario_from_data\n"
+        "from paysim.yamlio import parse_yaml\n"
+        f"data, lines = parse_yaml({_scenario_yaml(customers / RATE)!r}, 'bench.yaml')\n"
+        f"simulate(scenario_from_data(data, 'bench.yaml', lines), jobs=1, engine={engine!r})\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    return int(out.split()[-1]) / 1024
+
+
+def card_checkout_seconds(engine: str) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "paysim", "run", str(ROOT / "scenarios" / "card-checkout.yaml"),
+                    "--json", "-q", "-r", "2", "--horizon", "5m", "--warmup", "30s", "-j", "1", "--engine", engine],
+                   capture_output=True, text=True, check=True)
+    return time.perf_counter() - started
+
+
+def sweep_seconds(jobs: int) -> float | None:
+    sweep = ROOT / "scenarios" / "mmc-sweep.yaml"
+    if not sweep.exists():
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "paysim", "sweep", str(sweep), "--out", folder, "-q",
+                               "--jobs", str(jobs)], capture_output=True, text=True)
+        if done.returncode != 0:
+            return None
+        return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes: checks the benchmark runs, not the machine")
+    quick = parser.parse_args().quick
+    scale = 0.02 if quick else 1.0
+    print(f"paysim benchmark, {time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"M/M/{WORKERS} at rho = {RATE * MEAN_SERVICE / WORKERS:.2f}; customers per second (higher is better)\n")
+
+    results: dict[str, float | None] = {
+        "plain SimPy": plain_simpy(int(1_000_000 * scale)),
+        "Ciw": ciw_rate(int(200_000 * scale)),
+        "paysim SimPy engine": paysim_library("simpy", int(1_000_000 * scale)),
+        "paysim fast engine": paysim_library("fast", int(20_000_000 * scale)),
+    }
+    command_rate, data = paysim_command(int(20_000_000 * scale))
+    results[f"paysim run --json ({data['run']['engine']}, 1 job, imports included)"] = command_rate
+    for name, rate in results.items():
+        print(f"  {name:<58} {'-' if rate is None else f'{rate:>14,.0f}/s'}")
+
+    simpy_rate, ciw = results["plain SimPy"], results["Ciw"]
+    print("\nratios (targets from the speed issue)")
+    print(f"  paysim run (default engine) / plain SimPy   {command_rate / simpy_rate:8.1f}x   (target >= 40x)")
+    if ciw:
+        print(f"  paysim run (default engine) / Ciw           {command_rate / ciw:8.1f}x   (target >= 100x)")
+    print(f"  paysim SimPy engine / plain SimPy           {results['paysim SimPy engine'] / simpy_rate:8.2f}x   "
+          "(target >= 0.8x)")
+
+    print("\ncard-checkout scenario (2 replications x 5 min, about 270k arrivals)")
+    for engine in ("simpy", "auto"):
+        print(f"  --engine {engine:<6} {card_checkout_seconds(engine):8.1f} s")
+
+    small, large = int(1e5), int(1e7 * scale)
+    fast_small, fast_large = peak_memory_mb("fast", small), peak_memory_mb("fast", large)
+    print(f"\npeak memory (RSS), compiled engine: {small:,} customers {fast_small:.0f} MB, "
+          f"{large:,} customers {fast_large:.0f} MB: ratio {fast_large / fast_small:.2f} (target <= 1.5)")
+    simpy_small, simpy_large = peak_memory_mb("simpy", small), peak_memory_mb("simpy", int(1e6 * scale))
+    print(f"peak memory (RSS), SimPy engine:    {small:,} customers {simpy_small:.0f} MB, "
+          f"{int(1e6 * scale):,} customers {simpy_large:.0f} MB: ratio {simpy_large / simpy_small:.2f}")
+
+    one, two = sweep_seconds(1), sweep_seconds(2)
+    if one and two:
+        print(f"\nsweep scenarios/mmc-sweep.yaml: --jobs 1 {one:.1f} s, --jobs 2 {two:.1f} s: "
+              f"speed-up {one / two:.2f}x (target >= 1.8x)")
+
+
+if __name__ == "__main__":
+    main()
