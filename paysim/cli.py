@@ -33,6 +33,7 @@ from paysim.units import parse_duration, parse_probability
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="paysim: a queueing-theory capacity simulator for payment systems.")
 err = Console(stderr=True, highlight=False)
+MAX_JOBS = 256
 
 
 @contextlib.contextmanager
@@ -80,7 +81,7 @@ def run(
                                                        "half-width is within this, e.g. 2%."),
     max_replications: int = typer.Option(200, min=2, help="Cap on replications with --precision."),
     seed: Optional[int] = typer.Option(None, min=0, help="Random seed (default: the scenario's)."),
-    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help="Processes to run replications on (default: all cores)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, max=MAX_JOBS, help="Processes to run replications on (default: all cores)."),
     as_json: bool = typer.Option(False, "--json", help="Print only JSON to stdout."),
     out: Optional[Path] = typer.Option(None, help="Also write results.json, results.csv and the time series "
                                                    "(timeseries.csv, timeseries.png) into this directory."),
@@ -99,6 +100,7 @@ def run(
         count = replications or scenario.replications
         for line in stability_warnings(scenario):
             err.print(f"[bold yellow]warning:[/] {escape(line)}", soft_wrap=True)
+        _check_size(file, expected_arrivals(scenario) * count, max_replications if precision else count)
         with _progress_bar(count, quiet) as bar:
             task = bar.add_task(f"{escape(scenario.name)}: ~{expected_arrivals(scenario) * count:,.0f} arrivals", total=count)
             done: dict[int, float] = {}
@@ -135,6 +137,19 @@ def run(
 def _console() -> Console:
     console = Console(highlight=False)
     return console if console.is_terminal else Console(highlight=False, width=160)
+
+
+MAX_ARRIVALS = 1e11        # days of simulation even compiled: a typo, not a plan
+
+
+def _check_size(file: Path, arrivals: float, replications: int) -> None:
+    """Refuse a run that could not finish; say how big a merely long one is."""
+    if not arrivals < MAX_ARRIVALS:
+        raise PaysimError(f"{file}: this run would simulate about {arrivals:.3g} arrivals over {replications} "
+                          "replications, more than can finish; shorten the horizon or lower the rate")
+    if arrivals > 1e8:
+        err.print(f"[bold yellow]note:[/] about {arrivals:,.0f} arrivals: this is a long run "
+                  "(the progress bar shows the time left)", soft_wrap=True)
 
 
 def _engine(text: str) -> str:
@@ -242,7 +257,7 @@ def _terminate_as_interrupt() -> Iterator[None]:
 def sweep(
     file: Path = typer.Argument(..., help="Sweep YAML file (a top-level 'sweep:' key)."),
     out: Path = typer.Option(..., "--out", "-o", help="Directory for results.csv, sweep.json and the plots."),
-    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help="Local processes (default: all cores)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, max=MAX_JOBS, help="Local processes (default: all cores)."),
     scheduler: Optional[str] = typer.Option(None, help="Run on a Dask cluster instead: its scheduler's address, e.g. tcp://10.0.0.5:8786."),
     resume: bool = typer.Option(False, help="Continue the sweep in --out: run only the points results.csv lacks."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw the capacity curves when done."),
@@ -306,7 +321,7 @@ def size(
     horizon: Optional[str] = typer.Option(None, help="Simulated time per replication (default: the scenario's)."),
     warmup: Optional[str] = typer.Option(None, help="Time discarded at the start of each replication."),
     seed: Optional[int] = typer.Option(None, min=0, help="Random seed, the same for every worker count (default: the scenario's)."),
-    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, help="Processes to run replications on (default: all cores)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, max=MAX_JOBS, help="Processes to run replications on (default: all cores)."),
     as_json: bool = typer.Option(False, "--json", help="Print only JSON to stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     debug: bool = typer.Option(False, help="Show tracebacks."),

@@ -269,6 +269,10 @@ def station_loads(scenario: Scenario) -> dict[str, StationLoad]:
     return loads
 
 
+def _percent(fraction: float) -> str:
+    return f"{fraction:.0%}" if fraction < 100 else f"{100 * fraction:.3g}%"
+
+
 def stability_warnings(scenario: Scenario) -> list[str]:
     """One line per station that cannot reach a steady state, or only does so between peaks."""
     lines = []
@@ -276,10 +280,10 @@ def stability_warnings(scenario: Scenario) -> list[str]:
         if load.bounded:
             continue
         if load.open_utilization >= 1:
-            lines.append(f"station {load.name!r} is unstable: utilisation {load.utilization:.0%} with an unbounded "
+            lines.append(f"station {load.name!r} is unstable: utilisation {_percent(load.utilization)} with an unbounded "
                          "queue, so its queue grows for the whole run and every statistic depends on the horizon "
                          "(add workers, lower the load or bound the queue)")
         elif load.open_peak_utilization >= 1:
             lines.append(f"station {load.name!r} is overloaded during the profile's peak (utilisation "
-                         f"{load.peak_utilization:.0%}); its queue builds there and drains afterwards")
+                         f"{_percent(load.peak_utilization)}); its queue builds there and drains afterwards")
     return lines
