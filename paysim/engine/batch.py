@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-from paysim.engine.station import LEFT, SERVING, TRAVELLING, WAITING, ServiceStation, Txn
+from paysim.engine.station import SERVING, TRAVELLING, WAITING, ServiceStation, Txn
 from paysim.scenario import Station
 
 
@@ -90,15 +90,5 @@ class BatchStation(ServiceStation):
         for txn, error in done:
             onward.send(txn, now, error)
 
-    def withdraw(self, txn: Txn, now: float) -> None:
-        """A withdrawn item leaves; the batch it belongs to goes on without it."""
-        if txn.state == WAITING:
-            self.waiting -= 1
-            wait = now - txn.arrived_at
-            txn.wait += wait
-            self.observer.withdraw(now, wait, wait, 0.0, in_service=False)
-        elif txn.state == SERVING:
-            service = now - txn.started_at
-            txn.service += service
-            self.observer.withdraw(now, now - txn.arrived_at, txn.started_at - txn.arrived_at, service, in_service=True)
-        txn.state = LEFT
+    def _release(self, txn: Txn, now: float) -> None:
+        """A withdrawn item leaves; its worker goes on with the rest of the batch."""

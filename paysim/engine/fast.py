@@ -224,6 +224,37 @@ def next_arrival(s, now, clock, unit_det, gap, emp, step_at, step_rate, segment)
         k += 1
 
 @_jit
+def advance(st_f, st_i, st, now):
+    """Time-weighted integrals of the station's population and busy workers up to ``now``."""
+    st_f[st, 0] += st_i[st, 0] * (now - st_f[st, 8])
+    st_f[st, 1] += st_i[st, 1] * (now - st_f[st, 8])
+    st_f[st, 8] = now
+
+
+@_jit
+def take_next(st, now, st_f, st_i, t_next, t_state, t_arrived, t_wait, t_started, t_gen,
+              ht, hk, hi, hg, hs, size, service, emp):
+    """A freed worker takes the next live waiting transaction, if any (else it stays free)."""
+    while st_i[st, 11] != -1:
+        y = st_i[st, 11]
+        st_i[st, 11] = t_next[y]
+        if st_i[st, 11] == -1:
+            st_i[st, 12] = -1
+        if t_state[y] == WAITING:
+            st_i[st, 10] -= 1
+            wait = now - t_arrived[y]
+            t_wait[y] += wait
+            t_started[y] = now
+            t_state[y] = SERVING
+            advance(st_f, st_i, st, now)
+            st_i[st, 1] += 1
+            st_i[st, 4] += 1
+            st_f[st, 2] += wait
+            push(ht, hk, hi, hg, hs, size, now + draw(service[st], emp), 1, y, t_gen[y])
+            return
+
+
+@_jit
 def bucket(value, log_gamma, offset, size):
     b = math.ceil(math.log(value) / log_gamma) - offset
     return min(max(b, 0), size - 1)
@@ -292,8 +323,6 @@ def run(seed, warmup, horizon, max_in_flight,
         target = -1
         if kind == 3:        # the measurement window opens: zero what was accumulated
             for s in range(n_st):
-                st_f[s, 0] += st_i[s, 0] * (now - st_f[s, 8])
-                st_f[s, 1] += st_i[s, 1] * (now - st_f[s, 8])
                 st_f[s, 8] = now
                 for c in range(8):
                     st_f[s, c] = 0.0
@@ -362,9 +391,7 @@ def run(seed, warmup, horizon, max_in_flight,
             error = errors[st] > 0 and np.random.random() < errors[st]
             sojourn = now - t_arrived[x]
             # StationObserver.finish
-            st_f[st, 0] += st_i[st, 0] * (now - st_f[st, 8])
-            st_f[st, 1] += st_i[st, 1] * (now - st_f[st, 8])
-            st_f[st, 8] = now
+            advance(st_f, st_i, st, now)
             st_i[st, 0] -= 1
             st_i[st, 9] += 1
             st_f[st, 5] += sojourn
@@ -381,26 +408,8 @@ def run(seed, warmup, horizon, max_in_flight,
             else:
                 st_sketch[st, bucket(sojourn, log_gamma, offset, nbuckets)] += 1
             t_state[x] = TRAVEL
-            # the freed worker takes the next live waiting transaction
-            while st_i[st, 11] != -1:
-                y = st_i[st, 11]
-                st_i[st, 11] = t_next[y]
-                if st_i[st, 11] == -1:
-                    st_i[st, 12] = -1
-                if t_state[y] == WAITING:
-                    st_i[st, 10] -= 1
-                    wait = now - t_arrived[y]
-                    t_wait[y] += wait
-                    t_started[y] = now
-                    t_state[y] = SERVING
-                    st_f[st, 0] += st_i[st, 0] * (now - st_f[st, 8])
-                    st_f[st, 1] += st_i[st, 1] * (now - st_f[st, 8])
-                    st_f[st, 8] = now
-                    st_i[st, 1] += 1
-                    st_i[st, 4] += 1
-                    st_f[st, 2] += wait
-                    push(ht, hk, hi, hg, hs, size, now + draw(service[st], emp), 1, y, t_gen[y])
-                    break
+            take_next(st, now, st_f, st_i, t_next, t_state, t_arrived, t_wait, t_started, t_gen,
+                      ht, hk, hi, hg, hs, size, service, emp)
             if error:
                 moving, target = x, -2   # lost with an error
             else:
@@ -423,9 +432,7 @@ def run(seed, warmup, horizon, max_in_flight,
                     st_i[st, 10] -= 1
                     wait = now - t_arrived[x]
                     t_wait[x] += wait
-                    st_f[st, 0] += st_i[st, 0] * (now - st_f[st, 8])
-                    st_f[st, 1] += st_i[st, 1] * (now - st_f[st, 8])
-                    st_f[st, 8] = now
+                    advance(st_f, st_i, st, now)
                     st_i[st, 0] -= 1
                     st_i[st, 9] += 1
                     st_f[st, 5] += wait
@@ -434,9 +441,7 @@ def run(seed, warmup, horizon, max_in_flight,
                 else:            # in service: the worker is freed now
                     service_time = now - t_started[x]
                     t_service[x] += service_time
-                    st_f[st, 0] += st_i[st, 0] * (now - st_f[st, 8])
-                    st_f[st, 1] += st_i[st, 1] * (now - st_f[st, 8])
-                    st_f[st, 8] = now
+                    advance(st_f, st_i, st, now)
                     st_i[st, 0] -= 1
                     st_i[st, 9] += 1
                     st_f[st, 5] += now - t_arrived[x]
@@ -444,22 +449,8 @@ def run(seed, warmup, horizon, max_in_flight,
                     st_f[st, 7] += service_time
                     st_i[st, 1] -= 1
                     st_i[st, 8] += 1
-                    while st_i[st, 11] != -1:
-                        y = st_i[st, 11]
-                        st_i[st, 11] = t_next[y]
-                        if st_i[st, 11] == -1:
-                            st_i[st, 12] = -1
-                        if t_state[y] == WAITING:
-                            st_i[st, 10] -= 1
-                            wait = now - t_arrived[y]
-                            t_wait[y] += wait
-                            t_started[y] = now
-                            t_state[y] = SERVING
-                            st_i[st, 1] += 1
-                            st_i[st, 4] += 1
-                            st_f[st, 2] += wait
-                            push(ht, hk, hi, hg, hs, size, now + draw(service[st], emp), 1, y, t_gen[y])
-                            break
+                    take_next(st, now, st_f, st_i, t_next, t_state, t_arrived, t_wait, t_started, t_gen,
+                              ht, hk, hi, hg, hs, size, service, emp)
                 t_state[x] = LEFT
                 # the attempt leaves the system (StreamObserver.leave, not finished)
                 sr_f[s, 0] += sr_i[s, 0] * (now - sr_f[s, 6])
@@ -487,9 +478,7 @@ def run(seed, warmup, horizon, max_in_flight,
             else:
                 t_arrived[x] = now
                 t_station[x] = st
-                st_f[st, 0] += st_i[st, 0] * (now - st_f[st, 8])
-                st_f[st, 1] += st_i[st, 1] * (now - st_f[st, 8])
-                st_f[st, 8] = now
+                advance(st_f, st_i, st, now)
                 st_i[st, 0] += 1
                 st_i[st, 2] += 1
                 if st_i[st, 1] < workers[st]:
@@ -538,9 +527,7 @@ def run(seed, warmup, horizon, max_in_flight,
         free[n_free] = x
         n_free += 1
     for s in range(n_st):      # close the window at the horizon
-        st_f[s, 0] += st_i[s, 0] * (horizon - st_f[s, 8])
-        st_f[s, 1] += st_i[s, 1] * (horizon - st_f[s, 8])
-        st_f[s, 8] = horizon
+        advance(st_f, st_i, s, horizon)
     for s in range(n_sr):
         sr_f[s, 0] += sr_i[s, 0] * (horizon - sr_f[s, 6])
         sr_f[s, 6] = horizon
