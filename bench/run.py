@@ -4,7 +4,7 @@ On the same M/M/10 at 90% load it times, in customers per second:
   * a plain hand-written SimPy model (a process per customer, a Resource for the workers);
   * Ciw, if installed (``pip install -e '.[bench]'``);
   * paysim's SimPy engine and compiled engine, called as a library;
-  * ``paysim run --json`` as a user runs it, imports included, on ~20M arrivals;
+  * ``paysim run --json`` as a user runs it (default options), imports included, on ~20M arrivals;
 then the card-checkout scenario, peak memory at 10^5 and 10^7 customers, and a sweep
 with --jobs 1 against --jobs 2. It prints every number and the ratios the speed issue
 sets as targets. Nothing here is a unit test: numbers depend on the machine.
@@ -70,8 +70,8 @@ def ciw_rate(customers: int, seed: int = 1) -> float | None:
     return served / (time.perf_counter() - started)
 
 
-def _scenario_yaml(horizon_s: float) -> str:
-    return (f"name: bench-mmc\nhorizon: {horizon_s}\nwarmup: 0\nreplications: 1\nseed: 1\n"
+def _scenario_yaml(horizon_s: float, replications: int = 1) -> str:
+    return (f"name: bench-mmc\nhorizon: {horizon_s}\nwarmup: 0\nreplications: {replications}\nseed: 1\n"
             f"arrivals: {{requests: {{rate: {RATE}}}}}\n"
             f"stations: {{pool: {{workers: {WORKERS}, service: {{dist: exponential, mean: {MEAN_SERVICE}}}}}}}\n")
 
@@ -89,14 +89,15 @@ def paysim_library(engine: str, customers: int) -> float:
     return customers / (time.perf_counter() - started)
 
 
-def paysim_command(customers: int, jobs: int = 1, engine: str = "auto") -> tuple[float, dict]:
-    """``paysim run --json`` in a fresh process: customers per second of wall time, imports included."""
+def paysim_command(customers: int, replications: int) -> tuple[float, dict]:
+    """``paysim run FILE --json`` in a fresh process with the default options (engine auto, a
+    job per core): customers per second of wall time, imports included."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "bench.yaml"
-        path.write_text(_scenario_yaml(customers / RATE))
+        path.write_text(_scenario_yaml(customers / RATE / replications, replications))
         started = time.perf_counter()
-        out = subprocess.run([sys.executable, "-m", "paysim", "run", str(path), "--json", "-q", "-j", str(jobs),
-                              "--engine", engine], capture_output=True, text=True, check=True).stdout
+        out = subprocess.run([sys.executable, "-m", "paysim", "run", str(path), "--json", "-q"],
+                             capture_output=True, text=True, check=True).stdout
         return customers / (time.perf_counter() - started), json.loads(out)
 
 
@@ -122,16 +123,17 @@ def card_checkout_seconds(engine: str) -> float:
     return time.perf_counter() - started
 
 
-def sweep_seconds(jobs: int) -> float | None:
-    sweep = ROOT / "scenarios" / "mmc-sweep.yaml"
-    if not sweep.exists():
-        return None
+def sweep_seconds(jobs: int, engine: str, horizon: str) -> float:
+    """Wall seconds of ``paysim sweep`` over the M/M/10 from 20% to 90% load (8 points x 10
+    replications), without plots: the simulation work is what scales with --jobs."""
     with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "mmc.yaml").write_text(_scenario_yaml(60))
+        sweep = Path(folder) / "sweep.yaml"
+        sweep.write_text("sweep:\n  scenario: mmc.yaml\n  vary:\n    arrivals.requests.rate: {from: 100/s, to: 450/s, steps: 8}\n"
+                         f"  replications: 10\n  horizon: {horizon}\n  warmup: 30s\n")
         started = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "paysim", "sweep", str(sweep), "--out", folder, "-q",
-                               "--jobs", str(jobs)], capture_output=True, text=True)
-        if done.returncode != 0:
-            return None
+        subprocess.run([sys.executable, "-m", "paysim", "sweep", str(sweep), "--out", str(Path(folder) / "out"), "-q",
+                        "--no-plots", "--jobs", str(jobs), "--engine", engine], capture_output=True, text=True, check=True)
         return time.perf_counter() - started
 
 
@@ -150,8 +152,9 @@ def main() -> None:
         "paysim SimPy engine": paysim_library("simpy", int(1_000_000 * scale)),
         "paysim fast engine": paysim_library("fast", int(20_000_000 * scale)),
     }
-    command_rate, data = paysim_command(int(20_000_000 * scale))
-    results[f"paysim run --json ({data['run']['engine']}, 1 job, imports included)"] = command_rate
+    replications = 4
+    command_rate, data = paysim_command(int(20_000_000 * scale), replications)
+    results[f"paysim run --json ({data['run']['engine']}, {replications} replications, imports included)"] = command_rate
     for name, rate in results.items():
         print(f"  {name:<58} {'-' if rate is None else f'{rate:>14,.0f}/s'}")
 
@@ -175,10 +178,12 @@ def main() -> None:
     print(f"peak memory (RSS), SimPy engine:    {small:,} customers {simpy_small:.0f} MB, "
           f"{int(1e6 * scale):,} customers {simpy_large:.0f} MB: ratio {simpy_large / simpy_small:.2f}")
 
-    one, two = sweep_seconds(1), sweep_seconds(2)
-    if one and two:
-        print(f"\nsweep scenarios/mmc-sweep.yaml: --jobs 1 {one:.1f} s, --jobs 2 {two:.1f} s: "
-              f"speed-up {one / two:.2f}x (target >= 1.8x)")
+    print("\nsweep: M/M/10 from 20% to 90% load, 8 points x 10 replications, no plots")
+    for engine, horizon in (("auto", "20m" if quick else "1h"), ("simpy", "2m" if quick else "10m")):
+        one, two = sweep_seconds(1, engine, horizon), sweep_seconds(2, engine, horizon)
+        target = "   (target >= 1.8x)" if engine == "auto" else ""
+        print(f"  --engine {engine:<5} horizon {horizon:>3}: --jobs 1 {one:6.1f} s, --jobs 2 {two:6.1f} s: "
+              f"speed-up {one / two:.2f}x{target}")
 
 
 if __name__ == "__main__":

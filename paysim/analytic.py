@@ -28,7 +28,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy.optimize import brentq
 from scipy.special import gammaln, logsumexp
 
 EXIT = "done"
@@ -203,6 +202,8 @@ def mmc_sojourn_quantile(
     Solves P(W > t) = 1 - q with scipy.optimize.brentq on a doubling bracket;
     the survival function is used directly so high quantiles keep precision.
     """
+    from scipy.optimize import brentq   # imported here: at the top it slows every paysim start-up
+
     _check_quantile(q)
     c_wait, theta = _wait_tail(arrival_rate, service_rate, servers)
     if q == 0.0:

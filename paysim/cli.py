@@ -19,14 +19,12 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from paysim import __version__
-from paysim.compare import compare, comparison_table, comparisons_to_json, theory_table
 from paysim.errors import PaysimError
 from paysim.report import render, to_dict, write_outputs
 from paysim.preflight import expected_arrivals, stability_warnings
 from paysim.runner import simulate
 from paysim.scenario import load_scenario
 from paysim.stats import still_growing
-from paysim.theory import analyse, theory_to_dict
 from paysim.timeseries import default_interval
 from paysim.units import parse_duration, parse_probability
 
@@ -116,7 +114,11 @@ def run(
         if out is not None:
             for path in write_outputs(result, out):
                 err.print(f"wrote {path}")
-        comparisons = compare(result, analyse(scenario)) if compare_theory else None
+        comparisons = None
+        if compare_theory:
+            from paysim.compare import compare, comparison_table, comparisons_to_json
+            from paysim.theory import analyse
+            comparisons = compare(result, analyse(scenario))
         if as_json:
             data = to_dict(result)
             if comparisons is not None:
@@ -202,6 +204,9 @@ def analytic(
 ) -> None:
     """Queueing theory's answer for a scenario: per station the closed form or approximation used
     and its metrics (same names as run), or why there is none."""
+    from paysim.compare import theory_table
+    from paysim.theory import analyse, theory_to_dict
+
     with user_errors(debug):
         theory = analyse(load_scenario(file))
         if as_json:
@@ -261,6 +266,8 @@ def sweep(
     scheduler: Optional[str] = typer.Option(None, help="Run on a Dask cluster instead: its scheduler's address, e.g. tcp://10.0.0.5:8786."),
     resume: bool = typer.Option(False, help="Continue the sweep in --out: run only the points results.csv lacks."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw the capacity curves when done."),
+    engine: str = typer.Option("auto", help="auto (per point: the compiled engine where it fits, else SimPy), "
+                                            "simpy or fast."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     debug: bool = typer.Option(False, help="Show tracebacks."),
 ) -> None:
@@ -283,7 +290,8 @@ def sweep(
                 bar.update(task, total=len(todo) * plan.replications,
                            description=f"{len(todo)} points × {plan.replications}: ~{sweep_work(plan, todo):,.0f} arrivals")
 
-            outcome = run_sweep(plan, out, jobs=jobs, scheduler=scheduler, resume=resume, on_start=starting,
+            outcome = run_sweep(plan, out, jobs=jobs, scheduler=scheduler, resume=resume, engine=_engine(engine),
+                                on_start=starting,
                                 on_replication=lambda point, replication: bar.advance(task))
         for note in outcome.notes:
             err.print(f"[bold yellow]note:[/] {escape(note)}", soft_wrap=True)

@@ -23,13 +23,13 @@ from paysim.errors import PaysimError
 from paysim.preflight import expected_arrivals
 from paysim.observe import Observer, StationObserver, StreamObserver
 from paysim.scenario import Scenario
+from paysim.threads import DaemonThreads
 from paysim.timeseries import SeriesRecorder
 from paysim.warmup import PILOT_INTERVALS, PILOT_REPLICATIONS, warmup_from_series
 from paysim.stats import Estimate, LittleCheck, SloCheck, check_slo, littles_law, summarise
 
 Progress = Callable[[int, float], None]   # (replication, fraction of it done)
 INLINE_ARRIVALS = 200_000                  # below this much work a process pool costs more than it saves
-FAST_SPEEDUP = 100                         # the compiled engine: spawning workers pays off only for long runs
 
 
 @dataclass
@@ -95,9 +95,10 @@ def stop_pool(pool: ProcessPoolExecutor) -> None:
         worker.join(timeout=5)
 
 
-def replicate(scenario: Scenario, seed: int, replication: int, progress: Progress | None = None) -> dict[str, float]:
+def replicate(scenario: Scenario, seed: int, replication: int, progress: Progress | None = None,
+              engine: str = "simpy") -> dict[str, float]:
     """One replication's metrics row."""
-    return replicate_with_series(scenario, seed, replication, progress)[0]
+    return replicate_with_series(scenario, seed, replication, progress, engine=engine)[0]
 
 
 def replicate_with_series(scenario: Scenario, seed: int, replication: int, progress: Progress | None = None,
@@ -156,12 +157,32 @@ def _run_pool(scenario: Scenario, seed: int, replications: list[int], jobs: int,
     return [outcomes[r] for r in replications]
 
 
+def _run_threads(scenario: Scenario, seed: int, replications: list[int], jobs: int,
+                 progress: Progress | None) -> list[Outcome]:
+    """The compiled engine releases the GIL: its replications run on threads, not processes."""
+    pool = DaemonThreads(jobs)
+    try:
+        for r in replications:
+            pool.submit(r, lambda r=r: replicate_with_series(scenario, seed, r, engine="fast"))
+        outcomes: dict[int, Outcome] = {}
+        while len(outcomes) < len(replications):
+            for r, outcome in pool.completed(timeout_s=0.2):
+                outcomes[r] = outcome
+                if progress:
+                    progress(r, 1.0)
+    finally:
+        pool.close()
+    return [outcomes[r] for r in replications]
+
+
 def _run(scenario: Scenario, seed: int, replications: list[int], jobs: int, progress: Progress | None,
          interval_s: float | None = None, engine: str = "simpy") -> list[Outcome]:
-    """The given replications, inline or on a process pool; in the order given either way."""
+    """The given replications, inline, on threads (the compiled engine) or on a process pool;
+    in the order given either way."""
     jobs = max(1, min(jobs, len(replications)))
-    inline = INLINE_ARRIVALS * (FAST_SPEEDUP if engine == "fast" else 1)
-    if jobs == 1 or expected_arrivals(scenario) * len(replications) < inline:
+    if engine == "fast" and jobs > 1:
+        return _run_threads(scenario, seed, replications, jobs, progress)
+    if jobs == 1 or expected_arrivals(scenario) * len(replications) < INLINE_ARRIVALS:
         outcomes = []
         for r in replications:
             outcomes.append(replicate_with_series(scenario, seed, r, progress, interval_s, engine))
@@ -239,7 +260,7 @@ def simulate(scenario: Scenario, *, seed: int | None = None, replications: int |
         name, width = _widest(result)
         if width <= precision or len(outcomes) >= max_replications:
             verdict = "reached" if width <= precision else f"not reached after {len(outcomes)} replications (the cap)"
-            notes.append(f"precision {precision:.2%}: {verdict}; widest headline CI is {name} at ±{width:.2%}")
+            result.notes.append(f"precision {precision:.2%}: {verdict}; widest headline CI is {name} at ±{width:.2%}")
             break
         # the half-width shrinks as 1/sqrt(n): ask for what that predicts, at least 2 more
         wanted = math.ceil(len(outcomes) * (width / precision) ** 2 * 1.1)

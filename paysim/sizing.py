@@ -206,7 +206,7 @@ def _trial(scenario: Scenario, station: str, objective: Objective, workers: int,
     if on_trial:
         on_trial(workers)
     result = simulate(_with_workers(scenario, station, workers), seed=seed, replications=replications, jobs=jobs,
-                      progress=progress)
+                      progress=progress, engine="auto")
     value = result.summary.get(f"system.{objective.metric}")
     if value is None or not math.isfinite(value.mean):
         return Trial(workers, value, False, "no transaction finished inside the measurement window")

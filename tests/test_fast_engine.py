@@ -16,6 +16,7 @@ import pytest
 from conftest import scenario
 from scipy import special
 
+from paysim.engine import recursion
 from paysim.engine.fast import unsupported
 from paysim.runner import simulate
 from paysim.sketch import RELATIVE_ERROR
@@ -42,6 +43,9 @@ CASES = {
     "errors": ({"s": {"workers": 2, "service": EXP, "errors": 0.1}}, {"a": {"rate": 12}}),
     "timeout-cancel": ({"s": {"service": EXP, "on_timeout": "cancel"}}, {"a": {"rate": 11, "timeout": 0.3}}),
     "timeout-continue": ({"s": {"workers": 2, "service": EXP}}, {"a": {"rate": 19, "timeout": 0.25}}),
+    "bounded-abandon-two-streams": ({"s": {"workers": 2, "queue": 3, "on_timeout": "cancel",
+                                           "service": {"dist": "hyperexponential", "mean": 0.1, "cv": 1.5}}},
+                                     {"a": {"rate": 14, "timeout": 0.15}, "b": {"rate": 9, "timeout": 0.4}}),
 }
 
 
@@ -61,11 +65,19 @@ def _compare(a, b) -> list[str]:
     return problems
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_engines_agree(case):
+def _kernels(case: str) -> list[str]:
+    """The compiled engine's event loop runs every case; its recursion the one-station ones."""
+    return ["events", "recursion"] if len(CASES[case][0]) == 1 else ["events"]
+
+
+@pytest.mark.parametrize("case,kernel", [(case, kernel) for case in CASES for kernel in _kernels(case)])
+def test_engines_agree(case, kernel, monkeypatch):
     stations, arrivals = CASES[case]
     model = scenario(stations, arrivals, horizon=300, warmup=20, replications=12)
     assert unsupported(model) is None
+    assert recursion.fits(model) == (len(stations) == 1)
+    if kernel == "events":
+        monkeypatch.setattr(recursion, "fits", lambda _: False)
     reference = simulate(model, jobs=1, engine="simpy")
     fast = simulate(model, jobs=1, engine="fast")
     assert fast.engine == "fast" and reference.engine == "simpy"

@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-LONG_RUN = ["run", str(ROOT / "scenarios" / "mmc.yaml"), "--horizon", "2h", "-q"]
+LONG_RUN = ["run", str(ROOT / "scenarios" / "mmc.yaml"), "--horizon", "2h", "-q", "--engine", "simpy"]
+LONG_FAST_RUN = ["run", str(ROOT / "scenarios" / "mmc.yaml"), "--horizon", "6h", "-q", "--engine", "fast"]
 EXIT_WITHIN = 10.0  # seconds from SIGINT to exit
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists() or not hasattr(os, "killpg"),
@@ -68,13 +69,15 @@ def _left_running(pgid: int, grace: float = 5.0) -> dict:
     return _group(pgid)
 
 
-def _interrupt(jobs: int, startup_cpu: float, whole_group: bool = True) -> tuple[int | None, str, float, dict]:
-    """Start a long run, wait until it simulates, send SIGINT.
+def _interrupt(jobs: int, startup_cpu: float, whole_group: bool = True,
+               fast: bool = False) -> tuple[int | None, str, float, dict]:
+    """Start a long run (on the compiled engine if ``fast``), wait until it simulates, send SIGINT.
 
     Returns (exit code, stderr, seconds from SIGINT to exit, processes left running); whatever
     is still running at the end is killed.
     """
-    process = subprocess.Popen([sys.executable, "-m", "paysim", *LONG_RUN, "-j", str(jobs)], cwd=ROOT,
+    process = subprocess.Popen([sys.executable, "-m", "paysim", *(LONG_FAST_RUN if fast else LONG_RUN), "-j", str(jobs)],
+                               cwd=ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
                                start_new_session=True)
     pgid = process.pid
@@ -82,9 +85,9 @@ def _interrupt(jobs: int, startup_cpu: float, whole_group: bool = True) -> tuple
         deadline = time.monotonic() + 120
         while True:
             group = _group(pgid)
-            # -j 1 simulates in the command itself; with a pool the workers do
+            # -j 1 and the compiled engine's threads simulate in the command itself; with a pool the workers do
             busy = [pid for pid, (_, _, _, cpu) in group.items()
-                    if (pid == process.pid) == (jobs == 1) and cpu > startup_cpu + 1.0]
+                    if (pid == process.pid) == (jobs == 1 or fast) and cpu > startup_cpu + 1.0]
             if busy:
                 break
             assert process.poll() is None, f"the run ended early:\n{process.communicate()[1]}"
@@ -147,3 +150,8 @@ def test_ctrl_c_stops_a_run_on_a_process_pool(startup_cpu):
 
 def test_sigint_to_the_command_alone_stops_its_workers(startup_cpu):
     _assert_clean(*_interrupt(2, startup_cpu, whole_group=False))
+
+
+def test_ctrl_c_stops_the_compiled_engine_on_threads(startup_cpu):
+    """Its replications run in compiled code on threads, which never look at signals."""
+    _assert_clean(*_interrupt(2, startup_cpu, fast=True))

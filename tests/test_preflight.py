@@ -97,13 +97,13 @@ def test_a_stream_without_amounts_scores_zero_and_is_approved():
 
 
 def test_parallel_calls_each_get_the_callers_departures():
-    stations = {"api": {"workers": 2, "service": EXP, "parallel": ["fraud", "ledger"], "next": "done"},
-                "fraud": {"workers": 2, "service": EXP, "next": "audit"},
+    stations = {"api": {"workers": 2, "service": EXP, "parallel": ["fraud", "ledger"], "next": {"audit": 0.4, "done": 0.6}},
+                "fraud": {"workers": 2, "service": EXP},
                 "ledger": {"workers": 2, "service": EXP},
                 "audit": {"service": EXP}}
     loads = station_loads(scenario(stations, {"pay": {"rate": 50}}, horizon=100, warmup=0))
     assert [loads[n].arrival_rate for n in ("api", "fraud", "ledger")] == pytest.approx([50, 50, 50])
-    assert loads["audit"].arrival_rate == 0     # a call returns to its caller and routes no further
+    assert loads["audit"].arrival_rate == pytest.approx(20)   # after the join, the caller routes on
 
 
 def test_closed_population_sends_at_most_n_over_think_plus_demand():

@@ -140,7 +140,7 @@ class _Tables:
 
 def _jit(function):
     """Compiled with numba, its machine code cached on disk; plain Python without numba."""
-    return numba.njit(cache=True, nogil=True)(function) if numba is not None else function
+    return numba.njit(cache=True, nogil=True, error_model="numpy")(function) if numba is not None else function
 
 
 @_jit
@@ -232,26 +232,37 @@ def advance(st_f, st_i, st, now):
 
 
 @_jit
-def take_next(st, now, st_f, st_i, t_next, t_state, t_arrived, t_wait, t_started, t_gen,
+def unlink(st_i, st, t_link, x):
+    """Take ``x`` out of the station's queue, a doubly linked list (head st_i[st, 11], tail
+    st_i[st, 12]; t_link[x] = next, previous), so its slot can be reused at once."""
+    following, previous = t_link[x, 0], t_link[x, 1]
+    if previous == -1:
+        st_i[st, 11] = following
+    else:
+        t_link[previous, 0] = following
+    if following == -1:
+        st_i[st, 12] = previous
+    else:
+        t_link[following, 1] = previous
+
+
+@_jit
+def take_next(st, now, st_f, st_i, t_link, t_state, t_arrived, t_wait, t_started, t_gen,
               ht, hk, hi, hg, hs, size, service, emp):
-    """A freed worker takes the next live waiting transaction, if any (else it stays free)."""
-    while st_i[st, 11] != -1:
-        y = st_i[st, 11]
-        st_i[st, 11] = t_next[y]
-        if st_i[st, 11] == -1:
-            st_i[st, 12] = -1
-        if t_state[y] == WAITING:
-            st_i[st, 10] -= 1
-            wait = now - t_arrived[y]
-            t_wait[y] += wait
-            t_started[y] = now
-            t_state[y] = SERVING
-            advance(st_f, st_i, st, now)
-            st_i[st, 1] += 1
-            st_i[st, 4] += 1
-            st_f[st, 2] += wait
-            push(ht, hk, hi, hg, hs, size, now + draw(service[st], emp), 1, y, t_gen[y])
-            return
+    """A freed worker takes the transaction at the head of the queue, if any (else it stays free)."""
+    y = st_i[st, 11]
+    if y != -1:
+        unlink(st_i, st, t_link, y)
+        st_i[st, 10] -= 1
+        wait = now - t_arrived[y]
+        t_wait[y] += wait
+        t_started[y] = now
+        t_state[y] = SERVING
+        advance(st_f, st_i, st, now)
+        st_i[st, 1] += 1
+        st_i[st, 4] += 1
+        st_f[st, 2] += wait
+        push(ht, hk, hi, hg, hs, size, now + draw(service[st], emp), 1, y, t_gen[y])
 
 
 @_jit
@@ -284,7 +295,7 @@ def run(seed, warmup, horizon, max_in_flight,
     t_station = np.empty(cap, np.int64)
     t_gave_up = np.empty(cap, np.bool_)
     t_gen = np.zeros(cap, np.int64)
-    t_next = np.empty(cap, np.int64)
+    t_link = np.empty((cap, 2), np.int64)
     free = np.empty(cap, np.int64)
     for i in range(cap):
         free[i] = cap - 1 - i
@@ -360,7 +371,7 @@ def run(seed, warmup, horizon, max_in_flight,
                 t_station = np.concatenate((t_station, np.empty(grow - old, np.int64)))
                 t_gave_up = np.concatenate((t_gave_up, np.empty(grow - old, np.bool_)))
                 t_gen = np.concatenate((t_gen, np.zeros(grow - old, np.int64)))
-                t_next = np.concatenate((t_next, np.empty(grow - old, np.int64)))
+                t_link = np.concatenate((t_link, np.empty((grow - old, 2), np.int64)))
                 free = np.empty(grow, np.int64)
                 for i in range(grow - old):
                     free[i] = grow - 1 - i
@@ -408,7 +419,7 @@ def run(seed, warmup, horizon, max_in_flight,
             else:
                 st_sketch[st, bucket(sojourn, log_gamma, offset, nbuckets)] += 1
             t_state[x] = TRAVEL
-            take_next(st, now, st_f, st_i, t_next, t_state, t_arrived, t_wait, t_started, t_gen,
+            take_next(st, now, st_f, st_i, t_link, t_state, t_arrived, t_wait, t_started, t_gen,
                       ht, hk, hi, hg, hs, size, service, emp)
             if error:
                 moving, target = x, -2   # lost with an error
@@ -429,6 +440,7 @@ def run(seed, warmup, horizon, max_in_flight,
             if cancel[st]:
                 if t_state[x] == WAITING:
                     reason = ABANDONED
+                    unlink(st_i, st, t_link, x)
                     st_i[st, 10] -= 1
                     wait = now - t_arrived[x]
                     t_wait[x] += wait
@@ -449,7 +461,7 @@ def run(seed, warmup, horizon, max_in_flight,
                     st_f[st, 7] += service_time
                     st_i[st, 1] -= 1
                     st_i[st, 8] += 1
-                    take_next(st, now, st_f, st_i, t_next, t_state, t_arrived, t_wait, t_started, t_gen,
+                    take_next(st, now, st_f, st_i, t_link, t_state, t_arrived, t_wait, t_started, t_gen,
                               ht, hk, hi, hg, hs, size, service, emp)
                 t_state[x] = LEFT
                 # the attempt leaves the system (StreamObserver.leave, not finished)
@@ -490,11 +502,12 @@ def run(seed, warmup, horizon, max_in_flight,
                 else:
                     t_state[x] = WAITING
                     st_i[st, 10] += 1
-                    t_next[x] = -1
-                    if st_i[st, 12] == -1:
+                    tail = st_i[st, 12]
+                    t_link[x, 0], t_link[x, 1] = -1, tail
+                    if tail == -1:
                         st_i[st, 11] = x
                     else:
-                        t_next[st_i[st, 12]] = x
+                        t_link[tail, 0] = x
                     st_i[st, 12] = x
                 continue
         # the attempt leaves the system: done (-1), error (-2) or rejected (-3)
@@ -557,6 +570,7 @@ def run_replication_fast(scenario: Scenario, observer: Observer, seed: int, repl
                          max_in_flight: int = 5_000_000) -> None:
     """Simulate one replication with the compiled engine, leaving its statistics in
     ``observer`` exactly as the SimPy engine would."""
+    from paysim.engine import recursion
     from paysim.engine.simpy_engine import RunawayError
 
     tables = _Tables(scenario)
@@ -574,7 +588,11 @@ def run_replication_fast(scenario: Scenario, observer: Observer, seed: int, repl
                  tables.unit_det, tables.gap, tables.step_at, tables.step_rate, tables.emp_values,
                  log_gamma, offset, nbuckets, MIN_VALUE,
                  st_f, st_i, st_sketch, st_zeros, sr_f, sr_i, sr_sketch, sr_zeros)
-    status = _interruptible(run, arguments)
+    if recursion.fits(scenario):    # one station: no event list needed
+        arguments = arguments[:9] + arguments[12:]   # no routing, no entry table
+        status = _interruptible(recursion.run_single, arguments)
+    else:
+        status = _interruptible(run, arguments)
     if status < 0:
         raise RunawayError(f"more than {max_in_flight:,} transactions in flight: the system is overloaded "
                            "(utilisation ≥ 1 with unbounded queues?)")

@@ -7,12 +7,13 @@ not yet in the output directory on this process, a local pool or a Dask cluster
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from paysim.report import public_metrics
-from paysim.runner import RunResult, default_jobs
+from paysim.runner import RunResult, choose_engine, default_jobs
 from paysim.preflight import expected_arrivals, station_loads
 from paysim.stats import Estimate
 from paysim.sweep.execution import backend, execute
@@ -22,7 +23,7 @@ from paysim.sweep.storage import RESULTS, locked, prepare, read_results, write_p
 __all__ = ["Parameter", "Point", "Sweep", "SweepRun", "cell_text", "is_sweep_file", "load_sweep", "numeric",
            "read_results", "run_sweep", "sweep_work", "unstable_points"]
 
-INLINE_ARRIVALS = 200_000   # below this much work in all, starting processes costs more than it saves
+INLINE_ARRIVALS = 200_000   # below this much SimPy work in all, starting processes costs more than it saves
 
 
 @dataclass
@@ -60,12 +61,13 @@ def sweep_work(sweep: Sweep, points: list[Point] | None = None) -> float:
 
 
 def run_sweep(sweep: Sweep, directory: str | Path, *, jobs: int | None = None, scheduler: str | None = None,
-              resume: bool = False, on_replication: Callable[[int, int], None] | None = None,
+              resume: bool = False, engine: str = "auto", on_replication: Callable[[int, int], None] | None = None,
               on_point: Callable[[Point, dict[str, Estimate]], None] | None = None,
               on_start: Callable[[list[Point]], None] | None = None) -> SweepRun:
     """Run the sweep's points that results.csv in ``directory`` does not hold yet.
 
-    Without ``resume`` a non-empty results.csv is refused. ``on_start`` gets the points
+    Each point runs on ``engine`` (auto, simpy or fast; auto picks per point, as
+    ``paysim run`` does). Without ``resume`` a non-empty results.csv is refused. ``on_start`` gets the points
     about to run, ``on_replication`` (point, replication) as each replication finishes and
     ``on_point`` (point, metrics) after the point's row is on disk.
     """
@@ -75,11 +77,16 @@ def run_sweep(sweep: Sweep, directory: str | Path, *, jobs: int | None = None, s
         results, done, outcome.notes = prepare(directory, sweep, resume)
         outcome.resumed = sorted(done)
         todo = [point for point in sweep.points if point.index not in done]
+        engines = {point.index: choose_engine(point.scenario, engine, False)[0] for point in todo}
+        if todo:
+            counts = Counter(engines.values())
+            outcome.notes.append("engine: " + ", ".join(f"{name} for {n} point{'s' * (n > 1)}"
+                                                         for name, n in sorted(counts.items())))
         if on_start:
             on_start(todo)
 
         def finished(point: Point, rows: list[dict[str, float]], wall_s: float) -> None:
-            result = RunResult(point.scenario, point.seed, sweep.replications, "simpy", wall_s, rows)
+            result = RunResult(point.scenario, point.seed, sweep.replications, engines[point.index], wall_s, rows)
             metrics = _scoped(public_metrics(result))
             results.append(point.index, point.params, metrics)
             outcome.ran.append(point.index)
@@ -91,9 +98,10 @@ def run_sweep(sweep: Sweep, directory: str | Path, *, jobs: int | None = None, s
         try:
             if todo:
                 tasks = len(todo) * sweep.replications
-                small = scheduler is None and sweep_work(sweep, todo) < INLINE_ARRIVALS
-                runner = backend(1 if small else (jobs or default_jobs()), scheduler, tasks)
-                execute(todo, sweep.replications, runner, on_replication, finished)
+                compiled = all(name == "fast" for name in engines.values())
+                small = scheduler is None and not compiled and sweep_work(sweep, todo) < INLINE_ARRIVALS
+                runner = backend(1 if small else (jobs or default_jobs()), scheduler, tasks, compiled)
+                execute(todo, sweep.replications, runner, engines, on_replication, finished)
         finally:
             results.close()
         parquet = write_parquet(directory)

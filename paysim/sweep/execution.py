@@ -1,7 +1,8 @@
-"""Running a sweep's (point, replication) tasks: in this process, on a local process pool, or on Dask.
+"""Running a sweep's (point, replication) tasks: in this process, on local threads (the
+compiled engine) or processes, or on Dask.
 
-Each task is ``paysim.runner.replicate(scenario, seed, replication)`` for one point,
-a pure function of its arguments, so the rows (and everything computed from them) are
+Each task is ``paysim.runner.replicate(scenario, seed, replication, engine=...)`` for
+one point, a pure function of its arguments, so the rows (and everything computed from them) are
 the same whichever backend, worker or order ran them. Tasks are handed out point by
 point through a bounded window, so points tend to finish in grid order, a 1-point
 sweep still keeps every core busy, and an interruption cancels little queued work.
@@ -19,6 +20,7 @@ from typing import Any
 from paysim.errors import PaysimError
 from paysim.runner import replicate
 from paysim.sweep.grid import Point
+from paysim.threads import DaemonThreads
 
 ReplicationDone = Callable[[int, int], None]                 # (point, replication)
 PointDone = Callable[[Point, list[dict[str, float]], float], None]   # (point, rows by replication, wall seconds)
@@ -36,8 +38,8 @@ class Inline:
     def __init__(self) -> None:
         self.done: list[tuple[Key, dict[str, float]]] = []
 
-    def submit(self, key: Key, scenario: Any, seed: int) -> None:
-        self.done.append((key, replicate(scenario, seed, key[1])))
+    def submit(self, key: Key, scenario: Any, seed: int, engine: str) -> None:
+        self.done.append((key, replicate(scenario, seed, key[1], engine=engine)))
 
     def completed(self) -> list[tuple[Key, dict[str, float]]]:
         done, self.done = self.done, []
@@ -60,8 +62,8 @@ class LocalPool:
         self.pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
         self.futures: dict[Future, Key] = {}
 
-    def submit(self, key: Key, scenario: Any, seed: int) -> None:
-        self.futures[self.pool.submit(replicate, scenario, seed, key[1])] = key
+    def submit(self, key: Key, scenario: Any, seed: int, engine: str) -> None:
+        self.futures[self.pool.submit(replicate, scenario, seed, key[1], engine=engine)] = key
 
     def completed(self) -> list[tuple[Key, dict[str, float]]]:
         done = wait(list(self.futures), timeout=POLL_S, return_when=FIRST_COMPLETED).done
@@ -88,6 +90,24 @@ class LocalPool:
             process.join()
 
 
+class Threads:
+    """``jobs`` threads in this process, for points the compiled engine runs (it releases
+    the GIL): every core busy with no processes to start."""
+
+    def __init__(self, jobs: int) -> None:
+        self.slots = jobs
+        self.threads = DaemonThreads(jobs)
+
+    def submit(self, key: Key, scenario: Any, seed: int, engine: str) -> None:
+        self.threads.submit(key, lambda: replicate(scenario, seed, key[1], engine=engine))
+
+    def completed(self) -> list[tuple[Key, dict[str, float]]]:
+        return self.threads.completed(POLL_S)
+
+    def close(self, interrupted: bool) -> None:
+        self.threads.close()
+
+
 class DaskCluster:
     """The workers of a Dask distributed cluster, reached through its scheduler's address."""
 
@@ -104,8 +124,8 @@ class DaskCluster:
         self.slots = max(1, sum(self.client.nthreads().values()))
         self.futures: dict[Any, Key] = {}
 
-    def submit(self, key: Key, scenario: Any, seed: int) -> None:
-        self.futures[self.client.submit(replicate, scenario, seed, key[1], pure=False)] = key
+    def submit(self, key: Key, scenario: Any, seed: int, engine: str) -> None:
+        self.futures[self.client.submit(replicate, scenario, seed, key[1], engine=engine, pure=False)] = key
 
     def completed(self) -> list[tuple[Key, dict[str, float]]]:
         try:
@@ -120,17 +140,21 @@ class DaskCluster:
         self.client.close()
 
 
-def backend(jobs: int, scheduler: str | None, tasks: int) -> Inline | LocalPool | DaskCluster:
-    """Dask when a scheduler address is given, else a pool of ``jobs`` processes (none for one job or one task)."""
+Backend = Inline | Threads | LocalPool | DaskCluster
+
+
+def backend(jobs: int, scheduler: str | None, tasks: int, compiled: bool = False) -> Backend:
+    """Dask when a scheduler address is given, else ``jobs`` threads when every task runs
+    on the compiled engine, else a pool of ``jobs`` processes (none for one job or one task)."""
     if scheduler:
         return DaskCluster(scheduler)
     jobs = max(1, min(jobs, tasks))
-    return Inline() if jobs == 1 else LocalPool(jobs)
+    return Inline() if jobs == 1 else Threads(jobs) if compiled else LocalPool(jobs)
 
 
-def execute(points: Sequence[Point], replications: int, runner: Inline | LocalPool | DaskCluster,
+def execute(points: Sequence[Point], replications: int, runner: Backend, engines: dict[int, str],
             on_replication: ReplicationDone | None = None, on_point: PointDone | None = None) -> None:
-    """Run every replication of every point; ``on_point`` gets each point's rows as soon as the point is complete.
+    """Run every replication of every point, each on ``engines[point.index]``; ``on_point`` gets each point's rows as soon as the point is complete.
 
     On any exception (Ctrl-C included, or one raised by a callback) the queued tasks are
     cancelled and the pool is shut down before the exception goes on.
@@ -146,7 +170,7 @@ def execute(points: Sequence[Point], replications: int, runner: Inline | LocalPo
             while inflight < window and (task := next(tasks, None)) is not None:
                 point, r = task
                 started.setdefault(point.index, time.perf_counter())
-                runner.submit((point.index, r), point.scenario, point.seed)
+                runner.submit((point.index, r), point.scenario, point.seed, engines[point.index])
                 inflight += 1
             if not inflight:
                 break

@@ -1,0 +1,223 @@
+"""The compiled engine's fast path for one FCFS station: the Kiefer–Wolfowitz recursion.
+
+In a first-come-first-served G/G/c station every customer takes the worker that frees
+first, in arrival order, so its start time is max(arrival, earliest free worker) and
+no event list is needed: a customer's whole visit (start, end, outcome) follows from
+its arrival, its draws and the c workers' free times. Abandonment fits too: a customer
+whose start would come after its timeout never takes a worker, so the others' free
+times are unchanged. Every statistic the event engine accumulates event by event is a
+per-customer quantity here: counts of what happened inside the window [warm-up,
+horizon), and time-weighted areas as the overlap of each customer's stay with it.
+
+Memory is O(workers + customers waiting), as in the event engine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from paysim.engine.fast import (ABANDONED, ERRORED, REJECTED, TIMED_OUT, _jit, bucket, draw, next_arrival)
+from paysim.scenario import Scenario
+
+
+def fits(scenario: Scenario) -> bool:
+    """A single station (the event engine's other conditions already hold) whose every
+    visit ends the transaction."""
+    return len(scenario.stations) == 1 and all(t == "done" for s in scenario.stations.values() for t in s.routes)
+
+
+@_jit
+def overlap(start, end, w0, w1):
+    return max(0.0, min(end, w1) - max(start, w0))
+
+
+@_jit
+def sift_down(heap, n, value):
+    """Replace the smallest of ``heap[:n]`` by ``value`` and restore the min-heap."""
+    i = 0
+    while True:
+        child = 2 * i + 1
+        if child >= n:
+            break
+        if child + 1 < n and heap[child + 1] < heap[child]:
+            child += 1
+        if heap[child] >= value:
+            break
+        heap[i] = heap[child]
+        i = child
+    heap[i] = value
+
+
+@_jit
+def push(heap, n, value):
+    """Add ``value`` to the min-heap ``heap[:n]``, growing it when full; returns the heap."""
+    if n == heap.shape[0]:
+        heap = np.concatenate((heap, np.empty(n)))
+    i = n
+    while i > 0:
+        parent = (i - 1) >> 1
+        if heap[parent] <= value:
+            break
+        heap[i] = heap[parent]
+        i = parent
+    heap[i] = value
+    return heap
+
+
+@_jit
+def ring_push(ring, head, n, value):
+    """Append ``value`` to the ring buffer ``ring`` (a power-of-two size) holding ``n`` values
+    from ``head``, growing it when full; returns the ring and its head."""
+    if n == ring.shape[0]:
+        ring = np.concatenate((ring[head:], ring[:head], np.empty(n)))
+        head = 0
+    ring[(head + n) & (ring.shape[0] - 1)] = value
+    return ring, head
+
+
+@_jit
+def run_single(seed, warmup, horizon, max_in_flight,
+               service, workers, capacity, errors, cancel,
+               timeout, clock, unit_det, gap, step_at, step_rate, emp,
+               log_gamma, offset, nbuckets, min_value,
+               st_f, st_i, st_sketch, st_zeros, sr_f, sr_i, sr_sketch, sr_zeros):
+    """Same arguments and accumulators as :func:`paysim.engine.fast.run`, for one station."""
+    np.random.seed(seed)
+    n_sr = timeout.shape[0]
+    c = workers[0]
+    free = np.zeros(c)                # min-heap of the workers' free times
+    # the times the waiting customers leave the queue: their start times, in arrival order
+    # (a ring buffer) unless some may abandon first (then a min-heap)
+    abandons = cancel[0] and np.any(timeout < np.inf)
+    waiting = np.empty(64)
+    n_wait = head = 0
+    limit = capacity[0]
+    p_error = errors[0]
+    cancels = cancel[0]
+    segment = np.zeros(n_sr, np.int64)
+    next_t = np.empty(n_sr)
+    for s in range(n_sr):
+        next_t[s] = next_arrival(s, 0.0, clock, unit_det, gap, emp, step_at, step_rate, segment)
+    while True:
+        s = 0
+        for k in range(1, n_sr):
+            if next_t[k] < next_t[s]:
+                s = k
+        a = next_t[s]
+        if a >= horizon:
+            break
+        next_t[s] = next_arrival(s, a, clock, unit_det, gap, emp, step_at, step_rate, segment)
+        counted = a >= warmup
+        if abandons:                  # who has left the queue by now
+            while n_wait > 0 and waiting[0] <= a:
+                n_wait -= 1
+                if n_wait > 0:
+                    sift_down(waiting, n_wait, waiting[n_wait])
+        else:
+            while n_wait > 0 and waiting[head] <= a:
+                head = (head + 1) & (waiting.shape[0] - 1)
+                n_wait -= 1
+        if n_wait + c > max_in_flight:
+            return -1
+        earliest = free[0]
+        if counted:
+            sr_i[s, 1] += 1        # arrived
+            sr_i[s, 3] += 1        # attempts
+        if limit >= 0 and earliest > a and n_wait >= limit:
+            if counted:            # rejected: enters and leaves the system at once
+                st_i[0, 3] += 1
+                sr_i[s, 5] += 1
+                sr_i[s, 6 + REJECTED] += 1
+            continue
+        if counted:
+            st_i[0, 2] += 1        # entered
+        patience = a + timeout[s]
+        start = max(a, earliest)
+        if cancels and patience <= start:
+            # abandons while waiting, at `patience`, without ever taking a worker
+            waiting = push(waiting, n_wait, patience)
+            n_wait += 1
+            leave = patience
+            wait, served = leave - a, 0.0
+            st_f[0, 0] += overlap(a, leave, warmup, horizon)
+            if warmup <= leave < horizon:
+                st_i[0, 9] += 1
+                st_i[0, 7] += 1
+                st_f[0, 5] += wait
+                st_f[0, 6] += wait
+                sr_i[s, 6 + ABANDONED] += 1
+                sr_i[s, 5] += 1
+                sr_f[s, 3] += wait
+                sr_f[s, 4] += wait
+            elif leave >= horizon:
+                st_i[0, 0] += 1
+                sr_i[s, 0] += 1
+            sr_f[s, 0] += overlap(a, leave, warmup, horizon)
+            continue
+        if start > a:
+            if abandons:
+                waiting = push(waiting, n_wait, start)
+            else:
+                waiting, head = ring_push(waiting, head, n_wait, start)
+            n_wait += 1
+        service_time = draw(service[0], emp)
+        end = start + service_time
+        cut = cancels and patience <= end          # timed out in service, and the worker is freed
+        if cut:
+            end = patience
+            service_time = end - start
+        sift_down(free, c, end)
+        wait = start - a
+        sojourn = end - a
+        if warmup <= start < horizon:
+            st_i[0, 4] += 1        # started
+            st_f[0, 2] += wait
+        st_f[0, 0] += overlap(a, end, warmup, horizon)
+        st_f[0, 1] += overlap(start, end, warmup, horizon)
+        sr_f[s, 0] += overlap(a, end, warmup, horizon)
+        if end >= horizon:         # still here when the window closes
+            st_i[0, 0] += 1
+            st_i[0, 1] += start < horizon
+            sr_i[s, 0] += 1
+        gave_up = patience <= end
+        if gave_up and warmup <= patience < horizon:
+            sr_i[s, 6 + TIMED_OUT] += 1
+        if not warmup <= end < horizon:
+            continue
+        st_i[0, 9] += 1            # departed
+        st_f[0, 5] += sojourn
+        st_f[0, 6] += wait
+        st_f[0, 7] += service_time
+        sr_i[s, 5] += 1
+        sr_f[s, 3] += sojourn
+        sr_f[s, 4] += wait
+        sr_f[s, 5] += service_time
+        if cut:
+            st_i[0, 8] += 1        # cancelled
+            continue
+        error = p_error > 0 and np.random.random() < p_error
+        st_i[0, 5] += 1            # finished
+        st_i[0, 6] += error
+        st_f[0, 3] += sojourn
+        st_f[0, 4] += service_time
+        tiny = sojourn < min_value    # the sketch's bucket, shared by the station's and the stream's
+        b = 0 if tiny else bucket(sojourn, log_gamma, offset, nbuckets)
+        if tiny:
+            st_zeros[0] += 1
+        else:
+            st_sketch[0, b] += 1
+        if not error:
+            sr_i[s, 4] += 1        # finished its route
+        if gave_up:
+            continue
+        if error:
+            sr_i[s, 6 + ERRORED] += 1
+        else:
+            sr_i[s, 2] += 1        # succeeded
+            sr_f[s, 1] += sojourn
+            sr_f[s, 2] += wait
+            if tiny:
+                sr_zeros[s] += 1
+            else:
+                sr_sketch[s, b] += 1
+    return 0
