@@ -39,6 +39,7 @@ import numpy as np
 
 from paysim.analytic import jackson_arrival_rates
 from paysim.scenario import DONE, Arrival, Scenario, Station
+from paysim.scenario.load import stations_that_can_leave
 from paysim.scenario.models import Classify
 
 SHARE_SAMPLES = 20_000      # amounts drawn per stream to estimate classification shares
@@ -122,15 +123,7 @@ def _routing(scenario: Scenario, stream: str) -> dict[str, dict[str, float]]:
 
 def _trapped(routing: dict[str, dict[str, float]]) -> set[str]:
     """Stations from which no positive-probability path leads to ``done``."""
-    leave = {DONE}
-    changed = True
-    while changed:
-        changed = False
-        for name, row in routing.items():
-            if name not in leave and any(p > 0 and t in leave for t, p in row.items()):
-                leave.add(name)
-                changed = True
-    return set(routing) - leave
+    return set(routing) - stations_that_can_leave(routing)
 
 
 def stream_visits(scenario: Scenario, stream: str) -> tuple[dict[str, float], dict[str, float]]:

@@ -28,8 +28,10 @@ import pytest
 from scipy import stats as sps
 from scipy.optimize import brentq
 
-from conftest import assert_little, assert_percentile, assert_theory, run, scenario
+from conftest import assert_little, assert_percentile, assert_theory, scenario
 from paysim import analytic
+from paysim.engine.fast import unsupported
+from paysim.runner import simulate
 from paysim.theory import analyse
 
 EXP1 = {"dist": "exponential", "mean": 1.0}
@@ -272,14 +274,13 @@ def _theory(case: Case, model) -> dict[str, float]:
     return exact | direct
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=[pytest.mark.slow] if c.slow else [])
-                                  for c in CASES])
-def test_simulation_matches_theory(case: Case) -> None:
+def _check(case: Case, engine: str) -> None:
     model = case.model()
     theory = _theory(case, model)
     missing = [m for m in case.metrics if m not in theory]
     assert not missing, f"no theoretical value for {missing}"
-    result = run(model)
+    result = simulate(model, jobs=1, engine=engine)
+    assert result.engine == engine
     failures = []
     for metric in case.metrics:
         check = assert_percentile if ".latency." in metric else assert_theory
@@ -289,6 +290,18 @@ def test_simulation_matches_theory(case: Case) -> None:
             failures.append(str(error))
     assert not failures, "\n".join(failures)
     assert_little(result)
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=[pytest.mark.slow] if c.slow else [])
+                                  for c in CASES])
+def test_simulation_matches_theory(case: Case) -> None:
+    _check(case, "simpy")
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in CASES if unsupported(c.model()) is None])
+def test_compiled_engine_matches_theory(case: Case) -> None:
+    """The same table on the compiled engine, for the cases it runs."""
+    _check(case, "fast")
 
 
 def test_table_is_large_and_covers_every_family() -> None:

@@ -98,7 +98,7 @@ def problems_from_validation(error: ValidationError, data: Any, file: str, lines
     return problems
 
 
-def _leavers(routes: Mapping[str, Mapping[str, float]]) -> set[str]:
+def stations_that_can_leave(routes: Mapping[str, Mapping[str, float]]) -> set[str]:
     """Stations from which a transaction can eventually reach ``done``."""
     can_leave = {DONE}
     changed = True
@@ -145,7 +145,7 @@ def check_references(scenario: Scenario) -> list[tuple[Path_, str]]:
         if abs(total - 1.0) > 1e-6:
             found.append((("stations", name, "next"), f"routing probabilities must sum to 1, got {total:.6g}"))
     if not found:
-        can_leave = _leavers({name: s.routes for name, s in stations.items()})
+        can_leave = stations_that_can_leave({name: s.routes for name, s in stations.items()})
         for name in stations:
             if name not in can_leave:
                 found.append((("stations", name, "next"), "transactions that reach this station can never leave (every route leads back into a cycle)"))

@@ -46,11 +46,12 @@ def _scoped(metrics: dict[str, Estimate]) -> dict[str, Estimate]:
 
 
 def unstable_points(sweep: Sweep) -> dict[str, list[int]]:
-    """Per station, the points where it has an unbounded queue and a mean utilisation of 1 or more."""
+    """Per station, the points where it has an unbounded queue and open streams bring it a
+    mean utilisation of 1 or more (as ``paysim run`` warns)."""
     found: dict[str, list[int]] = {}
     for point in sweep.points:
         for load in station_loads(point.scenario).values():
-            if not load.bounded and load.utilization >= 1:
+            if not load.bounded and load.open_utilization >= 1:   # closed populations cannot overload it
                 found.setdefault(load.name, []).append(point.index)
     return found
 
