@@ -232,7 +232,9 @@ def validate(
                     typer.echo(f"ok: {file} (sweep of {len(plan.points)} points over {plan.scenario_file})")
                     continue
                 scenario = load_scenario(file)
-                typer.echo(f"ok: {file} ({len(scenario.arrivals)} arrival streams, {len(scenario.stations)} stations)")
+                streams, stations = len(scenario.arrivals), len(scenario.stations)
+                typer.echo(f"ok: {file} ({streams} arrival stream{'s' * (streams != 1)}, "
+                           f"{stations} station{'s' * (stations != 1)})")
         except typer.Exit:
             failed = True
     if failed:

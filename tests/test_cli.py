@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from paysim import analytic
 from paysim.cli import app
 
 SCENARIOS = Path(__file__).parent.parent / "scenarios"
@@ -102,6 +103,25 @@ def test_analytic_json_gives_erlang_c():
     pool = json.loads(result.stdout)["stations"]["pool"]
     assert pool["exact"] and "Erlang C" in pool["formula"]
     assert pool["Wq"] == pytest.approx(0.0040918, rel=1e-4)
+
+
+def test_analytic_solves_a_jackson_network_exactly(tmp_path):
+    """Two stations with feedback: the traffic equations by hand (lambda_a = 5 + 0.2 lambda_b,
+    lambda_b = lambda_a, so 6.25/s each), then each station is an M/M/c at its own rate."""
+    path = tmp_path / "jackson.yaml"
+    path.write_text("horizon: 1h\narrivals: {pay: {rate: 5/s, enter: a}}\n"
+                    "stations:\n  a: {workers: 2, service: {dist: exponential, mean: 100ms}, next: b}\n"
+                    "  b: {workers: 1, service: {dist: exponential, mean: 80ms}, next: {a: 0.2, done: 0.8}}\n")
+    result = invoke("analytic", str(path), "--json")
+    assert result.exit_code == 0, result.output
+    stations = json.loads(result.stdout)["stations"]
+    for name, workers, mean in (("a", 2, 0.1), ("b", 1, 0.08)):
+        rate, offered = 6.25, 6.25 * mean
+        wq = analytic.erlang_c(workers, offered) * mean / (workers - offered)   # C / (c mu - lambda)
+        expected = {"throughput": rate, "utilization": offered / workers, "Wq": wq, "W": wq + mean,
+                    "Lq": rate * wq, "L": rate * (wq + mean)}
+        assert stations[name]["exact"]
+        assert {k: stations[name][k] for k in expected} == pytest.approx(expected, rel=1e-3)
 
 
 def test_analytic_table_says_why_there_is_no_answer():

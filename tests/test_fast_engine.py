@@ -86,10 +86,11 @@ def test_engines_agree(case, kernel, monkeypatch):
     assert all(check.holds for checks in fast.little.values() for check in checks)
 
 
-def test_fast_engine_is_reproducible():
-    stations, arrivals = CASES["feedback"]
+@pytest.mark.parametrize("case", ["feedback", "bounded-abandon-two-streams"])   # the event loop, the recursion
+def test_fast_engine_is_reproducible_on_one_thread_or_several(case):
+    stations, arrivals = CASES[case]
     model = scenario(stations, arrivals, horizon=100, warmup=10, replications=3)
-    first, second = simulate(model, jobs=1, engine="fast"), simulate(model, jobs=1, engine="fast")
+    first, second = simulate(model, jobs=1, engine="fast"), simulate(model, jobs=2, engine="fast")
     assert first.rows == second.rows
 
 

@@ -7,6 +7,7 @@ arrivals with piecewise-constant rate profiles, errors, and client timeouts with
 ``on_timeout: cancel`` (abandonment) or ``continue``. Anything else (retries,
 executors, batches, classify, parallel calls, priorities, schedules, slowdowns,
 outages, closed populations) runs on the SimPy engine; :func:`unsupported` says why.
+A scenario of one station skips the event loop: :mod:`paysim.engine.recursion`.
 
 Results are equal in distribution to the SimPy engine's, not bit-identical: the
 random numbers come from numba's generator seeded from (seed, replication). The

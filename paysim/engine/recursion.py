@@ -138,7 +138,7 @@ def run_single(seed, warmup, horizon, max_in_flight,
             waiting = push(waiting, n_wait, patience)
             n_wait += 1
             leave = patience
-            wait, served = leave - a, 0.0
+            wait = leave - a
             st_f[0, 0] += overlap(a, leave, warmup, horizon)
             if warmup <= leave < horizon:
                 st_i[0, 9] += 1
