@@ -74,13 +74,14 @@ def run_sweep(sweep: Sweep, directory: str | Path, *, jobs: int | None = None, s
     """
     directory = Path(directory)
     outcome = SweepRun(sweep, directory)
+    # before anything is written: --engine fast on a point it cannot run is refused here
+    engines = {point.index: choose_engine(point.scenario, engine, False)[0] for point in sweep.points}
     with locked(directory):
         results, done, outcome.notes = prepare(directory, sweep, resume)
         outcome.resumed = sorted(done)
         todo = [point for point in sweep.points if point.index not in done]
-        engines = {point.index: choose_engine(point.scenario, engine, False)[0] for point in todo}
         if todo:
-            counts = Counter(engines.values())
+            counts = Counter(engines[point.index] for point in todo)
             outcome.notes.append("engine: " + ", ".join(f"{name} for {n} point{'s' * (n > 1)}"
                                                          for name, n in sorted(counts.items())))
         if on_start:
@@ -99,7 +100,7 @@ def run_sweep(sweep: Sweep, directory: str | Path, *, jobs: int | None = None, s
         try:
             if todo:
                 tasks = len(todo) * sweep.replications
-                compiled = all(name == "fast" for name in engines.values())
+                compiled = all(engines[point.index] == "fast" for point in todo)
                 small = scheduler is None and not compiled and sweep_work(sweep, todo) < INLINE_ARRIVALS
                 runner = backend(1 if small else (jobs or default_jobs()), scheduler, tasks, compiled)
                 execute(todo, sweep.replications, runner, engines, on_replication, finished)
