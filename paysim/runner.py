@@ -107,10 +107,10 @@ def replicate_with_series(scenario: Scenario, seed: int, replication: int, progr
     """One replication's metrics row, and its time series if ``interval_s`` is given
     (the compiled engine samples none)."""
     observer = observer_for(scenario)
-    if engine == "fast":
-        run_replication_fast(scenario, observer, seed, replication)
-        return observer.row(), []
     report = (lambda fraction: progress(replication, fraction)) if progress else None
+    if engine == "fast":
+        run_replication_fast(scenario, observer, seed, replication, report=report)
+        return observer.row(), []
     recorder = SeriesRecorder(observer, interval_s) if interval_s else None
     sample = (interval_s, recorder.sample) if recorder else None
     run_replication(scenario, observer, seed, replication, report, sample=sample)
@@ -159,17 +159,21 @@ def _run_pool(scenario: Scenario, seed: int, replications: list[int], jobs: int,
 
 def _run_threads(scenario: Scenario, seed: int, replications: list[int], jobs: int,
                  progress: Progress | None) -> list[Outcome]:
-    """The compiled engine releases the GIL: its replications run on threads, not processes."""
+    """The compiled engine releases the GIL: its replications run on threads, not processes.
+    Progress is reported from this thread only: the threads just leave their fractions."""
     pool = DaemonThreads(jobs)
+    fractions: dict[int, float] = {}
     try:
         for r in replications:
-            pool.submit(r, lambda r=r: replicate_with_series(scenario, seed, r, engine="fast"))
+            pool.submit(r, lambda r=r: replicate_with_series(scenario, seed, r, fractions.__setitem__, engine="fast"))
         outcomes: dict[int, Outcome] = {}
         while len(outcomes) < len(replications):
             for r, outcome in pool.completed(timeout_s=0.2):
                 outcomes[r] = outcome
-                if progress:
-                    progress(r, 1.0)
+                fractions[r] = 1.0
+            if progress:
+                for r, fraction in fractions.copy().items():   # a copy: the threads add keys
+                    progress(r, fraction)
     finally:
         pool.close()
     return [outcomes[r] for r in replications]

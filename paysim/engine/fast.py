@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import threading
 import zlib
+from collections.abc import Callable
 
 import numpy as np
 
@@ -276,7 +277,7 @@ def run(seed, warmup, horizon, max_in_flight,
         service, workers, capacity, errors, cancel, route_cum, route_to,
         entry, timeout, clock, unit_det, gap, step_at, step_rate, emp,
         log_gamma, offset, nbuckets, min_value,
-        st_f, st_i, st_sketch, st_zeros, sr_f, sr_i, sr_sketch, sr_zeros):
+        st_f, st_i, st_sketch, st_zeros, sr_f, sr_i, sr_sketch, sr_zeros, now_at):
     np.random.seed(seed)
     n_st, n_sr = workers.shape[0], entry.shape[0]
     # station accumulators, columns of st_f: area_in, area_busy, sum_wait, sum_sojourn, sum_service,
@@ -331,6 +332,7 @@ def run(seed, warmup, horizon, max_in_flight,
         if ht[0] >= horizon:
             break
         now, kind, ident, gen = pop(ht, hk, hi, hg, hs, size)
+        now_at[0] = now      # for the progress bar
         moving = -1          # a transaction to route to a station (or out)
         target = -1
         if kind == 3:        # the measurement window opens: zero what was accumulated
@@ -549,14 +551,17 @@ def run(seed, warmup, horizon, max_in_flight,
 
 
 
-def _interruptible(kernel, arguments: tuple) -> int:
+def _interruptible(kernel, arguments: tuple, poll: Callable[[], None] | None = None) -> int:
     """Compiled code never checks for Ctrl-C: run it (without the GIL) on a daemon thread
-    and wait here, where a KeyboardInterrupt arrives and the thread is abandoned."""
+    and wait here, where a KeyboardInterrupt arrives and the thread is abandoned; ``poll``
+    is called every 0.1 s meanwhile."""
     result: list[int] = []
     worker = threading.Thread(target=lambda: result.append(kernel(*arguments)), daemon=True)
     worker.start()
     while worker.is_alive():
         worker.join(0.1)
+        if poll:
+            poll()
     if not result:
         raise RuntimeError("the compiled engine stopped without a result")
     return result[0]
@@ -568,9 +573,10 @@ def _seed(seed: int, replication: int) -> int:
 
 
 def run_replication_fast(scenario: Scenario, observer: Observer, seed: int, replication: int,
-                         max_in_flight: int = 5_000_000) -> None:
+                         max_in_flight: int = 5_000_000, report: Callable[[float], None] | None = None) -> None:
     """Simulate one replication with the compiled engine, leaving its statistics in
-    ``observer`` exactly as the SimPy engine would."""
+    ``observer`` exactly as the SimPy engine would; ``report`` gets the fraction done
+    now and then (from this thread)."""
     from paysim.engine import recursion
     from paysim.engine.simpy_engine import RunawayError
 
@@ -583,17 +589,19 @@ def run_replication_fast(scenario: Scenario, observer: Observer, seed: int, repl
     sr_f, sr_i = np.zeros((n_sr, 7)), np.zeros((n_sr, 10), np.int64)
     sr_sketch, sr_zeros = np.zeros((n_sr, nbuckets), np.int64), np.zeros(n_sr, np.int64)
     warmup = scenario.warmup or 0.0
+    now_at = np.zeros(1)     # the kernel's clock, read for progress while it runs
     arguments = (_seed(seed, replication), warmup, scenario.horizon, max_in_flight,
                  tables.service, tables.workers, tables.capacity, tables.errors, tables.cancel,
                  tables.route_cum, tables.route_to, tables.entry, tables.timeout, tables.clock,
                  tables.unit_det, tables.gap, tables.step_at, tables.step_rate, tables.emp_values,
                  log_gamma, offset, nbuckets, MIN_VALUE,
-                 st_f, st_i, st_sketch, st_zeros, sr_f, sr_i, sr_sketch, sr_zeros)
+                 st_f, st_i, st_sketch, st_zeros, sr_f, sr_i, sr_sketch, sr_zeros, now_at)
+    poll = (lambda: report(min(1.0, now_at[0] / scenario.horizon))) if report else None
     if recursion.fits(scenario):    # one station: no event list needed
         arguments = arguments[:9] + arguments[12:]   # no routing, no entry table
-        status = _interruptible(recursion.run_single, arguments)
+        status = _interruptible(recursion.run_single, arguments, poll)
     else:
-        status = _interruptible(run, arguments)
+        status = _interruptible(run, arguments, poll)
     if status < 0:
         raise RunawayError(f"more than {max_in_flight:,} transactions in flight: the system is overloaded "
                            "(utilisation ≥ 1 with unbounded queues?)")

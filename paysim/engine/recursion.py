@@ -80,7 +80,7 @@ def run_single(seed, warmup, horizon, max_in_flight,
                service, workers, capacity, errors, cancel,
                timeout, clock, unit_det, gap, step_at, step_rate, emp,
                log_gamma, offset, nbuckets, min_value,
-               st_f, st_i, st_sketch, st_zeros, sr_f, sr_i, sr_sketch, sr_zeros):
+               st_f, st_i, st_sketch, st_zeros, sr_f, sr_i, sr_sketch, sr_zeros, now_at):
     """Same arguments and accumulators as :func:`paysim.engine.fast.run`, for one station."""
     np.random.seed(seed)
     n_sr = timeout.shape[0]
@@ -107,6 +107,7 @@ def run_single(seed, warmup, horizon, max_in_flight,
         if a >= horizon:
             break
         next_t[s] = next_arrival(s, a, clock, unit_det, gap, emp, step_at, step_rate, segment)
+        now_at[0] = a            # for the progress bar
         counted = a >= warmup
         if abandons:                  # who has left the queue by now
             while n_wait > 0 and waiting[0] <= a:
