@@ -140,12 +140,17 @@ class _Tables:
                 self.step_at[i, j], self.step_rate[i, j] = at, rate
 
 
-def _jit(function):
-    """Compiled with numba, its machine code cached on disk; plain Python without numba."""
-    return numba.njit(cache=True, nogil=True, error_model="numpy")(function) if numba is not None else function
+def _jit(function=None, *, inline: bool = False):
+    """Compiled with numba, its machine code cached on disk; plain Python without numba.
+    ``inline``: a small helper of the event loop, compiled into its callers."""
+    if function is None:
+        return lambda f: _jit(f, inline=inline)
+    if numba is None:
+        return function
+    return numba.njit(cache=True, nogil=True, error_model="numpy", inline="always" if inline else "never")(function)
 
 
-@_jit
+@_jit(inline=True)
 def draw(p, emp):
     code = int(p[0])
     if code == 0:
@@ -163,13 +168,13 @@ def draw(p, emp):
     start, end = int(p[1]), int(p[2])
     return emp[start + int(np.random.random() * (end - start))]
 
-@_jit
+@_jit(inline=True)
 def _before(ht, hs, i, t, seq):
     """Entry i comes before (t, seq): earlier, or as early and scheduled first (as in SimPy)."""
     return ht[i] < t or (ht[i] == t and hs[i] < seq)
 
 
-@_jit
+@_jit(inline=True)
 def push(ht, hk, hi, hg, hs, size, t, kind, ident, gen):
     i = size[0]
     seq = size[1]
@@ -184,7 +189,7 @@ def push(ht, hk, hi, hg, hs, size, t, kind, ident, gen):
     ht[i], hk[i], hi[i], hg[i], hs[i] = t, kind, ident, gen, seq
 
 
-@_jit
+@_jit(inline=True)
 def pop(ht, hk, hi, hg, hs, size):
     t, kind, ident, gen = ht[0], hk[0], hi[0], hg[0]
     size[0] -= 1
@@ -205,7 +210,7 @@ def pop(ht, hk, hi, hg, hs, size):
     return t, kind, ident, gen
 
 
-@_jit
+@_jit(inline=True)
 def next_arrival(s, now, clock, unit_det, gap, emp, step_at, step_rate, segment):
     if clock[s] == 1:
         return now + draw(gap[s], emp)
@@ -225,7 +230,7 @@ def next_arrival(s, now, clock, unit_det, gap, emp, step_at, step_rate, segment)
         now = end
         k += 1
 
-@_jit
+@_jit(inline=True)
 def advance(st_f, st_i, st, now):
     """Time-weighted integrals of the station's population and busy workers up to ``now``."""
     st_f[st, 0] += st_i[st, 0] * (now - st_f[st, 8])
@@ -233,7 +238,7 @@ def advance(st_f, st_i, st, now):
     st_f[st, 8] = now
 
 
-@_jit
+@_jit(inline=True)
 def unlink(st_i, st, t_link, x):
     """Take ``x`` out of the station's queue, a doubly linked list (head st_i[st, 11], tail
     st_i[st, 12]; t_link[x] = next, previous), so its slot can be reused at once."""
@@ -248,7 +253,7 @@ def unlink(st_i, st, t_link, x):
         t_link[following, 1] = previous
 
 
-@_jit
+@_jit(inline=True)
 def take_next(st, now, st_f, st_i, t_link, t_state, t_arrived, t_wait, t_started, t_gen,
               ht, hk, hi, hg, hs, size, service, emp):
     """A freed worker takes the transaction at the head of the queue, if any (else it stays free)."""
@@ -267,7 +272,7 @@ def take_next(st, now, st_f, st_i, t_link, t_state, t_arrived, t_wait, t_started
         push(ht, hk, hi, hg, hs, size, now + draw(service[st], emp), 1, y, t_gen[y])
 
 
-@_jit
+@_jit(inline=True)
 def bucket(value, log_gamma, offset, size):
     b = math.ceil(math.log(value) / log_gamma) - offset
     return min(max(b, 0), size - 1)
