@@ -2,8 +2,8 @@
 compiled engine) or processes, or on Dask.
 
 Each task is ``paysim.runner.replicate(scenario, seed, replication, engine=...)`` for
-one point, a pure function of its arguments, so the rows (and everything computed from them) are
-the same whichever backend, worker or order ran them. Tasks are handed out point by
+one point, a pure function of its arguments, so the rows (and everything computed from
+them) are the same whichever backend, worker or order ran them. Tasks are handed out point by
 point through a bounded window, so points tend to finish in grid order, a 1-point
 sweep still keeps every core busy, and an interruption cancels little queued work.
 """
@@ -154,7 +154,8 @@ def backend(jobs: int, scheduler: str | None, tasks: int, compiled: bool = False
 
 def execute(points: Sequence[Point], replications: int, runner: Backend, engines: dict[int, str],
             on_replication: ReplicationDone | None = None, on_point: PointDone | None = None) -> None:
-    """Run every replication of every point, each on ``engines[point.index]``; ``on_point`` gets each point's rows as soon as the point is complete.
+    """Run every replication of every point, each on ``engines[point.index]``; ``on_point``
+    gets each point's rows as soon as the point is complete.
 
     On any exception (Ctrl-C included, or one raised by a callback) the queued tasks are
     cancelled and the pool is shut down before the exception goes on.
