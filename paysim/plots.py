@@ -1,7 +1,8 @@
 """Capacity curves of a sweep, drawn from its results.csv and sweep.json (matplotlib, Agg).
 
 The first swept parameter is the x axis; every combination of the others is one curve.
-Each curve carries its 95% confidence band. Where the scenario has an SLO its target is
+Each curve carries its 95% confidence band. With two or more parameters a heatmap also
+shows the whole grid at once. Where the scenario has an SLO its target is
 a dashed line, and the knee -- the first point of a curve where the SLO is broken,
 i.e. no longer met with 95% confidence (the CI's upper bound above the target) -- is
 marked. Every figure is written as PNG and SVG.
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
@@ -29,6 +31,8 @@ SLO_METRICS = {"mean_latency": "W", "p50_latency": "latency.p50", "p90_latency":
                "p95_latency": "latency.p95", "p99_latency": "latency.p99", "p999_latency": "latency.p999",
                "max_failure_rate": "failure_rate"}
 LATENCY_PANELS = [("W", "mean"), ("latency.p95", "p95"), ("latency.p99", "p99")]
+# the grid at a glance: (system metric, title, unit, scale)
+HEATMAP_PANELS = [("latency.p99", "p99 latency", "ms", 1000.0), ("failure_rate", "requests failed", "%", 100.0)]
 
 
 @dataclass
@@ -81,8 +85,10 @@ def load(directory: Path) -> Data:
     groups: dict[tuple[str, ...], list[Mapping[str, str]]] = {}
     for row in rows:
         groups.setdefault(tuple(row[p] for p in others), []).append(row)
+    # curves in the grid's order, whatever order the points finished in
+    rank = [{cell_text(v): i for i, v in enumerate(vary[p])} for p in others]
     curves = []
-    for key, members in groups.items():
+    for key, members in sorted(groups.items(), key=lambda item: [r.get(v, 0) for r, v in zip(rank, item[0])]):
         members = sorted(members, key=lambda row: positions[row[first]])
         label = ", ".join(f"{short_name(p)}={v}" for p, v in zip(others, key)) or description.get("scenario_name", "")
         curves.append(Curve(label, [positions[row[first]] for row in members], members))
@@ -97,14 +103,16 @@ def _band(axes: plt.Axes, curve: Curve, metric: str, colour: Any, scale: float =
     axes.fill_between(xs, low, high, color=colour, alpha=0.2, linewidth=0)
 
 
+def breaks(mean: float, high: float, target: float) -> bool:
+    """The SLO is broken at a point: its CI's upper bound (the mean without one) is above the target."""
+    worst = high if math.isfinite(high) else mean
+    return math.isfinite(worst) and worst > target
+
+
 def knee(curve: Curve, metric: str, target: float) -> int | None:
-    """Index of the first point where the SLO is broken (the CI's upper bound, or the mean, above the target)."""
+    """Index of the first point of ``curve`` where the SLO is broken."""
     mean, _, high = curve.series(metric)
-    for index, (m, h) in enumerate(zip(mean, high)):
-        value = h if math.isfinite(h) else m
-        if math.isfinite(value) and value > target:
-            return index
-    return None
+    return next((index for index, (m, h) in enumerate(zip(mean, high)) if breaks(m, h, target)), None)
 
 
 def _slo(axes: plt.Axes, data: Data, metric: str, scale: float, colours: list[Any]) -> None:
@@ -139,6 +147,10 @@ def _finish(figure: plt.Figure, axes_list: Sequence[plt.Axes], data: Data, title
         if labels:
             axes.legend(fontsize=7)
     figure.suptitle(title)
+    return _save(figure, directory, name)
+
+
+def _save(figure: plt.Figure, directory: Path, name: str) -> list[Path]:
     figure.tight_layout()
     paths = []
     with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "paysim"}):  # SVG text stays text; stable ids
@@ -213,6 +225,48 @@ def losses_figure(data: Data, directory: Path) -> list[Path]:
     return _finish(figure, [axes], data, "requests that failed (rejected or lost), with 95% CI", directory, "losses")
 
 
+def _slo_target(data: Data, metric: str) -> float | None:
+    targets = [target for objective, target in data.description.get("slo", {}).items()
+               if SLO_METRICS.get(objective) == metric]
+    return min(targets) if targets else None
+
+
+def heatmap_figure(data: Data, directory: Path) -> list[Path]:
+    """The whole grid at once, for sweeps of two or more parameters: the first across, the
+    others down, a cell per point with its mean; cells where the SLO is broken (95% CI upper
+    bound above the target) are outlined in red."""
+    xs = sorted({x for curve in data.curves for x in curve.xs})
+    column = {x: j for j, x in enumerate(xs)}
+    figure, axes_list = plt.subplots(1, len(HEATMAP_PANELS), squeeze=False,
+                                     figsize=(max(6.0, 0.7 * len(xs) + 3) * len(HEATMAP_PANELS) / 1.4,
+                                              max(3.5, 0.45 * len(data.curves) + 2)))
+    for axes, (metric, title, unit, scale) in zip(axes_list[0], HEATMAP_PANELS):
+        target = _slo_target(data, metric)
+        values = np.full((len(data.curves), len(xs)), np.nan)
+        for i, curve in enumerate(data.curves):
+            mean, _, high = curve.series(f"system.{metric}")
+            for x, m, h in zip(curve.xs, mean, high):
+                values[i, column[x]] = m * scale
+                if target is not None and breaks(m, h, target):
+                    axes.add_patch(plt.Rectangle((column[x] - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red",
+                                                 linewidth=2))
+        image = axes.imshow(values, aspect="auto", origin="lower", cmap="viridis")
+        figure.colorbar(image, ax=axes, label=unit)
+        middle = np.nanmean(values) if np.isfinite(values).any() else 0.0
+        for (i, j), value in np.ndenumerate(values):
+            if math.isfinite(value):
+                axes.text(j, i, f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}", ha="center", va="center",
+                          fontsize=7,
+                          color="black" if value > middle else "white")
+        axes.set_xticks(range(len(xs)), [_x_text(data, x) for x in xs], rotation=30, fontsize=7)
+        axes.set_yticks(range(len(data.curves)), [curve.label for curve in data.curves], fontsize=7)
+        axes.set_xlabel(data.x_label)
+        axes.set_title(title + (f" (red: SLO {target * scale:g} {unit} broken)" if target is not None else ""),
+                       fontsize=9)
+    figure.suptitle("the whole grid: mean per point")
+    return _save(figure, directory, "heatmap")
+
+
 def plot_sweep(directory: str | Path) -> list[Path]:
     """Draw every figure of the sweep in ``directory`` into it; returns the files written."""
     directory = Path(directory)
@@ -221,4 +275,5 @@ def plot_sweep(directory: str | Path) -> list[Path]:
     paths += _per_station(data, directory, "utilization", "utilization", "utilisation per station, with 95% CI",
                           "%", 100.0)
     paths += _per_station(data, directory, "Lq", "queue", "mean queue length per station, with 95% CI", "waiting")
-    return paths + losses_figure(data, directory)
+    paths += losses_figure(data, directory)
+    return paths + (heatmap_figure(data, directory) if len(data.description["vary"]) > 1 else [])

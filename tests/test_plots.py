@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from typer.testing import CliRunner
 from paysim.cli import app
 from paysim.plots import Curve, knee, load
 
-NAMES = ["latency", "throughput", "utilization", "queue", "losses"]
+NAMES = ["latency", "throughput", "utilization", "queue", "losses", "heatmap"]   # heatmap: 2+ parameters
 SCENARIO = """\
 horizon: 5s
 warmup: 0.5s
@@ -61,11 +62,34 @@ def test_plot_redraws_from_results(swept):
     assert "SLO p99_latency" in latency and "pool.workers=10" in latency and "pool.workers=12" in latency
 
 
+def test_heatmap_shows_the_grid_and_where_the_slo_breaks(swept):
+    heatmap = (swept / "heatmap.svg").read_text()
+    assert "p99 latency (red: SLO 100 ms broken)" in heatmap
+    assert "pool.workers=10" in heatmap and "pool.workers=12" in heatmap
+
+
+def test_one_parameter_draws_no_heatmap(tmp_path):
+    (tmp_path / "mmc.yaml").write_text(SCENARIO, encoding="utf-8")
+    (tmp_path / "sweep.yaml").write_text(SWEEP.replace("    stations.pool.workers: [10, 12]\n", ""), encoding="utf-8")
+    result = invoke("sweep", str(tmp_path / "sweep.yaml"), "--out", str(tmp_path / "out"), "-q")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "out" / "latency.png").exists() and not (tmp_path / "out" / "heatmap.png").exists()
+
+
 def test_second_parameter_is_one_curve_per_value(swept):
     data = load(swept)
     assert [c.label for c in data.curves] == ["pool.workers=10", "pool.workers=12"]
     assert all(c.xs == [200.0, 450.0] for c in data.curves)
     assert data.x_label == "arrivals.requests.rate (/s)"
+
+
+def test_curves_keep_the_grid_order_whatever_order_points_finished_in(swept, tmp_path):
+    shutil.copytree(swept, tmp_path / "out")
+    header, *lines = (swept / "results.csv").read_text().splitlines(keepends=True)
+    (tmp_path / "out" / "results.csv").write_text(header + "".join(reversed(lines)))
+    data = load(tmp_path / "out")
+    assert [c.label for c in data.curves] == ["pool.workers=10", "pool.workers=12"]
+    assert all(c.xs == [200.0, 450.0] for c in data.curves)
 
 
 def _curve(highs: list[float], means: list[float] | None = None) -> Curve:
