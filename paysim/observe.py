@@ -246,6 +246,9 @@ def _stream_row(prefix: str, streams: Sequence[StreamObserver], window_s: float,
 
     arrived, succeeded, departed = total("arrived"), total("succeeded"), total("departed")
     failures = {reason: sum(s.failures[reason] for s in streams) for reason in FAILURES}
+    # loss rates are over the requests whose outcome fell in the window: out of arrivals, a
+    # warm-up that cuts requests in two could count failures of requests that never arrived in it
+    decided = succeeded + sum(failures.values())
     row = {
         f"{prefix}.arrival_rate": _rate(arrived, window_s),
         f"{prefix}.throughput": _rate(total("finished"), window_s),
@@ -257,7 +260,7 @@ def _stream_row(prefix: str, streams: Sequence[StreamObserver], window_s: float,
         f"{prefix}.retries": float(total("retries")),
         f"{prefix}.retry_amplification": _ratio(total("attempts"), arrived),
         f"{prefix}.failed": float(sum(failures.values())),
-        f"{prefix}.failure_rate": _ratio(sum(failures.values()), arrived),
+        f"{prefix}.failure_rate": _ratio(sum(failures.values()), decided),
         # Little's law inputs over attempts, lost and abandoned ones included
         f"{prefix}.entry_rate": _rate(total("attempts"), window_s),
         f"{prefix}.W_all": _ratio(total("sum_time"), departed),
@@ -266,7 +269,7 @@ def _stream_row(prefix: str, streams: Sequence[StreamObserver], window_s: float,
     }
     for reason, count in failures.items():
         row[f"{prefix}.{reason}"] = float(count)
-        row[f"{prefix}.{_FAILURE_RATES[reason]}"] = _ratio(count, arrived)
+        row[f"{prefix}.{_FAILURE_RATES[reason]}"] = _ratio(count, decided)
     row.update(_latency_row(prefix, sketch))
     return row
 
