@@ -208,7 +208,8 @@ def choose_engine(scenario: Scenario, requested: str, series: bool) -> tuple[str
     if reason is not None:
         return "simpy", f"engine: simpy, because {reason}"
     if series:
-        return "simpy", "engine: simpy, because the time series asked for comes from the SimPy engine"
+        return "simpy", ("engine: simpy, because the time series asked for comes from the SimPy engine "
+                         "(--engine fast runs this scenario compiled, without one)")
     return "fast", "engine: fast (compiled; the scenario fits it)"
 
 

@@ -26,12 +26,12 @@ def fits(scenario: Scenario) -> bool:
     return len(scenario.stations) == 1 and all(t == "done" for s in scenario.stations.values() for t in s.routes)
 
 
-@_jit
+@_jit(inline=True)
 def overlap(start, end, w0, w1):
     return max(0.0, min(end, w1) - max(start, w0))
 
 
-@_jit
+@_jit(inline=True)
 def sift_down(heap, n, value):
     """Replace the smallest of ``heap[:n]`` by ``value`` and restore the min-heap."""
     i = 0
@@ -48,7 +48,7 @@ def sift_down(heap, n, value):
     heap[i] = value
 
 
-@_jit
+@_jit(inline=True)
 def push(heap, n, value):
     """Add ``value`` to the min-heap ``heap[:n]``, growing it when full; returns the heap."""
     if n == heap.shape[0]:
@@ -64,7 +64,7 @@ def push(heap, n, value):
     return heap
 
 
-@_jit
+@_jit(inline=True)
 def ring_push(ring, head, n, value):
     """Append ``value`` to the ring buffer ``ring`` (a power-of-two size) holding ``n`` values
     from ``head``, growing it when full; returns the ring and its head."""
