@@ -157,3 +157,15 @@ def test_out_writes_the_time_series(tmp_path):
 def test_bad_options_are_clean_errors(args, words, tmp_path):
     result = invoke("run", str(SCENARIOS / "mmc.yaml"), *SHORT, "--out", str(tmp_path), *args)
     assert result.exit_code == 2 and words in result.stderr and "Traceback" not in result.output
+
+
+def test_unstable_system_is_flagged_before_and_explained_after(tmp_path):
+    """120% load on an unbounded queue: the busy workers cannot reach lambda * E[S] = 12 (there
+    are 10), so Little's third form fails, and the reason given is the missing steady state."""
+    path = tmp_path / "unstable.yaml"
+    path.write_text("horizon: 2m\nwarmup: 10s\nreplications: 3\narrivals: {requests: {rate: 600/s}}\n"
+                    "stations: {pool: {workers: 10, service: {dist: exponential, mean: 20ms}}}\n")
+    result = invoke("run", str(path), "-q")
+    assert result.exit_code == 0, result.output
+    assert "station 'pool' is unstable: utilisation 120%" in result.stderr
+    assert "busy = λE[S]" in result.stderr and "does not settle into a steady state" in result.stderr
