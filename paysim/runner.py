@@ -104,13 +104,14 @@ def replicate(scenario: Scenario, seed: int, replication: int, progress: Progres
 def replicate_with_series(scenario: Scenario, seed: int, replication: int, progress: Progress | None = None,
                           interval_s: float | None = None,
                           engine: str = "simpy") -> tuple[dict[str, float], list[dict[str, float]]]:
-    """One replication's metrics row, and its time series if ``interval_s`` is given
-    (the compiled engine samples none)."""
+    """One replication's metrics row, and its time series if ``interval_s`` is given (from
+    the compiled engine only the population, ``system.L``: what the warm-up detection reads)."""
     observer = observer_for(scenario)
     report = (lambda fraction: progress(replication, fraction)) if progress else None
     if engine == "fast":
-        run_replication_fast(scenario, observer, seed, replication, report=report)
-        return observer.row(), []
+        population = run_replication_fast(scenario, observer, seed, replication, report=report,
+                                          series_interval=interval_s)
+        return observer.row(), [{"t": (k + 1) * interval_s, "system.L": value} for k, value in enumerate(population)]
     recorder = SeriesRecorder(observer, interval_s) if interval_s else None
     sample = (interval_s, recorder.sample) if recorder else None
     run_replication(scenario, observer, seed, replication, report, sample=sample)
@@ -158,14 +159,15 @@ def _run_pool(scenario: Scenario, seed: int, replications: list[int], jobs: int,
 
 
 def _run_threads(scenario: Scenario, seed: int, replications: list[int], jobs: int,
-                 progress: Progress | None) -> list[Outcome]:
+                 progress: Progress | None, interval_s: float | None) -> list[Outcome]:
     """The compiled engine releases the GIL: its replications run on threads, not processes.
     Progress is reported from this thread only: the threads just leave their fractions."""
     pool = DaemonThreads(jobs)
     fractions: dict[int, float] = {}
     try:
         for r in replications:
-            pool.submit(r, lambda r=r: replicate_with_series(scenario, seed, r, fractions.__setitem__, engine="fast"))
+            pool.submit(r, lambda r=r: replicate_with_series(scenario, seed, r, fractions.__setitem__, interval_s,
+                                                             engine="fast"))
         outcomes: dict[int, Outcome] = {}
         while len(outcomes) < len(replications):
             for r, outcome in pool.completed(timeout_s=0.2):
@@ -185,7 +187,7 @@ def _run(scenario: Scenario, seed: int, replications: list[int], jobs: int, prog
     in the order given either way."""
     jobs = max(1, min(jobs, len(replications)))
     if engine == "fast" and jobs > 1:
-        return _run_threads(scenario, seed, replications, jobs, progress)
+        return _run_threads(scenario, seed, replications, jobs, progress, interval_s)
     if jobs == 1 or expected_arrivals(scenario) * len(replications) < INLINE_ARRIVALS:
         outcomes = []
         for r in replications:
@@ -213,11 +215,11 @@ def choose_engine(scenario: Scenario, requested: str, series: bool) -> tuple[str
     return "fast", "engine: fast (compiled; the scenario fits it)"
 
 
-def _auto_warmup(scenario: Scenario, seed: int, jobs: int, notes: list[str]) -> Scenario:
+def _auto_warmup(scenario: Scenario, seed: int, jobs: int, notes: list[str], engine: str) -> Scenario:
     """Pilot replications without warm-up, then MSER-5 on their population series."""
     pilot = scenario.model_copy(update={"warmup": 0.0})
     interval = scenario.horizon / PILOT_INTERVALS
-    outcomes = _run(pilot, seed, list(range(PILOT_REPLICATIONS)), jobs, None, interval)
+    outcomes = _run(pilot, seed, list(range(PILOT_REPLICATIONS)), jobs, None, interval, engine)
     warmup = warmup_from_series([[row["system.L"] for row in series] for _, series in outcomes], interval)
     if warmup is None:
         warmup = scenario.horizon / 2
@@ -258,7 +260,7 @@ def simulate(scenario: Scenario, *, seed: int | None = None, replications: int |
     engine, why = choose_engine(scenario, engine, series_interval is not None)
     notes: list[str] = [why] if engine == "fast" or "because" in why else []
     if scenario.warmup is None:
-        scenario = _auto_warmup(scenario, seed, jobs, notes)
+        scenario = _auto_warmup(scenario, seed, jobs, notes, engine)
     outcomes = _run(scenario, seed, list(range(count)), jobs, progress, series_interval, engine)
     result = _result(scenario, seed, outcomes, series_interval, started, notes, engine)
     while precision is not None:

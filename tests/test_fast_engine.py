@@ -18,7 +18,7 @@ from scipy import special
 
 from paysim.engine import recursion
 from paysim.engine.fast import unsupported
-from paysim.runner import simulate
+from paysim.runner import replicate_with_series, simulate
 from paysim.sketch import RELATIVE_ERROR
 
 EXP = {"dist": "exponential", "mean": 0.1}
@@ -99,3 +99,17 @@ def test_auto_falls_back_and_says_why():
                      horizon=50, warmup=5, replications=2)
     result = simulate(model, jobs=1, engine="auto")
     assert result.engine == "simpy" and any("retry" in note for note in result.notes)
+
+
+@pytest.mark.parametrize("case", ["feedback", "bounded-abandon-two-streams"])   # the event loop, the recursion
+@pytest.mark.parametrize("warmup", [0, 10])
+def test_population_series_averages_to_the_runs_L(case, warmup):
+    """The per-interval population the warm-up detection reads runs from time 0 across the
+    warm-up; over the measurement window its intervals' mean is the run's time-average
+    number in the system."""
+    stations, arrivals = CASES[case]
+    model = scenario(stations, arrivals, horizon=100, warmup=warmup, replications=1)
+    row, series = replicate_with_series(model, 3, 0, interval_s=0.5, engine="fast")
+    assert len(series) == 200 and series[-1]["t"] == pytest.approx(100)
+    window = [r["system.L"] for r in series if r["t"] > warmup]
+    assert np.mean(window) == pytest.approx(row["system.L"], rel=1e-9)

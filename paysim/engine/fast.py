@@ -239,6 +239,17 @@ def advance(st_f, st_i, st, now):
 
 
 @_jit(inline=True)
+def population_area(sr_f, sr_i, now):
+    """Advance every stream's population integral to ``now``; their sum since the window opened."""
+    total = 0.0
+    for s in range(sr_f.shape[0]):
+        sr_f[s, 0] += sr_i[s, 0] * (now - sr_f[s, 6])
+        sr_f[s, 6] = now
+        total += sr_f[s, 0]
+    return total
+
+
+@_jit(inline=True)
 def unlink(st_i, st, t_link, x):
     """Take ``x`` out of the station's queue, a doubly linked list (head st_i[st, 11], tail
     st_i[st, 12]; t_link[x] = next, previous), so its slot can be reused at once."""
@@ -282,7 +293,7 @@ def run(seed, warmup, horizon, max_in_flight,
         service, workers, capacity, errors, cancel, route_cum, route_to,
         entry, timeout, clock, unit_det, gap, step_at, step_rate, emp,
         log_gamma, offset, nbuckets, min_value,
-        st_f, st_i, st_sketch, st_zeros, sr_f, sr_i, sr_sketch, sr_zeros, now_at):
+        st_f, st_i, st_sketch, st_zeros, sr_f, sr_i, sr_sketch, sr_zeros, now_at, series_dt, area_k):
     np.random.seed(seed)
     n_st, n_sr = workers.shape[0], entry.shape[0]
     # station accumulators, columns of st_f: area_in, area_busy, sum_wait, sum_sojourn, sum_service,
@@ -324,6 +335,10 @@ def run(seed, warmup, horizon, max_in_flight,
             push(ht, hk, hi, hg, hs, size, first, 0, s, 0)
     if warmup > 0:
         push(ht, hk, hi, hg, hs, size, warmup, 3, 0, 0)
+    # the population series, if asked for: the area of interval k, sampled at its end
+    sampled, carried, last_area = 0, 0.0, 0.0
+    if series_dt > 0:
+        push(ht, hk, hi, hg, hs, size, series_dt, 4, 0, 0)
     in_flight = 0
     while size[0] > 0:
         if size[0] + 4 >= ht.shape[0]:   # room for what one event can schedule
@@ -340,7 +355,17 @@ def run(seed, warmup, horizon, max_in_flight,
         now_at[0] = now      # for the progress bar
         moving = -1          # a transaction to route to a station (or out)
         target = -1
+        if kind == 4:        # the end of a population-series interval
+            area = population_area(sr_f, sr_i, now)
+            area_k[sampled] = carried + area - last_area
+            carried, last_area = 0.0, area
+            sampled += 1
+            if sampled < area_k.shape[0] - 1:   # the last interval closes at the horizon
+                push(ht, hk, hi, hg, hs, size, (sampled + 1) * series_dt, 4, 0, 0)
+            continue
         if kind == 3:        # the measurement window opens: zero what was accumulated
+            carried += population_area(sr_f, sr_i, now) - last_area   # the series goes on across it
+            last_area = 0.0
             for s in range(n_st):
                 st_f[s, 8] = now
                 for c in range(8):
@@ -549,9 +574,9 @@ def run(seed, warmup, horizon, max_in_flight,
         n_free += 1
     for s in range(n_st):      # close the window at the horizon
         advance(st_f, st_i, s, horizon)
-    for s in range(n_sr):
-        sr_f[s, 0] += sr_i[s, 0] * (horizon - sr_f[s, 6])
-        sr_f[s, 6] = horizon
+    area = population_area(sr_f, sr_i, horizon)
+    if series_dt > 0 and sampled < area_k.shape[0]:
+        area_k[sampled] = carried + area - last_area
     return 0
 
 
@@ -578,10 +603,13 @@ def _seed(seed: int, replication: int) -> int:
 
 
 def run_replication_fast(scenario: Scenario, observer: Observer, seed: int, replication: int,
-                         max_in_flight: int = 5_000_000, report: Callable[[float], None] | None = None) -> None:
+                         max_in_flight: int = 5_000_000, report: Callable[[float], None] | None = None,
+                         series_interval: float | None = None) -> list[float]:
     """Simulate one replication with the compiled engine, leaving its statistics in
     ``observer`` exactly as the SimPy engine would; ``report`` gets the fraction done
-    now and then (from this thread)."""
+    now and then (from this thread). With ``series_interval`` (which must divide the
+    horizon) returns the mean number in the system over each interval from time 0: the
+    population series that MSER-5 reads (the compiled engine samples no other series)."""
     from paysim.engine import recursion
     from paysim.engine.simpy_engine import RunawayError
 
@@ -595,12 +623,15 @@ def run_replication_fast(scenario: Scenario, observer: Observer, seed: int, repl
     sr_sketch, sr_zeros = np.zeros((n_sr, nbuckets), np.int64), np.zeros(n_sr, np.int64)
     warmup = scenario.warmup or 0.0
     now_at = np.zeros(1)     # the kernel's clock, read for progress while it runs
+    intervals = round(scenario.horizon / series_interval) if series_interval else 1
+    area_k = np.zeros(intervals)
     arguments = (_seed(seed, replication), warmup, scenario.horizon, max_in_flight,
                  tables.service, tables.workers, tables.capacity, tables.errors, tables.cancel,
                  tables.route_cum, tables.route_to, tables.entry, tables.timeout, tables.clock,
                  tables.unit_det, tables.gap, tables.step_at, tables.step_rate, tables.emp_values,
                  log_gamma, offset, nbuckets, MIN_VALUE,
-                 st_f, st_i, st_sketch, st_zeros, sr_f, sr_i, sr_sketch, sr_zeros, now_at)
+                 st_f, st_i, st_sketch, st_zeros, sr_f, sr_i, sr_sketch, sr_zeros, now_at,
+                 float(series_interval or 0.0), area_k)
     poll = (lambda: report(min(1.0, now_at[0] / scenario.horizon))) if report else None
     if recursion.fits(scenario):    # one station: no event list needed
         arguments = arguments[:9] + arguments[12:]   # no routing, no entry table
@@ -631,3 +662,4 @@ def run_replication_fast(scenario: Scenario, observer: Observer, seed: int, repl
         stream.retries = 0
         stream.sketch._counts[:] = sr_sketch[i]
         stream.sketch._zeros = int(sr_zeros[i])
+    return list(area_k / series_interval) if series_interval else []

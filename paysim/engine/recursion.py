@@ -32,6 +32,15 @@ def overlap(start, end, w0, w1):
 
 
 @_jit(inline=True)
+def spread(area_k, dt, start, end):
+    """Add a stay [start, end) to the population areas of the intervals of length ``dt`` it overlaps."""
+    k = int(start / dt)
+    while k < area_k.shape[0] and k * dt < end:
+        area_k[k] += min(end, (k + 1) * dt) - max(start, k * dt)
+        k += 1
+
+
+@_jit(inline=True)
 def sift_down(heap, n, value):
     """Replace the smallest of ``heap[:n]`` by ``value`` and restore the min-heap."""
     i = 0
@@ -80,7 +89,7 @@ def run_single(seed, warmup, horizon, max_in_flight,
                service, workers, capacity, errors, cancel,
                timeout, clock, unit_det, gap, step_at, step_rate, emp,
                log_gamma, offset, nbuckets, min_value,
-               st_f, st_i, st_sketch, st_zeros, sr_f, sr_i, sr_sketch, sr_zeros, now_at):
+               st_f, st_i, st_sketch, st_zeros, sr_f, sr_i, sr_sketch, sr_zeros, now_at, series_dt, area_k):
     """Same arguments and accumulators as :func:`paysim.engine.fast.run`, for one station."""
     np.random.seed(seed)
     n_sr = timeout.shape[0]
@@ -154,6 +163,8 @@ def run_single(seed, warmup, horizon, max_in_flight,
                 st_i[0, 0] += 1
                 sr_i[s, 0] += 1
             sr_f[s, 0] += overlap(a, leave, warmup, horizon)
+            if series_dt > 0:
+                spread(area_k, series_dt, a, leave)
             continue
         if start > a:
             if abandons:
@@ -176,6 +187,8 @@ def run_single(seed, warmup, horizon, max_in_flight,
         st_f[0, 0] += overlap(a, end, warmup, horizon)
         st_f[0, 1] += overlap(start, end, warmup, horizon)
         sr_f[s, 0] += overlap(a, end, warmup, horizon)
+        if series_dt > 0:
+            spread(area_k, series_dt, a, end)
         if end >= horizon:         # still here when the window closes
             st_i[0, 0] += 1
             st_i[0, 1] += start < horizon
