@@ -113,3 +113,23 @@ def test_population_series_averages_to_the_runs_L(case, warmup):
     assert len(series) == 200 and series[-1]["t"] == pytest.approx(100)
     window = [r["system.L"] for r in series if r["t"] > warmup]
     assert np.mean(window) == pytest.approx(row["system.L"], rel=1e-9)
+
+
+DETERMINISTIC = {   # no randomness at all: every engine must give the same numbers, ties included
+    "D/D/1": ({"s": {"service": 0.1}}, {"a": {"rate": 5, "process": "deterministic"}}),
+    "D/D/1/3 overloaded": ({"s": {"service": 0.3, "queue": 2}}, {"a": {"rate": 5, "process": "deterministic"}}),
+}
+
+
+@pytest.mark.parametrize("kernel", ["events", "recursion"])
+@pytest.mark.parametrize("case", list(DETERMINISTIC))
+def test_deterministic_queues_give_the_same_numbers_on_every_engine(case, kernel, monkeypatch):
+    stations, arrivals = DETERMINISTIC[case]
+    model = scenario(stations, arrivals, horizon=100, warmup=10, replications=2)
+    reference = simulate(model, jobs=1, engine="simpy").rows[0]
+    if kernel == "events":
+        monkeypatch.setattr(recursion, "fits", lambda _: False)
+    compiled = simulate(model, jobs=1, engine="fast").rows[0]
+    for name in ("system.throughput", "system.W", "system.L", "stations.s.utilization", "stations.s.Lq",
+                 "stations.s.rejection_rate", "system.in_system_at_end", "system.latency.p99"):
+        assert compiled[name] == pytest.approx(reference[name], rel=1e-9, abs=1e-12), name
