@@ -239,12 +239,18 @@ def advance(st_f, st_i, st, now):
 
 
 @_jit(inline=True)
+def advance_stream(sr_f, sr_i, s, now):
+    """The time-weighted integral of the stream's population in the system up to ``now``."""
+    sr_f[s, 0] += sr_i[s, 0] * (now - sr_f[s, 6])
+    sr_f[s, 6] = now
+
+
+@_jit(inline=True)
 def population_area(sr_f, sr_i, now):
     """Advance every stream's population integral to ``now``; their sum since the window opened."""
     total = 0.0
     for s in range(sr_f.shape[0]):
-        sr_f[s, 0] += sr_i[s, 0] * (now - sr_f[s, 6])
-        sr_f[s, 6] = now
+        advance_stream(sr_f, sr_i, s, now)
         total += sr_f[s, 0]
     return total
 
@@ -374,8 +380,7 @@ def run(seed, warmup, horizon, max_in_flight,
                     st_i[s, c] = 0
                 st_sketch[s, :] = 0
                 st_zeros[s] = 0
-            for s in range(n_sr):
-                sr_f[s, 6] = now
+            for s in range(n_sr):     # (population_area brought each to now)
                 for c in range(6):
                     sr_f[s, c] = 0.0
                 for c in range(1, 10):
@@ -417,8 +422,7 @@ def run(seed, warmup, horizon, max_in_flight,
             t_service[x] = 0.0
             t_state[x] = TRAVEL
             t_gave_up[x] = False
-            sr_f[s, 0] += sr_i[s, 0] * (now - sr_f[s, 6])
-            sr_f[s, 6] = now
+            advance_stream(sr_f, sr_i, s, now)
             sr_i[s, 0] += 1
             sr_i[s, 1] += 1
             sr_i[s, 3] += 1
@@ -498,8 +502,7 @@ def run(seed, warmup, horizon, max_in_flight,
                               ht, hk, hi, hg, hs, size, service, emp)
                 t_state[x] = LEFT
                 # the attempt leaves the system (StreamObserver.leave, not finished)
-                sr_f[s, 0] += sr_i[s, 0] * (now - sr_f[s, 6])
-                sr_f[s, 6] = now
+                advance_stream(sr_f, sr_i, s, now)
                 sr_i[s, 0] -= 1
                 sr_i[s, 5] += 1
                 sr_f[s, 3] += now - t_entered[x]
@@ -545,8 +548,7 @@ def run(seed, warmup, horizon, max_in_flight,
                 continue
         # the attempt leaves the system: done (-1), error (-2) or rejected (-3)
         finished = target == -1
-        sr_f[s, 0] += sr_i[s, 0] * (now - sr_f[s, 6])
-        sr_f[s, 6] = now
+        advance_stream(sr_f, sr_i, s, now)
         sr_i[s, 0] -= 1
         sr_i[s, 5] += 1
         if finished:
@@ -578,7 +580,6 @@ def run(seed, warmup, horizon, max_in_flight,
     if series_dt > 0 and sampled < area_k.shape[0]:
         area_k[sampled] = carried + area - last_area
     return 0
-
 
 
 def _interruptible(kernel, arguments: tuple, poll: Callable[[], None] | None = None) -> int:
