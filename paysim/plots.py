@@ -115,19 +115,26 @@ def knee(curve: Curve, metric: str, target: float) -> int | None:
     return next((index for index, (m, h) in enumerate(zip(mean, high)) if breaks(m, h, target)), None)
 
 
+def _slo_target(data: Data, metric: str) -> tuple[str, float] | None:
+    """The scenario's SLO objective on a system ``metric`` and its target, if it has one."""
+    return next(((objective, target) for objective, target in data.description.get("slo", {}).items()
+                 if SLO_METRICS.get(objective) == metric), None)
+
+
 def _slo(axes: plt.Axes, data: Data, metric: str, scale: float, colours: list[Any]) -> None:
     """The dashed SLO target on ``metric``'s panel and each curve's knee."""
-    for objective, target in data.description.get("slo", {}).items():
-        if SLO_METRICS.get(objective) != metric.removeprefix("system."):
-            continue
-        axes.axhline(target * scale, color="red", linestyle="--", linewidth=1, label=f"SLO {objective}")
-        for curve, colour in zip(data.curves, colours):
-            index = knee(curve, metric, target)
-            if index is not None:
-                y = curve.series(metric, scale)[0][index]
-                axes.plot([curve.xs[index]], [y], marker="X", markersize=10, color="red", linestyle="none")
-                axes.annotate(f"knee {_x_text(data, curve.xs[index])}", (curve.xs[index], y),
-                              textcoords="offset points", xytext=(6, -12), fontsize=7, color="red")
+    slo = _slo_target(data, metric.removeprefix("system."))
+    if slo is None:
+        return
+    objective, target = slo
+    axes.axhline(target * scale, color="red", linestyle="--", linewidth=1, label=f"SLO {objective}")
+    for curve, colour in zip(data.curves, colours):
+        index = knee(curve, metric, target)
+        if index is not None:
+            y = curve.series(metric, scale)[0][index]
+            axes.plot([curve.xs[index]], [y], marker="X", markersize=10, color="red", linestyle="none")
+            axes.annotate(f"knee {_x_text(data, curve.xs[index])}", (curve.xs[index], y),
+                          textcoords="offset points", xytext=(6, -12), fontsize=7, color="red")
 
 
 def _x_text(data: Data, x: float) -> str:
@@ -225,12 +232,6 @@ def losses_figure(data: Data, directory: Path) -> list[Path]:
     return _finish(figure, [axes], data, "requests that failed (rejected or lost), with 95% CI", directory, "losses")
 
 
-def _slo_target(data: Data, metric: str) -> float | None:
-    targets = [target for objective, target in data.description.get("slo", {}).items()
-               if SLO_METRICS.get(objective) == metric]
-    return min(targets) if targets else None
-
-
 def heatmap_figure(data: Data, directory: Path) -> list[Path]:
     """The whole grid at once, for sweeps of two or more parameters: the first across, the
     others down, a cell per point with its mean; cells where the SLO is broken (95% CI upper
@@ -241,7 +242,7 @@ def heatmap_figure(data: Data, directory: Path) -> list[Path]:
                                      figsize=(max(6.0, 0.7 * len(xs) + 3) * len(HEATMAP_PANELS) / 1.4,
                                               max(3.5, 0.45 * len(data.curves) + 2)))
     for axes, (metric, title, unit, scale) in zip(axes_list[0], HEATMAP_PANELS):
-        target = _slo_target(data, metric)
+        target = (_slo_target(data, metric) or (None, None))[1]
         values = np.full((len(data.curves), len(xs)), np.nan)
         for i, curve in enumerate(data.curves):
             mean, _, high = curve.series(f"system.{metric}")
@@ -255,8 +256,8 @@ def heatmap_figure(data: Data, directory: Path) -> list[Path]:
         middle = np.nanmean(values) if np.isfinite(values).any() else 0.0
         for (i, j), value in np.ndenumerate(values):
             if math.isfinite(value):
-                axes.text(j, i, f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}", ha="center", va="center",
-                          fontsize=7,
+                text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+                axes.text(j, i, text, ha="center", va="center", fontsize=7,
                           color="black" if value > middle else "white")
         axes.set_xticks(range(len(xs)), [_x_text(data, x) for x in xs], rotation=30, fontsize=7)
         axes.set_yticks(range(len(data.curves)), [curve.label for curve in data.curves], fontsize=7)
