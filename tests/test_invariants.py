@@ -50,7 +50,8 @@ def networks(draw):
                     seed=draw(st.integers(0, 2**32)))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, derandomize=True, database=None,   # the same examples on every run
+          suppress_health_check=[HealthCheck.too_slow])
 @given(networks(), st.sampled_from(["simpy", "fast"]))
 def test_run_invariants(model, engine):
     result = simulate(model, jobs=1, engine=engine)
@@ -72,11 +73,14 @@ def test_run_invariants(model, engine):
             assert 0 <= row[prefix + "Lq"] <= row[prefix + "L"] + 1e-9
             if station.queue is not None:
                 assert row[prefix + "Lq"] <= station.queue + 1e-9
-            assert 0 <= row[prefix + "rejection_rate"] <= 1
+            # undefined (NaN) only where nothing reached the station in the window
+            rejection = row[prefix + "rejection_rate"]
+            assert 0 <= rejection <= 1 or (math.isnan(rejection) and row[prefix + "arrival_rate"] == 0)
         latencies = [row[f"system.latency.{p}"] for p in ("p50", "p90", "p95", "p99", "p999")]
         if not any(math.isnan(x) for x in latencies):
             assert latencies == sorted(latencies)
             assert row["system.Wq"] <= row["system.W"] + 1e-12
-        assert 0 <= row["system.failure_rate"] <= 1
+        failure = row["system.failure_rate"]   # undefined (NaN) only if no request was decided in the window
+        assert 0 <= failure <= 1 or (math.isnan(failure) and row["system.goodput"] == 0 and row["system.failed"] == 0)
         reasons = sum(row[f"system.{rate}"] for rate in ("rejection_rate", "timeout_rate", "error_rate", "abandon_rate"))
         assert math.isnan(row["system.failure_rate"]) or reasons == pytest.approx(row["system.failure_rate"])

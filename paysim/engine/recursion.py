@@ -97,12 +97,12 @@ def run_single(seed, warmup, horizon, max_in_flight,
     free = np.zeros(c)                # min-heap of the workers' free times
     # the times the waiting customers leave the queue: their start times, in arrival order
     # (a ring buffer) unless some may abandon first (then a min-heap)
-    abandons = cancel[0] and np.any(timeout < np.inf)
+    cancels = cancel[0]
+    abandons = cancels and np.any(timeout < np.inf)
     waiting = np.empty(64)
     n_wait = head = 0
     limit = capacity[0]
     p_error = errors[0]
-    cancels = cancel[0]
     segment = np.zeros(n_sr, np.int64)
     next_t = np.empty(n_sr)
     for s in range(n_sr):
@@ -149,7 +149,9 @@ def run_single(seed, warmup, horizon, max_in_flight,
             n_wait += 1
             leave = patience
             wait = leave - a
-            st_f[0, 0] += overlap(a, leave, warmup, horizon)
+            stay = overlap(a, leave, warmup, horizon)
+            st_f[0, 0] += stay
+            sr_f[s, 0] += stay
             if warmup <= leave < horizon:
                 st_i[0, 9] += 1
                 st_i[0, 7] += 1
@@ -162,7 +164,6 @@ def run_single(seed, warmup, horizon, max_in_flight,
             elif leave >= horizon:
                 st_i[0, 0] += 1
                 sr_i[s, 0] += 1
-            sr_f[s, 0] += overlap(a, leave, warmup, horizon)
             if series_dt > 0:
                 spread(area_k, series_dt, a, leave)
             continue
@@ -184,9 +185,10 @@ def run_single(seed, warmup, horizon, max_in_flight,
         if warmup <= start < horizon:
             st_i[0, 4] += 1        # started
             st_f[0, 2] += wait
-        st_f[0, 0] += overlap(a, end, warmup, horizon)
+        stay = overlap(a, end, warmup, horizon)
+        st_f[0, 0] += stay
         st_f[0, 1] += overlap(start, end, warmup, horizon)
-        sr_f[s, 0] += overlap(a, end, warmup, horizon)
+        sr_f[s, 0] += stay
         if series_dt > 0:
             spread(area_k, series_dt, a, end)
         if end >= horizon:         # still here when the window closes
