@@ -68,9 +68,9 @@ def run_sweep(sweep: Sweep, directory: str | Path, *, jobs: int | None = None, s
     """Run the sweep's points that results.csv in ``directory`` does not hold yet.
 
     Each point runs on ``engine`` (auto, simpy or fast; auto picks per point, as
-    ``paysim run`` does). Without ``resume`` a non-empty results.csv is refused. ``on_start`` gets the points
-    about to run, ``on_replication`` (point, replication) as each replication finishes and
-    ``on_point`` (point, metrics) after the point's row is on disk.
+    ``paysim run`` does). Without ``resume`` a non-empty results.csv is refused.
+    ``on_start`` gets the points about to run, ``on_replication`` (point, replication) as
+    each replication finishes and ``on_point`` (point, metrics) after the point's row is on disk.
     """
     directory = Path(directory)
     outcome = SweepRun(sweep, directory)
