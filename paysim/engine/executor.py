@@ -5,9 +5,20 @@ the task queues; only when the queue is full does a thread above ``core`` start 
 to ``max``); with ``max`` threads busy and the queue full the ``rejection`` policy
 applies. Idle threads above ``core`` retire after ``keep_alive``. With an unbounded
 queue the pool therefore never grows past ``core`` — the classic surprise.
+
+Which idle thread takes a task decides which ones reach ``keep_alive``. Idle threads wait
+in the queue's ``poll``/``take``: a ``LinkedBlockingQueue`` or ``ArrayBlockingQueue``
+(``queue`` > 0 or unbounded) wakes them through a FIFO condition queue, so the thread idle
+longest takes the task and the others keep their idle clocks running; the default
+(non-fair) ``SynchronousQueue`` (``queue: 0``) matches a task with the thread that began
+waiting most recently (a stack). A thread decides at the start of its idle spell whether it
+may time out (more than ``core`` threads alive); when its wait ends with ``core`` or fewer
+alive it waits again, untimed, at the back of the line.
 """
 
 from __future__ import annotations
+
+from collections import deque
 
 from paysim.engine.station import ServiceStation, Txn
 from paysim.scenario import Station
@@ -23,8 +34,9 @@ class ExecutorStation(ServiceStation):
         self.rejection = spec.rejection
         self.workers = self.max
         self.threads = 0
-        self.idle: list[int] = []          # idle threads by token, most recently idle last
+        self.idle: deque[int] = deque()    # idle threads by token, most recently idle last
         self.idle_set: set[int] = set()
+        self.stack = spec.queue == 0       # SynchronousQueue: the most recently idle thread first
         self.token = 0
         self.caller_run: set[int] = set()  # ids of tasks run on the caller's thread
         if self.observer.threads is None:  # the instances of a station share one observer
@@ -37,7 +49,7 @@ class ExecutorStation(ServiceStation):
     def _take_idle(self) -> bool:
         if not self.idle:
             return False
-        self.idle_set.discard(self.idle.pop())
+        self.idle_set.discard(self.idle.pop() if self.stack else self.idle.popleft())
         return True
 
     def arrive(self, txn: Txn) -> None:
@@ -103,6 +115,10 @@ class ExecutorStation(ServiceStation):
             self._start(txn, now)
             return
         self.busy -= 1
+        self._wait_idle()
+
+    def _wait_idle(self) -> None:
+        """The thread waits for a task: timed (``keep_alive``) while more than ``core`` are alive."""
         self.token += 1
         self.idle.append(self.token)
         self.idle_set.add(self.token)
@@ -111,11 +127,15 @@ class ExecutorStation(ServiceStation):
 
     def _retire(self, event) -> None:
         token = event._value
-        if token in self.idle_set and self.threads > self.core:
-            self.idle_set.discard(token)
-            self.idle.remove(token)
+        if token not in self.idle_set:      # it took a task meanwhile
+            return
+        self.idle_set.discard(token)
+        self.idle.remove(token)
+        if self.threads > self.core:
             self.threads -= 1
             self.observer.set_threads(self.env.now, self.observer.threads - 1)
+        else:                               # no longer above core: it waits again, untimed
+            self._wait_idle()
 
     def _resume(self, now: float) -> None:
         while self.down is None and self.waiting and self._take_idle():
