@@ -73,7 +73,8 @@ def compare(result: RunResult, theory: Theory) -> list[Comparison]:
     return rows
 
 
-_PERCENT = {"utilization", "rejection_rate", "failure_rate", "error_rate", "timeout_rate", "abandon_rate", "p_wait"}
+_PERCENT = {"utilization", "rejection_rate", "failure_rate", "error_rate", "timeout_rate", "abandon_rate", "cancel_rate",
+            "p_wait"}
 _RATE = {"arrival_rate", "throughput", "goodput"}
 
 

@@ -164,9 +164,11 @@ class StationObserver:
         return row
 
 
-FAILURES = ("rejected", "timed_out", "errored", "abandoned")   # final outcomes other than success
+# final outcomes other than success; with on_timeout: cancel a timed-out attempt is
+# "abandoned" if withdrawn while queued, "cancelled" if interrupted in service
+FAILURES = ("rejected", "timed_out", "errored", "abandoned", "cancelled")
 _FAILURE_RATES = {"rejected": "rejection_rate", "timed_out": "timeout_rate", "errored": "error_rate",
-                  "abandoned": "abandon_rate"}
+                  "abandoned": "abandon_rate", "cancelled": "cancel_rate"}
 
 
 class StreamObserver:
@@ -194,6 +196,7 @@ class StreamObserver:
 
     def start_window(self, now: float) -> None:
         self._advance(now)
+        self.at_start = self.in_system     # attempts inside when the window opened
         self.area_in_system = 0.0
         self.arrived = self.succeeded = self.attempts = self.retries = self.finished = 0
         self.failures = dict.fromkeys(FAILURES, 0)
@@ -266,6 +269,7 @@ def _stream_row(prefix: str, streams: Sequence[StreamObserver], window_s: float,
         f"{prefix}.W_all": _ratio(total("sum_time"), departed),
         f"{prefix}.Wq_all": _ratio(total("sum_wait"), departed),
         f"{prefix}.S_all": _ratio(total("sum_service"), departed),
+        f"{prefix}.departed": float(departed),   # attempts that left in the window (conservation)
     }
     for reason, count in failures.items():
         row[f"{prefix}.{reason}"] = float(count)
@@ -309,5 +313,6 @@ class Observer:
         row["system.busy"] = sum(row[f"stations.{n}.busy"] for n in self.stations)
         row["system.utilization"] = _ratio(sum(s.area_busy_workers if s.batch else s.area_busy for s in stations),
                                            sum(s.area_workers for s in stations))
+        row["system.in_system_at_start"] = float(sum(s.at_start for s in self.streams.values()))
         row["system.in_system_at_end"] = float(sum(s.in_system for s in self.streams.values()))
         return row

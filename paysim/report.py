@@ -18,7 +18,7 @@ from paysim.sketch import RELATIVE_ERROR
 from paysim.stats import LEVEL, Estimate, LittleCheck
 from paysim.units import format_duration
 
-INTERNAL = {"entry_rate", "W_all", "Wq_all", "S_all"}   # Little's-law inputs, not user metrics
+INTERNAL = {"entry_rate", "W_all", "Wq_all", "S_all", "departed"}   # Little's-law and conservation inputs
 LAW_KEYS = {"L = λW": "L_vs_lambda_W", "Lq = λWq": "Lq_vs_lambda_Wq", "busy = λE[S]": "busy_vs_lambda_S"}
 TIME_METRICS = {"W", "Wq", "S", "p50", "p90", "p95", "p99", "p999"}
 
@@ -104,9 +104,10 @@ _ROWS = [("arrival_rate", "rate"), ("throughput", "rate"), ("goodput", "rate"), 
          ("W", "time"), ("Wq", "time"), ("latency.p50", "time"), ("latency.p90", "time"),
          ("latency.p95", "time"), ("latency.p99", "time"), ("latency.p999", "time"),
          ("L", "number"), ("Lq", "number"), ("retry_amplification", "number"), ("rejection_rate", "percent"),
-         ("timeout_rate", "percent"), ("abandon_rate", "percent"), ("error_rate", "percent"),
+         ("timeout_rate", "percent"), ("abandon_rate", "percent"), ("cancel_rate", "percent"),
+         ("error_rate", "percent"),
          ("failure_rate", "percent")]
-_SHOWN_WHEN_NONZERO = {"retry_amplification", "timeout_rate", "abandon_rate", "error_rate"}
+_SHOWN_WHEN_NONZERO = {"retry_amplification", "timeout_rate", "abandon_rate", "cancel_rate", "error_rate"}
 
 
 def metrics_table(result: RunResult) -> Table:

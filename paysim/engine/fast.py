@@ -41,7 +41,7 @@ ARRIVAL, DONE_SERVICE, TIMEOUT, WINDOW = range(4)
 # transaction states
 TRAVEL, WAITING, SERVING, LEFT = range(4)
 # final outcomes counted per stream
-REJECTED, TIMED_OUT, ERRORED, ABANDONED = range(4)
+REJECTED, TIMED_OUT, ERRORED, ABANDONED, CANCELLED = range(5)
 
 
 def unsupported(scenario: Scenario) -> str | None:
@@ -307,7 +307,8 @@ def run(seed, warmup, horizon, max_in_flight,
     # st_i: in_station, busy, entered, rejected, started, finished, errored, abandoned, cancelled,
     # departed, waiting, head, tail
     # stream sr_f: area_in, sum_latency, sum_success_wait, sum_time, sum_wait, sum_service, last_t
-    # sr_i: in_system, arrived, succeeded, attempts, finished, departed, rejected, timed_out, errored, abandoned
+    # sr_i: in_system, arrived, succeeded, attempts, finished, departed, rejected, timed_out, errored, abandoned,
+    # cancelled, in_system when the window opened
     cap = 1024
     t_stream = np.empty(cap, np.int64)
     t_entered = np.empty(cap)
@@ -383,8 +384,9 @@ def run(seed, warmup, horizon, max_in_flight,
             for s in range(n_sr):     # (population_area brought each to now)
                 for c in range(6):
                     sr_f[s, c] = 0.0
-                for c in range(1, 10):
+                for c in range(1, 11):
                     sr_i[s, c] = 0
+                sr_i[s, 11] = sr_i[s, 0]
                 sr_sketch[s, :] = 0
                 sr_zeros[s] = 0
             continue
@@ -488,6 +490,7 @@ def run(seed, warmup, horizon, max_in_flight,
                     st_f[st, 6] += wait
                     st_i[st, 7] += 1
                 else:            # in service: the worker is freed now
+                    reason = CANCELLED
                     service_time = now - t_started[x]
                     t_service[x] += service_time
                     advance(st_f, st_i, st, now)
@@ -620,7 +623,7 @@ def run_replication_fast(scenario: Scenario, observer: Observer, seed: int, repl
     n_st, n_sr = len(scenario.stations), len(scenario.arrivals)
     st_f, st_i = np.zeros((n_st, 9)), np.zeros((n_st, 13), np.int64)
     st_sketch, st_zeros = np.zeros((n_st, nbuckets), np.int64), np.zeros(n_st, np.int64)
-    sr_f, sr_i = np.zeros((n_sr, 7)), np.zeros((n_sr, 10), np.int64)
+    sr_f, sr_i = np.zeros((n_sr, 7)), np.zeros((n_sr, 12), np.int64)
     sr_sketch, sr_zeros = np.zeros((n_sr, nbuckets), np.int64), np.zeros(n_sr, np.int64)
     warmup = scenario.warmup or 0.0
     now_at = np.zeros(1)     # the kernel's clock, read for progress while it runs
@@ -659,7 +662,9 @@ def run_replication_fast(scenario: Scenario, observer: Observer, seed: int, repl
         stream.sum_time, stream.sum_wait, stream.sum_service = f[3], f[4], f[5]
         (stream.in_system, stream.arrived, stream.succeeded, stream.attempts, stream.finished,
          stream.departed) = (int(v) for v in c[:6])
-        stream.failures = {"rejected": int(c[6]), "timed_out": int(c[7]), "errored": int(c[8]), "abandoned": int(c[9])}
+        stream.failures = {"rejected": int(c[6]), "timed_out": int(c[7]), "errored": int(c[8]), "abandoned": int(c[9]),
+                           "cancelled": int(c[10])}
+        stream.at_start = int(c[11])
         stream.retries = 0
         stream.sketch._counts[:] = sr_sketch[i]
         stream.sketch._zeros = int(sr_zeros[i])

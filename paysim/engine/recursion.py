@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from paysim.engine.fast import (ABANDONED, ERRORED, REJECTED, TIMED_OUT, _jit, bucket, draw, next_arrival)
+from paysim.engine.fast import (ABANDONED, CANCELLED, ERRORED, REJECTED, TIMED_OUT, _jit, bucket, draw, next_arrival)
 from paysim.scenario import Scenario
 
 
@@ -150,6 +150,7 @@ def run_single(seed, warmup, horizon, max_in_flight,
             leave = patience
             wait = leave - a
             stay = overlap(a, leave, warmup, horizon)
+            sr_i[s, 11] += a < warmup <= leave      # inside when the window opened
             st_f[0, 0] += stay
             sr_f[s, 0] += stay
             if warmup <= leave < horizon:
@@ -186,6 +187,7 @@ def run_single(seed, warmup, horizon, max_in_flight,
             st_i[0, 4] += 1        # started
             st_f[0, 2] += wait
         stay = overlap(a, end, warmup, horizon)
+        sr_i[s, 11] += a < warmup <= end
         st_f[0, 0] += stay
         st_f[0, 1] += overlap(start, end, warmup, horizon)
         sr_f[s, 0] += stay
@@ -197,7 +199,7 @@ def run_single(seed, warmup, horizon, max_in_flight,
             sr_i[s, 0] += 1
         gave_up = patience <= end
         if gave_up and warmup <= patience < horizon:
-            sr_i[s, 6 + TIMED_OUT] += 1
+            sr_i[s, 6 + (CANCELLED if cut else TIMED_OUT)] += 1
         if not warmup <= end < horizon:
             continue
         st_i[0, 9] += 1            # departed

@@ -126,7 +126,8 @@ def _clock(spec: Arrival, rng) -> GapClock | ProfileClock | None:
     return GapClock(gap.sampler(rng))
 
 
-_TRIGGER = {"timed_out": "timeout", "abandoned": "timeout", "rejected": "rejected", "errored": "error"}
+_TRIGGER = {"timed_out": "timeout", "abandoned": "timeout", "cancelled": "timeout", "rejected": "rejected",
+            "errored": "error"}
 
 
 class _Engine:
@@ -225,10 +226,10 @@ class _Engine:
         if txn.gave_up:
             return
         txn.gave_up = True
-        reason = "timed_out"
+        reason = "timed_out"       # the work goes on (on_timeout: continue)
         if txn.state != LEFT and txn.station.cancel_on_timeout:
-            if txn.state == WAITING:
-                reason = "abandoned"
+            # withdrawn while queued, or interrupted in service (or while its parallel calls ran)
+            reason = "abandoned" if txn.state == WAITING else "cancelled"
             now = self.env.now
             if txn.state == FORKED:
                 self._withdraw_children(txn, now)
