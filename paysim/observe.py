@@ -61,6 +61,7 @@ class StationObserver:
         self._advance(now)
         self.area_in_station = self.area_busy = self.area_workers = self.area_busy_workers = self.area_threads = 0.0
         self.entered = self.rejected = self.started = self.finished = self.errored = 0
+        self.dropped = 0          # rejected after entering (an executor's discard_oldest), within rejected
         self.abandoned = self.cancelled = self.batches = 0
         self.outcomes = {"approve": 0, "review": 0, "decline": 0}
         self.sum_wait = self.sum_sojourn = self.sum_service = 0.0
@@ -76,6 +77,12 @@ class StationObserver:
 
     def reject(self, now: float) -> None:
         self.rejected += 1
+
+    def drop(self, now: float, wait: float) -> None:
+        """A queued transaction is thrown out to make room (``discard_oldest``): rejected."""
+        self._depart(now, wait, wait, 0.0)
+        self.rejected += 1
+        self.dropped += 1
 
     def set_workers(self, now: float, workers: int) -> None:
         self._advance(now)
@@ -124,7 +131,7 @@ class StationObserver:
             self.abandoned += 1
 
     def row(self, prefix: str, window_s: float) -> dict[str, float]:
-        offered = self.entered + self.rejected
+        offered = self.entered + self.rejected - self.dropped   # a dropped one had entered
         arrival_rate = _rate(offered, window_s)
         busy = _ratio(self.area_busy, window_s)
         busy_workers = self.area_busy_workers if self.batch else self.area_busy

@@ -144,9 +144,10 @@ REJECTIONS = {
     ("discard", None): dict(station_rejected=5, abandoned=0, rejected=5, timed_out=0, served=10, wait=78 / 16),
     ("discard", 3.0): dict(station_rejected=5, abandoned=0, rejected=0, timed_out=5, served=10, wait=78 / 16),
     # discard_oldest: tasks 3, 4, 9, 10, 11 are dropped from the head of the queue, the new one queues;
-    # served tasks 5, 8, 12, 13, 14, 15 waited 9, 5, 5, 5, 8, 8 sixteenths
-    ("discard_oldest", None): dict(station_rejected=0, abandoned=5, rejected=5, timed_out=0, served=10, wait=40 / 16),
-    ("discard_oldest", 3.0): dict(station_rejected=0, abandoned=5, rejected=0, timed_out=5, served=10, wait=40 / 16),
+    # served tasks 5, 8, 12, 13, 14, 15 waited 9, 5, 5, 5, 8, 8 sixteenths. A drop is a rejection at
+    # the station as for the stream (one outcome, one name), of 15 tasks offered
+    ("discard_oldest", None): dict(station_rejected=5, abandoned=0, rejected=5, timed_out=0, served=10, wait=40 / 16),
+    ("discard_oldest", 3.0): dict(station_rejected=5, abandoned=0, rejected=0, timed_out=5, served=10, wait=40 / 16),
 }
 
 
@@ -158,6 +159,8 @@ def test_executor_rejection_policies(policy, timeout):
     row = result.rows[0]
     assert row["stations.x.rejected"] == expected["station_rejected"]
     assert row["stations.x.abandoned"] == expected["abandoned"]
+    assert row["stations.x.rejection_rate"] == pytest.approx(expected["station_rejected"] / 15)
+    assert row["stations.x.arrival_rate"] * 6 == pytest.approx(15)
     assert row["streams.a.rejected"] == expected["rejected"]
     assert row["streams.a.timed_out"] == expected["timed_out"]
     assert row["streams.a.goodput"] * 6 == pytest.approx(expected["served"])

@@ -95,7 +95,7 @@ class ExecutorStation(ServiceStation):
                 self.waiting -= 1
                 wait = now - oldest.arrived_at
                 oldest.wait += wait
-                self.observer.withdraw(now, wait, wait, 0.0, in_service=False)
+                self.observer.drop(now, wait)
                 self.engine.lose(oldest, now, "rejected", silent=True)
                 self._admit(txn, now)
                 self._enqueue(txn)
