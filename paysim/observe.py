@@ -34,12 +34,13 @@ def _latency_row(prefix: str, sketch: QuantileSketch) -> dict[str, float]:
 class StationObserver:
     """Population integrals and visit statistics of one station."""
 
-    def __init__(self, workers: int, mean_service_s: float, batch: bool = False) -> None:
+    def __init__(self, workers: int, mean_service_s: float, batch: bool = False, per_batch_s: float = 0.0) -> None:
         self.workers = workers    # current capacity (a schedule or an executor changes it)
-        self.mean_service_s = mean_service_s
+        self.mean_service_s = mean_service_s   # per item at a batch station
+        self.per_batch_s = per_batch_s         # a batch station's time per batch, on top
         self.in_station = 0       # waiting + in service
         self.busy = 0             # transactions in service
-        self.batch = batch        # then workers process batches: busy_workers counts those
+        self.batch = batch        # then workers process batches: busy_workers counts the workers
         self.busy_workers = 0
         self.threads: int | None = None   # an executor's live threads
         self._last = 0.0
@@ -133,15 +134,17 @@ class StationObserver:
     def row(self, prefix: str, window_s: float) -> dict[str, float]:
         offered = self.entered + self.rejected - self.dropped   # a dropped one had entered
         arrival_rate = _rate(offered, window_s)
-        busy = _ratio(self.area_busy, window_s)
         busy_workers = self.area_busy_workers if self.batch else self.area_busy
+        # work offered per second in worker-seconds: a batch's own time is shared by its items
+        per_item = self.mean_service_s + (self.per_batch_s / (self.started / self.batches if self.batches else 1.0))
         row = {
             f"{prefix}.arrival_rate": arrival_rate,
-            f"{prefix}.offered_load": arrival_rate * self.mean_service_s,
+            f"{prefix}.offered_load": arrival_rate * per_item,
             f"{prefix}.throughput": _rate(self.finished, window_s),
             f"{prefix}.goodput": _rate(self.finished - self.errored, window_s),
             f"{prefix}.utilization": _ratio(busy_workers, self.area_workers),
-            f"{prefix}.busy": busy,
+            f"{prefix}.busy": _ratio(busy_workers, window_s),          # busy workers
+            f"{prefix}.in_service": _ratio(self.area_busy, window_s),  # transactions (a batch's items)
             f"{prefix}.L": _ratio(self.area_in_station, window_s),
             f"{prefix}.Lq": _ratio(self.area_in_station - self.area_busy, window_s),
             f"{prefix}.W": _ratio(self.sum_sojourn, self.finished),
@@ -318,6 +321,7 @@ class Observer:
         stations = self.stations.values()
         row["system.Lq"] = sum(row[f"stations.{n}.Lq"] for n in self.stations)
         row["system.busy"] = sum(row[f"stations.{n}.busy"] for n in self.stations)
+        row["system.in_service"] = sum(row[f"stations.{n}.in_service"] for n in self.stations)
         row["system.utilization"] = _ratio(sum(s.area_busy_workers if s.batch else s.area_busy for s in stations),
                                            sum(s.area_workers for s in stations))
         row["system.in_system_at_start"] = float(sum(s.at_start for s in self.streams.values()))

@@ -18,7 +18,7 @@ from paysim.sketch import RELATIVE_ERROR
 from paysim.stats import LEVEL, Estimate, LittleCheck
 from paysim.units import format_duration
 
-INTERNAL = {"entry_rate", "W_all", "Wq_all", "S_all", "departed"}   # Little's-law and conservation inputs
+INTERNAL = {"entry_rate", "W_all", "Wq_all", "S_all", "departed", "in_service"}   # Little's-law and conservation inputs
 LAW_KEYS = {"L = λW": "L_vs_lambda_W", "Lq = λWq": "Lq_vs_lambda_Wq", "busy = λE[S]": "busy_vs_lambda_S"}
 TIME_METRICS = {"W", "Wq", "S", "p50", "p90", "p95", "p99", "p999"}
 

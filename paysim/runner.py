@@ -56,7 +56,8 @@ class RunResult:
 
 def observer_for(scenario: Scenario) -> Observer:
     stations = {name: StationObserver((s.executor.max_threads if s.executor else s.workers) * s.instances,
-                                      s.service.mean, batch=s.batch is not None)
+                                      s.service.per_item.mean if s.batch else s.service.mean, batch=s.batch is not None,
+                                      per_batch_s=s.service.per_batch.mean if s.batch else 0.0)
                 for name, s in scenario.stations.items()}
     return Observer(stations, {name: StreamObserver() for name in scenario.arrivals})
 

@@ -69,10 +69,11 @@ class LittleCheck:
     holds: bool              # within tolerance, or the difference is indistinguishable from 0
 
 
-# (law, left metric, rate metric, time metric) per kind of scope
+# (law, left metric, rate metric, time metric) per kind of scope; "busy" is over transactions in
+# service, which at a batch station are the batch's items, not the busy workers
 _LAWS = {
-    "stations": [("L = λW", "L", "W_all"), ("Lq = λWq", "Lq", "Wq_all"), ("busy = λE[S]", "busy", "S_all")],
-    "system": [("L = λW", "L", "W_all"), ("Lq = λWq", "Lq", "Wq_all"), ("busy = λE[S]", "busy", "S_all")],
+    "stations": [("L = λW", "L", "W_all"), ("Lq = λWq", "Lq", "Wq_all"), ("busy = λE[S]", "in_service", "S_all")],
+    "system": [("L = λW", "L", "W_all"), ("Lq = λWq", "Lq", "Wq_all"), ("busy = λE[S]", "in_service", "S_all")],
     "streams": [("L = λW", "L", "W_all")],
 }
 

@@ -221,6 +221,12 @@ def test_size_triggered_batches_are_exact():
     assert row["stations.settle.W"] == pytest.approx(0.1875 + 0.375)
     assert row["stations.settle.utilization"] == pytest.approx(0.75)
     assert row["stations.settle.throughput"] == pytest.approx(8, abs=4 / 100)
+    # busy counts workers (one, busy 3/4 of the time), as utilization = busy / workers says; the
+    # offered load is the work offered in worker-seconds per second, the batch's own 1/4 s shared
+    # by its 4 items: 8/s x (1/16 + 1/32). Items in service would read 3 (4 items for 3/4 of the time).
+    assert row["stations.settle.busy"] == pytest.approx(0.75)
+    assert row["stations.settle.offered_load"] == pytest.approx(0.75)
+    assert row["stations.settle.L"] - row["stations.settle.Lq"] == pytest.approx(3.0)
 
 
 # items at odd sixteenths of a second (3/16, 5/16, ...): a zero-rate first 1/16 s shifts them
@@ -248,6 +254,29 @@ def test_size_and_time_triggers_together():
     assert row["stations.settle.utilization"] == pytest.approx(24 / 32)
 
 
+def test_first_item_timer_restarts_with_each_batch():
+    # timer: first_item, size 5, every 1 s: five items (8/16 s apart from first to last) always
+    # fill a batch before its timer, so every batch has 5 (waits 8, 6, 4, 2, 0 sixteenths), where
+    # the fixed clock above cut every second's eight items into 5 + 3
+    row = _batch({"size": 5, "every": 1.0, "timer": "first_item"}, OFF_GRID).rows[0]
+    assert row["stations.settle.batch_size"] == 5
+    assert row["stations.settle.Wq"] == pytest.approx(0.25)
+    # 1/4 + 5/32 s of work every 5 items (10/16 s): busy 13/20, give or take the window's edges
+    assert row["stations.settle.utilization"] == pytest.approx(13 / 20, abs=0.01)
+
+
+@pytest.mark.parametrize("timer,size", [("first_item", 8), ("clock", 7.5)])
+def test_first_item_timer_against_the_clock(timer, size):
+    # every 15/16 s: from the first item a batch gathers the items at 0, 2/16, ..., 14/16 after it
+    # (8 items, waits 15, 13, ..., 1 sixteenths: mean 1/2 s) and the next item opens the next
+    # one; the fixed clock's ticks drift across the items, giving batches of 7 and 8 (8 items a
+    # second, 16/15 ticks a second: 7.5 on average)
+    row = _batch({"every": 0.9375, "timer": timer}, OFF_GRID).rows[0]
+    assert row["stations.settle.batch_size"] == pytest.approx(size, rel=0.01)
+    if timer == "first_item":
+        assert row["stations.settle.Wq"] == pytest.approx(0.5)
+
+
 def test_time_triggered_batches_of_poisson_arrivals():
     # Poisson λ, a tick every T: an item waits T/2 on average for the tick; the number of items in
     # the batch of a random item is 1 + Poisson(λT) (size bias); batches are not empty with
@@ -259,6 +288,9 @@ def test_time_triggered_batches_of_poisson_arrivals():
     assert_theory(result, "stations.settle.S", per_batch + per_item * (lam * every + 1))
     assert_theory(result, "stations.settle.batch_size", lam * every / nonempty)
     assert_theory(result, "stations.settle.utilization", (per_batch * nonempty + per_item * lam * every) / every)
+    # one worker: busy workers = utilization; all offered work is done, so offered load = busy
+    assert_theory(result, "stations.settle.busy", (per_batch * nonempty + per_item * lam * every) / every)
+    assert_theory(result, "stations.settle.offered_load", (per_batch * nonempty + per_item * lam * every) / every)
 
 
 # ---------------------------------------------------------------- instances behind a balancer

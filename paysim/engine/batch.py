@@ -1,7 +1,10 @@
 """A settlement station: items gather and are processed together.
 
-A batch closes when ``size`` items have gathered and/or every ``every`` seconds
-(whatever has gathered by then, if anything). A free worker processes a closed batch
+A batch closes when ``size`` items have gathered and/or on the ``every`` timer
+(whatever has gathered by then, if anything). ``timer: clock`` ticks every ``every``
+seconds from time 0 whatever closed a batch meanwhile (a batch closed by size leaves the
+next tick where it was); ``timer: first_item`` closes a batch ``every`` after its first
+item arrived, unless ``size`` closed it first. A free worker processes a closed batch
 in ``per_batch`` plus ``per_item`` for each item; every item of the batch finishes when
 the batch does and goes on alone.
 """
@@ -23,13 +26,19 @@ class BatchStation(ServiceStation):
         self.size = spec.batch.size
         self.gathering: list[Txn] = []
         self.closed: deque[list[Txn]] = deque()
-        if spec.batch.every is not None:
-            self.every = spec.batch.every
+        self.every = spec.batch.every
+        self.from_first_item = spec.batch.timer == "first_item"
+        self.generation = 0       # batches closed so far: a first-item timer of a closed batch is stale
+        if self.every is not None and not self.from_first_item:
             env.timeout(self.every).callbacks.append(self._tick)
 
     def _tick(self, _event) -> None:
         self._close(self.env.now)
         self.env.timeout(self.every).callbacks.append(self._tick)
+
+    def _deadline(self, event) -> None:
+        if event._value == self.generation:
+            self._close(self.env.now)
 
     def arrive(self, txn: Txn) -> None:
         now = self.env.now
@@ -41,12 +50,15 @@ class BatchStation(ServiceStation):
         txn.state = WAITING
         self.waiting += 1
         self.gathering.append(txn)
+        if self.from_first_item and len(self.gathering) == 1:
+            self.env.timeout(self.every, self.generation).callbacks.append(self._deadline)
         if self.size is not None and len(self.gathering) >= self.size:
             self._close(now)
 
     def _close(self, now: float) -> None:
         batch = [txn for txn in self.gathering if txn.state == WAITING]
         self.gathering = []
+        self.generation += 1
         if batch:
             self.closed.append(batch)
             self._resume(now)

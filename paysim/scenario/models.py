@@ -219,15 +219,20 @@ class Executor(Strict):
 
 
 class Batch(Strict):
-    """Items accumulate and are processed together when ``size`` have gathered and/or every ``every``."""
+    """Items accumulate and are processed together when ``size`` have gathered and/or every ``every``.
+    ``timer: clock`` (default): ``every`` is a fixed clock from time 0 that a batch closed by
+    size does not reset; ``first_item``: a batch closes ``every`` after its first item arrived."""
 
     size: PositiveInt | None = None
     every: PositiveDuration | None = None
+    timer: Literal["clock", "first_item"] = "clock"
 
     @model_validator(mode="after")
     def _a_trigger(self) -> "Batch":
         if self.size is None and self.every is None:
             raise ValueError("give 'size', 'every' or both")
+        if self.timer != "clock" and self.every is None:
+            raise ValueError(f"timer: {self.timer} needs 'every'")
         return self
 
 
