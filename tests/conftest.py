@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+import os
 from typing import Any
 
+import numpy as np
 import pytest
+from scipy import stats as sps
 
 from paysim.runner import RunResult, simulate
 from paysim.scenario import Scenario, scenario_from_data
@@ -15,9 +19,17 @@ from paysim.stats import Estimate, estimate
 # with a fixed seed: a correct engine fails one such assertion for 1 seed in 1000.
 TEST_LEVEL = 0.999
 
+# The seed of every scenario built here: fixed, or fresh with PAYSIM_TEST_SEED=N (the
+# statistical tests must pass on any seed, bar their stated chance of a false alarm).
+SEED = int(os.environ.get("PAYSIM_TEST_SEED", "20261125"))
+
+
+def pytest_report_header(config) -> str:
+    return f"paysim test seed: {SEED} (PAYSIM_TEST_SEED)"
+
 
 def scenario(stations: dict[str, Any], arrivals: dict[str, Any], horizon: float, warmup: float,
-             replications: int = 10, seed: int = 20261125) -> Scenario:
+             replications: int = 10, seed: int = SEED) -> Scenario:
     return scenario_from_data({"horizon": horizon, "warmup": warmup, "replications": replications, "seed": seed,
                                "arrivals": arrivals, "stations": stations}, "test.yaml")
 
@@ -36,6 +48,34 @@ def assert_theory(result: RunResult, metric: str, theory: float, extra_relative:
     ci = interval(result, metric)
     low, high = ci.low * (1 - extra_relative), ci.high * (1 + extra_relative)
     assert low <= theory <= high, f"{metric}: theory {theory:.6g} outside 99.9% CI [{low:.6g}, {high:.6g}] (mean {ci.mean:.6g})"
+
+
+def p_value(values: list[float], theory: float, extra_relative: float = 0.0) -> float:
+    """Two-sided Student-t p-value of ``theory`` as the mean of ``values`` (replications), after
+    forgiving a stated relative measurement error (the percentile sketch's)."""
+    x = np.asarray(values, float)
+    gap = max(0.0, abs(x.mean() - theory) - extra_relative * abs(theory))
+    se = x.std(ddof=1) / math.sqrt(x.size)
+    if se == 0 or not math.isfinite(se):
+        return 1.0 if gap <= 1e-12 * max(1.0, abs(theory)) else 0.0
+    return float(2 * sps.t.sf(gap / se, x.size - 1))
+
+
+def assert_holm(result: RunResult, expected: dict[str, tuple[float, float]], alpha: float) -> None:
+    """All of ``expected`` (metric -> (theory, stated relative error)) at family-wise level
+    ``alpha``: Holm's step-down correction of the per-metric t-tests, so a correct engine fails
+    the whole family with probability at most ``alpha`` however many metrics it has (whether
+    anything fails is decided by the smallest p-value against alpha / m, as with Bonferroni;
+    Holm names every metric that fails)."""
+    tests = sorted((p_value([row[m] for row in result.rows], theory, extra), m, theory)
+                   for m, (theory, extra) in expected.items())
+    failures = []
+    for k, (p, metric, theory) in enumerate(tests):
+        if p > alpha / (len(tests) - k):
+            break             # this and every larger p-value are not significant
+        mean = float(np.mean([row[metric] for row in result.rows]))
+        failures.append(f"{metric}: theory {theory:.6g} vs mean {mean:.6g}, p = {p:.2g} <= {alpha / (len(tests) - k):.2g}")
+    assert not failures, f"family-wise level {alpha}, seed {result.seed}:\n" + "\n".join(failures)
 
 
 def assert_percentile(result: RunResult, metric: str, theory: float) -> None:
