@@ -44,7 +44,7 @@ def test_timeout_with_continue_orphans_the_work():
                           "retry": {"attempts": 2, "backoff": "constant", "base": 0.5, "on": "timeout"}},
                          horizon=300, warmup=10, replications=2)
     result = run(model)
-    for row in result.rows:
+    for row in result.rows:   # deterministic: the tolerances only absorb attempts cut by the window's edges
         assert row["system.goodput"] == 0 and row["system.timeout_rate"] == pytest.approx(1, abs=0.01)
         assert row["system.retry_amplification"] == pytest.approx(2, abs=0.01)
         assert row["stations.s.throughput"] == pytest.approx(20, abs=0.1)   # originals and retries, all served
@@ -78,7 +78,9 @@ def test_cancel_withdraws_waiting_work_as_abandoned():
                          {"rate": 5, "timeout": 1.0}, horizon=400, replications=4)
     result = run(model)
     for row in result.rows:
-        assert 150 < row["stations.s.abandoned"] < 350                  # about 5/s x 49 s
+        # a Poisson count of mean about 5/s x 49 s = 245 (sd 16): six sd either side; it fails if
+        # the withdrawn work is not counted, or counted outside the outage too
+        assert 150 < row["stations.s.abandoned"] < 350
         assert row["system.abandoned"] == row["stations.s.abandoned"]
         assert row["system.cancelled"] == row["stations.s.cancelled"] and row["system.timed_out"] == 0
         assert row["system.failure_rate"] == pytest.approx(row["system.cancel_rate"] + row["system.abandon_rate"])
@@ -128,7 +130,9 @@ def test_hanging_outage_queues_and_then_drains():
     assert row["system.goodput"] * 400 == pytest.approx(row["system.arrival_rate"] * 400, abs=1)
     # 500 arrivals wait during the outage; then one worker drains them at 20/s against 10/s arriving
     assert row["system.latency.p99"] > 10
-    assert row["stations.s.Lq"] * 400 == pytest.approx(0.5 * 500 * 50 + 0.5 * 500 * 50, rel=0.05)
+    # deterministic: the queue's staircase of whole customers stays within one customer of the two
+    # triangles (0.3% of the area here); 1% fails a drain 2% slower or faster than 20/s − 10/s
+    assert row["stations.s.Lq"] * 400 == pytest.approx(0.5 * 500 * 50 + 0.5 * 500 * 50, rel=0.01)
 
 
 def test_budget_caps_retries_at_its_share_of_requests():
