@@ -81,11 +81,12 @@ _RATE = {"arrival_rate", "throughput", "goodput"}
 def _format(metric: str, value: float) -> str:
     if not math.isfinite(value):
         return "-"
-    if metric in _PERCENT:
+    name = metric.rsplit(".", 1)[-1]   # instance.utilization is a utilization, streams.a.W a time
+    if name in _PERCENT:
         return f"{100 * value:.4g}%"
-    if metric in _RATE:
+    if name in _RATE:
         return f"{value:,.5g}/s"
-    if metric in ("W", "Wq", "S") or "." in metric:  # latency.p99 and other times
+    if name in ("W", "Wq", "S") or metric.startswith(("latency.", "wait.")):
         return format_duration(value)
     return f"{value:.5g}"
 

@@ -40,12 +40,14 @@ What a station is made of:
   transactions go depends on their scores), stations called in ``parallel`` and what
   follows the join.
 
-Closed populations (``clients``, ``think``): exact Mean Value Analysis when one population
-alone visits its stations, every one a single server with exponential service (any
-non-preemptive order: the number in system is the same Markov chain) or a station with a
-server for every client (a delay: any service), with unbounded queues (or queues no full
-population can fill), no errors, timeouts, slowdowns or outages; random instances are
-separate MVA stations. That gives throughput, per-station L, W and utilisation, and the
+Closed populations (``clients``, ``think``): exact when one population alone visits its
+stations, every one with exponential service (any non-preemptive order: the number in
+system is the same Markov chain) or a server for every client (a delay: any service), with
+unbounded queues (or queues no full population can fill), no errors, timeouts, slowdowns or
+outages; random instances are separate stations. Single servers go through Mean Value
+Analysis, multi-server stations through the product form's normalising constants summed in
+logarithms (:mod:`paysim.closed_network`, load-dependent and exact). Theory stops at
+non-exponential service on a station with fewer workers than clients (no product form). That gives throughput, per-station L, W and utilisation, and the
 response time as ``system.W`` / ``streams.X.W``.
 
 Errors (``errors``) are Bernoulli exits after service, so they only thin the flow
@@ -68,6 +70,7 @@ from dataclasses import dataclass, field, replace
 
 from paysim import analytic
 from paysim.analytic import QueueMetrics
+from paysim.closed_network import closed_network
 from paysim.distributions import Deterministic, Distribution, Exponential, Gamma
 from paysim.observe import PERCENTILES
 from paysim.scenario import DONE, Arrival, Scenario, Station
@@ -554,12 +557,9 @@ def _closed_reason(net: _Network, stream: str, members: list[str]) -> str | None
                     "split keeps the closed network product-form")
         if servers >= arrival.clients:
             continue    # a worker for every client: nobody waits, whatever the service distribution
-        if servers > 1:
-            return (f"station {name!r} has {servers} workers for {arrival.clients} clients: exact MVA here covers "
-                    "single servers and stations with a worker for every client")
         if not _exponential(station.service):
-            return (f"station {name!r} serves one at a time with non-exponential service: no product form, so "
-                    "no exact MVA")
+            return (f"station {name!r} has {servers} worker{'s' * (servers > 1)} for {arrival.clients} clients "
+                    "and non-exponential service: a FCFS queue then has no product form, so no exact answer")
         if waiting is not None and servers + waiting < arrival.clients:
             return (f"station {name!r} has a bounded queue that the {arrival.clients} clients can fill, turning "
                     "requests away, which the MVA here does not model")
@@ -576,22 +576,26 @@ def _closed(net: _Network, stream: str) -> tuple[ScopeTheory, dict[str, ScopeThe
         return _refused(reason), {n: _refused(f"closed population {stream!r}: {reason}") for n in members}
     visits = analytic.jackson_arrival_rates({entry: 1.0}, {n: s.routes for n, s in stations.items()})
     think = arrival.think.mean if arrival.think is not None else 0.0
-    delay, queue_visits, queue_means = think, {}, {}
+    delay, queue_visits, queue_means, queue_servers = think, {}, {}, {}
     for name in members:
         station, count = stations[name], stations[name].instances
         if net.models[name][0] < arrival.clients:
             for i in range(count):
                 queue_visits[f"{name}#{i}"] = visits[name] / count
                 queue_means[f"{name}#{i}"] = station.service.mean
+                queue_servers[f"{name}#{i}"] = net.models[name][0]
         else:  # a worker for every client: a delay station, whatever its service distribution
             delay += visits[name] * station.service.mean
+    many = any(c > 1 for c in queue_servers.values())
     try:
-        result = analytic.mva(arrival.clients, queue_visits, queue_means, think_time=delay)
+        result = (closed_network(arrival.clients, queue_visits, queue_means, queue_servers, delay) if many
+                  else analytic.mva(arrival.clients, queue_visits, queue_means, think_time=delay))
     except (ValueError, ArithmeticError) as error:
         reason = f"formula refused: {error}"
         return _refused(reason), {n: _refused(f"closed population {stream!r}: {reason}") for n in members}
     x = result.throughput
-    formula = f"closed network (exact MVA), N={arrival.clients}, Z={think:.4g}s"
+    method = "exact, multi-server product form" if many else "exact MVA"
+    formula = f"closed network ({method}), N={arrival.clients}, Z={think:.4g}s"
     out, response, waiting = {}, 0.0, 0.0
     for name in members:
         station, count = stations[name], stations[name].instances

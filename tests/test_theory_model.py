@@ -517,8 +517,9 @@ def test_closed_populations_outside_mva_are_refused() -> None:
     def users(**extra):
         return {"users": {"clients": 5, "think": 1.0, **extra}}
 
-    many = analyse(_model({"a": {"workers": 2, "service": EXP}}, users()))
+    many = analyse(_model({"a": {"workers": 2, "service": LOGNORMAL}}, users()))
     assert "2 workers for 5 clients" in many.streams["users"].reason and not many.stations["a"].ok
+    assert analyse(_model({"a": {"workers": 2, "service": EXP}}, users())).stations["a"].exact
     lognormal = analyse(_model({"a": {"service": LOGNORMAL}}, users()))
     assert "non-exponential" in lognormal.streams["users"].reason
     mixed = analyse(_model({"a": {"service": EXP}}, {**users(), "open": {"rate": 2}}))
