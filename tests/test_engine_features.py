@@ -264,6 +264,23 @@ def test_first_item_timer_restarts_with_each_batch():
     assert row["stations.settle.utilization"] == pytest.approx(13 / 20, abs=0.01)
 
 
+@pytest.mark.parametrize("timer,size", [("clock", 35), ("first_item", 50)])
+def test_fifty_items_or_every_seven_seconds(timer, size):
+    # 10 items a second: 50 gather in 5 s. The fixed clock then closes the next batch at its tick
+    # 2 s later with 20 items (50, 20, 50, 20, ...: 35 on average); timed from the first item,
+    # every batch fills to 50 first. One worker, 1 s + 10 ms per item: busy 0.38 or 0.30, and
+    # offered_load (work offered, in workers) the same, not λ·(per_batch + per_item) = 10.1.
+    model = scenario({"s": {"batch": {"size": 50, "every": 7, "timer": timer},
+                            "service": {"per_batch": 1.0, "per_item": 0.01}}},
+                     {"a": {"rate": 10, "process": "deterministic", "profile": [{"at": 0, "x": 0}, {"at": 0.03, "x": 1}]}},
+                     horizon=700, warmup=0, replications=1)
+    row = run(model).rows[0]
+    assert row["stations.s.batch_size"] == pytest.approx(size, rel=0.01)
+    busy = (1.0 / size + 0.01) * 10          # per second: batches of `size` at 10/size a second
+    assert row["stations.s.busy"] == pytest.approx(busy, rel=0.01)
+    assert row["stations.s.offered_load"] == pytest.approx(busy, rel=0.01)
+
+
 @pytest.mark.parametrize("timer,size", [("first_item", 8), ("clock", 7.5)])
 def test_first_item_timer_against_the_clock(timer, size):
     # every 15/16 s: from the first item a batch gathers the items at 0, 2/16, ..., 14/16 after it
