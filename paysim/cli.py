@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
@@ -19,7 +18,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from paysim import __version__
-from paysim.errors import PaysimError
+from paysim.errors import PaysimError, one_line
+from paysim.outputs import check_run_directory, describe, emit, silence_stdout
 from paysim.report import render, to_dict, write_outputs
 from paysim.preflight import expected_arrivals, stability_warnings
 from paysim.runner import simulate
@@ -48,6 +48,15 @@ def user_errors(debug: bool) -> Iterator[None]:
     except KeyboardInterrupt:
         err.print("interrupted")
         raise typer.Exit(130) from None
+    except BrokenPipeError:   # the reader of stdout went away (| head): stop quietly
+        silence_stdout()
+        raise typer.Exit(0) from None
+    except OSError as error:  # a file paysim had no more specific word for; not one of its own bugs
+        if debug or error.filename is None:
+            raise
+        err.print(f"[bold red]error:[/] {escape(one_line(str(error.filename)))}: {escape(describe(error))}",
+                  soft_wrap=True)
+        raise typer.Exit(2) from None
 
 
 def _version(value: bool) -> None:
@@ -83,6 +92,7 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print only JSON to stdout."),
     out: Optional[Path] = typer.Option(None, help="Also write results.json, results.csv and the time series "
                                                    "(timeseries.csv, timeseries.png) into this directory."),
+    force: bool = typer.Option(False, "--force", help="Let --out overwrite another command's results (a sweep's)."),
     interval: Optional[str] = typer.Option(None, help="Time-series sampling interval with --out, e.g. 10s "
                                                       "(default: about 120 points over the horizon)."),
     compare_theory: bool = typer.Option(False, "--compare", help="Set queueing theory's answer beside each metric."),
@@ -99,6 +109,9 @@ def run(
         for line in stability_warnings(scenario):
             err.print(f"[bold yellow]warning:[/] {escape(line)}", soft_wrap=True)
         _check_size(file, expected_arrivals(scenario) * count, max_replications if precision else count)
+        wanted_precision = _precision(precision, count)
+        if out is not None:
+            check_run_directory(out, force)
         with _progress_bar(count, quiet) as bar:
             task = bar.add_task(f"{escape(scenario.name)}: ~{expected_arrivals(scenario) * count:,.0f} arrivals", total=count)
             done: dict[int, float] = {}
@@ -109,11 +122,8 @@ def run(
 
             result = simulate(scenario, seed=seed, replications=replications, jobs=jobs, progress=advance,
                               series_interval=_series_interval(interval, scenario.horizon) if out else None,
-                              precision=_precision(precision), max_replications=max_replications,
+                              precision=wanted_precision, max_replications=max_replications,
                               engine=_engine(engine))
-        if out is not None:
-            for path in write_outputs(result, out):
-                err.print(f"wrote {path}")
         comparisons = None
         if compare_theory:
             from paysim.compare import compare, comparison_table, comparisons_to_json
@@ -123,13 +133,16 @@ def run(
             data = to_dict(result)
             if comparisons is not None:
                 data["compare"] = comparisons_to_json(comparisons)
-            sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+            emit(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         else:
             console = _console()
             render(result, console)
             if comparisons is not None:
                 console.print(comparison_table(comparisons) if comparisons else
                               "No station of this scenario has a queueing-theory answer (see paysim analytic).")
+        if out is not None:   # after the report: a full disk must not take the numbers with it
+            for path in write_outputs(result, out):
+                err.print(f"wrote {escape(str(path))}")
         failing = [f"{scope} {c.law}" for scope, checks in result.little.items() for c in checks if not c.holds]
         if failing:
             err.print(f"[bold red]WARNING: Little's law does not hold for {escape(', '.join(failing))}.[/] "
@@ -160,15 +173,22 @@ def _engine(text: str) -> str:
     return text
 
 
-def _precision(text: str | None) -> float | None:
+MIN_PRECISION = 1e-6   # a relative half-width below this needs more replications than could ever run
+
+
+def _precision(text: str | None, replications: int = 2) -> float | None:
     if text is None:
         return None
     try:
         value = parse_probability(text)
     except ValueError as error:
         raise PaysimError(f"--precision: {error}") from None
-    if not 0 < value < 1:
-        raise PaysimError(f"--precision: expected a relative half-width such as 2% or 0.02, got {text!r}")
+    if not MIN_PRECISION <= value < 1:
+        raise PaysimError(f"--precision: expected a relative half-width from {MIN_PRECISION:g} to below 1, "
+                          f"such as 2% or 0.02, got {text!r}")
+    if replications < 2:
+        raise PaysimError("--precision needs a confidence interval, so at least 2 replications to start from; "
+                          f"got --replications {replications}")
     return value
 
 
@@ -213,7 +233,7 @@ def analytic(
     with user_errors(debug):
         theory = analyse(load_scenario(file))
         if as_json:
-            sys.stdout.write(json.dumps(theory_to_dict(theory), indent=2, ensure_ascii=False) + "\n")
+            emit(json.dumps(theory_to_dict(theory), indent=2, ensure_ascii=False) + "\n")
         else:
             _console().print(theory_table(theory))
 
@@ -238,7 +258,9 @@ def validate(
                 streams, stations = len(scenario.arrivals), len(scenario.stations)
                 typer.echo(f"ok: {file} ({streams} arrival stream{'s' * (streams != 1)}, "
                            f"{stations} station{'s' * (stations != 1)})")
-        except typer.Exit:
+        except typer.Exit as stop:
+            if stop.exit_code == 130:   # Ctrl-C: stop checking, and say so in the exit code
+                raise
             failed = True
     if failed:
         raise typer.Exit(2)
@@ -362,7 +384,7 @@ def size(
             result = size_station(scenario, station, objective, seed=seed, replications=replications, jobs=jobs,
                                   on_trial=trying, progress=advance)
         if as_json:
-            sys.stdout.write(json.dumps(sizing_dict(result), indent=2, ensure_ascii=False) + "\n")
+            emit(json.dumps(sizing_dict(result), indent=2, ensure_ascii=False) + "\n")
         else:
             console = Console(highlight=False)
             console = console if console.is_terminal else Console(highlight=False, width=160)

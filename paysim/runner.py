@@ -256,6 +256,8 @@ def simulate(scenario: Scenario, *, seed: int | None = None, replications: int |
     seed = scenario.seed if seed is None else seed
     jobs = jobs or default_jobs()
     count = replications or scenario.replications
+    if precision is not None and count < 2:
+        raise PaysimError("--precision needs a confidence interval, so at least 2 replications to start from")
     started = time.perf_counter()
     engine, why = choose_engine(scenario, engine, series_interval is not None)
     notes: list[str] = [why] if engine == "fast" or "because" in why else []
@@ -270,8 +272,9 @@ def simulate(scenario: Scenario, *, seed: int | None = None, replications: int |
             result.notes.append(f"precision {precision:.2%}: {verdict}; widest headline CI is {name} at ±{width:.2%}")
             break
         # the half-width shrinks as 1/sqrt(n): ask for what that predicts, at least 2 more
-        wanted = math.ceil(len(outcomes) * (width / precision) ** 2 * 1.1)
-        more = min(max_replications, max(wanted, len(outcomes) + 2)) - len(outcomes)
+        ratio = width / precision if math.isfinite(width) else math.inf
+        wanted = len(outcomes) * ratio * ratio * 1.1       # a product, not **: inf rather than OverflowError
+        more = math.ceil(min(max_replications, max(wanted, len(outcomes) + 2))) - len(outcomes)
         outcomes += _run(scenario, seed, list(range(len(outcomes), len(outcomes) + more)), jobs, progress,
                          series_interval, engine)
         result = _result(scenario, seed, outcomes, series_interval, started, notes, engine)
