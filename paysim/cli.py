@@ -19,7 +19,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 
 from paysim import __version__
 from paysim.errors import PaysimError, one_line
-from paysim.outputs import check_run_directory, describe, emit, silence_stdout
+from paysim.outputs import CLOSED_STDOUT, check_run_directory, describe, emit, silence_stdout
 from paysim.report import render, to_dict, write_outputs
 from paysim.preflight import expected_arrivals, stability_warnings
 from paysim.runner import simulate
@@ -50,7 +50,7 @@ def user_errors(debug: bool) -> Iterator[None]:
         raise typer.Exit(130) from None
     except BrokenPipeError:   # the reader of stdout went away (| head): stop quietly
         silence_stdout()
-        raise typer.Exit(0) from None
+        raise typer.Exit(CLOSED_STDOUT) from None
     except OSError as error:  # a file paysim had no more specific word for; not one of its own bugs
         if debug or error.filename is None:
             raise

@@ -23,6 +23,9 @@ RUN_CSV_HEADER = "metric,mean,ci95_low,ci95_high"
 SWEEP_MARKERS = ("sweep.json", ".sweep.lock", "results.parquet")   # what only `paysim sweep` writes
 
 
+CLOSED_STDOUT = 1    # the exit code click and rich give when the reader of stdout went away
+
+
 class OutputError(PaysimError):
     """An output directory or file that cannot be written as asked."""
 
@@ -130,13 +133,14 @@ def _fsync(path: Path) -> None:
 
 def emit(text: str) -> None:
     """Write ``text`` to stdout now: a reader that closed the pipe (``paysim run --json | head``)
-    ends the command quietly, as other tools do; a full or broken stdout is an OutputError."""
+    ends the command quietly with exit code 1, as click and rich do for tables; a full or broken
+    stdout is an OutputError."""
     try:
         sys.stdout.write(text)
         sys.stdout.flush()
     except BrokenPipeError:
         silence_stdout()
-        raise SystemExit(0) from None
+        raise SystemExit(CLOSED_STDOUT) from None
     except OSError as error:
         silence_stdout()
         raise OutputError(f"cannot write to standard output ({describe(error)})") from None
@@ -149,7 +153,7 @@ def closed_stdout_is_quiet() -> Iterator[None]:
         yield
     except BrokenPipeError:
         silence_stdout()
-        raise SystemExit(0) from None
+        raise SystemExit(CLOSED_STDOUT) from None
 
 
 def silence_stdout() -> None:
