@@ -25,12 +25,13 @@ from paysim.preflight import expected_arrivals, stability_warnings
 from paysim.runner import simulate
 from paysim.scenario import load_scenario
 from paysim.stats import still_growing
+from paysim.terminal import SafeConsole, console as table_console, terminal_safe
 from paysim.timeseries import default_interval
 from paysim.units import parse_duration, parse_probability
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="paysim: a queueing-theory capacity simulator for payment systems.")
-err = Console(stderr=True, highlight=False)
+err = SafeConsole(stderr=True)
 MAX_JOBS = 256
 
 
@@ -150,8 +151,7 @@ def run(
 
 
 def _console() -> Console:
-    console = Console(highlight=False)
-    return console if console.is_terminal else Console(highlight=False, width=160)
+    return table_console()
 
 
 MAX_ARRIVALS = 1e11        # days of simulation even compiled: a typo, not a plan
@@ -252,12 +252,12 @@ def validate(
             with user_errors(debug):
                 if is_sweep_file(file):
                     plan = load_sweep(file)
-                    typer.echo(f"ok: {file} (sweep of {len(plan.points)} points over {plan.scenario_file})")
+                    typer.echo(terminal_safe(f"ok: {file} (sweep of {len(plan.points)} points over {plan.scenario_file})"))
                     continue
                 scenario = load_scenario(file)
                 streams, stations = len(scenario.arrivals), len(scenario.stations)
-                typer.echo(f"ok: {file} ({streams} arrival stream{'s' * (streams != 1)}, "
-                           f"{stations} station{'s' * (stations != 1)})")
+                typer.echo(terminal_safe(f"ok: {file} ({streams} arrival stream{'s' * (streams != 1)}, "
+                                         f"{stations} station{'s' * (stations != 1)})"))
         except typer.Exit as stop:
             if stop.exit_code == 130:   # Ctrl-C: stop checking, and say so in the exit code
                 raise
@@ -326,8 +326,7 @@ def sweep(
             err.print(f"{len(outcome.resumed)} points were already in {out / 'results.csv'}; ran {len(outcome.ran)}")
         written = outcome.files + (plot_sweep(out) if plots else [])
         err.print(f"wrote {', '.join(str(path) for path in written)}", soft_wrap=True)
-        console = Console(highlight=False)
-        console = console if console.is_terminal else Console(highlight=False, width=160)
+        console = _console()
         console.print(summary_table(read_description(out), read_results(out / "results.csv")[1]))
         if outcome.little_fails:
             err.print(f"[bold red]WARNING: Little's law does not hold at points {', '.join(map(str, outcome.little_fails))}.[/] "
@@ -386,8 +385,7 @@ def size(
         if as_json:
             emit(json.dumps(sizing_dict(result), indent=2, ensure_ascii=False) + "\n")
         else:
-            console = Console(highlight=False)
-            console = console if console.is_terminal else Console(highlight=False, width=160)
+            console = _console()
             console.print(f"start: {result.start} workers, from {result.start_reason}", soft_wrap=True)
             console.print(evidence_table(result))
             if result.workers is not None:

@@ -50,7 +50,7 @@ class RunResult:
         self.summary = summarise(self.rows)
         scopes = ["system", *(f"stations.{n}" for n in self.scenario.stations),
                   *(f"streams.{n}" for n in self.scenario.arrivals)]
-        self.little = {scope: littles_law(self.rows, scope) for scope in scopes}
+        self.little = {scope: littles_law(self.rows, scope, horizon_s=self.scenario.horizon) for scope in scopes}
         self.slo = check_slo(self.summary, self.scenario.slo.model_dump()) if self.scenario.slo else []
 
 

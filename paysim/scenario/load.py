@@ -123,6 +123,10 @@ def check_references(scenario: Scenario) -> list[tuple[Path_, str]]:
         found.append((("arrivals",), "at least one arrival stream is needed"))
     if not stations:
         found.append((("stations",), "at least one station is needed"))
+    for kind, names in (("stations", stations), ("arrivals", scenario.arrivals)):
+        for name in names:
+            if not name.strip():
+                found.append(((kind,), f"a name must have at least one visible character, got {name!r}"))
     if DONE in stations:
         found.append((("stations", DONE), f"{DONE!r} is reserved for leaving the system; rename the station"))
     for name, arrival in scenario.arrivals.items():
