@@ -109,7 +109,7 @@ def run(
         count = replications or scenario.replications
         for line in stability_warnings(scenario):
             err.print(f"[bold yellow]warning:[/] {escape(line)}", soft_wrap=True)
-        _check_size(file, expected_arrivals(scenario) * count, max_replications if precision else count)
+        _check_size(file, scenario, max_replications if precision else count, jobs)
         wanted_precision = _precision(precision, count)
         if out is not None:
             check_run_directory(out, force)
@@ -154,16 +154,14 @@ def _console() -> Console:
     return table_console()
 
 
-MAX_ARRIVALS = 1e11        # days of simulation even compiled: a typo, not a plan
+def _check_size(file: Path, scenario: Any, replications: int, jobs: int | None) -> None:
+    """Refuse a run that could not finish or would outgrow the memory budget; say how big a merely long one is."""
+    from paysim import budget
+    from paysim.runner import default_jobs
 
-
-def _check_size(file: Path, arrivals: float, replications: int) -> None:
-    """Refuse a run that could not finish; say how big a merely long one is."""
-    if not arrivals < MAX_ARRIVALS:
-        raise PaysimError(f"{file}: this run would simulate about {arrivals:.3g} arrivals over {replications} "
-                          "replications, more than can finish; shorten the horizon or lower the rate")
-    if arrivals > 1e8:
-        err.print(f"[bold yellow]note:[/] about {arrivals:,.0f} arrivals: this is a long run "
+    events = budget.check(scenario, str(file), replications, jobs or default_jobs())
+    if events > budget.LONG_EVENTS:
+        err.print(f"[bold yellow]note:[/] about {events:,.0f} events: this is a long run "
                   "(the progress bar shows the time left)", soft_wrap=True)
 
 

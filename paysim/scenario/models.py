@@ -239,8 +239,8 @@ class Batch(Strict):
 class BatchService(Strict):
     """Time to process one batch: ``per_batch`` plus ``per_item`` for each item."""
 
-    per_batch: DistributionField = 0.0
-    per_item: DistributionField = 0.0
+    per_batch: DistributionField = Field(0.0, validate_default=True)   # a distribution even when left out
+    per_item: DistributionField = Field(0.0, validate_default=True)
 
     @property
     def mean(self) -> float:   # per item, for a batch of one: an upper bound used for load estimates

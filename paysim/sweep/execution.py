@@ -17,10 +17,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from paysim.budget import per_replication
 from paysim.errors import PaysimError
 from paysim.runner import replicate
 from paysim.sweep.grid import Point
 from paysim.threads import DaemonThreads
+from paysim.watchdog import exit_with_parent
 
 ReplicationDone = Callable[[int, int], None]                 # (point, replication)
 PointDone = Callable[[Point, list[dict[str, float]], float], None]   # (point, rows by replication, wall seconds)
@@ -39,7 +41,7 @@ class Inline:
         self.done: list[tuple[Key, dict[str, float]]] = []
 
     def submit(self, key: Key, scenario: Any, seed: int, engine: str) -> None:
-        self.done.append((key, replicate(scenario, seed, key[1], engine=engine)))
+        self.done.append((key, replicate(scenario, seed, key[1], engine=engine, max_in_flight=per_replication(1))))
 
     def completed(self) -> list[tuple[Key, dict[str, float]]]:
         done, self.done = self.done, []
@@ -59,11 +61,13 @@ class LocalPool:
     def __init__(self, jobs: int) -> None:
         self.slots = jobs
         # spawn, not fork: the caller may have threads (progress bars)
-        self.pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+        self.pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=exit_with_parent)
         self.futures: dict[Future, Key] = {}
 
     def submit(self, key: Key, scenario: Any, seed: int, engine: str) -> None:
-        self.futures[self.pool.submit(replicate, scenario, seed, key[1], engine=engine)] = key
+        self.futures[self.pool.submit(replicate, scenario, seed, key[1], engine=engine,
+                                      max_in_flight=per_replication(self.slots))] = key
 
     def completed(self) -> list[tuple[Key, dict[str, float]]]:
         done = wait(list(self.futures), timeout=POLL_S, return_when=FIRST_COMPLETED).done
@@ -99,7 +103,8 @@ class Threads:
         self.threads = DaemonThreads(jobs)
 
     def submit(self, key: Key, scenario: Any, seed: int, engine: str) -> None:
-        self.threads.submit(key, lambda: replicate(scenario, seed, key[1], engine=engine))
+        self.threads.submit(key, lambda: replicate(scenario, seed, key[1], engine=engine,
+                                                   max_in_flight=per_replication(self.slots)))
 
     def completed(self) -> list[tuple[Key, dict[str, float]]]:
         return self.threads.completed(POLL_S)
