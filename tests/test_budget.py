@@ -7,25 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from conftest import assert_one_line_error as refusal, invoke_cli as invoke
 
 from paysim import budget
-from paysim.cli import app
 from paysim.runner import simulate
 from paysim.scenario import scenario_from_data
-
-
-def invoke(*args: object):
-    return CliRunner().invoke(app, [str(arg) for arg in args])
-
-
-def refusal(result, *words: str) -> None:
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.output
-    for word in words:
-        assert word in lines[0], lines[0]
 
 
 HUGE = {

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from conftest import assert_one_line_error, invoke_cli as invoke
 from paysim.cli import app
 from paysim.engine import RunawayError, run_replication
 from paysim.errors import PaysimError
@@ -378,20 +379,6 @@ def test_a_stable_run_stays_under_the_memory_guard():
 TINY_RUN = ["-q", "-j", "1", "--horizon", "2s", "--warmup", "0s", "-r", "2"]
 
 
-def invoke(*args: object):
-    return CliRunner().invoke(app, [str(arg) for arg in args])
-
-
-def one_line_error(result, *words: str) -> str:
-    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.output
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
-
-
 ROUNDED = BASE.replace("next: {acquirer: 0.9, done: 0.1}", "next: {acquirer: 0.3333334, done: 0.3333333, risk2: 0.3333334}") \
     + "  risk2:\n    workers: 2\n    service: 5ms\n"
 
@@ -428,7 +415,7 @@ def test_probabilities_within_the_tolerance_are_normalised_at_load():
 def test_impossible_precision_is_one_line(tmp_path, args, words):
     path = tmp_path / "base.yaml"
     path.write_text(BASE, encoding="utf-8")
-    one_line_error(invoke("run", path, "-q", "-j", "1", "--horizon", "2s", "--warmup", "0s", *args), words)
+    assert_one_line_error(invoke("run", path, "-q", "-j", "1", "--horizon", "2s", "--warmup", "0s", *args), words)
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
@@ -447,7 +434,7 @@ def test_an_empty_name_is_refused(tmp_path, kind):
         else BASE.replace("  card:", '  " ":')
     path = tmp_path / "empty-name.yaml"
     path.write_text(text, encoding="utf-8")
-    one_line_error(invoke("validate", path), f"{kind}: a name must have at least one visible character")
+    assert_one_line_error(invoke("validate", path), f"{kind}: a name must have at least one visible character")
 
 
 def test_names_are_shown_without_emoji_or_raw_control_characters(tmp_path):

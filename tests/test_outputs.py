@@ -17,9 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
-from paysim.cli import app
+from conftest import assert_one_line_error as one_line_refusal, invoke_cli as invoke
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 TINY = ["--horizon", "2s", "--warmup", "0s", "-r", "2", "-q", "-j", "1"]
@@ -32,20 +30,6 @@ sweep:
   horizon: 2s
   warmup: 0s
 """
-
-
-def invoke(*args: str):
-    return CliRunner().invoke(app, [str(arg) for arg in args])
-
-
-def one_line_refusal(result, *words: str) -> str:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1, result.output
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
 
 
 def snapshot(directory: Path) -> dict[str, bytes]:

@@ -8,9 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
-from paysim.cli import app
+from conftest import assert_one_line_error as refusal, invoke_cli as invoke
 
 SCENARIO = """\
 name: measured
@@ -30,19 +28,6 @@ sweep:
   vary:
     arrivals.card.rate: [50/s, 100/s]
 """
-
-
-def invoke(*args: object):
-    return CliRunner().invoke(app, [str(arg) for arg in args])
-
-
-def refusal(result, *words: str) -> str:
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.output
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
