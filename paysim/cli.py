@@ -366,6 +366,7 @@ def size(
         overrides: dict[str, Any] = {k: v for k, v in {"horizon": horizon, "warmup": warmup}.items() if v is not None}
         scenario = load_scenario(file, overrides)
         count = replications or scenario.replications
+        _check_size(file, scenario, count, jobs)
         with _progress_bar(count, quiet) as bar:
             task = bar.add_task(escape(station), total=count)
             done: dict[int, float] = {}

@@ -113,6 +113,7 @@ def write_all(files: Sequence[tuple[Path, Writer]]) -> list[Path]:
             staged.append((Path(temporary), path))
             writer(Path(temporary))
             _fsync(Path(temporary))
+            os.chmod(temporary, 0o666 & ~_umask())   # mkstemp makes it private; a result file is not
         for temporary, path in staged:
             current = path
             os.replace(temporary, path)
@@ -124,6 +125,13 @@ def write_all(files: Sequence[tuple[Path, Writer]]) -> list[Path]:
             with contextlib.suppress(OSError):
                 temporary.unlink()
     return [path for path, _ in files]
+
+
+def _umask() -> int:
+    """The process's umask (only readable by setting it; set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _fsync(path: Path) -> None:

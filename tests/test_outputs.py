@@ -83,6 +83,10 @@ def test_run_again_into_its_own_out_replaces_its_files(tmp_path):
         result = invoke("run", SCENARIOS / "mmc.yaml", *TINY, "--seed", seed, "--out", tmp_path / "out")
         assert result.exit_code == 0, result.output
     assert '"seed": 2' in (tmp_path / "out" / "results.json").read_text()
+    mask = os.umask(0o022)
+    os.umask(mask)
+    for path in (tmp_path / "out").iterdir():      # as readable as a file written in place
+        assert path.stat().st_mode & 0o777 == 0o666 & ~mask, path
 
 
 def test_links_in_out_are_never_followed(tmp_path):
