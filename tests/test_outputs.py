@@ -206,3 +206,13 @@ def test_full_stdout_is_one_line():
         result = _paysim("analytic", str(SCENARIOS / "mmc.yaml"), "--json", stdout=full)
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == ["error: cannot write to standard output (No space left on device)"]
+
+
+def test_sweep_never_follows_a_link_in_out(tmp_path):
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(SWEEP.format(scenario=SCENARIOS / "mmc.yaml"))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".sweep.lock").symlink_to(Path("..") / "victim.txt")     # a link to a file not there yet
+    one_line_refusal(invoke("sweep", sweep, "--out", out, "--no-plots", "-q", "-j", "1"), "cannot write there")
+    assert not (tmp_path / "victim.txt").exists()

@@ -65,8 +65,9 @@ def locked(directory: Path) -> Iterator[None]:
     except ImportError:  # not on POSIX: no lock
         yield
         return
-    try:
-        handle = (directory / LOCK).open("a")
+    try:   # never through a link: the lock file is ours, inside the directory
+        handle = os.fdopen(os.open(directory / LOCK, os.O_WRONLY | os.O_CREAT | os.O_APPEND
+                                   | getattr(os, "O_NOFOLLOW", 0), 0o666), "a")
     except OSError as error:
         raise SweepOutputError(f"{directory}: cannot write there ({describe(error)})") from None
     with handle:
