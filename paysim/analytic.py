@@ -30,8 +30,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy.special import gammaln, logsumexp
 
+from paysim.units import PROBABILITY_SUM_TOLERANCE
+
 EXIT = "done"
-_ROW_TOL = 1e-9
+_ROW_TOL = PROBABILITY_SUM_TOLERANCE
 
 
 @dataclass(frozen=True)
@@ -521,9 +523,13 @@ def _routing_matrix(nodes: list[str], routing: Mapping[str, Mapping[str, float]]
     return matrix
 
 
-def _trapped_nodes(nodes: list[str], matrix: np.ndarray) -> list[str]:
-    """Nodes from which a job can never reach the exit (positive-probability paths)."""
+def _trapped_nodes(nodes: list[str], matrix: np.ndarray,
+                   routing: Mapping[str, Mapping[str, float]] | None = None) -> list[str]:
+    """Nodes from which a job can never reach the exit (positive-probability paths); a row
+    that names ``done`` with any positive probability leaves, as the scenario validation says."""
     can_leave = matrix.sum(axis=1) < 1.0 - _ROW_TOL
+    if routing is not None:
+        can_leave |= np.array([routing.get(name, {}).get(EXIT, 0.0) > 0.0 for name in nodes], dtype=bool)
     changed = True
     while changed:
         reach = (matrix > 0) & can_leave[np.newaxis, :]
@@ -549,7 +555,7 @@ def jackson_arrival_rates(
     for name, rate in external.items():
         _check_rate(f"external arrival rate of {name!r}", rate, allow_zero=True)
     matrix = _routing_matrix(nodes, routing)
-    trapped = _trapped_nodes(nodes, matrix)
+    trapped = _trapped_nodes(nodes, matrix, routing)
     if trapped:
         raise ValueError(f"singular routing: jobs at nodes {trapped} can never leave the network")
     gamma = np.array([float(external.get(name, 0.0)) for name in nodes])

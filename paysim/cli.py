@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
@@ -19,18 +18,20 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from paysim import __version__
-from paysim.errors import PaysimError
+from paysim.errors import PaysimError, one_line
+from paysim.outputs import CLOSED_STDOUT, check_run_directory, describe, emit, silence_stdout
 from paysim.report import render, to_dict, write_outputs
 from paysim.preflight import expected_arrivals, stability_warnings
 from paysim.runner import simulate
 from paysim.scenario import load_scenario
 from paysim.stats import still_growing
+from paysim.terminal import SafeConsole, console as table_console, terminal_safe
 from paysim.timeseries import default_interval
 from paysim.units import parse_duration, parse_probability
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="paysim: a queueing-theory capacity simulator for payment systems.")
-err = Console(stderr=True, highlight=False)
+err = SafeConsole(stderr=True)
 MAX_JOBS = 256
 
 
@@ -48,6 +49,15 @@ def user_errors(debug: bool) -> Iterator[None]:
     except KeyboardInterrupt:
         err.print("interrupted")
         raise typer.Exit(130) from None
+    except BrokenPipeError:   # the reader of stdout went away (| head): stop quietly
+        silence_stdout()
+        raise typer.Exit(CLOSED_STDOUT) from None
+    except OSError as error:  # a file paysim had no more specific word for; not one of its own bugs
+        if debug or error.filename is None:
+            raise
+        err.print(f"[bold red]error:[/] {escape(one_line(str(error.filename)))}: {escape(describe(error))}",
+                  soft_wrap=True)
+        raise typer.Exit(2) from None
 
 
 def _version(value: bool) -> None:
@@ -83,6 +93,7 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print only JSON to stdout."),
     out: Optional[Path] = typer.Option(None, help="Also write results.json, results.csv and the time series "
                                                    "(timeseries.csv, timeseries.png) into this directory."),
+    force: bool = typer.Option(False, "--force", help="Let --out overwrite another command's results (a sweep's)."),
     interval: Optional[str] = typer.Option(None, help="Time-series sampling interval with --out, e.g. 10s "
                                                       "(default: about 120 points over the horizon)."),
     compare_theory: bool = typer.Option(False, "--compare", help="Set queueing theory's answer beside each metric."),
@@ -98,7 +109,10 @@ def run(
         count = replications or scenario.replications
         for line in stability_warnings(scenario):
             err.print(f"[bold yellow]warning:[/] {escape(line)}", soft_wrap=True)
-        _check_size(file, expected_arrivals(scenario) * count, max_replications if precision else count)
+        _check_size(file, scenario, max_replications if precision else count, jobs)
+        wanted_precision = _precision(precision, count)
+        if out is not None:
+            check_run_directory(out, force)
         with _progress_bar(count, quiet) as bar:
             task = bar.add_task(f"{escape(scenario.name)}: ~{expected_arrivals(scenario) * count:,.0f} arrivals", total=count)
             done: dict[int, float] = {}
@@ -109,11 +123,8 @@ def run(
 
             result = simulate(scenario, seed=seed, replications=replications, jobs=jobs, progress=advance,
                               series_interval=_series_interval(interval, scenario.horizon) if out else None,
-                              precision=_precision(precision), max_replications=max_replications,
+                              precision=wanted_precision, max_replications=max_replications,
                               engine=_engine(engine))
-        if out is not None:
-            for path in write_outputs(result, out):
-                err.print(f"wrote {path}")
         comparisons = None
         if compare_theory:
             from paysim.compare import compare, comparison_table, comparisons_to_json
@@ -123,13 +134,16 @@ def run(
             data = to_dict(result)
             if comparisons is not None:
                 data["compare"] = comparisons_to_json(comparisons)
-            sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+            emit(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         else:
             console = _console()
             render(result, console)
             if comparisons is not None:
                 console.print(comparison_table(comparisons) if comparisons else
                               "No station of this scenario has a queueing-theory answer (see paysim analytic).")
+        if out is not None:   # after the report: a full disk must not take the numbers with it
+            for path in write_outputs(result, out):
+                err.print(f"wrote {escape(str(path))}")
         failing = [f"{scope} {c.law}" for scope, checks in result.little.items() for c in checks if not c.holds]
         if failing:
             err.print(f"[bold red]WARNING: Little's law does not hold for {escape(', '.join(failing))}.[/] "
@@ -137,20 +151,17 @@ def run(
 
 
 def _console() -> Console:
-    console = Console(highlight=False)
-    return console if console.is_terminal else Console(highlight=False, width=160)
+    return table_console()
 
 
-MAX_ARRIVALS = 1e11        # days of simulation even compiled: a typo, not a plan
+def _check_size(file: Path, scenario: Any, replications: int, jobs: int | None) -> None:
+    """Refuse a run that could not finish or would outgrow the memory budget; say how big a merely long one is."""
+    from paysim import budget
+    from paysim.runner import default_jobs
 
-
-def _check_size(file: Path, arrivals: float, replications: int) -> None:
-    """Refuse a run that could not finish; say how big a merely long one is."""
-    if not arrivals < MAX_ARRIVALS:
-        raise PaysimError(f"{file}: this run would simulate about {arrivals:.3g} arrivals over {replications} "
-                          "replications, more than can finish; shorten the horizon or lower the rate")
-    if arrivals > 1e8:
-        err.print(f"[bold yellow]note:[/] about {arrivals:,.0f} arrivals: this is a long run "
+    events = budget.check(scenario, str(file), replications, jobs or default_jobs())
+    if events > budget.LONG_EVENTS:
+        err.print(f"[bold yellow]note:[/] about {events:,.0f} events: this is a long run "
                   "(the progress bar shows the time left)", soft_wrap=True)
 
 
@@ -160,15 +171,22 @@ def _engine(text: str) -> str:
     return text
 
 
-def _precision(text: str | None) -> float | None:
+MIN_PRECISION = 1e-6   # a relative half-width below this needs more replications than could ever run
+
+
+def _precision(text: str | None, replications: int = 2) -> float | None:
     if text is None:
         return None
     try:
         value = parse_probability(text)
     except ValueError as error:
         raise PaysimError(f"--precision: {error}") from None
-    if not 0 < value < 1:
-        raise PaysimError(f"--precision: expected a relative half-width such as 2% or 0.02, got {text!r}")
+    if not MIN_PRECISION <= value < 1:
+        raise PaysimError(f"--precision: expected a relative half-width from {MIN_PRECISION:g} to below 1, "
+                          f"such as 2% or 0.02, got {text!r}")
+    if replications < 2:
+        raise PaysimError("--precision needs a confidence interval, so at least 2 replications to start from; "
+                          f"got --replications {replications}")
     return value
 
 
@@ -213,7 +231,7 @@ def analytic(
     with user_errors(debug):
         theory = analyse(load_scenario(file))
         if as_json:
-            sys.stdout.write(json.dumps(theory_to_dict(theory), indent=2, ensure_ascii=False) + "\n")
+            emit(json.dumps(theory_to_dict(theory), indent=2, ensure_ascii=False) + "\n")
         else:
             _console().print(theory_table(theory))
 
@@ -232,13 +250,15 @@ def validate(
             with user_errors(debug):
                 if is_sweep_file(file):
                     plan = load_sweep(file)
-                    typer.echo(f"ok: {file} (sweep of {len(plan.points)} points over {plan.scenario_file})")
+                    typer.echo(terminal_safe(f"ok: {file} (sweep of {len(plan.points)} points over {plan.scenario_file})"))
                     continue
                 scenario = load_scenario(file)
                 streams, stations = len(scenario.arrivals), len(scenario.stations)
-                typer.echo(f"ok: {file} ({streams} arrival stream{'s' * (streams != 1)}, "
-                           f"{stations} station{'s' * (stations != 1)})")
-        except typer.Exit:
+                typer.echo(terminal_safe(f"ok: {file} ({streams} arrival stream{'s' * (streams != 1)}, "
+                                         f"{stations} station{'s' * (stations != 1)})"))
+        except typer.Exit as stop:
+            if stop.exit_code == 130:   # Ctrl-C: stop checking, and say so in the exit code
+                raise
             failed = True
     if failed:
         raise typer.Exit(2)
@@ -304,8 +324,7 @@ def sweep(
             err.print(f"{len(outcome.resumed)} points were already in {out / 'results.csv'}; ran {len(outcome.ran)}")
         written = outcome.files + (plot_sweep(out) if plots else [])
         err.print(f"wrote {', '.join(str(path) for path in written)}", soft_wrap=True)
-        console = Console(highlight=False)
-        console = console if console.is_terminal else Console(highlight=False, width=160)
+        console = _console()
         console.print(summary_table(read_description(out), read_results(out / "results.csv")[1]))
         if outcome.little_fails:
             err.print(f"[bold red]WARNING: Little's law does not hold at points {', '.join(map(str, outcome.little_fails))}.[/] "
@@ -347,6 +366,7 @@ def size(
         overrides: dict[str, Any] = {k: v for k, v in {"horizon": horizon, "warmup": warmup}.items() if v is not None}
         scenario = load_scenario(file, overrides)
         count = replications or scenario.replications
+        _check_size(file, scenario, count, jobs)
         with _progress_bar(count, quiet) as bar:
             task = bar.add_task(escape(station), total=count)
             done: dict[int, float] = {}
@@ -362,10 +382,9 @@ def size(
             result = size_station(scenario, station, objective, seed=seed, replications=replications, jobs=jobs,
                                   on_trial=trying, progress=advance)
         if as_json:
-            sys.stdout.write(json.dumps(sizing_dict(result), indent=2, ensure_ascii=False) + "\n")
+            emit(json.dumps(sizing_dict(result), indent=2, ensure_ascii=False) + "\n")
         else:
-            console = Console(highlight=False)
-            console = console if console.is_terminal else Console(highlight=False, width=160)
+            console = _console()
             console.print(f"start: {result.start} workers, from {result.start_reason}", soft_wrap=True)
             console.print(evidence_table(result))
             if result.workers is not None:

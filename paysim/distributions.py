@@ -234,6 +234,7 @@ class Empirical(Distribution):
 
     values: tuple[float, ...] = field(repr=False)
     source: str = ""
+    sha256: str = field(default="", repr=False, compare=False)   # of the file's bytes, so a resume can tell it changed
 
     def __repr__(self) -> str:
         return f"Empirical(n={len(self.values)}, mean={self.mean:.4g}, source={self.source!r})"

@@ -23,6 +23,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
 from paysim.sweep.grid import cell_text, numeric  # noqa: E402
+from paysim.outputs import write_all  # noqa: E402
 from paysim.sweep.storage import RESULTS, SweepOutputError, read_description, read_results  # noqa: E402
 
 FORMATS = ("png", "svg")
@@ -82,6 +83,10 @@ def load(directory: Path) -> Data:
     vary: dict[str, list[Any]] = description["vary"]
     first, *others = vary
     positions, x_label, ticks = _x_axis(first, vary[first])
+    for number, row in enumerate(rows, start=2):   # results.csv and sweep.json must be of one sweep
+        if any(p not in row for p in vary) or row[first] not in positions:
+            raise SweepOutputError(f"{directory / RESULTS}:{number}: its parameter values are not in "
+                                   f"{directory / 'sweep.json'}'s grid; the two files are not of one sweep")
     groups: dict[tuple[str, ...], list[Mapping[str, str]]] = {}
     for row in rows:
         groups.setdefault(tuple(row[p] for p in others), []).append(row)
@@ -161,11 +166,14 @@ def _save(figure: plt.Figure, directory: Path, name: str) -> list[Path]:
     figure.tight_layout()
     paths = []
     with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": "paysim"}):  # SVG text stays text; stable ids
-        for suffix in FORMATS:
-            path = directory / f"{name}.{suffix}"
-            figure.savefig(path, dpi=120, metadata={"Date": None} if suffix == "svg" else None)
-            paths.append(path)
-    plt.close(figure)
+        try:
+            for suffix in FORMATS:
+                path = directory / f"{name}.{suffix}"
+                write_all([(path, lambda temporary, suffix=suffix: figure.savefig(
+                    temporary, format=suffix, dpi=120, metadata={"Date": None} if suffix == "svg" else None))])
+                paths.append(path)
+        finally:
+            plt.close(figure)
     return paths
 
 

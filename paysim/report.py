@@ -13,6 +13,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from paysim import timeseries
+from paysim.errors import one_line
+from paysim.outputs import OutputError, Writer, describe, write_all
 from paysim.runner import RunResult
 from paysim.sketch import RELATIVE_ERROR
 from paysim.stats import LEVEL, Estimate, LittleCheck
@@ -73,21 +75,27 @@ def to_dict(result: RunResult) -> dict[str, Any]:
 
 def write_outputs(result: RunResult, directory: Path) -> list[Path]:
     """results.json (as --json prints), results.csv (metric, mean, ci95_low, ci95_high) and,
-    when the run was sampled, timeseries.csv and timeseries.png."""
-    directory.mkdir(parents=True, exist_ok=True)
-    json_path, csv_path = directory / "results.json", directory / "results.csv"
-    json_path.write_text(json.dumps(to_dict(result), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    with csv_path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["metric", "mean", "ci95_low", "ci95_high"])
-        for name, value in public_metrics(result).items():
-            writer.writerow([name, *(repr(x) if math.isfinite(x) else "" for x in (value.mean, value.low, value.high))])
-    written = [json_path, csv_path]
+    when the run was sampled, timeseries.csv and timeseries.png; all or none replace earlier ones."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OutputError(f"{one_line(str(directory))}: cannot use it as the output directory ({describe(error)})") from None
+    text = json.dumps(to_dict(result), indent=2, ensure_ascii=False) + "\n"
+
+    def metrics_csv(path: Path) -> None:
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["metric", "mean", "ci95_low", "ci95_high"])
+            for name, value in public_metrics(result).items():
+                writer.writerow([name, *(repr(x) if math.isfinite(x) else "" for x in (value.mean, value.low, value.high))])
+
+    files: list[tuple[Path, Writer]] = [(directory / "results.json", lambda path: path.write_text(text, encoding="utf-8")),
+                                        (directory / "results.csv", metrics_csv)]
     if result.series:
         rows = timeseries.average(result.series)
-        written.append(timeseries.write_csv(rows, directory / "timeseries.csv"))
-        written.append(timeseries.plot(rows, directory / "timeseries.png", result.scenario.name))
-    return written
+        files.append((directory / "timeseries.csv", lambda path: timeseries.write_csv(rows, path)))
+        files.append((directory / "timeseries.png", lambda path: timeseries.plot(rows, path, result.scenario.name)))
+    return write_all(files)
 
 
 def _cell(value: Estimate | None, kind: str) -> str:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 
+from paysim.budget import per_replication
 from paysim.engine import run_replication
 from paysim.engine.fast import run_replication_fast, unsupported
 from paysim.errors import PaysimError
@@ -25,6 +26,7 @@ from paysim.observe import Observer, StationObserver, StreamObserver
 from paysim.scenario import Scenario
 from paysim.threads import DaemonThreads
 from paysim.timeseries import SeriesRecorder
+from paysim.watchdog import exit_with_parent
 from paysim.warmup import PILOT_INTERVALS, PILOT_REPLICATIONS, warmup_from_series
 from paysim.stats import Estimate, LittleCheck, SloCheck, check_slo, littles_law, summarise
 
@@ -50,7 +52,7 @@ class RunResult:
         self.summary = summarise(self.rows)
         scopes = ["system", *(f"stations.{n}" for n in self.scenario.stations),
                   *(f"streams.{n}" for n in self.scenario.arrivals)]
-        self.little = {scope: littles_law(self.rows, scope) for scope in scopes}
+        self.little = {scope: littles_law(self.rows, scope, horizon_s=self.scenario.horizon) for scope in scopes}
         self.slo = check_slo(self.summary, self.scenario.slo.model_dump()) if self.scenario.slo else []
 
 
@@ -69,6 +71,7 @@ def _init_worker(queue) -> None:
     global _progress_queue
     _progress_queue = queue
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle
+    exit_with_parent()
 
 
 @contextlib.contextmanager
@@ -97,33 +100,35 @@ def stop_pool(pool: ProcessPoolExecutor) -> None:
 
 
 def replicate(scenario: Scenario, seed: int, replication: int, progress: Progress | None = None,
-              engine: str = "simpy") -> dict[str, float]:
+              engine: str = "simpy", max_in_flight: int | None = None) -> dict[str, float]:
     """One replication's metrics row."""
-    return replicate_with_series(scenario, seed, replication, progress, engine=engine)[0]
+    return replicate_with_series(scenario, seed, replication, progress, engine=engine, max_in_flight=max_in_flight)[0]
 
 
 def replicate_with_series(scenario: Scenario, seed: int, replication: int, progress: Progress | None = None,
-                          interval_s: float | None = None,
-                          engine: str = "simpy") -> tuple[dict[str, float], list[dict[str, float]]]:
+                          interval_s: float | None = None, engine: str = "simpy",
+                          max_in_flight: int | None = None) -> tuple[dict[str, float], list[dict[str, float]]]:
     """One replication's metrics row, and its time series if ``interval_s`` is given (from
-    the compiled engine only the population, ``system.L``: what the warm-up detection reads)."""
+    the compiled engine only the population, ``system.L``: what the warm-up detection reads).
+    ``max_in_flight`` is this replication's share of the memory budget (paysim.budget)."""
     observer = observer_for(scenario)
     report = (lambda fraction: progress(replication, fraction)) if progress else None
+    cap = max_in_flight or per_replication(1)
     if engine == "fast":
         population = run_replication_fast(scenario, observer, seed, replication, report=report,
-                                          series_interval=interval_s)
+                                          series_interval=interval_s, max_in_flight=cap)
         return observer.row(), [{"t": (k + 1) * interval_s, "system.L": value} for k, value in enumerate(population)]
     recorder = SeriesRecorder(observer, interval_s) if interval_s else None
     sample = (interval_s, recorder.sample) if recorder else None
-    run_replication(scenario, observer, seed, replication, report, sample=sample)
+    run_replication(scenario, observer, seed, replication, report, sample=sample, max_in_flight=cap)
     return observer.row(), recorder.rows if recorder else []
 
 
 def _replicate_in_worker(scenario: Scenario, seed: int, replication: int, interval_s: float | None,
-                         engine: str) -> tuple[dict[str, float], list[dict[str, float]]]:
+                         engine: str, max_in_flight: int) -> tuple[dict[str, float], list[dict[str, float]]]:
     queue = _progress_queue
     progress = (lambda rep, fraction: queue.put((rep, fraction))) if queue is not None else None
-    return replicate_with_series(scenario, seed, replication, progress, interval_s, engine)
+    return replicate_with_series(scenario, seed, replication, progress, interval_s, engine, max_in_flight)
 
 
 def default_jobs() -> int:
@@ -141,7 +146,7 @@ def _run_pool(scenario: Scenario, seed: int, replications: list[int], jobs: int,
     pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(queue,))
     try:
         with _sigint_ignored():
-            futures = {pool.submit(_replicate_in_worker, scenario, seed, r, interval_s, engine): r
+            futures = {pool.submit(_replicate_in_worker, scenario, seed, r, interval_s, engine, per_replication(jobs)): r
                        for r in replications}
         pending = set(futures)
         while pending:
@@ -168,7 +173,7 @@ def _run_threads(scenario: Scenario, seed: int, replications: list[int], jobs: i
     try:
         for r in replications:
             pool.submit(r, lambda r=r: replicate_with_series(scenario, seed, r, fractions.__setitem__, interval_s,
-                                                             engine="fast"))
+                                                             engine="fast", max_in_flight=per_replication(jobs)))
         outcomes: dict[int, Outcome] = {}
         while len(outcomes) < len(replications):
             for r, outcome in pool.completed(timeout_s=0.2):
@@ -192,7 +197,7 @@ def _run(scenario: Scenario, seed: int, replications: list[int], jobs: int, prog
     if jobs == 1 or expected_arrivals(scenario) * len(replications) < INLINE_ARRIVALS:
         outcomes = []
         for r in replications:
-            outcomes.append(replicate_with_series(scenario, seed, r, progress, interval_s, engine))
+            outcomes.append(replicate_with_series(scenario, seed, r, progress, interval_s, engine, per_replication(1)))
             if progress:
                 progress(r, 1.0)
         return outcomes
@@ -257,6 +262,8 @@ def simulate(scenario: Scenario, *, seed: int | None = None, replications: int |
     seed = scenario.seed if seed is None else seed
     jobs = jobs or default_jobs()
     count = replications or scenario.replications
+    if precision is not None and count < 2:
+        raise PaysimError("--precision needs a confidence interval, so at least 2 replications to start from")
     started = time.perf_counter()
     engine, why = choose_engine(scenario, engine, series_interval is not None)
     notes: list[str] = [why] if engine == "fast" or "because" in why else []
@@ -271,8 +278,9 @@ def simulate(scenario: Scenario, *, seed: int | None = None, replications: int |
             result.notes.append(f"precision {precision:.2%}: {verdict}; widest headline CI is {name} at ±{width:.2%}")
             break
         # the half-width shrinks as 1/sqrt(n): ask for what that predicts, at least 2 more
-        wanted = math.ceil(len(outcomes) * (width / precision) ** 2 * 1.1)
-        more = min(max_replications, max(wanted, len(outcomes) + 2)) - len(outcomes)
+        ratio = width / precision if math.isfinite(width) else math.inf
+        wanted = len(outcomes) * ratio * ratio * 1.1       # a product, not **: inf rather than OverflowError
+        more = math.ceil(min(max_replications, max(wanted, len(outcomes) + 2))) - len(outcomes)
         outcomes += _run(scenario, seed, list(range(len(outcomes), len(outcomes) + more)), jobs, progress,
                          series_interval, engine)
         result = _result(scenario, seed, outcomes, series_interval, started, notes, engine)

@@ -85,6 +85,23 @@ def parse_probability(value: object) -> float:
     return number
 
 
+# how far probabilities that should sum to 1 may miss it (0.3333334 + 0.3333333 + 0.3333334):
+# the one tolerance validation and every consumer use; sums within it are normalised at load
+PROBABILITY_SUM_TOLERANCE = 1e-6
+
+
+def sums_to_one(total: float) -> bool:
+    return abs(total - 1.0) <= PROBABILITY_SUM_TOLERANCE
+
+
+def normalised(weights: dict[str, float]) -> dict[str, float]:
+    """``weights`` scaled to sum to exactly 1 when they already do within the tolerance; else unchanged."""
+    total = math.fsum(weights.values())
+    if total == 1.0 or not sums_to_one(total):
+        return weights
+    return {key: value / total for key, value in weights.items()}
+
+
 def format_duration(seconds: float) -> str:
     """A short human reading of a duration for tables: ``12.3 ms``, ``4.20 s``, ``3.0 min``."""
     if not math.isfinite(seconds):

@@ -12,7 +12,9 @@ booleans, so ``on``, ``off``, ``yes`` and ``no`` stay words.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -232,6 +234,11 @@ def read_yaml(path: Path) -> tuple[Any, Lines]:
     """Read and parse a YAML file; every failure is a ScenarioError naming the file."""
     file = str(path)
     try:
+        kind = os.stat(path).st_mode
+        # a pipe (or socket) could block forever on open or read: check the type before opening
+        if stat.S_ISFIFO(kind) or stat.S_ISSOCK(kind):
+            raise ScenarioError([Problem(file, (), "not a regular file (a named pipe or socket); "
+                                                   "a scenario is a YAML file")])
         with open(path, "rb") as handle:  # bounded: /dev/zero or a runaway pipe must not fill memory
             raw = handle.read(MAX_BYTES + 1)
     except (OSError, ValueError) as error:

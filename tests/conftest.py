@@ -97,3 +97,22 @@ def tmp_scenario(tmp_path):
         path.write_text(text, encoding="utf-8")
         return path
     return write
+
+
+def invoke_cli(*args: object):
+    """The paysim command in this process (fast: no import per call)."""
+    from typer.testing import CliRunner
+
+    from paysim.cli import app
+    return CliRunner().invoke(app, [str(arg) for arg in args])
+
+
+def assert_one_line_error(result, *words: str) -> str:
+    """Exit code 2, no traceback, exactly one line of output (``error: ...``) containing ``words``."""
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.output
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]

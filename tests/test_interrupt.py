@@ -155,3 +155,37 @@ def test_sigint_to_the_command_alone_stops_its_workers(startup_cpu):
 def test_ctrl_c_stops_the_compiled_engine_on_threads(startup_cpu):
     """Its replications run in compiled code on threads, which never look at signals."""
     _assert_clean(*_interrupt(2, startup_cpu, fast=True))
+
+
+def test_pool_workers_exit_when_the_command_is_killed(startup_cpu):
+    """kill -9 leaves the command no chance to stop its workers: they must notice and exit themselves."""
+    process = subprocess.Popen([sys.executable, "-m", "paysim", *LONG_RUN, "-j", "2"], cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    pgid = process.pid
+    try:
+        deadline = time.monotonic() + 120
+        while not [pid for pid, stat in _group(pgid).items() if pid != process.pid and stat[3] > startup_cpu + 1.0]:
+            assert process.poll() is None and time.monotonic() < deadline, "the pool never got going"
+            time.sleep(0.1)
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+        left = _left_running(pgid, grace=EXIT_WITHIN)
+        assert not left, f"workers outlived the killed command: {left}"
+    finally:
+        if _group(pgid):
+            os.killpg(pgid, signal.SIGKILL)
+
+
+def test_ctrl_c_during_validate_exits_130(tmp_path, monkeypatch):
+    """validate checks each file in turn; Ctrl-C stops it with 130, not 2 (a problem in a file)."""
+    from typer.testing import CliRunner
+
+    from paysim.cli import app
+
+    def interrupted(path, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("paysim.cli.load_scenario", interrupted)
+    result = CliRunner().invoke(app, ["validate", str(ROOT / "scenarios" / "mmc.yaml"), str(ROOT / "scenarios" / "mmck.yaml")])
+    assert result.exit_code == 130, result.output
+    assert result.output.strip().splitlines() == ["interrupted"]

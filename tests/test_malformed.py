@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from conftest import assert_one_line_error, invoke_cli as invoke
 from paysim.cli import app
 from paysim.engine import RunawayError, run_replication
 from paysim.errors import PaysimError
@@ -371,3 +372,126 @@ def test_a_stable_run_stays_under_the_memory_guard():
     scenario = scenario_from_data({**OVERLOADED, "horizon": "60s", "stations": {"fast": {"workers": 20, "service": "10ms"}}},
                                   "stable.yaml")
     run_replication(scenario, observer_for(scenario), seed=1, replication=0, progress=None, max_in_flight=2_000)
+
+
+# ---------------------------------------------------------------- the second robustness pass (issue 18)
+
+TINY_RUN = ["-q", "-j", "1", "--horizon", "2s", "--warmup", "0s", "-r", "2"]
+
+
+ROUNDED = BASE.replace("next: {acquirer: 0.9, done: 0.1}", "next: {acquirer: 0.3333334, done: 0.3333333, risk2: 0.3333334}") \
+    + "  risk2:\n    workers: 2\n    service: 5ms\n"
+
+
+@pytest.mark.parametrize("command", ["validate", "analytic", "run", "size"])
+def test_probabilities_summing_to_one_within_the_tolerance_work_everywhere(tmp_path, command):
+    """0.3333334 + 0.3333333 + 0.3333334 = 1.0000001: validation accepts it, so every command must."""
+    path = tmp_path / "rounded.yaml"
+    path.write_text(ROUNDED, encoding="utf-8")
+    args = {"validate": [], "analytic": [], "run": TINY_RUN,
+            "size": ["--station", "gateway", "--slo", "mean<10s", "-q", "-j", "1", "--horizon", "2s", "--warmup", "0s"]}
+    result = invoke(command, path, *args[command])
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert result.exit_code == 0, result.output
+
+
+def test_probabilities_within_the_tolerance_are_normalised_at_load():
+    from paysim.units import PROBABILITY_SUM_TOLERANCE
+    scenario = scenario_from_data(
+        {"horizon": "1m", "arrivals": {"a": {"rate": "1/s"}},
+         "stations": {"s": {"service": "1ms", "next": {"t": 0.3333334, "u": 0.3333333, "done": 0.3333334}},
+                      "t": {"service": "1ms"}, "u": {"service": "1ms"}}}, "rounded.yaml")
+    assert sum(scenario.stations["s"].routes.values()) == pytest.approx(1.0, abs=1e-15)
+    off = scenario_from_data  # just beyond the tolerance: refused with the path
+    with pytest.raises(PaysimError, match=r"stations\.s\.next: routing probabilities must sum to 1"):
+        off({"horizon": "1m", "arrivals": {"a": {"rate": "1/s"}},
+             "stations": {"s": {"service": "1ms", "next": {"t": 0.5, "done": 0.5 + 3 * PROBABILITY_SUM_TOLERANCE}},
+                          "t": {"service": "1ms"}}}, "off.yaml")
+
+
+@pytest.mark.parametrize("args, words", [(["--precision", "5%", "-r", "1"], "at least 2 replications"),
+                                         (["--precision", "1e-300", "-r", "2"], "--precision")],
+                         ids=["one-replication", "tiny"])
+def test_impossible_precision_is_one_line(tmp_path, args, words):
+    path = tmp_path / "base.yaml"
+    path.write_text(BASE, encoding="utf-8")
+    assert_one_line_error(invoke("run", path, "-q", "-j", "1", "--horizon", "2s", "--warmup", "0s", *args), words)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_a_named_pipe_as_the_scenario_is_refused_without_hanging(tmp_path, command):
+    fifo = tmp_path / "scenario.yaml"
+    os.mkfifo(fifo)
+    result = paysim(command, str(fifo), timeout=TIMEOUT)   # a hang fails here with TimeoutExpired
+    lines = assert_clean_refusal(result, max_lines=1)
+    assert "not a regular file" in lines[0] and str(fifo) in lines[0]
+
+
+@pytest.mark.parametrize("kind", ["stations", "arrivals"])
+def test_an_empty_name_is_refused(tmp_path, kind):
+    text = BASE.replace("  gateway:", '  "":').replace("enter: gateway", 'enter: ""') if kind == "stations" \
+        else BASE.replace("  card:", '  " ":')
+    path = tmp_path / "empty-name.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert_one_line_error(invoke("validate", path), f"{kind}: a name must have at least one visible character")
+
+
+def test_names_are_shown_without_emoji_or_raw_control_characters(tmp_path):
+    path = tmp_path / "hostile.yaml"
+    path.write_text('name: "run \\x1b[2J :x:"\nhorizon: 2s\nwarmup: 0s\nreplications: 2\n'
+                    'arrivals:\n  ":x:": {rate: 5/s}\nstations:\n  "s\\x1b]0;title\\x07:smile:":\n    service: 10ms\n',
+                    encoding="utf-8")
+    result = invoke("run", path, "-q", "-j", "1")
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "\x07" not in result.output
+    assert "❌" not in result.output and "😄" not in result.output
+    assert ":x:" in result.output and "\\x1b[2J" in result.output   # shown escaped, as written
+
+
+@pytest.mark.parametrize("engine", ["simpy", "fast"])
+def test_tiny_service_times_raise_no_false_littles_law_alarm(tmp_path, engine):
+    """A 1e-300 s service vanishes from clock differences (t + 1e-300 == t) but not from the
+    measured means: the two sides of busy = λE[S] differ by ~1e-300, far below what the clock resolves."""
+    path = tmp_path / "tiny.yaml"
+    path.write_text("horizon: 5s\nwarmup: 0s\nreplications: 3\narrivals:\n  a: {rate: 5/s}\n"
+                    "stations:\n  s: {workers: 2, service: 1e-300s}\n", encoding="utf-8")
+    result = invoke("run", path, "-q", "-j", "1", "--engine", engine)
+    assert result.exit_code == 0, result.output
+    assert "does not hold" not in result.output.lower(), result.output
+
+
+def test_littles_law_still_catches_a_real_difference_at_tiny_magnitudes():
+    from paysim.stats import littles_law
+    rows = [{"stations.s.entry_rate": 5.0, "stations.s.busy": 2e-300, "stations.s.S_all": 1e-300,
+             "stations.s.L": 0.0, "stations.s.W_all": 0.0, "stations.s.Lq": 0.0, "stations.s.Wq_all": 0.0}] * 3
+    busy = littles_law(rows, "stations.s", horizon_s=0.0)[2]   # no clock to blame: 2e-300 against 5e-300
+    assert not busy.holds
+    assert littles_law(rows, "stations.s", horizon_s=5.0)[2].holds   # within the clock's resolution
+
+
+NOISY = """
+import sys, warnings
+import paysim.cli as cli
+real = cli.load_scenario
+def noisy(*args, **kwargs):
+    warnings.warn("noisy library", RuntimeWarning)   # as numpy or a deprecation would, mid-command
+    return real(*args, **kwargs)
+cli.load_scenario = noisy
+sys.argv = ["paysim", "validate", sys.argv[1]]
+from paysim.__main__ import main
+main()
+"""
+
+
+@pytest.mark.parametrize("asked", [False, True], ids=["normal", "PYTHONWARNINGS"])
+def test_python_warnings_reach_stderr_only_when_asked(tmp_path, asked):
+    path = tmp_path / "base.yaml"
+    path.write_text(BASE, encoding="utf-8")
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONWARNINGS"}
+    if asked:
+        env["PYTHONWARNINGS"] = "default"
+    result = subprocess.run([sys.executable, "-c", NOISY, str(path)], capture_output=True, text=True,
+                            timeout=TIMEOUT, cwd=ROOT, env=env)
+    assert result.returncode == 0, result.stderr
+    assert ("noisy library" in result.stderr) == asked, result.stderr

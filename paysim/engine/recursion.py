@@ -127,7 +127,7 @@ def run_single(seed, warmup, horizon, max_in_flight,
             while n_wait > 0 and waiting[head] <= a:
                 head = (head + 1) & (waiting.shape[0] - 1)
                 n_wait -= 1
-        if n_wait + c > max_in_flight:
+        if n_wait > 0 and n_wait + c > max_in_flight:   # in flight = waiting + c busy; idle workers hold nothing
             return -1
         earliest = free[0]
         if counted:

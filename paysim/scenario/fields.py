@@ -8,6 +8,7 @@ raises ``ValueError`` with what was expected and what was given.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import math
 import difflib
@@ -163,7 +164,7 @@ def _read_column(file: str, column: str | int | None, unit_s: float, base_dir: P
         values.append(value)
     if not values:
         raise KeyPathError(("file",), f"{file!r} has a header but no values")
-    return d.Empirical(tuple(values), source=file)
+    return d.Empirical(tuple(values), source=file, sha256=hashlib.sha256(raw).hexdigest())
 
 
 def _build(family: str, p: dict[str, Any], base_dir: Path) -> d.Distribution:

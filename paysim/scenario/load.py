@@ -9,6 +9,7 @@ leave, a warm-up longer than the run).
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from pydantic import ValidationError
 from paysim.errors import KeyPathError, Problem, ScenarioError
 from paysim.scenario.fields import did_you_mean
 from paysim.scenario.models import DONE, Scenario
+from paysim.units import sums_to_one
 from paysim.yamlio import MAX_DEPTH, MAX_NODES, Lines, read_yaml
 
 Path_ = tuple[str | int, ...]
@@ -121,6 +123,10 @@ def check_references(scenario: Scenario) -> list[tuple[Path_, str]]:
         found.append((("arrivals",), "at least one arrival stream is needed"))
     if not stations:
         found.append((("stations",), "at least one station is needed"))
+    for kind, names in (("stations", stations), ("arrivals", scenario.arrivals)):
+        for name in names:
+            if not name.strip():
+                found.append(((kind,), f"a name must have at least one visible character, got {name!r}"))
     if DONE in stations:
         found.append((("stations", DONE), f"{DONE!r} is reserved for leaving the system; rename the station"))
     for name, arrival in scenario.arrivals.items():
@@ -141,8 +147,8 @@ def check_references(scenario: Scenario) -> list[tuple[Path_, str]]:
         for target in station.routes:
             if target != DONE and target not in stations:
                 found.append((("stations", name, "next"), f"unknown station {target!r}{did_you_mean(target, [*stations, DONE])}"))
-        total = sum(station.routes.values())
-        if abs(total - 1.0) > 1e-6:
+        total = math.fsum(station.routes.values())
+        if not sums_to_one(total):
             found.append((("stations", name, "next"), f"routing probabilities must sum to 1, got {total:.6g}"))
     if not found:
         can_leave = stations_that_can_leave({name: s.routes for name, s in stations.items()})

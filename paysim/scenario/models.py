@@ -16,7 +16,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from paysim.errors import KeyPathError
-from paysim.units import parse_duration, parse_probability
+from paysim.units import normalised, parse_duration, parse_probability
 from paysim.scenario.fields import (
     FAMILIES, DistributionSpec, Duration, Multiplier, NonNegativeInt, PositiveDuration, PositiveInt,
     Probability, Rate, Seed, did_you_mean,
@@ -49,6 +49,11 @@ DistributionField = Annotated[DistributionSpec, BeforeValidator(_distribution_sh
 
 def _as_routes(value: Any) -> Any:
     return {value: 1.0} if isinstance(value, str) else value
+
+
+def _normalised_routes(value: Any) -> Any:
+    """Probabilities that sum to 1 within the tolerance, made to sum to exactly 1."""
+    return normalised(value) if value and all(isinstance(v, float) for v in value.values()) else value
 
 
 class Strict(BaseModel):
@@ -239,8 +244,8 @@ class Batch(Strict):
 class BatchService(Strict):
     """Time to process one batch: ``per_batch`` plus ``per_item`` for each item."""
 
-    per_batch: DistributionField = 0.0
-    per_item: DistributionField = 0.0
+    per_batch: DistributionField = Field(0.0, validate_default=True)   # a distribution even when left out
+    per_item: DistributionField = Field(0.0, validate_default=True)
 
     @property
     def mean(self) -> float:   # per item, for a batch of one: an upper bound used for load estimates
@@ -312,7 +317,7 @@ class Station(Strict):
     queue: NonNegativeInt | None = None
     service: ServiceField | None = None
     # one target, or {target: probability}, or {approve|review|decline: target} after classify
-    next: Annotated[NextField, BeforeValidator(_as_routes)] = {DONE: 1.0}
+    next: Annotated[NextField, BeforeValidator(_as_routes), AfterValidator(_normalised_routes)] = {DONE: 1.0}
     errors: Probability = 0.0                    # chance an attempt fails after its service
     slowdowns: Annotated[tuple[Slowdown, ...], AfterValidator(_no_overlap)] = ()
     outages: Annotated[tuple[Outage, ...], AfterValidator(_no_overlap)] = ()

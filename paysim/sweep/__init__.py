@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from paysim import budget
 from paysim.report import public_metrics
 from paysim.runner import RunResult, choose_engine, default_jobs
 from paysim.preflight import expected_arrivals, station_loads
@@ -61,6 +62,18 @@ def sweep_work(sweep: Sweep, points: list[Point] | None = None) -> float:
     return sum(expected_arrivals(p.scenario) for p in (sweep.points if points is None else points)) * sweep.replications
 
 
+def check_budget(sweep: Sweep, jobs: int) -> None:
+    """Refuse, before anything runs, a point that outgrows its share of the memory budget, or a
+    sweep whose events over all points could not finish (paysim.budget)."""
+    events, at_once = 0.0, max(1, min(jobs, len(sweep.points) * sweep.replications))
+    for point in sweep.points:
+        events += budget.check(point.scenario, f"{sweep.file}: point {point.index} ({point.label()})",
+                               sweep.replications, jobs, at_once)
+    if not events < budget.MAX_EVENTS:
+        raise budget.BudgetError(f"{sweep.file}: the sweep would process about {events:.3g} events over "
+                                 f"{len(sweep.points)} points, more than can finish; shorten the horizon or the grid")
+
+
 def run_sweep(sweep: Sweep, directory: str | Path, *, jobs: int | None = None, scheduler: str | None = None,
               resume: bool = False, engine: str = "auto", on_replication: Callable[[int, int], None] | None = None,
               on_point: Callable[[Point, dict[str, Estimate]], None] | None = None,
@@ -76,6 +89,7 @@ def run_sweep(sweep: Sweep, directory: str | Path, *, jobs: int | None = None, s
     outcome = SweepRun(sweep, directory)
     # before anything is written: --engine fast on a point it cannot run is refused here
     engines = {point.index: choose_engine(point.scenario, engine, False)[0] for point in sweep.points}
+    check_budget(sweep, jobs or default_jobs())
     with locked(directory):
         results, done, outcome.notes = prepare(directory, sweep, resume)
         outcome.resumed = sorted(done)

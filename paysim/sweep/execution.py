@@ -10,6 +10,7 @@ sweep still keeps every core busy, and an interruption cancels little queued wor
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import time
 from collections.abc import Callable, Sequence
@@ -17,10 +18,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from paysim.errors import PaysimError
+from paysim.budget import per_replication
+from paysim.errors import PaysimError, one_line
 from paysim.runner import replicate
 from paysim.sweep.grid import Point
 from paysim.threads import DaemonThreads
+from paysim.watchdog import exit_with_parent
 
 ReplicationDone = Callable[[int, int], None]                 # (point, replication)
 PointDone = Callable[[Point, list[dict[str, float]], float], None]   # (point, rows by replication, wall seconds)
@@ -39,7 +42,7 @@ class Inline:
         self.done: list[tuple[Key, dict[str, float]]] = []
 
     def submit(self, key: Key, scenario: Any, seed: int, engine: str) -> None:
-        self.done.append((key, replicate(scenario, seed, key[1], engine=engine)))
+        self.done.append((key, replicate(scenario, seed, key[1], engine=engine, max_in_flight=per_replication(1))))
 
     def completed(self) -> list[tuple[Key, dict[str, float]]]:
         done, self.done = self.done, []
@@ -59,11 +62,13 @@ class LocalPool:
     def __init__(self, jobs: int) -> None:
         self.slots = jobs
         # spawn, not fork: the caller may have threads (progress bars)
-        self.pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+        self.pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=exit_with_parent)
         self.futures: dict[Future, Key] = {}
 
     def submit(self, key: Key, scenario: Any, seed: int, engine: str) -> None:
-        self.futures[self.pool.submit(replicate, scenario, seed, key[1], engine=engine)] = key
+        self.futures[self.pool.submit(replicate, scenario, seed, key[1], engine=engine,
+                                      max_in_flight=per_replication(self.slots))] = key
 
     def completed(self) -> list[tuple[Key, dict[str, float]]]:
         done = wait(list(self.futures), timeout=POLL_S, return_when=FIRST_COMPLETED).done
@@ -99,7 +104,8 @@ class Threads:
         self.threads = DaemonThreads(jobs)
 
     def submit(self, key: Key, scenario: Any, seed: int, engine: str) -> None:
-        self.threads.submit(key, lambda: replicate(scenario, seed, key[1], engine=engine))
+        self.threads.submit(key, lambda: replicate(scenario, seed, key[1], engine=engine,
+                                                   max_in_flight=per_replication(self.slots)))
 
     def completed(self) -> list[tuple[Key, dict[str, float]]]:
         return self.threads.completed(POLL_S)
@@ -109,35 +115,87 @@ class Threads:
 
 
 class DaskCluster:
-    """The workers of a Dask distributed cluster, reached through its scheduler's address."""
+    """The workers of a Dask distributed cluster, reached through its scheduler's address.
+
+    Every way the cluster can fail becomes one line with the ``--resume`` hint (finished
+    points are on disk): no worker alive for ``NO_WORKER_S``, the scheduler gone, or a task
+    that killed its worker again and again (``KilledWorker``).
+    """
+
+    NO_WORKER_S = 60.0    # how long to wait for a worker to (re)appear before giving up
 
     def __init__(self, address: str) -> None:
         try:
             import distributed
         except ImportError:
             raise PaysimError("--scheduler needs Dask: pip install 'paysim[dask]' (dask[distributed])") from None
-        self.distributed = distributed
+        self.distributed, self.address = distributed, address
         try:
             self.client = distributed.Client(address, timeout="10s")
         except (OSError, TimeoutError, ValueError) as error:
-            raise PaysimError(f"cannot reach the Dask scheduler at {address}: {error}") from None
-        self.slots = max(1, sum(self.client.nthreads().values()))
+            raise PaysimError(f"cannot reach the Dask scheduler at {address}: {one_line(str(error))}") from None
         self.futures: dict[Any, Key] = {}
+        self.alone_since: float | None = None
+        try:
+            self.client.wait_for_workers(1, timeout=self.NO_WORKER_S)
+        except (TimeoutError, distributed.TimeoutError):
+            self.close(True)
+            raise PaysimError(f"no Dask worker is alive at {address} (waited {self.NO_WORKER_S:g}s); "
+                              "start workers and run the sweep again") from None
+        self.slots = max(1, sum(self.client.nthreads().values()))
+
+    def _lost(self, what: str) -> PaysimError:
+        return PaysimError(f"{what}; the points already written are kept: run again with --resume to finish the sweep")
 
     def submit(self, key: Key, scenario: Any, seed: int, engine: str) -> None:
-        self.futures[self.client.submit(replicate, scenario, seed, key[1], engine=engine, pure=False)] = key
+        try:
+            self.futures[self.client.submit(replicate, scenario, seed, key[1], engine=engine,
+                                            max_in_flight=per_replication(1), pure=False)] = key
+        except Exception as error:  # noqa: BLE001 - the client raises whatever its connection raised
+            raise self._lost(f"lost the Dask scheduler at {self.address} ({type(error).__name__})") from None
 
     def completed(self) -> list[tuple[Key, dict[str, float]]]:
         try:
             done = self.distributed.wait(list(self.futures), timeout=POLL_S, return_when="FIRST_COMPLETED").done
+            finished = [(self.futures.pop(future), future.result()) for future in done]
         except TimeoutError:
-            return []
-        return [(self.futures.pop(future), future.result()) for future in done]
+            finished = []
+        except self.distributed.KilledWorker:
+            raise self._lost("a replication killed every Dask worker it ran on (out of memory, or a crash)") from None
+        except PaysimError:
+            raise
+        except Exception as error:  # noqa: BLE001 - a cancelled future or a closed connection: the scheduler is gone
+            if self.client.status == "running" and not isinstance(error, (OSError, self.distributed.CancelledError)):
+                raise
+            raise self._lost(f"lost the Dask scheduler at {self.address} ({type(error).__name__})") from None
+        if not finished:
+            self._check_workers()
+        return finished
+
+    def _check_workers(self) -> None:
+        """A sweep with work queued and no worker alive for NO_WORKER_S stops with a message."""
+        if self.client.status != "running":
+            raise self._lost(f"lost the Dask scheduler at {self.address}")
+        try:
+            alive = bool(self.client.scheduler_info(n_workers=-1)["workers"]) if self.futures else True
+        except TypeError:   # an older distributed: no n_workers argument
+            alive = bool(self.client.scheduler_info()["workers"]) if self.futures else True
+        except Exception as error:  # noqa: BLE001
+            raise self._lost(f"lost the Dask scheduler at {self.address} ({type(error).__name__})") from None
+        if alive:
+            self.alone_since = None
+            return
+        now = time.monotonic()
+        self.alone_since = self.alone_since or now
+        if now - self.alone_since > self.NO_WORKER_S:
+            raise self._lost(f"no Dask worker has been alive at {self.address} for {self.NO_WORKER_S:g}s")
 
     def close(self, interrupted: bool) -> None:
-        if self.futures:
-            self.client.cancel(list(self.futures))
-        self.client.close()
+        with contextlib.suppress(Exception):   # a lost scheduler has nothing left to cancel
+            if self.futures:
+                self.client.cancel(list(self.futures))
+        with contextlib.suppress(Exception):
+            self.client.close(timeout=5)
 
 
 Backend = Inline | Threads | LocalPool | DaskCluster

@@ -27,6 +27,7 @@ from pydantic import BaseModel
 from paysim.errors import Problem, ScenarioError
 from paysim.scenario import Scenario, scenario_from_data
 from paysim.scenario.fields import did_you_mean
+from paysim.scenario.inputs import files_read
 from paysim.units import parse_duration, parse_probability, parse_rate
 from paysim.yamlio import Lines, read_yaml
 
@@ -79,6 +80,7 @@ class Sweep:
             "slo": first.slo.model_dump(exclude_none=True) if first.slo else {},
             "stations": list(first.stations), "streams": list(first.arrivals),
             "points": [{"point": p.index, "params": p.params, "seed": p.seed} for p in self.points],
+            "inputs": files_read(*(p.scenario for p in self.points)),
         }
 
 

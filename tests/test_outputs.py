@@ -1,0 +1,218 @@
+"""Nothing a user already has is lost or mixed: ``run --out`` next to a sweep's results, links,
+unwritable and full disks, a closed or full stdout.
+
+Each test is a reproducer from a robustness pass: it must end in exit 0 doing the right thing or
+exit 2 with one line (no traceback), and the bytes already in the directory must be unchanged.
+Full and read-only disks are simulated by making the system call fail (tests run as root,
+which ignores file permissions).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import assert_one_line_error as one_line_refusal, invoke_cli as invoke
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+TINY = ["--horizon", "2s", "--warmup", "0s", "-r", "2", "-q", "-j", "1"]
+SWEEP = """\
+sweep:
+  scenario: {scenario}
+  vary:
+    arrivals.requests.rate: [100/s, 200/s]
+  replications: 2
+  horizon: 2s
+  warmup: 0s
+"""
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(directory.iterdir()) if path.is_file()}
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory) -> Path:
+    """A finished two-point sweep's --out directory."""
+    root = tmp_path_factory.mktemp("swept")
+    sweep = root / "sweep.yaml"
+    sweep.write_text(SWEEP.format(scenario=SCENARIOS / "mmc.yaml"))
+    result = invoke("sweep", sweep, "--out", root / "out", "--no-plots", "-q", "-j", "1")
+    assert result.exit_code == 0, result.output
+    return root / "out"
+
+
+def copy_of(directory: Path, tmp_path: Path) -> Path:
+    target = tmp_path / directory.name
+    target.mkdir()
+    for name, data in snapshot(directory).items():
+        (target / name).write_bytes(data)
+    return target
+
+
+def test_run_refuses_an_out_holding_a_sweep(swept, tmp_path):
+    out = copy_of(swept, tmp_path)
+    before = snapshot(out)
+    one_line_refusal(invoke("run", SCENARIOS / "mmc.yaml", *TINY, "--out", out), "sweep.json", "--force")
+    assert snapshot(out) == before
+
+
+def test_run_with_force_overwrites_a_finished_sweep(swept, tmp_path):
+    out = copy_of(swept, tmp_path)
+    result = invoke("run", SCENARIOS / "mmc.yaml", *TINY, "--out", out, "--force")
+    assert result.exit_code == 0, result.output
+    assert (out / "results.csv").read_text().startswith("metric,mean,ci95_low,ci95_high")
+
+
+def test_run_never_writes_into_a_running_sweep(swept, tmp_path):
+    out = copy_of(swept, tmp_path)
+    before = snapshot(out)
+    with (out / ".sweep.lock").open("a") as lock:      # what a running sweep holds
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        one_line_refusal(invoke("run", SCENARIOS / "mmc.yaml", *TINY, "--out", out, "--force"), "sweep is writing")
+    assert snapshot(out) == before
+
+
+def test_run_again_into_its_own_out_replaces_its_files(tmp_path):
+    for seed in ("1", "2"):
+        result = invoke("run", SCENARIOS / "mmc.yaml", *TINY, "--seed", seed, "--out", tmp_path / "out")
+        assert result.exit_code == 0, result.output
+    assert '"seed": 2' in (tmp_path / "out" / "results.json").read_text()
+    mask = os.umask(0o022)
+    os.umask(mask)
+    for path in (tmp_path / "out").iterdir():      # as readable as a file written in place
+        assert path.stat().st_mode & 0o777 == 0o666 & ~mask, path
+
+
+def test_links_in_out_are_never_followed(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.json").symlink_to(Path("..") / "victim.txt")
+    one_line_refusal(invoke("run", SCENARIOS / "mmc.yaml", *TINY, "--out", out), "symbolic link")
+    result = invoke("run", SCENARIOS / "mmc.yaml", *TINY, "--out", out, "--force")
+    assert result.exit_code == 0, result.output
+    assert victim.read_text() == "precious\n"                 # the link was replaced, not followed
+    assert not (out / "results.json").is_symlink()
+
+
+@pytest.mark.parametrize("kind", ["file", "devnull"])
+def test_out_that_is_not_a_directory_is_refused_before_simulating(tmp_path, monkeypatch, kind):
+    target = Path(os.devnull) if kind == "devnull" else tmp_path / "results"
+    if kind == "file":
+        target.write_text("keep me\n")
+    monkeypatch.setattr("paysim.cli.simulate", lambda *a, **k: pytest.fail("simulated before checking --out"))
+    one_line_refusal(invoke("run", SCENARIOS / "mmc.yaml", *TINY, "--out", target), "not a directory")
+    if kind == "file":
+        assert target.read_text() == "keep me\n"
+
+
+def _fail(code: int):
+    def fail(*args, **kwargs):
+        raise OSError(code, os.strerror(code))
+    return fail
+
+
+def test_read_only_out_is_refused_before_simulating(tmp_path, monkeypatch):
+    monkeypatch.setattr("paysim.outputs.tempfile.mkstemp", _fail(errno.EROFS))
+    monkeypatch.setattr("paysim.cli.simulate", lambda *a, **k: pytest.fail("simulated before checking --out"))
+    one_line_refusal(invoke("run", SCENARIOS / "mmc.yaml", *TINY, "--out", tmp_path / "out"),
+                     "cannot write there", "Read-only file system")
+
+
+def test_full_disk_loses_nothing_already_in_out(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    assert invoke("run", SCENARIOS / "mmc.yaml", *TINY, "--out", out).exit_code == 0
+    before = snapshot(out)
+    monkeypatch.setattr("paysim.outputs.os.fsync", _fail(errno.ENOSPC))   # every file fails when it is made durable
+    result = invoke("run", SCENARIOS / "mmc.yaml", *TINY, "--seed", "7", "--out", out)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "No space left on device" in errors[0], result.output
+    assert "system" in result.output            # the report was printed before the write failed
+    assert snapshot(out) == before               # no file replaced, no temporary file left behind
+    assert sorted(p.name for p in out.iterdir()) == sorted(before)
+
+
+def test_sweep_on_a_full_disk_keeps_finished_points_and_resumes(tmp_path, monkeypatch):
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(SWEEP.format(scenario=SCENARIOS / "mmc.yaml"))
+    clean = invoke("sweep", sweep, "--out", tmp_path / "clean", "--no-plots", "-q", "-j", "1")
+    assert clean.exit_code == 0, clean.output
+    from paysim.sweep import storage
+    real = storage.Results.append
+    calls = []
+
+    def append_then_full(self, point, params, metrics):
+        calls.append(point)
+        if len(calls) > 1:
+            monkeypatch.setattr("paysim.sweep.storage.os.fsync", _fail(errno.ENOSPC))
+        real(self, point, params, metrics)
+
+    monkeypatch.setattr(storage.Results, "append", append_then_full)
+    full = invoke("sweep", sweep, "--out", tmp_path / "out", "--no-plots", "-q", "-j", "1")
+    one_line_refusal(full, "No space left on device", "--resume")
+    monkeypatch.undo()
+    resumed = invoke("sweep", sweep, "--out", tmp_path / "out", "--resume", "--no-plots", "-q", "-j", "1")
+    assert resumed.exit_code == 0, resumed.output
+    # the rows are the same bytes as an uninterrupted sweep's: nothing lost, nothing mixed
+    assert sorted((tmp_path / "out" / "results.csv").read_text().splitlines()) == \
+        sorted((tmp_path / "clean" / "results.csv").read_text().splitlines())
+
+
+def test_sweep_into_a_read_only_directory_is_one_line(tmp_path, monkeypatch):
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(SWEEP.format(scenario=SCENARIOS / "mmc.yaml"))
+    out = tmp_path / "out"
+    out.mkdir()
+    real_open = Path.open
+
+    def read_only(self, mode="r", *args, **kwargs):
+        if self.parent == out and any(flag in mode for flag in "wax+"):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+        return real_open(self, mode, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", read_only)
+    one_line_refusal(invoke("sweep", sweep, "--out", out, "--no-plots", "-q", "-j", "1"), "Read-only file system")
+
+
+def _paysim(*args: str, stdout) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(SCENARIOS.parent)}
+    return subprocess.run([sys.executable, "-m", "paysim", *args], stdout=stdout, stderr=subprocess.PIPE,
+                          text=True, env=env, timeout=120)
+
+
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "table"])
+def test_closed_stdout_ends_quietly(as_json):
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        result = _paysim("analytic", str(SCENARIOS / "mmc.yaml"), *(["--json"] if as_json else []), stdout=write)
+    finally:
+        os.close(write)
+    # quiet, with the exit code click and rich use for a reader that went away (| head)
+    assert result.returncode == 1 and result.stderr == "", result.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_full_stdout_is_one_line():
+    with open("/dev/full", "w") as full:
+        result = _paysim("analytic", str(SCENARIOS / "mmc.yaml"), "--json", stdout=full)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == ["error: cannot write to standard output (No space left on device)"]
+
+
+def test_sweep_never_follows_a_link_in_out(tmp_path):
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(SWEEP.format(scenario=SCENARIOS / "mmc.yaml"))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".sweep.lock").symlink_to(Path("..") / "victim.txt")     # a link to a file not there yet
+    one_line_refusal(invoke("sweep", sweep, "--out", out, "--no-plots", "-q", "-j", "1"), "cannot write there")
+    assert not (tmp_path / "victim.txt").exists()
