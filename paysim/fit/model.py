@@ -4,7 +4,7 @@ distribution, error rate and concurrency (Little's law beside the measured overl
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,7 @@ class LabelFit:
     service: ServiceFit
     error_rate: float
     overlap: InFlight
+    duration_s: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
 
     @property
     def rate(self) -> float:
@@ -59,7 +60,7 @@ def fit_log(log: RequestLog) -> dict[str, LabelFit]:
         parts = segments(start, window)
         fits[label] = LabelFit(label, len(rows), window, parts, interarrival_cv(start, parts),
                                fit_service(duration, log.resolution_s), float(1 - log.ok[rows].mean()),
-                               in_flight(start, duration, window))
+                               in_flight(start, duration, window), duration)
     return fits
 
 
