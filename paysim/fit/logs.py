@@ -173,6 +173,10 @@ def _times(name: str, cells: list[str], columns: Columns, first_row: int) -> np.
         if not ok.all():
             raise _bad_row(name, cells, ok, first_row, f"expected a timestamp in column {columns.time!r}")
         return numbers * epoch_seconds(numbers, columns.time_unit)
+    if _is_number(cells[0]):   # a column of numbers with a stray word: name the word's row
+        ok = np.array([_is_number(cell) for cell in cells])
+        raise _bad_row(name, cells, ok, first_row, f"expected a timestamp like the ones before it in column "
+                                                  f"{columns.time!r}")
     seconds = np.empty(len(cells))
     for offset, cell in enumerate(cells):
         text = cell.strip()
@@ -208,11 +212,15 @@ def _durations(name: str, cells: list[str], columns: Columns, first_row: int) ->
     return numbers * DURATION_UNITS[columns.unit]
 
 
-def _is_duration(cell: str) -> bool:
+def _is_number(cell: str) -> bool:
     try:
-        return math.isfinite(float(cell)) and float(cell) >= 0
+        return math.isfinite(float(cell))
     except ValueError:
         return False
+
+
+def _is_duration(cell: str) -> bool:
+    return _is_number(cell) and float(cell) >= 0
 
 
 def _labels(name: str, cells: list[str] | None, labels: dict[str, int], column: str | None,
