@@ -11,9 +11,11 @@ Each row is one request: its start time (JMeter writes the sample's start since 
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import itertools
 import math
+import operator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -107,19 +109,33 @@ def _parse(name: str, handle: io.TextIOBase, columns: Columns) -> RequestLog:
         rows, header = itertools.chain([header], reader), list(JMETER_COLUMNS[: len(header)])
     wanted = [columns.time, columns.duration, columns.label, columns.success]
     index = [_column(name, header, column) if column else None for column in wanted]
+    used = [i for i in index if i is not None]
+    pick, width = operator.itemgetter(*used), max(used) + 1
+
+    def short(row: list[str]) -> bool:
+        raise LogError(f"{name}: line {reader.line_num}: has {len(row)} cells, expected at least {width}")
+
     times, durations, codes, oks = [], [], [], []
     labels: dict[str, int] = {}
     first_row = 1
-    while True:
-        block = [row for row in itertools.islice(rows, BLOCK) if any(cell.strip() for cell in row)]
-        if not block:
-            break
-        cells = _cells(name, block, index, first_row)
-        times.append(_times(name, cells[0], columns, first_row))
-        durations.append(_durations(name, cells[1], columns, first_row))
-        codes.append(_labels(name, cells[2], labels, columns.label, first_row, len(block)))
-        oks.append(_successes(name, cells[3], columns.success, first_row, len(block)))
-        first_row += len(block)
+    collecting = gc.isenabled()
+    gc.disable()   # millions of short-lived rows would trigger a full collection again and again
+    try:
+        while True:
+            # only the wanted cells of each row are kept; csv gives [] for a blank line
+            block = [pick(row) for row in itertools.islice(rows, BLOCK) if len(row) >= width or (row and short(row))]
+            if not block:
+                break
+            picked = iter(zip(*block))
+            cells = [list(next(picked)) if i is not None else None for i in index]
+            times.append(_times(name, cells[0], columns, first_row))
+            durations.append(_durations(name, cells[1], columns, first_row))
+            codes.append(_labels(name, cells[2], labels, columns.label, first_row, len(block)))
+            oks.append(_successes(name, cells[3], columns.success, first_row, len(block)))
+            first_row += len(block)
+    finally:
+        if collecting:
+            gc.enable()
     if not times:
         raise LogError(f"{name}: has a header but no requests")
     start = np.concatenate(times)
@@ -142,15 +158,6 @@ def _column(name: str, header: list[str], column: str) -> int:
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     shown = ", ".join(header[:20]) + (", ..." if len(header) > 20 else "")
     raise LogError(one_line(f"{name}: no column {column!r}{hint}; the header has {shown}"))
-
-
-def _cells(name: str, block: list[list[str]], index: list[int | None], first_row: int) -> list[list[str] | None]:
-    """The wanted columns of a block of rows (None for a column not asked for)."""
-    width = max(i for i in index if i is not None) + 1
-    for offset, row in enumerate(block):
-        if len(row) < width:
-            raise LogError(f"{name}: row {first_row + offset}: has {len(row)} cells, expected at least {width}")
-    return [[row[i] for row in block] if i is not None else None for i in index]
 
 
 def _bad_row(name: str, cells: list[str], ok: np.ndarray, first_row: int, what: str) -> LogError:
@@ -228,29 +235,25 @@ def _labels(name: str, cells: list[str] | None, labels: dict[str, int], column: 
     if cells is None:  # no label column: every request is one stream
         labels.setdefault("requests", 0)
         return np.zeros(count, dtype=np.int32)
-    text = np.array(cells, dtype=object)
-    unique, inverse = np.unique(text, return_inverse=True)
-    for value in unique:
+    for value in dict.fromkeys(cells):   # the distinct labels, in order of appearance
         if not value.strip():
             ok = np.array([bool(cell.strip()) for cell in cells])
             raise _bad_row(name, cells, ok, first_row, f"empty label in column {column!r}")
-    mapping = np.array([labels.setdefault(value, len(labels)) for value in unique], dtype=np.int32)
-    return mapping[inverse.reshape(-1)]
+        labels.setdefault(value, len(labels))
+    return np.fromiter(map(labels.__getitem__, cells), np.int32, len(cells))
 
 
 def _successes(name: str, cells: list[str] | None, column: str | None, first_row: int, count: int) -> np.ndarray:
     if cells is None:  # no success column: every request counts as a success
         return np.ones(count, dtype=bool)
-    text = np.char.lower(np.char.strip(np.array(cells, dtype=str)))
-    unique, inverse = np.unique(text, return_inverse=True)
-    known = np.array([value in SUCCESS_WORDS for value in unique])
-    if not known.all():
-        raise _bad_row(name, cells, known[inverse.reshape(-1)], first_row,
-                       f"expected true or false (or 1/0, yes/no) in column {column!r}")
-    return np.array([SUCCESS_WORDS[value] for value in unique], dtype=bool)[inverse.reshape(-1)]
+    meaning = {value: SUCCESS_WORDS.get(value.strip().lower()) for value in dict.fromkeys(cells)}
+    if None in meaning.values():
+        ok = np.array([meaning[cell] is not None for cell in cells])
+        raise _bad_row(name, cells, ok, first_row, f"expected true or false (or 1/0, yes/no) in column {column!r}")
+    return np.fromiter(map(meaning.__getitem__, cells), bool, len(cells))
 
 
 def _resolution(duration_s: np.ndarray, unit_s: float) -> float:
     """The grid durations were written on: one ``unit`` when every value is a whole number of it."""
     values = duration_s / unit_s
-    return unit_s if len(values) and np.all(values == np.round(values)) else 0.0
+    return unit_s if len(values) and np.all(np.abs(values - np.round(values)) < 1e-6) else 0.0

@@ -91,6 +91,9 @@ def fit_service(duration_s: np.ndarray, resolution_s: float = 0.0) -> ServiceFit
         notes.append(f"durations are whole multiples of {resolution_s * 1000:g} ms: each was spread uniformly "
                      "over its step before fitting")
     values = np.sort(values)
+    if len(values) and values[0] <= 0:
+        notes.append(f"{int(np.sum(values <= 0)):,} durations are zero: only exponential and hyperexponential "
+                     "(which allow zero) were fitted")
     ranking = []
     if len(values) >= 2 and values[-1] > values[0]:
         for fitter in (_exponential, _lognormal, _gamma, _weibull, _hyperexponential):
