@@ -104,7 +104,7 @@ def _parse(name: str, handle: io.TextIOBase, columns: Columns) -> RequestLog:
     rows = reader
     if header[0].startswith("<"):
         raise LogError(f"{name}: is an XML .jtl; save results as CSV (jmeter.save.saveservice.output_format=csv)")
-    if columns == JMETER and header and header[0].isdigit() and len(header) >= 3:
+    if columns == JMETER and header[0][:1].isdigit() and len(header) >= 3 and _is_number(header[1]):
         # a .jtl written with print_field_names=false: JMeter's default order, first row is data
         rows, header = itertools.chain([header], reader), list(JMETER_COLUMNS[: len(header)])
     wanted = [columns.time, columns.duration, columns.label, columns.success]
@@ -141,6 +141,9 @@ def _parse(name: str, handle: io.TextIOBase, columns: Columns) -> RequestLog:
     start = np.concatenate(times)
     duration = np.concatenate(durations)
     epoch = float(start.min())
+    if not float(start.max()) > epoch:
+        raise LogError(f"{name}: all {len(start):,} requests start at the same time: no rate can be measured "
+                       "(are the timestamps in the right column and unit?)")
     return RequestLog(name, start - epoch, duration, np.concatenate(codes).astype(np.int32), list(labels),
                       np.concatenate(oks), _resolution(duration, DURATION_UNITS[columns.unit]), epoch)
 
@@ -187,6 +190,8 @@ def _times(name: str, cells: list[str], columns: Columns, first_row: int) -> np.
     seconds = np.empty(len(cells))
     for offset, cell in enumerate(cells):
         text = cell.strip()
+        if text[4:5] == "/" and text[7:8] == "/":   # JMeter's timestamp_format=yyyy/MM/dd HH:mm:ss.SSS
+            text = text.replace("/", "-", 2)
         try:
             moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
         except ValueError:

@@ -22,8 +22,8 @@ from scipy import special
 
 LEVEL = 0.01            # chance of a spurious change point in a segment whose rate is constant
 MAX_SEGMENTS = 12       # a profile a planner can read; the strongest changes come first
-MIN_BIN_S = 1.0         # arrivals are counted in bins of at least a second ...
-MAX_BINS = 2000         # ... and at most this many over the log
+MAX_BINS = 2000         # arrivals are counted in bins of a round width, at most this many over the log
+BIN_WIDTHS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,9 @@ class Segment:
 
 
 def bin_width(window_s: float) -> float:
-    return max(MIN_BIN_S, window_s / MAX_BINS)
+    """The smallest round width (1 s, 2 s, 5 s, ... 1 h) giving at most MAX_BINS bins, so change
+    points fall on round times; beyond MAX_BINS hours, the window / MAX_BINS."""
+    return float(next((w for w in BIN_WIDTHS_S if window_s / w <= MAX_BINS), window_s / MAX_BINS))
 
 
 def segments(start_s: np.ndarray, window_s: float, level: float = LEVEL) -> list[Segment]:
