@@ -390,8 +390,10 @@ def fit(
     unit: str = typer.Option("ms", help="Unit of the durations: ms or s."),
     time_unit: Optional[str] = typer.Option(None, help="Unit of numeric timestamps: s, ms, us or ns (default: ms "
                                                        "for JMeter, else guessed from their size)."),
+    time_at: str = typer.Option("start", help="Whether --time is each request's start or its end."),
     as_json: bool = typer.Option(False, "--json", help="Print only JSON to stdout."),
     out: Optional[Path] = typer.Option(None, help="Write a scenario YAML fitted from the log to this file."),
+    force: bool = typer.Option(False, help="Overwrite the --out file (and empirical CSV files beside it)."),
     plot_dir: Optional[Path] = typer.Option(None, "--plot", help="Draw a QQ plot and a histogram with the fit per "
                                                                  "label into this directory."),
     debug: bool = typer.Option(False, help="Show tracebacks."),
@@ -403,12 +405,12 @@ def fit(
 
     with user_errors(debug):
         request_log = read_log(log, columns_for(time_column, duration_column, label_column, success_column,
-                                                unit, time_unit))
+                                                unit, time_unit, time_at))
         fits = fit_log(request_log)
         if out is not None:
             from paysim.fit.scenario_writer import write_scenario
 
-            written = write_scenario(out, fits, str(log))
+            written = write_scenario(out, fits, str(log), overwrite=force)
             load_scenario(out)   # what fit writes must load; a failure here is a bug worth seeing
             err.print(f"wrote {', '.join(map(str, written))}", soft_wrap=True)
         if plot_dir is not None:

@@ -16,7 +16,7 @@ from paysim.cli import app
 from paysim.distributions import Gamma, Hyperexponential, Lognormal
 from paysim.fit import fit_log, read_log
 from paysim.fit.concurrency import in_flight
-from paysim.fit.rates import bin_width
+from paysim.fit.rates import LEVEL, bin_width, segments
 from paysim.fit.service import fit_service
 from paysim.fit.synthetic import Stream, write_jtl
 from paysim.scenario import load_scenario
@@ -131,6 +131,33 @@ def test_weibull_becomes_a_family_paysim_has_and_a_misfit_becomes_empirical(tmp_
     empirical = scenario.stations["refund_batch"].service
     assert type(empirical).__name__ == "Empirical" and len(empirical.values) == 20_000
     assert empirical.mean == pytest.approx(bimodal.mean(), rel=1e-4)
+
+
+def test_an_existing_scenario_is_kept_without_force(jtl, tmp_path):
+    out = tmp_path / "mine.yaml"
+    out.write_text("name: mine\n")
+    result = invoke("fit", str(jtl), "--out", str(out))
+    assert result.exit_code == 2 and "add --force" in result.stderr and out.read_text() == "name: mine\n"
+    assert invoke("fit", str(jtl), "--out", str(out), "--force").exit_code == 0 and "arrivals:" in out.read_text()
+
+
+def test_end_times_are_turned_into_starts(tmp_path):
+    # an access log stamped at completion: starts 0 s and 1 s, each taking 2 s, overlap by 1 s
+    log = tmp_path / "access.csv"
+    log.write_text("done_at,took\n2.0,2\n3.0,2\n")
+    result = invoke("fit", str(log), "--time", "done_at", "--duration", "took", "--unit", "s", "--time-at", "end",
+                    "--time-unit", "s", "--json")
+    entry = json.loads(result.stdout)["labels"]["requests"]
+    assert entry["rate"] == pytest.approx(2.0) and entry["concurrency_measured"]["max"] == 2
+
+
+def test_a_constant_rate_is_split_by_chance_less_than_the_stated_level():
+    # 300 logs of a constant Poisson rate (2,000 arrivals over 600 s each): with the level at 1%
+    # (Bonferroni, conservative) a split may appear in about 3; 10 or more has probability
+    # below 0.1% under Binomial(300, 0.01), so the test fails on a level really above ~1.5%
+    rng = np.random.default_rng(11)
+    splits = sum(len(segments(np.sort(rng.uniform(0, 600, rng.poisson(2000))), 600.0)) > 1 for _ in range(300))
+    assert stats.binom.sf(splits - 1, 300, LEVEL) > 0.001, splits
 
 
 def test_weibull_fit_is_the_maximum_likelihood():

@@ -41,7 +41,8 @@ class LogError(PaysimError):
 @dataclass(frozen=True)
 class Columns:
     """Which columns hold what; ``unit`` is the durations' unit; ``time_unit`` that of numeric
-    timestamps (None: guessed from their size, see :func:`epoch_seconds`)."""
+    timestamps (None: guessed from their size, see :func:`epoch_seconds`); ``time_at`` whether
+    the time is the request's start or its end (as many access logs write it)."""
 
     time: str = "timeStamp"
     duration: str = "elapsed"
@@ -49,6 +50,7 @@ class Columns:
     success: str | None = "success"
     unit: str = "ms"
     time_unit: str | None = "ms"
+    time_at: str = "start"
 
 
 JMETER = Columns()
@@ -138,8 +140,8 @@ def _parse(name: str, handle: io.TextIOBase, columns: Columns) -> RequestLog:
             gc.enable()
     if not times:
         raise LogError(f"{name}: has a header but no requests")
-    start = np.concatenate(times)
     duration = np.concatenate(durations)
+    start = np.concatenate(times) - (duration if columns.time_at == "end" else 0.0)
     epoch = float(start.min())
     if not float(start.max()) > epoch:
         raise LogError(f"{name}: all {len(start):,} requests start at the same time: no rate can be measured "

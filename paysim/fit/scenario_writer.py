@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from paysim.fit.logs import LogError
 from paysim.fit.model import LabelFit
 from paysim.fit.rates import LEVEL
 from paysim.fit.service import SEED, Fit, ks_limit
@@ -25,9 +26,22 @@ EMPIRICAL_LIMIT = 100_000  # durations written to an empirical file (fixed-seed 
 WRITABLE = ("exponential", "lognormal", "gamma", "hyperexponential")
 
 
-def write_scenario(path: Path, fits: dict[str, LabelFit], source: str) -> list[Path]:
-    """Write the scenario (and any empirical CSV files beside it); returns the files written."""
+def write_scenario(path: Path, fits: dict[str, LabelFit], source: str, overwrite: bool = False) -> list[Path]:
+    """Write the scenario (and any empirical CSV files beside it); returns the files written.
+    An existing file is kept unless ``overwrite``: nothing a user wrote is lost."""
     names = station_names(list(fits))
+    targets = [path, *(_empirical_file(path, names[label]) for label, fit in fits.items() if _needs_file(fit))]
+    existing = [str(target) for target in targets if target.exists()]
+    if existing and not overwrite:
+        raise LogError(f"{existing[0]}: exists; choose another --out or add --force to overwrite it")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return _write(path, fits, source, names)
+    except OSError as error:
+        raise LogError(f"{path}: cannot write it: {error.strerror or error}") from None
+
+
+def _write(path: Path, fits: dict[str, LabelFit], source: str, names: dict[str, str]) -> list[Path]:
     window = max(fit.window_s for fit in fits.values())
     written: list[Path] = []
     lines = [f"# Written by `paysim fit {Path(source).name}` from {sum(f.count for f in fits.values()):,} requests "
@@ -116,12 +130,11 @@ def _station(name: str, fit: LabelFit, path: Path) -> tuple[list[str], list[Path
 def _service(name: str, fit: LabelFit, path: Path) -> tuple[str, list[str], list[Path]]:
     result = fit.service
     measured = f"measured mean {_ms(result.mean)}, p50 {_ms(result.p50)}, p99 {_ms(result.p99)}"
-    chosen = result.chosen
+    chosen = _writable(fit)
     comments = []
-    if chosen is not None and chosen.dist not in WRITABLE:
-        comments.append(f"{chosen.dist} fitted best ({_params(chosen)}, AIC {chosen.aic:.6g}), but paysim has no "
-                        f"{chosen.dist} distribution;")
-        chosen = next((f for f in result.ranking if f.dist in WRITABLE and f.ks <= ks_limit()), None)
+    if result.chosen is not None and result.chosen.dist not in WRITABLE:
+        comments.append(f"{result.chosen.dist} fitted best ({_params(result.chosen)}, AIC {result.chosen.aic:.6g}), "
+                        f"but paysim has no {result.chosen.dist} distribution;")
         comments.append(f"the closest it has, {chosen.dist}, is used (KS distance {chosen.ks:.4f})." if chosen else
                         "no family paysim has passes the KS check, so the measured durations are resampled.")
     elif chosen is not None:
@@ -129,12 +142,29 @@ def _service(name: str, fit: LabelFit, path: Path) -> tuple[str, list[str], list
     else:
         comments.append(f"no family fits ({result.notes[-1]}); the measured durations are resampled.")
     if chosen is None:
-        file = path.with_name(f"{path.stem}-{name}.csv")
+        file = _empirical_file(path, name)
         _write_durations(file, fit.duration_s)
-        return (f"{{dist: empirical, file: {file.name}, column: ms, unit: ms}}",
+        return (f"{{dist: empirical, file: {json.dumps(file.name)}, column: ms, unit: ms}}",
                 comments + [measured + "."], [file])
     fitted = f"fitted mean {_ms(chosen.mean)}, p50 {_ms(chosen.quantile(0.5))}, p99 {_ms(chosen.quantile(0.99))}"
     return _syntax(chosen), comments + [fitted + ";", measured + "."], []
+
+
+def _writable(fit: LabelFit) -> Fit | None:
+    """The family to write: the chosen one if paysim has it, else the best-ranked one it has that
+    passes the KS check; None: the durations go to an empirical file."""
+    chosen = fit.service.chosen
+    if chosen is None or chosen.dist in WRITABLE:
+        return chosen
+    return next((f for f in fit.service.ranking if f.dist in WRITABLE and f.ks <= ks_limit()), None)
+
+
+def _needs_file(fit: LabelFit) -> bool:
+    return _writable(fit) is None
+
+
+def _empirical_file(path: Path, station: str) -> Path:
+    return path.with_name(f"{path.stem}-{station}.csv")
 
 
 def _params(fit: Fit) -> str:
