@@ -261,6 +261,13 @@ def _successes(name: str, cells: list[str] | None, column: str | None, first_row
 
 
 def _resolution(duration_s: np.ndarray, unit_s: float) -> float:
-    """The grid durations were written on: one ``unit`` when every value is a whole number of it."""
+    """The grid durations were written on: the largest step of one ``unit`` / 10^k (k = 0 to 9)
+    that every value is a whole multiple of (whole ms, or seconds with 3 or 6 decimals); 0 if none."""
+    if not len(duration_s):
+        return 0.0
     values = duration_s / unit_s
-    return unit_s if len(values) and np.all(np.abs(values - np.round(values)) < 1e-6) else 0.0
+    for k in range(10):
+        scaled = values * 10**k
+        if np.all(np.abs(scaled - np.round(scaled)) < 1e-6 * np.maximum(1.0, scaled * 1e-9)):
+            return unit_s / 10**k
+    return 0.0

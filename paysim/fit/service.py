@@ -89,7 +89,7 @@ def fit_service(duration_s: np.ndarray, resolution_s: float = 0.0) -> ServiceFit
     if resolution_s > 0:
         values = spread(values, resolution_s, rng)
         notes.append(f"durations are whole multiples of {resolution_s * 1000:g} ms: each was spread uniformly "
-                     "over its step before fitting")
+                     "over its step before fitting (fixed seed)")
     values = np.sort(values)
     if len(values) and values[0] <= 0:
         notes.append(f"{int(np.sum(values <= 0)):,} durations are zero: only exponential and hyperexponential "
