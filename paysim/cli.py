@@ -426,3 +426,8 @@ def fit(
             for label, result in fits.items():
                 for note in result.service.notes:
                     err.print(f"[bold yellow]note:[/] {escape(label)}: {escape(note)}", soft_wrap=True)
+                if not result.littles_law_holds:
+                    err.print(f"[bold yellow]warning:[/] {escape(label)}: Little's law (rate x mean duration = "
+                              f"{result.concurrency:.3g}) and the measured overlap ({result.overlap.mean:.3g}) differ "
+                              "by more than 5%: requests longer than a good part of the log, cut at its ends",
+                              soft_wrap=True)

@@ -16,6 +16,7 @@ import io
 import itertools
 import math
 import operator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -97,18 +98,23 @@ def read_log(path: Path, columns: Columns = JMETER) -> RequestLog:
             raise LogError(f"{name}: is not a CSV file: {error}") from None
 
 
-def _parse(name: str, handle: io.TextIOBase, columns: Columns) -> RequestLog:
-    reader = csv.reader(handle)
+def _header(name: str, reader: Iterator[list[str]], columns: Columns) -> tuple[list[str], Iterator[list[str]]]:
+    """The column names, and the rows after them."""
     header = next((row for row in reader if any(cell.strip() for cell in row)), None)
     if header is None:
         raise LogError(f"{name}: is empty: expected a header row ({_expected(columns)}) and one row per request")
     header = [cell.strip() for cell in header]
-    rows = reader
     if header[0].startswith("<"):
         raise LogError(f"{name}: is an XML .jtl; save results as CSV (jmeter.save.saveservice.output_format=csv)")
     if columns == JMETER and header[0][:1].isdigit() and len(header) >= 3 and _is_number(header[1]):
         # a .jtl written with print_field_names=false: JMeter's default order, first row is data
-        rows, header = itertools.chain([header], reader), list(JMETER_COLUMNS[: len(header)])
+        return list(JMETER_COLUMNS[: len(header)]), itertools.chain([header], reader)
+    return header, reader
+
+
+def _parse(name: str, handle: io.TextIOBase, columns: Columns) -> RequestLog:
+    reader = csv.reader(handle)
+    header, rows = _header(name, reader, columns)
     wanted = [columns.time, columns.duration, columns.label, columns.success]
     index = [_column(name, header, column) if column else None for column in wanted]
     used = [i for i in index if i is not None]
