@@ -394,3 +394,59 @@ def size(
             raise SizingError(f"{objective.text} does not hold with 95% confidence at any worker count up to "
                               f"{result.limit}: the target may be below what {station!r}'s service time alone allows, "
                               "or another station is the bottleneck")
+
+
+@app.command()
+def fit(
+    log: Path = typer.Argument(..., help="A JMeter results file (CSV .jtl) or a CSV log of requests."),
+    time_column: Optional[str] = typer.Option(None, "--time", help="Column of request start times (epoch or "
+                                                                     "ISO-8601); default: JMeter's timeStamp."),
+    duration_column: Optional[str] = typer.Option(None, "--duration", help="Column of durations (default: elapsed)."),
+    label_column: Optional[str] = typer.Option(None, "--label", help="Column naming the request type (default: "
+                                                                      "label for JMeter, none for a CSV)."),
+    success_column: Optional[str] = typer.Option(None, "--success", help="Column of true/false (default: success "
+                                                                          "for JMeter, none for a CSV)."),
+    unit: str = typer.Option("ms", help="Unit of the durations: ms or s."),
+    time_unit: Optional[str] = typer.Option(None, help="Unit of numeric timestamps: s, ms, us or ns (default: ms "
+                                                       "for JMeter, else guessed from their size)."),
+    time_at: str = typer.Option("start", help="Whether --time is each request's start or its end."),
+    as_json: bool = typer.Option(False, "--json", help="Print only JSON to stdout."),
+    out: Optional[Path] = typer.Option(None, help="Write a scenario YAML fitted from the log to this file."),
+    force: bool = typer.Option(False, help="Overwrite the --out file (and empirical CSV files beside it)."),
+    plot_dir: Optional[Path] = typer.Option(None, "--plot", help="Draw a QQ plot and a histogram with the fit per "
+                                                                 "label into this directory."),
+    debug: bool = typer.Option(False, help="Show tracebacks."),
+) -> None:
+    """Fit rates, rate profiles, service-time distributions, error rates and concurrency per label
+    from a JMeter results file or a CSV log, and optionally write them as a scenario."""
+    from paysim.fit import fit_log, read_log, to_json
+    from paysim.fit.cli_columns import columns_for
+
+    with user_errors(debug):
+        request_log = read_log(log, columns_for(time_column, duration_column, label_column, success_column,
+                                                unit, time_unit, time_at))
+        fits = fit_log(request_log)
+        if out is not None:
+            from paysim.fit.scenario_writer import write_scenario
+
+            written = write_scenario(out, fits, str(log), overwrite=force)
+            load_scenario(out)   # what fit writes must load; a failure here is a bug worth seeing
+            err.print(f"wrote {', '.join(map(str, written))}", soft_wrap=True)
+        if plot_dir is not None:
+            from paysim.fit.plot import plot_fits
+
+            err.print(f"wrote {', '.join(map(str, plot_fits(plot_dir, fits)))}", soft_wrap=True)
+        if as_json:
+            sys.stdout.write(json.dumps(to_json(fits, request_log), indent=2, ensure_ascii=False) + "\n")
+        else:
+            from paysim.fit.table import fit_table
+
+            _console().print(fit_table(fits))
+            for label, result in fits.items():
+                for note in result.service.notes:
+                    err.print(f"[bold yellow]note:[/] {escape(label)}: {escape(note)}", soft_wrap=True)
+                if not result.littles_law_holds:
+                    err.print(f"[bold yellow]warning:[/] {escape(label)}: Little's law (rate x mean duration = "
+                              f"{result.concurrency:.3g}) and the measured overlap ({result.overlap.mean:.3g}) differ "
+                              "by more than 5%: requests longer than a good part of the log, cut at its ends",
+                              soft_wrap=True)
