@@ -66,8 +66,8 @@ def to_dict(result: RunResult) -> dict[str, Any]:
         kind, *name = scope.split(".")
         node = out[kind] if kind == "system" else out[kind][name[0]]
         node["littles_law"] = {LAW_KEYS[c.law]: _little_json(c) for c in checks}
-    out["slo"] = [{"objective": c.objective, "target": c.target, **estimate_json(c.value), "verdict": c.verdict}
-                  for c in result.slo]
+    out["slo"] = [{"scope": c.scope, "objective": c.objective, "target": c.target, **estimate_json(c.value),
+                   "verdict": c.verdict, **({"note": c.note} if c.note else {})} for c in result.slo]
     return out
 
 
@@ -140,15 +140,30 @@ def little_table(result: RunResult) -> Table:
     return table
 
 
+_SLO_KINDS = {"max_failure_rate": "percent", "min_goodput": "rate"}
+
+
+def _slo_estimate(value: Estimate, kind: str) -> str:
+    if value.mean == math.inf:   # failed requests (slower than any target) reach this percentile
+        return "∞ (failures)"
+    return _cell(value, kind)
+
+
 def slo_table(result: RunResult) -> Table:
-    table = Table(title="SLOs (judged on the 95% CI)", title_justify="left")
-    for header in ("objective", "target", "estimate", "verdict"):
+    table = Table(title="SLOs (judged on the 95% CI; a percentile over all requests, failures counting as "
+                        "beyond the target)", title_justify="left")
+    for header in ("scope", "objective", "target", "estimate", "successes only", "verdict"):
         table.add_column(header)
     colour = {"met": "green", "missed": "bold red", "uncertain": "yellow"}
     for c in result.slo:
-        kind = "percent" if c.objective == "max_failure_rate" else "time"
-        target = f"{100 * c.target:.3g}%" if kind == "percent" else format_duration(c.target)
-        table.add_row(c.objective, target, _cell(c.value, kind), f"[{colour[c.verdict]}]{c.verdict}[/]")
+        kind = _SLO_KINDS.get(c.objective, "time")
+        target = {"percent": lambda x: f"{100 * x:.3g}%", "rate": lambda x: f"{x:,.4g}/s"}.get(kind, format_duration)(c.target)
+        success = (result.summary.get(f"{c.scope}.latency.{c.objective.removesuffix('_latency')}")
+                   if c.objective.startswith("p") else None)
+        note = f" ({escape(c.note)})" if c.note else ""
+        table.add_row(escape(c.scope), c.objective, target, _slo_estimate(c.value, kind),
+                      _cell(success, "time") if success is not None else "",
+                      f"[{colour[c.verdict]}]{c.verdict}[/]{note}")
     return table
 
 

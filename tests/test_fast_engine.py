@@ -58,7 +58,7 @@ def _compare(a, b) -> list[str]:
         x = np.array([row[name] for row in a.rows])
         y = np.array([row[name] for row in b.rows])
         spread = z * math.sqrt(x.var(ddof=1) / len(x) + y.var(ddof=1) / len(y))
-        if ".latency." in name:
+        if ".latency" in name:   # latency. and latency_all.
             spread += 2 * RELATIVE_ERROR * max(abs(x.mean()), abs(y.mean()))
         if abs(x.mean() - y.mean()) > spread + 1e-12:
             problems.append(f"{name}: simpy {x.mean():.6g} vs fast {y.mean():.6g} (allowed ±{spread:.3g})")

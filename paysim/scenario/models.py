@@ -19,7 +19,7 @@ from paysim.errors import KeyPathError
 from paysim.units import parse_duration, parse_probability
 from paysim.scenario.fields import (
     FAMILIES, DistributionSpec, Duration, Multiplier, NonNegativeInt, PositiveDuration, PositiveInt,
-    Probability, Rate, Seed, did_you_mean,
+    PositiveRate, Probability, Rate, Seed, did_you_mean,
 )
 
 DONE = "done"
@@ -166,6 +166,7 @@ class Arrival(Strict):
     amount: DistributionField | None = None      # a feature risk scoring reads
     clients: PositiveInt | None = None
     think: DistributionField | None = None
+    slo: SLO | None = None                       # objectives for this stream alone (keys as the top-level slo)
 
     @model_validator(mode="after")
     def _one_way_to_arrive(self) -> "Arrival":
@@ -379,6 +380,10 @@ class SLO(Strict):
     p999_latency: PositiveDuration | None = None
     mean_latency: PositiveDuration | None = None
     max_failure_rate: Probability | None = None
+    min_goodput: PositiveRate | None = None      # successful requests per second, at least
+
+
+Arrival.model_rebuild()
 
 
 def _warmup(value: Any) -> float | None:
