@@ -16,6 +16,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from paysim.errors import KeyPathError
+from paysim.scenario.features import amount_shape
 from paysim.units import parse_duration, parse_probability
 from paysim.scenario.fields import (
     FAMILIES, DistributionSpec, Duration, Multiplier, NonNegativeInt, PositiveDuration, PositiveInt,
@@ -163,7 +164,7 @@ class Arrival(Strict):
     retry: Retry | None = None
     # served first under discipline: priority; high, normal, low or a number (smaller first)
     priority: Annotated[NonNegativeInt, BeforeValidator(_priority)] = 1
-    amount: DistributionField | None = None      # a feature risk scoring reads
+    amount: Annotated[DistributionField, BeforeValidator(amount_shape)] | None = None   # a feature risk scoring reads
     clients: PositiveInt | None = None
     think: DistributionField | None = None
     slo: SLO | None = None                       # objectives for this stream alone (keys as the top-level slo)
