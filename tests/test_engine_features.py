@@ -10,7 +10,6 @@ the 99.9% CI over replications with a fixed seed (see conftest.py).
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ from paysim.distributions import Lognormal
 from paysim.runner import simulate
 from paysim.scenario import load_scenario
 
-DESIGN = Path(__file__).parent.parent.parent / "shared" / "design" / "scenario-language.md"
+FULL = Path(__file__).parent / "data" / "full-language.yaml"   # every feature of the language
 SAMPLE = 0.0997    # a sampling step that never lands on the 1/16 s event grid within the horizons used
 
 
@@ -470,18 +469,9 @@ def test_closed_population_with_deterministic_think_is_exact_when_nobody_queues(
 
 # ---------------------------------------------------------------- the design page's whole scenario
 
-def _design_example(tmp_path: Path) -> Path:
-    text = DESIGN.read_text(encoding="utf-8")
-    block = next(b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if b.startswith("name: card-checkout"))
-    path = tmp_path / "card-checkout.yaml"
-    path.write_text(block, encoding="utf-8")
-    return path
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not DESIGN.exists(), reason="the design page is not beside this checkout")
-def test_design_page_scenario_runs_end_to_end(tmp_path):
-    model = load_scenario(_design_example(tmp_path), {"horizon": "90s", "warmup": "15s"})
+def test_full_language_scenario_runs_end_to_end():
+    model = load_scenario(FULL, {"horizon": "90s", "warmup": "15s"})
     result = simulate(model, replications=2, jobs=1)
     summary = result.summary
     rates = [summary[f"stations.risk.{outcome}_rate"].mean for outcome in ("approve", "review", "decline")]

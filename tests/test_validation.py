@@ -260,14 +260,8 @@ def test_unknown_keys_and_reference_problems_are_reported_together(tmp_path):
     assert {key(problem) for problem in error.problems} == {"stations.gateway.wrokers", "arrivals.card.enter"}
 
 
-def test_design_page_example_loads(tmp_path):
-    design = Path("/work/shared/design/scenario-language.md")
-    if not design.exists():
-        pytest.skip("design page not available")
-    page = design.read_text(encoding="utf-8")
-    start = page.index("```yaml\nname: card-checkout")
-    text = page[start + len("```yaml\n"): page.index("```", start + 8)]
-    scenario = load_scenario(write(tmp_path, text))
+def test_full_language_example_loads():
+    scenario = load_scenario(Path(__file__).parent / "data" / "full-language.yaml")
     assert scenario.stations["risk"].classify.review_above == 0.5
     assert scenario.stations["settlement"].batch.size == 5000
     assert scenario.arrivals["refunds"].priority == 2
