@@ -33,7 +33,14 @@ def estimate_json(value: Estimate) -> dict[str, Any]:
 
 def _little_json(check: LittleCheck) -> dict[str, Any]:
     return {"left": estimate_json(check.left), "right": estimate_json(check.right),
-            "rel_error": _number(check.rel_error), "ci_agree": check.ci_agree, "holds": check.holds}
+            "rel_error": _number(check.rel_error), "ci_agree": check.ci_agree, "holds": check.holds,
+            "verdict": check.verdict}
+
+
+def _little_overall(result: RunResult) -> str:
+    """holds (every check), does not hold (any), else inconclusive."""
+    verdicts = {c.verdict for checks in result.little.values() for c in checks}
+    return "does not hold" if "does not hold" in verdicts else "inconclusive" if "inconclusive" in verdicts else "holds"
 
 
 def public_metrics(result: RunResult) -> dict[str, Estimate]:
@@ -51,6 +58,7 @@ def to_dict(result: RunResult) -> dict[str, Any]:
             "replications": result.replications, "horizon_s": scenario.horizon, "warmup_s": scenario.warmup,
             "confidence": LEVEL, "percentile_relative_error": RELATIVE_ERROR, "wall_s": round(result.wall_s, 3),
             "littles_law_holds": all(c.holds for checks in result.little.values() for c in checks),
+            "littles_law": _little_overall(result),
             "notes": result.notes,
         },
         "system": {}, "stations": {name: {} for name in scenario.stations},
@@ -135,7 +143,8 @@ def little_table(result: RunResult) -> Table:
         table.add_column(header, justify="right" if header in ("left", "right", "rel. error") else "left")
     for scope, checks in result.little.items():
         for c in checks:
-            verdict = "[green]holds[/]" if c.holds else "[bold red]DOES NOT HOLD[/]"
+            verdict = {"holds": "[green]holds[/]", "inconclusive": "[yellow]inconclusive (CI too wide)[/]"}.get(
+                c.verdict, "[bold red]DOES NOT HOLD[/]")
             table.add_row(escape(scope), c.law, f"{c.left.mean:.5g}", f"{c.right.mean:.5g}", f"{100 * c.rel_error:.2f}%", verdict)
     return table
 

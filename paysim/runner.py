@@ -234,14 +234,21 @@ def _auto_warmup(scenario: Scenario, seed: int, jobs: int, notes: list[str], eng
     return scenario.model_copy(update={"warmup": warmup})
 
 
-HEADLINE = ("throughput", "W", "L", "utilization")   # what --precision must pin down, where defined
+# what --precision must pin down, where defined: every time, rate and count the metrics table shows
+# (loss shares are shown too, but a share near zero has no useful relative precision)
+HEADLINE = ("arrival_rate", "throughput", "goodput", "utilization", "W", "Wq", "L", "Lq",
+            "latency.p50", "latency.p90", "latency.p95", "latency.p99", "latency.p999")
+
+
+def _metric(name: str) -> str:
+    """``stations.pool.latency.p99`` -> ``latency.p99``; ``system.W`` -> ``W``."""
+    return name.removeprefix("system.") if name.startswith("system.") else name.split(".", 2)[-1]
 
 
 def _widest(result: RunResult) -> tuple[str, float]:
     """The headline metric with the largest relative CI half-width."""
     widths = {name: value.half_width / abs(value.mean) for name, value in result.summary.items()
-              if name.rsplit(".", 1)[-1] in HEADLINE and name.count(".") <= 2
-              and math.isfinite(value.mean) and value.mean != 0}
+              if _metric(name) in HEADLINE and math.isfinite(value.mean) and value.mean != 0}
     name = max(widths, key=lambda n: widths[n] if math.isfinite(widths[n]) else math.inf)
     return name, widths[name]
 

@@ -17,6 +17,7 @@ from scipy import special  # not scipy.stats: that alone takes ~1.5 s to import
 
 LEVEL = 0.95
 LITTLE_TOLERANCE = 0.01  # relative error below which Little's law is taken to hold
+LITTLE_RESOLUTION = 0.05  # else it holds only if the CI of the difference rules out a larger error than this
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,8 @@ class LittleCheck:
     difference: Estimate     # per-replication left − right
     rel_error: float
     ci_agree: bool           # the two intervals overlap
-    holds: bool              # within tolerance, or the difference is indistinguishable from 0
+    holds: bool              # verdict == "holds"
+    verdict: str = "holds"   # holds | inconclusive (intervals too wide to tell) | does not hold
 
 
 # (law, left metric, rate metric, time metric) per kind of scope
@@ -92,8 +94,23 @@ def _check(law: str, left: np.ndarray, right: np.ndarray, tolerance: float, leve
     scale = max(abs(left_e.mean), abs(right_e.mean))
     rel_error = abs(left_e.mean - right_e.mean) / scale if scale > 0 else 0.0
     overlap = not (left_e.high < right_e.low or right_e.high < left_e.low)
-    holds = rel_error <= tolerance or diff_e.contains(0.0)
-    return LittleCheck(law, left_e, right_e, diff_e, rel_error, overlap, holds)
+    verdict = _little_verdict(rel_error, diff_e, scale, tolerance)
+    return LittleCheck(law, left_e, right_e, diff_e, rel_error, overlap, verdict == "holds", verdict)
+
+
+def _little_verdict(rel_error: float, difference: Estimate, scale: float, tolerance: float) -> str:
+    """Holds: the relative error is within ``tolerance``, or the difference's CI rules out an error
+    above ``LITTLE_RESOLUTION``. Does not hold: the CI excludes zero. Otherwise the run cannot tell
+    (overlapping but wide intervals are no evidence that the law holds)."""
+    if rel_error <= tolerance:
+        return "holds"
+    if math.isnan(difference.low):
+        return "inconclusive"
+    if not difference.contains(0.0):
+        return "does not hold"
+    if max(abs(difference.low), abs(difference.high)) <= LITTLE_RESOLUTION * scale:
+        return "holds"
+    return "inconclusive"
 
 
 def littles_law(rows: Sequence[Mapping[str, float]], scope: str, tolerance: float = LITTLE_TOLERANCE,
