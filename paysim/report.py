@@ -89,7 +89,7 @@ def write_outputs(result: RunResult, directory: Path) -> list[Path]:
         writer = csv.writer(handle)
         writer.writerow(["metric", "mean", "ci95_low", "ci95_high"])
         for name, value in public_metrics(result).items():
-            writer.writerow([name, *(repr(x) if math.isfinite(x) else "" for x in (value.mean, value.low, value.high))])
+            writer.writerow([name, *(repr(x) if not math.isnan(x) else "" for x in (value.mean, value.low, value.high))])
     written = [json_path, csv_path]
     if result.series:
         rows = timeseries.average(result.series)

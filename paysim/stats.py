@@ -47,6 +47,8 @@ def estimate(values: Sequence[float], level: float = LEVEL) -> Estimate:
     data = data[~np.isnan(data) & (data != -math.inf)]
     infinite = data == math.inf
     if infinite.any():
+        if data.size == 1:
+            return Estimate(math.inf, math.nan, math.nan, 1)
         if infinite.all():
             return Estimate(math.inf, math.inf, math.inf, data.size)
         floor = estimate(np.where(infinite, data[~infinite].max(), data), level)
@@ -150,9 +152,9 @@ MAJORITY = 0.5   # a latency objective is never met while at least this share of
 
 def _bounds(value: Estimate) -> tuple[float, float] | None:
     """The interval, or None when there is none (fewer than two replications): then nothing is known."""
-    if value.n >= 2 and not math.isnan(value.low):
-        return value.low, value.high
-    return None
+    if math.isnan(value.low) or math.isnan(value.high):
+        return None
+    return value.low, value.high
 
 
 def _verdict(value: Estimate, target: float, at_least: bool) -> str:

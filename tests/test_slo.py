@@ -116,3 +116,15 @@ def test_slo_keys_are_validated_strictly(where, slo, key, message):
         scenario_from_data(_with_slo(slo, where), "test.yaml")
     prefix = "arrivals.card.slo." if where == "stream" else "slo."
     assert prefix + key in str(error.value) and message in str(error.value), str(error.value)
+
+
+def test_a_sweeps_slo_verdict_reads_infinite_percentiles_back_from_results_csv():
+    from paysim.sweep.storage import estimates, metric_cells
+    from paysim.sweep.summary import slo_verdict
+
+    metrics = {"system.latency_all.p99": Estimate(math.inf, 0.3, math.inf, 5),
+               "system.failure_rate": _estimate(0.02, 0.001)}
+    cells = metric_cells(metrics)
+    assert cells["system.latency_all.p99.mean"] == "inf"
+    assert slo_verdict({"p99_latency": 0.2}, estimates(cells)) == "missed"
+    assert slo_verdict({"p99_latency": 0.5}, estimates(cells)) == "uncertain"
