@@ -262,7 +262,8 @@ def evidence_table(sizing: Sizing) -> Table:
     objective = sizing.objective
     table = Table(title=f"sizing {sizing.station!r} for {objective.text} (system {objective.metric}); offered load "
                         f"{sizing.offered_load:.4g} erlangs at the peak", title_justify="left")
-    for header in ("workers", "peak utilisation", objective.metric, "95% CI", "verdict"):
+    shown = f"{objective.metric} (all requests)" if objective.metric.startswith("latency.") else objective.metric
+    for header in ("workers", "peak utilisation", shown, "95% CI", "verdict"):
         table.add_column(header, justify="left" if header == "verdict" else "right")
     for trial in sizing.trials:
         value = trial.estimate
