@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 
+from scipy import special
+
 from paysim.engine import run_replication
 from paysim.engine.fast import run_replication_fast, unsupported
 from paysim.errors import PaysimError
@@ -26,7 +28,7 @@ from paysim.scenario import Scenario
 from paysim.threads import DaemonThreads
 from paysim.timeseries import SeriesRecorder
 from paysim.warmup import PILOT_INTERVALS, PILOT_REPLICATIONS, warmup_from_series
-from paysim.stats import Estimate, LittleCheck, SloCheck, check_slo, littles_law, summarise
+from paysim.stats import LEVEL, Estimate, LittleCheck, SloCheck, check_slo, littles_law, summarise
 
 Progress = Callable[[int, float], None]   # (replication, fraction of it done)
 INLINE_ARRIVALS = 200_000                  # below this much work a process pool costs more than it saves
@@ -280,8 +282,11 @@ def simulate(scenario: Scenario, *, seed: int | None = None, replications: int |
             verdict = "reached" if width <= precision else f"not reached after {len(outcomes)} replications (the cap)"
             result.notes.append(f"precision {precision:.2%}: {verdict}; widest headline CI is {name} at ±{width:.2%}")
             break
-        # the half-width shrinks as 1/sqrt(n): ask for what that predicts, at least 2 more
-        wanted = math.ceil(len(outcomes) * (width / precision) ** 2 * 1.1)
+        # the half-width shrinks as t(n-1)/sqrt(n): ask for what that predicts (the large-n t quantile,
+        # so that a wide first interval from few replications does not ask for far too many), at least 2 more
+        n = len(outcomes)
+        shrink = (special.ndtri((1 + LEVEL) / 2) / special.stdtrit(n - 1, (1 + LEVEL) / 2)) ** 2 if n > 1 else 1.0
+        wanted = math.ceil(n * (width / precision) ** 2 * shrink * 1.1)
         more = min(max_replications, max(wanted, len(outcomes) + 2)) - len(outcomes)
         outcomes += _run(scenario, seed, list(range(len(outcomes), len(outcomes) + more)), jobs, progress,
                          series_interval, engine)

@@ -146,12 +146,11 @@ class SloCheck:
     note: str = ""           # why a verdict is what it is, when the estimate alone does not say
 
 
-PERCENTILE_OBJECTIVES = ("p50_latency", "p90_latency", "p95_latency", "p99_latency", "p999_latency")
 MAJORITY = 0.5   # a latency objective is never met while at least this share of requests fails
 
 
 def _bounds(value: Estimate) -> tuple[float, float] | None:
-    """The interval, or None when there is none (fewer than two replications): then nothing is known."""
+    """The interval, or None when there is none (fewer than two replications observed the metric)."""
     if math.isnan(value.low) or math.isnan(value.high):
         return None
     return value.low, value.high
@@ -196,7 +195,7 @@ def check_slo(summary: Mapping[str, Estimate], slo: Mapping[str, float | None], 
         value, note = _objective_value(summary, scope, objective)
         verdict = _verdict(value, target, at_least=objective == "min_goodput")
         if verdict == "uncertain" and _bounds(value) is None:
-            note = "one replication: no confidence interval"
+            note = "no confidence interval: fewer than two replications observed it"
         elif value.mean == math.inf:
             note = "failed requests reach this percentile"
         checks.append(SloCheck(objective, target, value, verdict, scope, note))
