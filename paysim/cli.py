@@ -219,9 +219,8 @@ def analytic(
     """Queueing theory's answer for a scenario: per station the closed form or approximation used
     and its metrics (same names as run), or why there is none."""
     from paysim.compare import theory_table
-    from paysim.theory import analyse, theory_to_dict
-
     from paysim.steady import profile_steady_states
+    from paysim.theory import analyse, theory_to_dict
 
     with user_errors(debug):
         scenario = load_scenario(file)
