@@ -85,8 +85,9 @@ def run(
     horizon: Optional[str] = typer.Option(None, help="Simulated time per replication, e.g. 10m (default: the scenario's)."),
     warmup: Optional[str] = typer.Option(None, help="Time discarded at the start of each replication, e.g. 1m, "
                                                     "or auto (MSER-5 on pilot replications)."),
-    precision: Optional[str] = typer.Option(None, help="Add replications until every headline metric's 95% CI "
-                                                       "half-width is within this, e.g. 2%."),
+    precision: Optional[str] = typer.Option(None, help="Add replications until the 95% CI half-width of every "
+                                                       "metric the table shows in time, rate or count is within this "
+                                                       "share of its mean: 2% (or the fraction 0.02)."),
     max_replications: int = typer.Option(200, min=2, help="Cap on replications with --precision."),
     seed: Optional[int] = typer.Option(None, min=0, help="Random seed (default: the scenario's)."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, max=MAX_JOBS, help="Processes to run replications on (default: all cores)."),
@@ -177,6 +178,10 @@ MIN_PRECISION = 1e-6   # a relative half-width below this needs more replication
 def _precision(text: str | None, replications: int = 2) -> float | None:
     if text is None:
         return None
+    with contextlib.suppress(ValueError):
+        if float(text) > 1:   # a bare number is a fraction; 2 most likely meant 2%
+            raise PaysimError(f"--precision: a bare number is a fraction of the mean (0.02 is 2%), and {text.strip()} "
+                              f"is above 1; write {text.strip()}% for {text.strip()} percent")
     try:
         value = parse_probability(text)
     except ValueError as error:
@@ -226,14 +231,31 @@ def analytic(
     """Queueing theory's answer for a scenario: per station the closed form or approximation used
     and its metrics (same names as run), or why there is none."""
     from paysim.compare import theory_table
+    from paysim.steady import profile_steady_states
     from paysim.theory import analyse, theory_to_dict
 
     with user_errors(debug):
-        theory = analyse(load_scenario(file))
+        scenario = load_scenario(file)
+        cases = profile_steady_states(scenario)   # a profile has no steady state: the base and the peak do
+        if not cases:
+            theory = analyse(scenario)
+            if as_json:
+                emit(json.dumps(theory_to_dict(theory), indent=2, ensure_ascii=False) + "\n")
+            else:
+                _console().print(theory_table(theory))
+            return
+        theories = [(label, analyse(case)) for label, case in cases]
         if as_json:
-            emit(json.dumps(theory_to_dict(theory), indent=2, ensure_ascii=False) + "\n")
-        else:
-            _console().print(theory_table(theory))
+            data = {"scenario": scenario.name, "profile": True,
+                    **{key: {"label": label, **theory_to_dict(theory)}
+                       for key, (label, theory) in zip(("base_rate", "peak_rate"), theories)}}
+            emit(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+            return
+        console = _console()
+        for label, theory in theories:
+            table = theory_table(theory)
+            table.title = f"{escape(scenario.name)}: queueing theory, {escape(label)}"
+            console.print(table)
 
 
 @app.command()
@@ -251,17 +273,29 @@ def validate(
                 if is_sweep_file(file):
                     plan = load_sweep(file)
                     typer.echo(terminal_safe(f"ok: {file} (sweep of {len(plan.points)} points over {plan.scenario_file})"))
+                    _warn_unstable_points(plan)
                     continue
                 scenario = load_scenario(file)
                 streams, stations = len(scenario.arrivals), len(scenario.stations)
                 typer.echo(terminal_safe(f"ok: {file} ({streams} arrival stream{'s' * (streams != 1)}, "
                                          f"{stations} station{'s' * (stations != 1)})"))
+                for line in stability_warnings(scenario):   # the preflight run makes
+                    err.print(f"[bold yellow]warning:[/] {escape(str(file))}: {escape(line)}", soft_wrap=True)
         except typer.Exit as stop:
             if stop.exit_code == 130:   # Ctrl-C: stop checking, and say so in the exit code
                 raise
             failed = True
     if failed:
         raise typer.Exit(2)
+
+
+def _warn_unstable_points(plan: Any) -> None:
+    from paysim.sweep import unstable_points
+
+    for station, points in unstable_points(plan).items():
+        err.print(f"[bold yellow]warning:[/] station {station!r} is unstable (utilisation of 100% or more with an "
+                  f"unbounded queue) at {len(points)} points ({', '.join(map(str, points[:12]))}"
+                  f"{', ...' if len(points) > 12 else ''}): their statistics depend on the horizon", soft_wrap=True)
 
 
 @contextlib.contextmanager
@@ -298,16 +332,13 @@ def sweep(
 ) -> None:
     """Run every point of a parameter sweep: one results.csv row per point, written as each point finishes."""
     from paysim.plots import plot_sweep
-    from paysim.sweep import read_results, run_sweep, load_sweep, sweep_work, unstable_points
+    from paysim.sweep import read_results, run_sweep, load_sweep, sweep_work
     from paysim.sweep.storage import read_description
     from paysim.sweep.summary import summary_table
 
     with user_errors(debug), _terminate_as_interrupt():
         plan = load_sweep(file)
-        for station, points in unstable_points(plan).items():
-            err.print(f"[bold yellow]warning:[/] station {station!r} is unstable (utilisation of 100% or more with an "
-                      f"unbounded queue) at {len(points)} points ({', '.join(map(str, points[:12]))}"
-                      f"{', ...' if len(points) > 12 else ''}): their statistics depend on the horizon", soft_wrap=True)
+        _warn_unstable_points(plan)
         with _progress_bar(len(plan.points) * plan.replications, quiet) as bar:
             task = bar.add_task(f"{len(plan.points)} points", total=len(plan.points) * plan.replications)
 
@@ -437,7 +468,7 @@ def fit(
 
             err.print(f"wrote {', '.join(map(str, plot_fits(plot_dir, fits)))}", soft_wrap=True)
         if as_json:
-            sys.stdout.write(json.dumps(to_json(fits, request_log), indent=2, ensure_ascii=False) + "\n")
+            emit(json.dumps(to_json(fits, request_log), indent=2, ensure_ascii=False) + "\n")
         else:
             from paysim.fit.table import fit_table
 

@@ -31,6 +31,24 @@ def _latency_row(prefix: str, sketch: QuantileSketch) -> dict[str, float]:
     return {f"{prefix}.latency.{key}": sketch.quantile(q) for key, q in PERCENTILES.items()}
 
 
+def _all_requests_row(prefix: str, sketch: QuantileSketch, succeeded: int, failed: int) -> dict[str, float]:
+    """Percentiles over every request decided in the window, a failed one counting as infinitely slow
+    (it never got a good answer: the SRE reading of a latency objective). Successes sort first, so
+    the rank q(n-1) among all n is the same rank among the successes, or infinite beyond them."""
+    decided = succeeded + failed
+    row = {}
+    for key, q in PERCENTILES.items():
+        rank = q * (decided - 1)
+        if decided == 0:
+            value = math.nan
+        elif rank > succeeded - 1:
+            value = math.inf
+        else:
+            value = sketch.quantile(rank / (succeeded - 1) if succeeded > 1 else 0.0)
+        row[f"{prefix}.latency_all.{key}"] = value
+    return row
+
+
 class StationObserver:
     """Population integrals and visit statistics of one station."""
 
@@ -285,6 +303,7 @@ def _stream_row(prefix: str, streams: Sequence[StreamObserver], window_s: float,
         row[f"{prefix}.{reason}"] = float(count)
         row[f"{prefix}.{_FAILURE_RATES[reason]}"] = _ratio(count, decided)
     row.update(_latency_row(prefix, sketch))
+    row.update(_all_requests_row(prefix, sketch, succeeded, sum(failures.values())))
     return row
 
 

@@ -35,7 +35,14 @@ def estimate_json(value: Estimate) -> dict[str, Any]:
 
 def _little_json(check: LittleCheck) -> dict[str, Any]:
     return {"left": estimate_json(check.left), "right": estimate_json(check.right),
-            "rel_error": _number(check.rel_error), "ci_agree": check.ci_agree, "holds": check.holds}
+            "rel_error": _number(check.rel_error), "ci_agree": check.ci_agree, "holds": check.holds,
+            "verdict": check.verdict}
+
+
+def _little_overall(result: RunResult) -> str:
+    """holds (every check), does not hold (any), else inconclusive."""
+    verdicts = {c.verdict for checks in result.little.values() for c in checks}
+    return "does not hold" if "does not hold" in verdicts else "inconclusive" if "inconclusive" in verdicts else "holds"
 
 
 def public_metrics(result: RunResult) -> dict[str, Estimate]:
@@ -53,6 +60,7 @@ def to_dict(result: RunResult) -> dict[str, Any]:
             "replications": result.replications, "horizon_s": scenario.horizon, "warmup_s": scenario.warmup,
             "confidence": LEVEL, "percentile_relative_error": RELATIVE_ERROR, "wall_s": round(result.wall_s, 3),
             "littles_law_holds": all(c.holds for checks in result.little.values() for c in checks),
+            "littles_law": _little_overall(result),
             "notes": result.notes,
         },
         "system": {}, "stations": {name: {} for name in scenario.stations},
@@ -68,8 +76,8 @@ def to_dict(result: RunResult) -> dict[str, Any]:
         kind, *name = scope.split(".")
         node = out[kind] if kind == "system" else out[kind][name[0]]
         node["littles_law"] = {LAW_KEYS[c.law]: _little_json(c) for c in checks}
-    out["slo"] = [{"objective": c.objective, "target": c.target, **estimate_json(c.value), "verdict": c.verdict}
-                  for c in result.slo]
+    out["slo"] = [{"scope": c.scope, "objective": c.objective, "target": c.target, **estimate_json(c.value),
+                   "verdict": c.verdict, **({"note": c.note} if c.note else {})} for c in result.slo]
     return out
 
 
@@ -87,7 +95,7 @@ def write_outputs(result: RunResult, directory: Path) -> list[Path]:
             writer = csv.writer(handle)
             writer.writerow(["metric", "mean", "ci95_low", "ci95_high"])
             for name, value in public_metrics(result).items():
-                writer.writerow([name, *(repr(x) if math.isfinite(x) else "" for x in (value.mean, value.low, value.high))])
+                writer.writerow([name, *(repr(x) if not math.isnan(x) else "" for x in (value.mean, value.low, value.high))])
 
     files: list[tuple[Path, Writer]] = [(directory / "results.json", lambda path: path.write_text(text, encoding="utf-8")),
                                         (directory / "results.csv", metrics_csv)]
@@ -144,20 +152,36 @@ def little_table(result: RunResult) -> Table:
         table.add_column(header, justify="right" if header in ("left", "right", "rel. error") else "left")
     for scope, checks in result.little.items():
         for c in checks:
-            verdict = "[green]holds[/]" if c.holds else "[bold red]DOES NOT HOLD[/]"
+            verdict = {"holds": "[green]holds[/]", "inconclusive": "[yellow]inconclusive (CI too wide)[/]"}.get(
+                c.verdict, "[bold red]DOES NOT HOLD[/]")
             table.add_row(escape(scope), c.law, f"{c.left.mean:.5g}", f"{c.right.mean:.5g}", f"{100 * c.rel_error:.2f}%", verdict)
     return table
 
 
+_SLO_KINDS = {"max_failure_rate": "percent", "min_goodput": "rate"}
+
+
+def _slo_estimate(value: Estimate, kind: str) -> str:
+    if value.mean == math.inf:   # failed requests (slower than any target) reach this percentile
+        return "∞ (failures)"
+    return _cell(value, kind)
+
+
 def slo_table(result: RunResult) -> Table:
-    table = Table(title="SLOs (judged on the 95% CI)", title_justify="left")
-    for header in ("objective", "target", "estimate", "verdict"):
+    table = Table(title="SLOs (judged on the 95% CI; a percentile over all requests, failures counting as "
+                        "beyond the target)", title_justify="left")
+    for header in ("scope", "objective", "target", "estimate", "successes only", "verdict"):
         table.add_column(header)
     colour = {"met": "green", "missed": "bold red", "uncertain": "yellow"}
     for c in result.slo:
-        kind = "percent" if c.objective == "max_failure_rate" else "time"
-        target = f"{100 * c.target:.3g}%" if kind == "percent" else format_duration(c.target)
-        table.add_row(c.objective, target, _cell(c.value, kind), f"[{colour[c.verdict]}]{c.verdict}[/]")
+        kind = _SLO_KINDS.get(c.objective, "time")
+        target = {"percent": lambda x: f"{100 * x:.3g}%", "rate": lambda x: f"{x:,.4g}/s"}.get(kind, format_duration)(c.target)
+        success = (result.summary.get(f"{c.scope}.latency.{c.objective.removesuffix('_latency')}")
+                   if c.objective.startswith("p") else None)
+        note = f" ({escape(c.note)})" if c.note else ""
+        table.add_row(escape(c.scope), c.objective, target, _slo_estimate(c.value, kind),
+                      _cell(success, "time") if success is not None else "",
+                      f"[{colour[c.verdict]}]{c.verdict}[/]{note}")
     return table
 
 

@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 
+from scipy import special
+
 from paysim.budget import per_replication
 from paysim.engine import run_replication
 from paysim.engine.fast import run_replication_fast, unsupported
@@ -28,7 +30,7 @@ from paysim.threads import DaemonThreads
 from paysim.timeseries import SeriesRecorder
 from paysim.watchdog import exit_with_parent
 from paysim.warmup import PILOT_INTERVALS, PILOT_REPLICATIONS, warmup_from_series
-from paysim.stats import Estimate, LittleCheck, SloCheck, check_slo, littles_law, summarise
+from paysim.stats import LEVEL, Estimate, LittleCheck, SloCheck, check_slo, littles_law, summarise
 
 Progress = Callable[[int, float], None]   # (replication, fraction of it done)
 INLINE_ARRIVALS = 200_000                  # below this much work a process pool costs more than it saves
@@ -54,6 +56,10 @@ class RunResult:
                   *(f"streams.{n}" for n in self.scenario.arrivals)]
         self.little = {scope: littles_law(self.rows, scope, horizon_s=self.scenario.horizon) for scope in scopes}
         self.slo = check_slo(self.summary, self.scenario.slo.model_dump()) if self.scenario.slo else []
+        for name, arrival in self.scenario.arrivals.items():
+            if arrival.slo is not None:
+                gate = next((c.verdict for c in self.slo if c.objective == "max_failure_rate"), "met")
+                self.slo += check_slo(self.summary, arrival.slo.model_dump(), f"streams.{name}", gate)
 
 
 def observer_for(scenario: Scenario) -> Observer:
@@ -236,14 +242,21 @@ def _auto_warmup(scenario: Scenario, seed: int, jobs: int, notes: list[str], eng
     return scenario.model_copy(update={"warmup": warmup})
 
 
-HEADLINE = ("throughput", "W", "L", "utilization")   # what --precision must pin down, where defined
+# what --precision must pin down, where defined: every time, rate and count the metrics table shows
+# (loss shares are shown too, but a share near zero has no useful relative precision)
+HEADLINE = ("arrival_rate", "throughput", "goodput", "utilization", "W", "Wq", "L", "Lq",
+            "latency.p50", "latency.p90", "latency.p95", "latency.p99", "latency.p999")
+
+
+def _metric(name: str) -> str:
+    """``stations.pool.latency.p99`` -> ``latency.p99``; ``system.W`` -> ``W``."""
+    return name.removeprefix("system.") if name.startswith("system.") else name.split(".", 2)[-1]
 
 
 def _widest(result: RunResult) -> tuple[str, float]:
     """The headline metric with the largest relative CI half-width."""
     widths = {name: value.half_width / abs(value.mean) for name, value in result.summary.items()
-              if name.rsplit(".", 1)[-1] in HEADLINE and name.count(".") <= 2
-              and math.isfinite(value.mean) and value.mean != 0}
+              if _metric(name) in HEADLINE and math.isfinite(value.mean) and value.mean != 0}
     name = max(widths, key=lambda n: widths[n] if math.isfinite(widths[n]) else math.inf)
     return name, widths[name]
 
@@ -277,10 +290,13 @@ def simulate(scenario: Scenario, *, seed: int | None = None, replications: int |
             verdict = "reached" if width <= precision else f"not reached after {len(outcomes)} replications (the cap)"
             result.notes.append(f"precision {precision:.2%}: {verdict}; widest headline CI is {name} at ±{width:.2%}")
             break
-        # the half-width shrinks as 1/sqrt(n): ask for what that predicts, at least 2 more
+        # the half-width shrinks as t(n-1)/sqrt(n): ask for what that predicts (the large-n t quantile,
+        # so that a wide first interval from few replications does not ask for far too many), at least 2 more
+        n = len(outcomes)
+        shrink = (special.ndtri((1 + LEVEL) / 2) / special.stdtrit(n - 1, (1 + LEVEL) / 2)) ** 2 if n > 1 else 1.0
         ratio = width / precision if math.isfinite(width) else math.inf
-        wanted = len(outcomes) * ratio * ratio * 1.1       # a product, not **: inf rather than OverflowError
-        more = math.ceil(min(max_replications, max(wanted, len(outcomes) + 2))) - len(outcomes)
+        wanted = n * ratio * ratio * shrink * 1.1       # a product, not **: inf rather than OverflowError
+        more = math.ceil(min(max_replications, max(wanted, n + 2))) - n
         outcomes += _run(scenario, seed, list(range(len(outcomes), len(outcomes) + more)), jobs, progress,
                          series_interval, engine)
         result = _result(scenario, seed, outcomes, series_interval, started, notes, engine)

@@ -2,13 +2,20 @@
 
 The search starts from an analytic estimate -- Erlang C for the station taken alone as
 an M/M/c queue (exact for a single exponential station fed by Poisson arrivals), M/M/c/K
-for a loss objective on a bounded queue, otherwise the offered load rounded up -- and
+for a loss objective on a bounded queue, otherwise the fewest workers that keep up with the offered load -- and
 then simulates worker counts, stepping down while the SLO still holds or up (doubling
 the step) until it does, and halving the gap between the last count that failed and the
 first that held. Every count is run with the same seed (common random numbers), so
 neighbouring counts differ by their workers, not by their luck. The SLO holds at a count
 when the upper bound of the 95% confidence interval of the system metric is below the
 target. The search assumes the metric does not get worse as workers are added.
+
+Loads are taken at the peak of each arrival profile: the start point is computed at the peak
+rate, and a count with which any station with an unbounded queue would be loaded to 100% or
+more at the peak is refused without simulating. A percentile objective counts failed requests
+as breaching it (``latency_all``, as the SLO table does). A loss objective on a station that
+cannot lose requests (an unbounded queue and no client timeout) is refused: no worker count
+changes it.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from rich.table import Table
 
 from paysim import analytic, distributions
 from paysim.errors import PaysimError
-from paysim.preflight import station_loads
+from paysim.preflight import station_loads, stream_visits
 from paysim.runner import Progress, simulate
 from paysim.scenario import Scenario
 from paysim.scenario.fields import did_you_mean
@@ -83,7 +90,7 @@ class Trial:
 class Sizing:
     station: str
     objective: Objective
-    offered_load: float          # erlangs at the station: arrival rate x mean service time
+    offered_load: float          # erlangs at the station: arrival rate x mean service time, at the profile's peak
     start: int
     start_reason: str
     workers: int | None = None   # the answer; None if no count up to the search's limit met the SLO
@@ -113,11 +120,11 @@ def _exact(scenario: Scenario, station: str) -> bool:
 def analytic_start(scenario: Scenario, station: str, objective: Objective) -> tuple[int, str]:
     """A first worker count to simulate, and where it comes from."""
     spec = scenario.stations[station]
-    arrival_rate, mean_s = station_loads(scenario)[station].arrival_rate, spec.service.mean
+    arrival_rate, mean_s = station_loads(scenario)[station].peak_arrival_rate, spec.service.mean
     offered = arrival_rate * mean_s
-    fallback = max(1, math.ceil(offered))
+    fallback = max(1, math.floor(offered) + 1)   # the fewest workers that keep up at the peak
     if arrival_rate <= 0 or mean_s <= 0:
-        return fallback, f"offered load {offered:.3g} erlangs rounded up"
+        return fallback, f"offered load {offered:.3g} erlangs at the peak, plus one to keep up"
     first = math.floor(offered) + 1
     how = "exact here" if _exact(scenario, station) else f"treating {station!r} alone as a Markovian queue"
     for workers in range(first, max(first * 4, math.ceil(offered / LIGHT_LOAD)) + 1):
@@ -131,7 +138,28 @@ def analytic_start(scenario: Scenario, station: str, objective: Objective) -> tu
             break
         if value < objective.target:
             return workers, f"{formula}: {objective.metric} = {value:.4g} < {objective.target:.4g}"
-    return fallback, f"offered load {offered:.3g} erlangs rounded up"
+    return fallback, f"offered load {offered:.3g} erlangs at the peak, plus one to keep up"
+
+
+def _overloaded(scenario: Scenario, skip: str | None = None) -> list[str]:
+    """Stations with an unbounded queue loaded to 100% or more at the profile's peak."""
+    return [f"{load.name!r} at {100 * load.peak_utilization:.3g}%" for load in station_loads(scenario).values()
+            if load.name != skip and not load.bounded and load.open_peak_utilization >= 1]
+
+
+def _can_lose(scenario: Scenario, station: str, objective: Objective) -> str | None:
+    """Why a loss objective cannot depend on the station's workers, or None when it can."""
+    if objective.is_time or scenario.stations[station].queue is not None:
+        return None
+    timeouts = objective.metric == "failure_rate" and any(
+        arrival.timeout is not None and stream_visits(scenario, name)[0][station] > 0
+        for name, arrival in scenario.arrivals.items())
+    if timeouts:
+        return None
+    return (f"{objective.text} cannot bind on {station!r}: its queue is unbounded, so it turns no request away"
+            + (" and no client times out" if objective.metric == "failure_rate" else "")
+            + "; its workers change how long requests wait, not how many fail. Bound its queue (queue: N) "
+              "to size for losses, or size for latency (e.g. --slo 'p99<500ms')")
 
 
 def _check_sizable(scenario: Scenario, station: str) -> None:
@@ -181,8 +209,15 @@ def size_station(scenario: Scenario, station: str, objective: Objective, *, seed
     _check_sizable(scenario, station)
     if (replications or scenario.replications) < 2:
         raise SizingError("sizing needs at least 2 replications for a confidence interval")
+    unbindable = _can_lose(scenario, station, objective)
+    if unbindable:
+        raise SizingError(unbindable)
+    elsewhere = _overloaded(scenario, skip=station)
+    if elsewhere:
+        raise SizingError(f"station {', '.join(elsewhere)} is overloaded at the profile's peak whatever {station!r} "
+                          "has (an unbounded queue that grows without end): size that station first")
     start, reason = analytic_start(scenario, station, objective)
-    offered = station_loads(scenario)[station].arrival_rate * scenario.stations[station].service.mean
+    offered = station_loads(scenario)[station].peak_arrival_rate * scenario.stations[station].service.mean
     limit = limit or max(4 * start, math.ceil(offered / LIGHT_LOAD), start + 8)
     sizing = Sizing(station, objective, offered, start, reason, limit=limit)
     tried: dict[int, bool] = {}
@@ -201,13 +236,17 @@ def size_station(scenario: Scenario, station: str, objective: Objective, *, seed
 def _trial(scenario: Scenario, station: str, objective: Objective, workers: int, offered: float, seed: int | None,
            replications: int | None, jobs: int | None, on_trial: Callable[[int], None] | None,
            progress: Progress | None) -> Trial:
-    if objective.is_time and scenario.stations[station].queue is None and offered >= workers:
-        return Trial(workers, None, False, f"not simulated: unstable, offered load {offered:.3g} >= {workers} workers")
+    candidate = _with_workers(scenario, station, workers)
+    overloaded = _overloaded(candidate)
+    if overloaded:
+        return Trial(workers, None, False, f"not simulated: unstable at the peak, {', '.join(overloaded)}")
     if on_trial:
         on_trial(workers)
-    result = simulate(_with_workers(scenario, station, workers), seed=seed, replications=replications, jobs=jobs,
-                      progress=progress, engine="auto")
-    value = result.summary.get(f"system.{objective.metric}")
+    result = simulate(candidate, seed=seed, replications=replications, jobs=jobs, progress=progress, engine="auto")
+    judged = objective.metric.replace("latency.", "latency_all.")   # failed requests breach a percentile
+    value = result.summary.get(f"system.{judged}", result.summary.get(f"system.{objective.metric}"))
+    if value is not None and value.mean == math.inf:
+        return Trial(workers, value, False, "failed requests reach this percentile")
     if value is None or not math.isfinite(value.mean):
         return Trial(workers, value, False, "no transaction finished inside the measurement window")
     high = value.high if math.isfinite(value.high) else value.mean
@@ -222,16 +261,17 @@ def evidence_table(sizing: Sizing) -> Table:
     """Each worker count tried, in the order tried, with the estimate, its 95% CI and the verdict."""
     objective = sizing.objective
     table = Table(title=f"sizing {sizing.station!r} for {objective.text} (system {objective.metric}); offered load "
-                        f"{sizing.offered_load:.4g} erlangs", title_justify="left")
-    for header in ("workers", "utilisation", objective.metric, "95% CI", "verdict"):
+                        f"{sizing.offered_load:.4g} erlangs at the peak", title_justify="left")
+    shown = f"{objective.metric} (all requests)" if objective.metric.startswith("latency.") else objective.metric
+    for header in ("workers", "peak utilisation", shown, "95% CI", "verdict"):
         table.add_column(header, justify="left" if header == "verdict" else "right")
     for trial in sizing.trials:
         value = trial.estimate
         ci = (f"[{_shown(objective, value.low)}, {_shown(objective, value.high)}]"
-              if value is not None and math.isfinite(value.low) else "-")
+              if value is not None and math.isfinite(value.low) and math.isfinite(value.high) else "-")
         verdict = "[green]holds[/]" if trial.holds else "[red]fails[/]"
         table.add_row(str(trial.workers), f"{100 * sizing.offered_load / trial.workers:.3g}%",
-                      _shown(objective, value.mean) if value is not None else "-", ci,
+                      _shown(objective, value.mean) if value is not None and math.isfinite(value.mean) else "-", ci,
                       verdict + (f" ({trial.note})" if trial.note else ""))
     return table
 

@@ -17,6 +17,7 @@ from scipy import special  # not scipy.stats: that alone takes ~1.5 s to import
 
 LEVEL = 0.95
 LITTLE_TOLERANCE = 0.01  # relative error below which Little's law is taken to hold
+LITTLE_RESOLUTION = 0.05  # else it holds only if the CI of the difference rules out a larger error than this
 
 
 @dataclass(frozen=True)
@@ -37,9 +38,21 @@ class Estimate:
 
 
 def estimate(values: Sequence[float], level: float = LEVEL) -> Estimate:
-    """Mean and Student-t interval of the finite values (NaN means "not observed")."""
+    """Mean and Student-t interval of the values (NaN means "not observed").
+
+    +inf (a percentile over all requests that falls among the failed ones) makes the mean and the
+    upper bound infinite; the lower bound is then the interval's over the values with each +inf
+    replaced by the largest finite one, a lower bound that can still prove a target missed."""
     data = np.asarray(values, dtype=float)
-    data = data[np.isfinite(data)]
+    data = data[~np.isnan(data) & (data != -math.inf)]
+    infinite = data == math.inf
+    if infinite.any():
+        if data.size == 1:
+            return Estimate(math.inf, math.nan, math.nan, 1)
+        if infinite.all():
+            return Estimate(math.inf, math.inf, math.inf, data.size)
+        floor = estimate(np.where(infinite, data[~infinite].max(), data), level)
+        return Estimate(math.inf, floor.low, math.inf, data.size)
     n = data.size
     if n == 0:
         return Estimate(math.nan, math.nan, math.nan, 0)
@@ -66,7 +79,8 @@ class LittleCheck:
     difference: Estimate     # per-replication left − right
     rel_error: float
     ci_agree: bool           # the two intervals overlap
-    holds: bool              # within tolerance, or the difference is indistinguishable from 0
+    holds: bool              # verdict == "holds"
+    verdict: str = "holds"   # holds | inconclusive (intervals too wide to tell) | does not hold
 
 
 # (law, left metric, rate metric, time metric) per kind of scope; "busy" is over transactions in
@@ -84,8 +98,26 @@ def _check(law: str, left: np.ndarray, right: np.ndarray, tolerance: float, leve
     scale = max(abs(left_e.mean), abs(right_e.mean))
     rel_error = abs(left_e.mean - right_e.mean) / scale if scale > 0 else 0.0
     overlap = not (left_e.high < right_e.low or right_e.high < left_e.low)
-    holds = rel_error <= tolerance or diff_e.contains(0.0) or abs(left_e.mean - right_e.mean) <= floor * (1 + scale)
-    return LittleCheck(law, left_e, right_e, diff_e, rel_error, overlap, holds)
+    if abs(left_e.mean - right_e.mean) <= floor * (1 + scale):   # within the clock's resolution
+        verdict = "holds"
+    else:
+        verdict = _little_verdict(rel_error, diff_e, scale, tolerance)
+    return LittleCheck(law, left_e, right_e, diff_e, rel_error, overlap, verdict == "holds", verdict)
+
+
+def _little_verdict(rel_error: float, difference: Estimate, scale: float, tolerance: float) -> str:
+    """Holds: the relative error is within ``tolerance``, or the difference's CI rules out an error
+    above ``LITTLE_RESOLUTION``. Does not hold: the CI excludes zero. Otherwise the run cannot tell
+    (overlapping but wide intervals are no evidence that the law holds)."""
+    if rel_error <= tolerance:
+        return "holds"
+    if math.isnan(difference.low):
+        return "inconclusive"
+    if not difference.contains(0.0):
+        return "does not hold"
+    if max(abs(difference.low), abs(difference.high)) <= LITTLE_RESOLUTION * scale:
+        return "holds"
+    return "inconclusive"
 
 
 def littles_law(rows: Sequence[Mapping[str, float]], scope: str, tolerance: float = LITTLE_TOLERANCE,
@@ -123,22 +155,71 @@ class SloCheck:
     target: float
     value: Estimate
     verdict: str             # "met", "missed" or "uncertain" at the confidence level
+    scope: str = "system"    # or streams.NAME
+    note: str = ""           # why a verdict is what it is, when the estimate alone does not say
 
 
-def check_slo(summary: Mapping[str, Estimate], slo: Mapping[str, float | None]) -> list[SloCheck]:
-    """Judge each objective on the system: met if the whole interval is within it."""
+MAJORITY = 0.5   # a latency objective is never met while at least this share of requests fails
+
+
+def _bounds(value: Estimate) -> tuple[float, float] | None:
+    """The interval, or None when there is none (fewer than two replications observed the metric)."""
+    if math.isnan(value.low) or math.isnan(value.high):
+        return None
+    return value.low, value.high
+
+
+def _verdict(value: Estimate, target: float, at_least: bool) -> str:
+    bounds = _bounds(value)
+    if bounds is None:
+        return "uncertain"
+    low, high = bounds
+    if at_least:
+        return "met" if low >= target else "missed" if high < target else "uncertain"
+    return "met" if high <= target else "missed" if low > target else "uncertain"
+
+
+def _objective_value(summary: Mapping[str, Estimate], scope: str, objective: str) -> tuple[Estimate, str]:
+    """The estimate an objective is judged on, and a note when it is not the obvious one."""
+    if objective == "max_failure_rate":
+        return summary[f"{scope}.failure_rate"], ""
+    if objective == "min_goodput":
+        return summary[f"{scope}.goodput"], ""
+    if objective == "mean_latency":
+        return summary[f"{scope}.W"], "successful requests only"
+    key = objective.removesuffix("_latency")
+    if f"{scope}.latency_all.{key}" in summary:   # failures count as breaching
+        return summary[f"{scope}.latency_all.{key}"], ""
+    return summary[f"{scope}.latency.{key}"], "successful requests only"   # results written before latency_all
+
+
+def check_slo(summary: Mapping[str, Estimate], slo: Mapping[str, float | None], scope: str = "system",
+              failure_gate: str = "met") -> list[SloCheck]:
+    """Judge each objective on ``scope``: met only if the whole 95% interval is on the right side.
+
+    A percentile objective is judged over all requests, a failed one counting as slower than any
+    target. Every latency objective is also held to the failures: it is not met while the
+    failure objective is missed (``failure_gate``: the verdict of an enclosing scope's), nor while half
+    the requests or more may fail."""
     checks = []
     for objective, target in slo.items():
         if target is None:
             continue
-        if objective == "max_failure_rate":
-            value = summary["system.failure_rate"]
-        elif objective == "mean_latency":
-            value = summary["system.W"]
-        else:
-            value = summary[f"system.latency.{objective.removesuffix('_latency')}"]
-        high = value.high if math.isfinite(value.high) else value.mean
-        low = value.low if math.isfinite(value.low) else value.mean
-        verdict = "met" if high <= target else "missed" if low > target else "uncertain"
-        checks.append(SloCheck(objective, target, value, verdict))
-    return checks
+        value, note = _objective_value(summary, scope, objective)
+        verdict = _verdict(value, target, at_least=objective == "min_goodput")
+        if verdict == "uncertain" and _bounds(value) is None:
+            note = "no confidence interval: fewer than two replications observed it"
+        elif value.mean == math.inf:
+            note = "failed requests reach this percentile"
+        checks.append(SloCheck(objective, target, value, verdict, scope, note))
+    failure = summary.get(f"{scope}.failure_rate")
+    gate = next((c.verdict for c in checks if c.objective == "max_failure_rate"), "met")
+    gate = "missed" if "missed" in (gate, failure_gate) else gate
+    majority = _verdict(failure, MAJORITY, at_least=False) if failure is not None else "met"
+    blocked = "missed" if "missed" in (gate, majority) else "uncertain" if majority == "uncertain" else "met"
+    if blocked == "met":
+        return checks
+    failed = f"{100 * failure.mean:.3g}% of requests failed" if failure is not None else "failures unknown"
+    why = failed + (": the failure objective is missed" if gate == "missed" else "")
+    return [SloCheck(c.objective, c.target, c.value, blocked, c.scope, "; ".join(filter(None, [c.note, why])))
+            if c.objective.endswith("_latency") and c.verdict == "met" else c for c in checks]

@@ -127,7 +127,10 @@ def test_analytic_solves_a_jackson_network_exactly(tmp_path):
 def test_analytic_table_says_why_there_is_no_answer():
     result = invoke("analytic", str(SCENARIOS / "card-checkout.yaml"))
     assert result.exit_code == 0, result.output
-    assert "no steady state" in result.stdout
+    # a profile has no steady state: the base and the peak rate are analysed instead, and the
+    # gateway (bounded queue, lognormal service) has no formula at either
+    assert "steady state at the base rate" in result.stdout and "steady state at the peak rate" in result.stdout
+    assert "non-exponential service" in result.stdout
 
 
 def test_compare_puts_theory_beside_simulation():

@@ -22,7 +22,7 @@ from paysim.distributions import Lognormal
 from paysim.runner import simulate
 from paysim.scenario import load_scenario
 
-DESIGN_EXAMPLE = Path(__file__).parent / "data" / "design-card-checkout.yaml"   # the design page's example
+FULL = Path(__file__).parent / "data" / "full-language.yaml"   # every feature of the language
 SAMPLE = 0.0997    # a sampling step that never lands on the 1/16 s event grid within the horizons used
 
 
@@ -522,8 +522,8 @@ def test_closed_population_with_deterministic_think_is_exact_when_nobody_queues(
 # ---------------------------------------------------------------- the design page's whole scenario
 
 @pytest.mark.slow
-def test_design_page_scenario_runs_end_to_end():
-    model = load_scenario(DESIGN_EXAMPLE, {"horizon": "90s", "warmup": "15s"})
+def test_full_language_scenario_runs_end_to_end():
+    model = load_scenario(FULL, {"horizon": "90s", "warmup": "15s"})
     result = simulate(model, replications=2, jobs=1)
     summary = result.summary
     rates = [summary[f"stations.risk.{outcome}_rate"].mean for outcome in ("approve", "review", "decline")]

@@ -87,6 +87,11 @@ def test_run_invariants(model, engine):
         if not any(math.isnan(x) for x in latencies):
             assert latencies == sorted(latencies)
             assert row["system.Wq"] <= row["system.W"] + 1e-12
+            # over all requests (failures slower than any success): ordered, never below the successes'
+            everyone = [row[f"system.latency_all.{p}"] for p in ("p50", "p90", "p95", "p99", "p999")]
+            assert everyone == sorted(everyone) and all(a >= s for a, s in zip(everyone, latencies))
+            if row["system.failed"] == 0:
+                assert everyone == latencies
         failure = row["system.failure_rate"]   # undefined (NaN) only if no request was decided in the window
         assert 0 <= failure <= 1 or (math.isnan(failure) and row["system.goodput"] == 0 and row["system.failed"] == 0)
         reasons = sum(row[f"system.{rate}"] for rate in ("rejection_rate", "timeout_rate", "error_rate", "abandon_rate",

@@ -8,6 +8,7 @@ import pytest
 from conftest import scenario
 
 from paysim.distributions import Z99
+from paysim.errors import ScenarioError
 from paysim.preflight import expected_arrivals, stability_warnings, station_loads
 
 
@@ -90,10 +91,19 @@ def test_classification_shares_follow_the_amount_distribution():
     assert station_loads(_risk({"dist": "lognormal", "median": 1200, "p99": 1200 * math.exp(0.8 * Z99)})) == loads
 
 
-def test_a_stream_without_amounts_scores_zero_and_is_approved():
-    loads = station_loads(_risk(None))    # p = 1/(1 + e^7) < 0.5: every transaction is approved
+def test_a_stream_without_amounts_cannot_reach_a_classifier_that_reads_them():
+    with pytest.raises(ScenarioError, match="stream 'card' reaches 'risk' without 'amount'"):
+        _risk(None)
+
+
+def test_an_intercept_only_score_approves_everyone():
+    model = _risk({"dist": "lognormal", "median": 40, "p99": 900})
+    risk = model.stations["risk"]
+    classify = risk.classify.model_copy(update={"logistic": {"intercept": -7.0}})
+    model = model.model_copy(update={"stations": {**model.stations, "risk": risk.model_copy(update={"classify": classify})}})
+    loads = station_loads(model)    # p = 1/(1 + e^7) < 0.5: every transaction is approved
     assert loads["acquirer"].arrival_rate == pytest.approx(100) and loads["analysts"].arrival_rate == 0
-    assert stability_warnings(_risk(None)) == []   # equal weights would put analysts at 1667%
+    assert stability_warnings(model) == []   # equal weights would put analysts at 1667%
 
 
 def test_parallel_calls_each_get_the_callers_departures():

@@ -116,3 +116,37 @@ def test_size_refuses_a_station_not_sized_by_workers(tmp_scenario):
     result = invoke("size", str(path), "--station", "pool", "--slo", "mean<25ms", "-q")
     assert result.exit_code == 2, result.output
     assert "has 2 instances" in result.stderr and "Traceback" not in result.output
+
+
+def test_loss_objective_on_an_unbounded_queue_is_refused_with_the_reason(tmp_scenario):
+    # An unbounded queue turns no one away and nobody times out: the failure rate is 0 at any
+    # load, so the old search answered 1 worker at 800% utilisation.
+    result = invoke("size", str(write(tmp_scenario)), "--station", "pool", "--slo", "failure_rate<0.1%", "-q")
+    assert result.exit_code == 2, result.output
+    assert "cannot bind on 'pool'" in result.stderr and "unbounded" in result.stderr
+    assert len(result.stderr.strip().splitlines()) <= 3 and "Traceback" not in result.output
+
+
+def test_no_count_overloaded_at_the_peak_is_answered(tmp_scenario):
+    # Timeouts let failure_rate bind on an unbounded queue. A flash sale doubles 400/s for 10 s:
+    # at the peak 800/s x 20 ms = 16 erlangs, so any count of 16 or fewer is unstable there and
+    # must be refused unsimulated, however small the failure rate over the whole run.
+    text = MMC.replace("{rate: 400/s, enter: pool}",
+                       "{rate: 400/s, enter: pool, timeout: 5s, profile: [{at: 0s, x: 1}, {at: 10s, x: 2}, {at: 20s, x: 1}]}")
+    result = invoke("size", str(tmp_scenario(text.replace("QUEUE ", ""))), "--station", "pool", "--slo",
+                    "failure_rate<50%", "--json", "-q", "-r", "2", "--horizon", "30s")
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.stdout)
+    assert found["workers"] >= 17, found
+    assert found["start"] >= 17, found     # the start point comes from the peak rate, not the mean
+    for trial in found["trials"]:
+        if trial["workers"] <= 16:
+            assert not trial["holds"] and "unstable at the peak" in trial["note"], trial
+
+
+def test_a_station_overloaded_elsewhere_is_named(tmp_scenario):
+    text = MMC.replace("QUEUE service: {dist: exponential, mean: 20ms}}",
+                       "service: {dist: exponential, mean: 20ms}, next: slow}, slow: {workers: 2, service: 10ms}")
+    result = invoke("size", str(tmp_scenario(text)), "--station", "pool", "--slo", "mean<1s", "-q")
+    assert result.exit_code == 2, result.output
+    assert "'slow' at 200%" in result.stderr and "size that station first" in result.stderr

@@ -23,7 +23,6 @@ from paysim.stats import Estimate
 from paysim.theory import ScopeTheory, Theory, analyse, theory_to_dict
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
-DESIGN_EXAMPLE = Path(__file__).resolve().parent / "data" / "design-card-checkout.yaml"   # the design page's example
 EXP = {"dist": "exponential", "mean": 0.1}
 LOGNORMAL = {"dist": "lognormal", "mean": 0.1, "cv": 1.5}
 
@@ -272,14 +271,14 @@ def test_every_example_scenario_goes_through_theory(path: Path) -> None:
     _check_theory(load_scenario(path))
 
 
-def test_the_design_page_example_goes_through_theory() -> None:
-    model = load_scenario(DESIGN_EXAMPLE)
+def test_the_full_language_example_goes_through_theory() -> None:
+    model = load_scenario(Path(__file__).resolve().parent / "data" / "full-language.yaml")
     _check_theory(model)
     theory = analyse(model)
     assert "profile of stream 'card'" in theory.stations["risk"].reason
     assert "risk classification at station 'risk'" in theory.stations["analysts"].reason
     assert "batch station" in theory.stations["settlement"].reason
-    steady = load_scenario(DESIGN_EXAMPLE, {"arrivals.card.profile": [{"at": 0, "x": 1.0}]})
+    steady = load_scenario(Path(__file__).resolve().parent / "data" / "full-language.yaml", {"arrivals.card.profile": [{"at": 0, "x": 1.0}]})
     _check_theory(steady)
 
 

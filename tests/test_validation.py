@@ -260,8 +260,8 @@ def test_unknown_keys_and_reference_problems_are_reported_together(tmp_path):
     assert {key(problem) for problem in error.problems} == {"stations.gateway.wrokers", "arrivals.card.enter"}
 
 
-def test_design_page_example_loads():
-    scenario = load_scenario(Path(__file__).parent / "data" / "design-card-checkout.yaml")   # the design page's example
+def test_full_language_example_loads():
+    scenario = load_scenario(Path(__file__).parent / "data" / "full-language.yaml")
     assert scenario.stations["risk"].classify.review_above == 0.5
     assert scenario.stations["settlement"].batch.size == 5000
     assert scenario.arrivals["refunds"].priority == 2

@@ -59,7 +59,9 @@ def test_auto_warmup_cuts_off_a_known_transient(engine):
 
 def test_precision_adds_replications_until_reached():
     model = _mm1(20, replications=3, horizon=200)
-    result = simulate(model, jobs=1, precision=0.03)
+    # 10%: --precision covers Wq, Lq and the percentiles too, which at 80% load over 3-minute
+    # windows need about 36 replications for 10% (and more than 200 for 3%)
+    result = simulate(model, jobs=1, precision=0.1)
     assert result.replications > 3
     assert any("reached" in note and "not" not in note for note in result.notes)
     # the extra replications are the same ones a plain run of that many would make

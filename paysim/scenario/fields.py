@@ -57,6 +57,7 @@ def _number(value: object) -> float:
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 PositiveDuration = Annotated[float, BeforeValidator(_positive(parse_duration))]
 Rate = Annotated[float, BeforeValidator(parse_rate)]
+PositiveRate = Annotated[float, BeforeValidator(_positive(parse_rate))]
 Probability = Annotated[float, BeforeValidator(parse_probability)]
 Multiplier = Annotated[float, BeforeValidator(_number)]
 PositiveInt = Annotated[int, BeforeValidator(_whole(1))]

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from paysim.errors import KeyPathError, Problem, ScenarioError
+from paysim.scenario.features import feature_problems
 from paysim.scenario.fields import did_you_mean
 from paysim.scenario.models import DONE, Scenario
 from paysim.units import sums_to_one
@@ -155,6 +156,7 @@ def check_references(scenario: Scenario) -> list[tuple[Path_, str]]:
         for name in stations:
             if name not in can_leave:
                 found.append((("stations", name, "next"), "transactions that reach this station can never leave (every route leads back into a cycle)"))
+        found += feature_problems(scenario)
     return found
 
 

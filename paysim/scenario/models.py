@@ -16,10 +16,11 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from paysim.errors import KeyPathError
+from paysim.scenario.features import amount_shape
 from paysim.units import normalised, parse_duration, parse_probability
 from paysim.scenario.fields import (
     FAMILIES, DistributionSpec, Duration, Multiplier, NonNegativeInt, PositiveDuration, PositiveInt,
-    Probability, Rate, Seed, did_you_mean,
+    PositiveRate, Probability, Rate, Seed, did_you_mean,
 )
 
 DONE = "done"
@@ -168,9 +169,10 @@ class Arrival(Strict):
     retry: Retry | None = None
     # served first under discipline: priority; high, normal, low or a number (smaller first)
     priority: Annotated[NonNegativeInt, BeforeValidator(_priority)] = 1
-    amount: DistributionField | None = None      # a feature risk scoring reads
+    amount: Annotated[DistributionField, BeforeValidator(amount_shape)] | None = None   # a feature risk scoring reads
     clients: PositiveInt | None = None
     think: DistributionField | None = None
+    slo: SLO | None = None                       # objectives for this stream alone (keys as the top-level slo)
 
     @model_validator(mode="after")
     def _one_way_to_arrive(self) -> "Arrival":
@@ -389,6 +391,10 @@ class SLO(Strict):
     p999_latency: PositiveDuration | None = None
     mean_latency: PositiveDuration | None = None
     max_failure_rate: Probability | None = None
+    min_goodput: PositiveRate | None = None      # successful requests per second, at least
+
+
+Arrival.model_rebuild()
 
 
 def _warmup(value: Any) -> float | None:

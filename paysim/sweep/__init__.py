@@ -106,7 +106,7 @@ def run_sweep(sweep: Sweep, directory: str | Path, *, jobs: int | None = None, s
             metrics = _scoped(public_metrics(result))
             results.append(point.index, point.params, metrics)
             outcome.ran.append(point.index)
-            if not all(check.holds for checks in result.little.values() for check in checks):
+            if any(check.verdict == "does not hold" for checks in result.little.values() for check in checks):
                 outcome.little_fails.append(point.index)
             if on_point:
                 on_point(point, metrics)

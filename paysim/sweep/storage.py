@@ -36,11 +36,12 @@ class SweepOutputError(PaysimError):
 
 
 def metric_cells(metrics: Mapping[str, Estimate]) -> dict[str, str]:
-    """Every metric as ``NAME.mean``, ``NAME.ci95_low``, ``NAME.ci95_high`` cells (exact floats, blank if undefined)."""
+    """Every metric as ``NAME.mean``, ``NAME.ci95_low``, ``NAME.ci95_high`` cells (exact floats, ``inf`` where
+    failed requests reach a percentile over all requests, blank if undefined)."""
     cells = {}
     for name, value in metrics.items():
         for suffix, number in zip(SUFFIXES, (value.mean, value.low, value.high)):
-            cells[f"{name}.{suffix}"] = repr(number) if math.isfinite(number) else ""
+            cells[f"{name}.{suffix}"] = repr(number) if not math.isnan(number) else ""   # inf: failures reach a percentile
     return cells
 
 
