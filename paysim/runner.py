@@ -25,6 +25,7 @@ from paysim.observe import Observer, StationObserver, StreamObserver
 from paysim.scenario import Scenario
 from paysim.threads import DaemonThreads
 from paysim.timeseries import SeriesRecorder
+from paysim.windows import prefixed, window_scenarios
 from paysim.warmup import PILOT_INTERVALS, PILOT_REPLICATIONS, warmup_from_series
 from paysim.stats import Estimate, LittleCheck, SloCheck, check_slo, littles_law, summarise
 
@@ -104,8 +105,17 @@ def replicate(scenario: Scenario, seed: int, replication: int, progress: Progres
 def replicate_with_series(scenario: Scenario, seed: int, replication: int, progress: Progress | None = None,
                           interval_s: float | None = None,
                           engine: str = "simpy") -> tuple[dict[str, float], list[dict[str, float]]]:
-    """One replication's metrics row, and its time series if ``interval_s`` is given (from
-    the compiled engine only the population, ``system.L``: what the warm-up detection reads)."""
+    """One replication's metrics row (each named window's too, replayed), and its time series
+    if ``interval_s`` is given (from the compiled engine only the population, ``system.L``:
+    what the warm-up detection reads)."""
+    row, series = _replicate_once(scenario, seed, replication, progress, interval_s, engine)
+    for name, window in window_scenarios(scenario).items():
+        row.update(prefixed(name, _replicate_once(window, seed, replication, None, None, engine)[0]))
+    return row, series
+
+
+def _replicate_once(scenario: Scenario, seed: int, replication: int, progress: Progress | None,
+                    interval_s: float | None, engine: str) -> tuple[dict[str, float], list[dict[str, float]]]:
     observer = observer_for(scenario)
     report = (lambda fraction: progress(replication, fraction)) if progress else None
     if engine == "fast":
@@ -217,7 +227,7 @@ def choose_engine(scenario: Scenario, requested: str, series: bool) -> tuple[str
 
 def _auto_warmup(scenario: Scenario, seed: int, jobs: int, notes: list[str], engine: str) -> Scenario:
     """Pilot replications without warm-up, then MSER-5 on their population series."""
-    pilot = scenario.model_copy(update={"warmup": 0.0})
+    pilot = scenario.model_copy(update={"warmup": 0.0, "windows": {}})
     interval = scenario.horizon / PILOT_INTERVALS
     outcomes = _run(pilot, seed, list(range(PILOT_REPLICATIONS)), jobs, None, interval, engine)
     warmup = warmup_from_series([[row["system.L"] for row in series] for _, series in outcomes], interval)
