@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -139,8 +138,7 @@ def run(
 
 def _console() -> Console:
     console = Console(highlight=False)
-    # not a terminal: wide, unless COLUMNS says how wide
-    return console if console.is_terminal or "COLUMNS" in os.environ else Console(highlight=False, width=160)
+    return console if console.is_terminal else Console(highlight=False, width=160)
 
 
 MAX_ARRIVALS = 1e11        # days of simulation even compiled: a typo, not a plan

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import math
 
+NOISE = 1e-9   # relative half-widths below this are rounding noise of a constant, not uncertainty
 _TIME_UNITS = ((1e-6, "ns", 1e9), (1e-3, "µs", 1e6), (1.0, "ms", 1e3), (120.0, "s", 1.0), (7200.0, "min", 1 / 60))
 
 
 def digits_for(mean: float, half_width: float, low: int = 3, high: int = 6) -> int:
     """Significant digits of ``mean`` that its CI half-width still resolves (one digit of the
     half-width shows), between ``low`` and ``high``."""
-    if not (math.isfinite(half_width) and half_width > 0 and mean):
+    if not (math.isfinite(half_width) and mean and half_width > NOISE * abs(mean)):
         return low
     return max(low, min(high, math.floor(math.log10(abs(mean))) - math.floor(math.log10(half_width)) + 1))
 
@@ -48,7 +49,6 @@ def rate(per_second: float, digits: int = 3) -> str:
     return "-" if not math.isfinite(per_second) else f"{fixed(per_second, digits)}/s"
 
 
-NOISE = 1e-9   # relative half-widths below this are rounding noise of a constant, not uncertainty
 
 
 def relative(half_width: float, mean: float) -> str:
