@@ -89,7 +89,7 @@ def write_outputs(result: RunResult, directory: Path) -> list[Path]:
         writer.writerow(["metric", "mean", "ci95_low", "ci95_high"])
         for name, value in public_metrics(result).items():
             writer.writerow([name, *(repr(x) if math.isfinite(x) else "" for x in (value.mean, value.low, value.high))])
-    written = [json_path, csv_path]
+    written = [json_path, csv_path, write_replications(result, directory / REPLICATIONS)]
     if result.series:
         rows = timeseries.average(result.series)
         written.append(timeseries.write_csv(rows, directory / "timeseries.csv"))
@@ -99,6 +99,20 @@ def write_outputs(result: RunResult, directory: Path) -> list[Path]:
 
 _FORMATS = {"time": humanize.duration, "percent": humanize.percent, "rate": humanize.rate,
             "number": lambda x, digits: humanize.fixed(x, digits)}
+
+
+REPLICATIONS = "replications.csv"
+
+
+def write_replications(result: RunResult, path: Path) -> Path:
+    """One row per replication, one column per public metric: what `paysim compare` tests on."""
+    names = list(public_metrics(result))
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["replication", *names])
+        for index, row in enumerate(result.rows):
+            writer.writerow([index, *(repr(row[n]) if math.isfinite(row.get(n, math.nan)) else "" for n in names)])
+    return path
 
 
 def _cell(value: Estimate | None, kind: str) -> str:
