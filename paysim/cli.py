@@ -314,14 +314,18 @@ def sweep(
 
 @app.command()
 def plot(
-    directory: Path = typer.Argument(..., help="A sweep's --out directory (results.csv and sweep.json)."),
+    directory: Path = typer.Argument(..., help="A sweep's --out directory (results.csv and sweep.json), or a "
+                                               "run's (results.json and timeseries.csv)."),
     debug: bool = typer.Option(False, help="Show tracebacks."),
 ) -> None:
-    """Redraw a sweep's capacity curves (PNG and SVG) from its results.csv."""
+    """Redraw a sweep's capacity curves (PNG and SVG) from its results.csv, or a run's time series."""
     from paysim.plots import plot_sweep
+    from paysim.series_plot import is_run_directory, redraw
+    from paysim.sweep.storage import DESCRIPTION
 
     with user_errors(debug):
-        for path in plot_sweep(directory):
+        run_only = is_run_directory(directory) and not (directory / DESCRIPTION).exists()
+        for path in redraw(directory) if run_only else plot_sweep(directory):
             err.print(f"wrote {path}")
 
 

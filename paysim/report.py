@@ -14,6 +14,7 @@ from rich.table import Table
 
 from paysim import humanize, timeseries
 from paysim.runner import RunResult
+from paysim.series_plot import plot_series, timeline
 from paysim.sketch import RELATIVE_ERROR
 from paysim.stats import LEVEL, Estimate, LittleCheck
 from paysim.units import format_duration
@@ -52,7 +53,7 @@ def to_dict(result: RunResult) -> dict[str, Any]:
             "replications": result.replications, "horizon_s": scenario.horizon, "warmup_s": scenario.warmup,
             "confidence": LEVEL, "percentile_relative_error": RELATIVE_ERROR, "wall_s": round(result.wall_s, 3),
             "littles_law_holds": all(c.holds for checks in result.little.values() for c in checks),
-            "notes": result.notes,
+            "notes": result.notes, "timeline": timeline(scenario),
         },
         "system": {}, "stations": {name: {} for name in scenario.stations},
         "streams": {name: {} for name in scenario.arrivals},
@@ -93,7 +94,7 @@ def write_outputs(result: RunResult, directory: Path) -> list[Path]:
     if result.series:
         rows = timeseries.average(result.series)
         written.append(timeseries.write_csv(rows, directory / "timeseries.csv"))
-        written.append(timeseries.plot(rows, directory / "timeseries.png", result.scenario.name))
+        written.append(plot_series(rows, directory / "timeseries.png", result.scenario.name, timeline(result.scenario)))
     return written
 
 
