@@ -89,3 +89,16 @@ def test_humanize_times_and_digits():
     assert humanize.digits_for(400.4, 0.4) == 4 and humanize.digits_for(1.0, 0.0) == 3
     assert humanize.digits_for(1e6, 1e-2) == 6   # capped
     assert humanize.relative(1e-5, 4) == "±0.00025%"
+
+
+def test_the_theory_comparison_wraps_rather_than_cuts_at_80_columns():
+    from paysim.compare import compare, comparison_table
+    from paysim.theory import analyse
+
+    model = scenario({"pool": {"workers": 4, "service": {"dist": "exponential", "mean": 0.02}}},
+                     {"requests": {"rate": 150}}, horizon=30, warmup=3, replications=3)
+    result = simulate(model, jobs=1, engine="fast")
+    console = Console(width=80, file=io.StringIO(), highlight=False, color_system=None)
+    console.print(comparison_table(compare(result, analyse(model))))
+    text = console.file.getvalue()
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
