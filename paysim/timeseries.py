@@ -71,7 +71,8 @@ class SeriesRecorder:
         row["system.latency.p99"] = merged.quantile(0.99)
         for name, station in self.observer.stations.items():
             row[f"stations.{name}.queue"] = float(station.in_station - station.busy)
-            row[f"stations.{name}.busy"] = float(station.busy)
+            # workers at work: a batch station's items in service are one batch per worker
+            row[f"stations.{name}.busy"] = float(station.busy_workers if station.batch else station.busy)
             if station.threads is not None:   # an executor's live threads (idle ones included)
                 row[f"stations.{name}.threads"] = float(station.threads)
         self.rows.append(row)

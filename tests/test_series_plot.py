@@ -155,3 +155,16 @@ def test_sweep_losses_show_a_small_failure_slo_on_a_log_scale(tmp_path, monkeypa
     assert _horizontal(axes, "SLO max_failure_rate") == pytest.approx(0.1)
     assert not math.isnan(axes.get_ylim()[1])
     plt.close(captured["losses"])
+
+
+def test_a_batch_stations_busy_series_counts_workers_not_items():
+    """Busy workers of a batch station are the batches in progress (at most its workers), not
+    the hundreds of items those batches hold: plotted against its capacity line."""
+    from paysim.runner import replicate_with_series
+
+    model = scenario({"settle": {"workers": 2, "batch": {"size": 200},
+                                 "service": {"per_batch": 0.5, "per_item": 0.001}}},
+                     {"a": {"rate": 400}}, horizon=20, warmup=0)
+    _, series = replicate_with_series(model, 1, 0, interval_s=0.1)
+    busy = [row["stations.settle.busy"] for row in series]
+    assert max(busy) == 2 and all(0 <= value <= 2 for value in busy)
