@@ -320,11 +320,11 @@ def plot(
 ) -> None:
     """Redraw a sweep's capacity curves (PNG and SVG) from its results.csv, or a run's time series."""
     from paysim.plots import plot_sweep
-    from paysim.series_plot import is_run_directory, redraw
+    from paysim.series_plot import RESULTS, redraw
     from paysim.sweep.storage import DESCRIPTION
 
     with user_errors(debug):
-        run_only = is_run_directory(directory) and not (directory / DESCRIPTION).exists()
+        run_only = (directory / RESULTS).exists() and not (directory / DESCRIPTION).exists()
         for path in redraw(directory) if run_only else plot_sweep(directory):
             err.print(f"wrote {path}")
 

@@ -168,12 +168,11 @@ def read_series(path: Path) -> list[dict[str, float]]:
         return [{key: float(value) if value else math.nan for key, value in row.items()} for row in csv.DictReader(handle)]
 
 
-def is_run_directory(directory: Path) -> bool:
-    return (directory / SERIES).exists() and (directory / RESULTS).exists()
-
-
 def redraw(directory: Path) -> list[Path]:
     """Redraw ``timeseries.png`` of a ``run --out`` directory from its timeseries.csv and results.json."""
+    if not (directory / SERIES).exists():
+        raise PaysimError(f"{directory / SERIES}: not found; this run sampled no time series "
+                          "(the compiled engine samples none: run --out with --engine simpy or auto)")
     try:
         run = json.loads((directory / RESULTS).read_text(encoding="utf-8"))["run"]
         rows = read_series(directory / SERIES)

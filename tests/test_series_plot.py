@@ -168,3 +168,9 @@ def test_a_batch_stations_busy_series_counts_workers_not_items():
     _, series = replicate_with_series(model, 1, 0, interval_s=0.1)
     busy = [row["stations.settle.busy"] for row in series]
     assert max(busy) == 2 and all(0 <= value <= 2 for value in busy)
+
+
+def test_plot_of_a_run_without_a_time_series_says_so(tmp_path):
+    (tmp_path / "results.json").write_text('{"run": {"scenario": "x"}}')
+    result = CliRunner().invoke(app, ["plot", str(tmp_path)])
+    assert result.exit_code == 2 and "timeseries.csv: not found" in result.stderr and "Traceback" not in result.output
