@@ -225,7 +225,7 @@ def little_table(result: RunResult) -> Table:
 def slo_table(result: RunResult) -> Table:
     table = Table(title="SLOs (judged on the 95% CI)", title_justify="left")
     for header in ("objective", "target", "estimate", "verdict"):
-        table.add_column(header, overflow="fold")
+        table.add_column(header)
     colour = {"met": "green", "missed": "bold red", "uncertain": "yellow"}
     for c in result.slo:
         kind = "percent" if c.objective == "max_failure_rate" else "time"
