@@ -98,10 +98,6 @@ def write_outputs(result: RunResult, directory: Path) -> list[Path]:
     return written
 
 
-_FORMATS = {"time": humanize.duration, "percent": humanize.percent, "rate": humanize.rate,
-            "number": lambda x, digits: humanize.fixed(x, digits)}
-
-
 REPLICATIONS = "replications.csv"
 
 
@@ -114,6 +110,10 @@ def write_replications(result: RunResult, path: Path) -> Path:
         for index, row in enumerate(result.rows):
             writer.writerow([index, *(repr(row[n]) if math.isfinite(row.get(n, math.nan)) else "" for n in names)])
     return path
+
+
+_FORMATS = {"time": humanize.duration, "percent": humanize.percent, "rate": humanize.rate,
+            "number": lambda x, digits: humanize.fixed(x, digits)}
 
 
 def _cell(value: Estimate | None, kind: str) -> str:
@@ -193,11 +193,6 @@ def metrics_tables(result: RunResult, width: int = 160, prefix: str = "", title:
             table.add_row(metric, *(columns[label][row] for label in group))
         tables.append(table)
     return tables
-
-
-def metrics_table(result: RunResult) -> Table:
-    """All scopes in one table (as wide as it needs)."""
-    return metrics_tables(result, width=10**6)[0]
 
 
 def window_tables(result: RunResult, width: int = 160) -> list[Table]:

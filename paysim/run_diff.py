@@ -24,7 +24,7 @@ import numpy as np
 from scipy import special
 
 from paysim.errors import PaysimError
-from paysim.report import REPLICATIONS
+from paysim.report import _ROWS, REPLICATIONS, _cell
 from paysim.stats import Estimate
 
 ALPHA = 0.05
@@ -136,7 +136,6 @@ def differences(a: Run, b: Run) -> tuple[list[Difference], str]:
 
 def _kind(metric: str) -> str | None:
     """How a metric is shown in the run's table (time, rate, percent, number), None if it is not."""
-    from paysim.report import _ROWS
     return next((kind for name, kind in _ROWS if metric.endswith("." + name)), None)
 
 
@@ -152,8 +151,6 @@ def diff_table(a: Run, b: Run, rows: list[Difference], rule: str, everything: bo
     """A table: metric, A, B (mean ±95% CI), B against A, p-value, significant."""
     from rich.markup import escape
     from rich.table import Table
-
-    from paysim.report import _cell
 
     table = Table(title=f"A = {escape(str(a.directory))} ({escape(a.scenario)}), "
                         f"B = {escape(str(b.directory))} ({escape(b.scenario)})", title_justify="left",
