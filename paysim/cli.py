@@ -364,15 +364,39 @@ def sweep(
 
 @app.command()
 def plot(
-    directory: Path = typer.Argument(..., help="A sweep's --out directory (results.csv and sweep.json)."),
+    directory: Path = typer.Argument(..., help="A sweep's --out directory (results.csv and sweep.json), or a "
+                                               "run's (results.json and timeseries.csv)."),
     debug: bool = typer.Option(False, help="Show tracebacks."),
 ) -> None:
-    """Redraw a sweep's capacity curves (PNG and SVG) from its results.csv."""
+    """Redraw a sweep's capacity curves (PNG and SVG) from its results.csv, or a run's time series."""
     from paysim.plots import plot_sweep
+    from paysim.series_plot import RESULTS, redraw
+    from paysim.sweep.storage import DESCRIPTION
 
     with user_errors(debug):
-        for path in plot_sweep(directory):
+        run_only = (directory / RESULTS).exists() and not (directory / DESCRIPTION).exists()
+        for path in redraw(directory) if run_only else plot_sweep(directory):
             err.print(f"wrote {path}")
+
+
+@app.command("compare")
+def compare_runs(
+    first: Path = typer.Argument(..., help="A run's --out directory (A)."),
+    second: Path = typer.Argument(..., help="Another run's --out directory (B)."),
+    everything: bool = typer.Option(False, "--all", help="Every metric, not only those of the run's table."),
+    as_json: bool = typer.Option(False, "--json", help="Print only JSON to stdout."),
+    debug: bool = typer.Option(False, help="Show tracebacks."),
+) -> None:
+    """Two runs side by side: every metric with both CIs, and whether the difference is significant."""
+    from paysim.run_diff import diff_json, diff_table, differences, load_run
+
+    with user_errors(debug):
+        a, b = load_run(first), load_run(second)
+        rows, rule = differences(a, b)
+        if as_json:
+            sys.stdout.write(json.dumps(diff_json(a, b, rows, rule), indent=2, ensure_ascii=False) + "\n")
+        else:
+            _console().print(diff_table(a, b, rows, rule, everything))
 
 
 @app.command()

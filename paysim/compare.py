@@ -104,7 +104,8 @@ def comparison_table(rows: list[Comparison]) -> Table:
     table = Table(title=f"Theory beside simulation ({LEVEL:.0%} CI; percentiles ±{RELATIVE_ERROR:.1%})",
                   title_justify="left")
     for header in ("scope", "metric", "theory", "simulated", f"{LEVEL:.0%} CI", "diff", "theory in CI", "model"):
-        table.add_column(header, justify="right" if header in ("theory", "simulated", "diff") else "left")
+        table.add_column(header, justify="right" if header in ("theory", "simulated", "diff") else "left",
+                         overflow="fold")   # a narrow terminal wraps a cell, never cuts an interval
     for row in rows:
         ci = f"[{_format(row.metric, row.simulated.low)}, {_format(row.metric, row.simulated.high)}]"
         diff = f"{100 * row.rel_diff:+.2f}%" if math.isfinite(row.rel_diff) else "-"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,8 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 
+from paysim.errors import PaysimError  # noqa: E402
+from paysim.series_plot import DWARFS  # noqa: E402  (data this far above an SLO target: log scale)
 from paysim.sweep.grid import cell_text, numeric  # noqa: E402
 from paysim.outputs import write_all  # noqa: E402
 from paysim.sweep.storage import RESULTS, SweepOutputError, read_description, read_results  # noqa: E402
@@ -57,6 +59,7 @@ class Data:
     curves: list[Curve]
     x_label: str
     ticks: list[tuple[float, str]] | None   # categorical x: positions and labels
+    theory: dict[int, Any] = field(default_factory=dict)   # point -> paysim.theory.Theory, where one applies
 
 
 def _x_axis(path: str, values: Sequence[Any]) -> tuple[dict[str, float], str, list[tuple[float, str]] | None]:
@@ -97,7 +100,39 @@ def load(directory: Path) -> Data:
         members = sorted(members, key=lambda row: positions[row[first]])
         label = ", ".join(f"{short_name(p)}={v}" for p, v in zip(others, key)) or description.get("scenario_name", "")
         curves.append(Curve(label, [positions[row[first]] for row in members], members))
-    return Data(description, curves, x_label, ticks)
+    return Data(description, curves, x_label, ticks, _theory(description))
+
+
+def _theory(description: Mapping[str, Any]) -> dict[int, Any]:
+    """Queueing theory at every point of the sweep, when its files are still where they were
+    and unchanged (else none: the curves do not need it)."""
+    from paysim.sweep import load_sweep
+    from paysim.theory import analyse
+
+    try:
+        plan = load_sweep(description["file"])
+    except (PaysimError, OSError, KeyError, TypeError):
+        return {}
+    if plan.scenario_sha256 != description.get("scenario_sha256"):
+        return {}
+    return {point.index: analyse(point.scenario) for point in plan.points}
+
+
+def _theory_line(axes: plt.Axes, data: Data, curve: Curve, scope: str, metric: str, scale: float,
+                 labelled: list[str]) -> None:
+    """Theory's exact answer along ``curve`` (dotted, black), where the point has one."""
+    values, formula = [], None
+    for row in curve.rows:
+        theory = data.theory.get(int(row["point"])) if row.get("point", "").isdigit() else None
+        part = theory.scopes().get(scope) if theory is not None else None
+        exact = part is not None and part.ok and part.exact and metric in part.metrics
+        values.append(part.metrics[metric] * scale if exact else math.nan)
+        formula = part.formula if exact else formula
+    if formula is None:
+        return
+    label = None if formula in labelled else f"theory: {formula}"
+    labelled.append(formula)
+    axes.plot(curve.xs, values, color="black", linestyle=":", linewidth=1.2, label=label)
 
 
 def _band(axes: plt.Axes, curve: Curve, metric: str, colour: Any, scale: float = 1.0, label: str | None = None,
@@ -105,7 +140,8 @@ def _band(axes: plt.Axes, curve: Curve, metric: str, colour: Any, scale: float =
     xs = list(x if x is not None else curve.xs)
     mean, low, high = curve.series(metric, scale)
     axes.plot(xs, mean, marker="o", markersize=3, color=colour, label=label)
-    axes.fill_between(xs, low, high, color=colour, alpha=0.2, linewidth=0)
+    # every metric drawn is non-negative: a t-interval reaching below 0 is cut there
+    axes.fill_between(xs, np.maximum(low, 0.0), high, color=colour, alpha=0.2, linewidth=0)
 
 
 def breaks(mean: float, high: float, target: float) -> bool:
@@ -133,6 +169,10 @@ def _slo(axes: plt.Axes, data: Data, metric: str, scale: float, colours: list[An
         return
     objective, target = slo
     axes.axhline(target * scale, color="red", linestyle="--", linewidth=1, label=f"SLO {objective}")
+    peak = max((h for curve in data.curves for h in curve.series(metric, scale)[2] if math.isfinite(h)), default=0.0)
+    if peak > DWARFS * target * scale:   # the data would flatten the target onto the axis: log above it
+        axes.set_yscale("symlog", linthresh=target * scale / 2)
+        axes.set_ylim(bottom=0)
     for curve, colour in zip(data.curves, colours):
         index = knee(curve, metric, target)
         if index is not None:
@@ -186,8 +226,10 @@ def latency_figure(data: Data, directory: Path) -> list[Path]:
     figure, axes_list = plt.subplots(1, len(LATENCY_PANELS), figsize=(5 * len(LATENCY_PANELS), 4), squeeze=False)
     colours = _colours(len(data.curves))
     for axes, (metric, title) in zip(axes_list[0], LATENCY_PANELS):
+        labelled: list[str] = []
         for curve, colour in zip(data.curves, colours):
             _band(axes, curve, f"system.{metric}", colour, 1000.0, curve.label)
+            _theory_line(axes, data, curve, "system", metric, 1000.0, labelled)
         _slo(axes, data, f"system.{metric}", 1000.0, colours)
         axes.set_title(f"{title} latency")
         axes.set_ylabel("ms")
@@ -219,8 +261,10 @@ def _per_station(data: Data, directory: Path, metric: str, name: str, title: str
     colours = _colours(len(data.curves))
     axes_list = list(grid.flat)
     for axes, station in zip(axes_list, stations):
+        labelled: list[str] = []
         for curve, colour in zip(data.curves, colours):
             _band(axes, curve, f"stations.{station}.{metric}", colour, scale, curve.label)
+            _theory_line(axes, data, curve, f"stations.{station}", metric, scale, labelled)
         if metric == "utilization":
             axes.axhline(100.0, color="grey", linestyle=":", linewidth=1)
         axes.set_title(station)

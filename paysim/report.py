@@ -12,13 +12,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from paysim import timeseries
+from paysim import humanize, timeseries
 from paysim.errors import one_line
 from paysim.outputs import OutputError, Writer, describe, write_all
 from paysim.runner import RunResult
+from paysim.series_plot import plot_series, timeline
 from paysim.sketch import RELATIVE_ERROR
 from paysim.stats import LEVEL, Estimate, LittleCheck
 from paysim.units import format_duration
+from paysim.windows import PREFIX as WINDOWS, split as split_window
 
 INTERNAL = {"entry_rate", "W_all", "Wq_all", "S_all", "departed", "in_service"}   # Little's-law and conservation inputs
 LAW_KEYS = {"L = λW": "L_vs_lambda_W", "Lq = λWq": "Lq_vs_lambda_Wq", "busy = λE[S]": "busy_vs_lambda_S"}
@@ -61,14 +63,20 @@ def to_dict(result: RunResult) -> dict[str, Any]:
             "confidence": LEVEL, "percentile_relative_error": RELATIVE_ERROR, "wall_s": round(result.wall_s, 3),
             "littles_law_holds": all(c.holds for checks in result.little.values() for c in checks),
             "littles_law": _little_overall(result),
-            "notes": result.notes,
+            "notes": result.notes, "timeline": timeline(scenario),
         },
         "system": {}, "stations": {name: {} for name in scenario.stations},
         "streams": {name: {} for name in scenario.arrivals},
     }
+    for name in scenario.windows:
+        out.setdefault(WINDOWS, {})[name] = {"system": {}, "stations": {n: {} for n in scenario.stations},
+                                             "streams": {n: {} for n in scenario.arrivals}}
     for name, value in public_metrics(result).items():
+        root, window = out, split_window(name)
+        if window:   # windows.NAME.system.W -> out["windows"][NAME]["system"]["W"]
+            root, name = out[WINDOWS][window[0]], window[1]
         scope, *rest = name.split(".")
-        node = out[scope] if scope == "system" else out[scope][rest.pop(0)]
+        node = root[scope] if scope == "system" else root[scope][rest.pop(0)]
         for part in rest[:-1]:
             node = node.setdefault(part, {})
         node[rest[-1]] = estimate_json(value)
@@ -98,58 +106,128 @@ def write_outputs(result: RunResult, directory: Path) -> list[Path]:
                 writer.writerow([name, *(repr(x) if not math.isnan(x) else "" for x in (value.mean, value.low, value.high))])
 
     files: list[tuple[Path, Writer]] = [(directory / "results.json", lambda path: path.write_text(text, encoding="utf-8")),
-                                        (directory / "results.csv", metrics_csv)]
+                                        (directory / "results.csv", metrics_csv),
+                                        (directory / REPLICATIONS, lambda path: write_replications(result, path))]
     if result.series:
         rows = timeseries.average(result.series)
         files.append((directory / "timeseries.csv", lambda path: timeseries.write_csv(rows, path)))
-        files.append((directory / "timeseries.png", lambda path: timeseries.plot(rows, path, result.scenario.name)))
+        files.append((directory / "timeseries.png",
+                      lambda path: plot_series(rows, path, result.scenario.name, timeline(result.scenario))))
     return write_all(files)
 
 
+REPLICATIONS = "replications.csv"
+
+
+def write_replications(result: RunResult, path: Path) -> Path:
+    """One row per replication, one column per public metric: what `paysim compare` tests on."""
+    names = list(public_metrics(result))
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["replication", *names])
+        for index, row in enumerate(result.rows):
+            writer.writerow([index, *(repr(row[n]) if math.isfinite(row.get(n, math.nan)) else "" for n in names)])
+    return path
+
+
+_FORMATS = {"time": humanize.duration, "percent": humanize.percent, "rate": humanize.rate,
+            "number": lambda x, digits: humanize.fixed(x, digits)}
+
+
 def _cell(value: Estimate | None, kind: str) -> str:
+    """The mean with the digits its CI resolves, and the CI half-width relative to it."""
     if value is None or not math.isfinite(value.mean):
         return "-"
-    text = {"time": format_duration, "percent": lambda x: f"{100 * x:.3g}%",
-            "rate": lambda x: f"{x:,.4g}/s"}.get(kind, lambda x: f"{x:.4g}")(value.mean)
-    if math.isfinite(value.half_width) and value.mean:
-        text += f" ±{100 * value.half_width / abs(value.mean):.2g}%"
-    return text
+    text = _FORMATS[kind](value.mean, humanize.digits_for(value.mean, value.half_width))
+    spread = humanize.relative(value.half_width, value.mean)
+    return f"{text} {spread}" if spread else text
 
 
 _ROWS = [("arrival_rate", "rate"), ("throughput", "rate"), ("goodput", "rate"), ("utilization", "percent"),
+         ("threads", "number"), ("batch_size", "number"),
          ("W", "time"), ("Wq", "time"), ("latency.p50", "time"), ("latency.p90", "time"),
          ("latency.p95", "time"), ("latency.p99", "time"), ("latency.p999", "time"),
          ("L", "number"), ("Lq", "number"), ("retry_amplification", "number"), ("rejection_rate", "percent"),
          ("timeout_rate", "percent"), ("abandon_rate", "percent"), ("cancel_rate", "percent"),
-         ("error_rate", "percent"),
-         ("failure_rate", "percent")]
+         ("error_rate", "percent"), ("failure_rate", "percent"), ("approve_rate", "percent"),
+         ("review_rate", "percent"), ("decline_rate", "percent")]
 _SHOWN_WHEN_NONZERO = {"retry_amplification", "timeout_rate", "abandon_rate", "cancel_rate", "error_rate"}
+_BORDER = 3    # a column's padding and rule, in characters
 
 
-def metrics_table(result: RunResult) -> Table:
-    """Metrics down, scopes (system, stations, streams) across; each cell mean ±CI half-width."""
-    table = Table(title=f"{escape(result.scenario.name)}: {result.replications} replications, "
-                        f"mean ±{LEVEL:.0%} CI half-width (relative)", title_justify="left")
-    scopes = [("system", "system")] + [(f"stations.{n}", f"station {n}") for n in result.scenario.stations] \
+def _scopes(result: RunResult) -> list[tuple[str, str]]:
+    return [("system", "system")] + [(f"stations.{n}", f"station {n}") for n in result.scenario.stations] \
         + [(f"streams.{n}", f"stream {n}") for n in result.scenario.arrivals]
-    table.add_column("metric", no_wrap=True, min_width=max(len(metric) for metric, _ in _ROWS) - len("latency."))
-    for _, label in scopes:
-        table.add_column(escape(label), justify="right", no_wrap=True)
+
+
+def _columns(result: RunResult, prefix: str) -> tuple[list[str], dict[str, list[str]]]:
+    """The metrics shown (rows) and, per scope label, its cells."""
+    scopes = _scopes(result)
+    shown: list[str] = []
+    columns: dict[str, list[str]] = {label: [] for _, label in scopes}
     for metric, kind in _ROWS:
-        values = [result.summary.get(f"{scope}.{metric}") for scope, _ in scopes]
+        values = [result.summary.get(f"{prefix}{scope}.{metric}") for scope, _ in scopes]
         if metric in _SHOWN_WHEN_NONZERO and not any(v and v.mean and math.isfinite(v.mean) and
                                                      (metric != "retry_amplification" or v.mean != 1) for v in values):
             continue
         cells = [_cell(value, kind) for value in values]
         if any(cell != "-" for cell in cells):
-            table.add_row(metric.removeprefix("latency."), *cells)
-    return table
+            shown.append(metric.removeprefix("latency."))
+            for (_, label), cell in zip(scopes, cells):
+                columns[label].append(cell)
+    return shown, columns
+
+
+def _pack(widths: dict[str, int], room: int) -> list[list[str]]:
+    """Scopes in order, as many per table as fit in ``room`` characters (at least one)."""
+    groups: list[list[str]] = [[]]
+    used = 0
+    for label, width in widths.items():
+        if groups[-1] and used + width + _BORDER > room:
+            groups.append([])
+            used = 0
+        groups[-1].append(label)
+        used += width + _BORDER
+    return groups
+
+
+def metrics_tables(result: RunResult, width: int = 160, prefix: str = "", title: str | None = None) -> list[Table]:
+    """Metrics down, scopes (system, stations, streams) across; each cell mean ±CI half-width.
+    Scopes that do not fit in ``width`` go on to a further table: no cell is ever cut."""
+    shown, columns = _columns(result, prefix)
+    name_width = max((len(metric) for metric in shown), default=6)
+    widths = {label: max(len(label), *(len(cell) for cell in cells)) for label, cells in columns.items()}
+    groups = _pack(widths, width - name_width - _BORDER - 1)
+    title = title or (f"{escape(result.scenario.name)}: {result.replications} replications, "
+                      f"mean ±{LEVEL:.0%} CI (relative)")
+    tables = []
+    for index, group in enumerate(groups):
+        part = f" ({index + 1}/{len(groups)})" if len(groups) > 1 else ""
+        table = Table(title=title + part, title_justify="left")
+        table.add_column("metric", no_wrap=True, min_width=name_width)
+        for label in group:
+            table.add_column(escape(label), justify="right", no_wrap=True, min_width=widths[label])
+        for row, metric in enumerate(shown):
+            table.add_row(metric, *(columns[label][row] for label in group))
+        tables.append(table)
+    return tables
+
+
+def window_tables(result: RunResult, width: int = 160) -> list[Table]:
+    """Per named window, the same table over that stretch of time."""
+    tables = []
+    for name, (start, end) in result.scenario.windows.items():
+        title = (f"window {escape(name)} [{humanize.duration(start)}, {humanize.duration(end)}]: "
+                 f"mean ±{LEVEL:.0%} CI (relative)")
+        tables += metrics_tables(result, width, prefix=f"{WINDOWS}.{name}.", title=title)
+    return tables
 
 
 def little_table(result: RunResult) -> Table:
     table = Table(title="Little's law, checked on this run's own output", title_justify="left")
     for header in ("scope", "law", "left", "right", "rel. error", ""):
-        table.add_column(header, justify="right" if header in ("left", "right", "rel. error") else "left")
+        table.add_column(header, justify="right" if header in ("left", "right", "rel. error") else "left",
+                         overflow="fold")   # a narrow terminal wraps a cell, never cuts it
     for scope, checks in result.little.items():
         for c in checks:
             verdict = {"holds": "[green]holds[/]", "inconclusive": "[yellow]inconclusive (CI too wide)[/]"}.get(
@@ -186,7 +264,8 @@ def slo_table(result: RunResult) -> Table:
 
 
 def render(result: RunResult, console: Console) -> None:
-    console.print(metrics_table(result))
+    for table in metrics_tables(result, console.width) + window_tables(result, console.width):
+        console.print(table)
     console.print(little_table(result))
     if result.slo:
         console.print(slo_table(result))

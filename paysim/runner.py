@@ -29,6 +29,7 @@ from paysim.scenario import Scenario
 from paysim.threads import DaemonThreads
 from paysim.timeseries import SeriesRecorder
 from paysim.watchdog import exit_with_parent
+from paysim.windows import prefixed, window_scenarios
 from paysim.warmup import PILOT_INTERVALS, PILOT_REPLICATIONS, warmup_from_series
 from paysim.stats import LEVEL, Estimate, LittleCheck, SloCheck, check_slo, littles_law, summarise
 
@@ -114,9 +115,19 @@ def replicate(scenario: Scenario, seed: int, replication: int, progress: Progres
 def replicate_with_series(scenario: Scenario, seed: int, replication: int, progress: Progress | None = None,
                           interval_s: float | None = None, engine: str = "simpy",
                           max_in_flight: int | None = None) -> tuple[dict[str, float], list[dict[str, float]]]:
-    """One replication's metrics row, and its time series if ``interval_s`` is given (from
-    the compiled engine only the population, ``system.L``: what the warm-up detection reads).
-    ``max_in_flight`` is this replication's share of the memory budget (paysim.budget)."""
+    """One replication's metrics row (each named window's too, replayed), and its time series
+    if ``interval_s`` is given (from the compiled engine only the population, ``system.L``:
+    what the warm-up detection reads). ``max_in_flight`` is this replication's share of the
+    memory budget (paysim.budget)."""
+    row, series = _replicate_once(scenario, seed, replication, progress, interval_s, engine, max_in_flight)
+    for name, window in window_scenarios(scenario).items():
+        row.update(prefixed(name, _replicate_once(window, seed, replication, None, None, engine, max_in_flight)[0]))
+    return row, series
+
+
+def _replicate_once(scenario: Scenario, seed: int, replication: int, progress: Progress | None,
+                    interval_s: float | None, engine: str,
+                    max_in_flight: int | None) -> tuple[dict[str, float], list[dict[str, float]]]:
     observer = observer_for(scenario)
     report = (lambda fraction: progress(replication, fraction)) if progress else None
     cap = max_in_flight or per_replication(1)
@@ -229,7 +240,7 @@ def choose_engine(scenario: Scenario, requested: str, series: bool) -> tuple[str
 
 def _auto_warmup(scenario: Scenario, seed: int, jobs: int, notes: list[str], engine: str) -> Scenario:
     """Pilot replications without warm-up, then MSER-5 on their population series."""
-    pilot = scenario.model_copy(update={"warmup": 0.0})
+    pilot = scenario.model_copy(update={"warmup": 0.0, "windows": {}})
     interval = scenario.horizon / PILOT_INTERVALS
     outcomes = _run(pilot, seed, list(range(PILOT_REPLICATIONS)), jobs, None, interval, engine)
     warmup = warmup_from_series([[row["system.L"] for row in series] for _, series in outcomes], interval)

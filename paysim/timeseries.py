@@ -71,6 +71,7 @@ class SeriesRecorder:
         row["system.latency.p99"] = merged.quantile(0.99)
         for name, station in self.observer.stations.items():
             row[f"stations.{name}.queue"] = float(station.in_station - station.busy)
+            # workers at work: a batch station's items in service are one batch per worker
             row[f"stations.{name}.busy"] = float(station.busy_workers if station.batch else station.busy)
             if station.threads is not None:   # an executor's live threads (idle ones included)
                 row[f"stations.{name}.threads"] = float(station.threads)
@@ -100,34 +101,4 @@ def write_csv(rows: Sequence[dict[str, float]], path: Path) -> Path:
         writer.writerow(list(rows[0]) if rows else ["t"])
         for row in rows:
             writer.writerow(["" if not math.isfinite(v) else repr(v) for v in row.values()])
-    return path
-
-
-def plot(rows: Sequence[dict[str, float]], path: Path, title: str) -> Path:
-    """Four stacked panels sharing the time axis: rates, latency, queues, busy workers."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    t = np.array([row["t"] for row in rows]) / 60.0
-    stations = sorted({key.split(".")[1] for key in rows[0] if key.startswith("stations.")}) if rows else []
-    figure, axes = plt.subplots(4, 1, figsize=(10, 11), sharex=True)
-    panels = [
-        (axes[0], "per second", [(f"system.{m}", m) for m in RATES.values()]),
-        (axes[1], "latency of successes (s)", [("system.latency.p50", "p50"), ("system.latency.p99", "p99")]),
-        (axes[2], "waiting (queue length)", [(f"stations.{s}.queue", s) for s in stations]),
-        (axes[3], "busy workers", [(f"stations.{s}.busy", s) for s in stations]),
-    ]
-    for axis, label, lines in panels:
-        for key, name in lines:
-            axis.plot(t, [row[key] for row in rows], label=name, linewidth=1.2)
-        axis.set_ylabel(label)
-        axis.grid(alpha=0.3)
-        axis.legend(loc="upper right", fontsize="small")
-    axes[1].set_yscale("log")
-    axes[-1].set_xlabel("simulated time (min)")
-    figure.suptitle(f"{title}: mean over replications")
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
     return path

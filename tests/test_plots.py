@@ -109,3 +109,29 @@ def test_knee_is_the_first_point_not_met_with_confidence():
 def test_plot_refuses_a_directory_without_a_sweep(tmp_path):
     result = invoke("plot", str(tmp_path))
     assert result.exit_code == 2 and "sweep.json not found" in result.stderr and "Traceback" not in result.output
+
+
+def test_latency_and_queue_curves_carry_erlang_c_where_it_applies(swept):
+    from paysim import analytic
+
+    data = load(swept)
+    assert set(data.theory) == {0, 1, 2, 3}
+    for name in ("latency", "queue"):
+        assert "theory: M/M/c (Erlang C)" in (swept / f"{name}.svg").read_text()
+    # the point at 450/s on 10 workers of 20 ms: W = E[S] + C(c, a) E[S] / (c - a)
+    row = next(row for curve in data.curves for row in curve.rows
+               if row["arrivals.requests.rate"] == "450/s" and row["stations.pool.workers"] == "10")
+    offered = 450 * 0.02
+    expected = 0.02 + analytic.erlang_c(10, offered) * 0.02 / (10 - offered)
+    assert data.theory[int(row["point"])].scopes()["system"].metrics["W"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_no_theory_when_the_scenario_changed_since_the_sweep(swept, tmp_path):
+    shutil.copytree(swept, tmp_path / "out")
+    scenario = swept.parent / "mmc.yaml"
+    original = scenario.read_text()
+    try:
+        scenario.write_text(original.replace("workers: 10", "workers: 11"))
+        assert load(tmp_path / "out").theory == {}
+    finally:
+        scenario.write_text(original)

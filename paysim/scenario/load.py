@@ -120,6 +120,12 @@ def check_references(scenario: Scenario) -> list[tuple[Path_, str]]:
     stations = scenario.stations
     if scenario.warmup is not None and scenario.warmup >= scenario.horizon:
         found.append((("warmup",), f"must be shorter than the horizon ({scenario.horizon:g}s), got {scenario.warmup:g}s"))
+    for name, (start, end) in scenario.windows.items():
+        if not name or "." in name:   # the name becomes part of dotted metric names
+            found.append((("windows", name), "a window's name must be non-empty text without dots"))
+        if end > scenario.horizon:
+            found.append((("windows", name), f"must end within the horizon ({scenario.horizon:g}s), "
+                                             f"got [{start:g}s, {end:g}s]"))
     if not scenario.arrivals:
         found.append((("arrivals",), "at least one arrival stream is needed"))
     if not stations:

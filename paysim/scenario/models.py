@@ -409,6 +409,19 @@ def _warmup(value: Any) -> float | None:
 Warmup = Annotated[float | None, BeforeValidator(_warmup)]
 
 
+def _window(value: Any) -> tuple[float, float]:
+    """``[start, end]``: a named stretch of simulated time reported beside the whole run."""
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise ValueError(f"expected [start, end], e.g. [20m, 25m], got {_shown(value)}")
+    start, end = (parse_duration(item) for item in value)
+    if not 0 <= start < end:
+        raise ValueError(f"expected 0 <= start < end, got [{start:g}s, {end:g}s]")
+    return start, end
+
+
+Windows = dict[str, Annotated[tuple[float, float], BeforeValidator(_window)]]
+
+
 class Scenario(Strict):
     name: str = "scenario"
     description: str = ""
@@ -417,6 +430,7 @@ class Scenario(Strict):
     replications: PositiveInt = 10
     seed: Seed = 1
     slo: SLO | None = None
+    windows: Windows = {}                       # name -> (start, end) s: statistics beside the whole run
     arrivals: dict[str, Arrival]
     stations: dict[str, Station]
 
