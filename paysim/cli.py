@@ -26,6 +26,7 @@ from paysim.runner import simulate
 from paysim.scenario import load_scenario
 from paysim.stats import still_growing
 from paysim.timeseries import default_interval
+from paysim.trace import trace_warnings
 from paysim.units import parse_duration, parse_probability
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -96,7 +97,7 @@ def run(
         overrides: dict[str, Any] = {k: v for k, v in {"horizon": horizon, "warmup": warmup}.items() if v is not None}
         scenario = load_scenario(file, overrides)
         count = replications or scenario.replications
-        for line in stability_warnings(scenario):
+        for line in stability_warnings(scenario) + trace_warnings(scenario):
             err.print(f"[bold yellow]warning:[/] {escape(line)}", soft_wrap=True)
         _check_size(file, expected_arrivals(scenario) * count, max_replications if precision else count)
         with _progress_bar(count, quiet) as bar:

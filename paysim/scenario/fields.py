@@ -118,7 +118,9 @@ def _is_number(cell: str) -> bool:
         return False
 
 
-def _read_column(file: str, column: str | int | None, unit_s: float, base_dir: Path) -> d.Empirical:
+def read_csv_cells(file: str, column: str | int | None, base_dir: Path) -> tuple[str, list[tuple[int, str]]]:
+    """The cells of one column of a CSV file (path relative to ``base_dir``) as (line, text), and
+    the column's name for messages; a column chosen by position may have no header row."""
     path = (base_dir / file) if not Path(file).is_absolute() else Path(file)
     try:
         if path.is_dir():
@@ -151,9 +153,16 @@ def _read_column(file: str, column: str | int | None, unit_s: float, base_dir: P
     # a file without a header row: a column chosen by position whose first cell is already a number
     body = rows if isinstance(column, (int, type(None))) and _is_number(header[index]) else rows[1:]
     name = f"column {index + 1}" if body is rows else f"column {header[index]!r}"
+    cells = [(number, row[index].strip() if index < len(row) else "") for number, row in body]
+    if not cells:
+        raise KeyPathError(("file",), f"{file!r} has a header but no values")
+    return name, cells
+
+
+def _read_column(file: str, column: str | int | None, unit_s: float, base_dir: Path) -> d.Empirical:
+    name, cells = read_csv_cells(file, column, base_dir)
     values = []
-    for number, row in body:
-        cell = row[index].strip() if index < len(row) else ""
+    for number, cell in cells:
         try:
             value = float(cell) * unit_s
         except ValueError:
@@ -161,8 +170,6 @@ def _read_column(file: str, column: str | int | None, unit_s: float, base_dir: P
         if not (math.isfinite(value) and value >= 0):
             raise KeyPathError(("file",), f"{file!r} line {number}: expected a finite non-negative duration, got {_shown(cell)}")
         values.append(value)
-    if not values:
-        raise KeyPathError(("file",), f"{file!r} has a header but no values")
     return d.Empirical(tuple(values), source=file)
 
 
