@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
@@ -82,8 +83,8 @@ def run(
     seed: Optional[int] = typer.Option(None, min=0, help="Random seed (default: the scenario's)."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, max=MAX_JOBS, help="Processes to run replications on (default: all cores)."),
     as_json: bool = typer.Option(False, "--json", help="Print only JSON to stdout."),
-    out: Optional[Path] = typer.Option(None, help="Also write results.json, results.csv and the time series "
-                                                   "(timeseries.csv, timeseries.png) into this directory."),
+    out: Optional[Path] = typer.Option(None, help="Also write results.json, results.csv, the time series "
+                                                   "(timeseries.csv, timeseries.png) and report.html into this directory."),
     interval: Optional[str] = typer.Option(None, help="Time-series sampling interval with --out, e.g. 10s "
                                                       "(default: about 120 points over the horizon)."),
     compare_theory: bool = typer.Option(False, "--compare", help="Set queueing theory's answer beside each metric."),
@@ -113,7 +114,8 @@ def run(
                               precision=_precision(precision), max_replications=max_replications,
                               engine=_engine(engine))
         if out is not None:
-            for path in write_outputs(result, out):
+            from paysim.html_report import for_run
+            for path in write_outputs(result, out) + for_run(out, file, result):
                 err.print(f"wrote {path}")
         comparisons = None
         if compare_theory:
@@ -267,7 +269,7 @@ def _terminate_as_interrupt() -> Iterator[None]:
 @app.command()
 def sweep(
     file: Path = typer.Argument(..., help="Sweep YAML file (a top-level 'sweep:' key)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Directory for results.csv, sweep.json and the plots."),
+    out: Path = typer.Option(..., "--out", "-o", help="Directory for results.csv, sweep.json, the plots and report.html."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, max=MAX_JOBS, help="Local processes (default: all cores)."),
     scheduler: Optional[str] = typer.Option(None, help="Run on a Dask cluster instead: its scheduler's address, e.g. tcp://10.0.0.5:8786."),
     resume: bool = typer.Option(False, help="Continue the sweep in --out: run only the points results.csv lacks."),
@@ -278,12 +280,14 @@ def sweep(
     debug: bool = typer.Option(False, help="Show tracebacks."),
 ) -> None:
     """Run every point of a parameter sweep: one results.csv row per point, written as each point finishes."""
+    from paysim.html_report import for_sweep
     from paysim.plots import plot_sweep
     from paysim.sweep import read_results, run_sweep, load_sweep, sweep_work, unstable_points
     from paysim.sweep.storage import read_description
     from paysim.sweep.summary import summary_table
 
     with user_errors(debug), _terminate_as_interrupt():
+        started = time.perf_counter()
         plan = load_sweep(file)
         for station, points in unstable_points(plan).items():
             err.print(f"[bold yellow]warning:[/] station {station!r} is unstable (utilisation of 100% or more with an "
@@ -304,6 +308,7 @@ def sweep(
         if outcome.resumed:
             err.print(f"{len(outcome.resumed)} points were already in {out / 'results.csv'}; ran {len(outcome.ran)}")
         written = outcome.files + (plot_sweep(out) if plots else [])
+        written += for_sweep(out, plan, outcome.little_fails, time.perf_counter() - started, outcome.notes)
         err.print(f"wrote {', '.join(str(path) for path in written)}", soft_wrap=True)
         console = Console(highlight=False)
         console = console if console.is_terminal else Console(highlight=False, width=160)
@@ -327,6 +332,18 @@ def plot(
 
 
 @app.command()
+def report(
+    directory: Path = typer.Argument(..., help="A directory that run, sweep or size wrote with --out."),
+    debug: bool = typer.Option(False, help="Show tracebacks."),
+) -> None:
+    """Rebuild DIR/report.html (one self-contained page) from the results in DIR."""
+    from paysim.html_report import render as render_html
+
+    with user_errors(debug):
+        err.print(f"wrote {render_html(directory)}")
+
+
+@app.command()
 def size(
     file: Path = typer.Argument(..., help="Scenario YAML file."),
     station: str = typer.Option(..., "--station", "-s", help="The station whose workers to size."),
@@ -337,6 +354,8 @@ def size(
     seed: Optional[int] = typer.Option(None, min=0, help="Random seed, the same for every worker count (default: the scenario's)."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, max=MAX_JOBS, help="Processes to run replications on (default: all cores)."),
     as_json: bool = typer.Option(False, "--json", help="Print only JSON to stdout."),
+    out: Optional[Path] = typer.Option(None, help="Also write sizing.json, sizing.csv, sizing.png and report.html "
+                                                   "into this directory."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     debug: bool = typer.Option(False, help="Show tracebacks."),
 ) -> None:
@@ -344,6 +363,7 @@ def size(
     from paysim.sizing import SizingError, evidence_table, parse_objective, size_station, to_dict as sizing_dict
 
     with user_errors(debug):
+        started = time.perf_counter()
         objective = parse_objective(slo)
         overrides: dict[str, Any] = {k: v for k, v in {"horizon": horizon, "warmup": warmup}.items() if v is not None}
         scenario = load_scenario(file, overrides)
@@ -362,6 +382,11 @@ def size(
 
             result = size_station(scenario, station, objective, seed=seed, replications=replications, jobs=jobs,
                                   on_trial=trying, progress=advance)
+        if out is not None:
+            from paysim.html_report import for_size
+            for path in for_size(out, file, scenario, result, seed=scenario.seed if seed is None else seed,
+                                 replications=count, wall_s=time.perf_counter() - started):
+                err.print(f"wrote {path}")
         if as_json:
             sys.stdout.write(json.dumps(sizing_dict(result), indent=2, ensure_ascii=False) + "\n")
         else:
