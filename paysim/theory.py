@@ -480,7 +480,7 @@ def _own_reason(net: _Network, name: str) -> str | None:
         if _varying(arrivals[stream]):
             return f"the arrival rate follows the profile of stream {stream!r}, so there is no steady state"
         trace = arrivals[stream].trace
-        if trace is not None and trace.end < net.scenario.horizon:
+        if trace is not None and trace.stops_before(net.scenario.horizon):
             return (f"the trace of stream {stream!r} ends at {trace.end:g} s, before the horizon, so arrivals stop "
                     "and there is no steady state")
         if _retries(arrivals[stream], net.fed(stream)):

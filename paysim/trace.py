@@ -54,6 +54,11 @@ class Trace:
     def end(self) -> float:
         return float(self.times[-1])
 
+    def stops_before(self, horizon: float) -> bool:
+        """Whether the run goes on after the trace's last arrival for longer than any silence in the
+        recording (a trace always ends a little before the end of what was recorded)."""
+        return horizon - self.end > float(np.diff(self.times).max())
+
     def share_in(self, start: float, end: float) -> float:
         """Arrivals in [start, end) against what the trace's mean rate would bring there."""
         count = np.searchsorted(self.times, end, "left") - np.searchsorted(self.times, start, "left")
@@ -131,11 +136,11 @@ def parse_speed(value: object) -> float:
 
 
 def trace_warnings(scenario: "Scenario") -> list[str]:
-    """One line per trace that ends before the horizon (its arrivals stop there)."""
+    """One line per trace that clearly ends before the horizon (its arrivals stop there)."""
     lines = []
     for name, arrival in scenario.arrivals.items():
         trace = arrival.trace
-        if trace is not None and trace.end < scenario.horizon:
+        if trace is not None and trace.stops_before(scenario.horizon):
             lines.append(f"the trace of stream {name!r} ({trace.source}) ends at {trace.end:g} s, before the "
                          f"horizon ({scenario.horizon:g} s): no arrivals after that")
     return lines

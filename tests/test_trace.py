@@ -15,7 +15,7 @@ from paysim.cli import app
 from paysim.errors import ScenarioError
 from paysim.runner import simulate
 from paysim.scenario import load_scenario
-from tests.conftest import TEST_LEVEL, assert_little
+from conftest import TEST_LEVEL, assert_little
 
 ENGINES = ("simpy", "fast")
 
