@@ -293,6 +293,11 @@ def sweep(
             err.print(f"[bold yellow]warning:[/] station {station!r} is unstable (utilisation of 100% or more with an "
                       f"unbounded queue) at {len(points)} points ({', '.join(map(str, points[:12]))}"
                       f"{', ...' if len(points) > 12 else ''}): their statistics depend on the horizon", soft_wrap=True)
+        stopping = [point.index for point in plan.points if trace_warnings(point.scenario)]
+        if stopping:
+            err.print(f"[bold yellow]warning:[/] a replayed trace ends before the horizon at {len(stopping)} point{'s' * (len(stopping) != 1)} "
+                      f"({', '.join(map(str, stopping[:12]))}{', ...' if len(stopping) > 12 else ''}): "
+                      "no arrivals after it", soft_wrap=True)
         with _progress_bar(len(plan.points) * plan.replications, quiet) as bar:
             task = bar.add_task(f"{len(plan.points)} points", total=len(plan.points) * plan.replications)
 

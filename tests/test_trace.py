@@ -185,3 +185,16 @@ def test_bad_traces_get_one_line_naming_file_and_key(tmp_path, arrival, csv, key
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and f"{path}:3: {key}: " in lines[0] and expected in lines[0], result.stderr
+
+
+def test_a_sweep_over_speed_warns_where_the_trace_stops(tmp_path):
+    _write_trace(tmp_path / "t.csv", np.arange(10.0))     # 0 .. 9 s: ends one gap before a 10 s horizon
+    (tmp_path / "s.yaml").write_text("horizon: 10\nreplications: 2\narrivals:\n  a: {process: trace, file: t.csv}\n"
+                                     "stations:\n  pay: {service: 0.1s}\n")
+    (tmp_path / "sweep.yaml").write_text("sweep:\n  scenario: s.yaml\n  vary:\n    arrivals.a.speed: [1x, 2x]\n")
+    result = CliRunner().invoke(app, ["sweep", str(tmp_path / "sweep.yaml"), "--out", str(tmp_path / "out"),
+                                      "-q", "-j", "1", "--no-plots"])
+    assert result.exit_code == 0, result.output
+    assert "a replayed trace ends before the horizon at 1 point (1)" in result.stderr
+    rows = (tmp_path / "out" / "results.csv").read_text().splitlines()
+    assert len(rows) == 3
