@@ -41,6 +41,7 @@ FIRST_PICTURES = ("timeseries", "sizing", "latency", "throughput", "utilization"
 SCOPE_METRICS = ("arrival_rate", "throughput", "goodput", "utilization", "W", "Wq", "S", "latency.p50", "latency.p95",
                  "latency.p99", "latency.p999", "L", "Lq", "failure_rate", "rejection_rate", "timeout_rate",
                  "error_rate", "retry_amplification")
+VERDICTS = ("met", "missed", "uncertain")
 SWEEP_METRICS = ("system.throughput", "system.W", "system.latency.p99", "system.failure_rate")
 
 
@@ -51,13 +52,13 @@ class ReportError(PaysimError):
 # ---- formatting (Jinja2 filters) ----------------------------------------------------------
 
 def kind_of(metric: str) -> str:
-    """time, percent, rate or number, from a (dotted) metric name."""
+    """time, percent, rate or number, from a (dotted) metric or SLO objective name."""
     last = metric.rsplit(".", 1)[-1]
-    if last in TIME_METRICS or metric.endswith(("_latency", ".W", ".Wq")):
+    if last in TIME_METRICS or last.endswith("_latency"):
         return "time"
     if last in ("arrival_rate", "throughput", "goodput", "entry_rate"):
         return "rate"
-    if last == "utilization" or last.endswith("_rate") or last == "max_failure_rate":
+    if last == "utilization" or last.endswith("_rate"):
         return "percent"
     return "number"
 
@@ -175,8 +176,7 @@ def _sweep_context(directory: Path, data: dict[str, Any]) -> dict[str, Any]:
                        and math.isfinite(metrics[f"stations.{s}.utilization"].mean)), default=None)
         theory = (data.get("theory") or {}).get(row["point"]) or {}
         points.append({"point": int(row["point"]), "params": [row[p] for p in parameters], "metrics": cells,
-                       "theory": theory,
-                       "busiest": busiest, "verdict": slo_verdict(slo, metrics) if slo else ""})
+                       "theory": theory, "busiest": busiest, "verdict": slo_verdict(slo, metrics) if slo else ""})
     by_verdict: dict[str, list[int]] = {}
     for point in points:
         by_verdict.setdefault(point["verdict"], []).append(point["point"])
@@ -185,15 +185,13 @@ def _sweep_context(directory: Path, data: dict[str, Any]) -> dict[str, Any]:
     return {"title": f"sweep of {description.get('scenario_name', '')}", "formulas": formulas,
             "description": description, "parameters": parameters, "points": points, "slo_targets": slo,
             "by_verdict": by_verdict, "little_fails": data.get("little_fails") or [],
-            "verdict": "missed" if "missed" in by_verdict else "uncertain" if "uncertain" in by_verdict
-            else "met" if slo and points else ""}
+            "verdict": overall_verdict([point["verdict"] for point in points if point["verdict"] in VERDICTS])}
 
 
 def _size_context(directory: Path, data: dict[str, Any]) -> dict[str, Any]:
     sizing = _read_json(directory / "sizing.json")
-    kind = "time" if sizing["metric"].rsplit(".", 1)[-1] in TIME_METRICS or sizing["metric"].endswith(".W") \
-        else "percent"
-    return {"title": f"sizing {sizing['station']} for {sizing['slo']}", "sizing": sizing, "metric_kind": kind, "verdict": "met" if sizing["workers"] is not None else "missed"}
+    return {"title": f"sizing {sizing['station']} for {sizing['slo']}", "sizing": sizing,
+            "metric_kind": kind_of(sizing["metric"]), "verdict": "met" if sizing["workers"] is not None else "missed"}
 
 
 CONTEXTS = {"run": _run_context, "sweep": _sweep_context, "size": _size_context}
@@ -309,8 +307,7 @@ def sizing_picture(answer: Mapping[str, Any], path: Path) -> Path:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    time_metric = answer["metric"].rsplit(".", 1)[-1] in TIME_METRICS or answer["metric"].endswith(".W")
-    scale, unit = (1000.0, "ms") if time_metric else (100.0, "%")
+    scale, unit = (1000.0, "ms") if kind_of(answer["metric"]) == "time" else (100.0, "%")
     trials = sorted((t for t in answer["trials"] if t.get("mean") is not None), key=lambda t: t["workers"])
     figure, axes = plt.subplots(figsize=(7, 4))
     if trials:
