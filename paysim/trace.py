@@ -87,6 +87,13 @@ def _parse(file: str, name: str, cells: list[tuple[int, str]], unit_s: float | N
         numeric = False
     if not numeric and unit_s is not None:
         raise KeyPathError(("unit",), f"{file!r} {name} holds timestamps, not numbers: leave out 'unit'")
+    if numeric:
+        try:   # vectorised; on a bad cell the loop below finds its line
+            times = np.array([cell for _, cell in cells], dtype=float) * (unit_s or 1.0)
+            if np.isfinite(times).all():
+                return times, times[0] >= EPOCH_FROM
+        except ValueError:
+            pass
     parse = (lambda cell: float(cell) * (unit_s or 1.0)) if numeric else _iso_seconds
     expected = "a number" if numeric else "an ISO-8601 timestamp such as 2026-11-30T14:00:00.250Z"
     times = np.empty(len(cells))
