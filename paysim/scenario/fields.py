@@ -63,6 +63,13 @@ NonNegativeInt = Annotated[int, BeforeValidator(_whole(0))]
 Seed = Annotated[int, BeforeValidator(_whole(0, 2**128 - 1))]
 
 
+def time_unit(value: object) -> float:
+    """Seconds per unit of a time unit's name (``ms``, ``s`` ...)."""
+    if not isinstance(value, str) or value not in SECONDS_PER:
+        raise ValueError(f"expected a time unit ({', '.join(SECONDS_PER)}), got {_shown(value)}")
+    return SECONDS_PER[value]
+
+
 def did_you_mean(word: str, choices: Any) -> str:
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
@@ -101,9 +108,7 @@ def _param(key: str, value: object) -> Any:
                 raise ValueError(f"expected a column name or number, got {_shown(value)}")
             return value
         if key == "unit":
-            if not isinstance(value, str) or value not in SECONDS_PER:
-                raise ValueError(f"expected a time unit ({', '.join(SECONDS_PER)}), got {_shown(value)}")
-            return SECONDS_PER[value]
+            return time_unit(value)
         if key in ("value", "low"):
             return parse_duration(value)
         return _positive(parse_duration)(value)

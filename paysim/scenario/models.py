@@ -19,10 +19,10 @@ from pydantic_core import PydanticCustomError
 
 from paysim.errors import KeyPathError
 from paysim.trace import Trace, parse_speed, read_trace
-from paysim.units import SECONDS_PER, parse_duration, parse_probability
+from paysim.units import parse_duration, parse_probability
 from paysim.scenario.fields import (
     FAMILIES, DistributionSpec, Duration, Multiplier, NonNegativeInt, PositiveDuration, PositiveInt,
-    Probability, Rate, Seed, did_you_mean,
+    Probability, Rate, Seed, did_you_mean, time_unit,
 )
 
 DONE = "done"
@@ -153,12 +153,6 @@ def _priority(value: Any) -> Any:
     return PRIORITIES.get(value, value) if isinstance(value, str) else value
 
 
-def _time_unit(value: Any) -> float:
-    if not isinstance(value, str) or value not in SECONDS_PER:
-        raise ValueError(f"expected a time unit ({', '.join(SECONDS_PER)}), got {_shown(value)}")
-    return SECONDS_PER[value]
-
-
 TRACE_KEYS = ("file", "column", "speed", "unit")
 
 
@@ -171,7 +165,7 @@ class Arrival(Strict):
     file: str | None = None                      # process: trace: CSV of arrival times (see paysim.trace)
     column: str | Annotated[int, Field(ge=0)] | None = None
     speed: Annotated[float, BeforeValidator(parse_speed)] = 1.0
-    unit: Annotated[float, BeforeValidator(_time_unit)] | None = None
+    unit: Annotated[float, BeforeValidator(time_unit)] | None = None
     interarrival: DistributionField | None = None
     profile: tuple[ProfilePoint, ...] | None = None
     enter: str | None = None
