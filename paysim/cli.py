@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
@@ -27,6 +29,7 @@ from paysim.scenario import load_scenario
 from paysim.stats import still_growing
 from paysim.terminal import SafeConsole, console as table_console, terminal_safe
 from paysim.timeseries import default_interval
+from paysim.trace import trace_warnings
 from paysim.units import parse_duration, parse_probability
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -92,8 +95,8 @@ def run(
     seed: Optional[int] = typer.Option(None, min=0, help="Random seed (default: the scenario's)."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, max=MAX_JOBS, help="Processes to run replications on (default: all cores)."),
     as_json: bool = typer.Option(False, "--json", help="Print only JSON to stdout."),
-    out: Optional[Path] = typer.Option(None, help="Also write results.json, results.csv and the time series "
-                                                   "(timeseries.csv, timeseries.png) into this directory."),
+    out: Optional[Path] = typer.Option(None, help="Also write results.json, results.csv, the time series "
+                                                   "(timeseries.csv, timeseries.png) and report.html into this directory."),
     force: bool = typer.Option(False, "--force", help="Let --out overwrite another command's results (a sweep's)."),
     interval: Optional[str] = typer.Option(None, help="Time-series sampling interval with --out, e.g. 10s "
                                                       "(default: about 120 points over the horizon)."),
@@ -108,7 +111,7 @@ def run(
         overrides: dict[str, Any] = {k: v for k, v in {"horizon": horizon, "warmup": warmup}.items() if v is not None}
         scenario = load_scenario(file, overrides)
         count = replications or scenario.replications
-        for line in stability_warnings(scenario):
+        for line in stability_warnings(scenario) + trace_warnings(scenario):
             err.print(f"[bold yellow]warning:[/] {escape(line)}", soft_wrap=True)
         _check_size(file, scenario, max_replications if precision else count, jobs)
         wanted_precision = _precision(precision, count)
@@ -143,9 +146,16 @@ def run(
                 console.print(comparison_table(comparisons) if comparisons else
                               "No station of this scenario has a queueing-theory answer (see paysim analytic).")
         if out is not None:   # after the report: a full disk must not take the numbers with it
-            for path in write_outputs(result, out):
+            from paysim.html_report import for_run
+            for path in write_outputs(result, out) + for_run(out, file, result):
                 err.print(f"wrote {escape(str(path))}")
-        failing = [f"{scope} {c.law}" for scope, checks in result.little.items() for c in checks if not c.holds]
+        failing = [f"{scope} {c.law}" for scope, checks in result.little.items() for c in checks
+                   if c.verdict == "does not hold"]
+        unclear = [f"{scope} {c.law}" for scope, checks in result.little.items() for c in checks
+                   if c.verdict == "inconclusive"]
+        if unclear:
+            err.print(f"[bold yellow]note:[/] Little's law is inconclusive for {escape(', '.join(unclear))}: the "
+                      "intervals are too wide to tell (more --replications or a longer --horizon)", soft_wrap=True)
         if failing:
             err.print(f"[bold red]WARNING: Little's law does not hold for {escape(', '.join(failing))}.[/] "
                       + _little_diagnosis(result))
@@ -320,7 +330,7 @@ def _terminate_as_interrupt() -> Iterator[None]:
 @app.command()
 def sweep(
     file: Path = typer.Argument(..., help="Sweep YAML file (a top-level 'sweep:' key)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Directory for results.csv, sweep.json and the plots."),
+    out: Path = typer.Option(..., "--out", "-o", help="Directory for results.csv, sweep.json, the plots and report.html."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, max=MAX_JOBS, help="Local processes (default: all cores)."),
     scheduler: Optional[str] = typer.Option(None, help="Run on a Dask cluster instead: its scheduler's address, e.g. tcp://10.0.0.5:8786."),
     resume: bool = typer.Option(False, help="Continue the sweep in --out: run only the points results.csv lacks."),
@@ -331,14 +341,21 @@ def sweep(
     debug: bool = typer.Option(False, help="Show tracebacks."),
 ) -> None:
     """Run every point of a parameter sweep: one results.csv row per point, written as each point finishes."""
+    from paysim.html_report import for_sweep
     from paysim.plots import plot_sweep
     from paysim.sweep import read_results, run_sweep, load_sweep, sweep_work
     from paysim.sweep.storage import read_description
     from paysim.sweep.summary import summary_table
 
     with user_errors(debug), _terminate_as_interrupt():
+        started = time.perf_counter()
         plan = load_sweep(file)
         _warn_unstable_points(plan)
+        stopping = [point.index for point in plan.points if trace_warnings(point.scenario)]
+        if stopping:
+            err.print(f"[bold yellow]warning:[/] a replayed trace ends before the horizon at {len(stopping)} point{'s' * (len(stopping) != 1)} "
+                      f"({', '.join(map(str, stopping[:12]))}{', ...' if len(stopping) > 12 else ''}): "
+                      "no arrivals after it", soft_wrap=True)
         with _progress_bar(len(plan.points) * plan.replications, quiet) as bar:
             task = bar.add_task(f"{len(plan.points)} points", total=len(plan.points) * plan.replications)
 
@@ -354,6 +371,7 @@ def sweep(
         if outcome.resumed:
             err.print(f"{len(outcome.resumed)} points were already in {out / 'results.csv'}; ran {len(outcome.ran)}")
         written = outcome.files + (plot_sweep(out) if plots else [])
+        written += for_sweep(out, plan, outcome.little_fails, time.perf_counter() - started, outcome.notes)
         err.print(f"wrote {', '.join(str(path) for path in written)}", soft_wrap=True)
         console = _console()
         console.print(summary_table(read_description(out), read_results(out / "results.csv")[1]))
@@ -394,9 +412,21 @@ def compare_runs(
         a, b = load_run(first), load_run(second)
         rows, rule = differences(a, b)
         if as_json:
-            sys.stdout.write(json.dumps(diff_json(a, b, rows, rule), indent=2, ensure_ascii=False) + "\n")
+            emit(json.dumps(diff_json(a, b, rows, rule), indent=2, ensure_ascii=False) + "\n")
         else:
             _console().print(diff_table(a, b, rows, rule, everything))
+
+
+@app.command()
+def report(
+    directory: Path = typer.Argument(..., help="A directory that run, sweep or size wrote with --out."),
+    debug: bool = typer.Option(False, help="Show tracebacks."),
+) -> None:
+    """Rebuild DIR/report.html (one self-contained page) from the results in DIR."""
+    from paysim.html_report import render as render_html
+
+    with user_errors(debug):
+        err.print(f"wrote {render_html(directory)}")
 
 
 @app.command()
@@ -410,6 +440,8 @@ def size(
     seed: Optional[int] = typer.Option(None, min=0, help="Random seed, the same for every worker count (default: the scenario's)."),
     jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, max=MAX_JOBS, help="Processes to run replications on (default: all cores)."),
     as_json: bool = typer.Option(False, "--json", help="Print only JSON to stdout."),
+    out: Optional[Path] = typer.Option(None, help="Also write sizing.json, sizing.csv, sizing.png and report.html "
+                                                   "into this directory."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     debug: bool = typer.Option(False, help="Show tracebacks."),
 ) -> None:
@@ -417,6 +449,7 @@ def size(
     from paysim.sizing import SizingError, evidence_table, parse_objective, size_station, to_dict as sizing_dict
 
     with user_errors(debug):
+        started = time.perf_counter()
         objective = parse_objective(slo)
         overrides: dict[str, Any] = {k: v for k, v in {"horizon": horizon, "warmup": warmup}.items() if v is not None}
         scenario = load_scenario(file, overrides)
@@ -436,6 +469,11 @@ def size(
 
             result = size_station(scenario, station, objective, seed=seed, replications=replications, jobs=jobs,
                                   on_trial=trying, progress=advance)
+        if out is not None:
+            from paysim.html_report import for_size
+            for path in for_size(out, file, scenario, result, seed=scenario.seed if seed is None else seed,
+                                 replications=count, wall_s=time.perf_counter() - started):
+                err.print(f"wrote {path}")
         if as_json:
             emit(json.dumps(sizing_dict(result), indent=2, ensure_ascii=False) + "\n")
         else:

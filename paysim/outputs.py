@@ -18,7 +18,7 @@ from pathlib import Path
 
 from paysim.errors import PaysimError, one_line
 
-RUN_FILES = ("results.json", "results.csv", "replications.csv", "timeseries.csv", "timeseries.png")
+RUN_FILES = ("results.json", "results.csv", "replications.csv", "timeseries.csv", "timeseries.png", "report.html")
 RUN_CSV_HEADER = "metric,mean,ci95_low,ci95_high"
 SWEEP_MARKERS = ("sweep.json", ".sweep.lock", "results.parquet")   # what only `paysim sweep` writes
 

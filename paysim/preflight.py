@@ -61,6 +61,8 @@ class StationLoad:
 
 def _multipliers(arrival: Arrival, start: float, end: float) -> tuple[float, float]:
     """(time-average, peak) of a stream's rate multiplier over [start, end]."""
+    if arrival.trace is not None:   # its rate is the trace's mean; the arrivals may stop before the end
+        return arrival.trace.share_in(start, end), 1.0
     steps = [(p.at, p.x) for p in arrival.profile or ()]
     if not steps or steps[0][0] > 0:
         steps.insert(0, (0.0, 1.0))

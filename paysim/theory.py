@@ -127,6 +127,8 @@ def _poisson(arrival: Arrival) -> bool:
 def _arrival_scv(arrival: Arrival) -> float:
     if _poisson(arrival):
         return 1.0
+    if arrival.trace is not None:
+        return arrival.trace.scv
     return 0.0 if arrival.rate is not None else arrival.interarrival.scv
 
 
@@ -480,6 +482,10 @@ def _own_reason(net: _Network, name: str) -> str | None:
     for stream in net.streams[name]:
         if _varying(arrivals[stream]):
             return f"the arrival rate follows the profile of stream {stream!r}, so there is no steady state"
+        trace = arrivals[stream].trace
+        if trace is not None and trace.stops_before(net.scenario.horizon):
+            return (f"the trace of stream {stream!r} ends at {trace.end:g} s, before the horizon, so arrivals stop "
+                    "and there is no steady state")
         if _retries(arrivals[stream], net.fed(stream)):
             return f"stream {stream!r} retries failed attempts, which adds load that no formula here accounts for"
     if net.varies(name):

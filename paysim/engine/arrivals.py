@@ -3,7 +3,8 @@
 A Poisson stream whose rate follows a piecewise-constant ``profile`` is simulated exactly
 by inverting its cumulative intensity Λ(t): the next arrival after t is the s with
 Λ(s) − Λ(t) = E, E ~ Exp(1). A deterministic stream uses E = 1, so its spacing follows
-the profile too. A renewal stream draws gaps from an ``interarrival`` distribution.
+the profile too. A renewal stream draws gaps from an ``interarrival`` distribution; a
+trace replays recorded times.
 """
 
 from __future__ import annotations
@@ -52,3 +53,18 @@ class GapClock:
 
     def next_after(self, now: float) -> float:
         return now + self._gap()
+
+
+class TraceClock:
+    """Next arrival of a replayed trace: its next recorded time, then never (infinity)."""
+
+    def __init__(self, times: Sequence[float]) -> None:
+        self._times = times
+        self._next = 0
+
+    def next_after(self, now: float) -> float:
+        if self._next >= len(self._times):
+            return math.inf
+        at = float(self._times[self._next])
+        self._next += 1
+        return at

@@ -3,7 +3,7 @@ as one numba-compiled event loop over flat arrays.
 
 It runs open networks of FCFS stations (workers, optionally bounded queues, any
 service distribution), probabilistic routing, Poisson, deterministic or renewal
-arrivals with piecewise-constant rate profiles, errors, and client timeouts with
+arrivals with piecewise-constant rate profiles, replayed traces, errors, and client timeouts with
 ``on_timeout: cancel`` (abandonment) or ``continue``. Anything else (retries,
 executors, batches, classify, parallel calls, priorities, schedules, slowdowns,
 outages, closed populations) runs on the SimPy engine; :func:`unsupported` says why.
@@ -90,9 +90,13 @@ class _Tables:
         dists = [s.service for s in scenario.stations.values()] + \
                 [a.interarrival for a in scenario.arrivals.values() if a.interarrival is not None]
         empirical = [x for x in dists if isinstance(x, d.Empirical)]
-        self.emp_values = np.concatenate([np.asarray(e.values, float) for e in empirical]) if empirical else np.zeros(1)
-        starts = np.cumsum([0] + [len(e.values) for e in empirical])
+        # the side table: each empirical distribution's values, then each replayed trace's times
+        columns = [np.asarray(e.values, float) for e in empirical] + \
+                  [a.trace.times for a in scenario.arrivals.values() if a.trace is not None]
+        self.emp_values = np.concatenate(columns) if columns else np.zeros(1)
+        starts = np.cumsum([0] + [len(column) for column in columns])
         emp_range = {id(e): (starts[i], starts[i + 1]) for i, e in enumerate(empirical)}
+        trace_range = iter(zip(starts[len(empirical):-1], starts[len(empirical) + 1:]))
 
         def params(dist: d.Distribution) -> list[float]:
             code, a, b, c = _code(dist)
@@ -118,14 +122,17 @@ class _Tables:
         arrivals = list(scenario.arrivals.values())
         self.entry = np.array([index[scenario.entry(n)] for n in scenario.arrivals], np.int64)
         self.timeout = np.array([a.timeout if a.timeout is not None else np.inf for a in arrivals], float)
-        # clock: 0 Poisson/deterministic with a step profile (rate per step), 1 renewal (gap distribution)
-        self.clock = np.array([1 if a.interarrival is not None else 0 for a in arrivals], np.int64)
+        # clock: 0 Poisson/deterministic with a step profile (rate per step), 1 renewal (gap distribution),
+        # 2 a replayed trace (gap holds its [start, end) in the side table)
+        self.clock = np.array([2 if a.trace is not None else 1 if a.interarrival is not None else 0
+                               for a in arrivals], np.int64)
         self.unit_det = np.array([a.process == "deterministic" for a in arrivals], np.bool_)
-        self.gap = np.array([params(a.interarrival) if a.interarrival is not None else [DET, 0, 0, 0]
+        self.gap = np.array([params(a.interarrival) if a.interarrival is not None
+                             else [DET, *next(trace_range), 0] if a.trace is not None else [DET, 0, 0, 0]
                              for a in arrivals], float)
         steps = []
         for a in arrivals:
-            if a.interarrival is not None:
+            if a.interarrival is not None or a.trace is not None:
                 steps.append([(0.0, 0.0)])
                 continue
             points = [(p.at, p.x) for p in a.profile or ()]
@@ -211,9 +218,25 @@ def pop(ht, hk, hi, hg, hs, size):
 
 
 @_jit(inline=True)
+def arrival_cursors(clock, gap):
+    """Per stream the profile step it is in, or for a trace the index of its next time in ``emp``."""
+    segment = np.zeros(clock.shape[0], np.int64)
+    for s in range(clock.shape[0]):
+        if clock[s] == 2:
+            segment[s] = int(gap[s, 1])
+    return segment
+
+
+@_jit(inline=True)
 def next_arrival(s, now, clock, unit_det, gap, emp, step_at, step_rate, segment):
     if clock[s] == 1:
         return now + draw(gap[s], emp)
+    if clock[s] == 2:        # the trace's next recorded time, until it runs out
+        k = segment[s]
+        if k >= int(gap[s, 2]):
+            return np.inf
+        segment[s] = k + 1
+        return emp[k]
     work = 1.0 if unit_det[s] else np.random.exponential(1.0)
     k = segment[s]
     while True:
@@ -332,7 +355,7 @@ def run(seed, warmup, horizon, max_in_flight,
     hg = np.empty(hcap, np.int64)
     hs = np.empty(hcap, np.int64)
     size = np.zeros(2, np.int64)     # entries, and the next sequence number
-    segment = np.zeros(n_sr, np.int64)
+    segment = arrival_cursors(clock, gap)
     for s in range(n_st):
         st_i[s, 11] = -1
         st_i[s, 12] = -1

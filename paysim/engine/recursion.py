@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from paysim.engine.fast import (ABANDONED, CANCELLED, ERRORED, REJECTED, TIMED_OUT, _jit, bucket, draw, next_arrival)
+from paysim.engine.fast import (ABANDONED, CANCELLED, ERRORED, REJECTED, TIMED_OUT, _jit, arrival_cursors, bucket, draw,
+                               next_arrival)
 from paysim.scenario import Scenario
 
 
@@ -103,7 +104,7 @@ def run_single(seed, warmup, horizon, max_in_flight,
     n_wait = head = 0
     limit = capacity[0]
     p_error = errors[0]
-    segment = np.zeros(n_sr, np.int64)
+    segment = arrival_cursors(clock, gap)
     next_t = np.empty(n_sr)
     for s in range(n_sr):
         next_t[s] = next_arrival(s, 0.0, clock, unit_det, gap, emp, step_at, step_rate, segment)

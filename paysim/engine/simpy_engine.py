@@ -16,7 +16,7 @@ from collections.abc import Callable
 import simpy
 
 from paysim.distributions import Deterministic, Exponential, Uniform
-from paysim.engine.arrivals import GapClock, ProfileClock
+from paysim.engine.arrivals import GapClock, ProfileClock, TraceClock
 from paysim.errors import PaysimError
 from paysim.engine.batch import BatchStation
 from paysim.engine.executor import ExecutorStation
@@ -111,9 +111,11 @@ def _mean_rate(spec: Arrival) -> float:
     return spec.rate if spec.rate is not None else 1 / max(spec.interarrival.mean, 1e-300)
 
 
-def _clock(spec: Arrival, rng) -> GapClock | ProfileClock | None:
+def _clock(spec: Arrival, rng) -> GapClock | ProfileClock | TraceClock | None:
     if spec.clients is not None:
         return None
+    if spec.trace is not None:
+        return TraceClock(spec.trace.times)
     if spec.interarrival is not None:
         return GapClock(spec.interarrival.sampler(rng))
     unit = Deterministic(1.0) if spec.process == "deterministic" else Exponential(1.0)

@@ -65,6 +65,13 @@ NonNegativeInt = Annotated[int, BeforeValidator(_whole(0))]
 Seed = Annotated[int, BeforeValidator(_whole(0, 2**128 - 1))]
 
 
+def time_unit(value: object) -> float:
+    """Seconds per unit of a time unit's name (``ms``, ``s`` ...)."""
+    if not isinstance(value, str) or value not in SECONDS_PER:
+        raise ValueError(f"expected a time unit ({', '.join(SECONDS_PER)}), got {_shown(value)}")
+    return SECONDS_PER[value]
+
+
 def did_you_mean(word: str, choices: Any) -> str:
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
@@ -103,9 +110,7 @@ def _param(key: str, value: object) -> Any:
                 raise ValueError(f"expected a column name or number, got {_shown(value)}")
             return value
         if key == "unit":
-            if not isinstance(value, str) or value not in SECONDS_PER:
-                raise ValueError(f"expected a time unit ({', '.join(SECONDS_PER)}), got {_shown(value)}")
-            return SECONDS_PER[value]
+            return time_unit(value)
         if key in ("value", "low"):
             return parse_duration(value)
         return _positive(parse_duration)(value)
@@ -120,7 +125,10 @@ def _is_number(cell: str) -> bool:
         return False
 
 
-def _read_column(file: str, column: str | int | None, unit_s: float, base_dir: Path) -> d.Empirical:
+def read_csv_cells(file: str, column: str | int | None, base_dir: Path) -> tuple[str, list[tuple[int, str]], str]:
+    """The cells of one column of a CSV file (path relative to ``base_dir``) as (line, text), the
+    column's name for messages and the sha256 of the file's bytes (so a resumed sweep can tell
+    it changed); a column chosen by position may have no header row."""
     path = (base_dir / file) if not Path(file).is_absolute() else Path(file)
     try:
         if path.is_dir():
@@ -132,7 +140,7 @@ def _read_column(file: str, column: str | int | None, unit_s: float, base_dir: P
         if len(raw) > MAX_CSV_BYTES:
             raise KeyPathError(("file",), f"{str(path)!r} is larger than {MAX_CSV_BYTES // 1_000_000} MB")
         reader = csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline=""))
-        rows = [(reader.line_num, row) for row in reader if any(cell.strip() for cell in row)]  # blank lines skipped
+        rows = [(reader.line_num, row) for row in reader if "".join(row).strip()]  # blank lines skipped
     except (OSError, ValueError) as error:  # ValueError: a NUL in the name, not UTF-8
         if isinstance(error, KeyPathError):
             raise
@@ -153,9 +161,16 @@ def _read_column(file: str, column: str | int | None, unit_s: float, base_dir: P
     # a file without a header row: a column chosen by position whose first cell is already a number
     body = rows if isinstance(column, (int, type(None))) and _is_number(header[index]) else rows[1:]
     name = f"column {index + 1}" if body is rows else f"column {header[index]!r}"
+    cells = [(number, row[index].strip() if index < len(row) else "") for number, row in body]
+    if not cells:
+        raise KeyPathError(("file",), f"{file!r} has a header but no values")
+    return name, cells, hashlib.sha256(raw).hexdigest()
+
+
+def _read_column(file: str, column: str | int | None, unit_s: float, base_dir: Path) -> d.Empirical:
+    name, cells, sha256 = read_csv_cells(file, column, base_dir)
     values = []
-    for number, row in body:
-        cell = row[index].strip() if index < len(row) else ""
+    for number, cell in cells:
         try:
             value = float(cell) * unit_s
         except ValueError:
@@ -163,9 +178,7 @@ def _read_column(file: str, column: str | int | None, unit_s: float, base_dir: P
         if not (math.isfinite(value) and value >= 0):
             raise KeyPathError(("file",), f"{file!r} line {number}: expected a finite non-negative duration, got {_shown(cell)}")
         values.append(value)
-    if not values:
-        raise KeyPathError(("file",), f"{file!r} has a header but no values")
-    return d.Empirical(tuple(values), source=file, sha256=hashlib.sha256(raw).hexdigest())
+    return d.Empirical(tuple(values), source=file, sha256=sha256)
 
 
 def _build(family: str, p: dict[str, Any], base_dir: Path) -> d.Distribution:

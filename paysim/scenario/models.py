@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import difflib
 import math
+from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
-    AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, ValidatorFunctionWrapHandler, field_validator, model_validator,
+    AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, PrivateAttr, Tag, ValidationInfo,
+    ValidatorFunctionWrapHandler, field_validator, model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from paysim.errors import KeyPathError
 from paysim.scenario.features import amount_shape
+from paysim.trace import Trace, parse_speed, read_trace
 from paysim.units import normalised, parse_duration, parse_probability
 from paysim.scenario.fields import (
     FAMILIES, DistributionSpec, Duration, Multiplier, NonNegativeInt, PositiveDuration, PositiveInt,
-    PositiveRate, Probability, Rate, Seed, did_you_mean,
+    PositiveRate, Probability, Rate, Seed, did_you_mean, time_unit,
 )
 
 DONE = "done"
@@ -156,12 +159,19 @@ def _priority(value: Any) -> Any:
     return PRIORITIES.get(value, value) if isinstance(value, str) else value
 
 
-class Arrival(Strict):
-    """A stream of transactions: open (a rate or interarrival times) or closed (``clients``
-    that each wait for their answer, then ``think``, then send the next request)."""
+TRACE_KEYS = ("file", "column", "speed", "unit")
 
-    rate: Rate | None = None
-    process: Literal["poisson", "deterministic"] = "poisson"
+
+class Arrival(Strict):
+    """A stream of transactions: open (a rate, interarrival times or a replayed ``trace``) or
+    closed (``clients`` that each wait for their answer, then ``think``, then send the next request)."""
+
+    rate: Rate | None = None    # with process: trace, set from the trace (one over its mean gap)
+    process: Literal["poisson", "deterministic", "trace"] = "poisson"
+    file: str | None = None                      # process: trace: CSV of arrival times (see paysim.trace)
+    column: str | Annotated[int, Field(ge=0)] | None = None
+    speed: Annotated[float, BeforeValidator(parse_speed)] = 1.0
+    unit: Annotated[float, BeforeValidator(time_unit)] | None = None
     interarrival: DistributionField | None = None
     profile: tuple[ProfilePoint, ...] | None = None
     enter: str | None = None
@@ -173,9 +183,17 @@ class Arrival(Strict):
     clients: PositiveInt | None = None
     think: DistributionField | None = None
     slo: SLO | None = None                       # objectives for this stream alone (keys as the top-level slo)
+    _trace: Trace | None = PrivateAttr(default=None)
+
+    @property
+    def trace(self) -> Trace | None:
+        """The replayed arrival times of a ``process: trace`` stream."""
+        return self._trace
 
     @model_validator(mode="after")
-    def _one_way_to_arrive(self) -> "Arrival":
+    def _one_way_to_arrive(self, info: ValidationInfo) -> "Arrival":
+        if self.process == "trace" or self.model_fields_set & set(TRACE_KEYS):
+            return self._replay(Path((info.context or {}).get("base_dir", ".")))
         if self.clients is not None:
             if self.rate is not None or self.interarrival is not None or self.profile:
                 raise ValueError("a closed population ('clients', 'think') has no 'rate', 'interarrival' or 'profile'")
@@ -189,6 +207,21 @@ class Arrival(Strict):
             raise ValueError("'profile' scales a 'rate'; it cannot be combined with 'interarrival'")
         if self.interarrival is not None and not self.interarrival.mean > 0:  # else time would never advance
             raise KeyPathError(("interarrival",), "expected a time between arrivals with a mean greater than zero")
+        return self
+
+    def _replay(self, base_dir: Path) -> "Arrival":
+        given = self.model_fields_set
+        if self.process != "trace":
+            key = next(key for key in TRACE_KEYS if key in given)
+            raise KeyPathError((key,), "belongs to a replayed trace: give 'process: trace' too")
+        for key in ("rate", "interarrival", "profile", "clients", "think"):
+            if key in given:
+                raise KeyPathError((key,), "a trace brings its own arrival times: leave out 'rate', 'interarrival', "
+                                           "'profile', 'clients' and 'think' (scale it with 'speed')")
+        if self.file is None:
+            raise KeyPathError(("file",), "this key is required with process: trace: a CSV file of arrival times")
+        self._trace = read_trace(self.file, self.column, self.unit, self.speed, base_dir)
+        object.__setattr__(self, "rate", self._trace.rate)   # what load estimates and theory read
         return self
 
     @field_validator("profile")
