@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import math
+import shutil
 import sys
 import tempfile
 import typing
@@ -45,6 +46,8 @@ def fuzz(examples: int) -> settings:
 # A CSV for empirical distributions, beside the (virtual) fuzz.yaml.
 BASE_DIR = Path(tempfile.mkdtemp(prefix="paysim-fuzz-"))
 (BASE_DIR / "latencies.csv").write_text("ms\n12\n15\n9\n40\n", encoding="utf-8")
+for data_file in SCENARIOS.glob("*.csv"):   # the files the examples read (a replayed trace)
+    shutil.copy(data_file, BASE_DIR / data_file.name)
 
 # A scenario using every part of the language this version simulates (besides the example files).
 RICH: dict[str, Any] = {
