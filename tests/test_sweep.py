@@ -89,7 +89,8 @@ def reference(tmp_path_factory, worker_id) -> Path:
 
 def test_grid_rows_exactly_once(reference):
     found = rows(reference)
-    assert [row["point"] for row in found] == [str(i) for i in range(POINTS)]
+    # rows are appended as points finish, which on a busy pool need not be grid order
+    assert sorted(int(row["point"]) for row in found) == list(range(POINTS))
     grid = {(row["arrivals.requests.rate"], row["stations.pool.workers"]) for row in found}
     assert grid == {(rate, workers) for rate in ("200/s", "300/s", "400/s") for workers in ("10", "12")}
     header = list(found[0])

@@ -275,7 +275,9 @@ def test_billion_laughs_is_refused_quickly(tmp_path):
     file = write(tmp_path, "\n".join(levels) + "\n")
     started = time.perf_counter()
     error = refused(file)
-    assert time.perf_counter() - started < 2.0
+    # expanded, the document holds 10^10 items (hours and gigabytes); refused before expansion it
+    # takes milliseconds: 30 s separates the two even on a loaded CI machine
+    assert time.perf_counter() - started < 30.0
     assert "aliases" in str(error)
 
 
