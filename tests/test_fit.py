@@ -133,12 +133,13 @@ def test_weibull_becomes_a_family_paysim_has_and_a_misfit_becomes_empirical(tmp_
     assert empirical.mean == pytest.approx(bimodal.mean(), rel=1e-4)
 
 
-def test_an_existing_scenario_is_kept_without_force(jtl, tmp_path):
+def test_an_existing_scenario_is_kept_without_force(tmp_path):
+    example = str(SCENARIOS / "checkout-loadtest.jtl")
     out = tmp_path / "mine.yaml"
     out.write_text("name: mine\n")
-    result = invoke("fit", str(jtl), "--out", str(out))
+    result = invoke("fit", example, "--out", str(out))
     assert result.exit_code == 2 and "add --force" in result.stderr and out.read_text() == "name: mine\n"
-    assert invoke("fit", str(jtl), "--out", str(out), "--force").exit_code == 0 and "arrivals:" in out.read_text()
+    assert invoke("fit", example, "--out", str(out), "--force").exit_code == 0 and "arrivals:" in out.read_text()
 
 
 def test_end_times_are_turned_into_starts(tmp_path):
