@@ -263,16 +263,16 @@ def theory_of(scenario: Scenario, metrics: Sequence[str]) -> dict[str, dict[str,
 
 
 def for_sweep(directory: Path, sweep: Sweep, little_fails: Sequence[int], wall_s: float,
-              engines: Sequence[str]) -> list[Path]:
+              notes: Sequence[str]) -> list[Path]:
     """report.json and report.html beside a sweep's results.csv; the Little's-law failures (and
-    engines) of points run before (a resumed sweep) are kept."""
+    notes (which engine ran) of points run before (a resumed sweep) are kept."""
     previous = json.loads((directory / DATA).read_text()) if (directory / DATA).exists() else {}
     if previous.get("command") != "sweep":
         previous = {}
     fails = sorted(set(previous.get("little_fails") or []) | set(little_fails))
     theory = {point.index: theory_of(point.scenario, SWEEP_METRICS) for point in sweep.points}
     record = _record(directory, "sweep", [sweep.file, sweep.scenario_file], little_fails=fails, wall_s=wall_s,
-                     engines=list(engines) or previous.get("engines") or [],
+                     notes=list(notes) or previous.get("notes") or [],
                      description=sweep.points[0].scenario.description, theory=theory)
     return [record, render(directory)]
 

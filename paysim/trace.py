@@ -126,7 +126,12 @@ def read_trace(file: str, column: str | int | None, unit_s: float | None, speed:
     if times[-1] <= times[0]:
         raise KeyPathError(("file",), f"{file!r} {name}: expected at least two different arrival times, "
                            f"got {len(times)} time{'s' * (len(times) != 1)} all equal")
-    times /= speed
+    with np.errstate(over="ignore", under="ignore"):   # an absurd speed is refused just below
+        times /= speed
+    span = float(times[-1] - times[0])
+    if not (math.isfinite(span) and span > 0 and math.isfinite((len(times) - 1) / span)):
+        raise KeyPathError(("speed",), f"expected a replay speed that keeps the times of {file!r} computable, "
+                           f"got {speed:g}")
     times.setflags(write=False)
     return Trace(times, file, sha256)
 

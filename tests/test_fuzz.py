@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import math
-import shutil
 import sys
 import tempfile
 import typing
@@ -46,8 +45,9 @@ def fuzz(examples: int) -> settings:
 # A CSV for empirical distributions, beside the (virtual) fuzz.yaml.
 BASE_DIR = Path(tempfile.mkdtemp(prefix="paysim-fuzz-"))
 (BASE_DIR / "latencies.csv").write_text("ms\n12\n15\n9\n40\n", encoding="utf-8")
-for data_file in SCENARIOS.glob("*.csv"):   # the files the examples read (a replayed trace)
-    shutil.copy(data_file, BASE_DIR / data_file.name)
+(BASE_DIR / "arrivals.csv").write_text("ts\n0\n0.5\n0.5\n2\n", encoding="utf-8")
+for data_file in SCENARIOS.glob("*.csv"):   # what the example scenarios read
+    (BASE_DIR / data_file.name).write_bytes(data_file.read_bytes())
 
 # A scenario using every part of the language this version simulates (besides the example files).
 RICH: dict[str, Any] = {
@@ -62,6 +62,8 @@ RICH: dict[str, Any] = {
         "card": {"rate": "450/s", "profile": [{"at": "0m", "x": 1.0}, {"at": "5m", "x": 2}], "enter": "gateway"},
         "batch": {"interarrival": {"dist": "uniform", "low": "1s", "high": "2s"}, "enter": "risk"},
         "even": {"rate": "1.2k/min", "process": "deterministic", "enter": "cache"},
+        "replay": {"process": "trace", "file": "arrivals.csv", "column": "ts", "speed": "2x", "unit": "s",
+                   "enter": "cache"},
     },
     "stations": {
         "gateway": {"workers": 32, "queue": 500, "service": {"dist": "lognormal", "mean": "12ms", "p99": "60ms"},

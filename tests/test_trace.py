@@ -170,6 +170,7 @@ def test_a_short_trace_warns_and_has_no_theory(tmp_path):
     ("{rate: 5/s, file: t.csv}", "ts\n1\n2\n", "arrivals.a.file", "give 'process: trace' too"),
     ("{process: trace, file: t.csv, speed: fast}", "ts\n1\n2\n", "arrivals.a.speed", "replay speed above zero"),
     ("{process: trace, file: t.csv, speed: 0x}", "ts\n1\n2\n", "arrivals.a.speed", "replay speed above zero"),
+    ("{process: trace, file: t.csv, speed: 1e-320}", "ts\n0\n1\n", "arrivals.a.speed", "keeps the times"),
     ("{process: trace, file: t.csv, unit: minutes}", "ts\n1\n2\n", "arrivals.a.unit", "expected a time unit"),
     ("{process: trace, file: t.csv, unit: ms}", "ts\n2026-11-30T14:00:00Z\n2026-11-30T14:00:01Z\n",
      "arrivals.a.unit", "leave out 'unit'"),
