@@ -1,0 +1,1 @@
+"""Makes notebooks/conftest.py import as notebooks.conftest, apart from tests/conftest.py."""
