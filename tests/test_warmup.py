@@ -59,7 +59,9 @@ def test_auto_warmup_cuts_off_a_known_transient(engine):
 
 def test_precision_adds_replications_until_reached():
     model = _mm1(20, replications=3, horizon=200)
-    result = simulate(model, jobs=1, precision=0.03)
+    # L of this M/M/1 (ρ = 0.8) needs about 200 replications of 200 s for ±3%, so 3% missed the
+    # cap on some seeds; ±5% takes about 80, far below the cap of 200 on any seed
+    result = simulate(model, jobs=1, precision=0.05)
     assert result.replications > 3
     assert any("reached" in note and "not" not in note for note in result.notes)
     # the extra replications are the same ones a plain run of that many would make
