@@ -19,13 +19,11 @@ import math
 from collections import deque
 
 import pytest
-from conftest import interval, run, scenario
+from conftest import SEED, interval, run, scenario
 
 from paysim.distributions import Exponential
 from paysim.engine.seeds import component_rng
 from paysim.runner import simulate
-
-SEED = 20261203
 
 
 class JdkPool:

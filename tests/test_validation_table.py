@@ -25,7 +25,7 @@ L and W is 0.2-2.4% (measured on the compiled engine), so a bias of 6-7 of them 
 throughput and utilisation; Wq and Lq of many-server queues, where waiting is rare, have standard errors
 of 3-8% -- still a check of Erlang C's probability of waiting but a coarse one. The warm-up
 (a tenth of the horizon, from an empty system) leaves a bias well inside the band.
-``test_holm_check_catches_a_small_bias`` shows an 8% error in W failing. The whole table
+``test_holm_check_catches_a_small_bias`` shows a 15% error in W failing on any seed. The whole table
 takes about 115 s of CPU, under a minute with ``pytest -n 2``.
 """
 
@@ -318,8 +318,9 @@ def test_compiled_engine_matches_theory(case: Case) -> None:
 
 def test_holm_check_catches_a_small_bias() -> None:
     """The corrected check still has teeth: M/M/1 at ρ = 0.7 (W's standard error about 0.9%)
-    passes with Erlang's W and fails with W 8% off (about 8.7 standard errors against a band of
-    6.4), all other metrics left true."""
+    passes with Erlang's W and fails with W 15% off, all other metrics left true. The band is
+    6.4 standard errors, so a bias of about 6.4 of them (6%) is caught on half the seeds and one
+    of 9 (8%) on most; 15% (some 16) is caught on any seed."""
     case = next(c for c in FAST_CASES if c.id == "M/M/1 rho=0.7")
     model = case.model()
     theory = _theory(case, model)
@@ -327,7 +328,7 @@ def test_holm_check_catches_a_small_bias() -> None:
     expected = {m: (theory[m], RELATIVE_ERROR if ".latency." in m else 0.0) for m in case.metrics}
     assert_holm(result, expected, ALPHA_CASE)
     with pytest.raises(AssertionError, match="stations.pool.W:"):
-        assert_holm(result, expected | {"stations.pool.W": (theory["stations.pool.W"] * 1.08, 0.0)}, ALPHA_CASE)
+        assert_holm(result, expected | {"stations.pool.W": (theory["stations.pool.W"] * 1.15, 0.0)}, ALPHA_CASE)
 
 
 FRESH_SEEDS = 3
