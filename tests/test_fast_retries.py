@@ -67,7 +67,15 @@ CASES = {   # station s, stream a: each feature on its own, then together
                                                               "base": 0.1, "max": 1, "jitter": "full",
                                                               "on": ["timeout", "rejected"], "budget": "20%"}}),
 }
-RESOLUTION = {"retry-on-error-constant": 0.16, "retry-on-timeout-cancel-exponential-full": 0.16,
+NETWORKS = {   # the event loop across stations: a retried rejection downstream, an outage mid-route
+    "network-outage-retried": ({"s": {"workers": 2, "service": EXP, "next": {"t": 0.7, "done": 0.3}},
+                                "t": {"workers": 2, "queue": 5, "service": EXP,
+                                      "outages": [{"at": 80, "for": 8, "mode": "hang"}]}},
+                               {"rate": 16, "timeout": 3, "retry": {"attempts": 3, "backoff": "exponential",
+                                                                      "base": 0.2, "max": 2, "jitter": "equal",
+                                                                      "on": ["rejected", "timeout"]}}),
+}
+RESOLUTION = {"network-outage-retried": 0.2,"retry-on-error-constant": 0.16, "retry-on-timeout-cancel-exponential-full": 0.16,
               "retry-on-rejected-equal-jitter": 0.07, "retry-continue-decorrelated": 0.1, "retry-budget": 0.06,
               "slowdown": 0.14, "outage-refuse-retried": 0.17, "outage-hang-cancel": 0.13, "storm-in-small": 0.4}
 
@@ -89,10 +97,10 @@ def _headline_differences(reference, compiled) -> tuple[list[str], dict[str, flo
     return problems, detectable
 
 
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("case", [*CASES, *NETWORKS])
 def test_compiled_engine_matches_simpy(case):
-    station, arrival = CASES[case]
-    model = scenario({"s": station}, {"a": arrival}, horizon=300, warmup=0, replications=16)
+    stations, arrival = NETWORKS[case] if case in NETWORKS else ({"s": CASES[case][0]}, CASES[case][1])
+    model = scenario(stations, {"a": arrival}, horizon=300, warmup=0, replications=16)
     assert unsupported(model) is None and not recursion.fits(model)
     reference = simulate(model, jobs=1, engine="simpy")
     compiled = simulate(model, jobs=1, engine="fast")
