@@ -730,6 +730,8 @@ def run(seed, warmup, horizon, max_in_flight,
                 y = free[n_free]
                 t_stream[y], t_origin[y], t_attempt[y], t_backoff[y] = s, origin, attempt + 1, delay
                 t_state[y] = BACKOFF
+                # (SimPy starts a zero-delay retry at once; here it follows the events already due
+                # at this instant, which differs only when events tie)
                 push(ht, hk, hi, hg, hs, size, now + delay, RETRY_START, y, t_gen[y])
             else:
                 sr_i[s, FAILED_AT + reason] += 1
