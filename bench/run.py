@@ -5,7 +5,8 @@ On the same M/M/10 at 90% load it times, in customers per second:
   * Ciw, if installed (``pip install -e '.[bench]'``);
   * paysim's SimPy engine and compiled engine, called as a library;
   * ``paysim run --json`` as a user runs it (default options), imports included, on ~20M arrivals;
-then the card-checkout scenario, peak memory at 10^5 and 10^7 customers, and a sweep
+then the card-checkout scenario, the retry-storm scenario (cut to 4 minutes) on both
+engines, peak memory at 10^5 and 10^7 customers, and a sweep
 with --jobs 1 against --jobs 2. It prints every number and the ratios the speed issue
 sets as targets. Nothing here is a unit test: numbers depend on the machine.
 """
