@@ -183,7 +183,7 @@ def main() -> None:
     for engine in ("simpy", "auto"):
         print(f"  --engine {engine:<6} {card_checkout_seconds(engine):8.1f} s")
 
-    horizon = "1m30s" if quick else "4m"
+    horizon = "90s" if quick else "4m"
     print(f"\nretry-storm scenario (2 replications x {horizon}: the slowdown at 1m and the collapse after it)")
     storm = {engine: retry_storm(engine, horizon) for engine in ("simpy", "auto")}
     for engine, (seconds, system) in storm.items():
