@@ -5,7 +5,8 @@ On the same M/M/10 at 90% load it times, in customers per second:
   * Ciw, if installed (``pip install -e '.[bench]'``);
   * paysim's SimPy engine and compiled engine, called as a library;
   * ``paysim run --json`` as a user runs it (default options), imports included, on ~20M arrivals;
-then the card-checkout scenario, peak memory at 10^5 and 10^7 customers, and a sweep
+then the card-checkout scenario, the retry-storm scenario (cut to 4 minutes) on both
+engines, peak memory at 10^5 and 10^7 customers, and a sweep
 with --jobs 1 against --jobs 2. It prints every number and the ratios the speed issue
 sets as targets. Nothing here is a unit test: numbers depend on the machine.
 """
@@ -125,6 +126,15 @@ def card_checkout_seconds(engine: str) -> float:
     return time.perf_counter() - started
 
 
+def retry_storm(engine: str, horizon: str) -> tuple[float, dict]:
+    """``paysim run scenarios/retry-storm.yaml -r 2`` cut to ``horizon``: seconds, and the system's metrics."""
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "paysim", "run", str(ROOT / "scenarios" / "retry-storm.yaml"),
+                           "--json", "-q", "-r", "2", "--horizon", horizon, "-j", "1", "--engine", engine],
+                          capture_output=True, text=True, check=True)
+    return time.perf_counter() - started, json.loads(done.stdout)["system"]
+
+
 def sweep_seconds(jobs: int, engine: str, points: int, horizon: str) -> float:
     """Wall seconds of ``paysim sweep`` over the M/M/10 from 20% to 90% load (``points`` x 10
     replications), without plots: the simulation work is what scales with --jobs."""
@@ -172,6 +182,14 @@ def main() -> None:
     print("\ncard-checkout scenario (2 replications x 5 min, about 270k arrivals)")
     for engine in ("simpy", "auto"):
         print(f"  --engine {engine:<6} {card_checkout_seconds(engine):8.1f} s")
+
+    horizon = "90s" if quick else "4m"
+    print(f"\nretry-storm scenario (2 replications x {horizon}: the slowdown at 1m and the collapse after it)")
+    storm = {engine: retry_storm(engine, horizon) for engine in ("simpy", "auto")}
+    for engine, (seconds, system) in storm.items():
+        print(f"  --engine {engine:<6} {seconds:8.1f} s   goodput {system['goodput']['mean']:6.1f}/s, "
+              f"retry amplification {system['retry_amplification']['mean']:.3f}")
+    print(f"  speed-up {storm['simpy'][0] / storm['auto'][0]:.1f}x (imports and compilation cache load included)")
 
     small, large = int(1e5), int(1e7 * scale)
     fast_small, fast_large = peak_memory_mb("fast", small), peak_memory_mb("fast", large)

@@ -3,10 +3,11 @@ as one numba-compiled event loop over flat arrays.
 
 It runs open networks of FCFS stations (workers, optionally bounded queues, any
 service distribution), probabilistic routing, Poisson, deterministic or renewal
-arrivals with piecewise-constant rate profiles, replayed traces, errors, and client timeouts with
-``on_timeout: cancel`` (abandonment) or ``continue``. Anything else (retries,
-executors, batches, classify, parallel calls, priorities, schedules, slowdowns,
-outages, closed populations) runs on the SimPy engine; :func:`unsupported` says why.
+arrivals with piecewise-constant rate profiles, replayed traces, errors, client timeouts with
+``on_timeout: cancel`` (abandonment) or ``continue``, client retries (every backoff, jitter
+and budget), and station slowdowns and outages. Anything else (executors, batches, classify,
+parallel calls, priorities, schedules, closed populations) runs on the SimPy engine;
+:func:`unsupported` says why.
 A scenario of one station skips the event loop: :mod:`paysim.engine.recursion`.
 
 Results are equal in distribution to the SimPy engine's, not bit-identical: the
@@ -37,11 +38,24 @@ except ImportError:  # pragma: no cover - numba is a dependency; this keeps pays
 # distribution codes and their parameters (p0, p1, p2)
 DET, EXP, LOGN, GAMMA, UNIF, HYPER, EMP = range(7)
 # event kinds
-ARRIVAL, DONE_SERVICE, TIMEOUT, WINDOW = range(4)
-# transaction states
-TRAVEL, WAITING, SERVING, LEFT = range(4)
+ARRIVAL, DONE_SERVICE, TIMEOUT, WINDOW, SERIES = range(5)
+RETRY_START = 5        # a client's next attempt, after its backoff
+STATION_CHANGE = 6     # a slowdown or outage begins or ends (ident: 2 * window, + 1 at its end)
+# transaction states (BACKOFF: the slot holds a retry not yet started)
+TRAVEL, WAITING, SERVING, LEFT, BACKOFF = range(5)
 # final outcomes counted per stream
 REJECTED, TIMED_OUT, ERRORED, ABANDONED, CANCELLED = range(5)
+FAILED_AT = 6          # sr_i column of the first outcome count (REJECTED)
+SR_RETRIES = 12        # sr_i column: attempts that were retries
+# a station's state during an outage
+UP, REFUSE, HANG = range(3)
+# the retry table: one row per stream (attempts 1 = no retry; budget < 0 = no budget)
+RT_ATTEMPTS, RT_BACKOFF, RT_BASE, RT_MAX, RT_JITTER, RT_ON, RT_BUDGET, RT_TOKEN_CAP = range(8)
+CONSTANT, EXPONENTIAL, DECORRELATED = range(3)       # backoff
+JITTER_NONE, JITTER_FULL, JITTER_EQUAL = range(3)
+ON_TIMEOUT, ON_REJECTED, ON_ERROR = 1, 2, 4          # bits of RT_ON
+# the station windows table: one row per slowdown or outage, in the order SimPy schedules them
+CW_STATION, CW_AT, CW_END, CW_OUTAGE, CW_VALUE = range(5)   # CW_VALUE: the factor, or REFUSE / HANG
 
 
 def unsupported(scenario: Scenario) -> str | None:
@@ -49,13 +63,11 @@ def unsupported(scenario: Scenario) -> str | None:
     if numba is None:
         return "numba is not installed"
     for name, arrival in scenario.arrivals.items():
-        for key in ("retry", "clients"):
-            if getattr(arrival, key) is not None:
-                return f"arrivals.{name}.{key} needs the SimPy engine"
+        if arrival.clients is not None:
+            return f"arrivals.{name}.clients needs the SimPy engine"
     for name, station in scenario.stations.items():
         for key, default in (("executor", None), ("batch", None), ("classify", None), ("parallel", ()),
-                             ("schedule", ()), ("slowdowns", ()), ("outages", ()), ("instances", 1),
-                             ("discipline", "fifo")):
+                             ("schedule", ()), ("instances", 1), ("discipline", "fifo")):
             if getattr(station, key) != default:
                 return f"stations.{name}.{key} needs the SimPy engine"
         if _code(station.service) is None:
@@ -145,6 +157,33 @@ class _Tables:
         for i, rows in enumerate(steps):
             for j, (at, rate) in enumerate(rows):
                 self.step_at[i, j], self.step_rate[i, j] = at, rate
+        self.retry = np.array([_retry_row(a) for a in arrivals], float)
+        # per station its slowdowns, then its outages: the order of SimPy's events at equal times
+        rows = [[i, w.at, w.at + w.length, 0, w.factor] for i, s in enumerate(scenario.stations.values())
+                for w in s.slowdowns] + \
+               [[i, w.at, w.at + w.length, 1, REFUSE if w.mode == "refuse" else HANG]
+                for i, s in enumerate(scenario.stations.values()) for w in s.outages]
+        rows.sort(key=lambda row: row[CW_STATION])   # stable: slowdowns before outages per station
+        self.windows = np.array(rows, float).reshape(len(rows), 5)
+
+
+_BACKOFFS = {"constant": CONSTANT, "exponential": EXPONENTIAL, "decorrelated": DECORRELATED}
+_JITTERS = {"none": JITTER_NONE, "full": JITTER_FULL, "equal": JITTER_EQUAL}
+_TRIGGERS = {"timeout": ON_TIMEOUT, "rejected": ON_REJECTED, "error": ON_ERROR}
+
+
+def _retry_row(arrival) -> list[float]:
+    """A stream's row of the retry table (attempts 1: it never retries)."""
+    from paysim.engine.simpy_engine import _mean_rate
+
+    retry = arrival.retry
+    if retry is None:
+        return [1, CONSTANT, 0.0, 0.0, JITTER_NONE, 0, -1.0, 0.0]
+    budget = -1.0 if retry.budget is None else retry.budget
+    # as the SimPy engine: the bucket holds ten seconds' worth of deposits (at least one token)
+    cap = max(1.0, (retry.budget or 0.0) * 10.0 * _mean_rate(arrival))
+    return [retry.attempts, _BACKOFFS[retry.backoff], retry.base, retry.max, _JITTERS[retry.jitter],
+            sum(_TRIGGERS[t] for t in set(retry.on)), budget, cap]
 
 
 def _jit(function=None, *, inline: bool = False):
@@ -295,10 +334,12 @@ def unlink(st_i, st, t_link, x):
 
 @_jit(inline=True)
 def take_next(st, now, st_f, st_i, t_link, t_state, t_arrived, t_wait, t_started, t_gen,
-              ht, hk, hi, hg, hs, size, service, emp):
-    """A freed worker takes the transaction at the head of the queue, if any (else it stays free)."""
+              ht, hk, hi, hg, hs, size, service, emp, st_slow, st_down):
+    """A freed worker takes the transaction at the head of the queue, if any and the station
+    is not down (else it stays free). Its service time is drawn, then scaled by the slowdown
+    in force now (as the SimPy engine does)."""
     y = st_i[st, 11]
-    if y != -1:
+    if y != -1 and st_down[st] == UP:
         unlink(st_i, st, t_link, y)
         st_i[st, 10] -= 1
         wait = now - t_arrived[y]
@@ -309,7 +350,54 @@ def take_next(st, now, st_f, st_i, t_link, t_state, t_arrived, t_wait, t_started
         st_i[st, 1] += 1
         st_i[st, 4] += 1
         st_f[st, 2] += wait
-        push(ht, hk, hi, hg, hs, size, now + draw(service[st], emp), 1, y, t_gen[y])
+        push(ht, hk, hi, hg, hs, size, now + draw(service[st], emp) * st_slow[st], 1, y, t_gen[y])
+
+
+@_jit(inline=True)
+def trigger_of(reason):
+    """The ``retry.on`` bit a failed attempt's outcome falls under."""
+    if reason == REJECTED:
+        return ON_REJECTED
+    if reason == ERRORED:
+        return ON_ERROR
+    return ON_TIMEOUT      # timed out, abandoned or cancelled
+
+
+@_jit(inline=True)
+def may_retry(rt, tokens, s, attempt, reason):
+    """Whether stream ``s`` retries after attempt number ``attempt`` failed for ``reason``;
+    a retry spends a token of the budget, if there is one."""
+    if attempt >= rt[s, RT_ATTEMPTS] or (int(rt[s, RT_ON]) & trigger_of(reason)) == 0:
+        return False
+    if rt[s, RT_BUDGET] >= 0:
+        if tokens[s] < 1.0:
+            return False
+        tokens[s] -= 1.0
+    return True
+
+
+@_jit(inline=True)
+def retry_delay(rt, s, failed_attempt, previous):
+    """The wait before the next attempt, as :func:`paysim.engine.retry.retry_delay`."""
+    kind = int(rt[s, RT_BACKOFF])
+    base, top = rt[s, RT_BASE], rt[s, RT_MAX]
+    if kind == DECORRELATED:
+        if previous == 0.0:
+            previous = base
+        return min(top, base + np.random.random() * max(0.0, 3.0 * previous - base))
+    delay = base if kind == CONSTANT else min(top, base * 2.0 ** (failed_attempt - 1))
+    jitter = int(rt[s, RT_JITTER])
+    if jitter == JITTER_FULL:
+        return np.random.random() * delay
+    if jitter == JITTER_EQUAL:
+        return delay / 2 + np.random.random() * delay / 2
+    return delay
+
+
+@_jit(inline=True)
+def doubled(a):
+    """``a`` twice as long (a transaction slot's fields are written before they are read)."""
+    return np.concatenate((a, a))
 
 
 @_jit(inline=True)
@@ -322,7 +410,8 @@ def run(seed, warmup, horizon, max_in_flight,
         service, workers, capacity, errors, cancel, route_cum, route_to,
         entry, timeout, clock, unit_det, gap, step_at, step_rate, emp,
         log_gamma, offset, nbuckets, min_value,
-        st_f, st_i, st_sketch, st_zeros, sr_f, sr_i, sr_sketch, sr_zeros, now_at, series_dt, area_k):
+        st_f, st_i, st_sketch, st_zeros, sr_f, sr_i, sr_sketch, sr_zeros, now_at, series_dt, area_k,
+        rt, windows):
     np.random.seed(seed)
     n_st, n_sr = workers.shape[0], entry.shape[0]
     # station accumulators, columns of st_f: area_in, area_busy, sum_wait, sum_sojourn, sum_service,
@@ -331,7 +420,7 @@ def run(seed, warmup, horizon, max_in_flight,
     # departed, waiting, head, tail
     # stream sr_f: area_in, sum_latency, sum_success_wait, sum_time, sum_wait, sum_service, last_t
     # sr_i: in_system, arrived, succeeded, attempts, finished, departed, rejected, timed_out, errored, abandoned,
-    # cancelled, in_system when the window opened
+    # cancelled, in_system when the window opened, retries (SR_RETRIES)
     cap = 1024
     t_stream = np.empty(cap, np.int64)
     t_entered = np.empty(cap)
@@ -344,11 +433,15 @@ def run(seed, warmup, horizon, max_in_flight,
     t_gave_up = np.empty(cap, np.bool_)
     t_gen = np.zeros(cap, np.int64)
     t_link = np.empty((cap, 2), np.int64)
+    t_origin = np.empty(cap)                  # when the original request arrived
+    t_attempt = np.empty(cap, np.int64)       # 1 for the first try
+    t_backoff = np.empty(cap)                 # the delay before this attempt (decorrelated backoff grows from it)
     free = np.empty(cap, np.int64)
     for i in range(cap):
         free[i] = cap - 1 - i
     n_free = cap
-    hcap = 4096
+    room = 4 + np.max(workers)                # heap entries one event may add (an outage's end starts many)
+    hcap = 4096 + 2 * room + 2 * windows.shape[0]
     ht = np.empty(hcap)
     hk = np.empty(hcap, np.int64)
     hi = np.empty(hcap, np.int64)
@@ -359,6 +452,12 @@ def run(seed, warmup, horizon, max_in_flight,
     for s in range(n_st):
         st_i[s, 11] = -1
         st_i[s, 12] = -1
+    st_slow = np.ones(n_st)                   # service-time factor of the slowdown in force
+    st_down = np.full(n_st, UP, np.int64)     # the outage in force
+    tokens = rt[:, RT_TOKEN_CAP].copy()       # each stream's retry budget, full at the start
+    for w in range(windows.shape[0]):         # before the arrivals: SimPy schedules them first
+        push(ht, hk, hi, hg, hs, size, windows[w, CW_AT], STATION_CHANGE, 2 * w, 0)
+        push(ht, hk, hi, hg, hs, size, windows[w, CW_END], STATION_CHANGE, 2 * w + 1, 0)
     for s in range(n_sr):
         first = next_arrival(s, 0.0, clock, unit_det, gap, emp, step_at, step_rate, segment)
         if first < np.inf:
@@ -371,7 +470,7 @@ def run(seed, warmup, horizon, max_in_flight,
         push(ht, hk, hi, hg, hs, size, series_dt, 4, 0, 0)
     in_flight = 0
     while size[0] > 0:
-        if size[0] + 4 >= ht.shape[0]:   # room for what one event can schedule
+        if size[0] + room >= ht.shape[0]:   # room for what one event can schedule
             grow = ht.shape[0] * 2
             n = size[0]
             ht = np.concatenate((ht[:n], np.empty(grow - n)))
@@ -379,13 +478,28 @@ def run(seed, warmup, horizon, max_in_flight,
             hi = np.concatenate((hi[:n], np.empty(grow - n, np.int64)))
             hg = np.concatenate((hg[:n], np.empty(grow - n, np.int64)))
             hs = np.concatenate((hs[:n], np.empty(grow - n, np.int64)))
+        if n_free < 2:     # room for the slots one event may take (an arrival, then its retry)
+            old = t_stream.shape[0]
+            t_stream, t_entered, t_arrived = doubled(t_stream), doubled(t_entered), doubled(t_arrived)
+            t_started, t_wait, t_service = doubled(t_started), doubled(t_wait), doubled(t_service)
+            t_state, t_station, t_gave_up = doubled(t_state), doubled(t_station), doubled(t_gave_up)
+            t_gen, t_link = doubled(t_gen), doubled(t_link)
+            t_origin, t_attempt, t_backoff = doubled(t_origin), doubled(t_attempt), doubled(t_backoff)
+            spare = free[:n_free].copy()
+            free = np.empty(2 * old, np.int64)
+            free[:n_free] = spare
+            for i in range(old):
+                free[n_free + i] = 2 * old - 1 - i
+            n_free += old
         if ht[0] >= horizon:
             break
         now, kind, ident, gen = pop(ht, hk, hi, hg, hs, size)
         now_at[0] = now      # for the progress bar
         moving = -1          # a transaction to route to a station (or out)
         target = -1
-        if kind == 4:        # the end of a population-series interval
+        failed = -1          # an attempt that failed for its client: retried or a final outcome
+        reason = -1
+        if kind == SERIES:   # the end of a population-series interval
             area = population_area(sr_f, sr_i, now)
             area_k[sampled] = carried + area - last_area
             carried, last_area = 0.0, area
@@ -393,7 +507,7 @@ def run(seed, warmup, horizon, max_in_flight,
             if sampled < area_k.shape[0] - 1:   # the last interval closes at the horizon
                 push(ht, hk, hi, hg, hs, size, (sampled + 1) * series_dt, 4, 0, 0)
             continue
-        if kind == 3:        # the measurement window opens: zero what was accumulated
+        if kind == WINDOW:   # the measurement window opens: zero what was accumulated
             carried += population_area(sr_f, sr_i, now) - last_area   # the series goes on across it
             last_area = 0.0
             for s in range(n_st):
@@ -410,38 +524,46 @@ def run(seed, warmup, horizon, max_in_flight,
                 for c in range(1, 11):
                     sr_i[s, c] = 0
                 sr_i[s, 11] = sr_i[s, 0]
+                sr_i[s, SR_RETRIES] = 0
                 sr_sketch[s, :] = 0
                 sr_zeros[s] = 0
             continue
-        if kind == 0:        # an arrival of stream `ident`
-            s = ident
-            following = next_arrival(s, now, clock, unit_det, gap, emp, step_at, step_rate, segment)
-            if following < np.inf:
-                push(ht, hk, hi, hg, hs, size, following, 0, s, 0)
+        if kind == STATION_CHANGE:   # a slowdown or outage begins or ends
+            w, ending = ident >> 1, (ident & 1) == 1
+            st = int(windows[w, CW_STATION])
+            if windows[w, CW_OUTAGE] == 0:
+                st_slow[st] = 1.0 if ending else windows[w, CW_VALUE]
+            else:
+                st_down[st] = UP if ending else int(windows[w, CW_VALUE])
+            if ending:           # idle workers take up waiting work
+                while st_i[st, 1] < workers[st] and st_i[st, 11] != -1:
+                    take_next(st, now, st_f, st_i, t_link, t_state, t_arrived, t_wait, t_started, t_gen,
+                              ht, hk, hi, hg, hs, size, service, emp, st_slow, st_down)
+            continue
+        if kind == ARRIVAL or kind == RETRY_START:    # an attempt enters the system
+            if kind == ARRIVAL:  # an original request of stream `ident`
+                s = ident
+                following = next_arrival(s, now, clock, unit_det, gap, emp, step_at, step_rate, segment)
+                if following < np.inf:
+                    push(ht, hk, hi, hg, hs, size, following, 0, s, 0)
+            else:                # a retry, its slot taken when the previous attempt failed
+                x = ident
+                s = t_stream[x]
             in_flight += 1
             if in_flight > max_in_flight:
                 return -1
-            if n_free == 0:
-                grow = t_stream.shape[0] * 2
-                old = t_stream.shape[0]
-                t_stream = np.concatenate((t_stream, np.empty(grow - old, np.int64)))
-                t_entered = np.concatenate((t_entered, np.empty(grow - old)))
-                t_arrived = np.concatenate((t_arrived, np.empty(grow - old)))
-                t_started = np.concatenate((t_started, np.empty(grow - old)))
-                t_wait = np.concatenate((t_wait, np.empty(grow - old)))
-                t_service = np.concatenate((t_service, np.empty(grow - old)))
-                t_state = np.concatenate((t_state, np.empty(grow - old, np.int64)))
-                t_station = np.concatenate((t_station, np.empty(grow - old, np.int64)))
-                t_gave_up = np.concatenate((t_gave_up, np.empty(grow - old, np.bool_)))
-                t_gen = np.concatenate((t_gen, np.zeros(grow - old, np.int64)))
-                t_link = np.concatenate((t_link, np.empty((grow - old, 2), np.int64)))
-                free = np.empty(grow, np.int64)
-                for i in range(grow - old):
-                    free[i] = grow - 1 - i
-                n_free = grow - old
-            n_free -= 1
-            x = free[n_free]
-            t_stream[x] = s
+            if kind == ARRIVAL:
+                n_free -= 1
+                x = free[n_free]
+                t_stream[x] = s
+                t_origin[x] = now
+                t_attempt[x] = 1
+                t_backoff[x] = 0.0
+                sr_i[s, 1] += 1
+                if rt[s, RT_BUDGET] >= 0:   # each request deposits its share of a retry
+                    tokens[s] = min(rt[s, RT_TOKEN_CAP], tokens[s] + rt[s, RT_BUDGET])
+            else:
+                sr_i[s, SR_RETRIES] += 1
             t_entered[x] = now
             t_wait[x] = 0.0
             t_service[x] = 0.0
@@ -449,12 +571,11 @@ def run(seed, warmup, horizon, max_in_flight,
             t_gave_up[x] = False
             advance_stream(sr_f, sr_i, s, now)
             sr_i[s, 0] += 1
-            sr_i[s, 1] += 1
             sr_i[s, 3] += 1
             if timeout[s] < np.inf:
                 push(ht, hk, hi, hg, hs, size, now + timeout[s], 2, x, t_gen[x])
             moving, target = x, entry[s]
-        elif kind == 1:      # a service completion
+        elif kind == DONE_SERVICE:
             x = ident
             if t_gen[x] != gen or t_state[x] != SERVING:
                 continue     # withdrawn while in service
@@ -482,7 +603,7 @@ def run(seed, warmup, horizon, max_in_flight,
                 st_sketch[st, bucket(sojourn, log_gamma, offset, nbuckets)] += 1
             t_state[x] = TRAVEL
             take_next(st, now, st_f, st_i, t_link, t_state, t_arrived, t_wait, t_started, t_gen,
-                      ht, hk, hi, hg, hs, size, service, emp)
+                      ht, hk, hi, hg, hs, size, service, emp, st_slow, st_down)
             if error:
                 moving, target = x, -2   # lost with an error
             else:
@@ -491,7 +612,7 @@ def run(seed, warmup, horizon, max_in_flight,
                 while route_cum[st, j] <= u:
                     j += 1
                 moving, target = x, route_to[st, j]
-        elif kind == 2:      # a client timeout
+        elif kind == TIMEOUT:
             x = ident
             if t_gen[x] != gen or t_gave_up[x] or t_state[x] == LEFT:
                 continue
@@ -525,7 +646,7 @@ def run(seed, warmup, horizon, max_in_flight,
                     st_i[st, 1] -= 1
                     st_i[st, 8] += 1
                     take_next(st, now, st_f, st_i, t_link, t_state, t_arrived, t_wait, t_started, t_gen,
-                              ht, hk, hi, hg, hs, size, service, emp)
+                              ht, hk, hi, hg, hs, size, service, emp, st_slow, st_down)
                 t_state[x] = LEFT
                 # the attempt leaves the system (StreamObserver.leave, not finished)
                 advance_stream(sr_f, sr_i, s, now)
@@ -538,68 +659,82 @@ def run(seed, warmup, horizon, max_in_flight,
                 t_gen[x] += 1
                 free[n_free] = x
                 n_free += 1
-            sr_i[s, 6 + reason] += 1
-            continue
-        # route `moving` to station `target` (-1: done, -2: lost with an error)
-        x = moving
-        s = t_stream[x]
-        if target >= 0:
-            st = target
-            full = capacity[st] >= 0 and st_i[st, 10] >= capacity[st]
-            if st_i[st, 1] >= workers[st] and full:
-                st_i[st, 3] += 1           # rejected
-                target = -3
-            else:
-                t_arrived[x] = now
-                t_station[x] = st
-                advance(st_f, st_i, st, now)
-                st_i[st, 0] += 1
-                st_i[st, 2] += 1
-                if st_i[st, 1] < workers[st]:
-                    st_i[st, 1] += 1
-                    st_i[st, 4] += 1
-                    t_started[x] = now
-                    t_state[x] = SERVING
-                    push(ht, hk, hi, hg, hs, size, now + draw(service[st], emp), 1, x, t_gen[x])
+            failed = x           # (on_timeout: continue leaves the attempt where it is)
+        if moving >= 0:
+            # route `moving` to station `target` (-1: done, -2: lost with an error)
+            x = moving
+            s = t_stream[x]
+            if target >= 0:
+                st = target
+                full = capacity[st] >= 0 and st_i[st, 10] >= capacity[st]
+                if st_down[st] == REFUSE or (full and (st_i[st, 1] >= workers[st] or st_down[st] != UP)):
+                    st_i[st, 3] += 1           # rejected
+                    target = -3
                 else:
-                    t_state[x] = WAITING
-                    st_i[st, 10] += 1
-                    tail = st_i[st, 12]
-                    t_link[x, 0], t_link[x, 1] = -1, tail
-                    if tail == -1:
-                        st_i[st, 11] = x
+                    t_arrived[x] = now
+                    t_station[x] = st
+                    advance(st_f, st_i, st, now)
+                    st_i[st, 0] += 1
+                    st_i[st, 2] += 1
+                    if st_i[st, 1] < workers[st] and st_down[st] == UP:
+                        st_i[st, 1] += 1
+                        st_i[st, 4] += 1
+                        t_started[x] = now
+                        t_state[x] = SERVING
+                        push(ht, hk, hi, hg, hs, size, now + draw(service[st], emp) * st_slow[st], 1, x, t_gen[x])
                     else:
-                        t_link[tail, 0] = x
-                    st_i[st, 12] = x
-                continue
-        # the attempt leaves the system: done (-1), error (-2) or rejected (-3)
-        finished = target == -1
-        advance_stream(sr_f, sr_i, s, now)
-        sr_i[s, 0] -= 1
-        sr_i[s, 5] += 1
-        if finished:
-            sr_i[s, 4] += 1
-        sr_f[s, 3] += now - t_entered[x]
-        sr_f[s, 4] += t_wait[x]
-        sr_f[s, 5] += t_service[x]
-        if not t_gave_up[x]:
-            t_gave_up[x] = True
+                        t_state[x] = WAITING
+                        st_i[st, 10] += 1
+                        tail = st_i[st, 12]
+                        t_link[x, 0], t_link[x, 1] = -1, tail
+                        if tail == -1:
+                            st_i[st, 11] = x
+                        else:
+                            t_link[tail, 0] = x
+                        st_i[st, 12] = x
+                    continue
+            # the attempt leaves the system: done (-1), error (-2) or rejected (-3)
+            finished = target == -1
+            advance_stream(sr_f, sr_i, s, now)
+            sr_i[s, 0] -= 1
+            sr_i[s, 5] += 1
             if finished:
-                latency = now - t_entered[x]
-                sr_i[s, 2] += 1
-                sr_f[s, 1] += latency
-                sr_f[s, 2] += t_wait[x]
-                if latency < min_value:
-                    sr_zeros[s] += 1
+                sr_i[s, 4] += 1
+            sr_f[s, 3] += now - t_entered[x]
+            sr_f[s, 4] += t_wait[x]
+            sr_f[s, 5] += t_service[x]
+            if not t_gave_up[x]:
+                t_gave_up[x] = True
+                if finished:     # the request's latency runs from its first attempt, backoffs included
+                    latency = now - t_origin[x]
+                    sr_i[s, 2] += 1
+                    sr_f[s, 1] += latency
+                    sr_f[s, 2] += t_wait[x]
+                    if latency < min_value:
+                        sr_zeros[s] += 1
+                    else:
+                        sr_sketch[s, bucket(latency, log_gamma, offset, nbuckets)] += 1
                 else:
-                    sr_sketch[s, bucket(latency, log_gamma, offset, nbuckets)] += 1
+                    failed, reason = x, ERRORED if target == -2 else REJECTED
+            t_state[x] = LEFT
+            in_flight -= 1
+            t_gen[x] += 1
+            free[n_free] = x
+            n_free += 1
+        if failed >= 0:      # the client's attempt failed: retry it after a backoff, or count the outcome
+            s, attempt = t_stream[failed], t_attempt[failed]   # (a freed slot keeps its values until reused)
+            if may_retry(rt, tokens, s, attempt, reason):
+                delay = retry_delay(rt, s, attempt, t_backoff[failed])
+                origin = t_origin[failed]
+                n_free -= 1
+                y = free[n_free]
+                t_stream[y], t_origin[y], t_attempt[y], t_backoff[y] = s, origin, attempt + 1, delay
+                t_state[y] = BACKOFF
+                # (SimPy starts a zero-delay retry at once; here it follows the events already due
+                # at this instant, which differs only when events tie)
+                push(ht, hk, hi, hg, hs, size, now + delay, RETRY_START, y, t_gen[y])
             else:
-                sr_i[s, 6 + (ERRORED if target == -2 else REJECTED)] += 1
-        t_state[x] = LEFT
-        in_flight -= 1
-        t_gen[x] += 1
-        free[n_free] = x
-        n_free += 1
+                sr_i[s, FAILED_AT + reason] += 1
     for s in range(n_st):      # close the window at the horizon
         advance(st_f, st_i, s, horizon)
     area = population_area(sr_f, sr_i, horizon)
@@ -646,7 +781,7 @@ def run_replication_fast(scenario: Scenario, observer: Observer, seed: int, repl
     n_st, n_sr = len(scenario.stations), len(scenario.arrivals)
     st_f, st_i = np.zeros((n_st, 9)), np.zeros((n_st, 13), np.int64)
     st_sketch, st_zeros = np.zeros((n_st, nbuckets), np.int64), np.zeros(n_st, np.int64)
-    sr_f, sr_i = np.zeros((n_sr, 7)), np.zeros((n_sr, 12), np.int64)
+    sr_f, sr_i = np.zeros((n_sr, 7)), np.zeros((n_sr, SR_RETRIES + 1), np.int64)
     sr_sketch, sr_zeros = np.zeros((n_sr, nbuckets), np.int64), np.zeros(n_sr, np.int64)
     warmup = scenario.warmup or 0.0
     now_at = np.zeros(1)     # the kernel's clock, read for progress while it runs
@@ -658,10 +793,10 @@ def run_replication_fast(scenario: Scenario, observer: Observer, seed: int, repl
                  tables.unit_det, tables.gap, tables.step_at, tables.step_rate, tables.emp_values,
                  log_gamma, offset, nbuckets, MIN_VALUE,
                  st_f, st_i, st_sketch, st_zeros, sr_f, sr_i, sr_sketch, sr_zeros, now_at,
-                 float(series_interval or 0.0), area_k)
+                 float(series_interval or 0.0), area_k, tables.retry, tables.windows)
     poll = (lambda: report(min(1.0, now_at[0] / scenario.horizon))) if report else None
     if recursion.fits(scenario):    # one station: no event list needed
-        arguments = arguments[:9] + arguments[12:]   # no routing, no entry table
+        arguments = arguments[:9] + arguments[12:-2]   # no routing, no entry table, no retries or windows
         status = _interruptible(recursion.run_single, arguments, poll)
     else:
         status = _interruptible(run, arguments, poll)
@@ -688,7 +823,7 @@ def run_replication_fast(scenario: Scenario, observer: Observer, seed: int, repl
         stream.failures = {"rejected": int(c[6]), "timed_out": int(c[7]), "errored": int(c[8]), "abandoned": int(c[9]),
                            "cancelled": int(c[10])}
         stream.at_start = int(c[11])
-        stream.retries = 0
+        stream.retries = int(c[SR_RETRIES])
         stream.sketch._counts[:] = sr_sketch[i]
         stream.sketch._zeros = int(sr_zeros[i])
     return list(area_k / series_interval) if series_interval else []
