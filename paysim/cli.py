@@ -534,9 +534,11 @@ def fit(
         if as_json:
             emit(json.dumps(to_json(fits, request_log), indent=2, ensure_ascii=False) + "\n")
         else:
-            from paysim.fit.table import fit_table
+            from paysim.fit.table import fit_tables
 
-            _console().print(fit_table(fits))
+            console = _console()
+            for table in fit_tables(fits, console):
+                console.print(table)
             for label, result in fits.items():
                 for note in result.service.notes:
                     err.print(f"[bold yellow]note:[/] {escape(label)}: {escape(note)}", soft_wrap=True)
