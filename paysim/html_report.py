@@ -272,8 +272,11 @@ def for_sweep(directory: Path, sweep: Sweep, little_fails: Sequence[int], wall_s
               notes: Sequence[str]) -> list[Path]:
     """report.json and report.html beside a sweep's results.csv; the Little's-law failures (and
     notes (which engine ran) of points run before (a resumed sweep) are kept."""
-    previous = json.loads((directory / DATA).read_text()) if (directory / DATA).exists() else {}
-    if previous.get("command") != "sweep":
+    try:   # what paysim wrote before; unreadable (or another command's), it is rebuilt from this sweep
+        previous = json.loads((directory / DATA).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        previous = {}
+    if not isinstance(previous, dict) or previous.get("command") != "sweep":
         previous = {}
     fails = sorted(set(previous.get("little_fails") or []) | set(little_fails))
     theory = {point.index: theory_of(point.scenario, SWEEP_METRICS) for point in sweep.points}

@@ -1,6 +1,7 @@
 """``size --out`` is checked before anything is simulated, and its files (sizing.json, sizing.csv,
 sizing.png, report.json, report.html) are written through temporary files renamed into place,
-so a full disk leaves an earlier sizing and its report exactly as they were.
+so a full disk leaves an earlier sizing and its report exactly as they were; a resumed sweep
+rebuilds a report.json it cannot read.
 
 Full and read-only disks are simulated by making the system call fail (tests run as root).
 """
@@ -73,3 +74,18 @@ def test_report_rebuild_on_a_full_disk_keeps_the_page(tmp_path, monkeypatch):
     result = invoke("report", out)
     one_line_refusal(result, "report.html", "No space left on device")
     assert snapshot(out) == before
+
+
+def test_a_resumed_sweep_rebuilds_an_unreadable_report_json(tmp_path):
+    """A report.json that is not JSON (cut short, edited) ended a resumed sweep in a traceback
+    after its points were simulated; it is rebuilt from the sweep instead."""
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(f"sweep:\n  scenario: {SCENARIOS / 'mmc.yaml'}\n  vary:\n    arrivals.requests.rate: [100/s]\n"
+                     "  replications: 2\n  horizon: 2s\n  warmup: 0s\n")
+    out = tmp_path / "out"
+    assert invoke("sweep", sweep, "--out", out, "--no-plots", "-q", "-j", "1").exit_code == 0
+    (out / "report.json").write_text("{cut sho")
+    result = invoke("sweep", sweep, "--out", out, "--no-plots", "--resume", "-q", "-j", "1")
+    assert result.exit_code == 0, result.output
+    assert '"command": "sweep"' in (out / "report.json").read_text()
+    assert (out / "report.html").exists()
