@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from jinja2 import Environment, PackageLoader, StrictUndefined, UndefinedError
 
 from paysim import __version__
 from paysim.errors import PaysimError
@@ -196,6 +196,8 @@ def _size_context(directory: Path, data: dict[str, Any]) -> dict[str, Any]:
 
 
 CONTEXTS = {"run": _run_context, "sweep": _sweep_context, "size": _size_context}
+SOURCES = {"run": ("report.json", "results.json"), "sweep": ("report.json", "results.csv", "sweep.json"),
+           "size": ("report.json", "sizing.json")}
 
 
 def render(directory: str | Path) -> Path:
@@ -207,8 +209,13 @@ def render(directory: str | Path) -> Path:
     command = data.get("command") if isinstance(data, dict) else None
     if command not in CONTEXTS:
         raise ReportError(f"{directory / DATA}: command: expected one of {', '.join(CONTEXTS)}, got {command!r}")
-    context = {"data": data, "command": command, "pictures": pictures(directory), **CONTEXTS[command](directory, data)}
-    html = _environment().get_template("report.html.j2").render(**context)
+    try:
+        context = {"data": data, "command": command, "pictures": pictures(directory),
+                   **CONTEXTS[command](directory, data)}
+        html = _environment().get_template("report.html.j2").render(**context)
+    except (KeyError, IndexError, TypeError, AttributeError, UndefinedError) as error:   # files of another shape
+        raise ReportError(f"{directory}: {', '.join(SOURCES[command])} do not hold what {command} --out writes "
+                          f"({type(error).__name__}: {error}); run the command again with --out") from None
     return _write_text(directory / REPORT, html)
 
 

@@ -89,3 +89,13 @@ def test_a_resumed_sweep_rebuilds_an_unreadable_report_json(tmp_path):
     assert result.exit_code == 0, result.output
     assert '"command": "sweep"' in (out / "report.json").read_text()
     assert (out / "report.html").exists()
+
+
+@pytest.mark.parametrize("name, content", [("sizing.json", "[]\n"), ("sizing.json", '{"station": "pool"}\n'),
+                                           ("report.json", '{"command": "size", "sources": 3}\n')])
+def test_report_of_files_of_another_shape_is_one_line(tmp_path, name, content):
+    """`paysim report DIR` over a sizing.json or report.json of another shape ended in a traceback."""
+    out = tmp_path / "out"
+    assert invoke("size", SCENARIOS / "mmc.yaml", *SIZE, "--out", out).exit_code == 0
+    (out / name).write_text(content)
+    one_line_refusal(invoke("report", out), "do not hold what size --out writes")
