@@ -21,7 +21,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 
 from paysim import __version__
 from paysim.errors import PaysimError, one_line
-from paysim.outputs import CLOSED_STDOUT, check_run_directory, describe, emit, silence_stdout
+from paysim.outputs import CLOSED_STDOUT, check_run_directory, check_size_directory, describe, emit, silence_stdout
 from paysim.report import render, to_dict, write_outputs
 from paysim.preflight import expected_arrivals, stability_warnings
 from paysim.runner import simulate
@@ -455,6 +455,8 @@ def size(
         scenario = load_scenario(file, overrides)
         count = replications or scenario.replications
         _check_size(file, scenario, count, jobs)
+        if out is not None:
+            check_size_directory(out)
         with _progress_bar(count, quiet) as bar:
             task = bar.add_task(escape(station), total=count)
             done: dict[int, float] = {}
@@ -469,11 +471,6 @@ def size(
 
             result = size_station(scenario, station, objective, seed=seed, replications=replications, jobs=jobs,
                                   on_trial=trying, progress=advance)
-        if out is not None:
-            from paysim.html_report import for_size
-            for path in for_size(out, file, scenario, result, seed=scenario.seed if seed is None else seed,
-                                 replications=count, wall_s=time.perf_counter() - started):
-                err.print(f"wrote {path}")
         if as_json:
             emit(json.dumps(sizing_dict(result), indent=2, ensure_ascii=False) + "\n")
         else:
@@ -483,6 +480,11 @@ def size(
             if result.workers is not None:
                 console.print(f"[bold]{station}: {result.workers} workers[/] is the fewest with which {objective.text} "
                               "holds with 95% confidence (upper CI bound below the target)")
+        if out is not None:   # after the answer: a full disk must not take it with it
+            from paysim.html_report import for_size
+            for path in for_size(out, file, scenario, result, seed=scenario.seed if seed is None else seed,
+                                 replications=count, wall_s=time.perf_counter() - started):
+                err.print(f"wrote {escape(str(path))}")
         if result.workers is None:
             raise SizingError(f"{objective.text} does not hold with 95% confidence at any worker count up to "
                               f"{result.limit}: the target may be below what {station!r}'s service time alone allows, "
@@ -532,9 +534,11 @@ def fit(
         if as_json:
             emit(json.dumps(to_json(fits, request_log), indent=2, ensure_ascii=False) + "\n")
         else:
-            from paysim.fit.table import fit_table
+            from paysim.fit.table import fit_tables
 
-            _console().print(fit_table(fits))
+            console = _console()
+            for table in fit_tables(fits, console):
+                console.print(table)
             for label, result in fits.items():
                 for note in result.service.notes:
                     err.print(f"[bold yellow]note:[/] {escape(label)}: {escape(note)}", soft_wrap=True)

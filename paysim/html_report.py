@@ -22,10 +22,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from jinja2 import Environment, PackageLoader, StrictUndefined, UndefinedError
 
 from paysim import __version__
 from paysim.errors import PaysimError
+from paysim.outputs import write_all
 from paysim.report import LAW_KEYS, TIME_METRICS
 from paysim.runner import RunResult
 from paysim.scenario import Scenario
@@ -195,6 +196,8 @@ def _size_context(directory: Path, data: dict[str, Any]) -> dict[str, Any]:
 
 
 CONTEXTS = {"run": _run_context, "sweep": _sweep_context, "size": _size_context}
+SOURCES = {"run": ("report.json", "results.json"), "sweep": ("report.json", "results.csv", "sweep.json"),
+           "size": ("report.json", "sizing.json")}
 
 
 def render(directory: str | Path) -> Path:
@@ -206,11 +209,19 @@ def render(directory: str | Path) -> Path:
     command = data.get("command") if isinstance(data, dict) else None
     if command not in CONTEXTS:
         raise ReportError(f"{directory / DATA}: command: expected one of {', '.join(CONTEXTS)}, got {command!r}")
-    context = {"data": data, "command": command, "pictures": pictures(directory), **CONTEXTS[command](directory, data)}
-    html = _environment().get_template("report.html.j2").render(**context)
-    path = directory / REPORT
-    path.write_text(html, encoding="utf-8")
-    return path
+    try:
+        context = {"data": data, "command": command, "pictures": pictures(directory),
+                   **CONTEXTS[command](directory, data)}
+        html = _environment().get_template("report.html.j2").render(**context)
+    except (KeyError, IndexError, TypeError, AttributeError, UndefinedError) as error:   # files of another shape
+        raise ReportError(f"{directory}: {', '.join(SOURCES[command])} do not hold what {command} --out writes "
+                          f"({type(error).__name__}: {error}); run the command again with --out") from None
+    return _write_text(directory / REPORT, html)
+
+
+def _write_text(path: Path, text: str) -> Path:
+    """Write through a temporary file renamed into place: a failed write leaves the earlier file."""
+    return write_all([(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))])[0]
 
 
 # ---- what each command records ------------------------------------------------------------------
@@ -225,12 +236,14 @@ def _source(path: Path) -> dict[str, str]:
 
 def _record(directory: Path, command: str, sources: list[Path], **fields: Any) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
+    return _write_text(directory / DATA, _record_text(command, sources, **fields))
+
+
+def _record_text(command: str, sources: list[Path], **fields: Any) -> str:
     data = {"command": command, "paysim_version": __version__,
             "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "sources": [_source(path) for path in sources], **fields}
-    path = directory / DATA
-    path.write_text(json.dumps(data, indent=1, ensure_ascii=False, default=_plain) + "\n", encoding="utf-8")
-    return path
+    return json.dumps(data, indent=1, ensure_ascii=False, default=_plain) + "\n"
 
 
 def _plain(value: Any) -> Any:
@@ -266,8 +279,11 @@ def for_sweep(directory: Path, sweep: Sweep, little_fails: Sequence[int], wall_s
               notes: Sequence[str]) -> list[Path]:
     """report.json and report.html beside a sweep's results.csv; the Little's-law failures (and
     notes (which engine ran) of points run before (a resumed sweep) are kept."""
-    previous = json.loads((directory / DATA).read_text()) if (directory / DATA).exists() else {}
-    if previous.get("command") != "sweep":
+    try:   # what paysim wrote before; unreadable (or another command's), it is rebuilt from this sweep
+        previous = json.loads((directory / DATA).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        previous = {}
+    if not isinstance(previous, dict) or previous.get("command") != "sweep":
         previous = {}
     fails = sorted(set(previous.get("little_fails") or []) | set(little_fails))
     theory = {point.index: theory_of(point.scenario, SWEEP_METRICS) for point in sweep.points}
@@ -285,19 +301,25 @@ def for_size(directory: Path, scenario_file: Path, scenario: Scenario, sizing: S
     for trial in answer["trials"]:   # theory beside each count tried, where it has an answer
         trial["theory"] = theory_of(_with_workers(scenario, sizing.station, trial["workers"]),
                                     [answer["metric"]]).get(answer["metric"])
-    json_path, csv_path = directory / "sizing.json", directory / "sizing.csv"
-    json_path.write_text(json.dumps(answer, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    with csv_path.open("w", newline="", encoding="utf-8") as handle:
+    answer_text = json.dumps(answer, indent=2, ensure_ascii=False) + "\n"
+    record_text = _record_text("size", [scenario_file], description=scenario.description, seed=seed,
+                               replications=replications, wall_s=wall_s, engine="auto (per worker count)")
+    # all four renamed into place together, then the page built from them: a failed write replaces nothing
+    written = write_all([(directory / "sizing.json", lambda path: path.write_text(answer_text, encoding="utf-8")),
+                         (directory / "sizing.csv", lambda path: _sizing_csv(answer, path)),
+                         (directory / "sizing.png", lambda path: sizing_picture(answer, path)),
+                         (directory / DATA, lambda path: path.write_text(record_text, encoding="utf-8"))])
+    return written + [render(directory)]
+
+
+def _sizing_csv(answer: Mapping[str, Any], path: Path) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["workers", "mean", "ci95_low", "ci95_high", "holds", "note"])
         for trial in sorted(answer["trials"], key=lambda t: t["workers"]):
             low, high = trial.get("ci95") or [None, None]
             writer.writerow([trial["workers"], *("" if x is None else repr(x) for x in (trial.get("mean"), low, high)),
                              trial["holds"], trial["note"] or ""])
-    written = [json_path, csv_path, sizing_picture(answer, directory / "sizing.png")]
-    written.append(_record(directory, "size", [scenario_file], description=scenario.description,
-                           seed=seed, replications=replications, wall_s=wall_s, engine="auto (per worker count)"))
-    return written + [render(directory)]
 
 
 def sizing_picture(answer: Mapping[str, Any], path: Path) -> Path:

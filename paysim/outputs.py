@@ -84,10 +84,33 @@ def check_run_directory(directory: Path, force: bool = False) -> None:
             if links:
                 raise OutputError(f"--out {shown}: {', '.join(links)} is a symbolic link; paysim does not write "
                                   "through links (add --force to replace the link itself)")
-        in_the_way = [name for name in RUN_FILES if (directory / name).exists() and not (directory / name).is_symlink()
-                      and not (directory / name).is_file()]
-        if in_the_way:
-            raise OutputError(f"--out {shown}: {', '.join(in_the_way)} is in the way (not a regular file)")
+    _check_writable(directory, RUN_FILES)
+
+
+SIZE_FILES = ("sizing.json", "sizing.csv", "sizing.png", "report.json", "report.html")
+
+
+def check_size_directory(directory: Path) -> None:
+    """Refuse, before sizing, a ``size --out`` directory that cannot be written or that holds
+    another command's results (its report.html and report.json would be replaced)."""
+    shown = one_line(str(directory))
+    if directory.exists() and not directory.is_dir():
+        raise OutputError(f"--out {shown}: is not a directory; give a directory for sizing.json and report.html")
+    if directory.is_dir():
+        theirs = [name for name in (*SWEEP_MARKERS, "results.json", "results.csv") if (directory / name).exists()]
+        if theirs:
+            raise OutputError(f"--out {shown}: holds another command's results ({', '.join(theirs)}); "
+                              "choose another --out for the sizing")
+    _check_writable(directory, SIZE_FILES)
+
+
+def _check_writable(directory: Path, files: Sequence[str]) -> None:
+    """Refuse a directory where one of ``files`` is not a regular file, or where nothing can be written."""
+    shown = one_line(str(directory))
+    in_the_way = [name for name in files if (directory / name).exists() and not (directory / name).is_symlink()
+                  and not (directory / name).is_file()]
+    if in_the_way:
+        raise OutputError(f"--out {shown}: {', '.join(in_the_way)} is in the way (not a regular file)")
     try:
         directory.mkdir(parents=True, exist_ok=True)
         handle, probe = tempfile.mkstemp(dir=directory, prefix=".paysim-probe-")

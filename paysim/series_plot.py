@@ -81,7 +81,7 @@ def series_figure(rows: Sequence[Mapping[str, float]], title: str, context: Mapp
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, LogFormatter
 
     seconds = _column(rows, "t")
     in_minutes = seconds.size and seconds[-1] >= 120
@@ -112,6 +112,8 @@ def series_figure(rows: Sequence[Mapping[str, float]], title: str, context: Mapp
             latency.axhline(1000 * slo[objective], color="red", linestyle="--", linewidth=1, label=f"SLO {objective}")
     latency.set_yscale("log")
     latency.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    # within one decade matplotlib labels minor ticks too, by default as 6×10^2: plain ms like the major ones
+    latency.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.4)))
     latency.set_ylabel("latency of successes (ms)")
 
     colours = {name: plt.get_cmap("tab10")(i % 10) for i, name in enumerate(stations)}

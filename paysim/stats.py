@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special  # not scipy.stats: that alone takes ~1.5 s to import
 
+from paysim.sketch import RELATIVE_ERROR
+
 LEVEL = 0.95
 LITTLE_TOLERANCE = 0.01  # relative error below which Little's law is taken to hold
 LITTLE_RESOLUTION = 0.05  # else it holds only if the CI of the difference rules out a larger error than this
@@ -169,6 +171,12 @@ def _bounds(value: Estimate) -> tuple[float, float] | None:
     return value.low, value.high
 
 
+def sketch_widened(value: Estimate) -> Estimate:
+    """A percentile's interval widened by the sketch's relative error: each replication's value is
+    only known to within it, and replications landing in one bucket give a zero-width interval."""
+    return Estimate(value.mean, value.low * (1 - RELATIVE_ERROR), value.high * (1 + RELATIVE_ERROR), value.n)
+
+
 def _verdict(value: Estimate, target: float, at_least: bool) -> str:
     bounds = _bounds(value)
     if bounds is None:
@@ -206,7 +214,8 @@ def check_slo(summary: Mapping[str, Estimate], slo: Mapping[str, float | None], 
         if target is None:
             continue
         value, note = _objective_value(summary, scope, objective)
-        verdict = _verdict(value, target, at_least=objective == "min_goodput")
+        percentile = objective.endswith("_latency") and objective != "mean_latency"
+        verdict = _verdict(sketch_widened(value) if percentile else value, target, at_least=objective == "min_goodput")
         if verdict == "uncertain" and _bounds(value) is None:
             note = "no confidence interval: fewer than two replications observed it"
         elif value.mean == math.inf:

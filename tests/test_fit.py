@@ -3,6 +3,7 @@ bad files are refused with one line and exit code 2."""
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
@@ -247,3 +248,23 @@ def test_fit_has_help_and_is_documented():
     result = invoke("fit", "--help")
     assert result.exit_code == 0 and "Usage" in result.stdout
     assert "paysim fit scenarios/checkout-loadtest.jtl" in (Path(__file__).parent.parent / "README.md").read_text()
+
+
+@pytest.mark.parametrize("width", [80, 120, 160, 250])
+def test_the_terminal_table_never_cuts_a_number(width):
+    """At 80 columns the one-row-per-label table cut every cell (``1,9…``); now a narrow
+    terminal gets one table per label, and every count, rate and KS distance shows whole."""
+    from rich.console import Console
+
+    from paysim.fit.table import fit_tables
+
+    fits = fit_log(read_log(Path(__file__).parent.parent / "scenarios" / "checkout-loadtest.jtl"))
+    console = Console(width=width, record=True, file=io.StringIO())
+    for table in fit_tables(fits, console):
+        console.print(table)
+    text = console.export_text()
+    assert "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= width
+    for label, fit in fits.items():
+        assert label in text and f"{fit.count:,}" in text and f"{fit.rate:.4g}" in text
+        assert f"{fit.service.chosen.ks:.4f}" in text

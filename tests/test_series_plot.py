@@ -174,3 +174,20 @@ def test_plot_of_a_run_without_a_time_series_says_so(tmp_path):
     (tmp_path / "results.json").write_text('{"run": {"scenario": "x"}}')
     result = CliRunner().invoke(app, ["plot", str(tmp_path)])
     assert result.exit_code == 2 and "timeseries.csv: not found" in result.stderr and "Traceback" not in result.output
+
+
+def test_latency_tick_labels_are_plain_ms():
+    """p50 near 200 ms and p99 near 1.2 s (card-checkout) span less than a decade, so matplotlib
+    labels minor ticks too; they read 6×10^2 in scientific notation before, now 600."""
+    rows = [{**row, "system.latency.p50": 0.18, "system.latency.p99": 1.25} for row in _rows({"api": 5.0})]
+    figure = series_figure(rows, "t", {"slo": {"p99_latency": 1.5}})
+    try:
+        figure.canvas.draw()
+        latency = _panel(figure, "latency")
+        labels = [tick.get_text() for tick in latency.get_yticklabels(minor=True) + latency.get_yticklabels()
+                  if tick.get_text() and latency.get_ylim()[0] <= tick.get_position()[1] <= latency.get_ylim()[1]]
+        assert labels, "no latency tick labelled"
+        for text in labels:
+            assert float(text.replace("\u2212", "-")) > 0, labels   # a plain number, no 10^k
+    finally:
+        plt.close(figure)
