@@ -202,6 +202,10 @@ def _precision(text: str | None, replications: int = 2) -> float | None:
     if replications < 2:
         raise PaysimError("--precision needs a confidence interval, so at least 2 replications to start from; "
                           f"got --replications {replications}")
+    if "%" not in text and value > 0.1:   # 0.5 is read as 50%; half a percent is more often meant
+        err.print(f"[bold yellow]note:[/] --precision {escape(text.strip())} is read as the fraction {value:g}, a "
+                  f"half-width of {value:.0%} of the mean; write {escape(text.strip())}% for {escape(text.strip())} percent",
+                  soft_wrap=True)
     return value
 
 

@@ -110,3 +110,11 @@ def test_analytic_gives_base_and_peak_steady_states_for_a_profile(tmp_path):
     assert "x1.5" in data["peak_rate"]["label"] and "base rate" in data["base_rate"]["label"]
     table = invoke("analytic", str(path))
     assert "steady state at the base rate" in table.stdout and "steady state at the peak rate" in table.stdout
+
+
+def test_precision_says_how_it_reads_a_large_bare_fraction(capsys):
+    from paysim.cli import _precision
+    assert _precision("0.5") == 0.5
+    assert "read as the fraction 0.5, a half-width of 50%" in capsys.readouterr().err
+    assert _precision("0.02") == 0.02 and _precision("50%") == 0.5
+    assert "read as the fraction" not in capsys.readouterr().err
