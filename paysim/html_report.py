@@ -26,6 +26,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from paysim import __version__
 from paysim.errors import PaysimError
+from paysim.outputs import write_all
 from paysim.report import LAW_KEYS, TIME_METRICS
 from paysim.runner import RunResult
 from paysim.scenario import Scenario
@@ -105,6 +106,8 @@ def pictures(directory: Path) -> list[Picture]:
                                                             else len(FIRST_PICTURES), p.name))
     shown = []
     for path in files:
+        if not path.is_file():   # a pipe could block the read; a directory is no picture
+            continue
         raw = path.read_bytes()
         if raw.startswith(PNG_SIGNATURE):
             shown.append(Picture(path.stem, base64.b64encode(raw).decode("ascii")))
@@ -112,6 +115,9 @@ def pictures(directory: Path) -> list[Picture]:
 
 
 def _read_json(path: Path) -> Any:
+    if path.exists() and not path.is_file():   # a pipe could block the read forever
+        raise ReportError(f"{path}: not a regular file; a report is built from the files that run, sweep or size "
+                          "wrote with --out")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -206,10 +212,18 @@ def render(directory: str | Path) -> Path:
     command = data.get("command") if isinstance(data, dict) else None
     if command not in CONTEXTS:
         raise ReportError(f"{directory / DATA}: command: expected one of {', '.join(CONTEXTS)}, got {command!r}")
-    context = {"data": data, "command": command, "pictures": pictures(directory), **CONTEXTS[command](directory, data)}
+    try:
+        context = {"data": data, "command": command, "pictures": pictures(directory), **CONTEXTS[command](directory, data)}
+    except (KeyError, IndexError, TypeError, AttributeError) as error:   # valid JSON of another shape
+        raise ReportError(f"{directory}: the {command} results there are not as paysim writes them "
+                          f"({type(error).__name__}: {error})") from None
     html = _environment().get_template("report.html.j2").render(**context)
-    path = directory / REPORT
-    path.write_text(html, encoding="utf-8")
+    return _write_text(directory / REPORT, html)
+
+
+def _write_text(path: Path, text: str) -> Path:
+    """Atomically, and replacing a symbolic link itself rather than the file it points to."""
+    write_all([(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))])
     return path
 
 
@@ -228,9 +242,7 @@ def _record(directory: Path, command: str, sources: list[Path], **fields: Any) -
     data = {"command": command, "paysim_version": __version__,
             "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "sources": [_source(path) for path in sources], **fields}
-    path = directory / DATA
-    path.write_text(json.dumps(data, indent=1, ensure_ascii=False, default=_plain) + "\n", encoding="utf-8")
-    return path
+    return _write_text(directory / DATA, json.dumps(data, indent=1, ensure_ascii=False, default=_plain) + "\n")
 
 
 def _plain(value: Any) -> Any:
@@ -266,8 +278,11 @@ def for_sweep(directory: Path, sweep: Sweep, little_fails: Sequence[int], wall_s
               notes: Sequence[str]) -> list[Path]:
     """report.json and report.html beside a sweep's results.csv; the Little's-law failures (and
     notes (which engine ran) of points run before (a resumed sweep) are kept."""
-    previous = json.loads((directory / DATA).read_text()) if (directory / DATA).exists() else {}
-    if previous.get("command") != "sweep":
+    try:   # the record of a resumed sweep's earlier points; anything unreadable is rewritten anew
+        previous = _read_json(directory / DATA) if (directory / DATA).exists() else {}
+    except ReportError:
+        previous = {}
+    if not isinstance(previous, dict) or previous.get("command") != "sweep":
         previous = {}
     fails = sorted(set(previous.get("little_fails") or []) | set(little_fails))
     theory = {point.index: theory_of(point.scenario, SWEEP_METRICS) for point in sweep.points}
@@ -286,15 +301,20 @@ def for_size(directory: Path, scenario_file: Path, scenario: Scenario, sizing: S
         trial["theory"] = theory_of(_with_workers(scenario, sizing.station, trial["workers"]),
                                     [answer["metric"]]).get(answer["metric"])
     json_path, csv_path = directory / "sizing.json", directory / "sizing.csv"
-    json_path.write_text(json.dumps(answer, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    with csv_path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["workers", "mean", "ci95_low", "ci95_high", "holds", "note"])
-        for trial in sorted(answer["trials"], key=lambda t: t["workers"]):
-            low, high = trial.get("ci95") or [None, None]
-            writer.writerow([trial["workers"], *("" if x is None else repr(x) for x in (trial.get("mean"), low, high)),
-                             trial["holds"], trial["note"] or ""])
-    written = [json_path, csv_path, sizing_picture(answer, directory / "sizing.png")]
+    _write_text(json_path, json.dumps(answer, indent=2, ensure_ascii=False) + "\n")
+
+    def write_csv(path: Path) -> None:
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["workers", "mean", "ci95_low", "ci95_high", "holds", "note"])
+            for trial in sorted(answer["trials"], key=lambda t: t["workers"]):
+                low, high = trial.get("ci95") or [None, None]
+                writer.writerow([trial["workers"], *("" if x is None else repr(x) for x in (trial.get("mean"), low, high)),
+                                 trial["holds"], trial["note"] or ""])
+    write_all([(csv_path, write_csv)])
+    picture = directory / "sizing.png"
+    write_all([(picture, lambda temporary: sizing_picture(answer, temporary))])
+    written = [json_path, csv_path, picture]
     written.append(_record(directory, "size", [scenario_file], description=scenario.description,
                            seed=seed, replications=replications, wall_s=wall_s, engine="auto (per worker count)"))
     return written + [render(directory)]

@@ -18,7 +18,9 @@ from pathlib import Path
 
 from paysim.errors import PaysimError, one_line
 
-RUN_FILES = ("results.json", "results.csv", "replications.csv", "timeseries.csv", "timeseries.png", "report.html")
+RUN_FILES = ("results.json", "results.csv", "replications.csv", "timeseries.csv", "timeseries.png", "report.json",
+             "report.html")
+SIZE_FILES = ("sizing.json", "sizing.csv", "sizing.png", "report.json", "report.html")
 RUN_CSV_HEADER = "metric,mean,ci95_low,ci95_high"
 SWEEP_MARKERS = ("sweep.json", ".sweep.lock", "results.parquet")   # what only `paysim sweep` writes
 
@@ -62,12 +64,13 @@ def _sweep_lock_held(lock: Path) -> bool:
     return False
 
 
-def check_run_directory(directory: Path, force: bool = False) -> None:
-    """Refuse, before simulating, a ``run --out`` directory that cannot be written or that
-    holds a sweep's results (unless ``force``; never while a sweep is writing to it)."""
+def check_run_directory(directory: Path, force: bool = False, files: Sequence[str] = RUN_FILES) -> None:
+    """Refuse, before simulating, a ``run --out`` (or ``size --out``: ``files`` is what it writes)
+    directory that cannot be written or that holds a sweep's results (unless ``force``; never while
+    a sweep is writing to it)."""
     shown = one_line(str(directory))
     if directory.exists() and not directory.is_dir():
-        raise OutputError(f"--out {shown}: is not a directory; give a directory for results.json and results.csv")
+        raise OutputError(f"--out {shown}: is not a directory; give a directory for the result files")
     if directory.is_dir():
         if _sweep_lock_held(directory / ".sweep.lock"):
             raise OutputError(f"--out {shown}: a paysim sweep is writing to this directory; choose another --out")
@@ -80,11 +83,11 @@ def check_run_directory(directory: Path, force: bool = False) -> None:
             if theirs:
                 raise OutputError(f"--out {shown}: holds another command's results ({', '.join(theirs)}); "
                                   "choose another --out, or add --force to overwrite them")
-            links = [name for name in RUN_FILES if (directory / name).is_symlink()]
+            links = [name for name in files if (directory / name).is_symlink()]
             if links:
                 raise OutputError(f"--out {shown}: {', '.join(links)} is a symbolic link; paysim does not write "
                                   "through links (add --force to replace the link itself)")
-        in_the_way = [name for name in RUN_FILES if (directory / name).exists() and not (directory / name).is_symlink()
+        in_the_way = [name for name in files if (directory / name).exists() and not (directory / name).is_symlink()
                       and not (directory / name).is_file()]
         if in_the_way:
             raise OutputError(f"--out {shown}: {', '.join(in_the_way)} is in the way (not a regular file)")
