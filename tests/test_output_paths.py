@@ -143,3 +143,22 @@ def test_resumed_sweep_rewrites_an_unreadable_report_record(tmp_path, record):
     assert result.exit_code == 0, result.output
     assert (out / "results.csv").read_bytes() == rows
     assert json.loads((out / "report.json").read_text())["command"] == "sweep"
+
+
+def test_fit_never_writes_through_a_link_and_never_blocks_on_a_pipe(tmp_path):
+    """fit --out --force wrote the scenario through a link out of its directory; a pipe as the log hung."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    out = tmp_path / "fitted"
+    out.mkdir()
+    (out / "scenario.yaml").symlink_to(Path("..") / "victim.txt")
+    log = SCENARIOS / "checkout-loadtest.jtl"
+    one_line_refusal(invoke("fit", log, "--out", out / "scenario.yaml"), "exists", "--force")
+    result = invoke("fit", log, "--out", out / "scenario.yaml", "--force")
+    assert result.exit_code == 0, result.output
+    assert victim.read_text() == "precious\n"
+    assert not (out / "scenario.yaml").is_symlink() and "arrivals:" in (out / "scenario.yaml").read_text()
+    os.mkfifo(tmp_path / "log.jtl")
+    result = _paysim("fit", tmp_path / "log.jtl")
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'log.jtl'}: is not a regular file (a pipe or a device), not a log file"], result.stderr
