@@ -21,7 +21,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 
 from paysim import __version__
 from paysim.errors import PaysimError, one_line
-from paysim.outputs import CLOSED_STDOUT, check_run_directory, check_size_directory, describe, emit, silence_stdout
+from paysim.outputs import CLOSED_STDOUT, SIZE_FILES, check_run_directory, describe, emit, silence_stdout
 from paysim.report import render, to_dict, write_outputs
 from paysim.preflight import expected_arrivals, stability_warnings
 from paysim.runner import simulate
@@ -446,6 +446,7 @@ def size(
     as_json: bool = typer.Option(False, "--json", help="Print only JSON to stdout."),
     out: Optional[Path] = typer.Option(None, help="Also write sizing.json, sizing.csv, sizing.png and report.html "
                                                    "into this directory."),
+    force: bool = typer.Option(False, "--force", help="Let --out overwrite another command's results (a sweep's)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     debug: bool = typer.Option(False, help="Show tracebacks."),
 ) -> None:
@@ -459,8 +460,8 @@ def size(
         scenario = load_scenario(file, overrides)
         count = replications or scenario.replications
         _check_size(file, scenario, count, jobs)
-        if out is not None:
-            check_size_directory(out)
+        if out is not None:   # before the search: a sizing takes minutes
+            check_run_directory(out, force, SIZE_FILES)
         with _progress_bar(count, quiet) as bar:
             task = bar.add_task(escape(station), total=count)
             done: dict[int, float] = {}

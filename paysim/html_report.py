@@ -106,6 +106,8 @@ def pictures(directory: Path) -> list[Picture]:
                                                             else len(FIRST_PICTURES), p.name))
     shown = []
     for path in files:
+        if not path.is_file():   # a pipe could block the read; a directory is no picture
+            continue
         raw = path.read_bytes()
         if raw.startswith(PNG_SIGNATURE):
             shown.append(Picture(path.stem, base64.b64encode(raw).decode("ascii")))
@@ -113,6 +115,9 @@ def pictures(directory: Path) -> list[Picture]:
 
 
 def _read_json(path: Path) -> Any:
+    if path.exists() and not path.is_file():   # a pipe could block the read forever
+        raise ReportError(f"{path}: not a regular file; a report is built from the files that run, sweep or size "
+                          "wrote with --out")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -279,9 +284,9 @@ def for_sweep(directory: Path, sweep: Sweep, little_fails: Sequence[int], wall_s
               notes: Sequence[str]) -> list[Path]:
     """report.json and report.html beside a sweep's results.csv; the Little's-law failures (and
     notes (which engine ran) of points run before (a resumed sweep) are kept."""
-    try:   # what paysim wrote before; unreadable (or another command's), it is rebuilt from this sweep
-        previous = json.loads((directory / DATA).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    try:   # the record of a resumed sweep's earlier points; anything unreadable is rewritten anew
+        previous = _read_json(directory / DATA) if (directory / DATA).exists() else {}
+    except ReportError:
         previous = {}
     if not isinstance(previous, dict) or previous.get("command") != "sweep":
         previous = {}

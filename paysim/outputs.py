@@ -18,7 +18,9 @@ from pathlib import Path
 
 from paysim.errors import PaysimError, one_line
 
-RUN_FILES = ("results.json", "results.csv", "replications.csv", "timeseries.csv", "timeseries.png", "report.html")
+RUN_FILES = ("results.json", "results.csv", "replications.csv", "timeseries.csv", "timeseries.png", "report.json",
+             "report.html")
+SIZE_FILES = ("sizing.json", "sizing.csv", "sizing.png", "report.json", "report.html")
 RUN_CSV_HEADER = "metric,mean,ci95_low,ci95_high"
 SWEEP_MARKERS = ("sweep.json", ".sweep.lock", "results.parquet")   # what only `paysim sweep` writes
 
@@ -62,55 +64,35 @@ def _sweep_lock_held(lock: Path) -> bool:
     return False
 
 
-def check_run_directory(directory: Path, force: bool = False) -> None:
-    """Refuse, before simulating, a ``run --out`` directory that cannot be written or that
-    holds a sweep's results (unless ``force``; never while a sweep is writing to it)."""
+def check_run_directory(directory: Path, force: bool = False, files: Sequence[str] = RUN_FILES) -> None:
+    """Refuse, before simulating, a ``run --out`` (or ``size --out``: ``files`` is what it writes)
+    directory that cannot be written or that holds another command's results (a sweep's, or a
+    sizing's in a run's directory and a run's in a sizing's: both write report.html), unless
+    ``force``; never while a sweep is writing to it."""
     shown = one_line(str(directory))
     if directory.exists() and not directory.is_dir():
-        raise OutputError(f"--out {shown}: is not a directory; give a directory for results.json and results.csv")
+        raise OutputError(f"--out {shown}: is not a directory; give a directory for the result files")
     if directory.is_dir():
         if _sweep_lock_held(directory / ".sweep.lock"):
             raise OutputError(f"--out {shown}: a paysim sweep is writing to this directory; choose another --out")
         if not force:
-            theirs = [name for name in SWEEP_MARKERS if (directory / name).exists()]
+            others = [name for name in (*RUN_FILES, *SIZE_FILES) if name not in files]
+            theirs = [name for name in (*SWEEP_MARKERS, *others) if (directory / name).exists()]
             csv_path = directory / "results.csv"
-            if csv_path.exists() and (csv_path.is_symlink() or not csv_path.is_file()
-                                      or _first_line(csv_path) not in ("", RUN_CSV_HEADER)):
+            if "results.csv" in files and csv_path.exists() and (csv_path.is_symlink() or not csv_path.is_file()
+                                                                 or _first_line(csv_path) not in ("", RUN_CSV_HEADER)):
                 theirs.append("results.csv")
             if theirs:
                 raise OutputError(f"--out {shown}: holds another command's results ({', '.join(theirs)}); "
                                   "choose another --out, or add --force to overwrite them")
-            links = [name for name in RUN_FILES if (directory / name).is_symlink()]
+            links = [name for name in files if (directory / name).is_symlink()]
             if links:
                 raise OutputError(f"--out {shown}: {', '.join(links)} is a symbolic link; paysim does not write "
                                   "through links (add --force to replace the link itself)")
-    _check_writable(directory, RUN_FILES)
-
-
-SIZE_FILES = ("sizing.json", "sizing.csv", "sizing.png", "report.json", "report.html")
-
-
-def check_size_directory(directory: Path) -> None:
-    """Refuse, before sizing, a ``size --out`` directory that cannot be written or that holds
-    another command's results (its report.html and report.json would be replaced)."""
-    shown = one_line(str(directory))
-    if directory.exists() and not directory.is_dir():
-        raise OutputError(f"--out {shown}: is not a directory; give a directory for sizing.json and report.html")
-    if directory.is_dir():
-        theirs = [name for name in (*SWEEP_MARKERS, "results.json", "results.csv") if (directory / name).exists()]
-        if theirs:
-            raise OutputError(f"--out {shown}: holds another command's results ({', '.join(theirs)}); "
-                              "choose another --out for the sizing")
-    _check_writable(directory, SIZE_FILES)
-
-
-def _check_writable(directory: Path, files: Sequence[str]) -> None:
-    """Refuse a directory where one of ``files`` is not a regular file, or where nothing can be written."""
-    shown = one_line(str(directory))
-    in_the_way = [name for name in files if (directory / name).exists() and not (directory / name).is_symlink()
-                  and not (directory / name).is_file()]
-    if in_the_way:
-        raise OutputError(f"--out {shown}: {', '.join(in_the_way)} is in the way (not a regular file)")
+        in_the_way = [name for name in files if (directory / name).exists() and not (directory / name).is_symlink()
+                      and not (directory / name).is_file()]
+        if in_the_way:
+            raise OutputError(f"--out {shown}: {', '.join(in_the_way)} is in the way (not a regular file)")
     try:
         directory.mkdir(parents=True, exist_ok=True)
         handle, probe = tempfile.mkstemp(dir=directory, prefix=".paysim-probe-")

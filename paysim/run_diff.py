@@ -62,6 +62,7 @@ def _flatten(node: Any, prefix: str, out: dict[str, Estimate]) -> None:
 def load_run(directory: Path) -> Run:
     """A ``run --out`` directory: results.json, and replications.csv if it has one."""
     path = Path(directory) / "results.json"
+    _refuse_special(path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         scenario = str(data["run"]["scenario"])
@@ -74,9 +75,15 @@ def load_run(directory: Path) -> Run:
     return Run(Path(directory), scenario, estimates, _replications(Path(directory) / REPLICATIONS))
 
 
+def _refuse_special(path: Path) -> None:
+    if path.exists() and not path.is_file():   # a pipe could block the read forever
+        raise PaysimError(f"{path}: not a regular file; expected a directory written by paysim run --out")
+
+
 def _replications(path: Path) -> dict[str, np.ndarray] | None:
     if not path.exists():
         return None
+    _refuse_special(path)
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             header, *rows = list(csv.reader(handle))

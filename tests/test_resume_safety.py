@@ -130,3 +130,33 @@ def test_malformed_sweep_json_in_plot_is_one_line(finished, tmp_path, text):
     root = clone(finished, tmp_path)
     (root / "out" / "sweep.json").write_text(text)
     refusal(invoke("plot", root / "out"), "out")
+
+
+TRACED = """\
+name: traced
+horizon: 2s
+warmup: 0s
+replications: 2
+arrivals:
+  card: {process: trace, file: arrivals.csv, column: t, unit: s, enter: gateway}
+stations:
+  gateway:
+    workers: 2
+    service: {dist: exponential, mean: 10ms}
+"""
+
+
+def test_resume_refuses_when_a_replayed_trace_changed(tmp_path):
+    """A replayed trace is a file the scenario reads, hashed in sweep.json like an empirical one."""
+    (tmp_path / "arrivals.csv").write_text("t\n" + "".join(f"{k / 20}\n" for k in range(40)))
+    (tmp_path / "scenario.yaml").write_text(TRACED)
+    (tmp_path / "sweep.yaml").write_text(SWEEP.replace("arrivals.card.rate: [50/s, 100/s]",
+                                                       "stations.gateway.workers: [2, 3]"))
+    args = ("sweep", tmp_path / "sweep.yaml", "--out", tmp_path / "out", "--no-plots", "-q", "-j", "1")
+    assert invoke(*args).exit_code == 0
+    results = tmp_path / "out" / "results.csv"
+    results.write_text("".join(results.read_text().splitlines(keepends=True)[:-1]))   # the last point did not finish
+    before = results.read_bytes()
+    (tmp_path / "arrivals.csv").write_text("t\n" + "".join(f"{k / 10}\n" for k in range(20)))   # another recording
+    refusal(invoke(*args, "--resume"), "arrivals.csv", "changed")
+    assert results.read_bytes() == before

@@ -52,6 +52,14 @@ def test_out_that_is_a_file_or_holds_a_run_is_refused_before_sizing(tmp_path, mo
     one_line_refusal(invoke("size", SCENARIOS / "mmc.yaml", *SIZE, "--out", run_dir), "another command's results")
 
 
+def test_run_into_a_sizing_directory_is_refused_before_simulating(tmp_path):
+    """Both write report.html: a run must not replace a sizing's page, nor a sizing a run's."""
+    out = tmp_path / "out"
+    assert invoke("size", SCENARIOS / "mmc.yaml", *SIZE, "--out", out).exit_code == 0
+    one_line_refusal(invoke("run", SCENARIOS / "mmc.yaml", "--horizon", "5s", "-r", "2", "-q", "--out", out),
+                     "another command's results", "sizing.json")
+
+
 def test_full_disk_keeps_an_earlier_sizing_and_its_report(tmp_path, monkeypatch):
     out = tmp_path / "out"
     assert invoke("size", SCENARIOS / "mmc.yaml", *SIZE, "--out", out).exit_code == 0

@@ -86,6 +86,8 @@ def read_log(path: Path, columns: Columns = JMETER) -> RequestLog:
     try:
         if path.is_dir():
             raise LogError(f"{name}: is a directory, not a log file")
+        if path.exists() and not path.is_file():   # a pipe could block the read forever
+            raise LogError(f"{name}: is not a regular file (a pipe or a device), not a log file")
         handle = path.open("r", encoding="utf-8-sig", newline="")
     except OSError as error:
         raise LogError(f"{name}: cannot read it: {error.strerror or error}") from None

@@ -20,6 +20,7 @@ from paysim.fit.logs import LogError
 from paysim.fit.model import LabelFit
 from paysim.fit.rates import LEVEL
 from paysim.fit.service import SEED, Fit, ks_limit
+from paysim.outputs import write_all
 
 HEADROOM = 1.5            # workers over the peak concurrency by Little's law
 EMPIRICAL_LIMIT = 100_000  # durations written to an empirical file (fixed-seed subsample above)
@@ -64,7 +65,8 @@ def _write(path: Path, fits: dict[str, LabelFit], source: str, names: dict[str, 
         station, extra = _station(names[label], fit, path)
         lines += station
         written += extra
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    text = "\n".join(lines) + "\n"   # atomic; a link at --out is replaced, never written through
+    write_all([(path, lambda temporary: temporary.write_text(text, encoding="utf-8"))])
     return [path, *written]
 
 
@@ -185,4 +187,4 @@ def _write_durations(file: Path, durations: np.ndarray) -> None:
     values = durations
     if len(values) > EMPIRICAL_LIMIT:
         values = np.random.default_rng(SEED).choice(values, EMPIRICAL_LIMIT, replace=False)
-    np.savetxt(file, values * 1000, fmt="%.6g", header="ms", comments="")
+    write_all([(file, lambda temporary: np.savetxt(temporary, values * 1000, fmt="%.6g", header="ms", comments=""))])
