@@ -56,7 +56,7 @@ def test_run_into_a_sizing_directory_is_refused_before_simulating(tmp_path):
     """Both write report.html: a run must not replace a sizing's page, nor a sizing a run's."""
     out = tmp_path / "out"
     assert invoke("size", SCENARIOS / "mmc.yaml", *SIZE, "--out", out).exit_code == 0
-    one_line_refusal(invoke("run", SCENARIOS / "mmc.yaml", "--horizon", "5s", "-r", "2", "-q", "--out", out),
+    one_line_refusal(invoke("run", SCENARIOS / "mmc.yaml", "--horizon", "5s", "--warmup", "0s", "-r", "2", "-q", "--out", out),
                      "another command's results", "sizing.json")
 
 
