@@ -59,7 +59,7 @@ class StationLoad:
     open_peak_utilization: float = 0.0
 
 
-def _multipliers(arrival: Arrival, start: float, end: float) -> tuple[float, float]:
+def rate_multipliers(arrival: Arrival, start: float, end: float) -> tuple[float, float]:
     """(time-average, peak) of a stream's rate multiplier over [start, end]."""
     if arrival.trace is not None:   # its rate is the trace's mean; the arrivals may stop before the end
         return arrival.trace.share_in(start, end), 1.0
@@ -214,7 +214,7 @@ def _loads(scenario: Scenario) -> tuple[dict[str, tuple[float, float]], dict[str
         if arrival.clients is not None:
             closed[name] = (visits, calls)
             continue
-        average, peak = _multipliers(arrival, scenario.warmup or 0.0, scenario.horizon)
+        average, peak = rate_multipliers(arrival, scenario.warmup or 0.0, scenario.horizon)
         for station in stations:
             count = visits[station] + calls[station]
             open_in[station][0] += _times(_base_rate(arrival) * average, count)
@@ -240,7 +240,7 @@ def expected_arrivals(scenario: Scenario) -> float:
     for a closed population, at the upper bound on its throughput."""
     closed = closed_throughputs(scenario) if any(a.clients is not None for a in scenario.arrivals.values()) else {}
     return sum(closed[name] * scenario.horizon if arrival.clients is not None
-               else _base_rate(arrival) * _multipliers(arrival, 0.0, scenario.horizon)[0] * scenario.horizon
+               else _base_rate(arrival) * rate_multipliers(arrival, 0.0, scenario.horizon)[0] * scenario.horizon
                for name, arrival in scenario.arrivals.items())
 
 
