@@ -90,12 +90,18 @@ def test_run_again_into_its_own_out_replaces_its_files(tmp_path):
         assert path.stat().st_mode & 0o777 == 0o666 & ~mask, path
 
 
-def test_links_in_out_are_never_followed(tmp_path):
-    victim = tmp_path / "victim.txt"
+def _link_out_of(out: Path, name: str) -> Path:
+    """Make ``out/name`` a link to a file beside ``out`` holding "precious"; return that file."""
+    victim = out.parent / "victim.txt"
     victim.write_text("precious\n")
-    out = tmp_path / "out"
     out.mkdir()
-    (out / "results.json").symlink_to(Path("..") / "victim.txt")
+    (out / name).symlink_to(Path("..") / victim.name)
+    return victim
+
+
+def test_links_in_out_are_never_followed(tmp_path):
+    out = tmp_path / "out"
+    victim = _link_out_of(out, "results.json")
     one_line_refusal(invoke("run", SCENARIOS / "mmc.yaml", *TINY, "--out", out), "symbolic link")
     result = invoke("run", SCENARIOS / "mmc.yaml", *TINY, "--out", out, "--force")
     assert result.exit_code == 0, result.output
@@ -310,11 +316,8 @@ def test_resumed_sweep_rewrites_an_unreadable_report_record(tmp_path, record):
 
 def test_fit_never_writes_through_a_link_and_never_blocks_on_a_pipe(tmp_path):
     """fit --out --force wrote the scenario through a link out of its directory; a pipe as the log hung."""
-    victim = tmp_path / "victim.txt"
-    victim.write_text("precious\n")
     out = tmp_path / "fitted"
-    out.mkdir()
-    (out / "scenario.yaml").symlink_to(Path("..") / "victim.txt")
+    victim = _link_out_of(out, "scenario.yaml")
     log = SCENARIOS / "checkout-loadtest.jtl"
     one_line_refusal(invoke("fit", log, "--out", out / "scenario.yaml"), "exists", "--force")
     result = invoke("fit", log, "--out", out / "scenario.yaml", "--force")
