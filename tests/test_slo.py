@@ -128,3 +128,15 @@ def test_a_sweeps_slo_verdict_reads_infinite_percentiles_back_from_results_csv()
     assert cells["system.latency_all.p99.mean"] == "inf"
     assert slo_verdict({"p99_latency": 0.2}, estimates(cells)) == "missed"
     assert slo_verdict({"p99_latency": 0.5}, estimates(cells)) == "uncertain"
+
+
+def test_a_streams_failures_never_gate_another_streams_latency():
+    # no system SLO: "impatient" misses its failure objective, which must not hold back "patient"
+    data = {"horizon": 200, "warmup": 0, "replications": 4, "seed": 5,
+            "arrivals": {"impatient": {"rate": 1, "timeout": "1ms", "slo": {"max_failure_rate": "1%"}},
+                         "patient": {"rate": 1, "slo": {"p99_latency": "5s"}}},
+            "stations": {"s": {"workers": 2, "service": EXP}}}
+    result = run(scenario_from_data(data, "test.yaml"))
+    by_scope = {(c.scope, c.objective): c.verdict for c in result.slo}
+    assert by_scope[("streams.impatient", "max_failure_rate")] == "missed"
+    assert by_scope[("streams.patient", "p99_latency")] == "met"
