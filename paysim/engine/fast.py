@@ -26,6 +26,7 @@ from collections.abc import Callable
 import numpy as np
 
 from paysim import distributions as d
+from paysim.engine.retry import token_cap
 from paysim.observe import Observer
 from paysim.scenario import Scenario
 from paysim.sketch import MIN_VALUE
@@ -174,16 +175,12 @@ _TRIGGERS = {"timeout": ON_TIMEOUT, "rejected": ON_REJECTED, "error": ON_ERROR}
 
 def _retry_row(arrival) -> list[float]:
     """A stream's row of the retry table (attempts 1: it never retries)."""
-    from paysim.engine.simpy_engine import _mean_rate
-
     retry = arrival.retry
     if retry is None:
         return [1, CONSTANT, 0.0, 0.0, JITTER_NONE, 0, -1.0, 0.0]
     budget = -1.0 if retry.budget is None else retry.budget
-    # as the SimPy engine: the bucket holds ten seconds' worth of deposits (at least one token)
-    cap = max(1.0, (retry.budget or 0.0) * 10.0 * _mean_rate(arrival))
     return [retry.attempts, _BACKOFFS[retry.backoff], retry.base, retry.max, _JITTERS[retry.jitter],
-            sum(_TRIGGERS[t] for t in set(retry.on)), budget, cap]
+            sum(_TRIGGERS[t] for t in set(retry.on)), budget, token_cap(arrival)]
 
 
 def _jit(function=None, *, inline: bool = False):

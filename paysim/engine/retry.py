@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from paysim.scenario import Retry
+from paysim.scenario import Arrival, Retry
 
 
 def retry_delay(retry: Retry, failed_attempt: int, previous: float, uniform: Callable[[], float]) -> float:
@@ -21,3 +21,16 @@ def retry_delay(retry: Retry, failed_attempt: int, previous: float, uniform: Cal
     if retry.jitter == "equal":
         return delay / 2 + uniform() * delay / 2
     return delay
+
+
+def token_cap(arrival: Arrival) -> float:
+    """Size of a stream's retry-budget bucket: ten seconds' worth of deposits (``budget`` per
+    original request), at least one token."""
+    budget = arrival.retry.budget if arrival.retry else None
+    return max(1.0, (budget or 0.0) * 10.0 * _mean_rate(arrival))
+
+
+def _mean_rate(arrival: Arrival) -> float:
+    if arrival.clients is not None:
+        return arrival.clients / max(arrival.think.mean if arrival.think else 0.0, 1e-3)
+    return arrival.rate if arrival.rate is not None else 1 / max(arrival.interarrival.mean, 1e-300)

@@ -20,7 +20,7 @@ from paysim.engine.arrivals import GapClock, ProfileClock, TraceClock
 from paysim.errors import PaysimError
 from paysim.engine.batch import BatchStation
 from paysim.engine.executor import ExecutorStation
-from paysim.engine.retry import retry_delay
+from paysim.engine.retry import retry_delay, token_cap
 from paysim.engine.station import (
     FORKED, LEFT, SERVING, TRAVELLING, WAITING, Balancer, Exit, Onward, Router, ServiceStation, Txn,
 )
@@ -58,8 +58,7 @@ class _Stream:
         self.think = think
         budget = spec.retry.budget if spec.retry else None
         self.budget = budget
-        # the bucket holds at most ten seconds' worth of deposits (at least one token)
-        self.token_cap = max(1.0, (budget or 0.0) * 10.0 * _mean_rate(spec))
+        self.token_cap = token_cap(spec)
         self.tokens = self.token_cap
 
     def begin(self) -> None:
@@ -103,12 +102,6 @@ class _Stream:
 
     def backoff(self, txn: _Txn) -> float:
         return retry_delay(self.retry, txn.attempt, txn.backoff, self.uniform)
-
-
-def _mean_rate(spec: Arrival) -> float:
-    if spec.clients is not None:
-        return spec.clients / max(spec.think.mean if spec.think else 0.0, 1e-3)
-    return spec.rate if spec.rate is not None else 1 / max(spec.interarrival.mean, 1e-300)
 
 
 def _clock(spec: Arrival, rng) -> GapClock | ProfileClock | TraceClock | None:
