@@ -27,7 +27,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, UndefinedError
 from paysim import __version__
 from paysim.errors import PaysimError
 from paysim.outputs import write_all
-from paysim.report import LAW_KEYS, TIME_METRICS
+from paysim.report import LAW_KEYS, TIME_METRICS, estimate_leaves
 from paysim.runner import RunResult
 from paysim.scenario import Scenario
 from paysim.sizing import Sizing, _with_workers, to_dict as sizing_dict
@@ -127,24 +127,12 @@ def _read_json(path: Path) -> Any:
         raise ReportError(f"{path}: cannot read it as JSON: {error}") from None
 
 
-def _leaves(node: Any, prefix: str = "") -> dict[str, dict[str, Any]]:
-    """Estimates ({"mean", "ci95"}) of a nested results.json scope by dotted metric name."""
-    found: dict[str, dict[str, Any]] = {}
-    if isinstance(node, dict):
-        if "mean" in node and "ci95" in node:
-            return {prefix: node}
-        for key, value in node.items():
-            if key != "littles_law":
-                found.update(_leaves(value, f"{prefix}.{key}" if prefix else key))
-    return found
-
-
 def _run_context(directory: Path, data: dict[str, Any]) -> dict[str, Any]:
     results = _read_json(directory / "results.json")
     scopes = [("system", results["system"])] + \
         [(f"station {n}", v) for n, v in results["stations"].items()] + \
         [(f"stream {n}", v) for n, v in results["streams"].items()]
-    flat = [(label, _leaves(values)) for label, values in scopes]
+    flat = [(label, estimate_leaves(values)) for label, values in scopes]
     rows = [(metric, [values.get(metric) for _, values in flat]) for metric in SCOPE_METRICS
             if any(values.get(metric) and values[metric]["mean"] is not None for _, values in flat)]
     laws = {key: law for law, key in LAW_KEYS.items()}

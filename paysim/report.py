@@ -89,6 +89,19 @@ def to_dict(result: RunResult) -> dict[str, Any]:
     return out
 
 
+def estimate_leaves(node: Any, prefix: str = "") -> dict[str, dict[str, Any]]:
+    """The estimates ({"mean", "ci95"} nodes) of a nested results.json part by dotted metric name
+    (Little's-law checks left out)."""
+    found: dict[str, dict[str, Any]] = {}
+    if isinstance(node, dict):
+        if "mean" in node and "ci95" in node:
+            return {prefix: node}
+        for key, value in node.items():
+            if key != "littles_law":
+                found.update(estimate_leaves(value, f"{prefix}.{key}" if prefix else key))
+    return found
+
+
 def write_outputs(result: RunResult, directory: Path) -> list[Path]:
     """results.json (as --json prints), results.csv (metric, mean, ci95_low, ci95_high) and,
     when the run was sampled, timeseries.csv and timeseries.png; all or none replace earlier ones."""

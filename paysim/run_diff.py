@@ -24,7 +24,7 @@ import numpy as np
 from scipy import special
 
 from paysim.errors import PaysimError
-from paysim.report import _ROWS, REPLICATIONS, _cell
+from paysim.report import _ROWS, REPLICATIONS, _cell, estimate_leaves
 from paysim.stats import Estimate
 
 ALPHA = 0.05
@@ -47,18 +47,6 @@ class Difference:
     significant: bool
 
 
-def _flatten(node: Any, prefix: str, out: dict[str, Estimate]) -> None:
-    if isinstance(node, dict) and "mean" in node and "ci95" in node:
-        mean, (low, high) = node["mean"], node["ci95"]
-        nan = math.nan
-        out[prefix] = Estimate(nan if mean is None else mean, nan if low is None else low,
-                               nan if high is None else high, 0)
-    elif isinstance(node, dict):
-        for key, value in node.items():
-            if key not in ("littles_law", "run", "slo", "compare"):
-                _flatten(value, f"{prefix}.{key}" if prefix else key, out)
-
-
 def load_run(directory: Path) -> Run:
     """A ``run --out`` directory: results.json, and replications.csv if it has one."""
     path = Path(directory) / "results.json"
@@ -70,8 +58,9 @@ def load_run(directory: Path) -> Run:
         raise PaysimError(f"{path}: not found; expected a directory written by paysim run --out") from None
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise PaysimError(f"{path}: not a paysim results file ({error.__class__.__name__}: {error})") from None
-    estimates: dict[str, Estimate] = {}
-    _flatten(data, "", estimates)
+    metrics = {key: value for key, value in data.items() if key not in ("run", "slo", "compare")}   # not estimates
+    estimates = {name: Estimate(*(math.nan if x is None else x for x in (node["mean"], *node["ci95"])), 0)
+                 for name, node in estimate_leaves(metrics).items()}
     return Run(Path(directory), scenario, estimates, _replications(Path(directory) / REPLICATIONS))
 
 

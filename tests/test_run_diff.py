@@ -100,3 +100,13 @@ def test_a_directory_that_is_not_a_run_is_refused(runs, tmp_path, content, messa
     result = invoke("compare", str(runs / "a"), str(tmp_path))
     assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.output
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_station_named_like_a_top_level_key_is_compared(tmp_path):
+    # only the top-level run, slo and compare hold no estimates; a station may be called "run"
+    estimate = {"mean": 0.5, "ci95": [0.4, 0.6]}
+    (tmp_path / "results.json").write_text(json.dumps({
+        "run": {"scenario": "x"}, "slo": [], "system": {"W": estimate},
+        "stations": {"run": {"W": estimate, "littles_law": {"L_vs_lambda_W": {"left": estimate}}}}}))
+    from paysim.run_diff import load_run
+    assert set(load_run(tmp_path).estimates) == {"system.W", "stations.run.W"}
