@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from rich.table import Table
 
 from paysim import analytic, distributions
 from paysim.errors import PaysimError
-from paysim.preflight import station_loads, stream_visits
+from paysim.preflight import StationLoad, station_loads, stream_visits
 from paysim.runner import Progress, simulate
 from paysim.scenario import Scenario
 from paysim.scenario.fields import did_you_mean
@@ -117,15 +117,17 @@ def _exact(scenario: Scenario, station: str) -> bool:
     return only and isinstance(scenario.stations[station].service, distributions.Exponential)
 
 
-def analytic_start(scenario: Scenario, station: str, objective: Objective) -> tuple[int, str]:
-    """A first worker count to simulate, and where it comes from."""
+def analytic_start(scenario: Scenario, station: str, objective: Objective,
+                   peak_arrival_rate: float | None = None) -> tuple[int, str]:
+    """A first worker count to simulate, and where it comes from (``peak_arrival_rate``: the
+    station's, when the caller has the loads already)."""
     spec = scenario.stations[station]
-    arrival_rate, mean_s = station_loads(scenario)[station].peak_arrival_rate, spec.service.mean
+    arrival_rate = station_loads(scenario)[station].peak_arrival_rate if peak_arrival_rate is None else peak_arrival_rate
+    mean_s = spec.service.mean
     offered = arrival_rate * mean_s
-    fallback = max(1, math.floor(offered) + 1)   # the fewest workers that keep up at the peak
+    first = math.floor(offered) + 1   # the fewest workers that keep up at the peak
     if arrival_rate <= 0 or mean_s <= 0:
-        return fallback, f"offered load {offered:.3g} erlangs at the peak, plus one to keep up"
-    first = math.floor(offered) + 1
+        return first, f"offered load {offered:.3g} erlangs at the peak, plus one to keep up"
     how = "exact here" if _exact(scenario, station) else f"treating {station!r} alone as a Markovian queue"
     for workers in range(first, max(first * 4, math.ceil(offered / LIGHT_LOAD)) + 1):
         if objective.is_time and spec.queue is None:
@@ -138,12 +140,12 @@ def analytic_start(scenario: Scenario, station: str, objective: Objective) -> tu
             break
         if value < objective.target:
             return workers, f"{formula}: {objective.metric} = {value:.4g} < {objective.target:.4g}"
-    return fallback, f"offered load {offered:.3g} erlangs at the peak, plus one to keep up"
+    return first, f"offered load {offered:.3g} erlangs at the peak, plus one to keep up"
 
 
-def _overloaded(scenario: Scenario, skip: str | None = None) -> list[str]:
+def _overloaded(loads: Mapping[str, StationLoad], skip: str | None = None) -> list[str]:
     """Stations with an unbounded queue loaded to 100% or more at the profile's peak."""
-    return [f"{load.name!r} at {100 * load.peak_utilization:.3g}%" for load in station_loads(scenario).values()
+    return [f"{load.name!r} at {100 * load.peak_utilization:.3g}%" for load in loads.values()
             if load.name != skip and not load.bounded and load.open_peak_utilization >= 1]
 
 
@@ -212,19 +214,21 @@ def size_station(scenario: Scenario, station: str, objective: Objective, *, seed
     unbindable = _can_lose(scenario, station, objective)
     if unbindable:
         raise SizingError(unbindable)
-    elsewhere = _overloaded(scenario, skip=station)
+    loads = station_loads(scenario)
+    elsewhere = _overloaded(loads, skip=station)
     if elsewhere:
         raise SizingError(f"station {', '.join(elsewhere)} is overloaded at the profile's peak whatever {station!r} "
                           "has (an unbounded queue that grows without end): size that station first")
-    start, reason = analytic_start(scenario, station, objective)
-    offered = station_loads(scenario)[station].peak_arrival_rate * scenario.stations[station].service.mean
+    peak_rate = loads[station].peak_arrival_rate
+    start, reason = analytic_start(scenario, station, objective, peak_rate)
+    offered = peak_rate * scenario.stations[station].service.mean
     limit = limit or max(4 * start, math.ceil(offered / LIGHT_LOAD), start + 8)
     sizing = Sizing(station, objective, offered, start, reason, limit=limit)
     tried: dict[int, bool] = {}
 
     def holds(workers: int) -> bool:
         if workers not in tried:
-            sizing.trials.append(_trial(scenario, station, objective, workers, offered, seed, replications, jobs,
+            sizing.trials.append(_trial(scenario, station, objective, workers, seed, replications, jobs,
                                         on_trial, progress))
             tried[workers] = sizing.trials[-1].holds
         return tried[workers]
@@ -233,11 +237,11 @@ def size_station(scenario: Scenario, station: str, objective: Objective, *, seed
     return sizing
 
 
-def _trial(scenario: Scenario, station: str, objective: Objective, workers: int, offered: float, seed: int | None,
+def _trial(scenario: Scenario, station: str, objective: Objective, workers: int, seed: int | None,
            replications: int | None, jobs: int | None, on_trial: Callable[[int], None] | None,
            progress: Progress | None) -> Trial:
     candidate = _with_workers(scenario, station, workers)
-    overloaded = _overloaded(candidate)
+    overloaded = _overloaded(station_loads(candidate))
     if overloaded:
         return Trial(workers, None, False, f"not simulated: unstable at the peak, {', '.join(overloaded)}")
     if on_trial:

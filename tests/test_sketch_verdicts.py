@@ -40,5 +40,5 @@ def test_a_sizing_trial_needs_the_sketch_error_below_the_target(monkeypatch, tar
     one_bucket = Estimate(0.0998, 0.0998, 0.0998, 10)
     monkeypatch.setattr(sizing, "simulate", lambda *a, **k: types.SimpleNamespace(summary=_summary(one_bucket)))
     objective = sizing.Objective(text=f"p99<{target}", metric="latency.p99", target=target, is_time=True)
-    trial = sizing._trial(load_scenario(SCENARIOS / "mmc.yaml"), "pool", objective, 10, 8.0, None, 2, 1, None, None)
+    trial = sizing._trial(load_scenario(SCENARIOS / "mmc.yaml"), "pool", objective, 10, None, 2, 1, None, None)
     assert trial.holds is holds
