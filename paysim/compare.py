@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from paysim.sketch import RELATIVE_ERROR
-from paysim.stats import LEVEL, Estimate
+from paysim.stats import LEVEL, Estimate, sketch_widened
 from paysim.theory import Theory
 from paysim.units import format_duration
 
@@ -46,12 +46,11 @@ def _percentile(metric: str) -> bool:
 
 
 def _inside(metric: str, value: float, simulated: Estimate) -> bool | None:
-    low, high = simulated.low, simulated.high
-    if not (math.isfinite(low) and math.isfinite(high)):
+    if not (math.isfinite(simulated.low) and math.isfinite(simulated.high)):
         return None
     if _percentile(metric):
-        low, high = low * (1 - RELATIVE_ERROR), high * (1 + RELATIVE_ERROR)
-    return low <= value <= high
+        simulated = sketch_widened(simulated)
+    return simulated.low <= value <= simulated.high
 
 
 def _rel_diff(simulated: float, theory: float) -> float:
