@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +25,7 @@ import numpy as np
 
 from paysim.errors import KeyPathError
 from paysim.scenario.fields import read_csv_cells
+from paysim.units import iso_seconds
 
 if TYPE_CHECKING:
     from paysim.scenario.models import Scenario
@@ -72,13 +72,6 @@ class Trace:
         return float(gaps.var() / gaps.mean() ** 2)
 
 
-def _iso_seconds(cell: str) -> float:
-    stamp = datetime.fromisoformat(cell.replace("Z", "+00:00").replace("z", "+00:00"))
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=timezone.utc)
-    return stamp.timestamp()
-
-
 def _parse(file: str, name: str, cells: list[tuple[int, str]], unit_s: float | None) -> tuple[np.ndarray, bool]:
     """The column as seconds, and whether its times are absolute."""
     try:
@@ -95,7 +88,7 @@ def _parse(file: str, name: str, cells: list[tuple[int, str]], unit_s: float | N
                 return times, times[0] >= EPOCH_FROM
         except ValueError:
             pass
-    parse = (lambda cell: float(cell) * (unit_s or 1.0)) if numeric else _iso_seconds
+    parse = (lambda cell: float(cell) * (unit_s or 1.0)) if numeric else iso_seconds
     expected = "a number" if numeric else "an ISO-8601 timestamp such as 2026-11-30T14:00:00.250Z"
     times = np.empty(len(cells))
     for i, (line, cell) in enumerate(cells):

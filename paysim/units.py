@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import datetime, timezone
 
 _NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 
@@ -111,3 +112,17 @@ def format_duration(seconds: float) -> str:
         if size < limit:
             return f"{seconds * scale:.3g} {unit}"
     return f"{seconds / 3600:.3g} h"
+
+
+def is_finite_number(text: str) -> bool:
+    """Whether ``text`` reads as a finite number (a CSV cell, say)."""
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def iso_seconds(text: str) -> float:
+    """Epoch seconds of an ISO-8601 timestamp; ``Z`` or no offset at all is UTC. ValueError if it is none."""
+    moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()

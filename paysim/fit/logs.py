@@ -14,16 +14,15 @@ import csv
 import gc
 import io
 import itertools
-import math
 import operator
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 from paysim.errors import PaysimError, one_line
+from paysim.units import is_finite_number, iso_seconds
 
 BLOCK = 100_000
 # JMeter's default CSV columns, in the order it writes them when the header is switched off
@@ -108,7 +107,7 @@ def _header(name: str, reader: Iterator[list[str]], columns: Columns) -> tuple[l
     header = [cell.strip() for cell in header]
     if header[0].startswith("<"):
         raise LogError(f"{name}: is an XML .jtl; save results as CSV (jmeter.save.saveservice.output_format=csv)")
-    if columns == JMETER and header[0][:1].isdigit() and len(header) >= 3 and _is_number(header[1]):
+    if columns == JMETER and header[0][:1].isdigit() and len(header) >= 3 and is_finite_number(header[1]):
         # a .jtl written with print_field_names=false: JMeter's default order, first row is data
         return list(JMETER_COLUMNS[: len(header)]), itertools.chain([header], reader)
     return header, reader
@@ -193,8 +192,8 @@ def _times(name: str, cells: list[str], columns: Columns, first_row: int) -> np.
         if not ok.all():
             raise _bad_row(name, cells, ok, first_row, f"expected a timestamp in column {columns.time!r}")
         return numbers * epoch_seconds(numbers, columns.time_unit)
-    if _is_number(cells[0]):   # a column of numbers with a stray word: name the word's row
-        ok = np.array([_is_number(cell) for cell in cells])
+    if is_finite_number(cells[0]):   # a column of numbers with a stray word: name the word's row
+        ok = np.array([is_finite_number(cell) for cell in cells])
         raise _bad_row(name, cells, ok, first_row, f"expected a timestamp like the ones before it in column "
                                                   f"{columns.time!r}")
     seconds = np.empty(len(cells))
@@ -203,12 +202,11 @@ def _times(name: str, cells: list[str], columns: Columns, first_row: int) -> np.
         if text[4:5] == "/" and text[7:8] == "/":   # JMeter's timestamp_format=yyyy/MM/dd HH:mm:ss.SSS
             text = text.replace("/", "-", 2)
         try:
-            moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+            seconds[offset] = iso_seconds(text)
         except ValueError:
             raise LogError(one_line(f"{name}: row {first_row + offset}: expected a timestamp (epoch number or "
                                     f"ISO-8601 such as 2026-12-03T14:05:00.125Z) in column {columns.time!r}, "
                                     f"got {text[:60]!r}")) from None
-        seconds[offset] = (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
     return seconds
 
 
@@ -234,15 +232,8 @@ def _durations(name: str, cells: list[str], columns: Columns, first_row: int) ->
     return numbers * DURATION_UNITS[columns.unit]
 
 
-def _is_number(cell: str) -> bool:
-    try:
-        return math.isfinite(float(cell))
-    except ValueError:
-        return False
-
-
 def _is_duration(cell: str) -> bool:
-    return _is_number(cell) and float(cell) >= 0
+    return is_finite_number(cell) and float(cell) >= 0
 
 
 def _labels(name: str, cells: list[str] | None, labels: dict[str, int], column: str | None,

@@ -19,7 +19,7 @@ from pydantic import BeforeValidator, ValidationInfo
 
 from paysim import distributions as d
 from paysim.errors import KeyPathError
-from paysim.units import SECONDS_PER, parse_duration, parse_probability, parse_rate
+from paysim.units import SECONDS_PER, is_finite_number, parse_duration, parse_probability, parse_rate
 
 
 def _positive(parse):
@@ -118,13 +118,6 @@ def _param(key: str, value: object) -> Any:
         raise KeyPathError((key,), str(error)) from None
 
 
-def _is_number(cell: str) -> bool:
-    try:
-        return math.isfinite(float(cell))
-    except ValueError:
-        return False
-
-
 def read_csv_cells(file: str, column: str | int | None, base_dir: Path) -> tuple[str, list[tuple[int, str]], str]:
     """The cells of one column of a CSV file (path relative to ``base_dir``) as (line, text), the
     column's name for messages and the sha256 of the file's bytes (so a resumed sweep can tell
@@ -159,7 +152,7 @@ def read_csv_cells(file: str, column: str | int | None, base_dir: Path) -> tuple
     else:
         raise KeyPathError(("column",), f"no column {column!r} in {file!r}; it has {header}{did_you_mean(column, header)}")
     # a file without a header row: a column chosen by position whose first cell is already a number
-    body = rows if isinstance(column, (int, type(None))) and _is_number(header[index]) else rows[1:]
+    body = rows if isinstance(column, (int, type(None))) and is_finite_number(header[index]) else rows[1:]
     name = f"column {index + 1}" if body is rows else f"column {header[index]!r}"
     cells = [(number, row[index].strip() if index < len(row) else "") for number, row in body]
     if not cells:
