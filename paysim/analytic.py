@@ -523,13 +523,11 @@ def _routing_matrix(nodes: list[str], routing: Mapping[str, Mapping[str, float]]
     return matrix
 
 
-def _trapped_nodes(nodes: list[str], matrix: np.ndarray,
-                   routing: Mapping[str, Mapping[str, float]] | None = None) -> list[str]:
+def _trapped_nodes(nodes: list[str], matrix: np.ndarray, routing: Mapping[str, Mapping[str, float]]) -> list[str]:
     """Nodes from which a job can never reach the exit (positive-probability paths); a row
     that names ``done`` with any positive probability leaves, as the scenario validation says."""
     can_leave = matrix.sum(axis=1) < 1.0 - _ROW_TOL
-    if routing is not None:
-        can_leave |= np.array([routing.get(name, {}).get(EXIT, 0.0) > 0.0 for name in nodes], dtype=bool)
+    can_leave |= np.array([routing.get(name, {}).get(EXIT, 0.0) > 0.0 for name in nodes], dtype=bool)
     changed = True
     while changed:
         reach = (matrix > 0) & can_leave[np.newaxis, :]
