@@ -307,8 +307,13 @@ def _warn_unstable_points(plan: Any) -> None:
 
     for station, points in unstable_points(plan).items():
         err.print(f"[bold yellow]warning:[/] station {station!r} is unstable (utilisation of 100% or more with an "
-                  f"unbounded queue) at {len(points)} points ({', '.join(map(str, points[:12]))}"
-                  f"{', ...' if len(points) > 12 else ''}): their statistics depend on the horizon", soft_wrap=True)
+                  f"unbounded queue) at {len(points)} points ({_listed(points)}): their statistics depend on the "
+                  "horizon", soft_wrap=True)
+
+
+def _listed(points: list[int]) -> str:
+    """Sweep point numbers for a warning: the first dozen."""
+    return ", ".join(map(str, points[:12])) + (", ..." if len(points) > 12 else "")
 
 
 @contextlib.contextmanager
@@ -356,9 +361,8 @@ def sweep(
         _warn_unstable_points(plan)
         stopping = [point.index for point in plan.points if trace_warnings(point.scenario)]
         if stopping:
-            err.print(f"[bold yellow]warning:[/] a replayed trace ends before the horizon at {len(stopping)} point{'s' * (len(stopping) != 1)} "
-                      f"({', '.join(map(str, stopping[:12]))}{', ...' if len(stopping) > 12 else ''}): "
-                      "no arrivals after it", soft_wrap=True)
+            err.print(f"[bold yellow]warning:[/] a replayed trace ends before the horizon at {len(stopping)} "
+                      f"point{'s' * (len(stopping) != 1)} ({_listed(stopping)}): no arrivals after it", soft_wrap=True)
         with _progress_bar(len(plan.points) * plan.replications, quiet) as bar:
             task = bar.add_task(f"{len(plan.points)} points", total=len(plan.points) * plan.replications)
 
