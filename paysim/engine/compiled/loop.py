@@ -11,23 +11,25 @@ from __future__ import annotations
 import numpy as np
 
 from paysim.engine.compiled.arrivals import arrival_cursors, next_arrival
-from paysim.engine.compiled.codes import (ABANDONED, ARRIVAL, BACKOFF, CANCELLED, CW_AT, CW_END, CW_OUTAGE,
-                                          CW_STATION, CW_VALUE, DONE_SERVICE, ERRORED, LEFT, REFUSE, REJECTED,
-                                          RETRY_START, RT_BUDGET, RT_TOKEN_CAP, SERIES, SERVING, SR_AT_START,
-                                          SR_ARRIVED, SR_ATTEMPTS, SR_DEPARTED, SR_FAILED, SR_FINISHED, SR_IN,
-                                          SR_RETRIES, SR_SUCCEEDED, SRF_LATENCY, SRF_LAST, SRF_SERVICE,
-                                          SRF_SUCCESS_WAIT, SRF_TIME, SRF_WAIT, ST_ABANDONED, ST_BUSY,
-                                          ST_CANCELLED, ST_COUNTS, ST_DEPARTED, ST_ENTERED, ST_ERRORED,
-                                          ST_FINISHED, ST_HEAD, ST_IN, ST_REJECTED, ST_TAIL, ST_WAITING,
-                                          STATION_CHANGE, STF_LAST, STF_SERVICE, STF_SERVICE_ALL, STF_SOJOURN,
-                                          STF_SUMS, STF_TIME_ALL, STF_WAIT_ALL, TIMED_OUT, TIMEOUT, TO_DONE,
-                                          TO_ERROR, TO_REJECTED, TRAVEL, UP, WAITING, WINDOW)
+from paysim.engine.compiled.batch import (deadline, finish_batch, gather, grown_batches, is_batch, leave_batch,
+                                          new_batches, next_to_send, push_ticks, resume, tick)
+from paysim.engine.compiled.codes import (ABANDONED, ARRIVAL, BACKOFF, BATCH_DEADLINE, BATCH_DONE, BATCH_ITEM,
+                                          BATCH_TICK, CANCELLED, CW_AT, CW_END, CW_OUTAGE, CW_STATION, CW_VALUE,
+                                          DONE_SERVICE, ERRORED, LEFT, REFUSE, REJECTED, RETRY_START, RT_BUDGET,
+                                          RT_TOKEN_CAP, SERIES, SERVING, SR_AT_START, SR_ARRIVED, SR_ATTEMPTS,
+                                          SR_DEPARTED, SR_FAILED, SR_FINISHED, SR_IN, SR_RETRIES, SR_SUCCEEDED,
+                                          SRF_LATENCY, SRF_LAST, SRF_SERVICE, SRF_SUCCESS_WAIT, SRF_TIME, SRF_WAIT,
+                                          ST_ABANDONED, ST_BUSY, ST_CANCELLED, ST_COUNTS, ST_ENTERED, ST_HEAD, ST_IN,
+                                          ST_REJECTED, ST_TAIL, ST_WAITING, ST_WORKERS, STATION_CHANGE, STF_LAST,
+                                          STF_SUMS, TIMED_OUT, TIMEOUT, TO_DONE, TO_ERROR, TO_REJECTED, TRAVEL, UP,
+                                          WAITING, WINDOW, WORKERS_CHANGE)
 from paysim.engine.compiled.primitives import bucket, jit
 from paysim.engine.compiled.retry import may_retry, retry_delay
+from paysim.engine.compiled.schedule import change_workers, peak_workers, push_changes
 from paysim.engine.compiled.state import (grown_heap, grown_txns, new_heap, new_txns, pop, push, release_slot,
                                           take_slot)
-from paysim.engine.compiled.station import (advance, advance_stream, enqueue, population_area, start_service,
-                                            take_next, unlink)
+from paysim.engine.compiled.station import (advance, advance_stream, enqueue, finish, leave_station, next_station,
+                                            population_area, service_error, start_service, take_next, unlink)
 
 
 @jit(inline=True)
@@ -47,17 +49,6 @@ def open_window(acc, now):
         acc.sr_i[s, SR_RETRIES] = 0
         acc.sr_sketch[s, :] = 0
         acc.sr_zeros[s] = 0
-
-
-@jit(inline=True)
-def leave_station(acc, st, tx, x, now, service_time):
-    """``x`` leaves its station (StationObserver.leave): its sojourn, wait and service there."""
-    advance(acc, st, now)
-    acc.st_i[st, ST_IN] -= 1
-    acc.st_i[st, ST_DEPARTED] += 1
-    acc.st_f[st, STF_TIME_ALL] += now - tx.arrived[x]
-    acc.st_f[st, STF_WAIT_ALL] += now - tx.arrived[x] - service_time
-    acc.st_f[st, STF_SERVICE_ALL] += service_time
 
 
 @jit(inline=True)
@@ -83,18 +74,22 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
     n_st, n_sr = m.workers.shape[0], m.entry.shape[0]
     st_i, sr_i = acc.st_i, acc.sr_i
     tx = new_txns(1024)
-    room = 4 + np.max(m.workers)              # heap entries one event may add (an outage's end starts many)
-    heap = new_heap(4096 + 2 * room + 2 * m.windows.shape[0])
+    room = 4 + peak_workers(m)                # heap entries one event may add (an outage's end starts many)
+    heap = new_heap(4096 + 2 * room + 2 * m.windows.shape[0] + m.schedule.shape[0] + n_st)
+    bs = new_batches(n_st, 64)                # batch stations' batches
     segment = arrival_cursors(m.clock, m.gap)
     for s in range(n_st):
         st_i[s, ST_HEAD] = -1
         st_i[s, ST_TAIL] = -1
+        st_i[s, ST_WORKERS] = m.workers[s]
     slow = np.ones(n_st)                      # service-time factor of the slowdown in force
     down = np.full(n_st, UP, np.int64)        # the outage in force
     tokens = m.retry[:, RT_TOKEN_CAP].copy()  # each stream's retry budget, full at the start
     for w in range(m.windows.shape[0]):       # before the arrivals: SimPy schedules them first
         push(heap, m.windows[w, CW_AT], STATION_CHANGE, 2 * w, 0)
         push(heap, m.windows[w, CW_END], STATION_CHANGE, 2 * w + 1, 0)
+    push_changes(m, heap)                     # (then schedules and batch timers, as SimPy builds a station)
+    push_ticks(m, heap)
     for s in range(n_sr):
         first = next_arrival(s, 0.0, m, rngs[m.rng_arrivals[s]], segment)
         if first < np.inf:
@@ -106,14 +101,20 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
     if series_dt > 0:
         push(heap, series_dt, SERIES, 0, 0)
     in_flight = 0
-    while heap.size[0] > 0:
+    now, kind, ident, gen = 0.0, ARRIVAL, 0, 0
+    while heap.size[0] > 0 or bs.sending[0] != -1:
         if heap.size[0] + room >= heap.t.shape[0]:   # room for what one event can schedule
             heap = grown_heap(heap)
         if tx.free_n[0] < 2:     # room for the slots one event may take (an arrival, then its retry)
             tx = grown_txns(tx)
-        if heap.t[0] >= horizon:
+        if bs.free_n[0] < 2:     # a batch record an arrival may open
+            bs = grown_batches(bs)
+        if bs.sending[0] != -1:  # a finished batch's items go on, in order, before any other event
+            kind = BATCH_ITEM
+        elif heap.t[0] >= horizon:
             break
-        now, kind, ident, gen = pop(heap)
+        else:
+            now, kind, ident, gen = pop(heap)
         acc.now_at[0] = now
         moving = -1          # a transaction to route to a station (or out)
         target = TO_DONE
@@ -140,8 +141,19 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
             else:
                 down[st] = UP if ending else int(m.windows[w, CW_VALUE])
             if ending:           # idle workers take up waiting work
-                while st_i[st, ST_BUSY] < m.workers[st] and st_i[st, ST_HEAD] != -1:
-                    take_next(m, acc, st, tx, heap, rngs, slow, down, now)
+                resume(m, acc, bs, st, tx, heap, rngs, slow, down, now)
+            continue
+        if kind == WORKERS_CHANGE:
+            change_workers(m, acc, bs, ident, tx, heap, rngs, slow, down, now)
+            continue
+        if kind == BATCH_TICK:
+            tick(m, acc, bs, ident, tx, heap, rngs, slow, down, now)
+            continue
+        if kind == BATCH_DEADLINE:
+            deadline(m, acc, bs, ident, gen, tx, heap, rngs, slow, down, now)
+            continue
+        if kind == BATCH_DONE:
+            finish_batch(m, acc, bs, ident, tx, heap, rngs, slow, down, now)
             continue
         if kind == ARRIVAL or kind == RETRY_START:    # an attempt enters the system
             if kind == ARRIVAL:  # an original request of stream `ident`
@@ -184,30 +196,13 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
             st = tx.station[x]
             service_time = now - tx.started[x]
             tx.service[x] += service_time
-            error = m.errors[st] > 0 and rngs[m.rng_errors[st]].random() < m.errors[st]
-            sojourn = now - tx.arrived[x]
-            leave_station(acc, st, tx, x, now, service_time)     # StationObserver.finish
-            st_i[st, ST_BUSY] -= 1
-            st_i[st, ST_FINISHED] += 1
-            if error:
-                st_i[st, ST_ERRORED] += 1
-            acc.st_f[st, STF_SOJOURN] += sojourn
-            acc.st_f[st, STF_SERVICE] += service_time
-            if sojourn < m.min_value:
-                acc.st_zeros[st] += 1
-            else:
-                acc.st_sketch[st, bucket(sojourn, m.log_gamma, m.offset, m.nbuckets)] += 1
+            error = service_error(m, st, rngs)
+            finish(m, acc, st, tx, x, now, service_time, error)
             tx.state[x] = TRAVEL
             take_next(m, acc, st, tx, heap, rngs, slow, down, now)
-            if error:
-                moving, target = x, TO_ERROR
-            else:
-                routes = m.route_cum[st]
-                u = rngs[m.rng_route[st]].random() if routes.shape[0] > 1 and routes[0] < np.inf else 0.0
-                j = 0
-                while routes[j] <= u:
-                    j += 1
-                moving, target = x, m.route_to[st, j]
+            moving, target = x, TO_ERROR if error else next_station(m, st, rngs)
+        elif kind == BATCH_ITEM:
+            moving, target = next_to_send(m, bs, tx, rngs)
         elif kind == TIMEOUT:
             x = ident
             if tx.gen[x] != gen or tx.gave_up[x] or tx.state[x] == LEFT:
@@ -218,7 +213,10 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
             if m.cancel[st]:
                 if tx.state[x] == WAITING:
                     reason = ABANDONED
-                    unlink(acc, st, tx, x)
+                    if is_batch(m, st):
+                        leave_batch(acc, bs, tx, x)
+                    else:
+                        unlink(acc, st, tx, x)
                     tx.wait[x] += now - tx.arrived[x]
                     leave_station(acc, st, tx, x, now, 0.0)
                     st_i[st, ST_ABANDONED] += 1
@@ -229,7 +227,10 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
                     leave_station(acc, st, tx, x, now, service_time)
                     st_i[st, ST_BUSY] -= 1
                     st_i[st, ST_CANCELLED] += 1
-                    take_next(m, acc, st, tx, heap, rngs, slow, down, now)
+                    if is_batch(m, st):     # the worker carries on with the rest of the batch
+                        leave_batch(acc, bs, tx, x)
+                    else:
+                        take_next(m, acc, st, tx, heap, rngs, slow, down, now)
                 leave_system(acc, tx, x, now, False)   # not finished
                 in_flight -= 1
                 release_slot(tx, x)
@@ -240,7 +241,8 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
             if target >= 0:
                 st = target
                 full = m.capacity[st] >= 0 and st_i[st, ST_WAITING] >= m.capacity[st]
-                if down[st] == REFUSE or (full and (st_i[st, ST_BUSY] >= m.workers[st] or down[st] != UP)):
+                if down[st] == REFUSE or (full and (is_batch(m, st) or st_i[st, ST_BUSY] >= st_i[st, ST_WORKERS]
+                                                    or down[st] != UP)):
                     st_i[st, ST_REJECTED] += 1
                     target = TO_REJECTED
                 else:
@@ -249,7 +251,9 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
                     advance(acc, st, now)
                     st_i[st, ST_IN] += 1
                     st_i[st, ST_ENTERED] += 1
-                    if st_i[st, ST_BUSY] < m.workers[st] and down[st] == UP:
+                    if is_batch(m, st):
+                        gather(m, acc, bs, st, tx, x, heap, rngs, slow, down, now)
+                    elif st_i[st, ST_BUSY] < st_i[st, ST_WORKERS] and down[st] == UP:
                         st_i[st, ST_BUSY] += 1
                         start_service(m, acc, st, tx, x, heap, rngs, slow, now)
                     else:

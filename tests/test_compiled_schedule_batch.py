@@ -1,0 +1,243 @@
+"""The compiled engine's worker schedules and batch stations, against the SimPy engine and theory.
+
+Scenarios without randomness (deterministic arrivals and service) must give the same
+numbers on both engines, every metric of the row. Random ones are compared in distribution:
+the replication means of each headline metric as two independent samples, their
+difference within z·sqrt(se1² + se2²), z at a Bonferroni-corrected level (0.1% shared by the
+metrics of a case), with a fixed seed. Each case states the relative bias it can detect
+(twice that bound over the mean: a true difference that large lands beyond the bound with
+probability above 99%) and asserts it on W, so the runs stay long enough to mean it.
+Where theory has an answer (a schedule that keeps the worker count constant is M/M/c; the
+time-average of workers is the schedule's), the compiled engine is held to it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from conftest import assert_holm, scenario
+from scipy import special
+
+from paysim.analytic import mmc
+from paysim.engine.compiled import recursion
+from paysim.engine.compiled.driver import unsupported
+from paysim.runner import simulate
+
+EXP = {"dist": "exponential", "mean": 0.05}
+# items at odd sixteenths of a second (3/16, 5/16, ...): a zero-rate first 1/16 s shifts them off
+# the whole seconds where batch timers tick
+OFF_GRID = {"rate": 8, "process": "deterministic", "profile": [{"at": 0, "x": 0}, {"at": 0.0625, "x": 1}]}
+SETTLE = {"per_batch": 0.25, "per_item": 0.03125}
+
+DETERMINISTIC = {   # (stations, the arrival stream a, horizon, warm-up)
+    # 4 workers, 8 from 100 s, 2 from 200 s (then overloaded: the queue grows)
+    "schedule-up-then-down": ({"x": {"workers": 4, "service": 23 / 64,
+                                     "schedule": [{"at": 100, "workers": 8}, {"at": 200, "workers": 2}]}},
+                              {"rate": 8, "process": "deterministic"}, 300, 10),
+    # 20 busy-ish workers drop to 5 at 50.5 s: those in service finish before any is replaced
+    "schedule-lower-lets-busy-finish": ({"x": {"workers": 20, "service": 10.25,
+                                               "schedule": [{"at": 50.5, "workers": 5}, {"at": 90, "workers": 12}]}},
+                                        {"interarrival": 1.0}, 150, 5),
+    # a change at 0, a change during a hang and one as it ends (the outage's end comes first, as in
+    # SimPy), a bounded queue and withdrawn work whose freed worker may not be replaced
+    "schedule-outage-queue-cancel": ({"x": {"workers": 2, "queue": 3, "service": 0.3, "on_timeout": "cancel",
+                                            "outages": [{"at": 30.03125, "for": 2, "mode": "hang"}],
+                                            "schedule": [{"at": 0, "workers": 3}, {"at": 31, "workers": 1},
+                                                         {"at": 32.03125, "workers": 4},
+                                                         {"at": 60.5, "workers": 1}]}},
+                                     {"rate": 8, "process": "deterministic", "timeout": 1.2}, 100, 5),
+    "schedule-downstream": ({"s": {"workers": 2, "service": 0.2, "next": "t"},
+                             "t": {"workers": 1, "service": 0.1, "schedule": [{"at": 40, "workers": 3}]}},
+                            {"rate": 12, "process": "deterministic"}, 80, 0),
+    # every 4th item closes a batch (1/4 + 4/32 s of work); the items go on to a single worker
+    "batch-size-then-station": ({"settle": {"batch": {"size": 4}, "service": SETTLE, "next": "t"},
+                                 "t": {"service": 0.1}},
+                                {"rate": 8, "process": "deterministic"}, 110, 10),
+    "batch-clock": ({"settle": {"batch": {"every": 1.0}, "service": SETTLE}}, OFF_GRID, 110, 10),
+    "batch-size-and-clock": ({"settle": {"batch": {"size": 5, "every": 1.0}, "service": SETTLE}}, OFF_GRID, 110, 10),
+    "batch-first-item": ({"settle": {"batch": {"size": 5, "every": 1.0, "timer": "first_item"}, "service": SETTLE}},
+                         OFF_GRID, 110, 10),
+    "batch-first-item-drifts": ({"settle": {"batch": {"every": 0.9375, "timer": "first_item"}, "service": SETTLE}},
+                                OFF_GRID, 110, 10),
+    # batches of 4 take 1.4 s every 0.5 s: closed batches wait for one of 2, then 3, then 1 worker
+    "batch-workers-scheduled": ({"settle": {"batch": {"size": 4}, "workers": 2,
+                                            "service": {"per_batch": 1.0, "per_item": 0.1},
+                                            "schedule": [{"at": 20.0625, "workers": 3}, {"at": 40, "workers": 1}]}},
+                                {"rate": 8, "process": "deterministic"}, 60, 0),
+    # clients give up after 1.3 s: items withdrawn while gathering, while closed and in service
+    "batch-timeout-cancel": ({"settle": {"batch": {"every": 1.0}, "workers": 1, "on_timeout": "cancel",
+                                         "service": {"per_batch": 0.5, "per_item": 0.03125}}},
+                             {**OFF_GRID, "timeout": 1.3}, 60, 5),
+    "batch-timeout-cancel-first-item-retried": (
+        {"settle": {"batch": {"size": 6, "every": 0.75, "timer": "first_item"}, "on_timeout": "cancel",
+                    "service": {"per_batch": 0.6, "per_item": 0.0625}, "queue": 9}},
+        {**OFF_GRID, "timeout": 1.0, "retry": {"attempts": 3, "backoff": "constant", "base": 0.40625,
+                                               "on": ["timeout", "rejected"]}}, 60, 5),
+    "batch-refusing-outage": ({"settle": {"batch": {"size": 3, "every": 2.0}, "service": SETTLE,
+                                          "outages": [{"at": 20.03125, "for": 3}, {"at": 40.03125, "for": 2,
+                                                                                   "mode": "hang"}]}},
+                              OFF_GRID, 60, 0),
+}
+
+
+def _same(reference: dict[str, float], compiled: dict[str, float]) -> list[str]:
+    """Metrics whose values differ beyond floating-point rounding (NaN equals NaN)."""
+    problems = [f"{name} missing" for name in reference if name not in compiled]
+    for name, value in reference.items():
+        other = compiled.get(name, math.nan)
+        if math.isnan(value) and math.isnan(other):
+            continue
+        if other != pytest.approx(value, rel=1e-9, abs=1e-12):
+            problems.append(f"{name}: simpy {value!r} vs fast {other!r}")
+    return problems
+
+
+@pytest.mark.parametrize("case", list(DETERMINISTIC))
+def test_deterministic_schedules_and_batches_give_the_same_numbers_on_both_engines(case):
+    stations, arrival, horizon, warmup = DETERMINISTIC[case]
+    model = scenario(stations, {"a": arrival}, horizon=horizon, warmup=warmup, replications=1)
+    assert unsupported(model) is None
+    reference = simulate(model, jobs=1, engine="simpy").rows[0]
+    compiled = simulate(model, jobs=1, engine="fast")
+    assert compiled.engine == "fast"
+    assert _same(reference, compiled.rows[0]) == []
+    if "batch" in case:     # the feature is exercised
+        assert compiled.rows[0]["stations.settle.batch_size"] > 1
+
+
+def test_errors_and_routing_after_a_batch_draw_the_same_numbers_on_both_engines():
+    """Both engines give each station's error and routing draws their own generator, and the
+    items of a finished batch draw in batch order: the same replication is the same run."""
+    model = scenario({"settle": {"batch": {"size": 4, "every": 1.0}, "service": SETTLE, "errors": 0.2,
+                                 "next": {"t": 0.5, "u": 0.3, "done": 0.2}},
+                      "t": {"service": 0.1}, "u": {"service": 0.15, "workers": 2}},
+                     {"a": {"rate": 8, "process": "deterministic"}}, horizon=80, warmup=5, replications=2)
+    reference = simulate(model, jobs=1, engine="simpy")
+    compiled = simulate(model, jobs=1, engine="fast")
+    for r in range(2):
+        assert _same(reference.rows[r], compiled.rows[r]) == []
+    assert compiled.rows[0]["stations.settle.errored"] > 0
+
+
+def test_the_recursion_leaves_schedules_and_batches_to_the_event_loop():
+    for station in ({"service": EXP, "schedule": [{"at": 10, "workers": 2}]},
+                    {"service": SETTLE, "batch": {"size": 3}}):
+        assert not recursion.fits(scenario({"s": station}, {"a": {"rate": 5}}, horizon=50, warmup=0))
+
+
+# ---------------------------------------------------------------- in distribution against SimPy
+
+HEADLINE = ("system.W", "system.throughput", "system.goodput", "system.L")
+CASES = {   # (stations, arrival, headline station metrics, resolution asserted on W)
+    # M/M/c whose workers go 3 -> 5 -> 2 -> 4 (the phase with 2 is near saturation)
+    "schedule-mmc": ({"s": {"workers": 3, "service": {"dist": "exponential", "mean": 0.1},
+                            "schedule": [{"at": 50, "workers": 5}, {"at": 100, "workers": 2},
+                                         {"at": 120, "workers": 4}]}},
+                     {"rate": 18}, ("stations.s.utilization", "stations.s.busy", "stations.s.Wq"), 0.06),
+    # Poisson items into size-or-clock batches with random per-batch and per-item times, some
+    # errors, then an M/M/2 station
+    "batch-then-mmc": ({"settle": {"batch": {"size": 10, "every": 0.5}, "workers": 2, "errors": 0.05,
+                                   "service": {"per_batch": {"dist": "exponential", "mean": 0.2},
+                                               "per_item": {"dist": "exponential", "mean": 0.01}},
+                                   "next": {"t": 0.8, "done": 0.2}},
+                        "t": {"workers": 2, "service": {"dist": "exponential", "mean": 0.05}}},
+                       {"rate": 30}, ("stations.settle.batch_size", "stations.settle.busy",
+                                      "stations.settle.utilization", "stations.settle.Wq", "stations.t.W"), 0.04),
+    # first-item timers, a schedule on the batch station and clients who give up (cancel)
+    "batch-first-item-scheduled-cancel": (
+        {"settle": {"batch": {"size": 8, "every": 0.4, "timer": "first_item"}, "workers": 1,
+                    "on_timeout": "cancel", "schedule": [{"at": 60, "workers": 2}, {"at": 120, "workers": 1}],
+                    "service": {"per_batch": {"dist": "exponential", "mean": 0.15},
+                                "per_item": {"dist": "gamma", "mean": 0.02, "cv": 0.5}}}},
+        {"rate": 25, "timeout": 0.9}, ("stations.settle.batch_size", "stations.settle.busy",
+                                        "stations.settle.abandoned", "stations.settle.cancelled"), 0.06),
+}
+
+
+def _differences(reference, compiled, names) -> tuple[list[str], dict[str, float]]:
+    """Metrics whose means differ beyond the corrected bound, and each one's detectable
+    relative difference (twice the bound over the mean)."""
+    names = [n for n in names if math.isfinite(reference.summary[n].mean)]
+    z = float(special.ndtri(1 - 0.001 / (2 * len(names))))
+    problems, detectable = [], {}
+    for name in names:
+        x = np.array([row[name] for row in reference.rows])
+        y = np.array([row[name] for row in compiled.rows])
+        bound = z * math.sqrt(x.var(ddof=1) / len(x) + y.var(ddof=1) / len(y))
+        if abs(x.mean() - y.mean()) > bound + 1e-12:
+            problems.append(f"{name}: simpy {x.mean():.6g} vs fast {y.mean():.6g} (allowed ±{bound:.3g})")
+        detectable[name] = 2 * bound / abs(x.mean()) if x.mean() else math.inf
+    return problems, detectable
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(CASES))
+def test_compiled_schedules_and_batches_match_simpy_in_distribution(case):
+    stations, arrival, metrics, resolution = CASES[case]
+    model = scenario(stations, {"a": arrival}, horizon=180, warmup=0, replications=20)
+    assert unsupported(model) is None
+    reference = simulate(model, jobs=1, engine="simpy")
+    compiled = simulate(model, jobs=1, engine="fast")
+    assert compiled.engine == "fast"
+    assert set(compiled.rows[0]) == set(reference.rows[0])
+    problems, detectable = _differences(reference, compiled, HEADLINE + metrics)
+    assert problems == []
+    assert detectable["system.W"] <= resolution, \
+        f"runs too short to detect a {resolution:.0%} bias in W: {detectable['system.W']:.1%}"
+
+
+# ---------------------------------------------------------------- theory
+
+def test_a_schedule_that_keeps_three_workers_is_mmc():
+    """Five workers cut to three at time 0, then 'changed' to three twice: M/M/3 at ρ = 0.8
+    (Wq = C/(cμ − λ)). 12 replications of 3000 s give W within about ±1.1% at 99.9%, so a 3%
+    bias in W (or a worker count applied wrongly) fails; Holm over the four metrics at 0.1%."""
+    lam, mean, workers = 24.0, 0.1, 3
+    model = scenario({"s": {"workers": 5, "service": {"dist": "exponential", "mean": mean},
+                            "schedule": [{"at": 0, "workers": workers}, {"at": 700, "workers": workers},
+                                         {"at": 1500, "workers": workers}]}},
+                     {"a": {"rate": lam}}, horizon=3000, warmup=100, replications=12)
+    result = simulate(model, jobs=1, engine="fast")
+    assert result.engine == "fast"
+    theory = mmc(lam, 1 / mean, workers)
+    assert_holm(result, {"stations.s.W": (theory.W, 0.0), "stations.s.Wq": (theory.Wq, 0.0),
+                         "stations.s.Lq": (theory.Lq, 0.0), "stations.s.utilization": (theory.utilization, 0.0)},
+                alpha=0.001)
+    half = [np.std([row["stations.s.W"] for row in result.rows], ddof=1) / math.sqrt(12) * 4.44 / theory.W]
+    assert half[0] < 0.015, f"the run cannot resolve a 3% bias in W (99.9% half-width {half[0]:.1%})"
+
+
+@pytest.mark.parametrize("warmup", [0.0, 35.0])
+def test_the_time_average_of_workers_is_the_schedules(warmup):
+    """busy / utilization is the time-average worker count over the window: exactly the
+    schedule's (4 until 30 s, 7 until 70 s, 2 until 90 s, 6 to the end), whatever the load."""
+    changes = [(0.0, 4), (30.0, 7), (70.0, 2), (90.0, 6)]
+    horizon = 120.0
+    model = scenario({"s": {"workers": 4, "service": {"dist": "exponential", "mean": 0.2},
+                            "schedule": [{"at": at, "workers": n} for at, n in changes[1:]]}},
+                     {"a": {"rate": 15}}, horizon=horizon, warmup=warmup, replications=3)
+    ends = [at for at, _ in changes[1:]] + [horizon]
+    area = sum(n * max(0.0, end - max(at, warmup)) for (at, n), end in zip(changes, ends))
+    expected = area / (horizon - warmup)
+    for row in simulate(model, jobs=1, engine="fast").rows:
+        assert row["stations.s.busy"] / row["stations.s.utilization"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_time_triggered_batches_of_poisson_arrivals_on_the_compiled_engine():
+    """Poisson λ, a tick every T (tests/test_engine_features.py checks the SimPy engine on the
+    same law): an item waits T/2 for the tick; the batch of a random item holds 1 + Poisson(λT);
+    batches are not empty with probability 1 − e^{−λT}; batches take less than T, so none waits
+    for the worker. 10 replications of 4000 s: Wq within about ±0.5%; Holm at 0.1%."""
+    lam, every, per_batch, per_item = 4.0, 1.0, 0.25, 0.03125
+    model = scenario({"settle": {"batch": {"every": every}, "service": {"per_batch": per_batch, "per_item": per_item}}},
+                     {"a": {"rate": lam}}, horizon=4000, warmup=0, replications=10)
+    result = simulate(model, jobs=1, engine="fast")
+    nonempty = 1 - math.exp(-lam * every)
+    busy = (per_batch * nonempty + per_item * lam * every) / every
+    assert_holm(result, {"stations.settle.Wq": (every / 2, 0.0),
+                         "stations.settle.S": (per_batch + per_item * (lam * every + 1), 0.0),
+                         "stations.settle.batch_size": (lam * every / nonempty, 0.0),
+                         "stations.settle.utilization": (busy, 0.0), "stations.settle.busy": (busy, 0.0),
+                         "stations.settle.offered_load": (busy, 0.0)}, alpha=0.001)
