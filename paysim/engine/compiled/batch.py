@@ -45,7 +45,13 @@ from paysim.engine.compiled.codes import (
     WAITING,
 )
 from paysim.engine.compiled.primitives import doubled, draw, jit
-from paysim.engine.compiled.state import push
+from paysim.engine.compiled.state import (
+    doubled_free,
+    free_stack,
+    push,
+    release_slot,
+    take_slot,
+)
 from paysim.engine.compiled.station import (
     advance,
     finish,
@@ -95,9 +101,7 @@ def service_parts(station: Station) -> tuple:
 
 @jit(inline=True)
 def new_batches(n_st, cap):
-    free = np.empty(cap, np.int64)
-    for i in range(cap):
-        free[i] = cap - 1 - i
+    free = free_stack(cap)
     return Batches(np.zeros(cap, np.int64), np.zeros(cap, np.int64), np.zeros(cap, np.int64),
                    np.full(cap, -1, np.int64), np.full(cap, -1, np.int64), np.full(cap, -1, np.int64),
                    np.zeros(cap, np.int64), free, np.full(1, cap, np.int64), np.full(n_st, -1, np.int64),
@@ -109,10 +113,7 @@ def grown_batches(bs):
     """Twice the records; the new ones free."""
     old = bs.station.shape[0]
     n_free = bs.free_n[0]
-    free = np.empty(2 * old, np.int64)
-    free[:n_free] = bs.free[:n_free]
-    for i in range(old):
-        free[n_free + i] = 2 * old - 1 - i
+    free = doubled_free(bs.free, n_free)
     return Batches(doubled(bs.station), doubled(bs.live), doubled(bs.joined), doubled(bs.head), doubled(bs.tail),
                    doubled(bs.after), doubled(bs.gen), free, np.full(1, n_free + old, np.int64), bs.gathering,
                    bs.first_closed, bs.last_closed, bs.sending)
@@ -133,8 +134,7 @@ def push_ticks(m, heap):
 
 @jit(inline=True)
 def _new_record(bs, st):
-    bs.free_n[0] -= 1
-    b = bs.free[bs.free_n[0]]
+    b = take_slot(bs)       # (a pool like the transactions': free, free_n and gen)
     bs.station[b] = st
     bs.live[b] = 0
     bs.joined[b] = 0
@@ -142,13 +142,6 @@ def _new_record(bs, st):
     bs.tail[b] = -1
     bs.after[b] = -1
     return b
-
-
-@jit(inline=True)
-def _release(bs, b):
-    bs.gen[b] += 1
-    bs.free[bs.free_n[0]] = b
-    bs.free_n[0] += 1
 
 
 @jit(inline=True)
@@ -170,7 +163,7 @@ def leave_batch(acc, bs, tx, x):
         acc.st_i[bs.station[b], ST_WAITING] -= 1
 
 
-@jit(inline=True)
+@jit
 def gather(m, acc, bs, st, tx, x, heap, rngs, slow, down, now):
     """Admitted ``x`` joins the batch gathering at ``st`` (a first-item timer starts with its
     first item); the batch closes once ``size`` have joined."""
@@ -204,7 +197,7 @@ def close(m, acc, bs, st, tx, heap, rngs, slow, down, now):
         return
     bs.gathering[st] = -1
     if bs.live[b] == 0:
-        _release(bs, b)
+        release_slot(bs, b)
         return
     if bs.last_closed[st] == -1:
         bs.first_closed[st] = b
@@ -214,14 +207,14 @@ def close(m, acc, bs, st, tx, heap, rngs, slow, down, now):
     resume_batches(m, acc, bs, st, tx, heap, rngs, slow, down, now)
 
 
-@jit(inline=True)
+@jit
 def tick(m, acc, bs, st, tx, heap, rngs, slow, down, now):
     """The clock timer closes whatever has gathered, then ticks again ``every`` later."""
     close(m, acc, bs, st, tx, heap, rngs, slow, down, now)
     push(heap, now + m.batch[st, BT_EVERY], BATCH_TICK, st, 0)
 
 
-@jit(inline=True)
+@jit
 def deadline(m, acc, bs, b, gen, tx, heap, rngs, slow, down, now):
     """A first-item timer closes its batch, unless the size closed it first."""
     st = bs.station[b]
@@ -239,7 +232,7 @@ def resume_batches(m, acc, bs, st, tx, heap, rngs, slow, down, now):
         if bs.after[b] == -1:
             bs.last_closed[st] = -1
         if bs.live[b] == 0:
-            _release(bs, b)
+            release_slot(bs, b)
         else:
             _start(m, acc, bs, b, st, tx, heap, rngs, slow, now)
 
@@ -271,7 +264,7 @@ def _start(m, acc, bs, b, st, tx, heap, rngs, slow, now):
     push(heap, now + duration * slow[st], BATCH_DONE, b, bs.gen[b])
 
 
-@jit(inline=True)
+@jit
 def finish_batch(m, acc, bs, b, tx, heap, rngs, slow, down, now):
     """Batch ``b`` is done: each item left in it finishes (its error drawn in batch order),
     the worker takes up the next closed batch, and the items wait in ``sending`` to go on."""
@@ -288,7 +281,7 @@ def finish_batch(m, acc, bs, b, tx, heap, rngs, slow, down, now):
     advance(acc, st, now)
     acc.st_i[st, ST_BUSY_WORKERS] -= 1
     bs.sending[0] = bs.head[b]
-    _release(bs, b)
+    release_slot(bs, b)
     resume_batches(m, acc, bs, st, tx, heap, rngs, slow, down, now)
 
 
@@ -302,7 +295,7 @@ def next_to_send(m, bs, tx, rngs):
     return x, next_station(m, tx.station[x], rngs)
 
 
-@jit(inline=True)
+@jit
 def resume(m, acc, bs, st, tx, heap, rngs, slow, down, now):
     """Idle workers take up waiting work (an outage ended, workers were added): closed
     batches at a batch station, else the longest-waiting transactions."""

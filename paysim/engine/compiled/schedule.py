@@ -58,7 +58,7 @@ def push_changes(m, heap):
         push(heap, m.schedule[r, SC_AT], WORKERS_CHANGE, r, 0)
 
 
-@jit(inline=True)
+@jit
 def change_workers(m, acc, bs, r, tx, heap, rngs, slow, down, now):
     """Change ``r`` of the schedule takes effect; added workers take up waiting work."""
     st = int(m.schedule[r, SC_STATION])

@@ -44,10 +44,28 @@ class Heap(NamedTuple):
 
 
 @jit(inline=True)
-def new_txns(cap):
+def free_stack(cap):
+    """A pool's free stack with all ``cap`` entries free, the lowest on top."""
     free = np.empty(cap, np.int64)
     for i in range(cap):
         free[i] = cap - 1 - i
+    return free
+
+
+@jit(inline=True)
+def doubled_free(free, n_free):
+    """The free stack of a pool grown to twice its size: the ``n_free`` free entries, then the new ones."""
+    old = free.shape[0]
+    grown = np.empty(2 * old, np.int64)
+    grown[:n_free] = free[:n_free]
+    for i in range(old):
+        grown[n_free + i] = 2 * old - 1 - i
+    return grown
+
+
+@jit(inline=True)
+def new_txns(cap):
+    free = free_stack(cap)
     return Txns(np.empty(cap, np.int64), np.empty(cap), np.empty(cap), np.empty(cap), np.empty(cap),
                 np.empty(cap), np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(cap, np.bool_),
                 np.zeros(cap, np.int64), np.empty((cap, 2), np.int64), np.empty(cap), np.empty(cap, np.int64),
@@ -59,10 +77,7 @@ def grown_txns(tx):
     """Twice the slots; the new ones free."""
     old = tx.stream.shape[0]
     n_free = tx.free_n[0]
-    free = np.empty(2 * old, np.int64)
-    free[:n_free] = tx.free[:n_free]
-    for i in range(old):
-        free[n_free + i] = 2 * old - 1 - i
+    free = doubled_free(tx.free, n_free)
     return Txns(doubled(tx.stream), doubled(tx.entered), doubled(tx.arrived), doubled(tx.started),
                 doubled(tx.wait), doubled(tx.service), doubled(tx.state), doubled(tx.station),
                 doubled(tx.gave_up), doubled(tx.gen), doubled(tx.link), doubled(tx.origin), doubled(tx.attempt),
