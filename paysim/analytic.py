@@ -498,6 +498,26 @@ def priority_mg1(
     return classes
 
 
+def mmc_priority_waits(arrival_rates: Sequence[float], service_rate: float, servers: int) -> list[float]:
+    """Mean wait Wq_k of each class of an M/M/c queue with non-preemptive priority classes
+    and one service rate μ for all (Cobham 1954); class 0 is served first.
+
+    With a = Σλ_k/μ, σ_k = Σ_{j<=k} λ_j/(cμ) (σ_{-1} = 0) and C(c, a) Erlang C:
+    Wq_k = C(c, a)/(cμ) / ((1 - σ_{k-1})(1 - σ_k)). Needs Σλ_k < cμ.
+    """
+    _check_rate("service_rate", service_rate, allow_zero=False)
+    _check_servers(servers)
+    for k, lam in enumerate(arrival_rates):
+        _check_rate(f"arrival_rates[{k}]", lam, allow_zero=True)
+    wait0 = erlang_c(servers, math.fsum(arrival_rates) / service_rate) / (servers * service_rate)
+    waits, above = [], 0.0
+    for rate in arrival_rates:
+        below = above + rate / (servers * service_rate)
+        waits.append(wait0 / ((1 - above) * (1 - below)))
+        above = below
+    return waits
+
+
 def _network_nodes(
     external: Mapping[str, float], routing: Mapping[str, Mapping[str, float]]
 ) -> list[str]:
