@@ -129,14 +129,20 @@ def servers(station: Any) -> int:
     return instance_servers(station) * station.instances
 
 
+def worker_steps(station: Any) -> list[tuple[float, int]]:
+    """[(from time s, workers of one instance)]: the workers a run counts a station's busy
+    workers against (an executor's max threads; ``workers``, then a schedule's steps)."""
+    if station.executor is not None:
+        return [(0.0, station.executor.max_threads)]
+    return [(0.0, station.workers), *((w.at, w.workers) for w in station.schedule)]
+
+
 def mean_workers(station: Any, start: float, end: float) -> float:
     """The worker count a run divides busy workers by for ``utilization`` over [start, end]
-    (an executor's max threads; a schedule's time-average), over all instances."""
-    if station.executor is not None:
-        return station.executor.max_threads * station.instances
-    if not station.schedule:
-        return station.workers * station.instances
-    steps = [(0.0, station.workers), *((w.at, w.workers) for w in station.schedule)]
+    (the time-average of :func:`worker_steps`), over all instances."""
+    steps = worker_steps(station)
+    if len(steps) == 1:
+        return steps[0][1] * station.instances
     area = 0.0
     for (at, workers), (following, _) in zip(steps, [*steps[1:], (math.inf, 0)]):
         area += workers * max(0.0, min(following, end) - max(at, start))
