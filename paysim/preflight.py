@@ -1,12 +1,11 @@
 """Before a run: how loaded each station will be, and how much work the run is.
 
-Offered load comes from the traffic equations (every transaction that enters a station
-is served once per visit), solved per arrival stream and evaluated at each stream's mean
-rate over the measurement window and at its peak. They are estimates, not theory:
+Offered load comes from the network model (:mod:`paysim.network`): each stream's visit
+ratios from the traffic equations, evaluated at its mean rate over the measurement window
+and at its peak. They are estimates, not theory:
 
 * After risk scoring (``classify``) a stream's transactions follow the outcome shares of
-  its own ``amount`` distribution, estimated from ``SHARE_SAMPLES`` draws with a fixed
-  seed (a stream without ``amount`` scores with amount 0). Each visit is taken as
+  its own ``amount`` distribution (estimated with a fixed seed). Each visit is taken as
   scored afresh, although a transaction keeps its amount (approximate on cycles and
   after two classifiers).
 * A station called in ``parallel`` receives the whole departure rate of the station
@@ -17,9 +16,9 @@ rate over the measurement window and at its peak. They are estimates, not theory
   than its bottleneck station can serve what open streams leave of it.
 * Errors and losses are ignored: loads are upper bounds in that respect.
 
-A station's capacity is servers / mean time per item. Servers are ``Station.capacity``
-(workers × instances, an executor's max threads, a schedule's peak), except that an
-executor with an unbounded queue never grows past its core threads (one at least). A
+A station's capacity is servers / mean time per item (both from :mod:`paysim.network`).
+Servers are workers × instances, an executor's max threads or a schedule's peak, except that
+an executor with an unbounded queue never grows past its core threads (one at least). A
 batch station's time per item is per_batch / batch size + per_item, where the batch
 size is ``size``, or what one instance gathers in ``every`` when that is fewer, or 1
 (approximate: it ignores the time spent gathering and how batch sizes vary).

@@ -3,7 +3,7 @@
 A ``classify.logistic`` coefficient names a feature; a stream without it would score as if it
 were 0, so a typo (``amout``) or a feature one stream lacks would silently approve everything.
 Every name but ``intercept`` must therefore be a feature of every stream that can reach the
-station, along positive-probability routes and parallel calls.
+station, along positive-probability routes and parallel calls (as :mod:`paysim.network` says).
 """
 
 from __future__ import annotations

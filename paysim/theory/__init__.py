@@ -3,7 +3,7 @@ system a formula's answer or the reason there is none. It never guesses silently
 scope is exact, labelled approximate, or refused with the reason.
 
 Open streams. Per-station arrival rates come from the traffic equations, solved per
-stream. A station's model is chosen from what can be justified:
+stream by the network model (:mod:`paysim.network`). A station's model is chosen from what can be justified:
 
 * M/M/c, exact, when the station and every station upstream of it (that can route to it)
   serve exponentially with unbounded queues, and every stream reaching them is Poisson at
