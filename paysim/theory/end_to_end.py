@@ -36,7 +36,7 @@ def stream_theory(net: TheoryModel, stream: str, stations: dict[str, ScopeTheory
     if lossy and not single:
         return refused(f"station {lossy[0]!r} loses transactions part-way through the network (rejections or "
                         "errors); no formula here gives the end-to-end means of the ones that complete")
-    visits = {n: net.stream_rates[stream].get(n, 0.0) / rate for n in members}
+    visits = net.network.visits(stream)   # lossless here: the thinned flows are the visit ratios × rate
 
     def value(name: str, metric: str) -> float:
         metrics = stations[name].metrics
