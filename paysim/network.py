@@ -24,12 +24,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from functools import cached_property
-from typing import Any
-
 import numpy as np
 
 from paysim.analytic import jackson_arrival_rates
-from paysim.scenario.models import DONE
+from paysim.scenario.models import DONE, Arrival, BatchService, Classify, Scenario, Station
 
 SHARE_SAMPLES = 20_000      # amounts drawn per stream to estimate classification shares
 SHARE_SEED = 20261125       # fixed: the same scenario always gets the same estimate
@@ -51,7 +49,7 @@ def can_leave(routing: Routing) -> set[str]:
     return leaving
 
 
-def outcome_shares(classify: Any, arrival: Any, index: int = 0) -> dict[str, float]:
+def outcome_shares(classify: Classify, arrival: Arrival, index: int = 0) -> dict[str, float]:
     """Estimated share of a stream's transactions that risk scoring approves, sends to review
     and declines: p = 1/(1 + exp(-(intercept + Σ coef·feature))) over ``SHARE_SAMPLES``
     amounts drawn with a fixed seed (amount 0 without an ``amount`` distribution; any other
@@ -73,14 +71,16 @@ def outcome_shares(classify: Any, arrival: Any, index: int = 0) -> dict[str, flo
 # rates
 
 
-def base_rate(arrival: Any) -> float:
+def base_rate(arrival: Arrival) -> float:
     """An open stream's rate before its profile (a closed population has none)."""
     if arrival.clients is not None:
         return 0.0
-    return arrival.rate if arrival.rate is not None else 1.0 / max(arrival.interarrival.mean, 1e-300)
+    if arrival.rate is not None or arrival.interarrival is None:   # validated: one or the other
+        return arrival.rate or 0.0
+    return 1.0 / max(arrival.interarrival.mean, 1e-300)
 
 
-def rate_multipliers(arrival: Any, start: float, end: float) -> tuple[float, float]:
+def rate_multipliers(arrival: Arrival, start: float, end: float) -> tuple[float, float]:
     """(time-average, peak) of a stream's rate multiplier over [start, end]."""
     if arrival.trace is not None:   # its rate is the trace's mean; the arrivals may stop before the end
         return arrival.trace.share_in(start, end), 1.0
@@ -106,7 +106,7 @@ def times(rate: float, count: float) -> float:
 # servers and capacity of one station
 
 
-def worker_levels(station: Any) -> set[int]:
+def worker_levels(station: Station) -> set[int]:
     """The worker counts a station has over time (a schedule's, and ``workers`` before it starts)."""
     levels = {w.workers for w in station.schedule}
     if not station.schedule or station.schedule[0].at > 0:
@@ -114,7 +114,7 @@ def worker_levels(station: Any) -> set[int]:
     return levels
 
 
-def instance_servers(station: Any) -> int:
+def instance_servers(station: Station) -> int:
     """Servers of one instance at peak (workers, a schedule's peak, an executor's max threads),
     except that an executor with an unbounded queue never starts threads beyond its core
     (nor fewer than one: Java keeps a thread for queued work)."""
@@ -124,12 +124,12 @@ def instance_servers(station: Any) -> int:
     return station.capacity // station.instances
 
 
-def servers(station: Any) -> int:
+def servers(station: Station) -> int:
     """Servers at peak over all instances (see :func:`instance_servers`)."""
     return instance_servers(station) * station.instances
 
 
-def worker_steps(station: Any) -> list[tuple[float, int]]:
+def worker_steps(station: Station) -> list[tuple[float, int]]:
     """[(from time s, workers of one instance)]: the workers a run counts a station's busy
     workers against (an executor's max threads; ``workers``, then a schedule's steps)."""
     if station.executor is not None:
@@ -137,7 +137,7 @@ def worker_steps(station: Any) -> list[tuple[float, int]]:
     return [(0.0, station.workers), *((w.at, w.workers) for w in station.schedule)]
 
 
-def mean_workers(station: Any, start: float, end: float) -> float:
+def mean_workers(station: Station, start: float, end: float) -> float:
     """The worker count a run divides busy workers by for ``utilization`` over [start, end]
     (the time-average of :func:`worker_steps`), over all instances."""
     steps = worker_steps(station)
@@ -149,22 +149,23 @@ def mean_workers(station: Any, start: float, end: float) -> float:
     return (area / (end - start) if end > start else station.workers) * station.instances
 
 
-def item_time(station: Any, rate: float | None = None) -> float:
+def item_time(station: Station, rate: float | None = None) -> float:
     """Mean time a worker spends per transaction; for a batch station per_batch / batch size
     + per_item, the batch being ``size``, or what one instance gathers in ``every`` at
     ``rate`` when that is fewer, or 1 (approximate: it ignores the time spent gathering and
     how batch sizes vary)."""
-    if station.batch is None:
-        return station.service.mean
-    size = float(station.batch.size or math.inf)
-    if station.batch.every is not None and rate is not None and math.isfinite(rate) and rate > 0:
-        size = min(size, max(1.0, rate / station.instances * station.batch.every))
+    service, batch = station.service, station.batch
+    if not isinstance(service, BatchService) or batch is None:   # validated: both or neither
+        return service.mean if service is not None else 0.0
+    size = float(batch.size or math.inf)
+    if batch.every is not None and rate is not None and math.isfinite(rate) and rate > 0:
+        size = min(size, max(1.0, rate / station.instances * batch.every))
     if not math.isfinite(size):
         size = 1.0
-    return station.service.per_batch.mean / size + station.service.per_item.mean
+    return service.per_batch.mean / size + service.per_item.mean
 
 
-def capacity(station: Any, rate: float | None = None) -> float:
+def capacity(station: Station, rate: float | None = None) -> float:
     """Transactions per second a station can serve (at arrival ``rate``, for a batch station):
     servers / mean time per item."""
     time = item_time(station, rate)
@@ -174,7 +175,7 @@ def capacity(station: Any, rate: float | None = None) -> float:
 class Network:
     """Routing, reachability and visit ratios of one scenario, computed once and cached."""
 
-    def __init__(self, scenario: Any) -> None:
+    def __init__(self, scenario: Scenario) -> None:
         self.scenario = scenario
         stations = scenario.stations
         # positive-probability successors, ``done`` left out; every outcome of a classifier counts
@@ -247,7 +248,7 @@ class Network:
                     continue
                 row: dict[str, float] = {}
                 for outcome, share in outcome_shares(station.classify, arrival, index).items():
-                    target = station.next.get(outcome, DONE)
+                    target = str(station.next.get(outcome, DONE))   # after classify, next names stations
                     row[target] = row.get(target, 0.0) + share
                 routing[name] = row
             tables[stream] = routing

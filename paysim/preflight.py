@@ -67,7 +67,7 @@ def _closed_throughput(network: Network, stream: str, spare: dict[str, float]) -
     for name, station in stations.items():       # the calls run at once: the slowest counts (join: all)
         if station.parallel and station.join == "all" and visits[name] > 0:
             demand += times(visits[name], max(time_of[b] for b in station.parallel))
-    bound = arrival.clients / (think + demand) if think + demand > 0 else math.inf
+    bound = (arrival.clients or 0) / (think + demand) if think + demand > 0 else math.inf
     for name, count in network.served(stream).items():
         load = times(count, time_of[name])
         if load > 0:

@@ -7,7 +7,6 @@ import math
 from dataclasses import dataclass, field
 
 
-
 @dataclass(frozen=True)
 class ScopeTheory:
     """Theory for one scope (a station, a stream or the system): metrics, or the reason for none."""
