@@ -347,6 +347,16 @@ def kingman(
     return replace(one, formula="G/G/1 (Kingman approximation)")
 
 
+def thinned_scv(scv_arrival: float, share: float) -> float:
+    """ca² of the stream left when each arrival of a renewal stream with ca² = ``scv_arrival``
+    is kept independently with probability p = ``share`` (a random split): the number of
+    arrivals between two kept ones is geometric, so ca²' = p·ca² + 1 - p (Poisson stays 1)."""
+    _check_scv("scv_arrival", scv_arrival)
+    if not 0.0 < share <= 1.0:
+        raise ValueError(f"share must be in (0, 1], got {share!r}")
+    return 1 - share + share * scv_arrival
+
+
 def mdc(arrival_rate: float, service_time: float, servers: int) -> QueueMetrics:
     """M/D/c (constant service time D) via Cosmetatos' approximation (1975).
 

@@ -33,6 +33,7 @@ from paysim.analytic import (
     mmck,
     mva,
     priority_mg1,
+    thinned_scv,
 )
 
 FAST = settings(max_examples=40, deadline=None)
@@ -619,6 +620,14 @@ def test_mmc_priority_waits_hand_values() -> None:
     assert high == pytest.approx(1.0) and low == pytest.approx(0.7 / (0.7 * 0.3))
     with pytest.raises(ValueError, match="Erlang C needs"):
         mmc_priority_waits([0.6, 0.5], 1.0, 1)
+
+
+def test_thinned_scv_of_a_random_split() -> None:
+    assert thinned_scv(1.0, 0.25) == 1.0                       # a split of Poisson is Poisson
+    assert thinned_scv(0.0, 0.5) == pytest.approx(0.5)         # every other arrival of a clock, at random
+    assert thinned_scv(3.0, 1.0) == 3.0                        # keeping everything changes nothing
+    with pytest.raises(ValueError, match="share"):
+        thinned_scv(1.0, 0.0)
 
 
 # ------------------------------------------------------------------ MVA

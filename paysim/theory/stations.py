@@ -119,7 +119,7 @@ def _general(net: TheoryModel, name: str) -> ScopeTheory:
         ca2, note = 1.0, "Poisson input"
     elif not net.upstream(name) and name not in net.reach[name] and len(feeders) == 1:
         ca2 = arrival_scv(net.scenario.arrivals[feeders[0]])
-        ca2 = 1 - 1 / count + ca2 / count  # a random 1/N share of a renewal stream
+        ca2 = analytic.thinned_scv(ca2, 1 / count)  # each instance gets a random 1/N share
         note = f"renewal input from stream {feeders[0]!r}"
     else:
         ca2, note = 1.0, "merged or downstream flow taken as Poisson"
