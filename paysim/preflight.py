@@ -107,7 +107,8 @@ def expected_arrivals(scenario: Scenario) -> float:
     """Arrivals one replication is expected to generate (for choosing how to run, and ETAs);
     for a closed population, at the upper bound on its throughput."""
     network = Network(scenario)
-    closed = closed_throughputs(scenario) if network.closed else {}
+    spare = _spare(network) if network.closed else {}
+    closed = {stream: _closed_throughput(network, stream, spare) for stream in network.closed}
     return sum(closed[name] * scenario.horizon if arrival.clients is not None
                else network.stream_rates(name, 0.0, scenario.horizon)[0] * scenario.horizon
                for name, arrival in scenario.arrivals.items())
