@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 
-
 from paysim.engine.compiled.codes import DET, EXP, GAMMA, HYPER, LOGN, UNIF
 
 try:
