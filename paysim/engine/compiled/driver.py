@@ -8,15 +8,14 @@ import threading
 from collections.abc import Callable
 
 from paysim.engine.compiled import recursion
-from paysim.engine.compiled.batch import service_parts
-from paysim.engine.compiled.codes import (SR_AT_START, SR_FAILED, SR_RETRIES, ST_BATCHES, ST_BUSY_WORKERS,
-                                          ST_DEPARTED, ST_IN, STF_AREA_BUSY, STF_AREA_BUSY_WORKERS, STF_AREA_IN, STF_SERVICE, STF_SERVICE_ALL, STF_SOJOURN,
-                                          STF_TIME_ALL, STF_WAIT, STF_WAIT_ALL, SRF_AREA_IN, SRF_LATENCY,
-                                          SRF_SERVICE, SRF_SUCCESS_WAIT, SRF_TIME, SRF_WAIT)
+from paysim.engine.compiled.codes import (SR_AT_START, SR_FAILED, SR_RETRIES, SRF_AREA_IN, SRF_LATENCY, SRF_SERVICE,
+                                          SRF_SUCCESS_WAIT, SRF_TIME, SRF_WAIT, ST_DEPARTED, ST_IN, STF_AREA_BUSY,
+                                          STF_AREA_IN, STF_SERVICE, STF_SERVICE_ALL, STF_SOJOURN, STF_TIME_ALL,
+                                          STF_WAIT, STF_WAIT_ALL)
 from paysim.engine.compiled.loop import run
 from paysim.engine.compiled.primitives import numba
 from paysim.engine.compiled.schedule import worker_seconds
-from paysim.engine.compiled.tables import Accumulators, Generators, accumulators, build_model, drawable
+from paysim.engine.compiled.tables import (Accumulators, Generators, accumulators, build_model, drawable)
 from paysim.observe import FAILURES, Observer
 from paysim.scenario import Scenario
 
@@ -29,13 +28,12 @@ def unsupported(scenario: Scenario) -> str | None:
         if arrival.clients is not None:
             return f"arrivals.{name}.clients needs the SimPy engine"
     for name, station in scenario.stations.items():
-        for key, default in (("executor", None), ("classify", None), ("parallel", ()),
+        for key, default in (("executor", None), ("batch", None), ("classify", None), ("parallel", ()),
                              ("instances", 1), ("discipline", "fifo")):
             if getattr(station, key) != default:
                 return f"stations.{name}.{key} needs the SimPy engine"
-        for part in service_parts(station):
-            if not drawable(part):
-                return f"stations.{name}.service: {type(part).__name__} needs the SimPy engine"
+        if not drawable(station.service):
+            return f"stations.{name}.service: {type(station.service).__name__} needs the SimPy engine"
     return None
 
 
@@ -86,15 +84,13 @@ def _report(acc: Accumulators, observer: Observer, scenario: Scenario, warmup: f
     """Hand the kernel's sums and counts to the observer, as if it had watched the run."""
     horizon = scenario.horizon
     observer.window_start, observer.window_end = warmup, horizon
-    for i, (station, spec) in enumerate(zip(observer.stations.values(), scenario.stations.values())):
+    for i, (name, station) in enumerate(observer.stations.items()):
         f, c = acc.st_f[i], acc.st_i[i]
         station.area_in_station, station.area_busy = f[STF_AREA_IN], f[STF_AREA_BUSY]
         station.sum_wait, station.sum_sojourn, station.sum_service = f[STF_WAIT], f[STF_SOJOURN], f[STF_SERVICE]
         station.sum_time_all, station.sum_wait_all = f[STF_TIME_ALL], f[STF_WAIT_ALL]
         station.sum_service_all = f[STF_SERVICE_ALL]
-        station.area_workers = worker_seconds(spec, warmup, horizon)
-        station.area_busy_workers, station.batches = f[STF_AREA_BUSY_WORKERS], int(c[ST_BATCHES])
-        station.busy_workers = int(c[ST_BUSY_WORKERS])
+        station.area_workers = worker_seconds(scenario.stations[name], warmup, horizon)
         (station.in_station, station.busy, station.entered, station.rejected, station.started, station.finished,
          station.errored, station.abandoned, station.cancelled, station.departed) = \
             (int(v) for v in c[ST_IN:ST_DEPARTED + 1])

@@ -1,25 +1,19 @@
 """Worker schedules in the compiled engine, as paysim.engine.station.ServiceStation applies them.
 
 At each change the station's worker count (``st_i[st, ST_WORKERS]``) becomes the new one.
-Added workers take up waiting work at once; when the count drops, the busy workers finish
-what they hold and each retires as it frees, until no more are busy than the count allows
-(a freed worker takes new work only while busy < workers: station.take_next). The
-observer's worker integral is the schedule's, which :func:`worker_seconds` gives.
+Added workers take up waiting work at once (the event loop resumes the station, as after
+an outage); when the count drops, the busy workers finish what they hold and each retires
+as it frees, until no more are busy than the count allows (station.take_next gives a
+freed worker new work only while busy < workers). The observer's worker integral is the
+schedule's, which :func:`worker_seconds` gives.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from paysim.engine.compiled.batch import resume
-from paysim.engine.compiled.codes import (
-    SC_AT,
-    SC_STATION,
-    SC_WORKERS,
-    ST_WORKERS,
-    WORKERS_CHANGE,
-)
-from paysim.engine.compiled.primitives import jit
+from paysim.engine.compiled.codes import SC_AT, SC_STATION, SC_WORKERS, ST_WORKERS, WORKERS_CHANGE
+from paysim.engine.compiled.primitives import helper
 from paysim.engine.compiled.state import push
 from paysim.scenario import Station
 
@@ -34,7 +28,7 @@ def schedule_table(stations: dict[str, Station]) -> np.ndarray:
 def worker_seconds(station: Station, start: float, end: float) -> float:
     """The integral of the station's workers (every instance's; an executor's maximum
     threads) over [start, end]: what paysim.observe.StationObserver accumulates as
-    ``area_workers`` while the schedule changes them."""
+    ``area_workers`` while a schedule changes them."""
     base = station.executor.max_threads if station.executor is not None else station.workers
     changes = [(0.0, base)] + [(change.at, change.workers) for change in station.schedule]
     ends = [at for at, _ in changes[1:]] + [end]
@@ -42,25 +36,27 @@ def worker_seconds(station: Station, start: float, end: float) -> float:
     return area * station.instances
 
 
-@jit(inline=True)
-def peak_workers(m):
+@helper
+def peak_workers(workers, schedule):
     """The most workers a station ever has (how many services one event may start)."""
-    peak = np.max(m.workers)
-    for r in range(m.schedule.shape[0]):
-        peak = max(peak, int(m.schedule[r, SC_WORKERS]))
+    peak = 0
+    for st in range(workers.shape[0]):
+        peak = max(peak, workers[st])
+    for r in range(schedule.shape[0]):
+        peak = max(peak, int(schedule[r, SC_WORKERS]))
     return peak
 
 
-@jit(inline=True)
-def push_changes(m, heap):
+@helper
+def push_changes(heap, size, schedule):
     """Every change, before the arrivals (SimPy schedules them when it builds the station)."""
-    for r in range(m.schedule.shape[0]):
-        push(heap, m.schedule[r, SC_AT], WORKERS_CHANGE, r, 0)
+    for r in range(schedule.shape[0]):
+        push(heap, size, schedule[r, SC_AT], WORKERS_CHANGE, r, 0)
 
 
-@jit
-def change_workers(m, acc, bs, r, tx, heap, rngs, slow, down, now):
-    """Change ``r`` of the schedule takes effect; added workers take up waiting work."""
-    st = int(m.schedule[r, SC_STATION])
-    acc.st_i[st, ST_WORKERS] = int(m.schedule[r, SC_WORKERS])
-    resume(m, acc, bs, st, tx, heap, rngs, slow, down, now)
+@helper
+def change_workers(st_i, schedule, r):
+    """Change ``r`` of the schedule takes effect; returns its station (to resume)."""
+    st = int(schedule[r, SC_STATION])
+    st_i[st, ST_WORKERS] = int(schedule[r, SC_WORKERS])
+    return st
