@@ -79,6 +79,23 @@ def test_deterministic_schedules_give_the_same_numbers_on_both_engines(case):
     assert _same(reference, compiled.rows[0]) == []
 
 
+def test_a_random_schedule_follows_the_same_path_on_both_engines():
+    """Both engines draw each component from its own generator in the same order
+    (tests/test_engines_identical.py), so with Poisson arrivals, exponential service, errors
+    and clients who give up, a schedule that cuts and adds workers (one change during a hang)
+    still gives the same numbers on both."""
+    model = scenario({"s": {"workers": 3, "service": EXP, "errors": 0.05, "on_timeout": "cancel",
+                            "outages": [{"at": 70, "for": 4, "mode": "hang"}],
+                            "schedule": [{"at": 30, "workers": 1}, {"at": 72, "workers": 4},
+                                         {"at": 110, "workers": 2}]}},
+                     {"a": {"rate": 35, "timeout": 0.4}}, horizon=150, warmup=10, replications=2)
+    reference = simulate(model, jobs=1, engine="simpy")
+    compiled = simulate(model, jobs=1, engine="fast")
+    for r in range(2):
+        assert _same(reference.rows[r], compiled.rows[r]) == []
+    assert compiled.rows[0]["stations.s.cancelled"] > 0 and compiled.rows[0]["stations.s.errored"] > 0
+
+
 def test_the_recursion_leaves_schedules_to_the_event_loop():
     station = {"service": EXP, "schedule": [{"at": 10, "workers": 2}]}
     assert not recursion.fits(scenario({"s": station}, {"a": {"rate": 5}}, horizon=50, warmup=0))
