@@ -12,7 +12,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from paysim.engine.compiled.codes import SC_AT, SC_STATION, SC_WORKERS, ST_WORKERS, WORKERS_CHANGE
+from paysim.engine.compiled.codes import (
+    SC_AT,
+    SC_STATION,
+    SC_WORKERS,
+    ST_WORKERS,
+    WORKERS_CHANGE,
+)
 from paysim.engine.compiled.primitives import helper
 from paysim.engine.compiled.state import push
 from paysim.scenario import Station
