@@ -8,7 +8,8 @@ import threading
 from collections.abc import Callable
 
 from paysim.engine.compiled import recursion
-from paysim.engine.compiled.codes import (SR_AT_START, SR_FAILED, SR_RETRIES, SRF_AREA_IN, SRF_LATENCY, SRF_SERVICE,
+from paysim.engine.compiled.batch import service_parts
+from paysim.engine.compiled.codes import (ST_BATCHES, ST_BUSY_WORKERS, STF_AREA_BUSY_WORKERS, SR_AT_START, SR_FAILED, SR_RETRIES, SRF_AREA_IN, SRF_LATENCY, SRF_SERVICE,
                                           SRF_SUCCESS_WAIT, SRF_TIME, SRF_WAIT, ST_DEPARTED, ST_IN, STF_AREA_BUSY,
                                           STF_AREA_IN, STF_SERVICE, STF_SERVICE_ALL, STF_SOJOURN, STF_TIME_ALL,
                                           STF_WAIT, STF_WAIT_ALL)
@@ -28,12 +29,13 @@ def unsupported(scenario: Scenario) -> str | None:
         if arrival.clients is not None:
             return f"arrivals.{name}.clients needs the SimPy engine"
     for name, station in scenario.stations.items():
-        for key, default in (("executor", None), ("batch", None), ("classify", None), ("parallel", ()),
+        for key, default in (("executor", None), ("classify", None), ("parallel", ()),
                              ("instances", 1), ("discipline", "fifo")):
             if getattr(station, key) != default:
                 return f"stations.{name}.{key} needs the SimPy engine"
-        if not drawable(station.service):
-            return f"stations.{name}.service: {type(station.service).__name__} needs the SimPy engine"
+        for part in service_parts(station):
+            if not drawable(part):
+                return f"stations.{name}.service: {type(part).__name__} needs the SimPy engine"
     return None
 
 
@@ -91,6 +93,8 @@ def _report(acc: Accumulators, observer: Observer, scenario: Scenario, warmup: f
         station.sum_time_all, station.sum_wait_all = f[STF_TIME_ALL], f[STF_WAIT_ALL]
         station.sum_service_all = f[STF_SERVICE_ALL]
         station.area_workers = worker_seconds(scenario.stations[name], warmup, horizon)
+        station.area_busy_workers, station.batches = f[STF_AREA_BUSY_WORKERS], int(c[ST_BATCHES])
+        station.busy_workers = int(c[ST_BUSY_WORKERS])
         (station.in_station, station.busy, station.entered, station.rejected, station.started, station.finished,
          station.errored, station.abandoned, station.cancelled, station.departed) = \
             (int(v) for v in c[ST_IN:ST_DEPARTED + 1])

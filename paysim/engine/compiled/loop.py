@@ -13,25 +13,29 @@ from __future__ import annotations
 import numpy as np
 
 from paysim.engine.compiled.arrivals import arrival_cursors, next_arrival
-from paysim.engine.compiled.codes import (ABANDONED, ARRIVAL, BACKOFF, CANCELLED, CW_AT, CW_END, CW_OUTAGE, CW_STATION,
+from paysim.engine.compiled.codes import (BATCH_DEADLINE, BATCH_DONE, BATCH_ITEM, BATCH_TICK, BR_STATION, BT_EVERY,
+                                          BT_FIRST_ITEM, BT_ON, ST_FIRST_CLOSED, ST_GATHERING, ST_LAST_CLOSED,
+                                          TXI_BATCH, TXI_NEXT, ABANDONED, ARRIVAL, BACKOFF, CANCELLED, CW_AT, CW_END, CW_OUTAGE, CW_STATION,
                                           CW_VALUE, DONE_SERVICE, ERRORED, LEFT, REFUSE, REJECTED, RETRY_START,
                                           RT_BUDGET, RT_TOKEN_CAP, SERIES, SERVING, SR_ARRIVED, SR_AT_START,
                                           SR_ATTEMPTS, SR_DEPARTED, SR_FAILED, SR_FINISHED, SR_IN, SR_RETRIES,
                                           SR_SUCCEEDED, SRF_LAST, SRF_LATENCY, SRF_SERVICE, SRF_SUCCESS_WAIT, SRF_TIME,
                                           SRF_WAIT, ST_ABANDONED, ST_BUSY, ST_CANCELLED, ST_COUNTS, ST_ENTERED,
-                                          ST_ERRORED, ST_FINISHED, ST_HEAD, ST_IN, ST_REJECTED, ST_TAIL, ST_WAITING,
-                                          STATION_CHANGE, ST_WORKERS, STF_LAST, STF_SERVICE, STF_SOJOURN, STF_SUMS, TIMED_OUT,
+                                          ST_HEAD, ST_IN, ST_REJECTED, ST_TAIL, ST_WAITING,
+                                          STATION_CHANGE, ST_WORKERS, STF_LAST, STF_SUMS, TIMED_OUT,
                                           TIMEOUT, TO_DONE, TO_ERROR, TO_REJECTED, TRAVEL, TXF_ARRIVED, TXF_BACKOFF,
                                           TXF_ENTERED, TXF_ORIGIN, TXF_SERVICE, TXF_STARTED, TXF_WAIT, TXI_ATTEMPT,
                                           TXI_GAVE_UP, TXI_GEN, TXI_STATE, TXI_STATION, TXI_STREAM, UP, WAITING, WINDOW,
                                           WORKERS_CHANGE)
 from paysim.engine.compiled.primitives import bucket, draw, helper, jit
+from paysim.engine.compiled.batch import (close, deadline_due, finish_batch, gather, grown_records, leave_batch,
+                                          new_records, resume_batches)
 from paysim.engine.compiled.retry import may_retry, retry_delay
 from paysim.engine.compiled.schedule import change_workers, peak_workers, push_changes
 from paysim.engine.compiled.state import (grown_heap, grown_slots, new_heap, new_slots, pop, push, release_slot,
                                           take_slot)
-from paysim.engine.compiled.station import (advance, advance_stream, enqueue, leave_station, population_area,
-                                            start_service, take_next, unlink)
+from paysim.engine.compiled.station import (advance, advance_stream, enqueue, finish, leave_station, next_station,
+                                            population_area, start_service, take_next, unlink)
 
 
 @helper
@@ -81,19 +85,27 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
     st_f, st_i, sr_f, sr_i = acc.st_f, acc.st_i, acc.sr_f, acc.sr_i
     txf, txi, free, free_n = new_slots(1024)
     room = 4 + peak_workers(m.workers, m.schedule)   # heap entries one event may add (an outage's end starts many)
-    heap, size = new_heap(4096 + 2 * room + 2 * m.windows.shape[0] + m.schedule.shape[0])
+    heap, size = new_heap(4096 + 2 * room + 2 * m.windows.shape[0] + m.schedule.shape[0] + n_st)
+    br, br_free, br_free_n = new_records(64)  # batch stations' batches (batch.py)
+    sending = -1                              # the next item of a finished batch to send on
     segment = arrival_cursors(m.clock, m.gap)
     for s in range(n_st):
         st_i[s, ST_HEAD] = -1
         st_i[s, ST_TAIL] = -1
         st_i[s, ST_WORKERS] = m.workers[s]
+        st_i[s, ST_GATHERING] = -1
+        st_i[s, ST_FIRST_CLOSED] = -1
+        st_i[s, ST_LAST_CLOSED] = -1
     slow = np.ones(n_st)                      # service-time factor of the slowdown in force
     down = np.full(n_st, UP, np.int64)        # the outage in force
     tokens = m.retry[:, RT_TOKEN_CAP].copy()  # each stream's retry budget, full at the start
     for w in range(m.windows.shape[0]):       # before the arrivals: SimPy schedules them first
         push(heap, size, m.windows[w, CW_AT], STATION_CHANGE, 2 * w, 0)
         push(heap, size, m.windows[w, CW_END], STATION_CHANGE, 2 * w + 1, 0)
-    push_changes(heap, size, m.schedule)      # then worker schedules, as SimPy builds a station
+    push_changes(heap, size, m.schedule)      # then worker schedules and batch clocks, as SimPy builds a station
+    for st in range(n_st):
+        if m.batch[st, BT_ON] > 0 and m.batch[st, BT_FIRST_ITEM] == 0 and m.batch[st, BT_EVERY] < np.inf:
+            push(heap, size, m.batch[st, BT_EVERY], BATCH_TICK, st, 0)
     for s in range(n_sr):
         first = next_arrival(s, 0.0, m.clock, m.unit_det, m.gap, m.step_at, m.step_rate, m.emp,
                              rngs[m.rng_arrivals[s]], segment)
@@ -106,14 +118,20 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
     if series_dt > 0:
         push(heap, size, series_dt, SERIES, 0, 0)
     in_flight = 0
+    now, kind, ident, gen = 0.0, ARRIVAL, 0, 0
     while True:
-        if size[0] == 0 or heap[0, 0] >= horizon:
+        if sending == -1 and (size[0] == 0 or heap[0, 0] >= horizon):
             break
         if size[0] + room >= heap.shape[0]:   # room for what one event can schedule
             heap = grown_heap(heap, size)
         if free_n[0] < 2:    # room for the slots one event may take (an arrival, then its retry)
             txf, txi, free = grown_slots(txf, txi, free, free_n)
-        now, kind, ident, gen = pop(heap, size)
+        if br_free_n[0] < 2:     # a batch record an arrival may open
+            br, br_free = grown_records(br, br_free, br_free_n)
+        if sending != -1:    # a finished batch's items go on, in order, before any other event
+            kind = BATCH_ITEM
+        else:
+            now, kind, ident, gen = pop(heap, size)
         acc.now_at[0] = now
         moving = -1          # a transaction to route to a station (or out)
         target = TO_DONE
@@ -143,11 +161,31 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
                     slow[st] = 1.0 if ending else m.windows[w, CW_VALUE]
                 else:
                     down[st] = UP if ending else int(m.windows[w, CW_VALUE])
-            if ending:           # idle workers take up waiting work (none while the station hangs)
+            if ending and m.batch[st, BT_ON] > 0:   # free workers take up closed batches
+                resume_batches(st_f, st_i, txf, txi, br, br_free, br_free_n, heap, size, m.service, m.item_service,
+                               m.emp, slow, down, st, now, rngs[m.rng_service[st]], rngs[m.rng_service_item[st]])
+            elif ending:         # idle workers take up waiting work (none while the station hangs)
                 while down[st] == UP and st_i[st, ST_BUSY] < st_i[st, ST_WORKERS] and st_i[st, ST_HEAD] != -1:
                     y = take_next(st_f, st_i, txf, txi, st, down, now)
                     end = now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
                     push(heap, size, end, DONE_SERVICE, y, txi[y, TXI_GEN])
+            continue
+        if kind == BATCH_TICK or kind == BATCH_DEADLINE or kind == BATCH_DONE:   # batch.py
+            st = ident if kind == BATCH_TICK else br[ident, BR_STATION]
+            if kind == BATCH_TICK:       # the clock closes what gathered, and ticks on
+                close(st_i, br, br_free, br_free_n, st)
+            elif kind == BATCH_DEADLINE:
+                if not deadline_due(st_i, br, ident, gen):
+                    continue
+                close(st_i, br, br_free, br_free_n, st)
+            else:
+                sending = finish_batch(st_f, st_i, acc.st_sketch, acc.st_zeros, txf, txi, br, br_free, br_free_n,
+                                       ident, now, m.errors[st], rngs[m.rng_errors[st]], m.min_value, m.log_gamma,
+                                       m.offset, m.nbuckets)
+            resume_batches(st_f, st_i, txf, txi, br, br_free, br_free_n, heap, size, m.service, m.item_service,
+                           m.emp, slow, down, st, now, rngs[m.rng_service[st]], rngs[m.rng_service_item[st]])
+            if kind == BATCH_TICK:
+                push(heap, size, now + m.batch[st, BT_EVERY], BATCH_TICK, st, 0)
             continue
         if kind == ARRIVAL or kind == RETRY_START:    # an attempt enters the system
             if kind == ARRIVAL:  # an original request of stream `ident`
@@ -192,18 +230,8 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
             service_time = now - txf[x, TXF_STARTED]
             txf[x, TXF_SERVICE] += service_time
             error = m.errors[st] > 0 and rngs[m.rng_errors[st]].random() < m.errors[st]
-            sojourn = now - txf[x, TXF_ARRIVED]
-            leave_station(st_f, st_i, txf, st, x, now, service_time)     # StationObserver.finish
-            st_i[st, ST_BUSY] -= 1
-            st_i[st, ST_FINISHED] += 1
-            if error:
-                st_i[st, ST_ERRORED] += 1
-            st_f[st, STF_SOJOURN] += sojourn
-            st_f[st, STF_SERVICE] += service_time
-            if sojourn < m.min_value:
-                acc.st_zeros[st] += 1
-            else:
-                acc.st_sketch[st, bucket(sojourn, m.log_gamma, m.offset, m.nbuckets)] += 1
+            finish(st_f, st_i, acc.st_sketch, acc.st_zeros, txf, st, x, now, service_time, error, m.min_value,
+                   m.log_gamma, m.offset, m.nbuckets)
             txi[x, TXI_STATE] = TRAVEL
             y = take_next(st_f, st_i, txf, txi, st, down, now)
             if y >= 0:
@@ -212,13 +240,15 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
             if error:
                 moving, target = x, TO_ERROR
             else:
-                u = 0.0
-                if m.route_cum.shape[1] > 1 and m.route_cum[st, 0] < np.inf:
-                    u = rngs[m.rng_route[st]].random()
-                j = 0
-                while m.route_cum[st, j] <= u:
-                    j += 1
-                moving, target = x, m.route_to[st, j]
+                moving, target = x, next_station(m.route_cum, m.route_to, st, rngs[m.rng_route[st]])
+        elif kind == BATCH_ITEM:     # the next item of a finished batch goes on (batch.py)
+            x = sending
+            sending = txi[x, TXI_NEXT]
+            st = txi[x, TXI_STATION]
+            if txi[x, TXI_BATCH] == TO_ERROR:
+                moving, target = x, TO_ERROR
+            else:
+                moving, target = x, next_station(m.route_cum, m.route_to, st, rngs[m.rng_route[st]])
         elif kind == TIMEOUT:
             x = ident
             if txi[x, TXI_GEN] != gen or txi[x, TXI_GAVE_UP] == 1 or txi[x, TXI_STATE] == LEFT:
@@ -229,7 +259,10 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
             if m.cancel[st]:
                 if txi[x, TXI_STATE] == WAITING:
                     reason = ABANDONED
-                    unlink(st_i, txi, st, x)
+                    if m.batch[st, BT_ON] > 0:
+                        leave_batch(st_i, txi, br, x)
+                    else:
+                        unlink(st_i, txi, st, x)
                     txf[x, TXF_WAIT] += now - txf[x, TXF_ARRIVED]
                     leave_station(st_f, st_i, txf, st, x, now, 0.0)
                     st_i[st, ST_ABANDONED] += 1
@@ -240,7 +273,11 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
                     leave_station(st_f, st_i, txf, st, x, now, service_time)
                     st_i[st, ST_BUSY] -= 1
                     st_i[st, ST_CANCELLED] += 1
-                    y = take_next(st_f, st_i, txf, txi, st, down, now)
+                    y = -1
+                    if m.batch[st, BT_ON] > 0:      # the worker carries on with the rest of the batch
+                        leave_batch(st_i, txi, br, x)
+                    else:
+                        y = take_next(st_f, st_i, txf, txi, st, down, now)
                     if y >= 0:
                         end = now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
                         push(heap, size, end, DONE_SERVICE, y, txi[y, TXI_GEN])
@@ -254,7 +291,8 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
             if target >= 0:
                 st = target
                 full = m.capacity[st] >= 0 and st_i[st, ST_WAITING] >= m.capacity[st]
-                if down[st] == REFUSE or (full and (st_i[st, ST_BUSY] >= st_i[st, ST_WORKERS] or down[st] != UP)):
+                if down[st] == REFUSE or (full and (m.batch[st, BT_ON] > 0 or st_i[st, ST_BUSY] >= st_i[st, ST_WORKERS]
+                                                    or down[st] != UP)):
                     st_i[st, ST_REJECTED] += 1
                     target = TO_REJECTED
                 else:
@@ -263,7 +301,13 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
                     advance(st_f, st_i, st, now)
                     st_i[st, ST_IN] += 1
                     st_i[st, ST_ENTERED] += 1
-                    if st_i[st, ST_BUSY] < st_i[st, ST_WORKERS] and down[st] == UP:
+                    if m.batch[st, BT_ON] > 0:
+                        if gather(st_i, txi, br, br_free, br_free_n, m.batch, heap, size, st, x, now):
+                            close(st_i, br, br_free, br_free_n, st)
+                            resume_batches(st_f, st_i, txf, txi, br, br_free, br_free_n, heap, size, m.service,
+                                           m.item_service, m.emp, slow, down, st, now, rngs[m.rng_service[st]],
+                                           rngs[m.rng_service_item[st]])
+                    elif st_i[st, ST_BUSY] < st_i[st, ST_WORKERS] and down[st] == UP:
                         st_i[st, ST_BUSY] += 1
                         start_service(st_i, txf, txi, st, x, now)
                         end = now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]

@@ -5,11 +5,14 @@ Helpers take arrays, not the named tuples (see :mod:`paysim.engine.compiled.stat
 
 from __future__ import annotations
 
-from paysim.engine.compiled.codes import (SERVING, SR_IN, SRF_AREA_IN, SRF_LAST, ST_BUSY, ST_DEPARTED, ST_HEAD, ST_IN,
+import numpy as np
+
+from paysim.engine.compiled.codes import (ST_BUSY_WORKERS, ST_ERRORED, ST_FINISHED, STF_AREA_BUSY_WORKERS,
+                                          STF_SERVICE, STF_SOJOURN, SERVING, SR_IN, SRF_AREA_IN, SRF_LAST, ST_BUSY, ST_DEPARTED, ST_HEAD, ST_IN,
                                           ST_STARTED, ST_TAIL, ST_WAITING, ST_WORKERS, STF_AREA_BUSY, STF_AREA_IN, STF_LAST,
                                           STF_SERVICE_ALL, STF_TIME_ALL, STF_WAIT, STF_WAIT_ALL, TXF_ARRIVED,
                                           TXF_STARTED, TXF_WAIT, TXI_NEXT, TXI_PREV, TXI_STATE, UP, WAITING)
-from paysim.engine.compiled.primitives import helper
+from paysim.engine.compiled.primitives import bucket, helper
 
 
 @helper
@@ -17,6 +20,7 @@ def advance(st_f, st_i, st, now):
     """Time-weighted integrals of the station's population and busy workers up to ``now``."""
     st_f[st, STF_AREA_IN] += st_i[st, ST_IN] * (now - st_f[st, STF_LAST])
     st_f[st, STF_AREA_BUSY] += st_i[st, ST_BUSY] * (now - st_f[st, STF_LAST])
+    st_f[st, STF_AREA_BUSY_WORKERS] += st_i[st, ST_BUSY_WORKERS] * (now - st_f[st, STF_LAST])   # batch stations
     st_f[st, STF_LAST] = now
 
 
@@ -101,3 +105,34 @@ def leave_station(st_f, st_i, txf, st, x, now, service_time):
     st_f[st, STF_TIME_ALL] += now - txf[x, TXF_ARRIVED]
     st_f[st, STF_WAIT_ALL] += now - txf[x, TXF_ARRIVED] - service_time
     st_f[st, STF_SERVICE_ALL] += service_time
+
+
+@helper
+def finish(st_f, st_i, st_sketch, st_zeros, txf, st, x, now, service_time, error, min_value, log_gamma, offset,
+           nbuckets):
+    """``x``'s service at ``st`` is over (StationObserver.finish)."""
+    sojourn = now - txf[x, TXF_ARRIVED]
+    leave_station(st_f, st_i, txf, st, x, now, service_time)
+    st_i[st, ST_BUSY] -= 1
+    st_i[st, ST_FINISHED] += 1
+    if error:
+        st_i[st, ST_ERRORED] += 1
+    st_f[st, STF_SOJOURN] += sojourn
+    st_f[st, STF_SERVICE] += service_time
+    if sojourn < min_value:
+        st_zeros[st] += 1
+    else:
+        st_sketch[st, bucket(sojourn, log_gamma, offset, nbuckets)] += 1
+
+
+@helper
+def next_station(route_cum, route_to, st, rng):
+    """Where a transaction goes after ``st`` (a station, or TO_DONE): a draw from ``rng``
+    only where there is a choice."""
+    u = 0.0
+    if route_cum.shape[1] > 1 and route_cum[st, 0] < np.inf:
+        u = rng.random()
+    j = 0
+    while route_cum[st, j] <= u:
+        j += 1
+    return route_to[st, j]

@@ -19,6 +19,7 @@ from paysim.engine.compiled.codes import (CONSTANT, CW_STATION, DECORRELATED, DE
                                           HYPER, JITTER_EQUAL, JITTER_FULL, JITTER_NONE, LOGN, ON_ERROR, ON_REJECTED,
                                           ON_TIMEOUT, PROFILE, REFUSE, RENEWAL, SR_WIDTH, SRF_WIDTH, ST_WIDTH,
                                           STF_WIDTH, TRACE, UNIF)
+from paysim.engine.compiled.batch import batch_table, service_parts
 from paysim.engine.compiled.schedule import schedule_table
 from paysim.engine.retry import token_cap
 from paysim.engine.seeds import component_rng
@@ -51,6 +52,9 @@ class Model(NamedTuple):
     rng_arrivals: np.ndarray  # int: per stream
     rng_retry: np.ndarray
     schedule: np.ndarray     # (changes, SC_*) worker schedules, station by station
+    batch: np.ndarray        # (stations, BT_*) batch triggers (BT_ON 0: not a batch station)
+    item_service: np.ndarray  # (stations, 4) a batch station's per-item time (per batch: `service`)
+    rng_service_item: np.ndarray   # int: per station, the generator of per-item times
     log_gamma: float         # the percentile sketch's buckets
     offset: int
     nbuckets: int
@@ -152,8 +156,8 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
     """Flatten ``scenario`` into a :class:`Model`, registering its random components in ``generators``."""
     stations, arrivals = scenario.stations, scenario.arrivals
     index = {name: i for i, name in enumerate(stations)}
-    dists = [s.service for s in stations.values()] + [a.interarrival for a in arrivals.values()
-                                                      if a.interarrival is not None]
+    dists = [part for s in stations.values() for part in service_parts(s)] + \
+        [a.interarrival for a in arrivals.values() if a.interarrival is not None]
     empirical = [x for x in dists if isinstance(x, d.Empirical)]
     # the side table: each empirical distribution's values, then each replayed trace's times
     columns = [np.asarray(e.values, float) for e in empirical] + \
@@ -203,7 +207,7 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
         return np.array([generators.index(kind, name) for name in arrivals], np.int64)
 
     return Model(
-        service=np.array([row(s.service) for s in stations.values()], float),
+        service=np.array([row(service_parts(s)[0]) for s in stations.values()], float),
         workers=np.array([s.workers for s in stations.values()], np.int64),
         capacity=np.array([-1 if s.queue is None else s.queue for s in stations.values()], np.int64),
         errors=np.array([s.errors for s in stations.values()], float),
@@ -223,4 +227,7 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
         emp=emp,
         rng_service=per_station("service"), rng_route=per_station("route"), rng_errors=per_station("errors"),
         rng_arrivals=per_stream("arrivals"), rng_retry=per_stream("retry"), schedule=schedule_table(stations),
+        batch=batch_table(stations), rng_service_item=per_station("service-item"),
+        item_service=np.array([row(service_parts(s)[-1]) if s.batch else [DET, 0.0, 0.0, 0.0]
+                               for s in stations.values()], float),
         log_gamma=log_gamma, offset=offset, nbuckets=nbuckets, min_value=MIN_VALUE)
