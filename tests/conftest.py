@@ -100,6 +100,16 @@ def engine_differences(reference: RunResult, compiled: RunResult, names,
     return problems, detectable
 
 
+def same_numbers(reference: dict[str, float], compiled: dict[str, float]) -> list[str]:
+    """Metrics of two replication rows that differ beyond floating-point rounding (NaN equals NaN)."""
+    problems = [f"{name} missing" for name in reference if name not in compiled]
+    for name, value in reference.items():
+        other = compiled.get(name, math.nan)
+        if not (math.isnan(value) and math.isnan(other)) and other != pytest.approx(value, rel=1e-9, abs=1e-12):
+            problems.append(f"{name}: simpy {value!r} vs fast {other!r}")
+    return problems
+
+
 def assert_percentile(result: RunResult, metric: str, theory: float) -> None:
     """Percentiles carry the sketch's stated relative error on top of the sampling CI."""
     assert_theory(result, metric, theory, RELATIVE_ERROR)

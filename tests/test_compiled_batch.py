@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from conftest import assert_holm, engine_differences, scenario
+from conftest import assert_holm, engine_differences, same_numbers, scenario
 
 from paysim.engine.compiled import recursion
 from paysim.engine.compiled.driver import unsupported
@@ -60,18 +60,6 @@ DETERMINISTIC = {   # (stations, the arrival stream a, horizon, warm-up)
 }
 
 
-def _same(reference: dict[str, float], compiled: dict[str, float]) -> list[str]:
-    """Metrics whose values differ beyond floating-point rounding (NaN equals NaN)."""
-    problems = [f"{name} missing" for name in reference if name not in compiled]
-    for name, value in reference.items():
-        other = compiled.get(name, math.nan)
-        if math.isnan(value) and math.isnan(other):
-            continue
-        if other != pytest.approx(value, rel=1e-9, abs=1e-12):
-            problems.append(f"{name}: simpy {value!r} vs fast {other!r}")
-    return problems
-
-
 @pytest.mark.parametrize("case", list(DETERMINISTIC))
 def test_deterministic_batches_give_the_same_numbers_on_both_engines(case):
     stations, arrival, horizon, warmup = DETERMINISTIC[case]
@@ -80,7 +68,7 @@ def test_deterministic_batches_give_the_same_numbers_on_both_engines(case):
     reference = simulate(model, jobs=1, engine="simpy").rows[0]
     compiled = simulate(model, jobs=1, engine="fast")
     assert compiled.engine == "fast"
-    assert _same(reference, compiled.rows[0]) == []
+    assert same_numbers(reference, compiled.rows[0]) == []
     assert compiled.rows[0]["stations.settle.batch_size"] > 1
 
 
@@ -94,7 +82,7 @@ def test_errors_and_routing_after_a_batch_draw_the_same_numbers_on_both_engines(
     reference = simulate(model, jobs=1, engine="simpy")
     compiled = simulate(model, jobs=1, engine="fast")
     for r in range(2):
-        assert _same(reference.rows[r], compiled.rows[r]) == []
+        assert same_numbers(reference.rows[r], compiled.rows[r]) == []
     assert compiled.rows[0]["stations.settle.errored"] > 0
 
 

@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import assert_holm, engine_differences, scenario
+from conftest import assert_holm, engine_differences, same_numbers, scenario
 from scipy import stats
 
 from paysim.analytic import mmc
@@ -56,18 +56,6 @@ DETERMINISTIC = {   # (stations, the arrival stream a, horizon, warm-up)
 }
 
 
-def _same(reference: dict[str, float], compiled: dict[str, float]) -> list[str]:
-    """Metrics whose values differ beyond floating-point rounding (NaN equals NaN)."""
-    problems = [f"{name} missing" for name in reference if name not in compiled]
-    for name, value in reference.items():
-        other = compiled.get(name, math.nan)
-        if math.isnan(value) and math.isnan(other):
-            continue
-        if other != pytest.approx(value, rel=1e-9, abs=1e-12):
-            problems.append(f"{name}: simpy {value!r} vs fast {other!r}")
-    return problems
-
-
 @pytest.mark.parametrize("case", list(DETERMINISTIC))
 def test_deterministic_schedules_give_the_same_numbers_on_both_engines(case):
     stations, arrival, horizon, warmup = DETERMINISTIC[case]
@@ -76,7 +64,7 @@ def test_deterministic_schedules_give_the_same_numbers_on_both_engines(case):
     reference = simulate(model, jobs=1, engine="simpy").rows[0]
     compiled = simulate(model, jobs=1, engine="fast")
     assert compiled.engine == "fast"
-    assert _same(reference, compiled.rows[0]) == []
+    assert same_numbers(reference, compiled.rows[0]) == []
 
 
 def test_a_random_schedule_follows_the_same_path_on_both_engines():
@@ -92,7 +80,7 @@ def test_a_random_schedule_follows_the_same_path_on_both_engines():
     reference = simulate(model, jobs=1, engine="simpy")
     compiled = simulate(model, jobs=1, engine="fast")
     for r in range(2):
-        assert _same(reference.rows[r], compiled.rows[r]) == []
+        assert same_numbers(reference.rows[r], compiled.rows[r]) == []
     assert compiled.rows[0]["stations.s.cancelled"] > 0 and compiled.rows[0]["stations.s.errored"] > 0
 
 

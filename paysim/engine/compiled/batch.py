@@ -19,15 +19,47 @@ from __future__ import annotations
 
 import numpy as np
 
-from paysim.engine.compiled.codes import (BATCH_DEADLINE, BATCH_DONE, BR_AFTER, BR_GEN, BR_HEAD, BR_JOINED, BR_LIVE,
-                                          BR_STATION, BR_TAIL, BR_WIDTH, BT_EVERY, BT_FIRST_ITEM, BT_SIZE, SERVING,
-                                          ST_BATCHES, ST_BUSY, ST_BUSY_WORKERS, ST_FIRST_CLOSED, ST_GATHERING,
-                                          ST_LAST_CLOSED, ST_STARTED, ST_WAITING, ST_WORKERS, STF_WAIT, TO_DONE,
-                                          TO_ERROR, TRAVEL, TXF_ARRIVED, TXF_SERVICE, TXF_STARTED, TXF_WAIT,
-                                          TXI_BATCH, TXI_NEXT, TXI_PREV, TXI_STATE, UP, WAITING)
+from paysim.engine.compiled.codes import (
+    BATCH_DEADLINE,
+    BATCH_DONE,
+    BR_AFTER,
+    BR_GEN,
+    BR_HEAD,
+    BR_JOINED,
+    BR_LIVE,
+    BR_STATION,
+    BR_TAIL,
+    BR_WIDTH,
+    BT_EVERY,
+    BT_FIRST_ITEM,
+    BT_SIZE,
+    SERVING,
+    ST_BATCHES,
+    ST_BUSY,
+    ST_BUSY_WORKERS,
+    ST_FIRST_CLOSED,
+    ST_GATHERING,
+    ST_LAST_CLOSED,
+    ST_STARTED,
+    ST_WAITING,
+    ST_WORKERS,
+    STF_WAIT,
+    TO_DONE,
+    TO_ERROR,
+    TRAVEL,
+    TXF_ARRIVED,
+    TXF_SERVICE,
+    TXF_STARTED,
+    TXF_WAIT,
+    TXI_BATCH,
+    TXI_NEXT,
+    TXI_STATE,
+    UP,
+    WAITING,
+)
 from paysim.engine.compiled.primitives import draw, helper, jit
 from paysim.engine.compiled.state import push, take_slot
-from paysim.engine.compiled.station import advance, finish
+from paysim.engine.compiled.station import advance, append, finish, remove
 from paysim.scenario import Station
 
 
@@ -86,13 +118,7 @@ def gather(st_i, txi, br, free, free_n, bt, heap, size, st, x, now):
         br[b, BR_STATION], br[b, BR_LIVE], br[b, BR_JOINED] = st, 0, 0
         br[b, BR_HEAD], br[b, BR_TAIL], br[b, BR_AFTER] = -1, -1, -1
         st_i[st, ST_GATHERING] = b
-    tail = br[b, BR_TAIL]
-    txi[x, TXI_NEXT], txi[x, TXI_PREV] = -1, tail
-    if tail == -1:
-        br[b, BR_HEAD] = x
-    else:
-        txi[tail, TXI_NEXT] = x
-    br[b, BR_TAIL] = x
+    append(br, b, BR_HEAD, BR_TAIL, txi, x)
     br[b, BR_LIVE] += 1
     br[b, BR_JOINED] += 1
     txi[x, TXI_BATCH] = b
@@ -106,15 +132,7 @@ def leave_batch(st_i, txi, br, x):
     """Withdrawn ``x`` leaves its batch, gathering, closed or in service (whose worker
     carries on with the rest)."""
     b = txi[x, TXI_BATCH]
-    following, previous = txi[x, TXI_NEXT], txi[x, TXI_PREV]
-    if previous == -1:
-        br[b, BR_HEAD] = following
-    else:
-        txi[previous, TXI_NEXT] = following
-    if following == -1:
-        br[b, BR_TAIL] = previous
-    else:
-        txi[following, TXI_PREV] = previous
+    remove(br, b, BR_HEAD, BR_TAIL, txi, x)
     br[b, BR_LIVE] -= 1
     if txi[x, TXI_STATE] == WAITING:
         st_i[br[b, BR_STATION], ST_WAITING] -= 1

@@ -42,31 +42,44 @@ def population_area(sr_f, sr_i, now):
 
 
 @helper
+def append(owners, row, head, tail, txi, x):
+    """Put ``x`` at the end of a doubly linked list through txi whose ends are
+    ``owners[row, head]`` and ``owners[row, tail]`` (-1: empty): a station's queue, a batch."""
+    last = owners[row, tail]
+    txi[x, TXI_NEXT], txi[x, TXI_PREV] = -1, last
+    if last == -1:
+        owners[row, head] = x
+    else:
+        txi[last, TXI_NEXT] = x
+    owners[row, tail] = x
+
+
+@helper
+def remove(owners, row, head, tail, txi, x):
+    """Take ``x`` out of such a list."""
+    following, previous = txi[x, TXI_NEXT], txi[x, TXI_PREV]
+    if previous == -1:
+        owners[row, head] = following
+    else:
+        txi[previous, TXI_NEXT] = following
+    if following == -1:
+        owners[row, tail] = previous
+    else:
+        txi[following, TXI_PREV] = previous
+
+
+@helper
 def enqueue(st_i, txi, st, x):
-    """Put ``x`` at the tail of the station's queue, a doubly linked list through txi."""
+    """Put ``x`` at the tail of the station's queue."""
     txi[x, TXI_STATE] = WAITING
     st_i[st, ST_WAITING] += 1
-    tail = st_i[st, ST_TAIL]
-    txi[x, TXI_NEXT], txi[x, TXI_PREV] = -1, tail
-    if tail == -1:
-        st_i[st, ST_HEAD] = x
-    else:
-        txi[tail, TXI_NEXT] = x
-    st_i[st, ST_TAIL] = x
+    append(st_i, st, ST_HEAD, ST_TAIL, txi, x)
 
 
 @helper
 def unlink(st_i, txi, st, x):
     """Take ``x`` out of the station's queue, so its slot can be reused at once."""
-    following, previous = txi[x, TXI_NEXT], txi[x, TXI_PREV]
-    if previous == -1:
-        st_i[st, ST_HEAD] = following
-    else:
-        txi[previous, TXI_NEXT] = following
-    if following == -1:
-        st_i[st, ST_TAIL] = previous
-    else:
-        txi[following, TXI_PREV] = previous
+    remove(st_i, st, ST_HEAD, ST_TAIL, txi, x)
     st_i[st, ST_WAITING] -= 1
 
 
