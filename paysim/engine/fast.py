@@ -26,6 +26,8 @@ from collections.abc import Callable
 import numpy as np
 
 from paysim import distributions as d
+from paysim.engine.compiled.series import due, new_series, sampling, series_rows, take, take_until, window_opened
+from paysim.engine.compiled.series import latency as latency_in_series
 from paysim.engine.retry import token_cap
 from paysim.observe import Observer
 from paysim.scenario import Scenario
@@ -407,7 +409,7 @@ def run(seed, warmup, horizon, max_in_flight,
         service, workers, capacity, errors, cancel, route_cum, route_to,
         entry, timeout, clock, unit_det, gap, step_at, step_rate, emp,
         log_gamma, offset, nbuckets, min_value,
-        st_f, st_i, st_sketch, st_zeros, sr_f, sr_i, sr_sketch, sr_zeros, now_at, series_dt, area_k,
+        st_f, st_i, st_sketch, st_zeros, sr_f, sr_i, sr_sketch, sr_zeros, now_at, ser,
         rt, windows):
     np.random.seed(seed)
     n_st, n_sr = workers.shape[0], entry.shape[0]
@@ -455,16 +457,13 @@ def run(seed, warmup, horizon, max_in_flight,
     for w in range(windows.shape[0]):         # before the arrivals: SimPy schedules them first
         push(ht, hk, hi, hg, hs, size, windows[w, CW_AT], STATION_CHANGE, 2 * w, 0)
         push(ht, hk, hi, hg, hs, size, windows[w, CW_END], STATION_CHANGE, 2 * w + 1, 0)
+    series_seq = size[1]                      # SimPy schedules its samples here
     for s in range(n_sr):
         first = next_arrival(s, 0.0, clock, unit_det, gap, emp, step_at, step_rate, segment)
         if first < np.inf:
             push(ht, hk, hi, hg, hs, size, first, 0, s, 0)
     if warmup > 0:
         push(ht, hk, hi, hg, hs, size, warmup, 3, 0, 0)
-    # the population series, if asked for: the area of interval k, sampled at its end
-    sampled, carried, last_area = 0, 0.0, 0.0
-    if series_dt > 0:
-        push(ht, hk, hi, hg, hs, size, series_dt, 4, 0, 0)
     in_flight = 0
     while size[0] > 0:
         if size[0] + room >= ht.shape[0]:   # room for what one event can schedule
@@ -488,6 +487,8 @@ def run(seed, warmup, horizon, max_in_flight,
             for i in range(old):
                 free[n_free + i] = 2 * old - 1 - i
             n_free += old
+        while sampling(ser) and due(ser, ht[0], hs[0], series_seq):
+            take(ser, st_i, sr_i, sr_f, log_gamma, offset)
         if ht[0] >= horizon:
             break
         now, kind, ident, gen = pop(ht, hk, hi, hg, hs, size)
@@ -496,17 +497,9 @@ def run(seed, warmup, horizon, max_in_flight,
         target = -1
         failed = -1          # an attempt that failed for its client: retried or a final outcome
         reason = -1
-        if kind == SERIES:   # the end of a population-series interval
-            area = population_area(sr_f, sr_i, now)
-            area_k[sampled] = carried + area - last_area
-            carried, last_area = 0.0, area
-            sampled += 1
-            if sampled < area_k.shape[0] - 1:   # the last interval closes at the horizon
-                push(ht, hk, hi, hg, hs, size, (sampled + 1) * series_dt, 4, 0, 0)
-            continue
         if kind == WINDOW:   # the measurement window opens: zero what was accumulated
-            carried += population_area(sr_f, sr_i, now) - last_area   # the series goes on across it
-            last_area = 0.0
+            window_opened(ser, sr_i, sr_f, now)
+            population_area(sr_f, sr_i, now)
             for s in range(n_st):
                 st_f[s, 8] = now
                 for c in range(8):
@@ -707,10 +700,13 @@ def run(seed, warmup, horizon, max_in_flight,
                     sr_i[s, 2] += 1
                     sr_f[s, 1] += latency
                     sr_f[s, 2] += t_wait[x]
-                    if latency < min_value:
+                    tiny = latency < min_value
+                    b = 0 if tiny else bucket(latency, log_gamma, offset, nbuckets)
+                    if tiny:
                         sr_zeros[s] += 1
                     else:
-                        sr_sketch[s, bucket(latency, log_gamma, offset, nbuckets)] += 1
+                        sr_sketch[s, b] += 1
+                    latency_in_series(ser, tiny, b)
                 else:
                     failed, reason = x, ERRORED if target == -2 else REJECTED
             t_state[x] = LEFT
@@ -734,9 +730,9 @@ def run(seed, warmup, horizon, max_in_flight,
                 sr_i[s, FAILED_AT + reason] += 1
     for s in range(n_st):      # close the window at the horizon
         advance(st_f, st_i, s, horizon)
-    area = population_area(sr_f, sr_i, horizon)
-    if series_dt > 0 and sampled < area_k.shape[0]:
-        area_k[sampled] = carried + area - last_area
+    if sampling(ser):
+        take_until(ser, horizon, st_i, sr_i, sr_f, log_gamma, offset)
+    population_area(sr_f, sr_i, horizon)
     return 0
 
 
@@ -763,12 +759,11 @@ def _seed(seed: int, replication: int) -> int:
 
 def run_replication_fast(scenario: Scenario, observer: Observer, seed: int, replication: int,
                          max_in_flight: int = 5_000_000, report: Callable[[float], None] | None = None,
-                         series_interval: float | None = None) -> list[float]:
+                         series_interval: float | None = None) -> list[dict[str, float]]:
     """Simulate one replication with the compiled engine, leaving its statistics in
     ``observer`` exactly as the SimPy engine would; ``report`` gets the fraction done
-    now and then (from this thread). With ``series_interval`` (which must divide the
-    horizon) returns the mean number in the system over each interval from time 0: the
-    population series that MSER-5 reads (the compiled engine samples no other series)."""
+    now and then (from this thread). With ``series_interval`` returns the time series
+    the SimPy engine's paysim.timeseries.SeriesRecorder samples (else an empty list)."""
     from paysim.engine import recursion
     from paysim.engine.simpy_engine import RunawayError
 
@@ -782,15 +777,14 @@ def run_replication_fast(scenario: Scenario, observer: Observer, seed: int, repl
     sr_sketch, sr_zeros = np.zeros((n_sr, nbuckets), np.int64), np.zeros(n_sr, np.int64)
     warmup = scenario.warmup or 0.0
     now_at = np.zeros(1)     # the kernel's clock, read for progress while it runs
-    intervals = round(scenario.horizon / series_interval) if series_interval else 1
-    area_k = np.zeros(intervals)
+    ser = new_series(scenario.horizon, series_interval, n_st, nbuckets)
     arguments = (_seed(seed, replication), warmup, scenario.horizon, max_in_flight,
                  tables.service, tables.workers, tables.capacity, tables.errors, tables.cancel,
                  tables.route_cum, tables.route_to, tables.entry, tables.timeout, tables.clock,
                  tables.unit_det, tables.gap, tables.step_at, tables.step_rate, tables.emp_values,
                  log_gamma, offset, nbuckets, MIN_VALUE,
                  st_f, st_i, st_sketch, st_zeros, sr_f, sr_i, sr_sketch, sr_zeros, now_at,
-                 float(series_interval or 0.0), area_k, tables.retry, tables.windows)
+                 ser, tables.retry, tables.windows)
     poll = (lambda: report(min(1.0, now_at[0] / scenario.horizon))) if report else None
     if recursion.fits(scenario):    # one station: no event list needed
         arguments = arguments[:9] + arguments[12:-2]   # no routing, no entry table, no retries or windows
@@ -823,4 +817,4 @@ def run_replication_fast(scenario: Scenario, observer: Observer, seed: int, repl
         stream.retries = int(c[SR_RETRIES])
         stream.sketch._counts[:] = sr_sketch[i]
         stream.sketch._zeros = int(sr_zeros[i])
-    return list(area_k / series_interval) if series_interval else []
+    return series_rows(ser, list(scenario.stations)) if series_interval else []

@@ -18,6 +18,9 @@ import numpy as np
 
 from paysim.engine.fast import (ABANDONED, CANCELLED, ERRORED, REJECTED, TIMED_OUT, _jit, arrival_cursors, bucket, draw,
                                next_arrival)
+from paysim.engine.compiled.series import (
+    C_ARRIVED, C_FAILED, C_FINISHED, C_SUCCEEDED, close_before, count, pending_push, sampling, settle_levels, stay as series_stay,
+)
 from paysim.scenario import Scenario
 
 
@@ -34,15 +37,6 @@ def fits(scenario: Scenario) -> bool:
 @_jit(inline=True)
 def overlap(start, end, w0, w1):
     return max(0.0, min(end, w1) - max(start, w0))
-
-
-@_jit(inline=True)
-def spread(area_k, dt, start, end):
-    """Add a stay [start, end) to the population areas of the intervals of length ``dt`` it overlaps."""
-    k = int(start / dt)
-    while k < area_k.shape[0] and k * dt < end:
-        area_k[k] += min(end, (k + 1) * dt) - max(start, k * dt)
-        k += 1
 
 
 @_jit(inline=True)
@@ -94,7 +88,7 @@ def run_single(seed, warmup, horizon, max_in_flight,
                service, workers, capacity, errors, cancel,
                timeout, clock, unit_det, gap, step_at, step_rate, emp,
                log_gamma, offset, nbuckets, min_value,
-               st_f, st_i, st_sketch, st_zeros, sr_f, sr_i, sr_sketch, sr_zeros, now_at, series_dt, area_k):
+               st_f, st_i, st_sketch, st_zeros, sr_f, sr_i, sr_sketch, sr_zeros, now_at, ser):
     """Same arguments and accumulators as :func:`paysim.engine.fast.run`, for one station."""
     np.random.seed(seed)
     n_sr = timeout.shape[0]
@@ -110,6 +104,8 @@ def run_single(seed, warmup, horizon, max_in_flight,
     p_error = errors[0]
     segment = arrival_cursors(clock, gap)
     next_t = np.empty(n_sr)
+    series = sampling(ser)
+    held_t, held_b, held = np.empty(16), np.empty(16, np.int64), 0   # successes not yet in the series
     for s in range(n_sr):
         next_t[s] = next_arrival(s, 0.0, clock, unit_det, gap, emp, step_at, step_rate, segment)
     while True:
@@ -122,6 +118,9 @@ def run_single(seed, warmup, horizon, max_in_flight,
             break
         next_t[s] = next_arrival(s, a, clock, unit_det, gap, emp, step_at, step_rate, segment)
         now_at[0] = a            # for the progress bar
+        if series:
+            held = close_before(ser, a, held_t, held_b, held, log_gamma, offset)
+            count(ser, a, C_ARRIVED)
         counted = a >= warmup
         if abandons:                  # who has left the queue by now
             while n_wait > 0 and waiting[0] <= a:
@@ -139,6 +138,8 @@ def run_single(seed, warmup, horizon, max_in_flight,
             sr_i[s, 1] += 1        # arrived
             sr_i[s, 3] += 1        # attempts
         if limit >= 0 and earliest > a and n_wait >= limit:
+            if series:
+                count(ser, a, C_FAILED)
             if counted:            # rejected: enters and leaves the system at once
                 st_i[0, 3] += 1
                 sr_i[s, 5] += 1
@@ -170,8 +171,9 @@ def run_single(seed, warmup, horizon, max_in_flight,
             elif leave >= horizon:
                 st_i[0, 0] += 1
                 sr_i[s, 0] += 1
-            if series_dt > 0:
-                spread(area_k, series_dt, a, leave)
+            if series:
+                series_stay(ser, a, leave, leave)
+                count(ser, leave, C_FAILED)
             continue
         if start > a:
             if abandons:
@@ -196,8 +198,8 @@ def run_single(seed, warmup, horizon, max_in_flight,
         st_f[0, 0] += stay
         st_f[0, 1] += overlap(start, end, warmup, horizon)
         sr_f[s, 0] += stay
-        if series_dt > 0:
-            spread(area_k, series_dt, a, end)
+        if series:
+            series_stay(ser, a, end, start)
         if end >= horizon:         # still here when the window closes
             st_i[0, 0] += 1
             st_i[0, 1] += start < horizon
@@ -205,6 +207,22 @@ def run_single(seed, warmup, horizon, max_in_flight,
         gave_up = patience <= end
         if gave_up and warmup <= patience < horizon:
             sr_i[s, 6 + (CANCELLED if cut else TIMED_OUT)] += 1
+        # an error is drawn for every completion in the run (not only in the window), so the
+        # numbers do not depend on whether the time series, which counts them all, is sampled
+        error = not cut and end < horizon and p_error > 0 and np.random.random() < p_error
+        if series:
+            if gave_up:
+                count(ser, patience, C_FAILED)
+            if not cut and end < horizon:
+                if not error:
+                    count(ser, end, C_FINISHED)
+                if not gave_up:
+                    count(ser, end, C_FAILED if error else C_SUCCEEDED)
+                    if not error:
+                        tiny = sojourn < min_value
+                        held_t, held_b = pending_push(held_t, held_b, held, end,
+                                                      -1 if tiny else bucket(sojourn, log_gamma, offset, nbuckets))
+                        held += 1
         if not warmup <= end < horizon:
             continue
         st_i[0, 9] += 1            # departed
@@ -218,7 +236,6 @@ def run_single(seed, warmup, horizon, max_in_flight,
         if cut:
             st_i[0, 8] += 1        # cancelled
             continue
-        error = p_error > 0 and np.random.random() < p_error
         st_i[0, 5] += 1            # finished
         st_i[0, 6] += error
         st_f[0, 3] += sojourn
@@ -243,4 +260,7 @@ def run_single(seed, warmup, horizon, max_in_flight,
                 sr_zeros[s] += 1
             else:
                 sr_sketch[s, b] += 1
+    if series:
+        close_before(ser, horizon, held_t, held_b, held, log_gamma, offset)
+        settle_levels(ser)
     return 0
