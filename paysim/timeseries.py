@@ -55,7 +55,7 @@ class SeriesRecorder:
         area = 0.0
         for name, stream in self.observer.streams.items():
             stream._advance(now)
-            area += stream.area_in_system
+            area += stream.area_before_window + stream.area_in_system   # since time 0
             last = self._last_totals[name]
             for key in RATES:
                 sums[key] += stream.totals[key] - last[key]
@@ -64,8 +64,7 @@ class SeriesRecorder:
             stream.interval_sketch = QuantileSketch()
         for key, metric in RATES.items():
             row[f"system.{metric}"] = sums[key] / elapsed
-        # time-average population over the interval (the window reset at warm-up restarts the integral)
-        row["system.L"] = (area - self._last_area if area >= self._last_area else area) / elapsed
+        row["system.L"] = (area - self._last_area) / elapsed   # time-average population over the interval
         self._last_area = area
         row["system.latency.p50"] = merged.quantile(0.5)
         row["system.latency.p99"] = merged.quantile(0.99)
