@@ -26,7 +26,7 @@ from scipy import special
 from typer.testing import CliRunner
 
 from paysim.cli import app
-from paysim.engine import recursion
+from paysim.engine.compiled import recursion
 from paysim.runner import simulate
 from paysim.scenario import load_scenario
 
