@@ -26,7 +26,7 @@ from paysim.engine.compiled.codes import (ABANDONED, CANCELLED, ERRORED, REJECTE
                                           STF_WAIT_ALL, TIMED_OUT)
 from paysim.engine.compiled.primitives import bucket, draw, jit
 from paysim.engine.compiled.series import (C_ARRIVED, C_FAILED, C_FINISHED, C_SUCCEEDED, close_before, count,
-                                           pending_push, sampling, settle_levels)
+                                           hold, sampling, settle_levels)
 from paysim.engine.compiled.series import stay as series_stay
 from paysim.scenario import Scenario
 
@@ -227,8 +227,8 @@ def run_single(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                     count(ser, end, C_FAILED if error else C_SUCCEEDED)
                     if not error:
                         tiny = sojourn < m.min_value
-                        held_t, held_b = pending_push(held_t, held_b, held, end, -1 if tiny else
-                                                      bucket(sojourn, m.log_gamma, m.offset, m.nbuckets))
+                        held_t, held_b = hold(held_t, held_b, held, end, -1 if tiny else
+                                              bucket(sojourn, m.log_gamma, m.offset, m.nbuckets))
                         held += 1
         if not warmup <= end < horizon:
             continue

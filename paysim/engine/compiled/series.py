@@ -12,7 +12,7 @@ Per interval: the system's arrivals, finished attempts, successes, failures and 
 (counted since time 0, across the warm-up), its time-average population, the p50 and p99
 latency of the successes in it; per station its queue and busy workers at the sample.
 The single-station recursion, which has no clock, files each customer's events into the
-intervals they fall in instead (:func:`count`, :func:`stay`, :func:`succeeded`).
+intervals they fall in instead (:func:`count`, :func:`stay`, :func:`hold`).
 Memory is one row per sample plus one latency sketch, however many transactions run.
 """
 
@@ -25,7 +25,16 @@ from typing import NamedTuple
 import numpy as np
 
 from paysim.engine.compiled.codes import (
-    SR_ARRIVED, SR_FAILED, SR_FINISHED, SR_IN, SR_RETRIES, SR_SUCCEEDED, SRF_AREA_IN, SRF_LAST, ST_BUSY, ST_IN,
+    SR_ARRIVED,
+    SR_FAILED,
+    SR_FINISHED,
+    SR_IN,
+    SR_RETRIES,
+    SR_SUCCEEDED,
+    SRF_AREA_IN,
+    SRF_LAST,
+    ST_BUSY,
+    ST_IN,
 )
 from paysim.engine.compiled.primitives import jit
 
@@ -206,43 +215,15 @@ def stay(ser, a, leave, start):
 
 
 @jit(inline=True)
-def pending_push(pt, pb, n, t, b):
+def hold(pt, pb, n, t, b):
     """Hold a success (its time, its latency's bucket; -1 below the least value) until its
     interval closes: the recursion meets customers in arrival order, not finishing order.
-    A min-heap on time; returns the arrays (grown when full)."""
+    Returns the arrays (grown when full)."""
     if n == pt.shape[0]:
         pt = np.concatenate((pt, np.empty(n)))
         pb = np.concatenate((pb, np.empty(n, np.int64)))
-    i = n
-    while i > 0:
-        parent = (i - 1) >> 1
-        if pt[parent] <= t:
-            break
-        pt[i], pb[i] = pt[parent], pb[parent]
-        i = parent
-    pt[i], pb[i] = t, b
+    pt[n], pb[n] = t, b
     return pt, pb
-
-
-@jit(inline=True)
-def _pending_pop(pt, pb, n):
-    """Remove the earliest of ``n`` held successes (n > 0); returns its bucket."""
-    b = pb[0]
-    n -= 1
-    lt, lb = pt[n], pb[n]
-    i = 0
-    while True:
-        child = 2 * i + 1
-        if child >= n:
-            break
-        if child + 1 < n and pt[child + 1] < pt[child]:
-            child += 1
-        if pt[child] >= lt:
-            break
-        pt[i], pb[i] = pt[child], pb[child]
-        i = child
-    pt[i], pb[i] = lt, lb
-    return b
 
 
 @jit
@@ -252,10 +233,14 @@ def close_before(ser, t, pt, pb, n, log_gamma, offset):
     zeros = ser.lat.shape[0] - 1
     while ser.next[0] < ser.times.shape[0] - 1 and ser.times[ser.next[0]] <= t:
         j = ser.next[0]
-        while n > 0 and pt[0] < ser.times[j]:
-            b = _pending_pop(pt, pb, n)
-            n -= 1
-            ser.lat[zeros if b < 0 else b] += 1
+        kept = 0                  # (at most those in the station: a short scan per interval)
+        for i in range(n):
+            if pt[i] < ser.times[j]:
+                ser.lat[zeros if pb[i] < 0 else pb[i]] += 1
+            else:
+                pt[kept], pb[kept] = pt[i], pb[i]
+                kept += 1
+        n = kept
         close_latencies(ser, j, log_gamma, offset)
         ser.next[0] = j + 1
     return n
