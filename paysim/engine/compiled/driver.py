@@ -25,8 +25,8 @@ def unsupported(scenario: Scenario) -> str | None:
     if numba is None:
         return "numba is not installed"
     for name, arrival in scenario.arrivals.items():
-        if arrival.clients is not None:
-            return f"arrivals.{name}.clients needs the SimPy engine"
+        if arrival.think is not None and not drawable(arrival.think):
+            return f"arrivals.{name}.think: {type(arrival.think).__name__} needs the SimPy engine"
     for name, station in scenario.stations.items():
         for key, default in (("executor", None), ("batch", None), ("classify", None), ("parallel", ()),
                              ("schedule", ()), ("instances", 1), ("discipline", "fifo")):

@@ -22,6 +22,7 @@ from paysim.engine.compiled.codes import (ABANDONED, ARRIVAL, BACKOFF, CANCELLED
                                           STATION_CHANGE, STF_LAST, STF_SERVICE, STF_SERVICE_ALL, STF_SOJOURN,
                                           STF_SUMS, STF_TIME_ALL, STF_WAIT_ALL, TIMED_OUT, TIMEOUT, TO_DONE,
                                           TO_ERROR, TO_REJECTED, TRAVEL, UP, WAITING, WINDOW)
+from paysim.engine.compiled.closed import closed, request_done, start_clients
 from paysim.engine.compiled.primitives import bucket, jit
 from paysim.engine.compiled.retry import may_retry, retry_delay
 from paysim.engine.compiled.series import due, latency as latency_in_series, sampling, take, take_until, window_opened
@@ -84,7 +85,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     st_i, sr_i = acc.st_i, acc.sr_i
     tx = new_txns(1024)
     room = 4 + np.max(m.workers)              # heap entries one event may add (an outage's end starts many)
-    heap = new_heap(4096 + 2 * room + 2 * m.windows.shape[0])
+    heap = new_heap(4096 + 2 * room + 2 * m.windows.shape[0] + np.sum(m.clients))
     segment = arrival_cursors(m.clock, m.gap)
     for s in range(n_st):
         st_i[s, ST_HEAD] = -1
@@ -97,6 +98,9 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
         push(heap, m.windows[w, CW_END], STATION_CHANGE, 2 * w + 1, 0)
     series_seq = heap.size[1]                 # SimPy schedules its samples after the station changes
     for s in range(n_sr):
+        if closed(m, s):
+            start_clients(m, heap, rngs, s)
+            continue
         first = next_arrival(s, 0.0, m, rngs[m.rng_arrivals[s]], segment)
         if first < np.inf:
             push(heap, first, ARRIVAL, s, 0)
@@ -137,7 +141,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
         if kind == ARRIVAL or kind == RETRY_START:    # an attempt enters the system
             if kind == ARRIVAL:  # an original request of stream `ident`
                 s = ident
-                following = next_arrival(s, now, m, rngs[m.rng_arrivals[s]], segment)
+                following = np.inf if closed(m, s) else next_arrival(s, now, m, rngs[m.rng_arrivals[s]], segment)
                 if following < np.inf:
                     push(heap, following, ARRIVAL, s, 0)
             else:                # a retry, its slot taken when the previous attempt failed
@@ -262,6 +266,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                     else:
                         acc.sr_sketch[s, b] += 1
                     latency_in_series(ser, tiny, b)
+                    request_done(m, heap, rngs, s, now)
                 else:
                     failed, reason = x, ERRORED if target == TO_ERROR else REJECTED
             in_flight -= 1
@@ -279,6 +284,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                 push(heap, now + delay, RETRY_START, y, tx.gen[y])
             else:
                 sr_i[s, SR_FAILED + reason] += 1
+                request_done(m, heap, rngs, s, now)
     for s in range(n_st):      # close the window at the horizon
         advance(acc, s, horizon)
     if sampling(ser):
