@@ -54,8 +54,9 @@ class SeriesRecorder:
         merged = QuantileSketch()
         area = 0.0
         for name, stream in self.observer.streams.items():
-            stream._advance(now)
-            area += stream.area_before_window + stream.area_in_system   # since time 0
+            # the area since time 0, read without advancing the stream's integral: splitting it
+            # here would change its rounding, and the run's numbers must not depend on sampling
+            area += stream.area_before_window + stream.area_in_system + stream.in_system * (now - stream._last)
             last = self._last_totals[name]
             for key in RATES:
                 sums[key] += stream.totals[key] - last[key]
