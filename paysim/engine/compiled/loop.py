@@ -97,6 +97,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
         push(heap, m.windows[w, CW_AT], STATION_CHANGE, 2 * w, 0)
         push(heap, m.windows[w, CW_END], STATION_CHANGE, 2 * w + 1, 0)
     series_seq = heap.size[1]                 # SimPy schedules its samples after the station changes
+    series, series_times, series_next = sampling(ser), ser.times, ser.next
     for s in range(n_sr):
         if closed(m, s):
             start_clients(m, heap, rngs, s)
@@ -112,7 +113,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
             heap = grown_heap(heap)
         if tx.free_n[0] < 2:     # room for the slots one event may take (an arrival, then its retry)
             tx = grown_txns(tx)
-        while sampling(ser) and due(ser, heap.t[0], heap.seq[0], series_seq):
+        while series and due(series_times, series_next, heap.t[0], heap.seq[0], series_seq):
             take(ser, acc, m.log_gamma, m.offset)   # between events: no event, no random number
         if heap.t[0] >= horizon:
             break
@@ -287,7 +288,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                 request_done(m, heap, rngs, s, now)
     for s in range(n_st):      # close the window at the horizon
         advance(acc, s, horizon)
-    if sampling(ser):
+    if series:
         take_until(ser, horizon, acc, m.log_gamma, m.offset)
     population_area(acc, horizon)
     return 0

@@ -112,6 +112,7 @@ def run_single(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     segment = arrival_cursors(m.clock, m.gap)
     next_t = np.empty(n_sr)
     series = sampling(ser)
+    times, rows, level, nxt = ser.times, ser.rows, ser.level, ser.next
     held_t, held_b, held = np.empty(16), np.empty(16, np.int64), 0   # successes not yet in the series
     for s in range(n_sr):
         next_t[s] = next_arrival(s, 0.0, m, rngs[m.rng_arrivals[s]], segment)
@@ -126,8 +127,9 @@ def run_single(m, acc, rngs, warmup, horizon, max_in_flight, ser):
         next_t[s] = next_arrival(s, a, m, rngs[m.rng_arrivals[s]], segment)
         now_at[0] = a            # for the progress bar
         if series:
-            held = close_before(ser, a, held_t, held_b, held, m.log_gamma, m.offset)
-            count(ser, a, C_ARRIVED)
+            if times[nxt[0]] <= a:     # an interval ends before this customer
+                held = close_before(ser, a, held_t, held_b, held, m.log_gamma, m.offset)
+            count(times, rows, nxt, a, C_ARRIVED)
         counted = a >= warmup
         if abandons:                  # who has left the queue by now
             while n_wait > 0 and waiting[0] <= a:
@@ -146,7 +148,7 @@ def run_single(m, acc, rngs, warmup, horizon, max_in_flight, ser):
             sr_i[s, SR_ATTEMPTS] += 1
         if limit >= 0 and earliest > a and n_wait >= limit:
             if series:
-                count(ser, a, C_FAILED)
+                count(times, rows, nxt, a, C_FAILED)
             if counted:            # rejected: enters and leaves the system at once
                 st_i[0, ST_REJECTED] += 1
                 sr_i[s, SR_DEPARTED] += 1
@@ -179,8 +181,8 @@ def run_single(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                 st_i[0, ST_IN] += 1
                 sr_i[s, SR_IN] += 1
             if series:
-                series_stay(ser, a, leave, leave)
-                count(ser, leave, C_FAILED)
+                series_stay(times, rows, level, nxt, a, leave, leave)
+                count(times, rows, nxt, leave, C_FAILED)
             continue
         if start > a:
             if abandons:
@@ -206,7 +208,7 @@ def run_single(m, acc, rngs, warmup, horizon, max_in_flight, ser):
         st_f[0, STF_AREA_BUSY] += overlap(start, end, warmup, horizon)
         sr_f[s, SRF_AREA_IN] += stay
         if series:
-            series_stay(ser, a, end, start)
+            series_stay(times, rows, level, nxt, a, end, start)
         if end >= horizon:         # still here when the window closes
             st_i[0, ST_IN] += 1
             st_i[0, ST_BUSY] += start < horizon
@@ -219,12 +221,12 @@ def run_single(m, acc, rngs, warmup, horizon, max_in_flight, ser):
         error = not cut and end < horizon and p_error > 0 and errors_rng.random() < p_error
         if series:
             if gave_up:
-                count(ser, patience, C_FAILED)
+                count(times, rows, nxt, patience, C_FAILED)
             if not cut and end < horizon:
                 if not error:
-                    count(ser, end, C_FINISHED)
+                    count(times, rows, nxt, end, C_FINISHED)
                 if not gave_up:
-                    count(ser, end, C_FAILED if error else C_SUCCEEDED)
+                    count(times, rows, nxt, end, C_FAILED if error else C_SUCCEEDED)
                     if not error:
                         tiny = sojourn < m.min_value
                         held_t, held_b = hold(held_t, held_b, held, end, -1 if tiny else

@@ -134,11 +134,12 @@ def _totals(acc, now, out):
 
 
 @jit(inline=True)
-def due(ser, t, seq, seq_after):
-    """Whether a sample comes before the event (t, seq): earlier, or at the same instant and
-    that event scheduled after the samples were (the SimPy engine schedules its samples after
-    the stations' slowdowns, outages and schedules, before everything else)."""
-    at = ser.times[ser.next[0]]
+def due(times, nxt, t, seq, seq_after):
+    """Whether the next sample (``times[nxt[0]]``) comes before the event (t, seq): earlier, or
+    at the same instant and that event scheduled after the samples were (the SimPy engine
+    schedules its samples after the stations' slowdowns, outages and schedules, before
+    everything else)."""
+    at = times[nxt[0]]
     return at < t or (at == t and seq >= seq_after)
 
 
@@ -181,37 +182,44 @@ def window_opened(ser, acc, now):
 # the single-station recursion: each customer's events filed into their intervals
 
 @jit(inline=True)
-def interval_of(ser, t):
+def interval_of(times, nxt, t):
     """The interval an event at ``t`` falls in (a sample reads the state before the events at
-    its instant); the number of samples for one after the last sample."""
-    return np.searchsorted(ser.times, t, side="right")
+    its instant); the number of samples for one after the last sample. ``t`` is no earlier
+    than the customer the recursion is at, whose interval is the next to close (``nxt[0]``):
+    a few steps from there, else a binary search."""
+    j = nxt[0]
+    for _ in range(4):
+        if times[j] > t:
+            return j
+        j += 1
+    return np.searchsorted(times, t, side="right")
 
+
+# (the recursion passes the series' arrays themselves: reading them from the tuple for
+# every customer costs numba a reference count each time)
 
 @jit(inline=True)
-def count(ser, t, column):
+def count(times, rows, nxt, t, column):
     """One event of ``column`` (C_ARRIVED ... C_RETRIES) at time ``t``."""
-    j = interval_of(ser, t)
-    if j < ser.times.shape[0] - 1:
-        ser.rows[j, column] += 1.0
+    j = interval_of(times, nxt, t)
+    if j < times.shape[0] - 1:
+        rows[j, column] += 1.0
 
 
 @jit(inline=True)
-def stay(ser, a, leave, start):
+def stay(times, rows, level, nxt, a, leave, start):
     """A customer in the station over [a, leave), served from ``start`` (``leave`` when never):
     its share of each interval's population area, and the samples that see it inside or busy."""
-    n = ser.times.shape[0] - 1
-    j = interval_of(ser, a)
-    while j < n:
-        low = ser.times[j - 1] if j > 0 else 0.0
-        if low >= leave:
-            break
-        ser.rows[j, C_AREA] += min(leave, ser.times[j]) - max(a, low)
-        j += 1
-    ser.level[interval_of(ser, a), 0] += 1
-    ser.level[interval_of(ser, leave), 0] -= 1
+    n = times.shape[0] - 1
+    first, last = interval_of(times, nxt, a), interval_of(times, nxt, leave)
+    for j in range(first, min(last + 1, n)):
+        low = times[j - 1] if j > 0 else 0.0
+        rows[j, C_AREA] += min(leave, times[j]) - max(a, low)
+    level[first, 0] += 1
+    level[last, 0] -= 1
     if start < leave:
-        ser.level[interval_of(ser, start), 1] += 1
-        ser.level[interval_of(ser, leave), 1] -= 1
+        level[interval_of(times, nxt, start), 1] += 1
+        level[last, 1] -= 1
 
 
 @jit(inline=True)
