@@ -10,12 +10,8 @@ response time W would be detected (the 99.9% CI half-width of W below 1.5% of it
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import pytest
-from conftest import TEST_LEVEL, assert_holm, scenario
-from scipy import special
+from conftest import TEST_LEVEL, assert_holm, engine_differences, scenario
 
 from paysim.analytic import mva
 from paysim.closed_network import closed_network
@@ -93,15 +89,8 @@ def test_timeouts_and_retries_in_a_closed_loop_match_simpy():
                      horizon=300, warmup=20, replications=28)
     reference = simulate(model, jobs=1, engine="simpy")
     compiled = simulate(model, jobs=1, engine="fast")
-    z = float(special.ndtri(1 - 0.001 / (2 * len(HEADLINE))))
-    problems, detectable = [], {}
-    for name in HEADLINE:
-        x = np.array([row[name] for row in reference.rows])
-        y = np.array([row[name] for row in compiled.rows])
-        bound = z * math.sqrt(x.var(ddof=1) / len(x) + y.var(ddof=1) / len(y))
-        if abs(x.mean() - y.mean()) > bound + 1e-12:
-            problems.append(f"{name}: simpy {x.mean():.6g} vs fast {y.mean():.6g} (allowed ±{bound:.3g})")
-        detectable[name] = 2 * bound / x.mean()
+    problems, detectable = engine_differences({name: ([row[name] for row in reference.rows],
+                                                      [row[name] for row in compiled.rows]) for name in HEADLINE})
     assert problems == []
     assert detectable["system.goodput"] < 0.06 and detectable["system.W"] < 0.06, detectable
     assert compiled.summary["system.retries"].mean > 0 and compiled.summary["system.failure_rate"].mean > 0

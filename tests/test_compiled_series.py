@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import scenario
-from scipy import special
+from conftest import engine_differences, scenario
 from typer.testing import CliRunner
 
 from paysim.cli import app
@@ -71,17 +69,12 @@ def test_compiled_series_matches_simpy(case):
            [[row["t"] for row in rows] for rows in reference.series]
     assert list(compiled.series[0][0]) == list(reference.series[0][0])   # the same columns, in the same order
     x_all, y_all = _series(reference), _series(compiled)
-    cells = [(k, j) for k in x_all for j in range(x_all[k].shape[1])]
-    z = float(special.ndtri(1 - 0.001 / (2 * len(cells))))
-    problems, detectable = [], {}
-    for key, j in cells:
-        x, y = x_all[key][:, j], y_all[key][:, j]
-        x, y = x[np.isfinite(x)], y[np.isfinite(y)]
-        bound = z * math.sqrt(x.var(ddof=1) / len(x) + y.var(ddof=1) / len(y))
-        if abs(x.mean() - y.mean()) > bound + 1e-12:
-            problems.append(f"{key} interval {j}: simpy {x.mean():.6g} vs fast {y.mean():.6g} (allowed ±{bound:.3g})")
-        if key in RESOLUTION and x.mean() > 0:
-            detectable[key] = max(detectable.get(key, 0.0), 2 * bound / x.mean())
+    problems, cell_detectable = engine_differences({(k, j): (x_all[k][:, j], y_all[k][:, j])
+                                                    for k in x_all for j in range(x_all[k].shape[1])}, floor=1e-12)
+    detectable: dict[str, float] = {}
+    for (key, _), value in cell_detectable.items():
+        if key in RESOLUTION:
+            detectable[key] = max(detectable.get(key, 0.0), value)
     assert problems == []
     coarse = {k: f"{v:.1%}" for k, v in detectable.items() if v > RESOLUTION[k]}
     assert not coarse, f"runs too short to detect the stated differences: {coarse}"
