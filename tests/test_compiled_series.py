@@ -8,8 +8,9 @@ of twice that bound lands beyond it with probability above 99%: the test states 
 bound per column relative to the mean and asserts it stays below ``RESOLUTION``, so the
 runs are long enough to catch a series sampled at the wrong instant, counted in the wrong
 interval or missing the warm-up's carry-over (each moves its column by more than that).
-A 3% bias within one interval is not affordable here; the whole-run metrics those
-intervals add up to are compared at that power in tests/test_fast_engine.py.
+A 3% bias within one 20 s interval is not affordable here (it would take some thousand
+replications of each engine); the intervals are the whole run's metrics cut in pieces, and
+those are compared engine against engine in tests/test_fast_engine.py.
 """
 
 from __future__ import annotations
