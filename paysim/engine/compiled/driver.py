@@ -83,7 +83,7 @@ def _report(acc: Accumulators, observer: Observer, warmup: float, horizon: float
     """Hand the kernel's sums and counts to the observer, as if it had watched the run."""
     observer.window_start, observer.window_end = warmup, horizon
     for i, station in enumerate(observer.stations.values()):
-        f, c = acc.st_f[i], acc.st_i[i]
+        f, c = acc.st_f[i].tolist(), acc.st_i[i]   # Python floats: the rows are written with repr
         station.area_in_station, station.area_busy = f[STF_AREA_IN], f[STF_AREA_BUSY]
         station.sum_wait, station.sum_sojourn, station.sum_service = f[STF_WAIT], f[STF_SOJOURN], f[STF_SERVICE]
         station.sum_time_all, station.sum_wait_all = f[STF_TIME_ALL], f[STF_WAIT_ALL]
@@ -94,7 +94,7 @@ def _report(acc: Accumulators, observer: Observer, warmup: float, horizon: float
             (int(v) for v in c[ST_IN:ST_DEPARTED + 1])
         station.sketch.add_counts(acc.st_sketch[i], acc.st_zeros[i])
     for i, stream in enumerate(observer.streams.values()):
-        f, c = acc.sr_f[i], acc.sr_i[i]
+        f, c = acc.sr_f[i].tolist(), acc.sr_i[i]
         stream.area_in_system, stream.sum_latency = f[SRF_AREA_IN], f[SRF_LATENCY]
         stream.sum_success_wait, stream.sum_time = f[SRF_SUCCESS_WAIT], f[SRF_TIME]
         stream.sum_wait, stream.sum_service = f[SRF_WAIT], f[SRF_SERVICE]
