@@ -111,17 +111,17 @@ def close_latencies(ser, j, log_gamma, offset):
 
 
 @jit(inline=True)
-def latency(ser, tiny, b):
-    """A success's latency (bucket ``b``, or below the sketch's least value) in the interval's sketch."""
-    if sampling(ser):
-        ser.lat[ser.lat.shape[0] - 1 if tiny else b] += 1
+def latency(lat, tiny, b):
+    """A success's latency (bucket ``b``, or below the sketch's least value) in the interval's
+    sketch ``lat`` (the series' field; a single entry when none is sampled)."""
+    if lat.shape[0] > 1:
+        lat[lat.shape[0] - 1 if tiny else b] += 1
 
 
 @jit(inline=True)
-def _totals(acc, now, out):
+def _totals(sr_i, sr_f, now, out):
     """The system's counts since the window opened, and its population area up to ``now``,
     read without advancing the accumulators."""
-    sr_i, sr_f = acc.sr_i, acc.sr_f
     out[:] = 0.0
     for s in range(sr_i.shape[0]):
         out[C_ARRIVED] += sr_i[s, SR_ARRIVED]
@@ -144,37 +144,37 @@ def due(times, nxt, t, seq, seq_after):
 
 
 @jit
-def take(ser, acc, log_gamma, offset):
+def take(ser, st_i, sr_i, sr_f, log_gamma, offset):
     """Take the next sample, of the state as it is (the event loop calls this between events)."""
     j = ser.next[0]
     now = ser.times[j]
     row = ser.rows[j]
-    _totals(acc, now, row)
+    _totals(sr_i, sr_f, now, row)
     for c in range(COUNTS):
         current = row[c]
         row[c] = current - ser.last[c]
         ser.last[c] = current
     close_latencies(ser, j, log_gamma, offset)
-    for st in range(acc.st_i.shape[0]):
-        row[C_STATIONS + 2 * st] = acc.st_i[st, ST_IN] - acc.st_i[st, ST_BUSY]
-        row[C_STATIONS + 2 * st + 1] = acc.st_i[st, ST_BUSY]
+    for st in range(st_i.shape[0]):
+        row[C_STATIONS + 2 * st] = st_i[st, ST_IN] - st_i[st, ST_BUSY]
+        row[C_STATIONS + 2 * st + 1] = st_i[st, ST_BUSY]
     ser.next[0] = j + 1
 
 
 @jit
-def take_until(ser, t, acc, log_gamma, offset):
+def take_until(ser, t, st_i, sr_i, sr_f, log_gamma, offset):
     """Every sample due at or before ``t`` (the horizon, after the last event)."""
     while ser.times[ser.next[0]] <= t:
-        take(ser, acc, log_gamma, offset)
+        take(ser, st_i, sr_i, sr_f, log_gamma, offset)
 
 
 @jit
-def window_opened(ser, acc, now):
+def window_opened(ser, sr_i, sr_f, now):
     """The measurement window opens and the stream table restarts from zero: carry what it
     held, so that the series still counts from time 0. Call before the reset."""
     if sampling(ser):
         held = np.empty(COUNTS)
-        _totals(acc, now, held)
+        _totals(sr_i, sr_f, now, held)
         for c in range(COUNTS):
             ser.last[c] -= held[c]
 
