@@ -11,17 +11,17 @@ The kernel decides which streams are closed (``m.clients``) and hands these plai
 from __future__ import annotations
 
 from paysim.engine.compiled.codes import ARRIVAL
-from paysim.engine.compiled.primitives import draw, jit
+from paysim.engine.compiled.primitives import draw, helper
 from paysim.engine.compiled.state import push
 
 
-@jit(inline=True)
+@helper
 def send_after_think(think, s, emp, rng, heap, size, now):
     """A client of stream ``s`` thinks (row ``s`` of the think table), then sends a request."""
     push(heap, size, now + draw(think, s, emp, rng), ARRIVAL, s, 0)
 
 
-@jit(inline=True)
+@helper
 def start_clients(clients, think, s, emp, rng, heap, size):
     """Every client of stream ``s`` starts by thinking."""
     for _ in range(clients[s]):

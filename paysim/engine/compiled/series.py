@@ -36,7 +36,7 @@ from paysim.engine.compiled.codes import (
     ST_BUSY,
     ST_IN,
 )
-from paysim.engine.compiled.primitives import jit
+from paysim.engine.compiled.primitives import helper, jit
 
 # columns of a sample row: the interval's counts, population area and latency percentiles,
 # then per station its queue and busy workers at the sample instant
@@ -110,7 +110,7 @@ def close_latencies(ser, j, log_gamma, offset):
     ser.lat[:] = 0
 
 
-@jit(inline=True)
+@helper
 def latency(lat, tiny, b):
     """A success's latency (bucket ``b``, or below the sketch's least value) in the interval's
     sketch ``lat`` (the series' field; a single entry when none is sampled)."""
@@ -133,7 +133,7 @@ def _totals(sr_i, sr_f, now, out):
         out[C_AREA] += sr_f[s, SRF_AREA_IN] + sr_i[s, SR_IN] * (now - sr_f[s, SRF_LAST])
 
 
-@jit(inline=True)
+@helper
 def due(times, nxt, t, seq, seq_after):
     """Whether the next sample (``times[nxt[0]]``) comes before the event (t, seq): earlier, or
     at the same instant and that event scheduled after the samples were (the SimPy engine
@@ -181,24 +181,31 @@ def window_opened(ser, sr_i, sr_f, now):
 
 # the single-station recursion: each customer's events filed into their intervals
 
-@jit(inline=True)
+@helper
 def interval_of(times, nxt, t):
     """The interval an event at ``t`` falls in (a sample reads the state before the events at
     its instant); the number of samples for one after the last sample. ``t`` is no earlier
     than the customer the recursion is at, whose interval is the next to close (``nxt[0]``):
-    a few steps from there, else a binary search."""
+    a few steps from there, else a binary search (as numpy.searchsorted, side "right")."""
     j = nxt[0]
     for _ in range(4):
         if times[j] > t:
             return j
         j += 1
-    return np.searchsorted(times, t, side="right")
+    high = times.shape[0] - 1     # the first sample after t lies in [j, high] (times[high] is +inf)
+    while j < high:
+        middle = (j + high) // 2
+        if times[middle] > t:
+            high = middle
+        else:
+            j = middle + 1
+    return j
 
 
 # (the recursion passes the series' arrays themselves: reading them from the tuple for
 # every customer costs numba a reference count each time)
 
-@jit(inline=True)
+@helper
 def count(times, rows, nxt, t, column):
     """One event of ``column`` (C_ARRIVED ... C_RETRIES) at time ``t``."""
     j = interval_of(times, nxt, t)
@@ -206,7 +213,7 @@ def count(times, rows, nxt, t, column):
         rows[j, column] += 1.0
 
 
-@jit(inline=True)
+@helper
 def stay(times, rows, level, nxt, a, leave, start):
     """A customer in the station over [a, leave), served from ``start`` (``leave`` when never):
     its share of each interval's population area, and the samples that see it inside or busy."""
