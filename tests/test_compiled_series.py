@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +97,30 @@ def test_sampling_changes_no_number(case, engine):
     plain = simulate(model, jobs=1, engine=engine)
     assert sampled.rows == plain.rows
     assert len(sampled.series[0]) == 17 and not plain.series
+
+
+SAME_PATH = {   # exponential draws only, and no errors in the recursion (it draws them in arrival order)
+    "network": CASES["network"],
+    "single": ({"s": {"workers": 2, "service": EXP, "queue": 6, "on_timeout": "cancel"}},
+               {"rate": 28, "profile": PROFILE, "timeout": 0.3}),
+}
+
+
+@pytest.mark.parametrize("case", list(SAME_PATH))
+def test_series_are_the_same_on_the_same_random_numbers(case):
+    """Both engines draw each component's numbers from the same generator in the same order
+    (tests/test_engines_identical.py): one replication follows one sample path, and every
+    value of its series must agree to rounding, sample by sample (a warm-up mid-interval)."""
+    stations, arrival = SAME_PATH[case]
+    model = scenario(stations, {"a": arrival}, horizon=120, warmup=13.3, replications=1)
+    assert recursion.fits(model) == (case == "single")
+    rows = [simulate(model, jobs=1, engine=engine, series_interval=7.0).series[0] for engine in ("fast", "simpy")]
+    assert [list(row) for row in rows[0]] == [list(row) for row in rows[1]]
+    differ = [(row["t"], key, value, other[key]) for row, other in zip(*rows) for key, value in row.items()
+              if not (math.isclose(value, other[key], rel_tol=1e-9, abs_tol=1e-9)
+                      or (math.isnan(value) and math.isnan(other[key])))]
+    assert not differ, differ[:10]
+    assert sum(row["system.failures_per_s"] for row in rows[0]) > 0
 
 
 def test_series_counts_carry_across_the_warm_up():
