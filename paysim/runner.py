@@ -118,8 +118,7 @@ def replicate_with_series(scenario: Scenario, seed: int, replication: int, progr
                           interval_s: float | None = None, engine: str = "simpy",
                           max_in_flight: int | None = None) -> tuple[dict[str, float], list[dict[str, float]]]:
     """One replication's metrics row (each named window's too, replayed), and its time series
-    if ``interval_s`` is given (from the compiled engine only the population, ``system.L``:
-    what the warm-up detection reads). ``max_in_flight`` is this replication's share of the
+    if ``interval_s`` is given. ``max_in_flight`` is this replication's share of the
     memory budget (paysim.budget)."""
     row, series = _replicate_once(scenario, seed, replication, progress, interval_s, engine, max_in_flight)
     for name, window in window_scenarios(scenario).items():
@@ -134,9 +133,9 @@ def _replicate_once(scenario: Scenario, seed: int, replication: int, progress: P
     report = (lambda fraction: progress(replication, fraction)) if progress else None
     cap = max_in_flight or per_replication(1)
     if engine == "fast":
-        population = run_replication_fast(scenario, observer, seed, replication, report=report,
-                                          series_interval=interval_s, max_in_flight=cap)
-        return observer.row(), [{"t": (k + 1) * interval_s, "system.L": value} for k, value in enumerate(population)]
+        series = run_replication_fast(scenario, observer, seed, replication, report=report,
+                                      series_interval=interval_s, max_in_flight=cap)
+        return observer.row(), series
     recorder = SeriesRecorder(observer, interval_s) if interval_s else None
     sample = (interval_s, recorder.sample) if recorder else None
     run_replication(scenario, observer, seed, replication, report, sample=sample, max_in_flight=cap)
@@ -223,7 +222,7 @@ def _run(scenario: Scenario, seed: int, replications: list[int], jobs: int, prog
     return _run_pool(scenario, seed, replications, jobs, progress, interval_s, engine)
 
 
-def choose_engine(scenario: Scenario, requested: str, series: bool) -> tuple[str, str]:
+def choose_engine(scenario: Scenario, requested: str) -> tuple[str, str]:
     """(engine, why): ``auto`` takes the compiled engine where the scenario fits it."""
     reason = unsupported(scenario)
     if requested == "simpy":
@@ -231,12 +230,9 @@ def choose_engine(scenario: Scenario, requested: str, series: bool) -> tuple[str
     if requested == "fast":
         if reason is not None:
             raise PaysimError(f"--engine fast cannot run this scenario: {reason}")
-        return "fast", "engine: fast (as asked)" + ("; it samples no time series" if series else "")
+        return "fast", "engine: fast (as asked)"
     if reason is not None:
         return "simpy", f"engine: simpy, because {reason}"
-    if series:
-        return "simpy", ("engine: simpy, because the time series asked for comes from the SimPy engine "
-                         "(--engine fast runs this scenario compiled, without one)")
     return "fast", "engine: fast (compiled; the scenario fits it)"
 
 
@@ -291,7 +287,7 @@ def simulate(scenario: Scenario, *, seed: int | None = None, replications: int |
     if precision is not None and count < 2:
         raise PaysimError("--precision needs a confidence interval, so at least 2 replications to start from")
     started = time.perf_counter()
-    engine, why = choose_engine(scenario, engine, series_interval is not None)
+    engine, why = choose_engine(scenario, engine)
     notes: list[str] = [why] if engine == "fast" or "because" in why else []
     if scenario.warmup is None:
         scenario = _auto_warmup(scenario, seed, jobs, notes, engine)
@@ -319,5 +315,5 @@ def simulate(scenario: Scenario, *, seed: int | None = None, replications: int |
 def _result(scenario: Scenario, seed: int, outcomes: list[Outcome], series_interval: float | None,
             started: float, notes: list[str], engine: str) -> RunResult:
     rows = [row for row, _ in outcomes]
-    series = [rows_ for _, rows_ in outcomes] if series_interval and engine == "simpy" else []
+    series = [rows_ for _, rows_ in outcomes] if series_interval else []
     return RunResult(scenario, seed, len(rows), engine, time.perf_counter() - started, rows, series, list(notes))

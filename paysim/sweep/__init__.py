@@ -88,7 +88,7 @@ def run_sweep(sweep: Sweep, directory: str | Path, *, jobs: int | None = None, s
     directory = Path(directory)
     outcome = SweepRun(sweep, directory)
     # before anything is written: --engine fast on a point it cannot run is refused here
-    engines = {point.index: choose_engine(point.scenario, engine, False)[0] for point in sweep.points}
+    engines = {point.index: choose_engine(point.scenario, engine)[0] for point in sweep.points}
     check_budget(sweep, jobs or default_jobs())
     with locked(directory):
         results, done, outcome.notes = prepare(directory, sweep, resume)

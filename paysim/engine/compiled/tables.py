@@ -55,6 +55,9 @@ class Model(NamedTuple):
     batch: np.ndarray        # (stations, BT_*) batch triggers (BT_ON 0: not a batch station)
     item_service: np.ndarray  # (stations, 4) a batch station's per-item time (per batch: `service`)
     rng_service_item: np.ndarray   # int: per station, the generator of per-item times
+    clients: np.ndarray      # int: per stream its closed population (0: an open stream)
+    think: np.ndarray        # (streams, 4) a closed population's think time row (0 without one)
+    rng_think: np.ndarray    # int: per stream its think generator (0 where it draws none)
     log_gamma: float         # the percentile sketch's buckets
     offset: int
     nbuckets: int
@@ -72,17 +75,15 @@ class Accumulators(NamedTuple):
     sr_sketch: np.ndarray
     sr_zeros: np.ndarray
     now_at: np.ndarray       # (1,) the kernel's clock, read for the progress bar
-    area_k: np.ndarray       # the population's area per series interval
 
 
-def accumulators(scenario: Scenario, sketch: QuantileSketch, intervals: int) -> Accumulators:
+def accumulators(scenario: Scenario, sketch: QuantileSketch) -> Accumulators:
     n_st, n_sr = len(scenario.stations), len(scenario.arrivals)
     buckets = sketch.layout()[2]
     return Accumulators(np.zeros((n_st, STF_WIDTH)), np.zeros((n_st, ST_WIDTH), np.int64),
                         np.zeros((n_st, buckets), np.int64), np.zeros(n_st, np.int64),
                         np.zeros((n_sr, SRF_WIDTH)), np.zeros((n_sr, SR_WIDTH), np.int64),
-                        np.zeros((n_sr, buckets), np.int64), np.zeros(n_sr, np.int64), np.zeros(1),
-                        np.zeros(intervals))
+                        np.zeros((n_sr, buckets), np.int64), np.zeros(n_sr, np.int64), np.zeros(1))
 
 
 def _code(dist: d.Distribution) -> tuple[int, float, float, float] | None:
@@ -157,7 +158,8 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
     stations, arrivals = scenario.stations, scenario.arrivals
     index = {name: i for i, name in enumerate(stations)}
     dists = [part for s in stations.values() for part in service_parts(s)] + \
-        [a.interarrival for a in arrivals.values() if a.interarrival is not None]
+        [a.interarrival for a in arrivals.values() if a.interarrival is not None] + \
+        [a.think for a in arrivals.values() if a.think is not None]
     empirical = [x for x in dists if isinstance(x, d.Empirical)]
     # the side table: each empirical distribution's values, then each replayed trace's times
     columns = [np.asarray(e.values, float) for e in empirical] + \
@@ -190,8 +192,8 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
                for i, s in enumerate(stations.values()) for w in s.outages]
     windows.sort(key=lambda window: window[CW_STATION])   # stable: slowdowns before outages per station
 
-    steps = [[(0.0, 0.0)] if a.interarrival is not None or a.trace is not None else _profile_steps(a)
-             for a in arrivals.values()]
+    steps = [[(0.0, 0.0)] if a.interarrival is not None or a.trace is not None or a.clients is not None
+             else _profile_steps(a) for a in arrivals.values()]
     n_steps = max(len(rows) for rows in steps)
     step_at = np.full((len(arrivals), n_steps + 1), np.inf)
     step_rate = np.zeros((len(arrivals), n_steps + 1))
@@ -230,4 +232,9 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
         batch=batch_table(stations), rng_service_item=per_station("service-item"),
         item_service=np.array([row(service_parts(s)[-1]) if s.batch else [DET, 0.0, 0.0, 0.0]
                                for s in stations.values()], float),
+        clients=np.array([a.clients or 0 for a in arrivals.values()], np.int64),
+        think=np.array([row(a.think) if a.think is not None else [DET, 0.0, 0.0, 0.0] for a in arrivals.values()],
+                       float),
+        rng_think=np.array([generators.index("think", name) if a.think is not None else 0
+                            for name, a in arrivals.items()], np.int64),
         log_gamma=log_gamma, offset=offset, nbuckets=nbuckets, min_value=MIN_VALUE)
