@@ -86,6 +86,19 @@ def test_errors_and_routing_after_a_batch_draw_the_same_numbers_on_both_engines(
     assert compiled.rows[0]["stations.settle.errored"] > 0
 
 
+def test_the_time_series_of_batches_is_the_same_on_both_engines():
+    """The sampled series counts a batch station's busy workers (not its items in service),
+    as the SimPy engine's does: samples off the 1/16 s grid see the same numbers."""
+    stations, arrival, horizon, warmup = DETERMINISTIC["batch-workers-scheduled"]
+    model = scenario(stations, {"a": arrival}, horizon=horizon, warmup=warmup, replications=1)
+    reference = simulate(model, jobs=1, engine="simpy", series_interval=0.75)
+    compiled = simulate(model, jobs=1, engine="fast", series_interval=0.75)
+    assert compiled.engine == "fast" and len(compiled.series[0]) == len(reference.series[0]) == 80
+    for mine, theirs in zip(compiled.series[0], reference.series[0]):
+        assert same_numbers(theirs, mine) == [], f"at t = {theirs['t']}"
+    assert max(row["stations.settle.busy"] for row in compiled.series[0]) == 3
+
+
 def test_the_recursion_leaves_batches_to_the_event_loop():
     station = {"service": SETTLE, "batch": {"size": 3}}
     assert not recursion.fits(scenario({"s": station}, {"a": {"rate": 5}}, horizon=50, warmup=0))
