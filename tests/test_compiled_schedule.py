@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import assert_holm, engine_differences, same_numbers, scenario
+from conftest import assert_engines_agree, assert_holm, same_numbers, scenario
 from scipy import stats
 
 from paysim.analytic import mmc
@@ -112,16 +112,7 @@ def test_compiled_schedules_match_simpy_in_distribution(case):
     stations, arrival, metrics, horizon = CASES[case]
     model = scenario(stations, {"a": arrival}, horizon=horizon, warmup=0, replications=20)
     assert unsupported(model) is None
-    reference = simulate(model, jobs=1, engine="simpy")
-    compiled = simulate(model, jobs=1, engine="fast")
-    assert compiled.engine == "fast"
-    assert set(compiled.rows[0]) == set(reference.rows[0])
-    names = [n for n in HEADLINE + metrics if math.isfinite(reference.summary[n].mean)]
-    problems, detectable = engine_differences({n: ([row[n] for row in reference.rows], [row[n] for row in compiled.rows])
-                                               for n in names}, floor=0.01)
-    assert problems == []
-    assert detectable["system.W"] <= RESOLUTION, \
-        f"runs too short to detect a {RESOLUTION:.0%} bias in W: {detectable['system.W']:.1%}"
+    assert_engines_agree(model, HEADLINE + metrics, RESOLUTION)
 
 
 # ---------------------------------------------------------------- theory
