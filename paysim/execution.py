@@ -26,8 +26,8 @@ import time
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol, Self
 
 from paysim.budget import per_replication
 from paysim.errors import PaysimError, one_line
@@ -41,9 +41,8 @@ POLL_S = 0.2                # how often the calling thread looks for finished jo
 
 Outcome = tuple[dict[str, float], list[dict[str, float]]]   # a replication's metrics row and its time series
 ReplicationProgress = Callable[[int, float], None]           # (replication, fraction of it done)
-Task = Callable[[Scenario, int, int, "ReplicationProgress | None", "float | None", str, int], Outcome]
+Task = Callable[[Scenario, int, int, ReplicationProgress | None, float | None, str, int], Outcome]
 Progress = Callable[[Hashable, float], None]                  # (job key, fraction of it done)
-Done = Callable[["Job", Outcome], None]
 
 
 class WorkersLost(PaysimError):
@@ -62,6 +61,9 @@ class Job:
     engine: str                          # "fast" (compiled) or "simpy"
     interval_s: float | None = None      # time-series sampling interval, if one is wanted
     order: int = field(default=0, compare=False)   # position in the list it came in
+
+
+Done = Callable[[Job, Outcome], None]
 
 
 def default_jobs() -> int:
@@ -118,7 +120,7 @@ class Threads:
         self.threads.submit(job, run)
 
     def completed(self) -> list[tuple[Job, Outcome]]:
-        done = self.threads.completed(timeout_s=POLL_S)
+        done: list[tuple[Job, Outcome]] = self.threads.completed(timeout_s=POLL_S)  # type: ignore[assignment]
         for job, _ in done:
             self.running.pop(job.key, None)
         return done
@@ -270,7 +272,7 @@ class Dask:
             raise WorkersLost("a replication killed every Dask worker it ran on (out of memory, or a crash)") from None
         except PaysimError:
             raise
-        except Exception as error:  # noqa: BLE001 - a cancelled future or a closed connection: the scheduler is gone
+        except Exception as error:   # a cancelled future or a closed connection: the scheduler is gone
             if self.client.status == "running" and not isinstance(error, (OSError, self.distributed.CancelledError)):
                 raise
             raise WorkersLost(f"lost the Dask scheduler at {self.address} ({type(error).__name__})") from None
@@ -330,17 +332,17 @@ class Session:
         self.scheduler = scheduler
         self.backends: dict[str, Backend] = {}
 
-    def __enter__(self) -> Session:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, *_: Any) -> None:
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
         self.close(interrupted=kind is not None)
 
     def _backend(self, where: str, progress: Progress | None) -> Backend:
         if where == "inline":
             return Inline(progress)
         if where not in self.backends:
-            self.backends[where] = (Dask(self.scheduler) if where == "dask" else Threads(self.workers)
+            self.backends[where] = (Dask(self.scheduler) if self.scheduler else Threads(self.workers)
                                     if where == "threads" else Processes(self.workers))
         return self.backends[where]
 
@@ -355,11 +357,10 @@ class Session:
         """
         if not jobs:
             return []
-        jobs = [Job(job.key, job.scenario, job.seed, job.replication, job.engine, job.interval_s, order)
-                for order, job in enumerate(jobs)]
+        jobs = [replace(job, order=order) for order, job in enumerate(jobs)]
         where = layout(jobs, self.workers, self.scheduler)
         backend = self._backend(where, progress)
-        at_once = max(1, min(self.workers, len(jobs)))
+        at_once = 1 if where == "inline" else max(1, min(self.workers, len(jobs)))   # for the memory budget's share
         window = 2 * (backend.workers if isinstance(backend, Dask) else at_once)
         outcomes: list[Outcome | None] = [None] * len(jobs)
         queued, inflight = iter(jobs), 0

@@ -170,10 +170,10 @@ def simulate(scenario: Scenario, *, seed: int | None = None, replications: int |
     or in one of their own on ``jobs`` cores.
     """
     if session is None:
-        with Session(jobs) as session:
+        with Session(jobs) as own:
             return simulate(scenario, seed=seed, replications=replications, progress=progress,
                             series_interval=series_interval, precision=precision,
-                            max_replications=max_replications, engine=engine, session=session)
+                            max_replications=max_replications, engine=engine, session=own)
     seed = scenario.seed if seed is None else seed
     count = replications or scenario.replications
     if precision is not None and count < 2:

@@ -20,7 +20,8 @@ from typer.testing import CliRunner
 from paysim import execution
 from paysim.cli import app
 from paysim.report import public_metrics
-from paysim.runner import simulate
+from paysim.runner import replicate_with_series, simulate
+from paysim.scenario import load_scenario
 from paysim.sweep import load_sweep
 from paysim.sweep.storage import metric_cells
 
@@ -126,9 +127,6 @@ def test_a_session_keeps_its_pool_for_the_next_jobs_and_stops_it_once(tmp_path):
     """A sizing tries many worker counts, a --precision run adds replications: one pool for all."""
     path = tmp_path / "base.yaml"
     path.write_text(SCENARIO)
-    from paysim.scenario import load_scenario
-    from paysim.runner import replicate_with_series
-
     scenario = load_scenario(path)
     jobs = [execution.Job(r, scenario, 1, r, "fast") for r in range(3)]
     with execution.Session(2) as session:
