@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,24 @@ def test_a_session_keeps_its_pool_for_the_next_jobs_and_stops_it_once(tmp_path):
         again = session.run(jobs, replicate_with_series)
         assert session.backends["threads"] is pool
     assert first == again and not session.backends
+
+
+def _die(*args, **kwargs):
+    os._exit(1)
+
+
+@pytest.mark.parametrize("command", ["run", "sweep"])
+def test_a_worker_process_that_dies_is_one_line(tmp_path, layouts, monkeypatch, command):
+    """Killed or out of memory: one line and exit 2, never a hang or a traceback; a sweep
+    says its finished points are kept and --resume finishes it."""
+    (tmp_path / "base.yaml").write_text(SCENARIO)
+    (tmp_path / "sweep.yaml").write_text(SWEEP)
+    monkeypatch.setattr(f"paysim.{'runner' if command == 'run' else 'sweep'}.replicate_with_series", _die)
+    args = ["run", tmp_path / "base.yaml"] if command == "run" else ["sweep", tmp_path / "sweep.yaml", "--out",
+                                                                     tmp_path / "out", "--no-plots"]
+    result = CliRunner().invoke(app, [str(arg) for arg in [*args, "-j", "2", "--engine", "simpy", "-q"]])
+    assert layouts == ["processes"]
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "a worker process died" in errors[0], result.output
+    assert ("--resume" in errors[0]) == (command == "sweep"), errors[0]
