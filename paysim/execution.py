@@ -42,7 +42,7 @@ POLL_S = 0.2                # how often the calling thread looks for finished jo
 Outcome = tuple[dict[str, float], list[dict[str, float]]]   # a replication's metrics row and its time series
 ReplicationProgress = Callable[[int, float], None]           # (replication, fraction of it done)
 Task = Callable[[Scenario, int, int, ReplicationProgress | None, float | None, str, int], Outcome]
-Progress = Callable[[Hashable, float], None]                  # (job key, fraction of it done)
+Progress = Callable[[Any, float], None]                       # (job key, fraction of it done)
 
 
 class WorkersLost(PaysimError):
@@ -54,7 +54,7 @@ class Job:
     """One replication of one scenario; ``key`` names it in progress and results
     (the replication in a run, (point, replication) in a sweep)."""
 
-    key: Hashable
+    key: Any                             # hashable: the caller's name for the job
     scenario: Scenario
     seed: int
     replication: int

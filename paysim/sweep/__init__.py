@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,7 +70,7 @@ def check_budget(sweep: Sweep, jobs: int) -> None:
 
 
 def run_sweep(sweep: Sweep, directory: str | Path, *, jobs: int | None = None, scheduler: str | None = None,
-              resume: bool = False, engine: str = "auto", progress: Callable[[Hashable, float], None] | None = None,
+              resume: bool = False, engine: str = "auto", progress: Callable[[tuple[int, int], float], None] | None = None,
               on_point: Callable[[Point, dict[str, Estimate]], None] | None = None,
               on_start: Callable[[list[Point]], None] | None = None) -> SweepRun:
     """Run the sweep's points that results.csv in ``directory`` does not hold yet.
