@@ -20,13 +20,13 @@ import matplotlib
 import numpy as np
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import matplotlib.pyplot as plt  # after matplotlib.use: the backend must be chosen first
 
-from paysim.errors import PaysimError  # noqa: E402
-from paysim.series_plot import DWARFS  # noqa: E402  (data this far above an SLO target: log scale)
-from paysim.sweep.grid import cell_text, numeric  # noqa: E402
-from paysim.outputs import write_all  # noqa: E402
-from paysim.sweep.storage import RESULTS, SweepOutputError, read_description, read_results  # noqa: E402
+from paysim.errors import PaysimError
+from paysim.outputs import write_all
+from paysim.series_plot import DWARFS  # data this far above an SLO target: log scale
+from paysim.sweep.grid import cell_text, numeric
+from paysim.sweep.storage import RESULTS, SweepOutputError, read_description, read_results
 
 FORMATS = ("png", "svg")
 # SLO objective -> (system metric, which latency panel shows it)
@@ -195,8 +195,7 @@ def _finish(figure: plt.Figure, axes_list: Sequence[plt.Axes], data: Data, title
         axes.grid(True, alpha=0.3)
         if data.ticks and x_label is None:
             axes.set_xticks([t for t, _ in data.ticks], [label for _, label in data.ticks], rotation=30, fontsize=7)
-        handles, labels = axes.get_legend_handles_labels()
-        if labels:
+        if axes.get_legend_handles_labels()[1]:   # a legend only where something is labelled
             axes.legend(fontsize=7)
     figure.suptitle(title)
     return _save(figure, directory, name)

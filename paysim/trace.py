@@ -141,7 +141,7 @@ def parse_speed(value: object) -> float:
     return speed
 
 
-def trace_warnings(scenario: "Scenario") -> list[str]:
+def trace_warnings(scenario: Scenario) -> list[str]:
     """One line per trace that clearly ends before the horizon (its arrivals stop there)."""
     lines = []
     for name, arrival in scenario.arrivals.items():

@@ -7,10 +7,8 @@ from dataclasses import astuple
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 from scipy.integrate import quad
-
 from scipy.special import gammaln, logsumexp
 
 from paysim.analytic import (

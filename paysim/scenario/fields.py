@@ -8,10 +8,10 @@ raises ``ValueError`` with what was expected and what was given.
 from __future__ import annotations
 
 import csv
+import difflib
 import hashlib
 import io
 import math
-import difflib
 from pathlib import Path
 from typing import Annotated, Any
 
