@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import special  # scipy.stats alone takes ~1.5 s to import
@@ -31,7 +32,9 @@ def _blocks(draw: Callable[[int], np.ndarray]) -> Iterator[float]:
 class Distribution:
     """Interface shared by every family."""
 
-    mean: float
+    if TYPE_CHECKING:   # a field of Exponential, computed by the others; declared here for the type checker only,
+        @property       # since a property at run time would shadow Exponential's field
+        def mean(self) -> float: ...
 
     @property
     def scv(self) -> float:

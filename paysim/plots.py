@@ -64,8 +64,8 @@ class Data:
 
 def _x_axis(path: str, values: Sequence[Any]) -> tuple[dict[str, float], str, list[tuple[float, str]] | None]:
     """x position of each value of the first parameter (text as written -> number), the axis label, ticks."""
-    parsed = [numeric(v) for v in values]
-    if all(parsed):
+    parsed = [number for number in map(numeric, values) if number is not None]
+    if len(parsed) == len(values):
         unit = parsed[0][1]
         return {cell_text(v): n for v, (n, _) in zip(values, parsed)}, f"{path} ({unit})" if unit else path, None
     ticks = [(float(i), cell_text(v)) for i, v in enumerate(values)]
@@ -125,9 +125,11 @@ def _theory_line(axes: plt.Axes, data: Data, curve: Curve, scope: str, metric: s
     for row in curve.rows:
         theory = data.theory.get(int(row["point"])) if row.get("point", "").isdigit() else None
         part = theory.scopes().get(scope) if theory is not None else None
-        exact = part is not None and part.ok and part.exact and metric in part.metrics
-        values.append(part.metrics[metric] * scale if exact else math.nan)
-        formula = part.formula if exact else formula
+        if part is not None and part.ok and part.exact and metric in part.metrics:
+            values.append(part.metrics[metric] * scale)
+            formula = part.formula
+        else:
+            values.append(math.nan)
     if formula is None:
         return
     label = None if formula in labelled else f"theory: {formula}"
@@ -208,8 +210,12 @@ def _save(figure: plt.Figure, directory: Path, name: str) -> list[Path]:
         try:
             for suffix in FORMATS:
                 path = directory / f"{name}.{suffix}"
-                write_all([(path, lambda temporary, suffix=suffix: figure.savefig(
-                    temporary, format=suffix, dpi=120, metadata={"Date": None} if suffix == "svg" else None))])
+
+                def draw(temporary: Path, suffix: str = suffix) -> None:
+                    figure.savefig(temporary, format=suffix, dpi=120,
+                                   metadata={"Date": None} if suffix == "svg" else None)
+
+                write_all([(path, draw)])
                 paths.append(path)
         finally:
             plt.close(figure)

@@ -422,12 +422,12 @@ class Station(Strict):
         """Where a finished transaction may go, as {station or 'done': probability}; after
         classify, outcomes are weighted equally (the share depends on the scores)."""
         if self.classify is not None:
-            targets = [t for t in self.next.values()]
+            targets = [str(t) for t in self.next.values()]   # outcome -> station
             weights: dict[str, float] = {}
             for target in targets:
                 weights[target] = weights.get(target, 0.0) + 1 / len(targets)
             return weights
-        return self.next
+        return {target: float(p) for target, p in self.next.items()}
 
     @property
     def capacity(self) -> int:
