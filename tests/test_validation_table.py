@@ -43,7 +43,7 @@ from scipy import stats as sps
 from scipy.optimize import brentq
 
 from paysim import analytic
-from paysim.engine.fast import unsupported
+from paysim.engine.compiled import unsupported
 from paysim.runner import simulate
 from paysim.sketch import RELATIVE_ERROR
 from paysim.theory import analyse
