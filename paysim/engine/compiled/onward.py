@@ -1,0 +1,23 @@
+"""Where a transaction goes after a station's service (or after the join of its parallel
+calls): its risk outcome's station, or a weighted draw among the station's routes, as
+paysim.engine.station.Onward.route decides it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from paysim.engine.compiled.classify import classified
+from paysim.engine.compiled.primitives import jit
+
+
+@jit(inline=True)
+def route(m, acc, st, rngs, feats, x):
+    """The station ``x`` goes to after ``st`` (TO_DONE: it leaves, done)."""
+    if m.cl_on[st]:
+        return classified(m, acc, st, feats, x)
+    routes = m.route_cum[st]
+    u = rngs[m.rng_route[st]].random() if routes.shape[0] > 1 and routes[0] < np.inf else 0.0
+    j = 0
+    while routes[j] <= u:
+        j += 1
+    return m.route_to[st, j]
