@@ -14,6 +14,7 @@ STATION_CHANGE = 6     # a slowdown or outage begins or ends (ident: 2 * window,
 
 # transaction states (BACKOFF: the slot holds a retry not yet started)
 TRAVEL, WAITING, SERVING, LEFT, BACKOFF = range(5)
+FORKED = 5             # an attempt waiting for the join of its parallel calls
 
 # final outcomes of a request, in the order of the stream table's failure columns
 REJECTED, TIMED_OUT, ERRORED, ABANDONED, CANCELLED = range(5)
@@ -45,6 +46,11 @@ STF_SUMS = STF_LAST    # columns zeroed when the window opens: those before STF_
 (ST_IN, ST_BUSY, ST_ENTERED, ST_REJECTED, ST_STARTED, ST_FINISHED, ST_ERRORED, ST_ABANDONED,
  ST_CANCELLED, ST_DEPARTED, ST_WAITING, ST_HEAD, ST_TAIL, ST_WIDTH) = range(14)
 ST_COUNTS = (ST_ENTERED, ST_DEPARTED + 1)   # the counts zeroed when the window opens
+# risk outcomes, in the order of paysim.scenario.models.OUTCOMES; a station counts each in
+# column ST_OUTCOMES + outcome (zeroed when the window opens)
+APPROVE, REVIEW, DECLINE = range(3)
+ST_OUTCOMES = ST_WIDTH
+ST_WIDTH += 3
 
 # a stream's float accumulators (as paysim.observe.StreamObserver)
 SRF_AREA_IN, SRF_LATENCY, SRF_SUCCESS_WAIT, SRF_TIME, SRF_WAIT, SRF_SERVICE, SRF_LAST, SRF_WIDTH = range(8)

@@ -11,23 +11,26 @@ from __future__ import annotations
 import numpy as np
 
 from paysim.engine.compiled.arrivals import arrival_cursors, next_arrival
-from paysim.engine.compiled.codes import (ABANDONED, ARRIVAL, BACKOFF, CANCELLED, CW_AT, CW_END, CW_OUTAGE,
-                                          CW_STATION, CW_VALUE, DONE_SERVICE, ERRORED, LEFT, REFUSE, REJECTED,
+from paysim.engine.compiled.classify import draw_features, new_features
+from paysim.engine.compiled.codes import (ARRIVAL, BACKOFF, CANCELLED, CW_AT, CW_END, CW_OUTAGE, CW_STATION,
+                                          CW_VALUE, DONE_SERVICE, ERRORED, FORKED, LEFT, REFUSE, REJECTED,
                                           RETRY_START, RT_BUDGET, RT_TOKEN_CAP, SERIES, SERVING, SR_AT_START,
                                           SR_ARRIVED, SR_ATTEMPTS, SR_DEPARTED, SR_FAILED, SR_FINISHED, SR_IN,
                                           SR_RETRIES, SR_SUCCEEDED, SRF_LATENCY, SRF_LAST, SRF_SERVICE,
-                                          SRF_SUCCESS_WAIT, SRF_TIME, SRF_WAIT, ST_ABANDONED, ST_BUSY,
-                                          ST_CANCELLED, ST_COUNTS, ST_DEPARTED, ST_ENTERED, ST_ERRORED,
-                                          ST_FINISHED, ST_HEAD, ST_IN, ST_REJECTED, ST_TAIL, ST_WAITING,
-                                          STATION_CHANGE, STF_LAST, STF_SERVICE, STF_SERVICE_ALL, STF_SOJOURN,
-                                          STF_SUMS, STF_TIME_ALL, STF_WAIT_ALL, TIMED_OUT, TIMEOUT, TO_DONE,
-                                          TO_ERROR, TO_REJECTED, TRAVEL, UP, WAITING, WINDOW)
-from paysim.engine.compiled.primitives import bucket, jit
+                                          SRF_SUCCESS_WAIT, SRF_TIME, SRF_WAIT, ST_BUSY, ST_COUNTS, ST_ENTERED,
+                                          ST_ERRORED, ST_FINISHED, ST_HEAD, ST_IN, ST_OUTCOMES, ST_REJECTED,
+                                          ST_TAIL, ST_WAITING, STATION_CHANGE, STF_LAST, STF_SERVICE, STF_SOJOURN,
+                                          STF_SUMS, TIMED_OUT, TIMEOUT, TO_DONE, TO_ERROR, TO_REJECTED, TRAVEL, UP,
+                                          WINDOW)
+from paysim.engine.compiled.fork import (call_returned, fork, grown_calls, new_calls, next_call, outcome_of,
+                                         withdraw_calls)
+from paysim.engine.compiled.onward import route
+from paysim.engine.compiled.primitives import bucket, doubled, jit
 from paysim.engine.compiled.retry import may_retry, retry_delay
 from paysim.engine.compiled.state import (grown_heap, grown_txns, new_heap, new_txns, pop, push, release_slot,
                                           take_slot)
-from paysim.engine.compiled.station import (advance, advance_stream, enqueue, population_area, start_service,
-                                            take_next, unlink)
+from paysim.engine.compiled.station import (advance, advance_stream, enqueue, leave_station, population_area,
+                                            start_service, take_next, withdraw)
 
 
 @jit(inline=True)
@@ -38,6 +41,7 @@ def open_window(acc, now):
         acc.st_f[s, STF_LAST] = now
         acc.st_f[s, :STF_SUMS] = 0.0
         acc.st_i[s, ST_COUNTS[0]:ST_COUNTS[1]] = 0
+        acc.st_i[s, ST_OUTCOMES:ST_OUTCOMES + 3] = 0
         acc.st_sketch[s, :] = 0
         acc.st_zeros[s] = 0
     for s in range(acc.sr_f.shape[0]):     # (population_area brought each to now)
@@ -47,17 +51,6 @@ def open_window(acc, now):
         acc.sr_i[s, SR_RETRIES] = 0
         acc.sr_sketch[s, :] = 0
         acc.sr_zeros[s] = 0
-
-
-@jit(inline=True)
-def leave_station(acc, st, tx, x, now, service_time):
-    """``x`` leaves its station (StationObserver.leave): its sojourn, wait and service there."""
-    advance(acc, st, now)
-    acc.st_i[st, ST_IN] -= 1
-    acc.st_i[st, ST_DEPARTED] += 1
-    acc.st_f[st, STF_TIME_ALL] += now - tx.arrived[x]
-    acc.st_f[st, STF_WAIT_ALL] += now - tx.arrived[x] - service_time
-    acc.st_f[st, STF_SERVICE_ALL] += service_time
 
 
 @jit(inline=True)
@@ -83,7 +76,11 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
     n_st, n_sr = m.workers.shape[0], m.entry.shape[0]
     st_i, sr_i = acc.st_i, acc.sr_i
     tx = new_txns(1024)
-    room = 4 + np.max(m.workers)              # heap entries one event may add (an outage's end starts many)
+    calls = new_calls(1024, m)                # per slot: its part in parallel calls
+    feats = new_features(1024, m)             # per slot: its request's features (risk scoring)
+    width = m.calls_to.shape[1]               # parallel calls one attempt may make
+    # heap entries one event may add (an outage's end starts many; a fork starts and a join withdraws calls)
+    room = 4 + np.max(m.workers) + 2 * width
     heap = new_heap(4096 + 2 * room + 2 * m.windows.shape[0])
     segment = arrival_cursors(m.clock, m.gap)
     for s in range(n_st):
@@ -109,8 +106,10 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
     while heap.size[0] > 0:
         if heap.size[0] + room >= heap.t.shape[0]:   # room for what one event can schedule
             heap = grown_heap(heap)
-        if tx.free_n[0] < 2:     # room for the slots one event may take (an arrival, then its retry)
+        if tx.free_n[0] < 2 + width:   # room for the slots one event may take (an arrival or calls, a retry)
             tx = grown_txns(tx)
+            calls = grown_calls(calls)
+            feats = doubled(feats)
         if heap.t[0] >= horizon:
             break
         now, kind, ident, gen = pop(heap)
@@ -119,6 +118,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
         target = TO_DONE
         failed = -1          # an attempt that failed for its client: retried or a final outcome
         reason = -1
+        forking, next_j = -1, 0   # an attempt whose parallel calls are being sent, and the next one
         if kind == SERIES:   # the end of a population-series interval
             area = population_area(acc, now)
             acc.area_k[sampled] = carried + area - last_area
@@ -161,6 +161,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
                 tx.origin[x] = now
                 tx.attempt[x] = 1
                 tx.backoff[x] = 0.0
+                draw_features(m, rngs, feats, s, x)
                 sr_i[s, SR_ARRIVED] += 1
                 if m.retry[s, RT_BUDGET] >= 0:   # each request deposits its share of a retry
                     tokens[s] = min(m.retry[s, RT_TOKEN_CAP], tokens[s] + m.retry[s, RT_BUDGET])
@@ -201,13 +202,14 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
             take_next(m, acc, st, tx, heap, rngs, slow, down, now)
             if error:
                 moving, target = x, TO_ERROR
+            elif calls.parent[x] >= 0:       # a parallel call answers its attempt
+                moving, target = x, TO_DONE
+            elif m.n_calls[st] > 0:          # the attempt calls its branches in parallel
+                fork(m, tx, calls, x, now)
+                forking = x
+                moving, target, next_j = next_call(m, tx, calls, forking, 0)
             else:
-                routes = m.route_cum[st]
-                u = rngs[m.rng_route[st]].random() if routes.shape[0] > 1 and routes[0] < np.inf else 0.0
-                j = 0
-                while routes[j] <= u:
-                    j += 1
-                moving, target = x, m.route_to[st, j]
+                moving, target = x, route(m, acc, st, rngs, feats, x)
         elif kind == TIMEOUT:
             x = ident
             if tx.gen[x] != gen or tx.gave_up[x] or tx.state[x] == LEFT:
@@ -216,26 +218,18 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
             st = tx.station[x]
             reason = TIMED_OUT
             if m.cancel[st]:
-                if tx.state[x] == WAITING:
-                    reason = ABANDONED
-                    unlink(acc, st, tx, x)
-                    tx.wait[x] += now - tx.arrived[x]
-                    leave_station(acc, st, tx, x, now, 0.0)
-                    st_i[st, ST_ABANDONED] += 1
-                else:            # in service: the worker is freed now
+                if tx.state[x] == FORKED:    # its parallel calls are withdrawn
                     reason = CANCELLED
-                    service_time = now - tx.started[x]
-                    tx.service[x] += service_time
-                    leave_station(acc, st, tx, x, now, service_time)
-                    st_i[st, ST_BUSY] -= 1
-                    st_i[st, ST_CANCELLED] += 1
-                    take_next(m, acc, st, tx, heap, rngs, slow, down, now)
+                    withdraw_calls(m, acc, tx, calls, heap, rngs, slow, down, x, now)
+                else:            # queued (abandoned), or in service (cancelled: the worker is freed now)
+                    reason = withdraw(m, acc, st, tx, x, heap, rngs, slow, down, now)
                 leave_system(acc, tx, x, now, False)   # not finished
                 in_flight -= 1
                 release_slot(tx, x)
             failed = x           # (on_timeout: continue leaves the attempt where it is)
-        if moving >= 0:          # route `moving` to station `target`, or out
+        while moving >= 0:       # route `moving` to station `target`, or out
             x = moving
+            moving = -1
             s = tx.stream[x]
             if target >= 0:
                 st = target
@@ -254,7 +248,14 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
                         start_service(m, acc, st, tx, x, heap, rngs, slow, now)
                     else:
                         enqueue(acc, st, tx, x)
+                    moving, target, next_j = next_call(m, tx, calls, forking, next_j)
                     continue
+            if calls.parent[x] >= 0:     # a parallel call answered or failed: the join decides or waits
+                moving, target = call_returned(m, acc, tx, calls, heap, rngs, slow, down, feats, x,
+                                               outcome_of(target), now)
+                if moving < 0:
+                    moving, target, next_j = next_call(m, tx, calls, forking, next_j)
+                continue
             finished = target == TO_DONE
             leave_system(acc, tx, x, now, finished)
             if not tx.gave_up[x]:
@@ -279,6 +280,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
                 origin = tx.origin[failed]
                 y = take_slot(tx)
                 tx.stream[y], tx.origin[y], tx.attempt[y], tx.backoff[y] = s, origin, attempt + 1, delay
+                feats[y] = feats[failed]     # the request's features go with it
                 tx.state[y] = BACKOFF
                 # (SimPy starts a zero-delay retry at once; here it follows the events already due
                 # at this instant, which differs only when events tie)

@@ -3,9 +3,10 @@ paysim.engine.station.ServiceStation and paysim.observe.StationObserver do."""
 
 from __future__ import annotations
 
-from paysim.engine.compiled.codes import (DONE_SERVICE, SERVING, SRF_AREA_IN, SRF_LAST, SR_IN, ST_BUSY, ST_HEAD, ST_IN,
-                                          ST_STARTED, ST_TAIL, ST_WAITING, STF_AREA_BUSY, STF_AREA_IN, STF_LAST,
-                                          STF_WAIT, UP, WAITING)
+from paysim.engine.compiled.codes import (ABANDONED, CANCELLED, DONE_SERVICE, SERVING, SRF_AREA_IN, SRF_LAST, SR_IN,
+                                          ST_ABANDONED, ST_BUSY, ST_CANCELLED, ST_DEPARTED, ST_HEAD, ST_IN, ST_STARTED,
+                                          ST_TAIL, ST_WAITING, STF_AREA_BUSY, STF_AREA_IN, STF_LAST, STF_SERVICE_ALL,
+                                          STF_TIME_ALL, STF_WAIT, STF_WAIT_ALL, UP, WAITING)
 from paysim.engine.compiled.primitives import draw, jit
 from paysim.engine.compiled.state import push
 
@@ -88,3 +89,34 @@ def take_next(m, acc, st, tx, heap, rngs, slow, down, now):
         acc.st_i[st, ST_BUSY] += 1
         acc.st_f[st, STF_WAIT] += wait
         start_service(m, acc, st, tx, y, heap, rngs, slow, now)
+
+
+@jit(inline=True)
+def leave_station(acc, st, tx, x, now, service_time):
+    """``x`` leaves its station (StationObserver.leave): its sojourn, wait and service there."""
+    advance(acc, st, now)
+    acc.st_i[st, ST_IN] -= 1
+    acc.st_i[st, ST_DEPARTED] += 1
+    acc.st_f[st, STF_TIME_ALL] += now - tx.arrived[x]
+    acc.st_f[st, STF_WAIT_ALL] += now - tx.arrived[x] - service_time
+    acc.st_f[st, STF_SERVICE_ALL] += service_time
+
+
+@jit(inline=True)
+def withdraw(m, acc, st, tx, x, heap, rngs, slow, down, now):
+    """Take ``x`` back from the station's queue (ABANDONED) or service (CANCELLED: its
+    worker takes the next), as ServiceStation.withdraw: its client timed out under
+    ``on_timeout: cancel``, or its join no longer needs this call."""
+    if tx.state[x] == WAITING:
+        unlink(acc, st, tx, x)
+        tx.wait[x] += now - tx.arrived[x]
+        leave_station(acc, st, tx, x, now, 0.0)
+        acc.st_i[st, ST_ABANDONED] += 1
+        return ABANDONED
+    service_time = now - tx.started[x]
+    tx.service[x] += service_time
+    leave_station(acc, st, tx, x, now, service_time)
+    acc.st_i[st, ST_BUSY] -= 1
+    acc.st_i[st, ST_CANCELLED] += 1
+    take_next(m, acc, st, tx, heap, rngs, slow, down, now)
+    return CANCELLED

@@ -19,6 +19,8 @@ from paysim.engine.compiled.codes import (CONSTANT, CW_STATION, DECORRELATED, DE
                                           HANG, HYPER, JITTER_EQUAL, JITTER_FULL, JITTER_NONE, LOGN, ON_ERROR,
                                           ON_REJECTED, ON_TIMEOUT, PROFILE, REFUSE, RENEWAL, SR_WIDTH, ST_WIDTH,
                                           SRF_WIDTH, STF_WIDTH, TRACE, UNIF)
+from paysim.engine.compiled.classify import classify_tables, feature_distributions
+from paysim.engine.compiled.fork import fork_tables
 from paysim.engine.retry import token_cap
 from paysim.engine.seeds import component_rng
 from paysim.scenario import Scenario
@@ -53,6 +55,19 @@ class Model(NamedTuple):
     offset: int
     nbuckets: int
     min_value: float
+    # risk classification (paysim.engine.compiled.classify.classify_tables)
+    ft_dist: np.ndarray      # (streams, features, 4) each stream's feature distribution rows
+    rng_features: np.ndarray  # int (streams, features): the generator of each, -1 when the stream lacks it
+    cl_on: np.ndarray        # bool: per station, whether it classifies
+    cl_term: np.ndarray      # int (stations, terms): a score term's feature column, or INTERCEPT
+    cl_coef: np.ndarray      # (stations, terms) its coefficient
+    cl_review: np.ndarray    # per station, review above this score
+    cl_decline: np.ndarray   # per station, decline above this score
+    cl_to: np.ndarray        # int (stations, outcomes): the station of each outcome, -1 done
+    # parallel calls (paysim.engine.compiled.fork.fork_tables)
+    calls_to: np.ndarray     # int (stations, width): the branch stations called in parallel, -1 padding
+    n_calls: np.ndarray      # int: per station, how many
+    join_any: np.ndarray     # bool: per station, the first good answer is enough
 
 
 class Accumulators(NamedTuple):
@@ -152,6 +167,7 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
     index = {name: i for i, name in enumerate(stations)}
     dists = [s.service for s in stations.values()] + [a.interarrival for a in arrivals.values()
                                                       if a.interarrival is not None]
+    dists += feature_distributions(scenario)
     empirical = [x for x in dists if isinstance(x, d.Empirical)]
     # the side table: each empirical distribution's values, then each replayed trace's times
     columns = [np.asarray(e.values, float) for e in empirical] + \
@@ -221,4 +237,5 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
         emp=emp,
         rng_service=per_station("service"), rng_route=per_station("route"), rng_errors=per_station("errors"),
         rng_arrivals=per_stream("arrivals"), rng_retry=per_stream("retry"),
-        log_gamma=log_gamma, offset=offset, nbuckets=nbuckets, min_value=MIN_VALUE)
+        log_gamma=log_gamma, offset=offset, nbuckets=nbuckets, min_value=MIN_VALUE,
+        **classify_tables(scenario, index, generators.index, row), **fork_tables(scenario, index))
