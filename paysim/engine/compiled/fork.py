@@ -18,18 +18,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from paysim.engine.compiled.codes import (
-    ERRORED,
-    FORKED,
-    LEFT,
-    REJECTED,
-    SERVING,
-    TO_DONE,
-    TO_ERROR,
-    TO_REJECTED,
-    TRAVEL,
-    WAITING,
-)
+from paysim.engine.compiled.codes import (ERRORED, FORKED, LEFT, REJECTED, SERVING, TO_DONE, TO_ERROR, TO_REJECTED,
+                                          TRAVEL, WAITING)
 from paysim.engine.compiled.onward import route
 from paysim.engine.compiled.primitives import jit
 from paysim.engine.compiled.state import release_slot, take_slot
