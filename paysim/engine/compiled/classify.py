@@ -64,7 +64,7 @@ def classify_tables(scenario: Scenario, index: dict[str, int], rng_index: Callab
             cl_coef[i, j] = coef
         for outcome, target in station.next.items():
             cl_to[i, OUTCOMES.index(outcome)] = index.get(target, TO_DONE)
-    return {"ft_dist": ft_dist, "rng_features": rng_features, "cl_on": cl_on, "cl_term": cl_term,
+    return {"ft_dist": ft_dist, "rng_features": rng_features, "ft_on": (rng_features >= 0).any(axis=1), "cl_on": cl_on, "cl_term": cl_term,
             "cl_coef": cl_coef, "cl_review": cl_review, "cl_decline": cl_decline, "cl_to": cl_to}
 
 
@@ -76,7 +76,8 @@ def new_features(cap, m):
 
 @jit(inline=True)
 def draw_features(m, rngs, feats, s, x):
-    """A new request of stream ``s`` in slot ``x``: draw its features (0 where the stream has none)."""
+    """A new request of stream ``s`` in slot ``x``: draw its features (0 where the stream has
+    none; a stream without any keeps its slot's old values, which nothing reads)."""
     for k in range(m.ft_dist.shape[1]):
         g = m.rng_features[s, k]
         feats[x, k] = draw(m.ft_dist[s, k], m.emp, rngs[g]) if g >= 0 else 0.0

@@ -9,7 +9,9 @@ its station's queue or service. Its queueing and service time count towards its
 attempt's, once. Calls are not attempts: they are not in the stream's counts, in flight or
 timed out; a forked attempt that times out under ``on_timeout: cancel`` withdraws them.
 The loop sends a fork's calls one at a time (:func:`next_call`), so that a call refused
-at once can decide the join before the others are sent, as in the SimPy engine.
+at once can decide the join before the others are sent, as in the SimPy engine. What runs
+only at a fork or a join is compiled apart from the loop, not into it: the loop's common
+path stays as fast as without parallel calls.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def grown_calls(calls):
                  np.concatenate((calls.children, np.full(calls.children.shape, -1, np.int64))))
 
 
-@jit(inline=True)
+@jit
 def fork(m, tx, calls, x, now):
     """Attempt ``x`` has finished its service at a station with parallel calls: one call
     per branch, not yet sent."""
@@ -102,7 +104,7 @@ def absorb(tx, calls, p, j):
     release_slot(tx, c)
 
 
-@jit(inline=True)
+@jit
 def withdraw_calls(m, acc, tx, calls, heap, rngs, slow, down, p, now):
     """The join has decided (or ``p``'s client gave up): calls still queued or in service are
     withdrawn from their stations; every call still open is absorbed."""
@@ -123,7 +125,7 @@ def outcome_of(target):
     return ERRORED if target == TO_ERROR else REJECTED
 
 
-@jit(inline=True)
+@jit
 def call_returned(m, acc, tx, calls, heap, rngs, slow, down, feats, c, outcome, now):
     """Call ``c`` answered (``outcome`` ANSWERED) or failed: the join decides, or waits.
     Returns the attempt to move on and where to (its next station, or TO_ERROR /

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from paysim.engine.compiled.arrivals import arrival_cursors, next_arrival
-from paysim.engine.compiled.classify import draw_features, new_features
+from paysim.engine.compiled.classify import classified, draw_features, new_features
 from paysim.engine.compiled.codes import (ARRIVAL, BACKOFF, CANCELLED, CW_AT, CW_END, CW_OUTAGE, CW_STATION,
                                           CW_VALUE, DONE_SERVICE, ERRORED, FORKED, LEFT, REFUSE, REJECTED,
                                           RETRY_START, RT_BUDGET, RT_TOKEN_CAP, SERIES, SERVING, SR_AT_START,
@@ -24,7 +24,7 @@ from paysim.engine.compiled.codes import (ARRIVAL, BACKOFF, CANCELLED, CW_AT, CW
                                           WINDOW)
 from paysim.engine.compiled.fork import (call_returned, fork, grown_calls, new_calls, next_call, outcome_of,
                                          withdraw_calls)
-from paysim.engine.compiled.onward import route
+from paysim.engine.compiled.onward import drawn_route
 from paysim.engine.compiled.primitives import bucket, doubled, jit
 from paysim.engine.compiled.retry import may_retry, retry_delay
 from paysim.engine.compiled.state import (grown_heap, grown_txns, new_heap, new_txns, pop, push, release_slot,
@@ -161,7 +161,8 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
                 tx.origin[x] = now
                 tx.attempt[x] = 1
                 tx.backoff[x] = 0.0
-                draw_features(m, rngs, feats, s, x)
+                if m.ft_on[s]:
+                    draw_features(m, rngs, feats, s, x)
                 sr_i[s, SR_ARRIVED] += 1
                 if m.retry[s, RT_BUDGET] >= 0:   # each request deposits its share of a retry
                     tokens[s] = min(m.retry[s, RT_TOKEN_CAP], tokens[s] + m.retry[s, RT_BUDGET])
@@ -208,8 +209,10 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
                 fork(m, tx, calls, x, now)
                 forking = x
                 moving, target, next_j = next_call(m, tx, calls, forking, 0)
+            elif m.cl_on[st]:                # risk scoring picks the next station
+                moving, target = x, classified(m, acc, st, feats, x)
             else:
-                moving, target = x, route(m, acc, st, rngs, feats, x)
+                moving, target = x, drawn_route(m.route_cum, m.route_to, rngs[m.rng_route[st]], st)
         elif kind == TIMEOUT:
             x = ident
             if tx.gen[x] != gen or tx.gave_up[x] or tx.state[x] == LEFT:
@@ -248,13 +251,15 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
                         start_service(m, acc, st, tx, x, heap, rngs, slow, now)
                     else:
                         enqueue(acc, st, tx, x)
-                    moving, target, next_j = next_call(m, tx, calls, forking, next_j)
+                    if forking >= 0:   # (a guard: passing the tables costs even when nothing is sent)
+                        moving, target, next_j = next_call(m, tx, calls, forking, next_j)
                     continue
             if calls.parent[x] >= 0:     # a parallel call answered or failed: the join decides or waits
                 moving, target = call_returned(m, acc, tx, calls, heap, rngs, slow, down, feats, x,
                                                outcome_of(target), now)
                 if moving < 0:
-                    moving, target, next_j = next_call(m, tx, calls, forking, next_j)
+                    if forking >= 0:   # (a guard: passing the tables costs even when nothing is sent)
+                        moving, target, next_j = next_call(m, tx, calls, forking, next_j)
                 continue
             finished = target == TO_DONE
             leave_system(acc, tx, x, now, finished)

@@ -11,13 +11,19 @@ from paysim.engine.compiled.primitives import jit
 
 
 @jit(inline=True)
+def drawn_route(route_cum, route_to, rng, st):
+    """A weighted draw among station ``st``'s routes (no draw when it has one)."""
+    routes = route_cum[st]
+    u = rng.random() if routes.shape[0] > 1 and routes[0] < np.inf else 0.0
+    j = 0
+    while routes[j] <= u:
+        j += 1
+    return route_to[st, j]
+
+
+@jit(inline=True)
 def route(m, acc, st, rngs, feats, x):
     """The station ``x`` goes to after ``st`` (TO_DONE: it leaves, done)."""
     if m.cl_on[st]:
         return classified(m, acc, st, feats, x)
-    routes = m.route_cum[st]
-    u = rngs[m.rng_route[st]].random() if routes.shape[0] > 1 and routes[0] < np.inf else 0.0
-    j = 0
-    while routes[j] <= u:
-        j += 1
-    return m.route_to[st, j]
+    return drawn_route(m.route_cum, m.route_to, rngs[m.rng_route[st]], st)

@@ -58,6 +58,7 @@ class Model(NamedTuple):
     # risk classification (paysim.engine.compiled.classify.classify_tables)
     ft_dist: np.ndarray      # (streams, features, 4) each stream's feature distribution rows
     rng_features: np.ndarray  # int (streams, features): the generator of each, -1 when the stream lacks it
+    ft_on: np.ndarray        # bool: per stream, whether it has any feature
     cl_on: np.ndarray        # bool: per station, whether it classifies
     cl_term: np.ndarray      # int (stations, terms): a score term's feature column, or INTERCEPT
     cl_coef: np.ndarray      # (stations, terms) its coefficient
