@@ -16,13 +16,14 @@ from typing import Any
 
 import numpy as np
 
-from paysim.engine.compiled.codes import APPROVE, DECLINE, REVIEW, ST_OUTCOMES, TO_DONE
-from paysim.engine.compiled.primitives import draw, jit
+from paysim.engine.compiled.codes import APPROVE, DECLINE, N_FEATURES, REVIEW, ST_OUTCOMES, TO_DONE, TXF_FEATURES
+from paysim.engine.compiled.primitives import helper
 from paysim.scenario import Scenario
 from paysim.scenario.features import FEATURES
 from paysim.scenario.models import OUTCOMES
 
 INTERCEPT = -1       # a score term that is the intercept (else the term's feature column)
+assert N_FEATURES == len(FEATURES), "codes.N_FEATURES counts paysim.scenario.features.FEATURES"
 
 
 def feature_distributions(scenario: Scenario) -> list:
@@ -64,39 +65,25 @@ def classify_tables(scenario: Scenario, index: dict[str, int], rng_index: Callab
             cl_coef[i, j] = coef
         for outcome, target in station.next.items():
             cl_to[i, OUTCOMES.index(outcome)] = index.get(target, TO_DONE)
-    return {"ft_dist": ft_dist, "rng_features": rng_features, "ft_on": (rng_features >= 0).any(axis=1), "cl_on": cl_on, "cl_term": cl_term,
+    return {"ft_dist": ft_dist, "rng_features": rng_features, "ft_on": (rng_features >= 0).any(axis=1),
+            "cl_on": cl_on, "cl_term": cl_term,
             "cl_coef": cl_coef, "cl_review": cl_review, "cl_decline": cl_decline, "cl_to": cl_to}
 
 
-@jit(inline=True)
-def new_features(cap, m):
-    """Per transaction slot the features of its request."""
-    return np.zeros((cap, m.ft_dist.shape[1]))
-
-
-@jit(inline=True)
-def draw_features(m, rngs, feats, s, x):
-    """A new request of stream ``s`` in slot ``x``: draw its features (0 where the stream has
-    none; a stream without any keeps its slot's old values, which nothing reads)."""
-    for k in range(m.ft_dist.shape[1]):
-        g = m.rng_features[s, k]
-        feats[x, k] = draw(m.ft_dist[s, k], m.emp, rngs[g]) if g >= 0 else 0.0
-
-
-@jit(inline=True)
-def score(m, st, feats, x):
+@helper
+def score(cl_term, cl_coef, txf, st, x):
     """The logistic risk score of the request in slot ``x`` at station ``st``."""
     z = 0.0
-    for j in range(m.cl_term.shape[1]):
-        k = m.cl_term[st, j]
-        z += m.cl_coef[st, j] * (1.0 if k == INTERCEPT else feats[x, k])
+    for j in range(cl_term.shape[1]):
+        k = cl_term[st, j]
+        z += cl_coef[st, j] * (1.0 if k == INTERCEPT else txf[x, TXF_FEATURES + k])
     return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
 
 
-@jit(inline=True)
-def classified(m, acc, st, feats, x):
+@helper
+def classified(cl_term, cl_coef, cl_review, cl_decline, cl_to, st_i, txf, st, x):
     """The outcome of scoring ``x`` at ``st``, counted; the station it goes to (TO_DONE: it leaves)."""
-    p = score(m, st, feats, x)
-    outcome = DECLINE if p > m.cl_decline[st] else REVIEW if p > m.cl_review[st] else APPROVE
-    acc.st_i[st, ST_OUTCOMES + outcome] += 1
-    return m.cl_to[st, outcome]
+    p = score(cl_term, cl_coef, txf, st, x)
+    outcome = DECLINE if p > cl_decline[st] else REVIEW if p > cl_review[st] else APPROVE
+    st_i[st, ST_OUTCOMES + outcome] += 1
+    return cl_to[st, outcome]

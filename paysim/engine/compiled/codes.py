@@ -21,6 +21,7 @@ REJECTED, TIMED_OUT, ERRORED, ABANDONED, CANCELLED = range(5)
 
 # where a moving transaction goes when not to a station
 TO_DONE, TO_ERROR, TO_REJECTED = -1, -2, -3
+TO_ONWARD = -4         # on from its station: its risk outcome's station, or a weighted route
 
 # a station's state during an outage
 UP, REFUSE, HANG = range(3)
@@ -60,3 +61,37 @@ SRF_AREA_IN, SRF_LATENCY, SRF_SUCCESS_WAIT, SRF_TIME, SRF_WAIT, SRF_SERVICE, SRF
 SR_AT_START = SR_FAILED + 5    # in the system when the window opened
 SR_RETRIES = SR_AT_START + 1   # attempts that were retries
 SR_WIDTH = SR_RETRIES + 1
+
+# a transaction slot's float fields (one row of the txf table per attempt in flight)
+(TXF_ENTERED,    # when this attempt entered the system
+ TXF_ARRIVED,    # when it arrived at its current station
+ TXF_STARTED,    # when its service there started
+ TXF_WAIT,       # its total wait in queues so far
+ TXF_SERVICE,    # its total service so far
+ TXF_ORIGIN,     # when the original request arrived
+ TXF_BACKOFF,    # the delay before this attempt (decorrelated backoff grows from it)
+ TXF_WIDTH) = range(8)
+
+# a transaction slot's integer fields (the txi table)
+(TXI_STREAM,     # its arrival stream
+ TXI_STATE,      # TRAVEL, WAITING, SERVING, LEFT or BACKOFF
+ TXI_STATION,    # its current station
+ TXI_GAVE_UP,    # 1: its client stopped waiting (timed out, or its outcome is counted)
+ TXI_GEN,        # the slot's generation: events scheduled for an earlier one are stale
+ TXI_NEXT,       # the next and previous in its station's queue
+ TXI_PREV,
+ TXI_ATTEMPT,    # 1 for the first try
+ TXI_WIDTH) = range(9)
+
+# the event heap's columns (one float table; kinds, idents, generations and sequence numbers
+# are integers far below 2**53, so exact)
+H_T, H_KIND, H_IDENT, H_GEN, H_SEQ, H_WIDTH = range(6)
+
+# a slot's features for risk scoring (paysim.scenario.features.FEATURES, in order), after the
+# float fields; and the forked attempt a parallel call answers (1 + its slot; 0: an attempt),
+# and of a forked attempt the calls not yet answered, after the integer fields
+N_FEATURES = 1
+TXF_FEATURES = TXF_WIDTH
+TXF_WIDTH += N_FEATURES
+TXI_CALLER, TXI_PENDING = TXI_WIDTH, TXI_WIDTH + 1
+TXI_WIDTH += 2

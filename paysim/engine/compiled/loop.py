@@ -3,7 +3,9 @@ runs it, over the named tables of :mod:`paysim.engine.compiled.tables`.
 
 Each event kind is handled in its own block; a transaction that must move (to a station,
 or out of the system) and an attempt that failed for its client are handled after it, as
-paysim.engine.simpy_engine does in ``Onward`` and ``_Engine.fail``.
+paysim.engine.simpy_engine does in ``Onward`` and ``_Engine.fail``. The kernel reads the
+named tuples' fields itself and hands helpers plain arrays (see
+:mod:`paysim.engine.compiled.state` for why).
 """
 
 from __future__ import annotations
@@ -11,61 +13,66 @@ from __future__ import annotations
 import numpy as np
 
 from paysim.engine.compiled.arrivals import arrival_cursors, next_arrival
-from paysim.engine.compiled.classify import classified, draw_features, new_features
-from paysim.engine.compiled.codes import (ARRIVAL, BACKOFF, CANCELLED, CW_AT, CW_END, CW_OUTAGE, CW_STATION,
-                                          CW_VALUE, DONE_SERVICE, ERRORED, FORKED, LEFT, REFUSE, REJECTED,
-                                          RETRY_START, RT_BUDGET, RT_TOKEN_CAP, SERIES, SERVING, SR_AT_START,
-                                          SR_ARRIVED, SR_ATTEMPTS, SR_DEPARTED, SR_FAILED, SR_FINISHED, SR_IN,
-                                          SR_RETRIES, SR_SUCCEEDED, SRF_LATENCY, SRF_LAST, SRF_SERVICE,
-                                          SRF_SUCCESS_WAIT, SRF_TIME, SRF_WAIT, ST_BUSY, ST_COUNTS, ST_ENTERED,
-                                          ST_ERRORED, ST_FINISHED, ST_HEAD, ST_IN, ST_OUTCOMES, ST_REJECTED,
-                                          ST_TAIL, ST_WAITING, STATION_CHANGE, STF_LAST, STF_SERVICE, STF_SOJOURN,
-                                          STF_SUMS, TIMED_OUT, TIMEOUT, TO_DONE, TO_ERROR, TO_REJECTED, TRAVEL, UP,
-                                          WINDOW)
-from paysim.engine.compiled.fork import (call_returned, fork, grown_calls, new_calls, next_call, outcome_of,
-                                         withdraw_calls)
-from paysim.engine.compiled.onward import drawn_route
-from paysim.engine.compiled.primitives import bucket, doubled, jit
+from paysim.engine.compiled.classify import classified
+from paysim.engine.compiled.codes import (ARRIVAL, BACKOFF, CANCELLED, CW_AT, CW_END, CW_OUTAGE, CW_STATION, CW_VALUE,
+                                          DONE_SERVICE, ERRORED, FORKED, LEFT, N_FEATURES, REFUSE, REJECTED,
+                                          RETRY_START, RT_BUDGET, RT_TOKEN_CAP, SERIES, SERVING, SRF_LAST, SRF_LATENCY,
+                                          SRF_SERVICE, SRF_SUCCESS_WAIT, SRF_TIME, SRF_WAIT, SR_ARRIVED, SR_ATTEMPTS,
+                                          SR_AT_START, SR_DEPARTED, SR_FAILED, SR_FINISHED, SR_IN, SR_RETRIES,
+                                          SR_SUCCEEDED, STATION_CHANGE, STF_LAST, STF_SERVICE, STF_SOJOURN, STF_SUMS,
+                                          ST_BUSY, ST_COUNTS, ST_ENTERED, ST_ERRORED, ST_FINISHED, ST_HEAD, ST_IN,
+                                          ST_OUTCOMES, ST_REJECTED, ST_TAIL, ST_WAITING, TIMED_OUT, TIMEOUT, TO_DONE,
+                                          TO_ERROR, TO_ONWARD, TO_REJECTED, TRAVEL, TXF_ARRIVED, TXF_BACKOFF,
+                                          TXF_ENTERED, TXF_FEATURES, TXF_ORIGIN, TXF_SERVICE, TXF_STARTED, TXF_WAIT,
+                                          TXI_ATTEMPT, TXI_CALLER, TXI_GAVE_UP, TXI_GEN, TXI_STATE, TXI_STATION,
+                                          TXI_STREAM, UP, WINDOW)
+from paysim.engine.compiled.fork import call_returned, fork, grown_calls, new_calls, next_call, withdraw_calls
+from paysim.engine.compiled.primitives import bucket, draw, helper, jit
 from paysim.engine.compiled.retry import may_retry, retry_delay
-from paysim.engine.compiled.state import (grown_heap, grown_txns, new_heap, new_txns, pop, push, release_slot,
+from paysim.engine.compiled.state import (grown_heap, grown_slots, new_heap, new_slots, pop, push, release_slot,
                                           take_slot)
 from paysim.engine.compiled.station import (advance, advance_stream, enqueue, leave_station, population_area,
                                             start_service, take_next, withdraw)
 
 
-@jit(inline=True)
-def open_window(acc, now):
+@helper
+def open_window(st_f, st_i, st_sketch, st_zeros, sr_f, sr_i, sr_sketch, sr_zeros, now):
     """The measurement window opens (end of warm-up): zero what was accumulated, keeping
     the state (who is where) and noting each stream's population at the start."""
-    for s in range(acc.st_f.shape[0]):
-        acc.st_f[s, STF_LAST] = now
-        acc.st_f[s, :STF_SUMS] = 0.0
-        acc.st_i[s, ST_COUNTS[0]:ST_COUNTS[1]] = 0
-        acc.st_i[s, ST_OUTCOMES:ST_OUTCOMES + 3] = 0
-        acc.st_sketch[s, :] = 0
-        acc.st_zeros[s] = 0
-    for s in range(acc.sr_f.shape[0]):     # (population_area brought each to now)
-        acc.sr_f[s, :SRF_LAST] = 0.0
-        acc.sr_i[s, SR_ARRIVED:SR_AT_START] = 0
-        acc.sr_i[s, SR_AT_START] = acc.sr_i[s, SR_IN]
-        acc.sr_i[s, SR_RETRIES] = 0
-        acc.sr_sketch[s, :] = 0
-        acc.sr_zeros[s] = 0
+    for s in range(st_f.shape[0]):
+        st_f[s, STF_LAST] = now
+        for c in range(STF_SUMS):
+            st_f[s, c] = 0.0
+        for c in range(ST_COUNTS[0], ST_COUNTS[1]):
+            st_i[s, c] = 0
+        for c in range(ST_OUTCOMES, ST_OUTCOMES + 3):
+            st_i[s, c] = 0
+        st_sketch[s, :] = 0
+        st_zeros[s] = 0
+    for s in range(sr_f.shape[0]):     # (population_area brought each to now)
+        for c in range(SRF_LAST):
+            sr_f[s, c] = 0.0
+        for c in range(SR_ARRIVED, SR_AT_START):
+            sr_i[s, c] = 0
+        sr_i[s, SR_AT_START] = sr_i[s, SR_IN]
+        sr_i[s, SR_RETRIES] = 0
+        sr_sketch[s, :] = 0
+        sr_zeros[s] = 0
 
 
-@jit(inline=True)
-def leave_system(acc, tx, x, now, finished):
+@helper
+def leave_system(sr_f, sr_i, txf, txi, x, now, finished):
     """The attempt ``x`` leaves the system (StreamObserver.leave)."""
-    s = tx.stream[x]
-    advance_stream(acc, s, now)
-    acc.sr_i[s, SR_IN] -= 1
-    acc.sr_i[s, SR_DEPARTED] += 1
+    s = txi[x, TXI_STREAM]
+    advance_stream(sr_f, sr_i, s, now)
+    sr_i[s, SR_IN] -= 1
+    sr_i[s, SR_DEPARTED] += 1
     if finished:
-        acc.sr_i[s, SR_FINISHED] += 1
-    acc.sr_f[s, SRF_TIME] += now - tx.entered[x]
-    acc.sr_f[s, SRF_WAIT] += tx.wait[x]
-    acc.sr_f[s, SRF_SERVICE] += tx.service[x]
-    tx.state[x] = LEFT
+        sr_i[s, SR_FINISHED] += 1
+    sr_f[s, SRF_TIME] += now - txf[x, TXF_ENTERED]
+    sr_f[s, SRF_WAIT] += txf[x, TXF_WAIT]
+    sr_f[s, SRF_SERVICE] += txf[x, TXF_SERVICE]
+    txi[x, TXI_STATE] = LEFT
 
 
 @jit
@@ -74,14 +81,13 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
     are in flight (a runaway), else 0. ``series_dt`` > 0 samples the population's area per
     interval into ``acc.area_k``."""
     n_st, n_sr = m.workers.shape[0], m.entry.shape[0]
-    st_i, sr_i = acc.st_i, acc.sr_i
-    tx = new_txns(1024)
-    calls = new_calls(1024, m)                # per slot: its part in parallel calls
-    feats = new_features(1024, m)             # per slot: its request's features (risk scoring)
+    st_f, st_i, sr_f, sr_i = acc.st_f, acc.st_i, acc.sr_f, acc.sr_i
+    txf, txi, free, free_n = new_slots(1024)
     width = m.calls_to.shape[1]               # parallel calls one attempt may make
+    calls = new_calls(1024, width)            # per slot: a forked attempt's calls
     # heap entries one event may add (an outage's end starts many; a fork starts and a join withdraws calls)
     room = 4 + np.max(m.workers) + 2 * width
-    heap = new_heap(4096 + 2 * room + 2 * m.windows.shape[0])
+    heap, size = new_heap(4096 + 2 * room + 2 * m.windows.shape[0])
     segment = arrival_cursors(m.clock, m.gap)
     for s in range(n_st):
         st_i[s, ST_HEAD] = -1
@@ -90,29 +96,29 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
     down = np.full(n_st, UP, np.int64)        # the outage in force
     tokens = m.retry[:, RT_TOKEN_CAP].copy()  # each stream's retry budget, full at the start
     for w in range(m.windows.shape[0]):       # before the arrivals: SimPy schedules them first
-        push(heap, m.windows[w, CW_AT], STATION_CHANGE, 2 * w, 0)
-        push(heap, m.windows[w, CW_END], STATION_CHANGE, 2 * w + 1, 0)
+        push(heap, size, m.windows[w, CW_AT], STATION_CHANGE, 2 * w, 0)
+        push(heap, size, m.windows[w, CW_END], STATION_CHANGE, 2 * w + 1, 0)
     for s in range(n_sr):
-        first = next_arrival(s, 0.0, m, rngs[m.rng_arrivals[s]], segment)
+        first = next_arrival(s, 0.0, m.clock, m.unit_det, m.gap, m.step_at, m.step_rate, m.emp,
+                             rngs[m.rng_arrivals[s]], segment)
         if first < np.inf:
-            push(heap, first, ARRIVAL, s, 0)
+            push(heap, size, first, ARRIVAL, s, 0)
     if warmup > 0:
-        push(heap, warmup, WINDOW, 0, 0)
+        push(heap, size, warmup, WINDOW, 0, 0)
     # the population series, if asked for: the area of interval k, sampled at its end
     sampled, carried, last_area = 0, 0.0, 0.0
     if series_dt > 0:
-        push(heap, series_dt, SERIES, 0, 0)
+        push(heap, size, series_dt, SERIES, 0, 0)
     in_flight = 0
-    while heap.size[0] > 0:
-        if heap.size[0] + room >= heap.t.shape[0]:   # room for what one event can schedule
-            heap = grown_heap(heap)
-        if tx.free_n[0] < 2 + width:   # room for the slots one event may take (an arrival or calls, a retry)
-            tx = grown_txns(tx)
-            calls = grown_calls(calls)
-            feats = doubled(feats)
-        if heap.t[0] >= horizon:
+    while True:
+        if size[0] == 0 or heap[0, 0] >= horizon:
             break
-        now, kind, ident, gen = pop(heap)
+        if size[0] + room >= heap.shape[0]:   # room for what one event can schedule
+            heap = grown_heap(heap, size)
+        if free_n[0] < 2 + width:    # room for the slots one event may take (an arrival or calls, a retry)
+            txf, txi, free = grown_slots(txf, txi, free, free_n)
+            calls = grown_calls(calls)
+        now, kind, ident, gen = pop(heap, size)
         acc.now_at[0] = now
         moving = -1          # a transaction to route to a station (or out)
         target = TO_DONE
@@ -120,17 +126,17 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
         reason = -1
         forking, next_j = -1, 0   # an attempt whose parallel calls are being sent, and the next one
         if kind == SERIES:   # the end of a population-series interval
-            area = population_area(acc, now)
+            area = population_area(sr_f, sr_i, now)
             acc.area_k[sampled] = carried + area - last_area
             carried, last_area = 0.0, area
             sampled += 1
             if sampled < acc.area_k.shape[0] - 1:   # the last interval closes at the horizon
-                push(heap, (sampled + 1) * series_dt, SERIES, 0, 0)
+                push(heap, size, (sampled + 1) * series_dt, SERIES, 0, 0)
             continue
         if kind == WINDOW:
-            carried += population_area(acc, now) - last_area   # the series goes on across it
+            carried += population_area(sr_f, sr_i, now) - last_area   # the series goes on across it
             last_area = 0.0
-            open_window(acc, now)
+            open_window(st_f, st_i, acc.st_sketch, acc.st_zeros, sr_f, sr_i, acc.sr_sketch, acc.sr_zeros, now)
             continue
         if kind == STATION_CHANGE:   # a slowdown or outage begins or ends
             w, ending = ident >> 1, (ident & 1) == 1
@@ -141,99 +147,121 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
                 down[st] = UP if ending else int(m.windows[w, CW_VALUE])
             if ending:           # idle workers take up waiting work
                 while st_i[st, ST_BUSY] < m.workers[st] and st_i[st, ST_HEAD] != -1:
-                    take_next(m, acc, st, tx, heap, rngs, slow, down, now)
+                    y = take_next(st_f, st_i, txf, txi, st, down, now)
+                    end = now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
+                    push(heap, size, end, DONE_SERVICE, y, txi[y, TXI_GEN])
             continue
         if kind == ARRIVAL or kind == RETRY_START:    # an attempt enters the system
             if kind == ARRIVAL:  # an original request of stream `ident`
                 s = ident
-                following = next_arrival(s, now, m, rngs[m.rng_arrivals[s]], segment)
+                following = next_arrival(s, now, m.clock, m.unit_det, m.gap, m.step_at, m.step_rate, m.emp,
+                                         rngs[m.rng_arrivals[s]], segment)
                 if following < np.inf:
-                    push(heap, following, ARRIVAL, s, 0)
+                    push(heap, size, following, ARRIVAL, s, 0)
             else:                # a retry, its slot taken when the previous attempt failed
                 x = ident
-                s = tx.stream[x]
+                s = txi[x, TXI_STREAM]
             in_flight += 1
             if in_flight > max_in_flight:
                 return -1
             if kind == ARRIVAL:
-                x = take_slot(tx)
-                tx.stream[x] = s
-                tx.origin[x] = now
-                tx.attempt[x] = 1
-                tx.backoff[x] = 0.0
-                if m.ft_on[s]:
-                    draw_features(m, rngs, feats, s, x)
+                x = take_slot(free, free_n)
+                txi[x, TXI_STREAM] = s
+                txf[x, TXF_ORIGIN] = now
+                txi[x, TXI_ATTEMPT] = 1
+                txf[x, TXF_BACKOFF] = 0.0
+                if m.ft_on[s]:   # the request's features, each from the stream's own generator
+                    for k in range(N_FEATURES):
+                        g = m.rng_features[s, k]
+                        txf[x, TXF_FEATURES + k] = draw(m.ft_dist[s], k, m.emp, rngs[g]) if g >= 0 else 0.0
                 sr_i[s, SR_ARRIVED] += 1
                 if m.retry[s, RT_BUDGET] >= 0:   # each request deposits its share of a retry
                     tokens[s] = min(m.retry[s, RT_TOKEN_CAP], tokens[s] + m.retry[s, RT_BUDGET])
             else:
                 sr_i[s, SR_RETRIES] += 1
-            tx.entered[x] = now
-            tx.wait[x] = 0.0
-            tx.service[x] = 0.0
-            tx.state[x] = TRAVEL
-            tx.gave_up[x] = False
-            advance_stream(acc, s, now)
+            txf[x, TXF_ENTERED] = now
+            txf[x, TXF_WAIT] = 0.0
+            txf[x, TXF_SERVICE] = 0.0
+            txi[x, TXI_STATE] = TRAVEL
+            txi[x, TXI_GAVE_UP] = 0
+            advance_stream(sr_f, sr_i, s, now)
             sr_i[s, SR_IN] += 1
             sr_i[s, SR_ATTEMPTS] += 1
             if m.timeout[s] < np.inf:
-                push(heap, now + m.timeout[s], TIMEOUT, x, tx.gen[x])
+                push(heap, size, now + m.timeout[s], TIMEOUT, x, txi[x, TXI_GEN])
             moving, target = x, m.entry[s]
         elif kind == DONE_SERVICE:
             x = ident
-            if tx.gen[x] != gen or tx.state[x] != SERVING:
+            if txi[x, TXI_GEN] != gen or txi[x, TXI_STATE] != SERVING:
                 continue     # withdrawn while in service
-            st = tx.station[x]
-            service_time = now - tx.started[x]
-            tx.service[x] += service_time
+            st = txi[x, TXI_STATION]
+            service_time = now - txf[x, TXF_STARTED]
+            txf[x, TXF_SERVICE] += service_time
             error = m.errors[st] > 0 and rngs[m.rng_errors[st]].random() < m.errors[st]
-            sojourn = now - tx.arrived[x]
-            leave_station(acc, st, tx, x, now, service_time)     # StationObserver.finish
+            sojourn = now - txf[x, TXF_ARRIVED]
+            leave_station(st_f, st_i, txf, st, x, now, service_time)     # StationObserver.finish
             st_i[st, ST_BUSY] -= 1
             st_i[st, ST_FINISHED] += 1
             if error:
                 st_i[st, ST_ERRORED] += 1
-            acc.st_f[st, STF_SOJOURN] += sojourn
-            acc.st_f[st, STF_SERVICE] += service_time
+            st_f[st, STF_SOJOURN] += sojourn
+            st_f[st, STF_SERVICE] += service_time
             if sojourn < m.min_value:
                 acc.st_zeros[st] += 1
             else:
                 acc.st_sketch[st, bucket(sojourn, m.log_gamma, m.offset, m.nbuckets)] += 1
-            tx.state[x] = TRAVEL
-            take_next(m, acc, st, tx, heap, rngs, slow, down, now)
+            txi[x, TXI_STATE] = TRAVEL
+            y = take_next(st_f, st_i, txf, txi, st, down, now)
+            if y >= 0:
+                end = now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
+                push(heap, size, end, DONE_SERVICE, y, txi[y, TXI_GEN])
             if error:
                 moving, target = x, TO_ERROR
-            elif calls.parent[x] >= 0:       # a parallel call answers its attempt
+            elif txi[x, TXI_CALLER] > 0:     # a parallel call answers its attempt
                 moving, target = x, TO_DONE
             elif m.n_calls[st] > 0:          # the attempt calls its branches in parallel
-                fork(m, tx, calls, x, now)
+                fork(txf, txi, free, free_n, calls, m.n_calls, x, now)
                 forking = x
-                moving, target, next_j = next_call(m, tx, calls, forking, 0)
-            elif m.cl_on[st]:                # risk scoring picks the next station
-                moving, target = x, classified(m, acc, st, feats, x)
+                moving, target, next_j = next_call(txi, calls, m.calls_to, m.n_calls, forking, 0)
             else:
-                moving, target = x, drawn_route(m.route_cum, m.route_to, rngs[m.rng_route[st]], st)
+                moving, target = x, TO_ONWARD
         elif kind == TIMEOUT:
             x = ident
-            if tx.gen[x] != gen or tx.gave_up[x] or tx.state[x] == LEFT:
+            if txi[x, TXI_GEN] != gen or txi[x, TXI_GAVE_UP] == 1 or txi[x, TXI_STATE] == LEFT:
                 continue
-            tx.gave_up[x] = True
-            st = tx.station[x]
+            txi[x, TXI_GAVE_UP] = 1
+            st = txi[x, TXI_STATION]
             reason = TIMED_OUT
             if m.cancel[st]:
-                if tx.state[x] == FORKED:    # its parallel calls are withdrawn
+                if txi[x, TXI_STATE] == FORKED:   # its parallel calls are withdrawn
                     reason = CANCELLED
-                    withdraw_calls(m, acc, tx, calls, heap, rngs, slow, down, x, now)
+                    withdraw_calls(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, heap, size, slow, down,
+                                   x, now)
                 else:            # queued (abandoned), or in service (cancelled: the worker is freed now)
-                    reason = withdraw(m, acc, st, tx, x, heap, rngs, slow, down, now)
-                leave_system(acc, tx, x, now, False)   # not finished
+                    reason, y = withdraw(st_f, st_i, txf, txi, st, x, down, now)
+                    if y >= 0:
+                        end = now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
+                        push(heap, size, end, DONE_SERVICE, y, txi[y, TXI_GEN])
+                leave_system(sr_f, sr_i, txf, txi, x, now, False)   # not finished
                 in_flight -= 1
-                release_slot(tx, x)
+                release_slot(txi, free, free_n, x)
             failed = x           # (on_timeout: continue leaves the attempt where it is)
         while moving >= 0:       # route `moving` to station `target`, or out
             x = moving
             moving = -1
-            s = tx.stream[x]
+            s = txi[x, TXI_STREAM]
+            if target == TO_ONWARD:    # on from its station: its risk outcome's station, or a weighted route
+                st = txi[x, TXI_STATION]
+                if m.cl_on[st]:
+                    target = classified(m.cl_term, m.cl_coef, m.cl_review, m.cl_decline, m.cl_to, st_i, txf, st, x)
+                else:
+                    u = 0.0
+                    if m.route_cum.shape[1] > 1 and m.route_cum[st, 0] < np.inf:
+                        u = rngs[m.rng_route[st]].random()
+                    j = 0
+                    while m.route_cum[st, j] <= u:
+                        j += 1
+                    target = m.route_to[st, j]
             if target >= 0:
                 st = target
                 full = m.capacity[st] >= 0 and st_i[st, ST_WAITING] >= m.capacity[st]
@@ -241,35 +269,36 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
                     st_i[st, ST_REJECTED] += 1
                     target = TO_REJECTED
                 else:
-                    tx.arrived[x] = now
-                    tx.station[x] = st
-                    advance(acc, st, now)
+                    txf[x, TXF_ARRIVED] = now
+                    txi[x, TXI_STATION] = st
+                    advance(st_f, st_i, st, now)
                     st_i[st, ST_IN] += 1
                     st_i[st, ST_ENTERED] += 1
                     if st_i[st, ST_BUSY] < m.workers[st] and down[st] == UP:
                         st_i[st, ST_BUSY] += 1
-                        start_service(m, acc, st, tx, x, heap, rngs, slow, now)
+                        start_service(st_i, txf, txi, st, x, now)
+                        end = now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
+                        push(heap, size, end, DONE_SERVICE, x, txi[x, TXI_GEN])
                     else:
-                        enqueue(acc, st, tx, x)
-                    if forking >= 0:   # (a guard: passing the tables costs even when nothing is sent)
-                        moving, target, next_j = next_call(m, tx, calls, forking, next_j)
+                        enqueue(st_i, txi, st, x)
+                    if forking >= 0:
+                        moving, target, next_j = next_call(txi, calls, m.calls_to, m.n_calls, forking, next_j)
                     continue
-            if calls.parent[x] >= 0:     # a parallel call answered or failed: the join decides or waits
-                moving, target = call_returned(m, acc, tx, calls, heap, rngs, slow, down, feats, x,
-                                               outcome_of(target), now)
-                if moving < 0:
-                    if forking >= 0:   # (a guard: passing the tables costs even when nothing is sent)
-                        moving, target, next_j = next_call(m, tx, calls, forking, next_j)
+            if txi[x, TXI_CALLER] > 0:   # a parallel call answered or failed: the join decides or waits
+                moving, target = call_returned(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, heap, size,
+                                               slow, down, x, target, now)
+                if moving < 0 and forking >= 0:
+                    moving, target, next_j = next_call(txi, calls, m.calls_to, m.n_calls, forking, next_j)
                 continue
             finished = target == TO_DONE
-            leave_system(acc, tx, x, now, finished)
-            if not tx.gave_up[x]:
-                tx.gave_up[x] = True
+            leave_system(sr_f, sr_i, txf, txi, x, now, finished)
+            if txi[x, TXI_GAVE_UP] == 0:
+                txi[x, TXI_GAVE_UP] = 1
                 if finished:     # the request's latency runs from its first attempt, backoffs included
-                    latency = now - tx.origin[x]
+                    latency = now - txf[x, TXF_ORIGIN]
                     sr_i[s, SR_SUCCEEDED] += 1
-                    acc.sr_f[s, SRF_LATENCY] += latency
-                    acc.sr_f[s, SRF_SUCCESS_WAIT] += tx.wait[x]
+                    sr_f[s, SRF_LATENCY] += latency
+                    sr_f[s, SRF_SUCCESS_WAIT] += txf[x, TXF_WAIT]
                     if latency < m.min_value:
                         acc.sr_zeros[s] += 1
                     else:
@@ -277,24 +306,27 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
                 else:
                     failed, reason = x, ERRORED if target == TO_ERROR else REJECTED
             in_flight -= 1
-            release_slot(tx, x)
+            release_slot(txi, free, free_n, x)
         if failed >= 0:      # the client's attempt failed: retry it after a backoff, or count the outcome
-            s, attempt = tx.stream[failed], tx.attempt[failed]   # (a freed slot keeps its values until reused)
+            # (a freed slot keeps its values until reused)
+            s, attempt = txi[failed, TXI_STREAM], txi[failed, TXI_ATTEMPT]
             if may_retry(m.retry, tokens, s, attempt, reason):
-                delay = retry_delay(m.retry, s, attempt, tx.backoff[failed], rngs[m.rng_retry[s]])
-                origin = tx.origin[failed]
-                y = take_slot(tx)
-                tx.stream[y], tx.origin[y], tx.attempt[y], tx.backoff[y] = s, origin, attempt + 1, delay
-                feats[y] = feats[failed]     # the request's features go with it
-                tx.state[y] = BACKOFF
+                delay = retry_delay(m.retry, s, attempt, txf[failed, TXF_BACKOFF], rngs[m.rng_retry[s]])
+                origin = txf[failed, TXF_ORIGIN]
+                y = take_slot(free, free_n)
+                txi[y, TXI_STREAM], txi[y, TXI_ATTEMPT] = s, attempt + 1
+                txf[y, TXF_ORIGIN], txf[y, TXF_BACKOFF] = origin, delay
+                for k in range(N_FEATURES):    # the request's features go with it
+                    txf[y, TXF_FEATURES + k] = txf[failed, TXF_FEATURES + k]
+                txi[y, TXI_STATE] = BACKOFF
                 # (SimPy starts a zero-delay retry at once; here it follows the events already due
                 # at this instant, which differs only when events tie)
-                push(heap, now + delay, RETRY_START, y, tx.gen[y])
+                push(heap, size, now + delay, RETRY_START, y, txi[y, TXI_GEN])
             else:
                 sr_i[s, SR_FAILED + reason] += 1
     for s in range(n_st):      # close the window at the horizon
-        advance(acc, s, horizon)
-    area = population_area(acc, horizon)
+        advance(st_f, st_i, s, horizon)
+    area = population_area(sr_f, sr_i, horizon)
     if series_dt > 0 and sampled < acc.area_k.shape[0]:
         acc.area_k[sampled] = carried + area - last_area
     return 0
