@@ -16,19 +16,15 @@ bound over the mean: a true bias that large lands beyond the bound with probabil
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from conftest import assert_holm, scenario
 from scipy import integrate, optimize, stats
 
 from paysim.engine.compiled.driver import unsupported
 from paysim.runner import simulate
-from paysim.scenario import scenario_from_data
 
-SCENARIOS = Path(__file__).parent.parent / "scenarios"
 EXP = "exponential"
 
 
@@ -106,23 +102,6 @@ def test_classification_and_parallel_calls_give_the_same_numbers_on_both_engines
     assert not differ, f"simpy vs fast: {differ}"
     idle = [name for name in exercised if not reference[name] > 0]
     assert not idle, f"the case does not exercise what it is for: {idle}"
-
-
-def test_card_checkout_runs_compiled_under_auto_with_simpys_numbers():
-    """The example scenario as written, its flash sale (x1.8) moved into a one-minute run:
-    gamma and lognormal services, a profile and a deterministic stream are drawn alike by
-    both engines, so `auto` picks the compiled engine and every metric equals SimPy's."""
-    data = yaml.safe_load((SCENARIOS / "card-checkout.yaml").read_text(encoding="utf-8"))
-    data.update(horizon="60s", warmup="5s", replications=1)
-    data["arrivals"]["card"]["profile"] = [{"at": "0s", "x": 1.0}, {"at": "30s", "x": 1.8}, {"at": "45s", "x": 1.0}]
-    model = scenario_from_data(data, "card-checkout.yaml")
-    assert unsupported(model) is None
-    compiled = simulate(model, jobs=1, engine="auto")
-    assert compiled.engine == "fast"
-    reference = simulate(model, jobs=1, engine="simpy").rows[0]
-    differ = {name: (value, compiled.rows[0][name]) for name, value in reference.items()
-              if not _same(value, compiled.rows[0][name])}
-    assert not differ, f"simpy vs fast: {differ}"
 
 
 # ---------------------------------------------------------------- outcome shares against the logistic model
