@@ -108,12 +108,12 @@ def withdraw_calls(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, heap, siz
         absorb(txf, txi, free, free_n, calls, p, j)
 
 
-@jit
-def call_returned(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, heap, size, slow, down, c, target, now):
+@helper
+def call_returned(txf, txi, free, free_n, calls, join_any, c, target):
     """Call ``c`` left its branch for ``target`` (TO_DONE: it answered; TO_ERROR, TO_REJECTED:
     it failed): the join decides, or waits. Returns the attempt to move on and where to
     (TO_ONWARD, or TO_ERROR / TO_REJECTED when the join failed), or slot -1 while the join
-    waits. (Compiled apart from the loop: it runs only when a call returns.)"""
+    waits; and whether calls are still open (to be withdrawn: :func:`withdraw_calls`)."""
     p = txi[c, TXI_CALLER] - 1
     st = txi[p, TXI_STATION]
     j = 0
@@ -121,12 +121,11 @@ def call_returned(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, heap, size
         j += 1
     absorb(txf, txi, free, free_n, calls, p, j)
     if txi[p, TXI_STATE] != FORKED:
-        return -1, TO_DONE
+        return -1, TO_DONE, False
     txi[p, TXI_PENDING] -= 1
     last = txi[p, TXI_PENDING] == 0
     answered = target == TO_DONE
-    if (answered and (m.join_any[st] or last)) or (not answered and (not m.join_any[st] or last)):
-        withdraw_calls(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, heap, size, slow, down, p, now)
+    if (answered and (join_any[st] or last)) or (not answered and (not join_any[st] or last)):
         txi[p, TXI_STATE] = TRAVEL
-        return p, TO_ONWARD if answered else target
-    return -1, TO_DONE
+        return p, TO_ONWARD if answered else target, not last
+    return -1, TO_DONE, False

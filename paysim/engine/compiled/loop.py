@@ -285,8 +285,10 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
                         moving, target, next_j = next_call(txi, calls, m.calls_to, m.n_calls, forking, next_j)
                     continue
             if txi[x, TXI_CALLER] > 0:   # a parallel call answered or failed: the join decides or waits
-                moving, target = call_returned(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, heap, size,
-                                               slow, down, x, target, now)
+                moving, target, open_calls = call_returned(txf, txi, free, free_n, calls, m.join_any, x, target)
+                if open_calls:           # the join decided: the calls it no longer needs are withdrawn
+                    withdraw_calls(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, heap, size, slow, down,
+                                   moving, now)
                 if moving < 0 and forking >= 0:
                     moving, target, next_j = next_call(txi, calls, m.calls_to, m.n_calls, forking, next_j)
                 continue
