@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pytest
+from scipy import special
 from scipy import stats as sps
 
 from paysim.runner import RunResult, simulate
@@ -76,6 +78,27 @@ def assert_holm(result: RunResult, expected: dict[str, tuple[float, float]], alp
         mean = float(np.mean([row[metric] for row in result.rows]))
         failures.append(f"{metric}: theory {theory:.6g} vs mean {mean:.6g}, p = {p:.2g} <= {alpha / (len(tests) - k):.2g}")
     assert not failures, f"family-wise level {alpha}, seed {result.seed}:\n" + "\n".join(failures)
+
+
+def engine_differences(samples: dict[Any, tuple[Sequence[float], Sequence[float]]], alpha: float = 0.001,
+                       floor: float = 0.0) -> tuple[list[str], dict[Any, float]]:
+    """Two engines' replications compared per label as two independent samples (SimPy, then
+    the compiled engine; non-finite values dropped): the labels whose means differ by more
+    than z·sqrt(se1² + se2²), z Bonferroni-corrected to family-wise level ``alpha``, and each
+    label's detectable relative difference, twice that bound over the SimPy mean (a true
+    difference that large lands beyond the bound with probability above 99%), where that
+    mean exceeds ``floor``."""
+    z = float(special.ndtri(1 - alpha / (2 * len(samples))))
+    problems, detectable = [], {}
+    for label, (reference, compiled) in samples.items():
+        x, y = np.asarray(reference, float), np.asarray(compiled, float)
+        x, y = x[np.isfinite(x)], y[np.isfinite(y)]
+        bound = z * math.sqrt(x.var(ddof=1) / len(x) + y.var(ddof=1) / len(y))
+        if abs(x.mean() - y.mean()) > bound + 1e-12:
+            problems.append(f"{label}: simpy {x.mean():.6g} vs fast {y.mean():.6g} (allowed ±{bound:.3g})")
+        if x.mean() > floor:
+            detectable[label] = 2 * bound / x.mean()
+    return problems, detectable
 
 
 def assert_percentile(result: RunResult, metric: str, theory: float) -> None:
