@@ -82,6 +82,13 @@ EXACT = {   # (stations, arrivals, metrics > 0 that show the feature at work): n
         {"pay": {"interarrival": 0.23, "amount": {"dist": "uniform", "low": 0, "high": 400}}},
         ("system.errored", "stations.b.errored", "stations.c.cancelled",
          *(m.format(scope="front") for m in OUTCOME_RATES))),
+    # a closed population draws an amount per request too; the approved ones fork (join any)
+    "closed-clients-classify-fork": (
+        {"risk": {"service": _exp(0.05), "classify": RISK, "next": ROUTED},
+         "acquirer": {"workers": 2, "service": _exp(0.1), "parallel": ["b", "c"], "join": "any"},
+         "b": {"service": _exp(0.05)}, "c": {"service": _exp(0.05)}, "analysts": {"service": 0.3}},
+        {"users": {"clients": 6, "think": _exp(0.5), "amount": {"dist": "lognormal", "median": 80, "p99": 900}}},
+        (*(m.format(scope="risk") for m in OUTCOME_RATES), "stations.b.cancelled", "stations.c.cancelled")),
 }
 
 
