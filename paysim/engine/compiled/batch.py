@@ -59,7 +59,7 @@ from paysim.engine.compiled.codes import (
 )
 from paysim.engine.compiled.primitives import draw, helper, jit
 from paysim.engine.compiled.state import push, take_slot
-from paysim.engine.compiled.station import advance, append, finish, remove
+from paysim.engine.compiled.station import advance, append, finish
 from paysim.scenario import Station
 
 
@@ -125,17 +125,6 @@ def gather(st_i, txi, br, free, free_n, bt, heap, size, st, x, now):
     if bt[st, BT_FIRST_ITEM] > 0 and br[b, BR_JOINED] == 1:
         push(heap, size, now + bt[st, BT_EVERY], BATCH_DEADLINE, b, br[b, BR_GEN])
     return bt[st, BT_SIZE] > 0 and br[b, BR_JOINED] >= bt[st, BT_SIZE]
-
-
-@helper
-def leave_batch(st_i, txi, br, x):
-    """Withdrawn ``x`` leaves its batch, gathering, closed or in service (whose worker
-    carries on with the rest)."""
-    b = txi[x, TXI_BATCH]
-    remove(br, b, BR_HEAD, BR_TAIL, txi, x)
-    br[b, BR_LIVE] -= 1
-    if txi[x, TXI_STATE] == WAITING:
-        st_i[br[b, BR_STATION], ST_WAITING] -= 1
 
 
 @helper

@@ -5,13 +5,13 @@ Helpers take arrays, not the named tuples (see :mod:`paysim.engine.compiled.stat
 
 from __future__ import annotations
 
-import numpy as np
-
-from paysim.engine.compiled.codes import (ST_BUSY_WORKERS, ST_ERRORED, ST_FINISHED, STF_AREA_BUSY_WORKERS,
-                                          STF_SERVICE, STF_SOJOURN, SERVING, SR_IN, SRF_AREA_IN, SRF_LAST, ST_BUSY, ST_DEPARTED, ST_HEAD, ST_IN,
-                                          ST_STARTED, ST_TAIL, ST_WAITING, ST_WORKERS, STF_AREA_BUSY, STF_AREA_IN, STF_LAST,
-                                          STF_SERVICE_ALL, STF_TIME_ALL, STF_WAIT, STF_WAIT_ALL, TXF_ARRIVED,
-                                          TXF_STARTED, TXF_WAIT, TXI_NEXT, TXI_PREV, TXI_STATE, UP, WAITING)
+from paysim.engine.compiled.codes import (ABANDONED, BR_HEAD, BR_LIVE, BR_STATION, BR_TAIL, CANCELLED, SERVING, SR_IN,
+                                          SRF_AREA_IN, SRF_LAST, ST_ABANDONED, ST_BUSY, ST_BUSY_WORKERS, ST_CANCELLED,
+                                          ST_DEPARTED, ST_ERRORED, ST_FINISHED, ST_HEAD, ST_IN, ST_STARTED, ST_TAIL,
+                                          ST_WAITING, ST_WORKERS, STF_AREA_BUSY, STF_AREA_BUSY_WORKERS, STF_AREA_IN,
+                                          STF_LAST, STF_SERVICE, STF_SERVICE_ALL, STF_SOJOURN, STF_TIME_ALL, STF_WAIT,
+                                          STF_WAIT_ALL, TXF_ARRIVED, TXF_SERVICE, TXF_STARTED, TXF_WAIT, TXI_BATCH,
+                                          TXI_NEXT, TXI_PREV, TXI_STATE, UP, WAITING)
 from paysim.engine.compiled.primitives import bucket, helper
 
 
@@ -139,13 +139,38 @@ def finish(st_f, st_i, st_sketch, st_zeros, txf, st, x, now, service_time, error
 
 
 @helper
-def next_station(route_cum, route_to, st, rng):
-    """Where a transaction goes after ``st`` (a station, or TO_DONE): a draw from ``rng``
-    only where there is a choice."""
-    u = 0.0
-    if route_cum.shape[1] > 1 and route_cum[st, 0] < np.inf:
-        u = rng.random()
-    j = 0
-    while route_cum[st, j] <= u:
-        j += 1
-    return route_to[st, j]
+def leave_batch(st_i, txi, br, x):
+    """Withdrawn ``x`` leaves its batch, gathering, closed or in service (whose worker
+    carries on with the rest)."""
+    b = txi[x, TXI_BATCH]
+    remove(br, b, BR_HEAD, BR_TAIL, txi, x)
+    br[b, BR_LIVE] -= 1
+    if txi[x, TXI_STATE] == WAITING:
+        st_i[br[b, BR_STATION], ST_WAITING] -= 1
+
+
+@helper
+def withdraw(st_f, st_i, txf, txi, br, batched, st, x, down, now):
+    """Take ``x`` back from the station's queue (ABANDONED) or service (CANCELLED), as
+    ServiceStation.withdraw: its client timed out under ``on_timeout: cancel``, or its join no
+    longer needs this call. At a batch station (``batched``) it leaves its batch, whose worker
+    carries on with the rest. Returns the outcome and the transaction a freed worker took up
+    (its service to be scheduled), or -1."""
+    waiting = txi[x, TXI_STATE] == WAITING
+    if batched:
+        leave_batch(st_i, txi, br, x)
+    elif waiting:
+        unlink(st_i, txi, st, x)
+    if waiting:
+        txf[x, TXF_WAIT] += now - txf[x, TXF_ARRIVED]
+        leave_station(st_f, st_i, txf, st, x, now, 0.0)
+        st_i[st, ST_ABANDONED] += 1
+        return ABANDONED, -1
+    service_time = now - txf[x, TXF_STARTED]
+    txf[x, TXF_SERVICE] += service_time
+    leave_station(st_f, st_i, txf, st, x, now, service_time)
+    st_i[st, ST_BUSY] -= 1
+    st_i[st, ST_CANCELLED] += 1
+    if batched:
+        return CANCELLED, -1
+    return CANCELLED, take_next(st_f, st_i, txf, txi, st, down, now)
