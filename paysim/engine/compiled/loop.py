@@ -40,7 +40,8 @@ from paysim.engine.compiled.schedule import change_workers, peak_workers, push_c
 from paysim.engine.compiled.series import due, latency as latency_in_series, sampling, take, take_until, window_opened
 from paysim.engine.compiled.state import (grown_heap, grown_slots, new_heap, new_slots, pop, push, release_slot,
                                           take_slot)
-from paysim.engine.compiled.station import (advance, advance_stream, enqueue, finish, population_area, start_service, take_next, withdraw)
+from paysim.engine.compiled.station import (advance, advance_stream, enqueue, finish, population_area, start_service,
+                                            take_next, withdraw)
 
 
 @helper
