@@ -11,9 +11,9 @@ from paysim.engine.compiled import recursion
 from paysim.engine.compiled.batch import service_parts
 from paysim.engine.compiled.codes import (SR_AT_START, SR_FAILED, SR_RETRIES, SRF_AREA_IN, SRF_LATENCY, SRF_SERVICE,
                                           SRF_SUCCESS_WAIT, SRF_TIME, SRF_WAIT, ST_BATCHES, ST_BUSY_WORKERS,
-                                          ST_DEPARTED, ST_IN, ST_OUTCOMES, STF_AREA_BUSY, STF_AREA_BUSY_WORKERS, STF_AREA_IN,
-                                          STF_SERVICE, STF_SERVICE_ALL, STF_SOJOURN, STF_TIME_ALL, STF_WAIT,
-                                          STF_WAIT_ALL)
+                                          ST_DEPARTED, ST_IN, ST_OUTCOMES, STF_AREA_BUSY, STF_AREA_BUSY_WORKERS,
+                                          STF_AREA_IN, STF_SERVICE, STF_SERVICE_ALL, STF_SOJOURN, STF_TIME_ALL,
+                                          STF_WAIT, STF_WAIT_ALL)
 from paysim.engine.compiled.loop import run
 from paysim.engine.compiled.primitives import numba
 from paysim.engine.compiled.schedule import worker_seconds
