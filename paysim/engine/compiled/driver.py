@@ -15,7 +15,6 @@ from paysim.engine.compiled.codes import (SR_AT_START, SR_FAILED, SR_RETRIES, SR
                                           STF_AREA_IN, STF_SERVICE, STF_SERVICE_ALL, STF_SOJOURN, STF_TIME_ALL,
                                           STF_WAIT, STF_WAIT_ALL)
 from paysim.engine.compiled.loop import run
-from paysim.engine.compiled.primitives import numba
 from paysim.engine.compiled.schedule import worker_seconds
 from paysim.engine.compiled.series import new_series, series_rows
 from paysim.engine.compiled.tables import Accumulators, Generators, accumulators, build_model, drawable
@@ -27,8 +26,6 @@ from paysim.scenario.models import OUTCOMES
 
 def unsupported(scenario: Scenario) -> str | None:
     """Why the compiled engine cannot run ``scenario`` (None when it can)."""
-    if numba is None:
-        return "numba is not installed"
     for name, arrival in scenario.arrivals.items():
         if arrival.think is not None and not drawable(arrival.think):
             return f"arrivals.{name}.think: {type(arrival.think).__name__} needs the SimPy engine"
