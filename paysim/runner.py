@@ -21,7 +21,7 @@ from scipy import special
 
 from paysim.budget import per_replication
 from paysim.engine import run_replication
-from paysim.engine.fast import run_replication_fast, unsupported
+from paysim.engine.compiled import run_replication as run_replication_fast, unsupported
 from paysim.errors import PaysimError
 from paysim.preflight import expected_arrivals
 from paysim.observe import Observer, StationObserver, StreamObserver

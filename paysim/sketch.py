@@ -53,6 +53,17 @@ class QuantileSketch:
         if len(buffer) >= _BUFFER:
             self._flush()
 
+    def layout(self) -> tuple[float, int, int]:
+        """(log gamma, offset, number of buckets): value v > MIN_VALUE falls in bucket
+        clip(ceil(log(v) / log gamma) - offset, 0, buckets - 1). Compiled code bins with it."""
+        return self._log_gamma, self._offset, self._counts.size
+
+    def add_counts(self, counts: np.ndarray, zeros: int) -> None:
+        """Add values already binned with :meth:`layout`: ``counts`` per bucket and ``zeros``."""
+        self._flush()
+        self._counts += counts
+        self._zeros += int(zeros)
+
     def quantile(self, q: float) -> float:
         """The q-quantile (0 <= q <= 1) of the values added; NaN when there are none."""
         self._flush()

@@ -23,8 +23,8 @@ import pytest
 from conftest import TEST_LEVEL, assert_theory, scenario
 from scipy import special, stats
 
-from paysim.engine import recursion
-from paysim.engine.fast import unsupported
+from paysim.engine.compiled import recursion
+from paysim.engine.compiled import unsupported
 from paysim.runner import simulate
 from paysim.scenario import load_scenario
 

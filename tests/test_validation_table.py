@@ -43,7 +43,7 @@ from scipy.optimize import brentq
 
 from conftest import SEED, assert_holm, assert_little, scenario
 from paysim import analytic
-from paysim.engine.fast import unsupported
+from paysim.engine.compiled import unsupported
 from paysim.runner import simulate
 from paysim.sketch import RELATIVE_ERROR
 from paysim.theory import analyse

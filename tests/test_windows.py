@@ -12,7 +12,7 @@ from test_fast_engine import _compare
 from typer.testing import CliRunner
 
 from paysim.cli import app
-from paysim.engine import recursion
+from paysim.engine.compiled import recursion
 from paysim.runner import replicate, simulate
 from paysim.stats import estimate
 

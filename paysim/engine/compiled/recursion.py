@@ -16,8 +16,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from paysim.engine.fast import (ABANDONED, CANCELLED, ERRORED, REJECTED, TIMED_OUT, _jit, arrival_cursors, bucket, draw,
-                               next_arrival)
+from paysim.engine.compiled.arrivals import arrival_cursors, next_arrival
+from paysim.engine.compiled.codes import (ABANDONED, CANCELLED, ERRORED, REJECTED, SR_ARRIVED, SR_AT_START,
+                                          SR_ATTEMPTS, SR_DEPARTED, SR_FAILED, SR_FINISHED, SR_IN, SR_SUCCEEDED,
+                                          SRF_AREA_IN, SRF_LATENCY, SRF_SERVICE, SRF_SUCCESS_WAIT, SRF_TIME, SRF_WAIT,
+                                          ST_ABANDONED, ST_BUSY, ST_CANCELLED, ST_DEPARTED, ST_ENTERED, ST_ERRORED,
+                                          ST_FINISHED, ST_IN, ST_REJECTED, ST_STARTED, STF_AREA_BUSY, STF_AREA_IN,
+                                          STF_SERVICE, STF_SERVICE_ALL, STF_SOJOURN, STF_TIME_ALL, STF_WAIT,
+                                          STF_WAIT_ALL, TIMED_OUT)
+from paysim.engine.compiled.primitives import bucket, draw, jit
 from paysim.scenario import Scenario
 
 
@@ -31,12 +38,12 @@ def fits(scenario: Scenario) -> bool:
             and all(a.retry is None for a in scenario.arrivals.values()))
 
 
-@_jit(inline=True)
+@jit(inline=True)
 def overlap(start, end, w0, w1):
     return max(0.0, min(end, w1) - max(start, w0))
 
 
-@_jit(inline=True)
+@jit(inline=True)
 def spread(area_k, dt, start, end):
     """Add a stay [start, end) to the population areas of the intervals of length ``dt`` it overlaps."""
     k = int(start / dt)
@@ -45,7 +52,7 @@ def spread(area_k, dt, start, end):
         k += 1
 
 
-@_jit(inline=True)
+@jit(inline=True)
 def sift_down(heap, n, value):
     """Replace the smallest of ``heap[:n]`` by ``value`` and restore the min-heap."""
     i = 0
@@ -62,7 +69,7 @@ def sift_down(heap, n, value):
     heap[i] = value
 
 
-@_jit(inline=True)
+@jit(inline=True)
 def push(heap, n, value):
     """Add ``value`` to the min-heap ``heap[:n]``, growing it when full; returns the heap."""
     if n == heap.shape[0]:
@@ -78,7 +85,7 @@ def push(heap, n, value):
     return heap
 
 
-@_jit(inline=True)
+@jit(inline=True)
 def ring_push(ring, head, n, value):
     """Append ``value`` to the ring buffer ``ring`` (a power-of-two size) holding ``n`` values
     from ``head``, growing it when full; returns the ring and its head."""
@@ -89,29 +96,29 @@ def ring_push(ring, head, n, value):
     return ring, head
 
 
-@_jit
-def run_single(seed, warmup, horizon, max_in_flight,
-               service, workers, capacity, errors, cancel,
-               timeout, clock, unit_det, gap, step_at, step_rate, emp,
-               log_gamma, offset, nbuckets, min_value,
-               st_f, st_i, st_sketch, st_zeros, sr_f, sr_i, sr_sketch, sr_zeros, now_at, series_dt, area_k):
-    """Same arguments and accumulators as :func:`paysim.engine.fast.run`, for one station."""
-    np.random.seed(seed)
+@jit
+def run_single(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
+    """Same arguments and accumulators as :func:`paysim.engine.compiled.loop.run`, for one station."""
+    st_f, st_i, sr_f, sr_i = acc.st_f, acc.st_i, acc.sr_f, acc.sr_i
+    st_sketch, st_zeros, sr_sketch, sr_zeros = acc.st_sketch, acc.st_zeros, acc.sr_sketch, acc.sr_zeros
+    now_at, area_k = acc.now_at, acc.area_k
+    timeout, emp = m.timeout, m.emp
+    service_rng, errors_rng = rngs[m.rng_service[0]], rngs[m.rng_errors[0]]
     n_sr = timeout.shape[0]
-    c = workers[0]
+    c = m.workers[0]
     free = np.zeros(c)                # min-heap of the workers' free times
     # the times the waiting customers leave the queue: their start times, in arrival order
     # (a ring buffer) unless some may abandon first (then a min-heap)
-    cancels = cancel[0]
+    cancels = m.cancel[0]
     abandons = cancels and np.any(timeout < np.inf)
     waiting = np.empty(64)
     n_wait = head = 0
-    limit = capacity[0]
-    p_error = errors[0]
-    segment = arrival_cursors(clock, gap)
+    limit = m.capacity[0]
+    p_error = m.errors[0]
+    segment = arrival_cursors(m.clock, m.gap)
     next_t = np.empty(n_sr)
     for s in range(n_sr):
-        next_t[s] = next_arrival(s, 0.0, clock, unit_det, gap, emp, step_at, step_rate, segment)
+        next_t[s] = next_arrival(s, 0.0, m, rngs[m.rng_arrivals[s]], segment)
     while True:
         s = 0
         for k in range(1, n_sr):
@@ -120,7 +127,7 @@ def run_single(seed, warmup, horizon, max_in_flight,
         a = next_t[s]
         if a >= horizon:
             break
-        next_t[s] = next_arrival(s, a, clock, unit_det, gap, emp, step_at, step_rate, segment)
+        next_t[s] = next_arrival(s, a, m, rngs[m.rng_arrivals[s]], segment)
         now_at[0] = a            # for the progress bar
         counted = a >= warmup
         if abandons:                  # who has left the queue by now
@@ -136,16 +143,16 @@ def run_single(seed, warmup, horizon, max_in_flight,
             return -1
         earliest = free[0]
         if counted:
-            sr_i[s, 1] += 1        # arrived
-            sr_i[s, 3] += 1        # attempts
+            sr_i[s, SR_ARRIVED] += 1
+            sr_i[s, SR_ATTEMPTS] += 1
         if limit >= 0 and earliest > a and n_wait >= limit:
             if counted:            # rejected: enters and leaves the system at once
-                st_i[0, 3] += 1
-                sr_i[s, 5] += 1
-                sr_i[s, 6 + REJECTED] += 1
+                st_i[0, ST_REJECTED] += 1
+                sr_i[s, SR_DEPARTED] += 1
+                sr_i[s, SR_FAILED + REJECTED] += 1
             continue
         if counted:
-            st_i[0, 2] += 1        # entered
+            st_i[0, ST_ENTERED] += 1
         patience = a + timeout[s]
         start = max(a, earliest)
         if cancels and patience <= start:
@@ -155,21 +162,21 @@ def run_single(seed, warmup, horizon, max_in_flight,
             leave = patience
             wait = leave - a
             stay = overlap(a, leave, warmup, horizon)
-            sr_i[s, 11] += a < warmup <= leave      # inside when the window opened
-            st_f[0, 0] += stay
-            sr_f[s, 0] += stay
+            sr_i[s, SR_AT_START] += a < warmup <= leave      # inside when the window opened
+            st_f[0, STF_AREA_IN] += stay
+            sr_f[s, SRF_AREA_IN] += stay
             if warmup <= leave < horizon:
-                st_i[0, 9] += 1
-                st_i[0, 7] += 1
-                st_f[0, 5] += wait
-                st_f[0, 6] += wait
-                sr_i[s, 6 + ABANDONED] += 1
-                sr_i[s, 5] += 1
-                sr_f[s, 3] += wait
-                sr_f[s, 4] += wait
+                st_i[0, ST_DEPARTED] += 1
+                st_i[0, ST_ABANDONED] += 1
+                st_f[0, STF_TIME_ALL] += wait
+                st_f[0, STF_WAIT_ALL] += wait
+                sr_i[s, SR_FAILED + ABANDONED] += 1
+                sr_i[s, SR_DEPARTED] += 1
+                sr_f[s, SRF_TIME] += wait
+                sr_f[s, SRF_WAIT] += wait
             elif leave >= horizon:
-                st_i[0, 0] += 1
-                sr_i[s, 0] += 1
+                st_i[0, ST_IN] += 1
+                sr_i[s, SR_IN] += 1
             if series_dt > 0:
                 spread(area_k, series_dt, a, leave)
             continue
@@ -179,7 +186,7 @@ def run_single(seed, warmup, horizon, max_in_flight,
             else:
                 waiting, head = ring_push(waiting, head, n_wait, start)
             n_wait += 1
-        service_time = draw(service[0], emp)
+        service_time = draw(m.service[0], emp, service_rng)
         end = start + service_time
         cut = cancels and patience <= end          # timed out in service, and the worker is freed
         if cut:
@@ -189,56 +196,56 @@ def run_single(seed, warmup, horizon, max_in_flight,
         wait = start - a
         sojourn = end - a
         if warmup <= start < horizon:
-            st_i[0, 4] += 1        # started
-            st_f[0, 2] += wait
+            st_i[0, ST_STARTED] += 1
+            st_f[0, STF_WAIT] += wait
         stay = overlap(a, end, warmup, horizon)
-        sr_i[s, 11] += a < warmup <= end
-        st_f[0, 0] += stay
-        st_f[0, 1] += overlap(start, end, warmup, horizon)
-        sr_f[s, 0] += stay
+        sr_i[s, SR_AT_START] += a < warmup <= end
+        st_f[0, STF_AREA_IN] += stay
+        st_f[0, STF_AREA_BUSY] += overlap(start, end, warmup, horizon)
+        sr_f[s, SRF_AREA_IN] += stay
         if series_dt > 0:
             spread(area_k, series_dt, a, end)
         if end >= horizon:         # still here when the window closes
-            st_i[0, 0] += 1
-            st_i[0, 1] += start < horizon
-            sr_i[s, 0] += 1
+            st_i[0, ST_IN] += 1
+            st_i[0, ST_BUSY] += start < horizon
+            sr_i[s, SR_IN] += 1
         gave_up = patience <= end
         if gave_up and warmup <= patience < horizon:
-            sr_i[s, 6 + (CANCELLED if cut else TIMED_OUT)] += 1
+            sr_i[s, SR_FAILED + (CANCELLED if cut else TIMED_OUT)] += 1
         if not warmup <= end < horizon:
             continue
-        st_i[0, 9] += 1            # departed
-        st_f[0, 5] += sojourn
-        st_f[0, 6] += wait
-        st_f[0, 7] += service_time
-        sr_i[s, 5] += 1
-        sr_f[s, 3] += sojourn
-        sr_f[s, 4] += wait
-        sr_f[s, 5] += service_time
+        st_i[0, ST_DEPARTED] += 1
+        st_f[0, STF_TIME_ALL] += sojourn
+        st_f[0, STF_WAIT_ALL] += wait
+        st_f[0, STF_SERVICE_ALL] += service_time
+        sr_i[s, SR_DEPARTED] += 1
+        sr_f[s, SRF_TIME] += sojourn
+        sr_f[s, SRF_WAIT] += wait
+        sr_f[s, SRF_SERVICE] += service_time
         if cut:
-            st_i[0, 8] += 1        # cancelled
+            st_i[0, ST_CANCELLED] += 1
             continue
-        error = p_error > 0 and np.random.random() < p_error
-        st_i[0, 5] += 1            # finished
-        st_i[0, 6] += error
-        st_f[0, 3] += sojourn
-        st_f[0, 4] += service_time
-        tiny = sojourn < min_value    # the sketch's bucket, shared by the station's and the stream's
-        b = 0 if tiny else bucket(sojourn, log_gamma, offset, nbuckets)
+        error = p_error > 0 and errors_rng.random() < p_error
+        st_i[0, ST_FINISHED] += 1
+        st_i[0, ST_ERRORED] += error
+        st_f[0, STF_SOJOURN] += sojourn
+        st_f[0, STF_SERVICE] += service_time
+        tiny = sojourn < m.min_value    # the sketch's bucket, shared by the station's and the stream's
+        b = 0 if tiny else bucket(sojourn, m.log_gamma, m.offset, m.nbuckets)
         if tiny:
             st_zeros[0] += 1
         else:
             st_sketch[0, b] += 1
         if not error:
-            sr_i[s, 4] += 1        # finished its route
+            sr_i[s, SR_FINISHED] += 1   # finished its route
         if gave_up:
             continue
         if error:
-            sr_i[s, 6 + ERRORED] += 1
+            sr_i[s, SR_FAILED + ERRORED] += 1
         else:
-            sr_i[s, 2] += 1        # succeeded
-            sr_f[s, 1] += sojourn
-            sr_f[s, 2] += wait
+            sr_i[s, SR_SUCCEEDED] += 1
+            sr_f[s, SRF_LATENCY] += sojourn
+            sr_f[s, SRF_SUCCESS_WAIT] += wait
             if tiny:
                 sr_zeros[s] += 1
             else:

@@ -1,0 +1,56 @@
+"""The integer codes and named table columns the compiled engine's kernels share.
+
+numba reads module-level integers as compile-time constants, so naming a column costs
+nothing at run time.
+"""
+
+# distribution codes; a distribution is a row (code, p1, p2, p3) of a parameter table
+DET, EXP, LOGN, GAMMA, UNIF, HYPER, EMP = range(7)
+
+# event kinds
+ARRIVAL, DONE_SERVICE, TIMEOUT, WINDOW, SERIES = range(5)
+RETRY_START = 5        # a client's next attempt, after its backoff
+STATION_CHANGE = 6     # a slowdown or outage begins or ends (ident: 2 * window, + 1 at its end)
+
+# transaction states (BACKOFF: the slot holds a retry not yet started)
+TRAVEL, WAITING, SERVING, LEFT, BACKOFF = range(5)
+
+# final outcomes of a request, in the order of the stream table's failure columns
+REJECTED, TIMED_OUT, ERRORED, ABANDONED, CANCELLED = range(5)
+
+# where a moving transaction goes when not to a station
+TO_DONE, TO_ERROR, TO_REJECTED = -1, -2, -3
+
+# a station's state during an outage
+UP, REFUSE, HANG = range(3)
+
+# arrival clocks: Poisson/deterministic work over a step profile, a renewal gap, a replayed trace
+PROFILE, RENEWAL, TRACE = range(3)
+
+# the retry table: one row per stream (attempts 1 = no retry; budget < 0 = no budget)
+RT_ATTEMPTS, RT_BACKOFF, RT_BASE, RT_MAX, RT_JITTER, RT_ON, RT_BUDGET, RT_TOKEN_CAP = range(8)
+CONSTANT, EXPONENTIAL, DECORRELATED = range(3)       # backoff
+JITTER_NONE, JITTER_FULL, JITTER_EQUAL = range(3)
+ON_TIMEOUT, ON_REJECTED, ON_ERROR = 1, 2, 4          # bits of RT_ON
+
+# the station windows table: one row per slowdown or outage, in the order SimPy schedules them
+CW_STATION, CW_AT, CW_END, CW_OUTAGE, CW_VALUE = range(5)   # CW_VALUE: the factor, or REFUSE / HANG
+
+# a station's float accumulators (time integrals and sums, as paysim.observe.StationObserver)
+(STF_AREA_IN, STF_AREA_BUSY, STF_WAIT, STF_SOJOURN, STF_SERVICE,
+ STF_TIME_ALL, STF_WAIT_ALL, STF_SERVICE_ALL, STF_LAST, STF_WIDTH) = range(10)
+STF_SUMS = STF_LAST    # columns zeroed when the window opens: those before STF_LAST
+
+# a station's integer state and counts
+(ST_IN, ST_BUSY, ST_ENTERED, ST_REJECTED, ST_STARTED, ST_FINISHED, ST_ERRORED, ST_ABANDONED,
+ ST_CANCELLED, ST_DEPARTED, ST_WAITING, ST_HEAD, ST_TAIL, ST_WIDTH) = range(14)
+ST_COUNTS = (ST_ENTERED, ST_DEPARTED + 1)   # the counts zeroed when the window opens
+
+# a stream's float accumulators (as paysim.observe.StreamObserver)
+SRF_AREA_IN, SRF_LATENCY, SRF_SUCCESS_WAIT, SRF_TIME, SRF_WAIT, SRF_SERVICE, SRF_LAST, SRF_WIDTH = range(8)
+
+# a stream's integer state and counts; SR_FAILED + outcome counts the requests that failed so
+(SR_IN, SR_ARRIVED, SR_SUCCEEDED, SR_ATTEMPTS, SR_FINISHED, SR_DEPARTED, SR_FAILED) = range(7)
+SR_AT_START = SR_FAILED + 5    # in the system when the window opened
+SR_RETRIES = SR_AT_START + 1   # attempts that were retries
+SR_WIDTH = SR_RETRIES + 1

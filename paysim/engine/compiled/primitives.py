@@ -1,0 +1,59 @@
+"""The compiled engine's building blocks: the jit decorator, random draws and the
+percentile sketch's bucket."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from paysim.engine.compiled.codes import DET, EXP, GAMMA, HYPER, LOGN, UNIF
+
+try:
+    import numba
+except ImportError:  # pragma: no cover - numba is a dependency; this keeps paysim usable without it
+    numba = None
+
+
+def jit(function=None, *, inline: bool = False):
+    """Compiled with numba, its machine code cached on disk; plain Python without numba.
+    ``inline``: a small helper of a kernel, compiled into its callers."""
+    if function is None:
+        return lambda f: jit(f, inline=inline)
+    if numba is None:
+        return function
+    return numba.njit(cache=True, nogil=True, error_model="numpy", inline="always" if inline else "never")(function)
+
+
+@jit(inline=True)
+def draw(p, emp, rng):
+    """One value of the distribution whose parameter row is ``p``, from generator ``rng``
+    (an empirical distribution's values are ``emp[p1:p2]``)."""
+    code = int(p[0])
+    if code == DET:
+        return p[1]
+    if code == EXP:
+        return rng.exponential(p[1])
+    if code == LOGN:
+        return rng.lognormal(p[1], p[2])
+    if code == GAMMA:
+        return rng.gamma(p[1], p[2])
+    if code == UNIF:
+        return rng.uniform(p[1], p[2])
+    if code == HYPER:
+        return rng.exponential(p[2] if rng.random() < p[1] else p[3])
+    start, end = int(p[1]), int(p[2])
+    return emp[start + int(rng.random() * (end - start))]
+
+
+@jit(inline=True)
+def doubled(a):
+    """``a`` twice as long (a transaction slot's fields are written before they are read)."""
+    return np.concatenate((a, a))
+
+
+@jit(inline=True)
+def bucket(value, log_gamma, offset, size):
+    """The percentile sketch's bucket of ``value`` (as paysim.sketch.QuantileSketch bins it)."""
+    b = math.ceil(math.log(value) / log_gamma) - offset
+    return min(max(b, 0), size - 1)

@@ -1,0 +1,224 @@
+"""The scenario flattened into the named tables the compiled kernels read, and the
+accumulators they fill.
+
+Every random component of the model (a stream's arrivals, a station's service times, ...)
+draws from its own generator, the very one the SimPy engine gives it
+(:func:`paysim.engine.seeds.component_rng`); the tables hold each component's index in the
+list of generators. So common random numbers hold across what-if variants, and a result
+depends on (seed, replication) only.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from paysim import distributions as d
+from paysim.engine.compiled.codes import (CONSTANT, CW_STATION, DECORRELATED, DET, EMP, EXP, EXPONENTIAL, GAMMA,
+                                          HANG, HYPER, JITTER_EQUAL, JITTER_FULL, JITTER_NONE, LOGN, ON_ERROR,
+                                          ON_REJECTED, ON_TIMEOUT, PROFILE, REFUSE, RENEWAL, SR_WIDTH, ST_WIDTH,
+                                          SRF_WIDTH, STF_WIDTH, TRACE, UNIF)
+from paysim.engine.retry import token_cap
+from paysim.engine.seeds import component_rng
+from paysim.scenario import Scenario
+from paysim.sketch import MIN_VALUE, QuantileSketch
+
+
+class Model(NamedTuple):
+    """What the kernels read: per station (rows in scenario order), per stream, and shared."""
+    service: np.ndarray      # (stations, 4) service distribution rows
+    workers: np.ndarray      # int
+    capacity: np.ndarray     # int: waiting room, -1 unbounded
+    errors: np.ndarray       # probability a service ends in an error
+    cancel: np.ndarray       # bool: on_timeout: cancel
+    route_cum: np.ndarray    # (stations, width) cumulative routing probabilities (last inf)
+    route_to: np.ndarray     # int (stations, width): the target station, -1 done
+    windows: np.ndarray      # (slowdowns and outages, CW_*) in the order SimPy schedules them
+    entry: np.ndarray        # int: per stream its first station
+    timeout: np.ndarray      # per stream its client's timeout (inf: none)
+    clock: np.ndarray        # int: per stream PROFILE, RENEWAL or TRACE
+    unit_det: np.ndarray     # bool: a deterministic profile stream
+    gap: np.ndarray          # (streams, 4) renewal gap row; for a trace its [start, end) in emp
+    step_at: np.ndarray      # (streams, steps + 1) the profile's step times (inf after the last)
+    step_rate: np.ndarray    # (streams, steps + 1) the rate in each step
+    retry: np.ndarray        # (streams, RT_*) the retry policy
+    emp: np.ndarray          # empirical distributions' values, then replayed traces' times
+    rng_service: np.ndarray  # int: per station, the index of its generator in the list
+    rng_route: np.ndarray
+    rng_errors: np.ndarray
+    rng_arrivals: np.ndarray  # int: per stream
+    rng_retry: np.ndarray
+    log_gamma: float         # the percentile sketch's buckets
+    offset: int
+    nbuckets: int
+    min_value: float
+
+
+class Accumulators(NamedTuple):
+    """What the kernels fill: the observer's sums, counts and sketches, per station and stream."""
+    st_f: np.ndarray         # (stations, STF_WIDTH)
+    st_i: np.ndarray         # int (stations, ST_WIDTH)
+    st_sketch: np.ndarray    # int (stations, buckets)
+    st_zeros: np.ndarray     # int: values below the sketch's smallest
+    sr_f: np.ndarray         # (streams, SRF_WIDTH)
+    sr_i: np.ndarray         # int (streams, SR_WIDTH)
+    sr_sketch: np.ndarray
+    sr_zeros: np.ndarray
+    now_at: np.ndarray       # (1,) the kernel's clock, read for the progress bar
+    area_k: np.ndarray       # the population's area per series interval
+
+
+def accumulators(scenario: Scenario, sketch: QuantileSketch, intervals: int) -> Accumulators:
+    n_st, n_sr = len(scenario.stations), len(scenario.arrivals)
+    buckets = sketch.layout()[2]
+    return Accumulators(np.zeros((n_st, STF_WIDTH)), np.zeros((n_st, ST_WIDTH), np.int64),
+                        np.zeros((n_st, buckets), np.int64), np.zeros(n_st, np.int64),
+                        np.zeros((n_sr, SRF_WIDTH)), np.zeros((n_sr, SR_WIDTH), np.int64),
+                        np.zeros((n_sr, buckets), np.int64), np.zeros(n_sr, np.int64), np.zeros(1),
+                        np.zeros(intervals))
+
+
+def _code(dist: d.Distribution) -> tuple[int, float, float, float] | None:
+    """A distribution's row (code, p1, p2, p3), None when the kernels cannot draw it."""
+    if isinstance(dist, d.Deterministic):
+        return DET, dist.value, 0.0, 0.0
+    if isinstance(dist, d.Exponential):
+        return EXP, dist.mean, 0.0, 0.0
+    if isinstance(dist, d.Lognormal):
+        return LOGN, dist.mu, dist.sigma, 0.0
+    if isinstance(dist, d.Gamma):
+        return GAMMA, dist.shape, dist.scale, 0.0
+    if isinstance(dist, d.Uniform):
+        return UNIF, dist.low, dist.high, 0.0
+    if isinstance(dist, d.Hyperexponential):
+        return HYPER, dist.p1, dist.mean1, dist.mean2
+    if isinstance(dist, d.Empirical):
+        return EMP, 0.0, 0.0, 0.0   # the values go in a side table
+    return None
+
+
+def drawable(dist: d.Distribution) -> bool:
+    return _code(dist) is not None
+
+
+class Generators:
+    """The random generators of one replication, one per (kind, name) component, in a list
+    the kernels index."""
+
+    def __init__(self, seed: int, replication: int) -> None:
+        self.seed, self.replication = seed, replication
+        self.generators: list[np.random.Generator] = []
+        self._index: dict[tuple[str, str], int] = {}
+
+    def index(self, kind: str, name: str) -> int:
+        key = (kind, name)
+        if key not in self._index:
+            self._index[key] = len(self.generators)
+            self.generators.append(component_rng(self.seed, self.replication, kind, name))
+        return self._index[key]
+
+    def typed(self):
+        """The generators as the typed list the kernels take."""
+        from numba.typed import List
+        return List(self.generators)
+
+
+_BACKOFFS = {"constant": CONSTANT, "exponential": EXPONENTIAL, "decorrelated": DECORRELATED}
+_JITTERS = {"none": JITTER_NONE, "full": JITTER_FULL, "equal": JITTER_EQUAL}
+_TRIGGERS = {"timeout": ON_TIMEOUT, "rejected": ON_REJECTED, "error": ON_ERROR}
+
+
+def _retry_row(arrival) -> list[float]:
+    """A stream's row of the retry table (attempts 1: it never retries)."""
+    retry = arrival.retry
+    if retry is None:
+        return [1, CONSTANT, 0.0, 0.0, JITTER_NONE, 0, -1.0, 0.0]
+    budget = -1.0 if retry.budget is None else retry.budget
+    return [retry.attempts, _BACKOFFS[retry.backoff], retry.base, retry.max, _JITTERS[retry.jitter],
+            sum(_TRIGGERS[t] for t in set(retry.on)), budget, token_cap(arrival)]
+
+
+def _profile_steps(arrival) -> list[tuple[float, float]]:
+    """(start, rate) of each step of a Poisson/deterministic stream's rate profile."""
+    points = [(p.at, p.x) for p in arrival.profile or ()]
+    first = points[0][1] if points and points[0][0] <= 0 else 1.0
+    return [(0.0, arrival.rate * first)] + [(at, arrival.rate * x) for at, x in points if at > 0]
+
+
+def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSketch) -> Model:
+    """Flatten ``scenario`` into a :class:`Model`, registering its random components in ``generators``."""
+    stations, arrivals = scenario.stations, scenario.arrivals
+    index = {name: i for i, name in enumerate(stations)}
+    dists = [s.service for s in stations.values()] + [a.interarrival for a in arrivals.values()
+                                                      if a.interarrival is not None]
+    empirical = [x for x in dists if isinstance(x, d.Empirical)]
+    # the side table: each empirical distribution's values, then each replayed trace's times
+    columns = [np.asarray(e.values, float) for e in empirical] + \
+              [a.trace.times for a in arrivals.values() if a.trace is not None]
+    emp = np.concatenate(columns) if columns else np.zeros(1)
+    starts = np.cumsum([0] + [len(column) for column in columns])
+    emp_range = {id(e): (starts[i], starts[i + 1]) for i, e in enumerate(empirical)}
+    trace_range = iter(zip(starts[len(empirical):-1], starts[len(empirical) + 1:]))
+
+    def row(dist: d.Distribution) -> list[float]:
+        code, a, b, c = _code(dist)
+        if code == EMP:
+            a, b = emp_range[id(dist)]
+        return [code, a, b, c]
+
+    width = max(len(s.routes) for s in stations.values())
+    route_cum = np.full((len(stations), width), np.inf)
+    route_to = np.full((len(stations), width), -1, np.int64)   # -1: done
+    for i, station in enumerate(stations.values()):
+        total = 0.0
+        for j, (target, p) in enumerate(station.routes.items()):
+            total += p
+            route_cum[i, j] = total
+            route_to[i, j] = index.get(target, -1)
+        route_cum[i, len(station.routes) - 1] = np.inf   # rounding never sends anyone nowhere
+    # per station its slowdowns, then its outages: the order of SimPy's events at equal times
+    windows = [[i, w.at, w.at + w.length, 0, w.factor] for i, s in enumerate(stations.values())
+               for w in s.slowdowns] + \
+              [[i, w.at, w.at + w.length, 1, REFUSE if w.mode == "refuse" else HANG]
+               for i, s in enumerate(stations.values()) for w in s.outages]
+    windows.sort(key=lambda window: window[CW_STATION])   # stable: slowdowns before outages per station
+
+    steps = [[(0.0, 0.0)] if a.interarrival is not None or a.trace is not None else _profile_steps(a)
+             for a in arrivals.values()]
+    n_steps = max(len(rows) for rows in steps)
+    step_at = np.full((len(arrivals), n_steps + 1), np.inf)
+    step_rate = np.zeros((len(arrivals), n_steps + 1))
+    for i, rows in enumerate(steps):
+        for j, (at, rate) in enumerate(rows):
+            step_at[i, j], step_rate[i, j] = at, rate
+    log_gamma, offset, nbuckets = sketch.layout()
+
+    def per_station(kind: str) -> np.ndarray:
+        return np.array([generators.index(kind, name) for name in stations], np.int64)
+
+    def per_stream(kind: str) -> np.ndarray:
+        return np.array([generators.index(kind, name) for name in arrivals], np.int64)
+
+    return Model(
+        service=np.array([row(s.service) for s in stations.values()], float),
+        workers=np.array([s.workers for s in stations.values()], np.int64),
+        capacity=np.array([-1 if s.queue is None else s.queue for s in stations.values()], np.int64),
+        errors=np.array([s.errors for s in stations.values()], float),
+        cancel=np.array([s.on_timeout == "cancel" for s in stations.values()], np.bool_),
+        route_cum=route_cum, route_to=route_to,
+        windows=np.array(windows, float).reshape(len(windows), 5),
+        entry=np.array([index[scenario.entry(n)] for n in arrivals], np.int64),
+        timeout=np.array([a.timeout if a.timeout is not None else np.inf for a in arrivals.values()], float),
+        clock=np.array([TRACE if a.trace is not None else RENEWAL if a.interarrival is not None else PROFILE
+                        for a in arrivals.values()], np.int64),
+        unit_det=np.array([a.process == "deterministic" for a in arrivals.values()], np.bool_),
+        gap=np.array([row(a.interarrival) if a.interarrival is not None
+                      else [DET, *next(trace_range), 0] if a.trace is not None else [DET, 0, 0, 0]
+                      for a in arrivals.values()], float),
+        step_at=step_at, step_rate=step_rate,
+        retry=np.array([_retry_row(a) for a in arrivals.values()], float),
+        emp=emp,
+        rng_service=per_station("service"), rng_route=per_station("route"), rng_errors=per_station("errors"),
+        rng_arrivals=per_stream("arrivals"), rng_retry=per_stream("retry"),
+        log_gamma=log_gamma, offset=offset, nbuckets=nbuckets, min_value=MIN_VALUE)
