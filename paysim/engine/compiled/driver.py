@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from paysim.engine.compiled import recursion
+from paysim.engine.compiled import executor, recursion
 from paysim.engine.compiled.codes import (SR_AT_START, SR_FAILED, SR_RETRIES, ST_DEPARTED, ST_IN,
                                           STF_AREA_BUSY, STF_AREA_IN, STF_SERVICE, STF_SERVICE_ALL, STF_SOJOURN,
                                           STF_TIME_ALL, STF_WAIT, STF_WAIT_ALL, SRF_AREA_IN, SRF_LATENCY,
@@ -27,7 +27,7 @@ def unsupported(scenario: Scenario) -> str | None:
         if arrival.clients is not None:
             return f"arrivals.{name}.clients needs the SimPy engine"
     for name, station in scenario.stations.items():
-        for key, default in (("executor", None), ("batch", None), ("classify", None), ("parallel", ()),
+        for key, default in (("batch", None), ("classify", None), ("parallel", ()),
                              ("schedule", ()), ("instances", 1), ("discipline", "fifo")):
             if getattr(station, key) != default:
                 return f"stations.{name}.{key} needs the SimPy engine"
@@ -93,6 +93,7 @@ def _report(acc: Accumulators, observer: Observer, warmup: float, horizon: float
          station.errored, station.abandoned, station.cancelled, station.departed) = \
             (int(v) for v in c[ST_IN:ST_DEPARTED + 1])
         station.sketch.add_counts(acc.st_sketch[i], acc.st_zeros[i])
+    executor.report(acc.pools, observer.stations.values())
     for i, stream in enumerate(observer.streams.values()):
         f, c = acc.sr_f[i], acc.sr_i[i]
         stream.area_in_system, stream.sum_latency = f[SRF_AREA_IN], f[SRF_LATENCY]

@@ -22,6 +22,8 @@ from paysim.engine.compiled.codes import (ABANDONED, ARRIVAL, BACKOFF, CANCELLED
                                           STATION_CHANGE, STF_LAST, STF_SERVICE, STF_SERVICE_ALL, STF_SOJOURN,
                                           STF_SUMS, STF_TIME_ALL, STF_WAIT_ALL, TIMED_OUT, TIMEOUT, TO_DONE,
                                           TO_ERROR, TO_REJECTED, TRAVEL, UP, WAITING, WINDOW)
+from paysim.engine.compiled.executor import (POOL_KEEP_ALIVE, close_pools, keep_alive_ends, offer,
+                                             open_pool_window, release, resume)
 from paysim.engine.compiled.primitives import bucket, jit
 from paysim.engine.compiled.retry import may_retry, retry_delay
 from paysim.engine.compiled.state import (grown_heap, grown_txns, new_heap, new_txns, pop, push, release_slot,
@@ -83,7 +85,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
     n_st, n_sr = m.workers.shape[0], m.entry.shape[0]
     st_i, sr_i = acc.st_i, acc.sr_i
     tx = new_txns(1024)
-    room = 4 + np.max(m.workers)              # heap entries one event may add (an outage's end starts many)
+    room = 4 + max(np.max(m.workers), np.max(acc.pools.max_threads))  # heap entries one event may add (an outage's end starts many)
     heap = new_heap(4096 + 2 * room + 2 * m.windows.shape[0])
     segment = arrival_cursors(m.clock, m.gap)
     for s in range(n_st):
@@ -119,6 +121,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
         target = TO_DONE
         failed = -1          # an attempt that failed for its client: retried or a final outcome
         reason = -1
+        silent = False       # `moving` is lost without its client being told (an executor's discard)
         if kind == SERIES:   # the end of a population-series interval
             area = population_area(acc, now)
             acc.area_k[sampled] = carried + area - last_area
@@ -131,6 +134,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
             carried += population_area(acc, now) - last_area   # the series goes on across it
             last_area = 0.0
             open_window(acc, now)
+            open_pool_window(acc.pools, now)
             continue
         if kind == STATION_CHANGE:   # a slowdown or outage begins or ends
             w, ending = ident >> 1, (ident & 1) == 1
@@ -139,9 +143,14 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
                 slow[st] = 1.0 if ending else m.windows[w, CW_VALUE]
             else:
                 down[st] = UP if ending else int(m.windows[w, CW_VALUE])
-            if ending:           # idle workers take up waiting work
+            if ending and acc.pools.core[st] >= 0:   # idle pool threads, in their order
+                resume(acc.pools, m, acc, st, tx, heap, rngs, slow, down, now)
+            elif ending:         # idle workers take up waiting work
                 while st_i[st, ST_BUSY] < m.workers[st] and st_i[st, ST_HEAD] != -1:
                     take_next(m, acc, st, tx, heap, rngs, slow, down, now)
+            continue
+        if kind == POOL_KEEP_ALIVE:  # an idle pool thread's keep_alive is over
+            keep_alive_ends(acc.pools, ident, gen, heap, now)
             continue
         if kind == ARRIVAL or kind == RETRY_START:    # an attempt enters the system
             if kind == ARRIVAL:  # an original request of stream `ident`
@@ -198,7 +207,10 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
             else:
                 acc.st_sketch[st, bucket(sojourn, m.log_gamma, m.offset, m.nbuckets)] += 1
             tx.state[x] = TRAVEL
-            take_next(m, acc, st, tx, heap, rngs, slow, down, now)
+            if acc.pools.core[st] >= 0:
+                release(acc.pools, m, acc, st, tx, x, heap, rngs, slow, down, now)
+            else:
+                take_next(m, acc, st, tx, heap, rngs, slow, down, now)
             if error:
                 moving, target = x, TO_ERROR
             else:
@@ -210,12 +222,14 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
                 moving, target = x, m.route_to[st, j]
         elif kind == TIMEOUT:
             x = ident
-            if tx.gen[x] != gen or tx.gave_up[x] or tx.state[x] == LEFT:
+            if tx.gen[x] != gen or tx.gave_up[x]:
                 continue
             tx.gave_up[x] = True
             st = tx.station[x]
             reason = TIMED_OUT
-            if m.cancel[st]:
+            if tx.state[x] == LEFT:   # lost silently, its slot kept for this moment: the client finds out
+                release_slot(tx, x)
+            elif m.cancel[st]:
                 if tx.state[x] == WAITING:
                     reason = ABANDONED
                     unlink(acc, st, tx, x)
@@ -229,7 +243,10 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
                     leave_station(acc, st, tx, x, now, service_time)
                     st_i[st, ST_BUSY] -= 1
                     st_i[st, ST_CANCELLED] += 1
-                    take_next(m, acc, st, tx, heap, rngs, slow, down, now)
+                    if acc.pools.core[st] >= 0:
+                        release(acc.pools, m, acc, st, tx, x, heap, rngs, slow, down, now)
+                    else:
+                        take_next(m, acc, st, tx, heap, rngs, slow, down, now)
                 leave_system(acc, tx, x, now, False)   # not finished
                 in_flight -= 1
                 release_slot(tx, x)
@@ -240,7 +257,12 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
             if target >= 0:
                 st = target
                 full = m.capacity[st] >= 0 and st_i[st, ST_WAITING] >= m.capacity[st]
-                if down[st] == REFUSE or (full and (st_i[st, ST_BUSY] >= m.workers[st] or down[st] != UP)):
+                if acc.pools.core[st] >= 0:   # an executor takes it, or names who leaves rejected
+                    x, silent = offer(acc.pools, m, acc, st, tx, x, heap, rngs, slow, down, now)
+                    if x < 0:
+                        continue
+                    s, target = tx.stream[x], TO_REJECTED
+                elif down[st] == REFUSE or (full and (st_i[st, ST_BUSY] >= m.workers[st] or down[st] != UP)):
                     st_i[st, ST_REJECTED] += 1
                     target = TO_REJECTED
                 else:
@@ -257,6 +279,9 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
                     continue
             finished = target == TO_DONE
             leave_system(acc, tx, x, now, finished)
+            if silent and m.timeout[s] < np.inf and not tx.gave_up[x]:
+                in_flight -= 1   # its client, told nothing, finds out at its timeout: the slot waits
+                continue
             if not tx.gave_up[x]:
                 tx.gave_up[x] = True
                 if finished:     # the request's latency runs from its first attempt, backoffs included
@@ -287,6 +312,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
                 sr_i[s, SR_FAILED + reason] += 1
     for s in range(n_st):      # close the window at the horizon
         advance(acc, s, horizon)
+    close_pools(acc.pools, horizon)
     area = population_area(acc, horizon)
     if series_dt > 0 and sampled < acc.area_k.shape[0]:
         acc.area_k[sampled] = carried + area - last_area

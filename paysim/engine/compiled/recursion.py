@@ -34,7 +34,7 @@ def fits(scenario: Scenario) -> bool:
     free in arrival order only then), and whose clients do not retry (a retry is an
     arrival that depends on the past)."""
     return (len(scenario.stations) == 1 and all(t == "done" for s in scenario.stations.values() for t in s.routes)
-            and all(not s.slowdowns and not s.outages for s in scenario.stations.values())
+            and all(not s.slowdowns and not s.outages and s.executor is None for s in scenario.stations.values())
             and all(a.retry is None for a in scenario.arrivals.values()))
 
 

@@ -28,6 +28,7 @@ class Txns(NamedTuple):
     origin: np.ndarray      # when the original request arrived
     attempt: np.ndarray     # int: 1 for the first try
     backoff: np.ndarray     # the delay before this attempt (decorrelated backoff grows from it)
+    on_caller: np.ndarray   # bool: it runs on its caller's thread (an executor's caller_runs)
     free: np.ndarray        # int: the free slots, a stack; free_n[0] of them
     free_n: np.ndarray      # int (1,)
 
@@ -50,7 +51,7 @@ def new_txns(cap):
     return Txns(np.empty(cap, np.int64), np.empty(cap), np.empty(cap), np.empty(cap), np.empty(cap),
                 np.empty(cap), np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(cap, np.bool_),
                 np.zeros(cap, np.int64), np.empty((cap, 2), np.int64), np.empty(cap), np.empty(cap, np.int64),
-                np.empty(cap), free, np.full(1, cap, np.int64))
+                np.empty(cap), np.zeros(cap, np.bool_), free, np.full(1, cap, np.int64))
 
 
 @jit(inline=True)
@@ -65,7 +66,7 @@ def grown_txns(tx):
     return Txns(doubled(tx.stream), doubled(tx.entered), doubled(tx.arrived), doubled(tx.started),
                 doubled(tx.wait), doubled(tx.service), doubled(tx.state), doubled(tx.station),
                 doubled(tx.gave_up), doubled(tx.gen), doubled(tx.link), doubled(tx.origin), doubled(tx.attempt),
-                doubled(tx.backoff), free, np.full(1, n_free + old, np.int64))
+                doubled(tx.backoff), doubled(tx.on_caller), free, np.full(1, n_free + old, np.int64))
 
 
 @jit(inline=True)

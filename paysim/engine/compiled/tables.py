@@ -19,6 +19,7 @@ from paysim.engine.compiled.codes import (CONSTANT, CW_STATION, DECORRELATED, DE
                                           HANG, HYPER, JITTER_EQUAL, JITTER_FULL, JITTER_NONE, LOGN, ON_ERROR,
                                           ON_REJECTED, ON_TIMEOUT, PROFILE, REFUSE, RENEWAL, SR_WIDTH, ST_WIDTH,
                                           SRF_WIDTH, STF_WIDTH, TRACE, UNIF)
+from paysim.engine.compiled.executor import Pools, build_pools
 from paysim.engine.retry import token_cap
 from paysim.engine.seeds import component_rng
 from paysim.scenario import Scenario
@@ -67,6 +68,7 @@ class Accumulators(NamedTuple):
     sr_zeros: np.ndarray
     now_at: np.ndarray       # (1,) the kernel's clock, read for the progress bar
     area_k: np.ndarray       # the population's area per series interval
+    pools: Pools             # the stations' executors (paysim.engine.compiled.executor)
 
 
 def accumulators(scenario: Scenario, sketch: QuantileSketch, intervals: int) -> Accumulators:
@@ -76,7 +78,7 @@ def accumulators(scenario: Scenario, sketch: QuantileSketch, intervals: int) -> 
                         np.zeros((n_st, buckets), np.int64), np.zeros(n_st, np.int64),
                         np.zeros((n_sr, SRF_WIDTH)), np.zeros((n_sr, SR_WIDTH), np.int64),
                         np.zeros((n_sr, buckets), np.int64), np.zeros(n_sr, np.int64), np.zeros(1),
-                        np.zeros(intervals))
+                        np.zeros(intervals), build_pools(scenario))
 
 
 def _code(dist: d.Distribution) -> tuple[int, float, float, float] | None:
