@@ -127,13 +127,15 @@ def test_compiled_engine_hands_tasks_over_in_the_jdk_order(core, max_threads, qu
 # headline metric's replication means must differ by less than z·sqrt(se1² + se2²), z at
 # 0.1% two-sided shared across the metrics (Bonferroni). A true relative difference of
 # twice that bound over the mean is missed with probability under 1%: the detectable bias,
-# asserted at most RESOLUTION on W so the runs stay long enough to mean it.
+# asserted on W so the runs stay long enough to mean it. With the fixed seed it is 2.5% on
+# the growing pool (threads 3.9%, throughput 1.6%) and 1.6% on the cached pool (threads
+# 1.6%, throughput 1.7%); the bounds asserted leave room for another seed's estimate.
 HEADLINE = ("stations.x.threads", "stations.x.rejection_rate", "stations.x.W", "stations.x.throughput",
             "system.goodput")
-DISTRIBUTION = {   # (executor, stream a, replications, horizon): W's resolution (about 1.5 x the fixed seed's)
-    "growing-pool": ({"core": 4, "max": 8, "queue": 10, "keep_alive": 1.0}, {"rate": 45}, 30, 300, 0.03),
+DISTRIBUTION = {   # (executor, stream a, replications, horizon, the bias in W that must be detectable)
+    "growing-pool": ({"core": 4, "max": 8, "queue": 10, "keep_alive": 1.0}, {"rate": 45}, 30, 300, 0.035),
     "cached-pool": ({"core": 1, "max": 12, "queue": 0, "keep_alive": 0.5, "rejection": "caller_runs"},
-                    {"rate": 60}, 20, 300, 0.03),
+                    {"rate": 60}, 20, 300, 0.025),
 }
 
 
