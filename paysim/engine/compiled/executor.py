@@ -5,12 +5,14 @@ policy; idle threads wait in line, the one idle longest first (``queue: 0``, a
 ``SynchronousQueue``: the most recent first), and one above ``core`` retires after
 ``keep_alive`` without a task.
 
-Threads are anonymous: what matters is the order of their idle spells. Each spell gets a
-token, increasing; a station's idle spells are a ring of tokens in that order (taken from
-the front, or the back for a ``SynchronousQueue``; a spell that times out is found by
-binary search, since the ring stays sorted). A keep-alive timer is an event
-``POOL_KEEP_ALIVE`` with the station as ident and the token as generation: stale once the
-token has left the ring.
+Threads are anonymous: what matters is the order of their idle spells. A station's idle
+spells are a ring in that order (taken from the front, or the back for a
+``SynchronousQueue``), each with its start and whether it is timed. Timed spells of a
+station expire in the order they began, so where the SimPy engine schedules a timer per
+spell, here a station has at most one ``POOL_KEEP_ALIVE`` event pending: at the expiry of
+its oldest timed spell, rescheduled for the next one when it fires. The event list then
+holds one entry per pool, not one per idle spell of the last ``keep_alive`` seconds, and
+the order of events is the same except where two fall at the very same instant.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from paysim.engine.compiled.state import push
 from paysim.engine.compiled.station import advance, enqueue, start_service, take_next, unlink
 from paysim.scenario import Scenario
 
-# the event of a keep-alive timer (ident: the station, generation: the idle spell's token)
+# the event of a pool's keep-alive timer (ident: the station)
 POOL_KEEP_ALIVE = 11
 # rejection policies
 ABORT, CALLER_RUNS, DISCARD, DISCARD_OLDEST = range(4)
@@ -42,10 +44,11 @@ class Pools(NamedTuple):
     rejection: np.ndarray    # int: ABORT, CALLER_RUNS, DISCARD or DISCARD_OLDEST
     stack: np.ndarray        # bool: a SynchronousQueue (queue 0) hands a task to the most recently idle
     threads: np.ndarray      # int: threads alive
-    idle: np.ndarray         # int (stations, max): the ring of idle spells' tokens, oldest first
+    idle_since: np.ndarray   # (stations, max): the ring of idle spells' starts, oldest first
+    idle_timed: np.ndarray   # bool (stations, max): the spell ends at keep_alive (more than core were alive)
     idle_head: np.ndarray    # int: the ring's first position
     idle_n: np.ndarray       # int: idle threads
-    token: np.ndarray        # int: the last token given
+    timer_at: np.ndarray     # when the pending POOL_KEEP_ALIVE event fires (inf: none pending)
     area: np.ndarray         # the time integral of threads alive since the window opened
     last: np.ndarray         # when ``area`` was last brought up to date
     dropped: np.ndarray      # int: queued tasks thrown out (discard_oldest) since the window opened
@@ -64,8 +67,8 @@ def build_pools(scenario: Scenario) -> Pools:
                  column(lambda e: -1 if e.queue is None else e.queue, -1, np.int64),
                  column(lambda e: e.keep_alive, 0.0, float), column(lambda e: _POLICIES[e.rejection], 0, np.int64),
                  column(lambda e: e.queue == 0, False, np.bool_),
-                 np.zeros(n, np.int64), np.zeros((n, width), np.int64), np.zeros(n, np.int64),
-                 np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n), np.zeros(n), np.zeros(n, np.int64))
+                 np.zeros(n, np.int64), np.zeros((n, width)), np.zeros((n, width), np.bool_), np.zeros(n, np.int64),
+                 np.zeros(n, np.int64), np.full(n, np.inf), np.zeros(n), np.zeros(n), np.zeros(n, np.int64))
 
 
 @jit(inline=True)
@@ -83,13 +86,15 @@ def _new_thread(p, st, now):
 @jit(inline=True)
 def _remove_idle(p, st, k):
     """Take the k-th idle spell (0: the oldest) out of the ring, closing the gap."""
-    width = p.idle.shape[1]
+    width = p.idle_since.shape[1]
     head, n = p.idle_head[st], p.idle_n[st]
     if k == 0:
         p.idle_head[st] = (head + 1) % width
     else:
         for j in range(k, n - 1):
-            p.idle[st, (head + j) % width] = p.idle[st, (head + j + 1) % width]
+            here, following = (head + j) % width, (head + j + 1) % width
+            p.idle_since[st, here] = p.idle_since[st, following]
+            p.idle_timed[st, here] = p.idle_timed[st, following]
     p.idle_n[st] = n - 1
 
 
@@ -105,20 +110,12 @@ def _take_idle(p, st):
 
 
 @jit(inline=True)
-def _find_idle(p, st, token):
-    """The position of ``token`` in the station's ring (sorted oldest first), -1 if it left."""
-    width = p.idle.shape[1]
-    head = p.idle_head[st]
-    low, high = 0, p.idle_n[st] - 1
-    while low <= high:
-        mid = (low + high) >> 1
-        value = p.idle[st, (head + mid) % width]
-        if value == token:
-            return mid
-        if value < token:
-            low = mid + 1
-        else:
-            high = mid - 1
+def _oldest_timed(p, st):
+    """The ring position of the oldest timed idle spell, -1 if none."""
+    width = p.idle_since.shape[1]
+    for k in range(p.idle_n[st]):
+        if p.idle_timed[st, (p.idle_head[st] + k) % width]:
+            return k
     return -1
 
 
@@ -126,27 +123,36 @@ def _find_idle(p, st, token):
 def _wait_idle(p, st, heap, now):
     """A thread begins an idle spell at the back of the line: timed (``keep_alive``) while
     more than ``core`` threads are alive, else untimed."""
-    p.token[st] += 1
-    width = p.idle.shape[1]
-    p.idle[st, (p.idle_head[st] + p.idle_n[st]) % width] = p.token[st]
+    width = p.idle_since.shape[1]
+    back = (p.idle_head[st] + p.idle_n[st]) % width
+    timed = p.threads[st] > p.core[st]
+    p.idle_since[st, back] = now
+    p.idle_timed[st, back] = timed
     p.idle_n[st] += 1
-    if p.threads[st] > p.core[st]:
-        push(heap, now + p.keep_alive[st], POOL_KEEP_ALIVE, st, p.token[st])
+    if timed and p.timer_at[st] == np.inf:   # else the pending event, earlier, reaches this spell
+        p.timer_at[st] = now + p.keep_alive[st]
+        push(heap, p.timer_at[st], POOL_KEEP_ALIVE, st, 0)
 
 
 @jit
-def keep_alive_ends(p, st, token, heap, now):
-    """An idle spell's ``keep_alive`` is over: the thread retires if it is still idle and more
-    than ``core`` are alive, else it waits on, untimed."""
-    k = _find_idle(p, st, token)
-    if k < 0:            # it took a task meanwhile
-        return
-    _remove_idle(p, st, k)
-    if p.threads[st] > p.core[st]:
-        advance_threads(p, st, now)
-        p.threads[st] -= 1
-    else:
-        _wait_idle(p, st, heap, now)
+def keep_alive_ends(p, st, heap, now):
+    """The pool's keep-alive event: its oldest timed idle spell, if it is still idle and began
+    ``keep_alive`` ago, ends: the thread retires if more than ``core`` are alive, else waits
+    on, untimed. Then the event is set for the next timed spell."""
+    p.timer_at[st] = np.inf
+    width = p.idle_since.shape[1]
+    k = _oldest_timed(p, st)
+    if k >= 0 and p.idle_since[st, (p.idle_head[st] + k) % width] + p.keep_alive[st] <= now:
+        _remove_idle(p, st, k)
+        if p.threads[st] > p.core[st]:
+            advance_threads(p, st, now)
+            p.threads[st] -= 1
+        else:
+            _wait_idle(p, st, heap, now)
+        k = _oldest_timed(p, st)
+    if k >= 0:           # (a spell that took a task meanwhile left no event behind)
+        p.timer_at[st] = p.idle_since[st, (p.idle_head[st] + k) % width] + p.keep_alive[st]
+        push(heap, p.timer_at[st], POOL_KEEP_ALIVE, st, 0)
 
 
 @jit(inline=True)

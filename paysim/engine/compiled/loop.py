@@ -150,7 +150,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
                     take_next(m, acc, st, tx, heap, rngs, slow, down, now)
             continue
         if kind == POOL_KEEP_ALIVE:  # an idle pool thread's keep_alive is over
-            keep_alive_ends(acc.pools, ident, gen, heap, now)
+            keep_alive_ends(acc.pools, ident, heap, now)
             continue
         if kind == ARRIVAL or kind == RETRY_START:    # an attempt enters the system
             if kind == ARRIVAL:  # an original request of stream `ident`
