@@ -31,6 +31,8 @@ def unsupported(scenario: Scenario) -> str | None:
                              ("schedule", ()), ("instances", 1), ("discipline", "fifo")):
             if getattr(station, key) != default:
                 return f"stations.{name}.{key} needs the SimPy engine"
+        if station.executor is not None and (station.instances > 1 or station.discipline != "fifo"):
+            return f"stations.{name}: an executor with instances or a non-FIFO queue needs the SimPy engine"
         if not drawable(station.service):
             return f"stations.{name}.service: {type(station.service).__name__} needs the SimPy engine"
     return None
