@@ -78,6 +78,26 @@ def assert_holm(result: RunResult, expected: dict[str, tuple[float, float]], alp
     assert not failures, f"family-wise level {alpha}, seed {result.seed}:\n" + "\n".join(failures)
 
 
+def engine_differences(reference: RunResult, compiled: RunResult, names: list[str],
+                       level: float = 0.001) -> tuple[list[str], dict[str, float]]:
+    """Two engines' runs as independent samples: the metrics whose replication means differ by
+    more than z·sqrt(se1² + se2²), z two-sided at ``level`` shared across ``names``
+    (Bonferroni); and per metric the relative difference the check detects with probability
+    above 99%, twice that bound over the reference mean (not stated for means up to 0.01)."""
+    z = float(sps.norm.isf(level / (2 * len(names))))
+    problems, detectable = [], {}
+    for name in names:
+        x = np.array([row[name] for row in reference.rows])
+        y = np.array([row[name] for row in compiled.rows])
+        bound = z * math.sqrt(x.var(ddof=1) / len(x) + y.var(ddof=1) / len(y))
+        if abs(x.mean() - y.mean()) > bound + 1e-12:
+            problems.append(f"{name}: {reference.engine} {x.mean():.6g} vs {compiled.engine} {y.mean():.6g} "
+                            f"(allowed ±{bound:.3g})")
+        if x.mean() > 0.01:      # a rate near zero has no relative resolution worth stating
+            detectable[name] = 2 * bound / x.mean()
+    return problems, detectable
+
+
 def assert_percentile(result: RunResult, metric: str, theory: float) -> None:
     """Percentiles carry the sketch's stated relative error on top of the sampling CI."""
     assert_theory(result, metric, theory, RELATIVE_ERROR)

@@ -19,8 +19,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import SEED, assert_holm, scenario
-from scipy import special
+from conftest import SEED, assert_holm, engine_differences, scenario
 from test_executor_order import CASES as JDK_CASES
 from test_executor_order import JdkPool, _arrivals
 
@@ -149,16 +148,8 @@ def test_compiled_engine_matches_simpy_in_distribution(case):
         return simulate(model, jobs=1, engine=engine)
 
     reference, compiled = run("simpy", SEED), run(COMPILED, SEED + 1)
-    names = [n for n in HEADLINE if np.std([row[n] for row in reference.rows]) > 0]
-    z = float(special.ndtri(1 - 0.001 / (2 * len(names))))
-    problems, detectable = [], {}
-    for name in names:
-        x = np.array([row[name] for row in reference.rows])
-        y = np.array([row[name] for row in compiled.rows])
-        bound = z * math.sqrt(x.var(ddof=1) / len(x) + y.var(ddof=1) / len(y))
-        if abs(x.mean() - y.mean()) > bound:
-            problems.append(f"{name}: simpy {x.mean():.6g} vs compiled {y.mean():.6g} (allowed ±{bound:.3g})")
-        detectable[name] = 2 * bound / abs(x.mean()) if x.mean() else math.inf
+    problems, detectable = engine_differences(
+        reference, compiled, [n for n in HEADLINE if np.std([row[n] for row in reference.rows]) > 0])
     assert problems == []
     assert detectable["stations.x.W"] <= resolution, f"runs too short to detect a {resolution:.0%} bias: {detectable}"
 

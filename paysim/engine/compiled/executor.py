@@ -21,11 +21,28 @@ from typing import NamedTuple
 
 import numpy as np
 
-from paysim.engine.compiled.codes import (ST_BUSY, ST_DEPARTED, ST_ENTERED, ST_HEAD, ST_IN, ST_REJECTED,
-                                          ST_WAITING, STF_TIME_ALL, STF_WAIT_ALL, REFUSE, UP)
+from paysim.engine.compiled.codes import (
+    REFUSE,
+    ST_BUSY,
+    ST_DEPARTED,
+    ST_ENTERED,
+    ST_HEAD,
+    ST_IN,
+    ST_REJECTED,
+    ST_WAITING,
+    STF_TIME_ALL,
+    STF_WAIT_ALL,
+    UP,
+)
 from paysim.engine.compiled.primitives import jit
 from paysim.engine.compiled.state import push
-from paysim.engine.compiled.station import advance, enqueue, start_service, take_next, unlink
+from paysim.engine.compiled.station import (
+    advance,
+    enqueue,
+    start_service,
+    take_next,
+    unlink,
+)
 from paysim.scenario import Scenario
 
 # the event of a pool's keep-alive timer (ident: the station)
