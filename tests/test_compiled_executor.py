@@ -5,7 +5,8 @@ SimPy engine's ThreadPoolExecutor (paysim/engine/executor.py), the JDK model and
   executor scenario below (each rejection policy, queue 0 / bounded / unbounded, keep_alive 0,
   core 0, outages, a slowdown, client timeouts with cancel, retries, a warm-up, a network)
   every metric agrees to rounding: one hand-off to another thread, one rejection or one
-  retired thread more shows at once.
+  retired thread more shows at once. So do the hand-computed deterministic pools of
+  tests/test_engine_features.py, whose events tie on a 1/16 s grid.
 - The JDK model of tests/test_executor_order.py replayed against the compiled engine.
 - In distribution: the compiled engine on one seed against the SimPy engine on another,
   headline metrics as two independent samples, Bonferroni across them; each case states
@@ -20,6 +21,7 @@ import math
 import numpy as np
 import pytest
 from conftest import SEED, assert_holm, engine_differences, scenario
+from test_engine_features import ARRIVALS_2S, REJECTIONS
 from test_executor_order import CASES as JDK_CASES
 from test_executor_order import JdkPool, _arrivals
 
@@ -72,6 +74,14 @@ SAME_PATH = {   # (stations, stream a): the entry station is the first
 }
 
 
+def _different(reference: dict[str, float], compiled: dict[str, float]) -> dict[str, tuple[float, float]]:
+    """The metrics of one replication on which the engines differ beyond rounding."""
+    assert set(compiled) == set(reference)
+    return {name: (reference[name], compiled[name]) for name in reference
+            if not (compiled[name] == pytest.approx(reference[name], rel=1e-9, abs=1e-12)
+                    or (math.isnan(reference[name]) and math.isnan(compiled[name])))}
+
+
 @pytest.mark.parametrize("case", list(SAME_PATH))
 def test_same_sample_path_as_the_simpy_engine(case):
     stations, stream = SAME_PATH[case]
@@ -79,12 +89,35 @@ def test_same_sample_path_as_the_simpy_engine(case):
     assert unsupported(model) is None and not fits(model)
     reference = simulate(model, jobs=1, engine="simpy").rows[0]
     compiled = simulate(model, jobs=1, engine=COMPILED).rows[0]
-    assert set(compiled) == set(reference)
     assert reference["stations.x.threads"] > 0
-    different = {name: (reference[name], compiled[name]) for name in reference
-                 if not (compiled[name] == pytest.approx(reference[name], rel=1e-9, abs=1e-12)
-                         or (math.isnan(reference[name]) and math.isnan(compiled[name])))}
-    assert not different, different
+    assert _different(reference, compiled) == {}
+
+
+# the hand-computed deterministic pools of tests/test_engine_features.py: events on a 1/16 s
+# grid, so they tie (a task ends as another arrives, a thread's keep_alive ends as a task comes)
+DETERMINISTIC = {
+    "fills-queue-first": (1.0625, {"core": 2, "max": 4, "queue": 3, "keep_alive": 1.0}, ARRIVALS_2S, 6.0),
+    "keep-alive-quarter": (1.0625, {"core": 2, "max": 4, "queue": 3, "keep_alive": 0.25}, ARRIVALS_2S, 6.0),
+    "unbounded-never-grows": (1.0625, {"core": 2, "max": 4}, ARRIVALS_2S, 10.0),
+    "cached-pool": (0.5, {"core": 0, "max": 2, "queue": 0, "keep_alive": 10},
+                    {"rate": 1, "process": "deterministic"}, 20.0),
+    "core-zero-retires": (0.5, {"core": 0, "max": 3, "keep_alive": 2}, {"interarrival": 4.0}, 20.0),
+    "keep-alive-ends-as-a-task-comes": (0.5, {"core": 0, "max": 3, "keep_alive": 0.5}, {"interarrival": 1.0}, 20.0),
+    **{f"{policy}-timeout-{timeout}": (1.0625, {"core": 2, "max": 4, "queue": 3, "keep_alive": 1.0,
+                                                "rejection": policy},
+                                       {**ARRIVALS_2S, **({"timeout": timeout} if timeout else {})}, 6.0)
+       for policy, timeout in REJECTIONS},
+}
+
+
+@pytest.mark.parametrize("case", list(DETERMINISTIC))
+def test_deterministic_pools_give_the_same_numbers_on_both_engines(case):
+    service, executor, arrival, horizon = DETERMINISTIC[case]
+    model = scenario({"x": {"service": service, "executor": executor}}, {"a": arrival},
+                     horizon=horizon, warmup=0, replications=1)
+    reference = simulate(model, jobs=1, engine="simpy").rows[0]
+    compiled = simulate(model, jobs=1, engine=COMPILED).rows[0]
+    assert _different(reference, compiled) == {}
 
 
 def test_every_policy_and_branch_is_exercised():

@@ -189,7 +189,7 @@ def _run_now(m, acc, st, tx, x, heap, rngs, slow, now):
     start_service(m, acc, st, tx, x, heap, rngs, slow, now)
 
 
-@jit
+@jit(inline=True)
 def offer(p, m, acc, st, tx, x, heap, rngs, slow, down, now):
     """Transaction ``x`` arrives at the pool of station ``st`` (ThreadPoolExecutor.execute).
     Returns (-1, False) when it runs or queues, else (the attempt that leaves the system
@@ -248,7 +248,7 @@ def _reject(p, m, acc, st, tx, x, heap, rngs, slow, now):
     return x, policy != ABORT
 
 
-@jit
+@jit(inline=True)
 def release(p, m, acc, st, tx, x, heap, rngs, slow, down, now):
     """``x`` finished or was withdrawn in service (its ST_BUSY already given back): its pool
     thread takes the next queued task, or begins an idle spell; a task that ran on its
