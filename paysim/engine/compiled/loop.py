@@ -85,7 +85,8 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
     n_st, n_sr = m.workers.shape[0], m.entry.shape[0]
     st_i, sr_i = acc.st_i, acc.sr_i
     tx = new_txns(1024)
-    room = 4 + max(np.max(m.workers), np.max(acc.pools.max_threads))  # heap entries one event may add (an outage's end starts many)
+    # heap entries one event may add (an outage's end starts many)
+    room = 4 + max(np.max(m.workers), np.max(acc.pools.max_threads))
     heap = new_heap(4096 + 2 * room + 2 * m.windows.shape[0])
     segment = arrival_cursors(m.clock, m.gap)
     for s in range(n_st):
