@@ -54,3 +54,29 @@ SRF_AREA_IN, SRF_LATENCY, SRF_SUCCESS_WAIT, SRF_TIME, SRF_WAIT, SRF_SERVICE, SRF
 SR_AT_START = SR_FAILED + 5    # in the system when the window opened
 SR_RETRIES = SR_AT_START + 1   # attempts that were retries
 SR_WIDTH = SR_RETRIES + 1
+
+# a transaction slot's float fields (one row of the txf table per attempt in flight)
+(TXF_ENTERED,    # when this attempt entered the system
+ TXF_ARRIVED,    # when it arrived at its current station
+ TXF_STARTED,    # when its service there started
+ TXF_WAIT,       # its total wait in queues so far
+ TXF_SERVICE,    # its total service so far
+ TXF_ORIGIN,     # when the original request arrived
+ TXF_BACKOFF,    # the delay before this attempt (decorrelated backoff grows from it)
+ TXF_WIDTH) = range(8)
+
+# a transaction slot's integer fields (the txi table)
+(TXI_STREAM,     # its arrival stream
+ TXI_STATE,      # TRAVEL, WAITING, SERVING, LEFT or BACKOFF
+ TXI_STATION,    # its current station
+ TXI_GAVE_UP,    # 1: its client stopped waiting (timed out, or its outcome is counted)
+ TXI_GEN,        # the slot's generation: events scheduled for an earlier one are stale
+ TXI_NEXT,       # the next and previous in its station's queue
+ TXI_PREV,
+ TXI_ATTEMPT,    # 1 for the first try
+ TXI_ON_CALLER,  # 1: it runs on its caller's thread (an executor's caller_runs)
+ TXI_WIDTH) = range(10)
+
+# the event heap's columns (one float table; kinds, idents, generations and sequence numbers
+# are integers far below 2**53, so exact)
+H_T, H_KIND, H_IDENT, H_GEN, H_SEQ, H_WIDTH = range(6)

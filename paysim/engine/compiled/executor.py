@@ -13,6 +13,9 @@ spell, here a station has at most one ``POOL_KEEP_ALIVE`` event pending: at the 
 its oldest timed spell, rescheduled for the next one when it fires. The event list then
 holds one entry per pool, not one per idle spell of the last ``keep_alive`` seconds, and
 the order of events is the same except where two fall at the very same instant.
+
+As the other kernel helpers, these take plain arrays (a pool's integer and float columns
+PI_*, PF_*, and its ring), never the named tuples.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 from paysim.engine.compiled.codes import (
+    DONE_SERVICE,
     REFUSE,
     ST_BUSY,
     ST_DEPARTED,
@@ -32,9 +36,14 @@ from paysim.engine.compiled.codes import (
     ST_WAITING,
     STF_TIME_ALL,
     STF_WAIT_ALL,
+    TXF_ARRIVED,
+    TXF_WAIT,
+    TXI_GEN,
+    TXI_ON_CALLER,
+    TXI_STATION,
     UP,
 )
-from paysim.engine.compiled.primitives import jit
+from paysim.engine.compiled.primitives import draw, jit
 from paysim.engine.compiled.state import push
 from paysim.engine.compiled.station import (
     advance,
@@ -50,25 +59,23 @@ POOL_KEEP_ALIVE = 11
 # rejection policies
 ABORT, CALLER_RUNS, DISCARD, DISCARD_OLDEST = range(4)
 _POLICIES = {"abort": ABORT, "caller_runs": CALLER_RUNS, "discard": DISCARD, "discard_oldest": DISCARD_OLDEST}
+# a pool's integer columns (PI_CORE -1: the station has no executor) and float columns
+(PI_CORE, PI_MAX, PI_QUEUE, PI_REJECTION, PI_STACK, PI_THREADS, PI_IDLE_HEAD, PI_IDLE_N, PI_DROPPED,
+ PI_WIDTH) = range(10)
+# PI_QUEUE: the work queue's capacity, -1 unbounded; PI_STACK: 1 for a SynchronousQueue (queue 0),
+# which hands a task to the most recently idle thread; PI_DROPPED: queued tasks thrown out
+# (discard_oldest) since the window opened
+PF_KEEP_ALIVE, PF_AREA, PF_LAST, PF_TIMER_AT, PF_WIDTH = range(5)
+# PF_AREA: the time integral of threads alive since the window opened, up to PF_LAST;
+# PF_TIMER_AT: when the pending POOL_KEEP_ALIVE event fires (inf: none pending)
 
 
 class Pools(NamedTuple):
     """Per station (rows in scenario order) its executor, if any, and the pool's state."""
-    core: np.ndarray         # int: core threads; -1 at a station without an executor
-    max_threads: np.ndarray  # int
-    queue: np.ndarray        # int: the work queue's capacity, -1 unbounded
-    keep_alive: np.ndarray   # seconds an idle thread above core waits for a task
-    rejection: np.ndarray    # int: ABORT, CALLER_RUNS, DISCARD or DISCARD_OLDEST
-    stack: np.ndarray        # bool: a SynchronousQueue (queue 0) hands a task to the most recently idle
-    threads: np.ndarray      # int: threads alive
+    pool_i: np.ndarray       # int (stations, PI_WIDTH)
+    pool_f: np.ndarray       # (stations, PF_WIDTH)
     idle_since: np.ndarray   # (stations, max): the ring of idle spells' starts, oldest first
-    idle_timed: np.ndarray   # bool (stations, max): the spell ends at keep_alive (more than core were alive)
-    idle_head: np.ndarray    # int: the ring's first position
-    idle_n: np.ndarray       # int: idle threads
-    timer_at: np.ndarray     # when the pending POOL_KEEP_ALIVE event fires (inf: none pending)
-    area: np.ndarray         # the time integral of threads alive since the window opened
-    last: np.ndarray         # when ``area`` was last brought up to date
-    dropped: np.ndarray      # int: queued tasks thrown out (discard_oldest) since the window opened
+    idle_timed: np.ndarray   # int (stations, max): 1 if the spell ends at keep_alive (more than core alive)
 
 
 def build_pools(scenario: Scenario) -> Pools:
@@ -76,217 +83,230 @@ def build_pools(scenario: Scenario) -> Pools:
     specs = [station.executor for station in scenario.stations.values()]
     n = len(specs)
     width = max([spec.max_threads for spec in specs if spec is not None] + [1])
-
-    def column(read, missing, dtype) -> np.ndarray:
-        return np.array([missing if spec is None else read(spec) for spec in specs], dtype)
-
-    return Pools(column(lambda e: e.core, -1, np.int64), column(lambda e: e.max_threads, 0, np.int64),
-                 column(lambda e: -1 if e.queue is None else e.queue, -1, np.int64),
-                 column(lambda e: e.keep_alive, 0.0, float), column(lambda e: _POLICIES[e.rejection], 0, np.int64),
-                 column(lambda e: e.queue == 0, False, np.bool_),
-                 np.zeros(n, np.int64), np.zeros((n, width)), np.zeros((n, width), np.bool_), np.zeros(n, np.int64),
-                 np.zeros(n, np.int64), np.full(n, np.inf), np.zeros(n), np.zeros(n), np.zeros(n, np.int64))
-
-
-@jit(inline=True)
-def advance_threads(p, st, now):
-    p.area[st] += p.threads[st] * (now - p.last[st])
-    p.last[st] = now
+    pool_i = np.zeros((n, PI_WIDTH), np.int64)
+    pool_f = np.zeros((n, PF_WIDTH))
+    pool_i[:, PI_CORE] = -1
+    pool_f[:, PF_TIMER_AT] = np.inf
+    for st, spec in enumerate(specs):
+        if spec is not None:
+            pool_i[st, PI_CORE], pool_i[st, PI_MAX] = spec.core, spec.max_threads
+            pool_i[st, PI_QUEUE] = -1 if spec.queue is None else spec.queue
+            pool_i[st, PI_REJECTION], pool_i[st, PI_STACK] = _POLICIES[spec.rejection], spec.queue == 0
+            pool_f[st, PF_KEEP_ALIVE] = spec.keep_alive
+    return Pools(pool_i, pool_f, np.zeros((n, width)), np.zeros((n, width), np.int64))
 
 
 @jit(inline=True)
-def _new_thread(p, st, now):
-    advance_threads(p, st, now)
-    p.threads[st] += 1
+def advance_threads(pool_i, pool_f, st, now):
+    pool_f[st, PF_AREA] += pool_i[st, PI_THREADS] * (now - pool_f[st, PF_LAST])
+    pool_f[st, PF_LAST] = now
 
 
 @jit(inline=True)
-def _remove_idle(p, st, k):
+def _new_thread(pool_i, pool_f, st, now):
+    advance_threads(pool_i, pool_f, st, now)
+    pool_i[st, PI_THREADS] += 1
+
+
+@jit(inline=True)
+def _remove_idle(pool_i, idle_since, idle_timed, st, k):
     """Take the k-th idle spell (0: the oldest) out of the ring, closing the gap."""
-    width = p.idle_since.shape[1]
-    head, n = p.idle_head[st], p.idle_n[st]
+    width = idle_since.shape[1]
+    head, n = pool_i[st, PI_IDLE_HEAD], pool_i[st, PI_IDLE_N]
     if k == 0:
-        p.idle_head[st] = (head + 1) % width
+        pool_i[st, PI_IDLE_HEAD] = (head + 1) % width
     else:
         for j in range(k, n - 1):
             here, following = (head + j) % width, (head + j + 1) % width
-            p.idle_since[st, here] = p.idle_since[st, following]
-            p.idle_timed[st, here] = p.idle_timed[st, following]
-    p.idle_n[st] = n - 1
+            idle_since[st, here] = idle_since[st, following]
+            idle_timed[st, here] = idle_timed[st, following]
+    pool_i[st, PI_IDLE_N] = n - 1
 
 
 @jit(inline=True)
-def _take_idle(p, st):
+def _take_idle(pool_i, idle_since, idle_timed, st):
     """An idle thread takes the task on offer: the longest idle, or the most recent one from a
     SynchronousQueue. False when none is idle."""
-    n = p.idle_n[st]
+    n = pool_i[st, PI_IDLE_N]
     if n == 0:
         return False
-    _remove_idle(p, st, n - 1 if p.stack[st] else 0)
+    _remove_idle(pool_i, idle_since, idle_timed, st, n - 1 if pool_i[st, PI_STACK] == 1 else 0)
     return True
 
 
 @jit(inline=True)
-def _oldest_timed(p, st):
+def _oldest_timed(pool_i, idle_timed, st):
     """The ring position of the oldest timed idle spell, -1 if none."""
-    width = p.idle_since.shape[1]
-    for k in range(p.idle_n[st]):
-        if p.idle_timed[st, (p.idle_head[st] + k) % width]:
+    width = idle_timed.shape[1]
+    for k in range(pool_i[st, PI_IDLE_N]):
+        if idle_timed[st, (pool_i[st, PI_IDLE_HEAD] + k) % width] == 1:
             return k
     return -1
 
 
 @jit(inline=True)
-def _wait_idle(p, st, heap, now):
+def _wait_idle(pool_i, pool_f, idle_since, idle_timed, heap, size, st, now):
     """A thread begins an idle spell at the back of the line: timed (``keep_alive``) while
     more than ``core`` threads are alive, else untimed."""
-    width = p.idle_since.shape[1]
-    back = (p.idle_head[st] + p.idle_n[st]) % width
-    timed = p.threads[st] > p.core[st]
-    p.idle_since[st, back] = now
-    p.idle_timed[st, back] = timed
-    p.idle_n[st] += 1
-    if timed and p.timer_at[st] == np.inf:   # else the pending event, earlier, reaches this spell
-        p.timer_at[st] = now + p.keep_alive[st]
-        push(heap, p.timer_at[st], POOL_KEEP_ALIVE, st, 0)
+    width = idle_since.shape[1]
+    back = (pool_i[st, PI_IDLE_HEAD] + pool_i[st, PI_IDLE_N]) % width
+    timed = pool_i[st, PI_THREADS] > pool_i[st, PI_CORE]
+    idle_since[st, back] = now
+    idle_timed[st, back] = 1 if timed else 0
+    pool_i[st, PI_IDLE_N] += 1
+    if timed and pool_f[st, PF_TIMER_AT] == np.inf:   # else the pending event, earlier, reaches this spell
+        pool_f[st, PF_TIMER_AT] = now + pool_f[st, PF_KEEP_ALIVE]
+        push(heap, size, pool_f[st, PF_TIMER_AT], POOL_KEEP_ALIVE, st, 0)
 
 
 @jit
-def keep_alive_ends(p, st, heap, now):
+def keep_alive_ends(pool_i, pool_f, idle_since, idle_timed, heap, size, st, now):
     """The pool's keep-alive event: its oldest timed idle spell, if it is still idle and began
     ``keep_alive`` ago, ends: the thread retires if more than ``core`` are alive, else waits
     on, untimed. Then the event is set for the next timed spell."""
-    p.timer_at[st] = np.inf
-    width = p.idle_since.shape[1]
-    k = _oldest_timed(p, st)
-    if k >= 0 and p.idle_since[st, (p.idle_head[st] + k) % width] + p.keep_alive[st] <= now:
-        _remove_idle(p, st, k)
-        if p.threads[st] > p.core[st]:
-            advance_threads(p, st, now)
-            p.threads[st] -= 1
+    pool_f[st, PF_TIMER_AT] = np.inf
+    width = idle_since.shape[1]
+    k = _oldest_timed(pool_i, idle_timed, st)
+    if k >= 0 and idle_since[st, (pool_i[st, PI_IDLE_HEAD] + k) % width] + pool_f[st, PF_KEEP_ALIVE] <= now:
+        _remove_idle(pool_i, idle_since, idle_timed, st, k)
+        if pool_i[st, PI_THREADS] > pool_i[st, PI_CORE]:
+            advance_threads(pool_i, pool_f, st, now)
+            pool_i[st, PI_THREADS] -= 1
         else:
-            _wait_idle(p, st, heap, now)
-        k = _oldest_timed(p, st)
+            _wait_idle(pool_i, pool_f, idle_since, idle_timed, heap, size, st, now)
+        k = _oldest_timed(pool_i, idle_timed, st)
     if k >= 0:           # (a spell that took a task meanwhile left no event behind)
-        p.timer_at[st] = p.idle_since[st, (p.idle_head[st] + k) % width] + p.keep_alive[st]
-        push(heap, p.timer_at[st], POOL_KEEP_ALIVE, st, 0)
+        pool_f[st, PF_TIMER_AT] = idle_since[st, (pool_i[st, PI_IDLE_HEAD] + k) % width] + pool_f[st, PF_KEEP_ALIVE]
+        push(heap, size, pool_f[st, PF_TIMER_AT], POOL_KEEP_ALIVE, st, 0)
 
 
 @jit(inline=True)
-def _admit(acc, st, tx, x, now):
-    tx.arrived[x] = now
-    tx.station[x] = st
-    tx.on_caller[x] = False
-    advance(acc, st, now)
-    acc.st_i[st, ST_IN] += 1
-    acc.st_i[st, ST_ENTERED] += 1
+def _admit(st_f, st_i, txf, txi, st, x, now):
+    txf[x, TXF_ARRIVED] = now
+    txi[x, TXI_STATION] = st
+    txi[x, TXI_ON_CALLER] = 0
+    advance(st_f, st_i, st, now)
+    st_i[st, ST_IN] += 1
+    st_i[st, ST_ENTERED] += 1
 
 
 @jit(inline=True)
-def _run_now(m, acc, st, tx, x, heap, rngs, slow, now):
-    """``x`` (admitted) starts at once, without a wait."""
-    acc.st_i[st, ST_BUSY] += 1
-    start_service(m, acc, st, tx, x, heap, rngs, slow, now)
+def _serve(st_i, txf, txi, heap, size, service, emp, rng, slow, st, x, now):
+    """``x`` (counted busy) starts: its service time is drawn, scaled by the slowdown in force."""
+    start_service(st_i, txf, txi, st, x, now)
+    push(heap, size, now + draw(service, st, emp, rng) * slow[st], DONE_SERVICE, x, txi[x, TXI_GEN])
 
 
 @jit(inline=True)
-def offer(p, m, acc, st, tx, x, heap, rngs, slow, down, now):
-    """Transaction ``x`` arrives at the pool of station ``st`` (ThreadPoolExecutor.execute).
-    Returns (-1, False) when it runs or queues, else (the attempt that leaves the system
-    rejected, whether silently): ``x``, or for discard_oldest the queued task thrown out to
-    make room for it. A silent loss is not told to its client, who finds out at its timeout."""
+def _serve_next(st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, down, st, now):
+    """A pool thread takes the head of the queue, if any and the station is up."""
+    y = take_next(st_f, st_i, txf, txi, st, down, now)
+    if y >= 0:
+        push(heap, size, now + draw(service, st, emp, rng) * slow[st], DONE_SERVICE, y, txi[y, TXI_GEN])
+    return y
+
+
+@jit(inline=True)
+def offer(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, down,
+          st, x, now):
+    """Transaction ``x`` arrives at the pool of station ``st`` (ThreadPoolExecutor.execute);
+    ``rng`` is the station's service generator. Returns (-1, False) when it runs or queues,
+    else (the attempt that leaves the system rejected, whether silently): ``x``, or for
+    discard_oldest the queued task thrown out to make room for it. A silent loss is not told
+    to its client, who finds out at its timeout."""
     if down[st] == REFUSE:
-        acc.st_i[st, ST_REJECTED] += 1
+        st_i[st, ST_REJECTED] += 1
         return x, False
     running = down[st] == UP
-    if running and p.threads[st] < p.core[st]:
-        _new_thread(p, st, now)
-    elif running and _take_idle(p, st):
+    if running and pool_i[st, PI_THREADS] < pool_i[st, PI_CORE]:
+        _new_thread(pool_i, pool_f, st, now)
+    elif running and _take_idle(pool_i, idle_since, idle_timed, st):
         pass             # an idle thread polling the queue takes it at once, even through a SynchronousQueue
-    elif p.queue[st] < 0 or acc.st_i[st, ST_WAITING] < p.queue[st]:
-        _admit(acc, st, tx, x, now)
-        enqueue(acc, st, tx, x)
-        if running and p.threads[st] == 0:   # Java keeps a thread for queued work
-            _new_thread(p, st, now)
-            take_next(m, acc, st, tx, heap, rngs, slow, down, now)
+    elif pool_i[st, PI_QUEUE] < 0 or st_i[st, ST_WAITING] < pool_i[st, PI_QUEUE]:
+        _admit(st_f, st_i, txf, txi, st, x, now)
+        enqueue(st_i, txi, st, x)
+        if running and pool_i[st, PI_THREADS] == 0:   # Java keeps a thread for queued work
+            _new_thread(pool_i, pool_f, st, now)
+            _serve_next(st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, down, st, now)
         return -1, False
-    elif running and p.threads[st] < p.max_threads[st]:
-        _new_thread(p, st, now)
+    elif running and pool_i[st, PI_THREADS] < pool_i[st, PI_MAX]:
+        _new_thread(pool_i, pool_f, st, now)
     else:
-        return _reject(p, m, acc, st, tx, x, heap, rngs, slow, now)
-    _admit(acc, st, tx, x, now)
-    _run_now(m, acc, st, tx, x, heap, rngs, slow, now)
+        return _reject(pool_i, st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, st, x, now)
+    _admit(st_f, st_i, txf, txi, st, x, now)
+    st_i[st, ST_BUSY] += 1
+    _serve(st_i, txf, txi, heap, size, service, emp, rng, slow, st, x, now)
     return -1, False
 
 
 @jit(inline=True)
-def _reject(p, m, acc, st, tx, x, heap, rngs, slow, now):
+def _reject(pool_i, st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, st, x, now):
     """The queue is full and no thread may start: the rejection policy."""
-    policy = p.rejection[st]
+    policy = pool_i[st, PI_REJECTION]
     if policy == CALLER_RUNS:        # the submitting thread runs the task itself
-        _admit(acc, st, tx, x, now)
-        tx.on_caller[x] = True
-        _run_now(m, acc, st, tx, x, heap, rngs, slow, now)
+        _admit(st_f, st_i, txf, txi, st, x, now)
+        txi[x, TXI_ON_CALLER] = 1
+        st_i[st, ST_BUSY] += 1
+        _serve(st_i, txf, txi, heap, size, service, emp, rng, slow, st, x, now)
         return -1, False
     if policy == DISCARD_OLDEST:
-        y = acc.st_i[st, ST_HEAD]
+        y = st_i[st, ST_HEAD]
         if y != -1:                  # the longest-queued task is thrown out (StationObserver.drop)
-            unlink(acc, st, tx, y)
-            wait = now - tx.arrived[y]
-            tx.wait[y] += wait
-            advance(acc, st, now)
-            acc.st_i[st, ST_IN] -= 1
-            acc.st_i[st, ST_DEPARTED] += 1
-            acc.st_f[st, STF_TIME_ALL] += wait
-            acc.st_f[st, STF_WAIT_ALL] += wait
-            acc.st_i[st, ST_REJECTED] += 1
-            p.dropped[st] += 1
-            _admit(acc, st, tx, x, now)
-            enqueue(acc, st, tx, x)
+            unlink(st_i, txi, st, y)
+            wait = now - txf[y, TXF_ARRIVED]
+            txf[y, TXF_WAIT] += wait
+            advance(st_f, st_i, st, now)
+            st_i[st, ST_IN] -= 1
+            st_i[st, ST_DEPARTED] += 1
+            st_f[st, STF_TIME_ALL] += wait
+            st_f[st, STF_WAIT_ALL] += wait
+            st_i[st, ST_REJECTED] += 1
+            pool_i[st, PI_DROPPED] += 1
+            _admit(st_f, st_i, txf, txi, st, x, now)
+            enqueue(st_i, txi, st, x)
             return y, True
-    acc.st_i[st, ST_REJECTED] += 1
+    st_i[st, ST_REJECTED] += 1
     return x, policy != ABORT
 
 
 @jit(inline=True)
-def release(p, m, acc, st, tx, x, heap, rngs, slow, down, now):
+def release(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, down,
+            st, x, now):
     """``x`` finished or was withdrawn in service (its ST_BUSY already given back): its pool
     thread takes the next queued task, or begins an idle spell; a task that ran on its
     caller's thread frees no pool thread."""
-    if tx.on_caller[x]:
+    if txi[x, TXI_ON_CALLER] == 1:
         return
-    if down[st] == UP and acc.st_i[st, ST_HEAD] != -1:
-        take_next(m, acc, st, tx, heap, rngs, slow, down, now)
-    else:
-        _wait_idle(p, st, heap, now)
+    if _serve_next(st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, down, st, now) < 0:
+        _wait_idle(pool_i, pool_f, idle_since, idle_timed, heap, size, st, now)
 
 
 @jit
-def resume(p, m, acc, st, tx, heap, rngs, slow, down, now):
+def resume(pool_i, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, down, st, now):
     """A slowdown or outage ended: idle threads take up queued tasks, in their order."""
-    while down[st] == UP and acc.st_i[st, ST_HEAD] != -1 and _take_idle(p, st):
-        take_next(m, acc, st, tx, heap, rngs, slow, down, now)
+    while down[st] == UP and st_i[st, ST_HEAD] != -1 and _take_idle(pool_i, idle_since, idle_timed, st):
+        _serve_next(st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, down, st, now)
 
 
 @jit(inline=True)
-def open_pool_window(p, now):
+def open_pool_window(pool_i, pool_f, now):
     """The measurement window opens: thread integrals and drop counts start from zero."""
-    for st in range(p.core.shape[0]):
-        p.area[st] = 0.0
-        p.last[st] = now
-        p.dropped[st] = 0
+    for st in range(pool_i.shape[0]):
+        pool_f[st, PF_AREA] = 0.0
+        pool_f[st, PF_LAST] = now
+        pool_i[st, PI_DROPPED] = 0
 
 
 @jit(inline=True)
-def close_pools(p, horizon):
-    for st in range(p.core.shape[0]):
-        advance_threads(p, st, horizon)
+def close_pools(pool_i, pool_f, horizon):
+    for st in range(pool_i.shape[0]):
+        advance_threads(pool_i, pool_f, st, horizon)
 
 
-def report(p: Pools, observers) -> None:
+def report(pools: Pools, observers) -> None:
     """Each pool's thread integral and drops into its station observer (``observers`` in station order)."""
     for st, observer in enumerate(observers):
-        if p.core[st] >= 0:
-            observer.threads = int(p.threads[st])
-            observer.area_threads = float(p.area[st])
-            observer.dropped = int(p.dropped[st])
+        if pools.pool_i[st, PI_CORE] >= 0:
+            observer.threads = int(pools.pool_i[st, PI_THREADS])
+            observer.area_threads = float(pools.pool_f[st, PF_AREA])
+            observer.dropped = int(pools.pool_i[st, PI_DROPPED])
