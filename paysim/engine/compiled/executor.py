@@ -15,7 +15,7 @@ holds one entry per pool, not one per idle spell of the last ``keep_alive`` seco
 the order of events is the same except where two fall at the very same instant.
 
 As the other kernel helpers, these take plain arrays (a pool's integer and float columns
-PI_*, PF_*, and its ring), never the named tuples.
+PI_*, PF_*, and its ring), never the named tuples, and allocate nothing (``helper``).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from paysim.engine.compiled.codes import (
     TXI_STATION,
     UP,
 )
-from paysim.engine.compiled.primitives import draw, jit
+from paysim.engine.compiled.primitives import draw, helper
 from paysim.engine.compiled.state import push
 from paysim.engine.compiled.station import (
     advance,
@@ -96,19 +96,19 @@ def build_pools(scenario: Scenario) -> Pools:
     return Pools(pool_i, pool_f, np.zeros((n, width)), np.zeros((n, width), np.int64))
 
 
-@jit(inline=True)
+@helper
 def advance_threads(pool_i, pool_f, st, now):
     pool_f[st, PF_AREA] += pool_i[st, PI_THREADS] * (now - pool_f[st, PF_LAST])
     pool_f[st, PF_LAST] = now
 
 
-@jit(inline=True)
+@helper
 def _new_thread(pool_i, pool_f, st, now):
     advance_threads(pool_i, pool_f, st, now)
     pool_i[st, PI_THREADS] += 1
 
 
-@jit(inline=True)
+@helper
 def _remove_idle(pool_i, idle_since, idle_timed, st, k):
     """Take the k-th idle spell (0: the oldest) out of the ring, closing the gap."""
     width = idle_since.shape[1]
@@ -123,7 +123,7 @@ def _remove_idle(pool_i, idle_since, idle_timed, st, k):
     pool_i[st, PI_IDLE_N] = n - 1
 
 
-@jit(inline=True)
+@helper
 def _take_idle(pool_i, idle_since, idle_timed, st):
     """An idle thread takes the task on offer: the longest idle, or the most recent one from a
     SynchronousQueue. False when none is idle."""
@@ -134,7 +134,7 @@ def _take_idle(pool_i, idle_since, idle_timed, st):
     return True
 
 
-@jit(inline=True)
+@helper
 def _oldest_timed(pool_i, idle_timed, st):
     """The ring position of the oldest timed idle spell, -1 if none."""
     width = idle_timed.shape[1]
@@ -144,7 +144,7 @@ def _oldest_timed(pool_i, idle_timed, st):
     return -1
 
 
-@jit(inline=True)
+@helper
 def _wait_idle(pool_i, pool_f, idle_since, idle_timed, heap, size, st, now):
     """A thread begins an idle spell at the back of the line: timed (``keep_alive``) while
     more than ``core`` threads are alive, else untimed."""
@@ -159,7 +159,7 @@ def _wait_idle(pool_i, pool_f, idle_since, idle_timed, heap, size, st, now):
         push(heap, size, pool_f[st, PF_TIMER_AT], POOL_KEEP_ALIVE, st, 0)
 
 
-@jit
+@helper
 def keep_alive_ends(pool_i, pool_f, idle_since, idle_timed, heap, size, st, now):
     """The pool's keep-alive event: its oldest timed idle spell, if it is still idle and began
     ``keep_alive`` ago, ends: the thread retires if more than ``core`` are alive, else waits
@@ -180,7 +180,7 @@ def keep_alive_ends(pool_i, pool_f, idle_since, idle_timed, heap, size, st, now)
         push(heap, size, pool_f[st, PF_TIMER_AT], POOL_KEEP_ALIVE, st, 0)
 
 
-@jit(inline=True)
+@helper
 def _admit(st_f, st_i, txf, txi, st, x, now):
     txf[x, TXF_ARRIVED] = now
     txi[x, TXI_STATION] = st
@@ -190,14 +190,14 @@ def _admit(st_f, st_i, txf, txi, st, x, now):
     st_i[st, ST_ENTERED] += 1
 
 
-@jit(inline=True)
+@helper
 def _serve(st_i, txf, txi, heap, size, service, emp, rng, slow, st, x, now):
     """``x`` (counted busy) starts: its service time is drawn, scaled by the slowdown in force."""
     start_service(st_i, txf, txi, st, x, now)
     push(heap, size, now + draw(service, st, emp, rng) * slow[st], DONE_SERVICE, x, txi[x, TXI_GEN])
 
 
-@jit(inline=True)
+@helper
 def _serve_next(st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, down, st, now):
     """A pool thread takes the head of the queue, if any and the station is up."""
     y = take_next(st_f, st_i, txf, txi, st, down, now)
@@ -206,7 +206,7 @@ def _serve_next(st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, down,
     return y
 
 
-@jit(inline=True)
+@helper
 def offer(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, down,
           st, x, now):
     """Transaction ``x`` arrives at the pool of station ``st`` (ThreadPoolExecutor.execute);
@@ -239,7 +239,7 @@ def offer(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, si
     return -1, False
 
 
-@jit(inline=True)
+@helper
 def _reject(pool_i, st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, st, x, now):
     """The queue is full and no thread may start: the rejection policy."""
     policy = pool_i[st, PI_REJECTION]
@@ -269,7 +269,7 @@ def _reject(pool_i, st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, s
     return x, policy != ABORT
 
 
-@jit(inline=True)
+@helper
 def release(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, down,
             st, x, now):
     """``x`` finished or was withdrawn in service (its ST_BUSY already given back): its pool
@@ -281,14 +281,14 @@ def release(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, 
         _wait_idle(pool_i, pool_f, idle_since, idle_timed, heap, size, st, now)
 
 
-@jit
+@helper
 def resume(pool_i, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, down, st, now):
     """A slowdown or outage ended: idle threads take up queued tasks, in their order."""
     while down[st] == UP and st_i[st, ST_HEAD] != -1 and _take_idle(pool_i, idle_since, idle_timed, st):
         _serve_next(st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, down, st, now)
 
 
-@jit(inline=True)
+@helper
 def open_pool_window(pool_i, pool_f, now):
     """The measurement window opens: thread integrals and drop counts start from zero."""
     for st in range(pool_i.shape[0]):
@@ -297,7 +297,7 @@ def open_pool_window(pool_i, pool_f, now):
         pool_i[st, PI_DROPPED] = 0
 
 
-@jit(inline=True)
+@helper
 def close_pools(pool_i, pool_f, horizon):
     for st in range(pool_i.shape[0]):
         advance_threads(pool_i, pool_f, st, horizon)

@@ -9,10 +9,10 @@ from paysim.engine.compiled.codes import (SERVING, SR_IN, SRF_AREA_IN, SRF_LAST,
                                           ST_STARTED, ST_TAIL, ST_WAITING, STF_AREA_BUSY, STF_AREA_IN, STF_LAST,
                                           STF_SERVICE_ALL, STF_TIME_ALL, STF_WAIT, STF_WAIT_ALL, TXF_ARRIVED,
                                           TXF_STARTED, TXF_WAIT, TXI_NEXT, TXI_PREV, TXI_STATE, UP, WAITING)
-from paysim.engine.compiled.primitives import jit
+from paysim.engine.compiled.primitives import helper
 
 
-@jit(inline=True)
+@helper
 def advance(st_f, st_i, st, now):
     """Time-weighted integrals of the station's population and busy workers up to ``now``."""
     st_f[st, STF_AREA_IN] += st_i[st, ST_IN] * (now - st_f[st, STF_LAST])
@@ -20,14 +20,14 @@ def advance(st_f, st_i, st, now):
     st_f[st, STF_LAST] = now
 
 
-@jit(inline=True)
+@helper
 def advance_stream(sr_f, sr_i, s, now):
     """The time-weighted integral of the stream's population in the system up to ``now``."""
     sr_f[s, SRF_AREA_IN] += sr_i[s, SR_IN] * (now - sr_f[s, SRF_LAST])
     sr_f[s, SRF_LAST] = now
 
 
-@jit(inline=True)
+@helper
 def population_area(sr_f, sr_i, now):
     """Advance every stream's population integral to ``now``; their sum since the window opened."""
     total = 0.0
@@ -37,7 +37,7 @@ def population_area(sr_f, sr_i, now):
     return total
 
 
-@jit(inline=True)
+@helper
 def enqueue(st_i, txi, st, x):
     """Put ``x`` at the tail of the station's queue, a doubly linked list through txi."""
     txi[x, TXI_STATE] = WAITING
@@ -51,7 +51,7 @@ def enqueue(st_i, txi, st, x):
     st_i[st, ST_TAIL] = x
 
 
-@jit(inline=True)
+@helper
 def unlink(st_i, txi, st, x):
     """Take ``x`` out of the station's queue, so its slot can be reused at once."""
     following, previous = txi[x, TXI_NEXT], txi[x, TXI_PREV]
@@ -66,7 +66,7 @@ def unlink(st_i, txi, st, x):
     st_i[st, ST_WAITING] -= 1
 
 
-@jit(inline=True)
+@helper
 def start_service(st_i, txf, txi, st, x, now):
     """``x`` takes a worker (already counted busy); the caller schedules its end."""
     txf[x, TXF_STARTED] = now
@@ -74,7 +74,7 @@ def start_service(st_i, txf, txi, st, x, now):
     st_i[st, ST_STARTED] += 1
 
 
-@jit(inline=True)
+@helper
 def take_next(st_f, st_i, txf, txi, st, down, now):
     """A freed worker takes the transaction at the head of the queue, if there is one and
     the station is not down: returns it (its service to be scheduled), else -1."""
@@ -91,7 +91,7 @@ def take_next(st_f, st_i, txf, txi, st, down, now):
     return y
 
 
-@jit(inline=True)
+@helper
 def leave_station(st_f, st_i, txf, st, x, now, service_time):
     """``x`` leaves its station (StationObserver.leave): its sojourn, wait and service there."""
     advance(st_f, st_i, st, now)
