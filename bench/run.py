@@ -226,7 +226,7 @@ def main() -> None:
     # the speed issue's example sweep: 20 points x 10 replications of an hour at up to 450/s (~200M
     # arrivals); the SimPy engine on a much smaller one
     print("\nsweep: M/M/10 from 20% to 90% load, 10 replications per point, no plots")
-    for engine, points, horizon in (("auto", 20, "20m" if quick else "1h"), ("simpy", 8, "30s" if quick else "2m")):
+    for engine, points, horizon in (("auto", 20, "20m" if quick else "1h"), ("simpy", 8, "1m" if quick else "2m")):
         one, two = sweep_seconds(1, engine, points, horizon), sweep_seconds(2, engine, points, horizon)
         target = "   (target >= 1.8x)" if engine == "auto" else ""
         print(f"  --engine {engine:<5} {points} points x {horizon:>3}: --jobs 1 {one:6.1f} s, --jobs 2 {two:6.1f} s: "
