@@ -50,6 +50,9 @@ class Model(NamedTuple):
     rng_errors: np.ndarray
     rng_arrivals: np.ndarray  # int: per stream
     rng_retry: np.ndarray
+    clients: np.ndarray      # int: per stream its closed population (0: an open stream)
+    think: np.ndarray        # (streams, 4) a closed population's think time row (0 without one)
+    rng_think: np.ndarray    # int: per stream its think generator (0 where it draws none)
     log_gamma: float         # the percentile sketch's buckets
     offset: int
     nbuckets: int
@@ -67,18 +70,17 @@ class Accumulators(NamedTuple):
     sr_sketch: np.ndarray
     sr_zeros: np.ndarray
     now_at: np.ndarray       # (1,) the kernel's clock, read for the progress bar
-    area_k: np.ndarray       # the population's area per series interval
     pools: Pools             # the stations' executors (paysim.engine.compiled.executor)
 
 
-def accumulators(scenario: Scenario, sketch: QuantileSketch, intervals: int) -> Accumulators:
+def accumulators(scenario: Scenario, sketch: QuantileSketch) -> Accumulators:
     n_st, n_sr = len(scenario.stations), len(scenario.arrivals)
     buckets = sketch.layout()[2]
     return Accumulators(np.zeros((n_st, STF_WIDTH)), np.zeros((n_st, ST_WIDTH), np.int64),
                         np.zeros((n_st, buckets), np.int64), np.zeros(n_st, np.int64),
                         np.zeros((n_sr, SRF_WIDTH)), np.zeros((n_sr, SR_WIDTH), np.int64),
                         np.zeros((n_sr, buckets), np.int64), np.zeros(n_sr, np.int64), np.zeros(1),
-                        np.zeros(intervals), build_pools(scenario))
+                        build_pools(scenario))
 
 
 def _code(dist: d.Distribution) -> tuple[int, float, float, float] | None:
@@ -153,7 +155,8 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
     stations, arrivals = scenario.stations, scenario.arrivals
     index = {name: i for i, name in enumerate(stations)}
     dists = [s.service for s in stations.values()] + [a.interarrival for a in arrivals.values()
-                                                      if a.interarrival is not None]
+                                                      if a.interarrival is not None] + \
+            [a.think for a in arrivals.values() if a.think is not None]
     empirical = [x for x in dists if isinstance(x, d.Empirical)]
     # the side table: each empirical distribution's values, then each replayed trace's times
     columns = [np.asarray(e.values, float) for e in empirical] + \
@@ -186,8 +189,8 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
                for i, s in enumerate(stations.values()) for w in s.outages]
     windows.sort(key=lambda window: window[CW_STATION])   # stable: slowdowns before outages per station
 
-    steps = [[(0.0, 0.0)] if a.interarrival is not None or a.trace is not None else _profile_steps(a)
-             for a in arrivals.values()]
+    steps = [[(0.0, 0.0)] if a.interarrival is not None or a.trace is not None or a.clients is not None
+             else _profile_steps(a) for a in arrivals.values()]
     n_steps = max(len(rows) for rows in steps)
     step_at = np.full((len(arrivals), n_steps + 1), np.inf)
     step_rate = np.zeros((len(arrivals), n_steps + 1))
@@ -223,4 +226,9 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
         emp=emp,
         rng_service=per_station("service"), rng_route=per_station("route"), rng_errors=per_station("errors"),
         rng_arrivals=per_stream("arrivals"), rng_retry=per_stream("retry"),
+        clients=np.array([a.clients or 0 for a in arrivals.values()], np.int64),
+        think=np.array([row(a.think) if a.think is not None else [DET, 0.0, 0.0, 0.0] for a in arrivals.values()],
+                       float),
+        rng_think=np.array([generators.index("think", name) if a.think is not None else 0
+                            for name, a in arrivals.items()], np.int64),
         log_gamma=log_gamma, offset=offset, nbuckets=nbuckets, min_value=MIN_VALUE)
