@@ -93,6 +93,18 @@ def test_same_sample_path_as_the_simpy_engine(case):
     assert _different(reference, compiled) == {}
 
 
+def test_the_time_series_samples_the_same_threads_on_both_engines():
+    """With a time series (as --out asks), each sample's threads, queue and busy agree too."""
+    stations, stream = SAME_PATH["outages-and-slowdown"]
+    model = scenario(stations, {"a": stream}, horizon=90, warmup=5, replications=1)
+    series = [simulate(model, jobs=1, engine=engine, series_interval=0.997).series[0]
+              for engine in ("simpy", COMPILED)]
+    assert len(series[0]) == len(series[1]) > 80
+    assert len({row["stations.x.threads"] for row in series[0]}) > 2
+    for reference, compiled in zip(*series):
+        assert _different(reference, compiled) == {}
+
+
 # the hand-computed deterministic pools of tests/test_engine_features.py: events on a 1/16 s
 # grid, so they tie (a task ends as another arrives, a thread's keep_alive ends as a task comes)
 DETERMINISTIC = {

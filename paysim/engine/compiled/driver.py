@@ -78,7 +78,8 @@ def run_replication(scenario: Scenario, observer: Observer, seed: int, replicati
         raise RunawayError(f"more than {max_in_flight:,} transactions in flight: the system is overloaded "
                            "(utilisation ≥ 1 with unbounded queues?)")
     _report(acc, observer, warmup, scenario.horizon)
-    return series_rows(ser, list(scenario.stations)) if series_interval else []
+    executors = [station.executor is not None for station in scenario.stations.values()]
+    return series_rows(ser, list(scenario.stations), executors) if series_interval else []
 
 
 def _report(acc: Accumulators, observer: Observer, warmup: float, horizon: float) -> None:

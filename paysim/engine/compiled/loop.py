@@ -24,8 +24,8 @@ from paysim.engine.compiled.codes import (ABANDONED, ARRIVAL, BACKOFF, CANCELLED
                                           TIMEOUT, TO_DONE, TO_ERROR, TO_REJECTED, TRAVEL, TXF_ARRIVED, TXF_BACKOFF,
                                           TXF_ENTERED, TXF_ORIGIN, TXF_SERVICE, TXF_STARTED, TXF_WAIT, TXI_ATTEMPT,
                                           TXI_GAVE_UP, TXI_GEN, TXI_STATE, TXI_STATION, TXI_STREAM, UP, WAITING, WINDOW)
-from paysim.engine.compiled.executor import (PI_CORE, PI_MAX, POOL_KEEP_ALIVE, close_pools, keep_alive_ends, offer,
-                                             open_pool_window, release, resume)
+from paysim.engine.compiled.executor import (PI_CORE, PI_MAX, PI_THREADS, POOL_KEEP_ALIVE, close_pools,
+                                             keep_alive_ends, offer, open_pool_window, release, resume)
 from paysim.engine.compiled.closed import send_after_think, start_clients
 from paysim.engine.compiled.codes import H_SEQ, H_T
 from paysim.engine.compiled.primitives import bucket, draw, helper, jit
@@ -111,7 +111,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     in_flight = 0
     while True:
         while series and size[0] > 0 and due(series_times, series_next, heap[0, H_T], heap[0, H_SEQ], series_seq):
-            take(ser, st_i, sr_i, sr_f, m.log_gamma, m.offset)   # between events: no event, no random number
+            take(ser, st_i, pool_i[:, PI_THREADS], sr_i, sr_f, m.log_gamma, m.offset)   # between events: no event, no random number
         if size[0] == 0 or heap[0, 0] >= horizon:
             break
         if size[0] + room >= heap.shape[0]:   # room for what one event can schedule
@@ -334,6 +334,6 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
         advance(st_f, st_i, s, horizon)
     close_pools(pool_i, pool_f, horizon)
     if series:
-        take_until(ser, horizon, st_i, sr_i, sr_f, m.log_gamma, m.offset)
+        take_until(ser, horizon, st_i, pool_i[:, PI_THREADS], sr_i, sr_f, m.log_gamma, m.offset)
     population_area(sr_f, sr_i, horizon)
     return 0
