@@ -22,8 +22,7 @@ import numpy as np
 import pytest
 from conftest import SEED, assert_holm, engine_differences, scenario
 from test_engine_features import ARRIVALS_2S, REJECTIONS
-from test_executor_order import CASES as JDK_CASES
-from test_executor_order import JdkPool, _arrivals
+from test_executor_order import CASES as JDK_CASES, JdkPool, _arrivals
 
 from paysim.analytic import mmck
 from paysim.distributions import Exponential
