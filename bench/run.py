@@ -5,9 +5,9 @@ On the same M/M/10 at 90% load it times, in customers per second:
   * Ciw, if installed (``pip install -e '.[bench]'``);
   * paysim's SimPy engine and compiled engine, called as a library;
   * ``paysim run --json`` as a user runs it (default options), imports included, on ~20M arrivals;
-then the card-checkout scenario, the retry-storm scenario (cut to 4 minutes) on both
-engines, peak memory at 10^5 and 10^7 customers, and a sweep
-with --jobs 1 against --jobs 2. It prints every number and the ratios the speed issue
+then the card-checkout and retry-storm commands on both engines, the retry storms,
+card-checkout and async-executor per replication in-process on both engines, peak memory
+at 10^5 and 10^7 customers, and a sweep with --jobs 1 against --jobs 2. It prints every number and the ratios the speed issue
 sets as targets. Nothing here is a unit test: numbers depend on the machine.
 """
 
@@ -134,6 +134,21 @@ def retry_storm(engine: str, horizon: str) -> tuple[float, dict]:
     return time.perf_counter() - started, json.loads(done.stdout)["system"]
 
 
+def per_replication(scenario: str, engine: str, replications: int, horizon: str) -> tuple[float, dict]:
+    """``scenarios/<scenario>.yaml`` in-process on one engine (a warm-up run first, so the compiled
+    engine's cache load is not timed): seconds per replication, and the headline means."""
+    from paysim.runner import simulate
+    from paysim.scenario import load_scenario
+
+    model = load_scenario(ROOT / "scenarios" / f"{scenario}.yaml", {"horizon": horizon})
+    simulate(model, jobs=1, engine=engine, replications=1)
+    started = time.perf_counter()
+    result = simulate(model, jobs=1, engine=engine, replications=replications)
+    seconds = (time.perf_counter() - started) / replications
+    return seconds, {name: result.summary[name].mean for name in
+                     ("system.goodput", "system.retry_amplification", "system.W", "system.latency.p99")}
+
+
 def sweep_seconds(jobs: int, engine: str, points: int, horizon: str) -> float:
     """Wall seconds of ``paysim sweep`` over the M/M/10 from 20% to 90% load (``points`` x 10
     replications), without plots: the simulation work is what scales with --jobs."""
@@ -190,6 +205,19 @@ def main() -> None:
               f"retry amplification {system['retry_amplification']['mean']:.3f}")
     print(f"  speed-up {storm['simpy'][0] / storm['auto'][0]:.1f}x (imports and compilation cache load included)")
 
+    replications = 2 if quick else 4
+    print(f"\nper replication, in-process, {replications} replications (the same seed on both engines: the same "
+          "numbers)")
+    for scenario, horizon in (("retry-storm", "4m"), ("retry-storm-backoff", "4m"), ("card-checkout", "5m"),
+                              ("async-executor", "20m")):
+        horizon = "90s" if quick else horizon
+        timed = {engine: per_replication(scenario, engine, replications, horizon) for engine in ("simpy", "fast")}
+        (slow, means), (fast, _) = timed["simpy"], timed["fast"]
+        print(f"  {scenario:<20} {horizon:>4}: simpy {slow:7.2f} s, compiled {fast:6.3f} s: {slow / fast:5.1f}x "
+              f"(target >= 20x)   goodput {means['system.goodput']:6.1f}/s, amplification "
+              f"{means['system.retry_amplification']:.3f}, W {means['system.W'] * 1000:6.1f} ms, "
+              f"p99 {means['system.latency.p99'] * 1000:6.0f} ms")
+
     small, large = int(1e5), int(1e7 * scale)
     fast_small, fast_large = peak_memory_mb("fast", small), peak_memory_mb("fast", large)
     print(f"\npeak memory (RSS), compiled engine: {small:,} customers {fast_small:.0f} MB, "
@@ -201,7 +229,7 @@ def main() -> None:
     # the speed issue's example sweep: 20 points x 10 replications of an hour at up to 450/s (~200M
     # arrivals); the SimPy engine on a much smaller one
     print("\nsweep: M/M/10 from 20% to 90% load, 10 replications per point, no plots")
-    for engine, points, horizon in (("auto", 20, "20m" if quick else "1h"), ("simpy", 8, "30s" if quick else "2m")):
+    for engine, points, horizon in (("auto", 20, "20m" if quick else "1h"), ("simpy", 8, "1m" if quick else "2m")):
         one, two = sweep_seconds(1, engine, points, horizon), sweep_seconds(2, engine, points, horizon)
         target = "   (target >= 1.8x)" if engine == "auto" else ""
         print(f"  --engine {engine:<5} {points} points x {horizon:>3}: --jobs 1 {one:6.1f} s, --jobs 2 {two:6.1f} s: "

@@ -7,7 +7,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from paysim.engine.compiled import recursion
+import paysim.engine.compiled.executor as executor
+import paysim.engine.compiled.recursion as recursion
 from paysim.engine.compiled.batch import service_parts
 from paysim.engine.compiled.codes import (SR_AT_START, SR_FAILED, SR_RETRIES, SRF_AREA_IN, SRF_LATENCY, SRF_SERVICE,
                                           SRF_SUCCESS_WAIT, SRF_TIME, SRF_WAIT, ST_BATCHES, ST_BUSY_WORKERS,
@@ -34,9 +35,13 @@ def unsupported(scenario: Scenario) -> str | None:
             if dist is not None and not drawable(dist):
                 return f"arrivals.{name}.{feature}: {type(dist).__name__} needs the SimPy engine"
     for name, station in scenario.stations.items():
-        for key, default in (("executor", None), ("instances", 1), ("discipline", "fifo")):
+        for key, default in (("instances", 1), ("discipline", "fifo")):
             if getattr(station, key) != default:
                 return f"stations.{name}.{key} needs the SimPy engine"
+        if station.executor is not None and station.batch is not None:
+            return f"stations.{name}: an executor at a batch station needs the SimPy engine"
+        if any(scenario.stations[called].executor is not None for called in station.parallel):
+            return f"stations.{name}.parallel: a call to an executor needs the SimPy engine"
         for part in service_parts(station):
             if not drawable(part):
                 return f"stations.{name}.service: {type(part).__name__} needs the SimPy engine"
@@ -82,7 +87,8 @@ def run_replication(scenario: Scenario, observer: Observer, seed: int, replicati
         raise RunawayError(f"more than {max_in_flight:,} transactions in flight: the system is overloaded "
                            "(utilisation ≥ 1 with unbounded queues?)")
     _report(acc, observer, scenario, warmup)
-    return series_rows(ser, list(scenario.stations)) if series_interval else []
+    executors = [station.executor is not None for station in scenario.stations.values()]
+    return series_rows(ser, list(scenario.stations), executors) if series_interval else []
 
 
 def _report(acc: Accumulators, observer: Observer, scenario: Scenario, warmup: float) -> None:
@@ -103,6 +109,7 @@ def _report(acc: Accumulators, observer: Observer, scenario: Scenario, warmup: f
             (int(v) for v in c[ST_IN:ST_DEPARTED + 1])
         station.sketch.add_counts(acc.st_sketch[i], acc.st_zeros[i])
         station.outcomes = {name: int(c[ST_OUTCOMES + code]) for code, name in enumerate(OUTCOMES)}
+    executor.report(acc.pools, observer.stations.values())
     for i, stream in enumerate(observer.streams.values()):
         f, c = acc.sr_f[i].tolist(), acc.sr_i[i]
         stream.area_in_system, stream.sum_latency = f[SRF_AREA_IN], f[SRF_LATENCY]

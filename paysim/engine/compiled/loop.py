@@ -14,6 +14,8 @@ import numpy as np
 
 from paysim.engine.compiled.arrivals import arrival_cursors, next_arrival
 from paysim.engine.compiled.classify import classified
+from paysim.engine.compiled.executor import (PI_CORE, PI_MAX, PI_THREADS, POOL_KEEP_ALIVE, close_pools,
+                                             keep_alive_ends, offer, open_pool_window, release, resume)
 from paysim.engine.compiled.closed import send_after_think, start_clients
 from paysim.engine.compiled.codes import H_SEQ, H_T
 from paysim.engine.compiled.codes import (ARRIVAL, BACKOFF, CANCELLED, CW_AT, CW_END, CW_OUTAGE, CW_STATION, CW_VALUE,
@@ -22,7 +24,7 @@ from paysim.engine.compiled.codes import (ARRIVAL, BACKOFF, CANCELLED, CW_AT, CW
                                           SRF_SERVICE, SRF_SUCCESS_WAIT, SRF_TIME, SRF_WAIT, SR_ARRIVED, SR_ATTEMPTS,
                                           SR_AT_START, SR_DEPARTED, SR_FAILED, SR_FINISHED, SR_IN, SR_RETRIES,
                                           SR_SUCCEEDED, STATION_CHANGE, STF_LAST, STF_SUMS,
-                                          ST_BUSY, ST_COUNTS, ST_ENTERED, ST_HEAD, ST_IN,
+                                          ST_BUSY, ST_CANCELLED, ST_COUNTS, ST_ENTERED, ST_HEAD, ST_IN,
                                           ST_OUTCOMES, ST_REJECTED, ST_TAIL, ST_WAITING, TIMED_OUT, TIMEOUT, TO_DONE,
                                           TO_ERROR, TO_ONWARD, TO_REJECTED, TRAVEL, TXF_ARRIVED, TXF_BACKOFF,
                                           TXF_ENTERED, TXF_FEATURES, TXF_ORIGIN, TXF_SERVICE, TXF_STARTED, TXF_WAIT,
@@ -40,7 +42,8 @@ from paysim.engine.compiled.schedule import change_workers, peak_workers, push_c
 from paysim.engine.compiled.series import due, latency as latency_in_series, sampling, take, take_until, window_opened
 from paysim.engine.compiled.state import (grown_heap, grown_slots, new_heap, new_slots, pop, push, release_slot,
                                           take_slot)
-from paysim.engine.compiled.station import (advance, advance_stream, enqueue, finish, population_area, start_service,
+from paysim.engine.compiled.station import (advance, advance_stream, enqueue, finish, leave_station, population_area,
+                                            start_service,
                                             take_next, withdraw)
 
 
@@ -90,12 +93,13 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     are in flight (a runaway), else 0. Samples the time series into ``ser`` if it asks for one."""
     n_st, n_sr = m.workers.shape[0], m.entry.shape[0]
     st_f, st_i, sr_f, sr_i = acc.st_f, acc.st_i, acc.sr_f, acc.sr_i
+    pool_i, pool_f, idle_since, idle_timed = acc.pools   # executors (paysim.engine.compiled.executor)
     txf, txi, free, free_n = new_slots(1024)
     width = m.calls_to.shape[1]               # parallel calls one attempt may make
     calls = new_calls(1024, width)            # per slot: a forked attempt's calls
     # heap entries one event may add (an outage's end or a schedule starts many; a fork starts and a join
     # withdraws calls)
-    room = 4 + peak_workers(m.workers, m.schedule) + 2 * width
+    room = 4 + max(peak_workers(m.workers, m.schedule), np.max(pool_i[:, PI_MAX])) + 2 * width
     heap, size = new_heap(4096 + 2 * room + 2 * m.windows.shape[0] + m.schedule.shape[0] + n_st + np.sum(m.clients))
     br, br_free, br_free_n = new_records(64)  # batch stations' batches (batch.py)
     sending = -1                              # the next item of a finished batch to send on
@@ -103,7 +107,8 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     for s in range(n_st):
         st_i[s, ST_HEAD] = -1
         st_i[s, ST_TAIL] = -1
-        st_i[s, ST_WORKERS] = m.workers[s]
+        # the workers now (a schedule changes them); an executor's threads are its pool's to count
+        st_i[s, ST_WORKERS] = m.workers[s] if pool_i[s, PI_CORE] < 0 else pool_i[s, PI_MAX]
         st_i[s, ST_GATHERING] = -1
         st_i[s, ST_FIRST_CLOSED] = -1
         st_i[s, ST_LAST_CLOSED] = -1
@@ -134,7 +139,8 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     while True:
         while (sending == -1 and series and size[0] > 0     # (never amid a finished batch's items)
                and due(series_times, series_next, heap[0, H_T], heap[0, H_SEQ], series_seq)):
-            take(ser, st_i, sr_i, sr_f, m.log_gamma, m.offset)   # between events: no event, no random number
+            # between events: no event, no random number
+            take(ser, st_i, pool_i[:, PI_THREADS], sr_i, sr_f, m.log_gamma, m.offset)
         if sending == -1 and (size[0] == 0 or heap[0, 0] >= horizon):
             break
         if size[0] + room >= heap.shape[0]:   # room for what one event can schedule
@@ -153,11 +159,13 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
         target = TO_DONE
         failed = -1          # an attempt that failed for its client: retried or a final outcome
         reason = -1
+        silent = False       # `moving` is lost without its client being told (an executor's discard)
         forking, next_j = -1, 0   # an attempt whose parallel calls are being sent, and the next one
         if kind == WINDOW:
             window_opened(ser, sr_i, sr_f, now)
             population_area(sr_f, sr_i, now)
             open_window(st_f, st_i, acc.st_sketch, acc.st_zeros, sr_f, sr_i, acc.sr_sketch, acc.sr_zeros, now)
+            open_pool_window(pool_i, pool_f, now)
             continue
         if kind == STATION_CHANGE or kind == WORKERS_CHANGE:
             if kind == WORKERS_CHANGE:   # a schedule changes the workers (schedule.py)
@@ -170,7 +178,10 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                     slow[st] = 1.0 if ending else m.windows[w, CW_VALUE]
                 else:
                     down[st] = UP if ending else int(m.windows[w, CW_VALUE])
-            if ending and m.batch[st, BT_ON] > 0:   # free workers take up closed batches
+            if ending and pool_i[st, PI_CORE] >= 0:   # idle pool threads, in their order
+                resume(pool_i, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, m.service, m.emp,
+                       rngs[m.rng_service[st]], slow, down, st, now)
+            elif ending and m.batch[st, BT_ON] > 0:   # free workers take up closed batches
                 resume_batches(st_f, st_i, txf, txi, br, br_free, br_free_n, heap, size, m.service, m.item_service,
                                m.emp, slow, down, st, now, rngs[m.rng_service[st]], rngs[m.rng_service_item[st]])
             elif ending:         # idle workers take up waiting work (none while the station hangs)
@@ -195,6 +206,9 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                            m.emp, slow, down, st, now, rngs[m.rng_service[st]], rngs[m.rng_service_item[st]])
             if kind == BATCH_TICK:
                 push(heap, size, now + m.batch[st, BT_EVERY], BATCH_TICK, st, 0)
+            continue
+        if kind == POOL_KEEP_ALIVE:  # an idle pool thread's keep_alive is over
+            keep_alive_ends(pool_i, pool_f, idle_since, idle_timed, heap, size, ident, now)
             continue
         if kind == ARRIVAL or kind == RETRY_START:    # an attempt enters the system
             if kind == ARRIVAL:  # an original request of stream `ident`
@@ -247,10 +261,14 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                 finish(st_f, st_i, acc.st_sketch, acc.st_zeros, txf, st, x, now, service_time, error, m.min_value,
                        m.log_gamma, m.offset, m.nbuckets)
                 txi[x, TXI_STATE] = TRAVEL
-                y = take_next(st_f, st_i, txf, txi, st, down, now)
-                if y >= 0:
-                    end = now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
-                    push(heap, size, end, DONE_SERVICE, y, txi[y, TXI_GEN])
+                if pool_i[st, PI_CORE] >= 0:
+                    release(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, m.service,
+                            m.emp, rngs[m.rng_service[st]], slow, down, st, x, now)
+                else:
+                    y = take_next(st_f, st_i, txf, txi, st, down, now)
+                    if y >= 0:
+                        end = now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
+                        push(heap, size, end, DONE_SERVICE, y, txi[y, TXI_GEN])
             else:            # the next item of a finished batch goes on (batch.py)
                 x = sending
                 sending = txi[x, TXI_NEXT]
@@ -270,16 +288,27 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                 moving, target = x, TO_ONWARD
         elif kind == TIMEOUT:
             x = ident
-            if txi[x, TXI_GEN] != gen or txi[x, TXI_GAVE_UP] == 1 or txi[x, TXI_STATE] == LEFT:
+            if txi[x, TXI_GEN] != gen or txi[x, TXI_GAVE_UP] == 1:
                 continue
             txi[x, TXI_GAVE_UP] = 1
             st = txi[x, TXI_STATION]
             reason = TIMED_OUT
-            if m.cancel[st]:
+            if txi[x, TXI_STATE] == LEFT:   # lost silently, its slot kept for this moment: the client finds out
+                release_slot(txi, free, free_n, x)
+            elif m.cancel[st]:
                 if txi[x, TXI_STATE] == FORKED:   # its parallel calls are withdrawn
                     reason = CANCELLED
                     withdraw_calls(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, br, heap, size, slow, down,
                                    x, now)
+                elif txi[x, TXI_STATE] == SERVING and pool_i[st, PI_CORE] >= 0:   # its pool thread is freed
+                    reason = CANCELLED
+                    service_time = now - txf[x, TXF_STARTED]
+                    txf[x, TXF_SERVICE] += service_time
+                    leave_station(st_f, st_i, txf, st, x, now, service_time)
+                    st_i[st, ST_BUSY] -= 1
+                    st_i[st, ST_CANCELLED] += 1
+                    release(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, m.service,
+                            m.emp, rngs[m.rng_service[st]], slow, down, st, x, now)
                 else:            # queued (abandoned), or in service (cancelled: the worker is freed now)
                     reason, y = withdraw(st_f, st_i, txf, txi, br, m.batch[st, BT_ON] > 0, st, x, down, now)
                     if y >= 0:
@@ -308,8 +337,14 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
             if target >= 0:
                 st = target
                 full = m.capacity[st] >= 0 and st_i[st, ST_WAITING] >= m.capacity[st]
-                if down[st] == REFUSE or (full and (m.batch[st, BT_ON] > 0 or st_i[st, ST_BUSY] >= st_i[st, ST_WORKERS]
-                                                    or down[st] != UP)):
+                if pool_i[st, PI_CORE] >= 0:   # an executor takes it, or names who leaves rejected
+                    x, silent = offer(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size,
+                                      m.service, m.emp, rngs[m.rng_service[st]], slow, down, st, x, now)
+                    if x < 0:
+                        continue
+                    s, target = txi[x, TXI_STREAM], TO_REJECTED
+                elif down[st] == REFUSE or (full and (m.batch[st, BT_ON] > 0 or down[st] != UP
+                                                      or st_i[st, ST_BUSY] >= st_i[st, ST_WORKERS])):
                     st_i[st, ST_REJECTED] += 1
                     target = TO_REJECTED
                 else:
@@ -344,6 +379,9 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                 continue
             finished = target == TO_DONE
             leave_system(sr_f, sr_i, txf, txi, x, now, finished)
+            if silent and m.timeout[s] < np.inf and txi[x, TXI_GAVE_UP] == 0:
+                in_flight -= 1   # its client, told nothing, finds out at its timeout: the slot waits
+                continue
             if txi[x, TXI_GAVE_UP] == 0:
                 txi[x, TXI_GAVE_UP] = 1
                 if finished:     # the request's latency runs from its first attempt, backoffs included
@@ -385,7 +423,8 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                     send_after_think(m.think, s, m.emp, rngs[m.rng_think[s]], heap, size, now)
     for s in range(n_st):      # close the window at the horizon
         advance(st_f, st_i, s, horizon)
+    close_pools(pool_i, pool_f, horizon)
     if series:
-        take_until(ser, horizon, st_i, sr_i, sr_f, m.log_gamma, m.offset)
+        take_until(ser, horizon, st_i, pool_i[:, PI_THREADS], sr_i, sr_f, m.log_gamma, m.offset)
     population_area(sr_f, sr_i, horizon)
     return 0

@@ -39,7 +39,7 @@ def fits(scenario: Scenario) -> bool:
     depends on the past)."""
     return (len(scenario.stations) == 1 and all(t == "done" for s in scenario.stations.values() for t in s.routes)
             and all(not s.slowdowns and not s.outages and not s.schedule and s.batch is None
-                    and s.classify is None for s in scenario.stations.values())
+                    and s.classify is None and s.executor is None for s in scenario.stations.values())
             and all(a.retry is None and a.clients is None for a in scenario.arrivals.values()))
 
 

@@ -22,6 +22,7 @@ from paysim.engine.compiled.codes import (CONSTANT, CW_STATION, DECORRELATED, DE
 from paysim.engine.compiled.batch import batch_table, service_parts
 from paysim.engine.compiled.classify import classify_tables, feature_distributions
 from paysim.engine.compiled.fork import fork_tables
+from paysim.engine.compiled.executor import Pools, build_pools
 from paysim.engine.compiled.schedule import schedule_table
 from paysim.engine.retry import token_cap
 from paysim.engine.seeds import component_rng
@@ -91,6 +92,7 @@ class Accumulators(NamedTuple):
     sr_sketch: np.ndarray
     sr_zeros: np.ndarray
     now_at: np.ndarray       # (1,) the kernel's clock, read for the progress bar
+    pools: Pools             # the stations' executors (paysim.engine.compiled.executor)
 
 
 def accumulators(scenario: Scenario, sketch: QuantileSketch) -> Accumulators:
@@ -99,7 +101,8 @@ def accumulators(scenario: Scenario, sketch: QuantileSketch) -> Accumulators:
     return Accumulators(np.zeros((n_st, STF_WIDTH)), np.zeros((n_st, ST_WIDTH), np.int64),
                         np.zeros((n_st, buckets), np.int64), np.zeros(n_st, np.int64),
                         np.zeros((n_sr, SRF_WIDTH)), np.zeros((n_sr, SR_WIDTH), np.int64),
-                        np.zeros((n_sr, buckets), np.int64), np.zeros(n_sr, np.int64), np.zeros(1))
+                        np.zeros((n_sr, buckets), np.int64), np.zeros(n_sr, np.int64), np.zeros(1),
+                        build_pools(scenario))
 
 
 def _code(dist: d.Distribution) -> tuple[int, float, float, float] | None:
