@@ -56,7 +56,8 @@ CASES = {   # station s, stream a
                                  "retry": {"attempts": 2, "backoff": "constant", "base": 0.05, "on": "timeout"}}),
     # a scheduled batch station scores its items' amounts as each goes on; approved ones go to t
     "batch-schedule-classify": ({"workers": 1, "batch": {"size": 3, "every": 0.5}, "errors": 0.05,
-                                 "service": {"per_batch": EXP, "per_item": {"dist": "uniform", "low": 0.002, "high": 0.01}},
+                                 "service": {"per_batch": EXP,
+                                             "per_item": {"dist": "uniform", "low": 0.002, "high": 0.01}},
                                  "schedule": [{"at": 80, "workers": 2}, {"at": 160, "workers": 1}],
                                  "classify": {"logistic": {"intercept": -3.0, "amount": 0.02}, "review_above": 0.5,
                                               "decline_above": 0.9},
