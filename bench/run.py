@@ -137,16 +137,17 @@ def retry_storm(engine: str, horizon: str) -> tuple[float, dict]:
 def per_replication(scenario: str, engine: str, replications: int, horizon: str,
                     warmup: str | None = None) -> tuple[float, dict]:
     """``scenarios/<scenario>.yaml`` in-process on one engine (a warm-up run first, so the compiled
-    engine's cache load is not timed): seconds per replication, and the headline means."""
+    engine's cache load is not timed): CPU seconds per replication (the process's, its threads
+    included: steadier than wall time on a shared machine), and the headline means."""
     from paysim.runner import simulate
     from paysim.scenario import load_scenario
 
     overrides = {"horizon": horizon} | ({"warmup": warmup} if warmup else {})
     model = load_scenario(ROOT / "scenarios" / f"{scenario}.yaml", overrides)
     simulate(model, jobs=1, engine=engine, replications=1)
-    started = time.perf_counter()
+    started = time.process_time()
     result = simulate(model, jobs=1, engine=engine, replications=replications)
-    seconds = (time.perf_counter() - started) / replications
+    seconds = (time.process_time() - started) / replications
     return seconds, {name: result.summary[name].mean for name in
                      ("system.goodput", "system.retry_amplification", "system.W", "system.latency.p99")}
 
@@ -208,8 +209,8 @@ def main() -> None:
     print(f"  speed-up {storm['simpy'][0] / storm['auto'][0]:.1f}x (imports and compilation cache load included)")
 
     replications = 2 if quick else 4
-    print(f"\nper replication, in-process, {replications} replications (the same seed on both engines: the same "
-          "numbers)")
+    print(f"\nCPU seconds per replication, in-process, {replications} replications (the same seed gives the same "
+          "numbers on both engines)")
     for scenario, horizon in (("retry-storm", "4m"), ("retry-storm-backoff", "4m"), ("card-checkout", "5m"),
                               ("async-executor", "20m")):
         horizon, warmup = ("90s", "15s") if quick else (horizon, None)
