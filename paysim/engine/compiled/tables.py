@@ -19,6 +19,9 @@ from paysim.engine.compiled.codes import (CONSTANT, CW_STATION, DECORRELATED, DE
                                           HYPER, JITTER_EQUAL, JITTER_FULL, JITTER_NONE, LOGN, ON_ERROR, ON_REJECTED,
                                           ON_TIMEOUT, PROFILE, REFUSE, RENEWAL, SR_WIDTH, SRF_WIDTH, ST_WIDTH,
                                           STF_WIDTH, TRACE, UNIF)
+from paysim.engine.compiled.classify import classify_tables, feature_distributions
+from paysim.engine.compiled.fork import fork_tables
+from paysim.engine.compiled.executor import Pools, build_pools
 from paysim.engine.retry import token_cap
 from paysim.engine.seeds import component_rng
 from paysim.scenario import Scenario
@@ -56,6 +59,20 @@ class Model(NamedTuple):
     offset: int
     nbuckets: int
     min_value: float
+    # risk classification (paysim.engine.compiled.classify.classify_tables)
+    ft_dist: np.ndarray      # (streams, features, 4) each stream's feature distribution rows
+    rng_features: np.ndarray  # int (streams, features): the generator of each, -1 when the stream lacks it
+    ft_on: np.ndarray        # bool: per stream, whether it has any feature
+    cl_on: np.ndarray        # bool: per station, whether it classifies
+    cl_term: np.ndarray      # int (stations, terms): a score term's feature column, or INTERCEPT
+    cl_coef: np.ndarray      # (stations, terms) its coefficient
+    cl_review: np.ndarray    # per station, review above this score
+    cl_decline: np.ndarray   # per station, decline above this score
+    cl_to: np.ndarray        # int (stations, outcomes): the station of each outcome, -1 done
+    # parallel calls (paysim.engine.compiled.fork.fork_tables)
+    calls_to: np.ndarray     # int (stations, width): the branch stations called in parallel, -1 padding
+    n_calls: np.ndarray      # int: per station, how many
+    join_any: np.ndarray     # bool: per station, the first good answer is enough
 
 
 class Accumulators(NamedTuple):
@@ -69,6 +86,7 @@ class Accumulators(NamedTuple):
     sr_sketch: np.ndarray
     sr_zeros: np.ndarray
     now_at: np.ndarray       # (1,) the kernel's clock, read for the progress bar
+    pools: Pools             # the stations' executors (paysim.engine.compiled.executor)
 
 
 def accumulators(scenario: Scenario, sketch: QuantileSketch) -> Accumulators:
@@ -77,7 +95,8 @@ def accumulators(scenario: Scenario, sketch: QuantileSketch) -> Accumulators:
     return Accumulators(np.zeros((n_st, STF_WIDTH)), np.zeros((n_st, ST_WIDTH), np.int64),
                         np.zeros((n_st, buckets), np.int64), np.zeros(n_st, np.int64),
                         np.zeros((n_sr, SRF_WIDTH)), np.zeros((n_sr, SR_WIDTH), np.int64),
-                        np.zeros((n_sr, buckets), np.int64), np.zeros(n_sr, np.int64), np.zeros(1))
+                        np.zeros((n_sr, buckets), np.int64), np.zeros(n_sr, np.int64), np.zeros(1),
+                        build_pools(scenario))
 
 
 def _code(dist: d.Distribution) -> tuple[int, float, float, float] | None:
@@ -154,6 +173,7 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
     dists = [s.service for s in stations.values()] + [a.interarrival for a in arrivals.values()
                                                       if a.interarrival is not None] + \
             [a.think for a in arrivals.values() if a.think is not None]
+    dists += feature_distributions(scenario)
     empirical = [x for x in dists if isinstance(x, d.Empirical)]
     # the side table: each empirical distribution's values, then each replayed trace's times
     columns = [np.asarray(e.values, float) for e in empirical] + \
@@ -228,4 +248,5 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
                        float),
         rng_think=np.array([generators.index("think", name) if a.think is not None else 0
                             for name, a in arrivals.items()], np.int64),
-        log_gamma=log_gamma, offset=offset, nbuckets=nbuckets, min_value=MIN_VALUE)
+        log_gamma=log_gamma, offset=offset, nbuckets=nbuckets, min_value=MIN_VALUE,
+        **classify_tables(scenario, index, generators.index, row), **fork_tables(scenario, index))
