@@ -54,3 +54,7 @@ SRF_AREA_IN, SRF_LATENCY, SRF_SUCCESS_WAIT, SRF_TIME, SRF_WAIT, SRF_SERVICE, SRF
 SR_AT_START = SR_FAILED + 5    # in the system when the window opened
 SR_RETRIES = SR_AT_START + 1   # attempts that were retries
 SR_WIDTH = SR_RETRIES + 1
+
+# a station's queue discipline, and how a station's instances share its traffic
+FIFO, LIFO, PRIORITY = range(3)
+ROUND_ROBIN, RANDOM, LEAST_BUSY, POWER_OF_TWO = range(4)

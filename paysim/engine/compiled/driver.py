@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from paysim.engine.compiled import recursion
+from paysim.engine.compiled import balance, queues, recursion
 from paysim.engine.compiled.codes import (SR_AT_START, SR_FAILED, SR_RETRIES, ST_DEPARTED, ST_IN,
                                           STF_AREA_BUSY, STF_AREA_IN, STF_SERVICE, STF_SERVICE_ALL, STF_SOJOURN,
                                           STF_TIME_ALL, STF_WAIT, STF_WAIT_ALL, SRF_AREA_IN, SRF_LATENCY,
@@ -28,9 +28,12 @@ def unsupported(scenario: Scenario) -> str | None:
             return f"arrivals.{name}.clients needs the SimPy engine"
     for name, station in scenario.stations.items():
         for key, default in (("executor", None), ("batch", None), ("classify", None), ("parallel", ()),
-                             ("schedule", ()), ("instances", 1), ("discipline", "fifo")):
+                             ("schedule", ())):
             if getattr(station, key) != default:
                 return f"stations.{name}.{key} needs the SimPy engine"
+        why = balance.unsupported(name, station, scenario) or queues.unsupported(name, station)
+        if why:
+            return why
         if not drawable(station.service):
             return f"stations.{name}.service: {type(station.service).__name__} needs the SimPy engine"
     return None
@@ -75,7 +78,7 @@ def run_replication(scenario: Scenario, observer: Observer, seed: int, replicati
     if _interruptible(kernel, arguments, poll) < 0:
         raise RunawayError(f"more than {max_in_flight:,} transactions in flight: the system is overloaded "
                            "(utilisation ≥ 1 with unbounded queues?)")
-    _report(acc, observer, warmup, scenario.horizon)
+    _report(balance.merged(acc, scenario), observer, warmup, scenario.horizon)
     return list(acc.area_k / series_interval) if series_interval else []
 
 

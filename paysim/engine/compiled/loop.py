@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from paysim.engine.compiled.arrivals import arrival_cursors, next_arrival
+from paysim.engine.compiled.balance import instance
 from paysim.engine.compiled.codes import (ABANDONED, ARRIVAL, BACKOFF, CANCELLED, CW_AT, CW_END, CW_OUTAGE,
                                           CW_STATION, CW_VALUE, DONE_SERVICE, ERRORED, LEFT, REFUSE, REJECTED,
                                           RETRY_START, RT_BUDGET, RT_TOKEN_CAP, SERIES, SERVING, SR_AT_START,
@@ -26,8 +27,8 @@ from paysim.engine.compiled.primitives import bucket, jit
 from paysim.engine.compiled.retry import may_retry, retry_delay
 from paysim.engine.compiled.state import (grown_heap, grown_txns, new_heap, new_txns, pop, push, release_slot,
                                           take_slot)
-from paysim.engine.compiled.station import (advance, advance_stream, enqueue, population_area, start_service,
-                                            take_next, unlink)
+from paysim.engine.compiled.queues import enqueue, unlink
+from paysim.engine.compiled.station import advance, advance_stream, population_area, start_service, take_next
 
 
 @jit(inline=True)
@@ -218,7 +219,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
             if m.cancel[st]:
                 if tx.state[x] == WAITING:
                     reason = ABANDONED
-                    unlink(acc, st, tx, x)
+                    unlink(m, acc, st, tx, x)
                     tx.wait[x] += now - tx.arrived[x]
                     leave_station(acc, st, tx, x, now, 0.0)
                     st_i[st, ST_ABANDONED] += 1
@@ -238,7 +239,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
             x = moving
             s = tx.stream[x]
             if target >= 0:
-                st = target
+                st = instance(m, acc, rngs, target)   # the instance its balancer picks
                 full = m.capacity[st] >= 0 and st_i[st, ST_WAITING] >= m.capacity[st]
                 if down[st] == REFUSE or (full and (st_i[st, ST_BUSY] >= m.workers[st] or down[st] != UP)):
                     st_i[st, ST_REJECTED] += 1
@@ -253,7 +254,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
                         st_i[st, ST_BUSY] += 1
                         start_service(m, acc, st, tx, x, heap, rngs, slow, now)
                     else:
-                        enqueue(acc, st, tx, x)
+                        enqueue(m, acc, st, tx, x)
                     continue
             finished = target == TO_DONE
             leave_system(acc, tx, x, now, finished)

@@ -3,10 +3,10 @@ paysim.engine.station.ServiceStation and paysim.observe.StationObserver do."""
 
 from __future__ import annotations
 
-from paysim.engine.compiled.codes import (DONE_SERVICE, SERVING, SRF_AREA_IN, SRF_LAST, SR_IN, ST_BUSY, ST_HEAD, ST_IN,
-                                          ST_STARTED, ST_TAIL, ST_WAITING, STF_AREA_BUSY, STF_AREA_IN, STF_LAST,
-                                          STF_WAIT, UP, WAITING)
+from paysim.engine.compiled.codes import (DONE_SERVICE, SERVING, SRF_AREA_IN, SRF_LAST, SR_IN, ST_BUSY, ST_IN,
+                                          ST_STARTED, STF_AREA_BUSY, STF_AREA_IN, STF_LAST, STF_WAIT, UP)
 from paysim.engine.compiled.primitives import draw, jit
+from paysim.engine.compiled.queues import front, unlink
 from paysim.engine.compiled.state import push
 
 
@@ -37,35 +37,6 @@ def population_area(acc, now):
 
 
 @jit(inline=True)
-def enqueue(acc, st, tx, x):
-    """Put ``x`` at the tail of the station's queue, a doubly linked list through tx.link."""
-    tx.state[x] = WAITING
-    acc.st_i[st, ST_WAITING] += 1
-    tail = acc.st_i[st, ST_TAIL]
-    tx.link[x, 0], tx.link[x, 1] = -1, tail
-    if tail == -1:
-        acc.st_i[st, ST_HEAD] = x
-    else:
-        tx.link[tail, 0] = x
-    acc.st_i[st, ST_TAIL] = x
-
-
-@jit(inline=True)
-def unlink(acc, st, tx, x):
-    """Take ``x`` out of the station's queue, so its slot can be reused at once."""
-    following, previous = tx.link[x, 0], tx.link[x, 1]
-    if previous == -1:
-        acc.st_i[st, ST_HEAD] = following
-    else:
-        tx.link[previous, 0] = following
-    if following == -1:
-        acc.st_i[st, ST_TAIL] = previous
-    else:
-        tx.link[following, 1] = previous
-    acc.st_i[st, ST_WAITING] -= 1
-
-
-@jit(inline=True)
 def start_service(m, acc, st, tx, x, heap, rngs, slow, now):
     """``x`` takes a worker (already counted busy): its service time is drawn, then scaled by
     the slowdown in force now (as the SimPy engine does)."""
@@ -77,11 +48,11 @@ def start_service(m, acc, st, tx, x, heap, rngs, slow, now):
 
 @jit(inline=True)
 def take_next(m, acc, st, tx, heap, rngs, slow, down, now):
-    """A freed worker takes the transaction at the head of the queue, if any and the station
-    is not down (else it stays free)."""
-    y = acc.st_i[st, ST_HEAD]
+    """A freed worker takes the next waiting transaction (in the station's discipline), if any
+    and the station is not down (else it stays free)."""
+    y = front(m, acc, st)
     if y != -1 and down[st] == UP:
-        unlink(acc, st, tx, y)
+        unlink(m, acc, st, tx, y)
         wait = now - tx.arrived[y]
         tx.wait[y] += wait
         advance(acc, st, now)

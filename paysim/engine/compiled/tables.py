@@ -15,10 +15,12 @@ from typing import NamedTuple
 import numpy as np
 
 from paysim import distributions as d
+from paysim.engine.compiled.balance import balance_tables, units
 from paysim.engine.compiled.codes import (CONSTANT, CW_STATION, DECORRELATED, DET, EMP, EXP, EXPONENTIAL, GAMMA,
                                           HANG, HYPER, JITTER_EQUAL, JITTER_FULL, JITTER_NONE, LOGN, ON_ERROR,
                                           ON_REJECTED, ON_TIMEOUT, PROFILE, REFUSE, RENEWAL, SR_WIDTH, ST_WIDTH,
                                           SRF_WIDTH, STF_WIDTH, TRACE, UNIF)
+from paysim.engine.compiled.queues import priority_ranks, queue_tables
 from paysim.engine.retry import token_cap
 from paysim.engine.seeds import component_rng
 from paysim.scenario import Scenario
@@ -26,7 +28,8 @@ from paysim.sketch import MIN_VALUE, QuantileSketch
 
 
 class Model(NamedTuple):
-    """What the kernels read: per station (rows in scenario order), per stream, and shared."""
+    """What the kernels read: per station (rows in scenario order, one per instance: see
+    :mod:`paysim.engine.compiled.balance`), per stream, and shared."""
     service: np.ndarray      # (stations, 4) service distribution rows
     workers: np.ndarray      # int
     capacity: np.ndarray     # int: waiting room, -1 unbounded
@@ -53,6 +56,11 @@ class Model(NamedTuple):
     offset: int
     nbuckets: int
     min_value: float
+    discipline: np.ndarray   # int: per station FIFO, LIFO or PRIORITY
+    rank: np.ndarray         # int: per stream its priority's rank among the streams' (0 most urgent)
+    instances: np.ndarray    # int: per station its instances (on each of their rows)
+    balance: np.ndarray      # int: per station how its instances share the traffic (ROUND_ROBIN, ...)
+    rng_balance: np.ndarray  # int: per station its balancer's generator (-1: one instance)
 
 
 class Accumulators(NamedTuple):
@@ -67,16 +75,19 @@ class Accumulators(NamedTuple):
     sr_zeros: np.ndarray
     now_at: np.ndarray       # (1,) the kernel's clock, read for the progress bar
     area_k: np.ndarray       # the population's area per series interval
+    queue_last: np.ndarray   # int (stations, priority ranks): the last waiting of each rank (queues.py)
+    turn: np.ndarray         # int: per station the instance whose turn it is (round robin)
 
 
 def accumulators(scenario: Scenario, sketch: QuantileSketch, intervals: int) -> Accumulators:
-    n_st, n_sr = len(scenario.stations), len(scenario.arrivals)
+    n_st, n_sr = len(units(scenario)), len(scenario.arrivals)
     buckets = sketch.layout()[2]
     return Accumulators(np.zeros((n_st, STF_WIDTH)), np.zeros((n_st, ST_WIDTH), np.int64),
                         np.zeros((n_st, buckets), np.int64), np.zeros(n_st, np.int64),
                         np.zeros((n_sr, SRF_WIDTH)), np.zeros((n_sr, SR_WIDTH), np.int64),
                         np.zeros((n_sr, buckets), np.int64), np.zeros(n_sr, np.int64), np.zeros(1),
-                        np.zeros(intervals))
+                        np.zeros(intervals), np.full((n_st, len(priority_ranks(scenario))), -1, np.int64),
+                        np.zeros(n_st, np.int64))
 
 
 def _code(dist: d.Distribution) -> tuple[int, float, float, float] | None:
@@ -148,8 +159,9 @@ def _profile_steps(arrival) -> list[tuple[float, float]]:
 
 def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSketch) -> Model:
     """Flatten ``scenario`` into a :class:`Model`, registering its random components in ``generators``."""
-    stations, arrivals = scenario.stations, scenario.arrivals
-    index = {name: i for i, name in enumerate(stations)}
+    stations, arrivals = {unit: spec for unit, _, spec in units(scenario)}, scenario.arrivals
+    station_of = {unit: name for unit, name, _ in units(scenario)}
+    index = {name: i for i, name in enumerate(stations)}   # a station's name is its first instance's
     dists = [s.service for s in stations.values()] + [a.interarrival for a in arrivals.values()
                                                       if a.interarrival is not None]
     empirical = [x for x in dists if isinstance(x, d.Empirical)]
@@ -194,8 +206,10 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
             step_at[i, j], step_rate[i, j] = at, rate
     log_gamma, offset, nbuckets = sketch.layout()
 
-    def per_station(kind: str) -> np.ndarray:
-        return np.array([generators.index(kind, name) for name in stations], np.int64)
+    def per_station(kind: str, shared: bool = False) -> np.ndarray:
+        """``shared``: the station's instances share its generator."""
+        return np.array([generators.index(kind, station_of[name] if shared else name) for name in stations],
+                        np.int64)
 
     def per_stream(kind: str) -> np.ndarray:
         return np.array([generators.index(kind, name) for name in arrivals], np.int64)
@@ -219,6 +233,8 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
         step_at=step_at, step_rate=step_rate,
         retry=np.array([_retry_row(a) for a in arrivals.values()], float),
         emp=emp,
-        rng_service=per_station("service"), rng_route=per_station("route"), rng_errors=per_station("errors"),
+        rng_service=per_station("service"), rng_route=per_station("route", shared=True),
+        rng_errors=per_station("errors", shared=True),
         rng_arrivals=per_stream("arrivals"), rng_retry=per_stream("retry"),
-        log_gamma=log_gamma, offset=offset, nbuckets=nbuckets, min_value=MIN_VALUE)
+        log_gamma=log_gamma, offset=offset, nbuckets=nbuckets, min_value=MIN_VALUE,
+        **queue_tables(scenario), **balance_tables(scenario, generators))
