@@ -78,6 +78,27 @@ def assert_holm(result: RunResult, expected: dict[str, tuple[float, float]], alp
     assert not failures, f"family-wise level {alpha}, seed {result.seed}:\n" + "\n".join(failures)
 
 
+def engine_differences(reference: RunResult, compiled: RunResult, metrics: tuple[str, ...],
+                       alpha: float = 0.001) -> tuple[list[str], dict[str, float]]:
+    """The SimPy and compiled engines' runs as two independent samples: the metrics whose
+    replication means differ by more than z·sqrt(se1² + se2²), z at level ``alpha`` shared
+    across the metrics (Bonferroni), and each metric's detectable relative difference (twice
+    that bound over the mean: a true difference that large lands beyond it with probability
+    above 99%), for the metrics whose mean exceeds 0.01."""
+    names = [n for n in metrics if math.isfinite(reference.summary[n].mean)]
+    z = float(sps.norm.isf(alpha / (2 * len(names))))
+    problems, detectable = [], {}
+    for name in names:
+        x = np.array([row[name] for row in reference.rows])
+        y = np.array([row[name] for row in compiled.rows])
+        bound = z * math.sqrt(x.var(ddof=1) / len(x) + y.var(ddof=1) / len(y))
+        if abs(x.mean() - y.mean()) > bound + 1e-12:
+            problems.append(f"{name}: simpy {x.mean():.6g} vs fast {y.mean():.6g} (allowed ±{bound:.3g})")
+        if x.mean() > 0.01:      # a rate near zero has no relative resolution worth stating
+            detectable[name] = 2 * bound / x.mean()
+    return problems, detectable
+
+
 def assert_percentile(result: RunResult, metric: str, theory: float) -> None:
     """Percentiles carry the sketch's stated relative error on top of the sampling CI."""
     assert_theory(result, metric, theory, RELATIVE_ERROR)

@@ -16,12 +16,8 @@ Poisson traffic over k instances makes k independent M/M/c queues at λ/k.
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import pytest
-from conftest import SEED, assert_holm, scenario
-from scipy import special
+from conftest import SEED, assert_holm, engine_differences, scenario
 
 from paysim.analytic import mmc, priority_mg1
 from paysim.engine.compiled import recursion, unsupported
@@ -181,23 +177,13 @@ IN_DISTRIBUTION = {   # case: (stations, arrivals, horizon of each of 12 replica
 def test_compiled_engine_matches_simpy_in_distribution(case):
     """The engines on independent seeds: each headline metric's replication means differ by
     less than z·sqrt(se1² + se2²), z at 0.1% shared across the metrics (Bonferroni). The
-    detectable bias is twice that bound over the mean (a true difference that large lands
-    beyond the bound with probability above 99%); 12 replications make it at most 3% on W
+    detectable bias is twice that bound over the mean; 12 replications make it at most 3% on W
     (asserted, so the runs stay long enough to mean it; 2.3% and 2.7% with the fixed seed)."""
     stations, arrivals, horizon = IN_DISTRIBUTION[case]
     reference = simulate(scenario(stations, arrivals, horizon=horizon, warmup=5, replications=12, seed=SEED),
                          jobs=1, engine="simpy")
     compiled = simulate(scenario(stations, arrivals, horizon=horizon, warmup=5, replications=12, seed=SEED + 1),
                         jobs=1, engine="fast")
-    names = [n for n in HEADLINE if math.isfinite(reference.summary[n].mean)]
-    z = float(special.ndtri(1 - 0.001 / (2 * len(names))))
-    problems, detectable = [], {}
-    for name in names:
-        x = np.array([row[name] for row in reference.rows])
-        y = np.array([row[name] for row in compiled.rows])
-        bound = z * math.sqrt(x.var(ddof=1) / len(x) + y.var(ddof=1) / len(y))
-        if abs(x.mean() - y.mean()) > bound + 1e-12:
-            problems.append(f"{name}: simpy {x.mean():.6g} vs compiled {y.mean():.6g} (allowed ±{bound:.3g})")
-        detectable[name] = 2 * bound / abs(x.mean()) if x.mean() else math.inf
+    problems, detectable = engine_differences(reference, compiled, HEADLINE)
     assert problems == []
     assert detectable["system.W"] <= 0.03, f"runs too short to detect a 3% bias in W: {detectable['system.W']:.1%}"

@@ -15,13 +15,11 @@ Scenarios with no randomness must give the same numbers on both engines.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
-import numpy as np
 import pytest
-from conftest import TEST_LEVEL, assert_theory, scenario
-from scipy import special, stats
+from conftest import TEST_LEVEL, assert_theory, engine_differences, scenario
+from scipy import stats
 
 from paysim.engine.compiled import recursion
 from paysim.engine.compiled import unsupported
@@ -84,20 +82,7 @@ RESOLUTION = {   # about 1.6 times what the fixed seed gives, so another seed do
 
 
 def _headline_differences(reference, compiled) -> tuple[list[str], dict[str, float]]:
-    """Metrics whose means differ beyond the corrected bound, and each metric's detectable
-    relative difference (twice the bound over the mean)."""
-    names = [n for n in HEADLINE if math.isfinite(reference.summary[n].mean)]
-    z = float(special.ndtri(1 - 0.001 / (2 * len(names))))
-    problems, detectable = [], {}
-    for name in names:
-        x = np.array([row[name] for row in reference.rows])
-        y = np.array([row[name] for row in compiled.rows])
-        bound = z * math.sqrt(x.var(ddof=1) / len(x) + y.var(ddof=1) / len(y))
-        if abs(x.mean() - y.mean()) > bound + 1e-12:
-            problems.append(f"{name}: simpy {x.mean():.6g} vs fast {y.mean():.6g} (allowed ±{bound:.3g})")
-        if x.mean() > 0.01:      # a rate near zero has no relative resolution worth stating
-            detectable[name] = 2 * bound / x.mean()
-    return problems, detectable
+    return engine_differences(reference, compiled, HEADLINE)
 
 
 @pytest.mark.parametrize("case", [*CASES, *NETWORKS])
