@@ -187,3 +187,16 @@ def test_compiled_engine_matches_simpy_in_distribution(case):
     problems, detectable = engine_differences(reference, compiled, HEADLINE)
     assert problems == []
     assert detectable["system.W"] <= 0.03, f"runs too short to detect a 3% bias in W: {detectable['system.W']:.1%}"
+
+
+def test_instances_beside_a_feature_without_per_instance_tables_stay_on_simpy():
+    """A table of one row per station would be read at the wrong row past a station of
+    several instances: until such a feature's tables are per instance, the scenario is refused."""
+    from paysim.engine.compiled import balance
+
+    model = scenario({"a": {"instances": 2, "service": EXP, "next": "b"},
+                      "b": {"service": EXP, "schedule": [{"at": 10, "workers": 2}]}},
+                     {"s": {"rate": 10}}, horizon=20, warmup=0, replications=1)
+    why = balance.unsupported("a", model.stations["a"], model)
+    assert why == "stations.a.instances with stations.b.schedule needs the SimPy engine"
+    assert unsupported(model) is not None

@@ -26,7 +26,8 @@ def units(scenario: Scenario) -> list[tuple[str, str, Station]]:
             for name, spec in scenario.stations.items() for i in range(spec.instances)]
 
 
-# features whose compiled tables are not yet checked per instance
+# features whose compiled tables are not yet known to have one row per instance (a table
+# with one row per station would be read at the wrong row past a station of several instances)
 _NOT_PER_INSTANCE = (("executor", None), ("batch", None), ("schedule", ()), ("classify", None), ("parallel", ()))
 
 
@@ -34,9 +35,10 @@ def unsupported(name: str, station: Station, scenario: Scenario) -> str | None:
     """Why the compiled engine cannot run this station's instances (None when it can)."""
     if station.instances == 1:
         return None
-    for key, default in _NOT_PER_INSTANCE:
-        if getattr(station, key) != default:
-            return f"stations.{name}.instances with {key} needs the SimPy engine"
+    for other, spec in scenario.stations.items():
+        for key, default in _NOT_PER_INSTANCE:
+            if getattr(spec, key) != default:
+                return f"stations.{name}.instances with stations.{other}.{key} needs the SimPy engine"
     if any(f"{name}#{i}" in scenario.stations for i in range(1, station.instances)):
         return f"stations.{name}.instances: a station is named like one of its instances; needs the SimPy engine"
     return None
