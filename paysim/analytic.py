@@ -347,6 +347,16 @@ def kingman(
     return replace(one, formula="G/G/1 (Kingman approximation)")
 
 
+def thinned_scv(scv_arrival: float, share: float) -> float:
+    """ca² of the stream left when each arrival of a renewal stream with ca² = ``scv_arrival``
+    is kept independently with probability p = ``share`` (a random split): the number of
+    arrivals between two kept ones is geometric, so ca²' = p·ca² + 1 - p (Poisson stays 1)."""
+    _check_scv("scv_arrival", scv_arrival)
+    if not 0.0 < share <= 1.0:
+        raise ValueError(f"share must be in (0, 1], got {share!r}")
+    return 1 - share + share * scv_arrival
+
+
 def mdc(arrival_rate: float, service_time: float, servers: int) -> QueueMetrics:
     """M/D/c (constant service time D) via Cosmetatos' approximation (1975).
 
@@ -496,6 +506,26 @@ def priority_mg1(
         classes.append(_open_queue(lam, wq, mean, load, rho, formula))
         above += load
     return classes
+
+
+def mmc_priority_waits(arrival_rates: Sequence[float], service_rate: float, servers: int) -> list[float]:
+    """Mean wait Wq_k of each class of an M/M/c queue with non-preemptive priority classes
+    and one service rate μ for all (Cobham 1954); class 0 is served first.
+
+    With a = Σλ_k/μ, σ_k = Σ_{j<=k} λ_j/(cμ) (σ_{-1} = 0) and C(c, a) Erlang C:
+    Wq_k = C(c, a)/(cμ) / ((1 - σ_{k-1})(1 - σ_k)). Needs Σλ_k < cμ.
+    """
+    _check_rate("service_rate", service_rate, allow_zero=False)
+    _check_servers(servers)
+    for k, lam in enumerate(arrival_rates):
+        _check_rate(f"arrival_rates[{k}]", lam, allow_zero=True)
+    wait0 = erlang_c(servers, math.fsum(arrival_rates) / service_rate) / (servers * service_rate)
+    waits, above = [], 0.0
+    for rate in arrival_rates:
+        below = above + rate / (servers * service_rate)
+        waits.append(wait0 / ((1 - above) * (1 - below)))
+        above = below
+    return waits
 
 
 def _network_nodes(

@@ -23,6 +23,7 @@ from paysim.budget import per_replication
 from paysim.engine import run_replication
 from paysim.engine.compiled import run_replication as run_replication_fast, unsupported
 from paysim.errors import PaysimError
+from paysim.network import worker_steps
 from paysim.preflight import expected_arrivals
 from paysim.observe import Observer, StationObserver, StreamObserver
 from paysim.scenario import Scenario
@@ -65,7 +66,7 @@ class RunResult:
 
 
 def observer_for(scenario: Scenario) -> Observer:
-    stations = {name: StationObserver((s.executor.max_threads if s.executor else s.workers) * s.instances,
+    stations = {name: StationObserver(worker_steps(s)[0][1] * s.instances,
                                       s.service.per_item.mean if s.batch else s.service.mean, batch=s.batch is not None,
                                       per_batch_s=s.service.per_batch.mean if s.batch else 0.0)
                 for name, s in scenario.stations.items()}

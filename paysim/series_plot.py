@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from paysim.errors import PaysimError
+from paysim.network import worker_steps
 from paysim.scenario import Scenario
 
 if TYPE_CHECKING:   # matplotlib is imported only when drawing: `run --json` does not pay for it
@@ -46,12 +47,7 @@ def timeline(scenario: Scenario) -> dict[str, Any]:
         for outage in station.outages:
             events.append({"station": name, "kind": "outage", "start": outage.at, "end": outage.at + outage.length,
                            "label": f"{name} {outage.mode}"})
-        if station.executor is not None:
-            steps = [[0.0, station.executor.max_threads * station.instances]]
-        else:
-            steps = [[0.0, station.workers * station.instances]]
-            steps += [[step.at, step.workers * station.instances] for step in sorted(station.schedule, key=lambda s: s.at)]
-        capacity[name] = steps
+        capacity[name] = [[at, workers * station.instances] for at, workers in worker_steps(station)]
     return {"slo": scenario.slo.model_dump(exclude_none=True) if scenario.slo else {}, "events": events,
             "windows": {name: list(span) for name, span in scenario.windows.items()}, "capacity": capacity,
             "batch": [name for name, station in scenario.stations.items() if station.batch is not None]}

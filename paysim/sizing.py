@@ -29,7 +29,8 @@ from rich.table import Table
 
 from paysim import analytic, distributions
 from paysim.errors import PaysimError
-from paysim.preflight import StationLoad, station_loads, stream_visits
+from paysim.network import Network
+from paysim.preflight import StationLoad, station_loads
 from paysim.runner import Progress, simulate
 from paysim.scenario import Scenario
 from paysim.scenario.fields import did_you_mean
@@ -153,8 +154,9 @@ def _can_lose(scenario: Scenario, station: str, objective: Objective) -> str | N
     """Why a loss objective cannot depend on the station's workers, or None when it can."""
     if objective.is_time or scenario.stations[station].queue is not None:
         return None
+    network = Network(scenario)
     timeouts = objective.metric == "failure_rate" and any(
-        arrival.timeout is not None and stream_visits(scenario, name)[0][station] > 0
+        arrival.timeout is not None and network.visits(name)[station] > 0
         for name, arrival in scenario.arrivals.items())
     if timeouts:
         return None

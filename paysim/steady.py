@@ -9,7 +9,7 @@ labelled so that neither is mistaken for the profile's answer.
 
 from __future__ import annotations
 
-from paysim.preflight import rate_multipliers
+from paysim.network import Network
 from paysim.scenario import Scenario
 
 
@@ -25,8 +25,8 @@ def profile_steady_states(scenario: Scenario) -> list[tuple[str, Scenario]]:
     profiled = {name: arrival for name, arrival in scenario.arrivals.items() if arrival.profile}
     if not profiled:
         return []
-    peaks = {name: rate_multipliers(arrival, scenario.warmup or 0.0, scenario.horizon)[1]
-             for name, arrival in profiled.items()}
+    network = Network(scenario)
+    peaks = {name: network.multipliers(name)[1] for name in profiled}
     shown = ", ".join(f"{name} x{peak:g}" for name, peak in peaks.items())
     return [("steady state at the base rate (profile left out, multiplier 1)", _held(scenario, dict.fromkeys(profiled, 1.0))),
             (f"steady state at the peak rate ({shown}, held as if forever)", _held(scenario, peaks))]

@@ -28,10 +28,12 @@ from paysim.analytic import (
     mmc_sojourn_cdf,
     mmc_sojourn_quantile,
     mmc_wait_cdf,
+    mmc_priority_waits,
     mmc_wait_quantile,
     mmck,
     mva,
     priority_mg1,
+    thinned_scv,
 )
 
 FAST = settings(max_examples=40, deadline=None)
@@ -595,6 +597,37 @@ def test_cobham_rejects_bad_input() -> None:
         priority_mg1([0.5, 0.6], [1.0, 1.0], [1.0, 1.0])
     with pytest.raises(ValueError, match="same number"):
         priority_mg1([0.5], [1.0, 1.0], [1.0])
+
+
+@FAST
+@given(lams=st.lists(st.floats(0.01, 1.0), min_size=1, max_size=5), servers=st.integers(1, 20),
+       load=st.floats(0.05, 0.95))
+def test_mmc_priority_waits_conserve_the_fifo_wait(lams: list[float], servers: int, load: float) -> None:
+    # Non-preemptive priority with one service rate reorders waiting work without changing
+    # it: the classes' rate-weighted mean wait is M/M/c's FIFO Wq, one class is Erlang C.
+    mu = 2.0
+    scale = load * servers * mu / sum(lams)
+    lams = [lam * scale for lam in lams]
+    waits = mmc_priority_waits(lams, mu, servers)
+    fifo = mmc(sum(lams), mu, servers).Wq
+    assert sum(lam * w for lam, w in zip(lams, waits)) / sum(lams) == pytest.approx(fifo, rel=1e-9)
+    assert waits == sorted(waits)  # lower priority waits longer
+
+
+def test_mmc_priority_waits_hand_values() -> None:
+    # M/M/1, μ = 1, classes 0.3 and 0.4: C = ρ = 0.7, Wq_0 = 0.7/(1·0.7) = 1, Wq_1 = 0.7/(0.7·0.3)
+    high, low = mmc_priority_waits([0.3, 0.4], 1.0, 1)
+    assert high == pytest.approx(1.0) and low == pytest.approx(0.7 / (0.7 * 0.3))
+    with pytest.raises(ValueError, match="Erlang C needs"):
+        mmc_priority_waits([0.6, 0.5], 1.0, 1)
+
+
+def test_thinned_scv_of_a_random_split() -> None:
+    assert thinned_scv(1.0, 0.25) == 1.0                       # a split of Poisson is Poisson
+    assert thinned_scv(0.0, 0.5) == pytest.approx(0.5)         # every other arrival of a clock, at random
+    assert thinned_scv(3.0, 1.0) == 3.0                        # keeping everything changes nothing
+    with pytest.raises(ValueError, match="share"):
+        thinned_scv(1.0, 0.0)
 
 
 # ------------------------------------------------------------------ MVA

@@ -3,7 +3,7 @@
 A ``classify.logistic`` coefficient names a feature; a stream without it would score as if it
 were 0, so a typo (``amout``) or a feature one stream lacks would silently approve everything.
 Every name but ``intercept`` must therefore be a feature of every stream that can reach the
-station, along positive-probability routes and parallel calls.
+station, along positive-probability routes and parallel calls (as :mod:`paysim.network` says).
 """
 
 from __future__ import annotations
@@ -20,27 +20,14 @@ def stream_features(arrival: Any) -> set[str]:
     return {name for name in FEATURES if getattr(arrival, name) is not None}
 
 
-def reachable(scenario: Any, stream: str) -> set[str]:
-    """Stations a transaction of ``stream`` can visit."""
-    seen, todo = set(), [scenario.entry(stream)]
-    while todo:
-        name = todo.pop()
-        if name in seen or name not in scenario.stations:
-            continue
-        seen.add(name)
-        station = scenario.stations[name]
-        todo += [target for target, p in station.routes.items() if p > 0] + list(station.parallel)
-    return seen
-
-
-def feature_problems(scenario: Any) -> list[tuple[tuple, str]]:
-    """(key path, message) for each logistic coefficient some stream reaching its station cannot supply."""
+def feature_problems(scenario: Any, network: Any) -> list[tuple[tuple, str]]:
+    """(key path, message) for each logistic coefficient some stream reaching its station cannot
+    supply; ``network`` (a :class:`paysim.network.Network`) says which streams reach where."""
     found = []
-    reaches = {stream: reachable(scenario, stream) for stream in scenario.arrivals}
     for name, station in scenario.stations.items():
         if station.classify is None:
             continue
-        streams = [stream for stream, seen in reaches.items() if name in seen]
+        streams = network.streams[name]
         for feature in station.classify.features:
             path = ("stations", name, "classify", "logistic", feature)
             if feature not in FEATURES:

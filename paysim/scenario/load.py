@@ -101,19 +101,6 @@ def problems_from_validation(error: ValidationError, data: Any, file: str, lines
     return problems
 
 
-def stations_that_can_leave(routes: Mapping[str, Mapping[str, float]]) -> set[str]:
-    """Stations from which a transaction can eventually reach ``done``."""
-    can_leave = {DONE}
-    changed = True
-    while changed:
-        changed = False
-        for name, targets in routes.items():
-            if name not in can_leave and any(p > 0 and t in can_leave for t, p in targets.items()):
-                can_leave.add(name)
-                changed = True
-    return can_leave
-
-
 def check_references(scenario: Scenario) -> list[tuple[Path_, str]]:
     """Problems that only the whole scenario can show, as (key path, message)."""
     found: list[tuple[Path_, str]] = []
@@ -158,11 +145,13 @@ def check_references(scenario: Scenario) -> list[tuple[Path_, str]]:
         if not sums_to_one(total):
             found.append((("stations", name, "next"), f"routing probabilities must sum to 1, got {total:.6g}"))
     if not found:
-        can_leave = stations_that_can_leave({name: s.routes for name, s in stations.items()})
+        from paysim.network import Network, can_leave  # it reads this package's models: imported late, no cycle
+
+        leaving = can_leave({name: s.routes for name, s in stations.items()})
         for name in stations:
-            if name not in can_leave:
+            if name not in leaving:
                 found.append((("stations", name, "next"), "transactions that reach this station can never leave (every route leads back into a cycle)"))
-        found += feature_problems(scenario)
+        found += feature_problems(scenario, Network(scenario))
     return found
 
 
