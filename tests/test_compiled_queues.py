@@ -57,7 +57,7 @@ SAME_PATH = {   # stations, arrivals
 
 def _differences(reference: dict[str, float], compiled: dict[str, float]) -> list[str]:
     return [f"{name}: simpy {reference[name]!r} vs compiled {compiled[name]!r}" for name in reference
-            if not (reference[name] == pytest.approx(compiled[name], rel=1e-9, abs=1e-12, nan_ok=True))]
+            if reference[name] != pytest.approx(compiled[name], rel=1e-9, abs=1e-12, nan_ok=True)]
 
 
 @pytest.mark.parametrize("case", list(SAME_PATH))
