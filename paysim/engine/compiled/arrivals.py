@@ -19,23 +19,23 @@ def arrival_cursors(clock, gap):
 
 
 @jit(inline=True)
-def next_arrival(s, now, m, rng, segment):
+def next_arrival(s, now, clock, unit_det, gap, step_at, step_rate, emp, rng, segment):
     """Stream ``s``'s next arrival time after ``now`` (inf: none before the end of time).
     A profile stream spends one unit of work (exponential, or 1 when deterministic)
     across the steps of its rate profile, as paysim.engine.arrivals.ProfileClock does."""
-    if m.clock[s] == RENEWAL:
-        return now + draw(m.gap[s], m.emp, rng)
-    if m.clock[s] == TRACE:        # the trace's next recorded time, until it runs out
+    if clock[s] == RENEWAL:
+        return now + draw(gap, s, emp, rng)
+    if clock[s] == TRACE:        # the trace's next recorded time, until it runs out
         k = segment[s]
-        if k >= int(m.gap[s, 2]):
+        if k >= int(gap[s, 2]):
             return np.inf
         segment[s] = k + 1
-        return m.emp[k]
-    work = 1.0 if m.unit_det[s] else rng.exponential(1.0)
+        return emp[k]
+    work = 1.0 if unit_det[s] else rng.exponential(1.0)
     k = segment[s]
     while True:
-        end = m.step_at[s, k + 1]
-        rate = m.step_rate[s, k]
+        end = step_at[s, k + 1]
+        rate = step_rate[s, k]
         if rate > 0:
             g = work / rate
             if now + g < end:

@@ -67,35 +67,31 @@ def merged(acc, scenario: Scenario):
 
 
 @jit(inline=True)
-def _load(acc, u):
+def _load(st_i, u):
     """Transactions at instance ``u``, in service or waiting (what the balancer compares)."""
-    return acc.st_i[u, ST_BUSY] + acc.st_i[u, ST_WAITING]
+    return st_i[u, ST_BUSY] + st_i[u, ST_WAITING]
 
 
 @jit(inline=True)
-def instance(m, acc, rngs, st):
-    """The instance of station ``st`` (its first unit) that gets the next transaction:
-    in turn, at random, the least loaded (the first of equals), or the less loaded of two
-    distinct ones drawn at random (the first drawn on a tie)."""
-    k = m.instances[st]
-    if k == 1:
-        return st
-    policy = m.balance[st]
+def instance(st_i, turn, rng, st, k, policy):
+    """The instance of station ``st`` (its first row, of ``k`` > 1) that gets the next
+    transaction: in turn, at random, the least loaded (the first of equals), or the less
+    loaded of two distinct ones drawn at random (the first drawn on a tie). ``rng``: the
+    station's balancer generator; ``turn``: per station whose turn it is."""
     if policy == ROUND_ROBIN:
-        turn = acc.turn[st]
-        acc.turn[st] = (turn + 1) % k
-        return st + turn
+        now = turn[st]
+        turn[st] = (now + 1) % k
+        return st + now
     if policy == LEAST_BUSY:
         best = st
         for u in range(st + 1, st + k):
-            if _load(acc, u) < _load(acc, best):
+            if _load(st_i, u) < _load(st_i, best):
                 best = u
         return best
-    rng = rngs[m.rng_balance[st]]
     first = min(int(rng.random() * k), k - 1)
     if policy == RANDOM:
         return st + first
     second = min(int(rng.random() * (k - 1)), k - 2)   # power of two choices
     if second >= first:
         second += 1
-    return st + first if _load(acc, st + first) <= _load(acc, st + second) else st + second
+    return st + first if _load(st_i, st + first) <= _load(st_i, st + second) else st + second

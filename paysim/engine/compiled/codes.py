@@ -55,6 +55,31 @@ SR_AT_START = SR_FAILED + 5    # in the system when the window opened
 SR_RETRIES = SR_AT_START + 1   # attempts that were retries
 SR_WIDTH = SR_RETRIES + 1
 
+# a transaction slot's float fields (one row of the txf table per attempt in flight)
+(TXF_ENTERED,    # when this attempt entered the system
+ TXF_ARRIVED,    # when it arrived at its current station
+ TXF_STARTED,    # when its service there started
+ TXF_WAIT,       # its total wait in queues so far
+ TXF_SERVICE,    # its total service so far
+ TXF_ORIGIN,     # when the original request arrived
+ TXF_BACKOFF,    # the delay before this attempt (decorrelated backoff grows from it)
+ TXF_WIDTH) = range(8)
+
+# a transaction slot's integer fields (the txi table)
+(TXI_STREAM,     # its arrival stream
+ TXI_STATE,      # TRAVEL, WAITING, SERVING, LEFT or BACKOFF
+ TXI_STATION,    # its current station
+ TXI_GAVE_UP,    # 1: its client stopped waiting (timed out, or its outcome is counted)
+ TXI_GEN,        # the slot's generation: events scheduled for an earlier one are stale
+ TXI_NEXT,       # the next and previous in its station's queue
+ TXI_PREV,
+ TXI_ATTEMPT,    # 1 for the first try
+ TXI_WIDTH) = range(9)
+
+# the event heap's columns (one float table; kinds, idents, generations and sequence numbers
+# are integers far below 2**53, so exact)
+H_T, H_KIND, H_IDENT, H_GEN, H_SEQ, H_WIDTH = range(6)
+
 # a station's queue discipline, and how a station's instances share its traffic
 FIFO, LIFO, PRIORITY = range(3)
 ROUND_ROBIN, RANDOM, LEAST_BUSY, POWER_OF_TWO = range(4)

@@ -8,13 +8,13 @@ import threading
 from collections.abc import Callable
 
 from paysim.engine.compiled import balance, queues, recursion
-from paysim.engine.compiled.codes import (SR_AT_START, SR_FAILED, SR_RETRIES, ST_DEPARTED, ST_IN,
-                                          STF_AREA_BUSY, STF_AREA_IN, STF_SERVICE, STF_SERVICE_ALL, STF_SOJOURN,
-                                          STF_TIME_ALL, STF_WAIT, STF_WAIT_ALL, SRF_AREA_IN, SRF_LATENCY,
-                                          SRF_SERVICE, SRF_SUCCESS_WAIT, SRF_TIME, SRF_WAIT)
+from paysim.engine.compiled.codes import (SR_AT_START, SR_FAILED, SR_RETRIES, SRF_AREA_IN, SRF_LATENCY, SRF_SERVICE,
+                                          SRF_SUCCESS_WAIT, SRF_TIME, SRF_WAIT, ST_DEPARTED, ST_IN, STF_AREA_BUSY,
+                                          STF_AREA_IN, STF_SERVICE, STF_SERVICE_ALL, STF_SOJOURN, STF_TIME_ALL,
+                                          STF_WAIT, STF_WAIT_ALL)
 from paysim.engine.compiled.loop import run
 from paysim.engine.compiled.primitives import numba
-from paysim.engine.compiled.tables import Accumulators, Generators, accumulators, build_model, drawable
+from paysim.engine.compiled.tables import (Accumulators, Generators, accumulators, build_model, drawable)
 from paysim.observe import FAILURES, Observer
 from paysim.scenario import Scenario
 

@@ -26,23 +26,23 @@ def jit(function=None, *, inline: bool = False):
 
 
 @jit(inline=True)
-def draw(p, emp, rng):
-    """One value of the distribution whose parameter row is ``p``, from generator ``rng``
-    (an empirical distribution's values are ``emp[p1:p2]``)."""
-    code = int(p[0])
+def draw(table, i, emp, rng):
+    """One value of the distribution in row ``i`` of a parameter table (code, p1, p2, p3),
+    from generator ``rng`` (an empirical distribution's values are ``emp[p1:p2]``)."""
+    code = int(table[i, 0])
     if code == DET:
-        return p[1]
+        return table[i, 1]
     if code == EXP:
-        return rng.exponential(p[1])
+        return rng.exponential(table[i, 1])
     if code == LOGN:
-        return rng.lognormal(p[1], p[2])
+        return rng.lognormal(table[i, 1], table[i, 2])
     if code == GAMMA:
-        return rng.gamma(p[1], p[2])
+        return rng.gamma(table[i, 1], table[i, 2])
     if code == UNIF:
-        return rng.uniform(p[1], p[2])
+        return rng.uniform(table[i, 1], table[i, 2])
     if code == HYPER:
-        return rng.exponential(p[2] if rng.random() < p[1] else p[3])
-    start, end = int(p[1]), int(p[2])
+        return rng.exponential(table[i, 2] if rng.random() < table[i, 1] else table[i, 3])
+    start, end = int(table[i, 1]), int(table[i, 2])
     return emp[start + int(rng.random() * (end - start))]
 
 

@@ -2,7 +2,7 @@
 order (smaller priority first, FIFO within a priority), as paysim.engine.station.Queue
 orders it.
 
-The waiting transactions are one doubly linked list through tx.link (next, previous),
+The waiting transactions are one doubly linked list through txi (TXI_NEXT, TXI_PREV),
 head ST_HEAD and tail ST_TAIL, so that work withdrawn from the middle (``on_timeout:
 cancel``) leaves in O(1). Everyone joins at the tail except under priority, where the list
 stays sorted by (priority rank, arrival): a transaction joins behind the last waiting one
@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from paysim.engine.compiled.balance import units
-from paysim.engine.compiled.codes import FIFO, LIFO, PRIORITY, ST_HEAD, ST_TAIL, ST_WAITING, WAITING
+from paysim.engine.compiled.codes import (FIFO, LIFO, PRIORITY, ST_HEAD, ST_TAIL, ST_WAITING, TXI_NEXT, TXI_PREV,
+                                          TXI_STATE, TXI_STREAM, WAITING)
 from paysim.engine.compiled.primitives import jit
 from paysim.scenario import Scenario, Station
 
@@ -46,60 +47,61 @@ def queue_tables(scenario: Scenario) -> dict[str, np.ndarray]:
 
 
 @jit(inline=True)
-def _insert_after(acc, st, tx, x, ahead):
+def _insert_after(st_i, txi, st, x, ahead):
     """Link ``x`` in behind ``ahead`` (-1: at the head)."""
-    following = acc.st_i[st, ST_HEAD] if ahead == -1 else tx.link[ahead, 0]
-    tx.link[x, 0], tx.link[x, 1] = following, ahead
+    following = st_i[st, ST_HEAD] if ahead == -1 else txi[ahead, TXI_NEXT]
+    txi[x, TXI_NEXT], txi[x, TXI_PREV] = following, ahead
     if ahead == -1:
-        acc.st_i[st, ST_HEAD] = x
+        st_i[st, ST_HEAD] = x
     else:
-        tx.link[ahead, 0] = x
+        txi[ahead, TXI_NEXT] = x
     if following == -1:
-        acc.st_i[st, ST_TAIL] = x
+        st_i[st, ST_TAIL] = x
     else:
-        tx.link[following, 1] = x
+        txi[following, TXI_PREV] = x
 
 
 @jit(inline=True)
-def enqueue(m, acc, st, tx, x):
-    """``x`` waits at station ``st``, in the order of the station's discipline."""
-    tx.state[x] = WAITING
-    acc.st_i[st, ST_WAITING] += 1
-    if m.discipline[st] != PRIORITY:
-        _insert_after(acc, st, tx, x, acc.st_i[st, ST_TAIL])
+def enqueue(st_i, txi, st, x, discipline, rank, queue_last):
+    """``x`` waits at station ``st``, in the order of the station's ``discipline`` (per stream
+    its ``rank``; ``queue_last``: see above)."""
+    txi[x, TXI_STATE] = WAITING
+    st_i[st, ST_WAITING] += 1
+    if discipline[st] != PRIORITY:
+        _insert_after(st_i, txi, st, x, st_i[st, ST_TAIL])
         return
-    rank = m.rank[tx.stream[x]]
+    own = rank[txi[x, TXI_STREAM]]
     ahead = -1
-    r = rank
+    r = own
     while r >= 0 and ahead == -1:
-        ahead = acc.queue_last[st, r]
+        ahead = queue_last[st, r]
         r -= 1
-    _insert_after(acc, st, tx, x, ahead)
-    acc.queue_last[st, rank] = x
+    _insert_after(st_i, txi, st, x, ahead)
+    queue_last[st, own] = x
 
 
 @jit(inline=True)
-def unlink(m, acc, st, tx, x):
+def unlink(st_i, txi, st, x, discipline, rank, queue_last):
     """Take ``x`` out of the station's queue (to serve it, or withdrawn), so its slot can be
     reused at once."""
-    following, previous = tx.link[x, 0], tx.link[x, 1]
-    if m.discipline[st] == PRIORITY:
-        rank = m.rank[tx.stream[x]]
-        if acc.queue_last[st, rank] == x:   # the last of its rank: the one before it, if of the same rank
-            same = previous != -1 and m.rank[tx.stream[previous]] == rank
-            acc.queue_last[st, rank] = previous if same else -1
+    following, previous = txi[x, TXI_NEXT], txi[x, TXI_PREV]
+    if discipline[st] == PRIORITY:
+        own = rank[txi[x, TXI_STREAM]]
+        if queue_last[st, own] == x:   # the last of its rank: the one before it, if of the same rank
+            same = previous != -1 and rank[txi[previous, TXI_STREAM]] == own
+            queue_last[st, own] = previous if same else -1
     if previous == -1:
-        acc.st_i[st, ST_HEAD] = following
+        st_i[st, ST_HEAD] = following
     else:
-        tx.link[previous, 0] = following
+        txi[previous, TXI_NEXT] = following
     if following == -1:
-        acc.st_i[st, ST_TAIL] = previous
+        st_i[st, ST_TAIL] = previous
     else:
-        tx.link[following, 1] = previous
-    acc.st_i[st, ST_WAITING] -= 1
+        txi[following, TXI_PREV] = previous
+    st_i[st, ST_WAITING] -= 1
 
 
 @jit(inline=True)
-def front(m, acc, st):
+def front(st_i, st, discipline):
     """Whom a freed worker serves next (-1: nobody waits): the head, under LIFO the tail."""
-    return acc.st_i[st, ST_TAIL] if m.discipline[st] == LIFO else acc.st_i[st, ST_HEAD]
+    return st_i[st, ST_TAIL] if discipline[st] == LIFO else st_i[st, ST_HEAD]

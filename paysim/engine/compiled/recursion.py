@@ -17,13 +17,12 @@ from __future__ import annotations
 import numpy as np
 
 from paysim.engine.compiled.arrivals import arrival_cursors, next_arrival
-from paysim.engine.compiled.codes import (ABANDONED, CANCELLED, ERRORED, REJECTED, SR_ARRIVED, SR_AT_START,
-                                          SR_ATTEMPTS, SR_DEPARTED, SR_FAILED, SR_FINISHED, SR_IN, SR_SUCCEEDED,
-                                          SRF_AREA_IN, SRF_LATENCY, SRF_SERVICE, SRF_SUCCESS_WAIT, SRF_TIME, SRF_WAIT,
-                                          ST_ABANDONED, ST_BUSY, ST_CANCELLED, ST_DEPARTED, ST_ENTERED, ST_ERRORED,
-                                          ST_FINISHED, ST_IN, ST_REJECTED, ST_STARTED, STF_AREA_BUSY, STF_AREA_IN,
-                                          STF_SERVICE, STF_SERVICE_ALL, STF_SOJOURN, STF_TIME_ALL, STF_WAIT,
-                                          STF_WAIT_ALL, TIMED_OUT)
+from paysim.engine.compiled.codes import (ABANDONED, CANCELLED, ERRORED, REJECTED, SR_ARRIVED, SR_AT_START, SR_ATTEMPTS,
+                                          SR_DEPARTED, SR_FAILED, SR_FINISHED, SR_IN, SR_SUCCEEDED, SRF_AREA_IN,
+                                          SRF_LATENCY, SRF_SERVICE, SRF_SUCCESS_WAIT, SRF_TIME, SRF_WAIT, ST_ABANDONED,
+                                          ST_BUSY, ST_CANCELLED, ST_DEPARTED, ST_ENTERED, ST_ERRORED, ST_FINISHED,
+                                          ST_IN, ST_REJECTED, ST_STARTED, STF_AREA_BUSY, STF_AREA_IN, STF_SERVICE,
+                                          STF_SERVICE_ALL, STF_SOJOURN, STF_TIME_ALL, STF_WAIT, STF_WAIT_ALL, TIMED_OUT)
 from paysim.engine.compiled.primitives import bucket, draw, jit
 from paysim.scenario import Scenario
 
@@ -119,7 +118,8 @@ def run_single(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
     segment = arrival_cursors(m.clock, m.gap)
     next_t = np.empty(n_sr)
     for s in range(n_sr):
-        next_t[s] = next_arrival(s, 0.0, m, rngs[m.rng_arrivals[s]], segment)
+        next_t[s] = next_arrival(s, 0.0, m.clock, m.unit_det, m.gap, m.step_at, m.step_rate, emp,
+                                 rngs[m.rng_arrivals[s]], segment)
     while True:
         s = 0
         for k in range(1, n_sr):
@@ -128,7 +128,8 @@ def run_single(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
         a = next_t[s]
         if a >= horizon:
             break
-        next_t[s] = next_arrival(s, a, m, rngs[m.rng_arrivals[s]], segment)
+        next_t[s] = next_arrival(s, a, m.clock, m.unit_det, m.gap, m.step_at, m.step_rate, emp,
+                                 rngs[m.rng_arrivals[s]], segment)
         now_at[0] = a            # for the progress bar
         counted = a >= warmup
         if abandons:                  # who has left the queue by now
@@ -187,7 +188,7 @@ def run_single(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
             else:
                 waiting, head = ring_push(waiting, head, n_wait, start)
             n_wait += 1
-        service_time = draw(m.service[0], emp, service_rng)
+        service_time = draw(m.service, 0, emp, service_rng)
         end = start + service_time
         cut = cancels and patience <= end          # timed out in service, and the worker is freed
         if cut:

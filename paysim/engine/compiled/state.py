@@ -1,145 +1,113 @@
-"""The compiled engine's mutable state: transaction slots and the event heap, as named
-tuples of arrays that grow by doubling (numba passes them by reference; growing returns
-a new tuple of the same type)."""
+"""The compiled engine's mutable state: transaction slots and the event heap, as tables
+with named columns that grow by doubling.
+
+Kernel helpers take these arrays, never the named tuples (Model, Accumulators): numba
+counts a reference to every array of a tuple bound to a helper's argument, and those
+atomic counts cost more than the event itself.
+"""
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 
-from paysim.engine.compiled.primitives import doubled, jit
-
-
-class Txns(NamedTuple):
-    """One slot per attempt in flight (or waiting to retry); a slot is reused once freed,
-    and ``gen`` counts its reuses so that stale events for it are ignored."""
-    stream: np.ndarray      # int: its arrival stream
-    entered: np.ndarray     # when this attempt entered the system
-    arrived: np.ndarray     # when it arrived at its current station
-    started: np.ndarray     # when its service there started
-    wait: np.ndarray        # its total wait in queues so far
-    service: np.ndarray     # its total service so far
-    state: np.ndarray       # int: TRAVEL, WAITING, SERVING, LEFT or BACKOFF
-    station: np.ndarray     # int: its current station
-    gave_up: np.ndarray     # bool: its client stopped waiting (timed out, or its outcome counted)
-    gen: np.ndarray         # int: generation of the slot
-    link: np.ndarray        # int (n, 2): next and previous in its station's queue
-    origin: np.ndarray      # when the original request arrived
-    attempt: np.ndarray     # int: 1 for the first try
-    backoff: np.ndarray     # the delay before this attempt (decorrelated backoff grows from it)
-    free: np.ndarray        # int: the free slots, a stack; free_n[0] of them
-    free_n: np.ndarray      # int (1,)
-
-
-class Heap(NamedTuple):
-    """The event list: a binary heap over five parallel arrays; size = [entries, next sequence]."""
-    t: np.ndarray
-    kind: np.ndarray
-    ident: np.ndarray
-    gen: np.ndarray
-    seq: np.ndarray
-    size: np.ndarray
+from paysim.engine.compiled.codes import (H_GEN, H_IDENT, H_KIND, H_SEQ, H_T, H_WIDTH, TXF_WIDTH, TXI_GEN, TXI_WIDTH)
+from paysim.engine.compiled.primitives import jit
 
 
 @jit(inline=True)
-def new_txns(cap):
+def new_slots(cap):
+    """(txf, txi, free, free_n): ``cap`` transaction slots, all free (``free`` is a stack of
+    ``free_n[0]`` slot numbers). A slot is reused once freed; its generation counts reuses."""
     free = np.empty(cap, np.int64)
     for i in range(cap):
         free[i] = cap - 1 - i
-    return Txns(np.empty(cap, np.int64), np.empty(cap), np.empty(cap), np.empty(cap), np.empty(cap),
-                np.empty(cap), np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(cap, np.bool_),
-                np.zeros(cap, np.int64), np.empty((cap, 2), np.int64), np.empty(cap), np.empty(cap, np.int64),
-                np.empty(cap), free, np.full(1, cap, np.int64))
+    return np.empty((cap, TXF_WIDTH)), np.zeros((cap, TXI_WIDTH), np.int64), free, np.full(1, cap, np.int64)
 
 
 @jit(inline=True)
-def grown_txns(tx):
+def grown_slots(txf, txi, free, free_n):
     """Twice the slots; the new ones free."""
-    old = tx.stream.shape[0]
-    n_free = tx.free_n[0]
-    free = np.empty(2 * old, np.int64)
-    free[:n_free] = tx.free[:n_free]
+    old = txf.shape[0]
+    n_free = free_n[0]
+    more = np.empty(2 * old, np.int64)
+    more[:n_free] = free[:n_free]
     for i in range(old):
-        free[n_free + i] = 2 * old - 1 - i
-    return Txns(doubled(tx.stream), doubled(tx.entered), doubled(tx.arrived), doubled(tx.started),
-                doubled(tx.wait), doubled(tx.service), doubled(tx.state), doubled(tx.station),
-                doubled(tx.gave_up), doubled(tx.gen), doubled(tx.link), doubled(tx.origin), doubled(tx.attempt),
-                doubled(tx.backoff), free, np.full(1, n_free + old, np.int64))
+        more[n_free + i] = 2 * old - 1 - i
+    free_n[0] = n_free + old
+    return (np.concatenate((txf, np.empty((old, TXF_WIDTH)))),
+            np.concatenate((txi, np.zeros((old, TXI_WIDTH), np.int64))), more)
 
 
 @jit(inline=True)
-def take_slot(tx):
-    tx.free_n[0] -= 1
-    return tx.free[tx.free_n[0]]
+def take_slot(free, free_n):
+    free_n[0] -= 1
+    return free[free_n[0]]
 
 
 @jit(inline=True)
-def release_slot(tx, x):
+def release_slot(txi, free, free_n, x):
     """Free slot ``x``: its generation moves on, so events still scheduled for it are stale."""
-    tx.gen[x] += 1
-    tx.free[tx.free_n[0]] = x
-    tx.free_n[0] += 1
+    txi[x, TXI_GEN] += 1
+    free[free_n[0]] = x
+    free_n[0] += 1
 
 
 @jit(inline=True)
 def new_heap(cap):
-    return Heap(np.empty(cap), np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(cap, np.int64),
-                np.empty(cap, np.int64), np.zeros(2, np.int64))
+    """The event list (a binary heap of rows H_*) and its size: [entries, next sequence number]."""
+    return np.empty((cap, H_WIDTH)), np.zeros(2, np.int64)
 
 
 @jit(inline=True)
-def grown_heap(h):
-    n = h.size[0]
-    grow = 2 * h.t.shape[0]
-    return Heap(np.concatenate((h.t[:n], np.empty(grow - n))),
-                np.concatenate((h.kind[:n], np.empty(grow - n, np.int64))),
-                np.concatenate((h.ident[:n], np.empty(grow - n, np.int64))),
-                np.concatenate((h.gen[:n], np.empty(grow - n, np.int64))),
-                np.concatenate((h.seq[:n], np.empty(grow - n, np.int64))), h.size)
+def grown_heap(heap, size):
+    return np.concatenate((heap[:size[0]], np.empty((2 * heap.shape[0] - size[0], H_WIDTH))))
 
 
 @jit(inline=True)
-def _before(h, i, t, seq):
+def _copy_row(heap, source, target):
+    for c in range(H_WIDTH):
+        heap[target, c] = heap[source, c]
+
+
+@jit(inline=True)
+def _before(heap, i, t, seq):
     """Entry i comes before (t, seq): earlier, or as early and scheduled first (as in SimPy)."""
-    return h.t[i] < t or (h.t[i] == t and h.seq[i] < seq)
+    return heap[i, H_T] < t or (heap[i, H_T] == t and heap[i, H_SEQ] < seq)
 
 
 @jit(inline=True)
-def push(h, t, kind, ident, gen):
+def push(heap, size, t, kind, ident, gen):
     """Schedule event ``kind`` for ``ident`` (of slot generation ``gen``) at ``t``."""
-    i = h.size[0]
-    seq = h.size[1]
-    h.size[0] += 1
-    h.size[1] += 1
+    i = size[0]
+    seq = size[1]
+    size[0] += 1
+    size[1] += 1
     while i > 0:
         parent = (i - 1) >> 1
-        if _before(h, parent, t, seq):
+        if _before(heap, parent, t, seq):
             break
-        h.t[i], h.kind[i], h.ident[i], h.gen[i], h.seq[i] = (h.t[parent], h.kind[parent], h.ident[parent],
-                                                             h.gen[parent], h.seq[parent])
+        _copy_row(heap, parent, i)
         i = parent
-    h.t[i], h.kind[i], h.ident[i], h.gen[i], h.seq[i] = t, kind, ident, gen, seq
+    heap[i, H_T], heap[i, H_KIND], heap[i, H_IDENT], heap[i, H_GEN], heap[i, H_SEQ] = t, kind, ident, gen, seq
 
 
 @jit(inline=True)
-def pop(h):
+def pop(heap, size):
     """The earliest event: (time, kind, ident, generation)."""
-    t, kind, ident, gen = h.t[0], h.kind[0], h.ident[0], h.gen[0]
-    h.size[0] -= 1
-    n = h.size[0]
-    lt, lk, li, lg, ls = h.t[n], h.kind[n], h.ident[n], h.gen[n], h.seq[n]
+    t, kind, ident, gen = heap[0, H_T], int(heap[0, H_KIND]), int(heap[0, H_IDENT]), int(heap[0, H_GEN])
+    size[0] -= 1
+    n = size[0]
+    lt, ls = heap[n, H_T], heap[n, H_SEQ]
     i = 0
     while True:
         child = 2 * i + 1
         if child >= n:
             break
-        if child + 1 < n and _before(h, child + 1, h.t[child], h.seq[child]):
+        if child + 1 < n and _before(heap, child + 1, heap[child, H_T], heap[child, H_SEQ]):
             child += 1
-        if not _before(h, child, lt, ls):
+        if not _before(heap, child, lt, ls):
             break
-        h.t[i], h.kind[i], h.ident[i], h.gen[i], h.seq[i] = (h.t[child], h.kind[child], h.ident[child],
-                                                             h.gen[child], h.seq[child])
+        _copy_row(heap, child, i)
         i = child
-    h.t[i], h.kind[i], h.ident[i], h.gen[i], h.seq[i] = lt, lk, li, lg, ls
+    _copy_row(heap, n, i)
     return t, kind, ident, gen

@@ -1,61 +1,75 @@
 """A station's queue and workers in the compiled engine: the bookkeeping that
-paysim.engine.station.ServiceStation and paysim.observe.StationObserver do."""
+paysim.engine.station.ServiceStation and paysim.observe.StationObserver do.
+
+Helpers take arrays, not the named tuples (see :mod:`paysim.engine.compiled.state`)."""
 
 from __future__ import annotations
 
-from paysim.engine.compiled.codes import (DONE_SERVICE, SERVING, SRF_AREA_IN, SRF_LAST, SR_IN, ST_BUSY, ST_IN,
-                                          ST_STARTED, STF_AREA_BUSY, STF_AREA_IN, STF_LAST, STF_WAIT, UP)
-from paysim.engine.compiled.primitives import draw, jit
+from paysim.engine.compiled.codes import (SERVING, SR_IN, SRF_AREA_IN, SRF_LAST, ST_BUSY, ST_DEPARTED, ST_IN,
+                                          ST_STARTED, STF_AREA_BUSY, STF_AREA_IN, STF_LAST, STF_SERVICE_ALL,
+                                          STF_TIME_ALL, STF_WAIT, STF_WAIT_ALL, TXF_ARRIVED, TXF_STARTED, TXF_WAIT,
+                                          TXI_STATE, UP)
+from paysim.engine.compiled.primitives import jit
 from paysim.engine.compiled.queues import front, unlink
-from paysim.engine.compiled.state import push
 
 
 @jit(inline=True)
-def advance(acc, st, now):
+def advance(st_f, st_i, st, now):
     """Time-weighted integrals of the station's population and busy workers up to ``now``."""
-    f, i = acc.st_f, acc.st_i
-    f[st, STF_AREA_IN] += i[st, ST_IN] * (now - f[st, STF_LAST])
-    f[st, STF_AREA_BUSY] += i[st, ST_BUSY] * (now - f[st, STF_LAST])
-    f[st, STF_LAST] = now
+    st_f[st, STF_AREA_IN] += st_i[st, ST_IN] * (now - st_f[st, STF_LAST])
+    st_f[st, STF_AREA_BUSY] += st_i[st, ST_BUSY] * (now - st_f[st, STF_LAST])
+    st_f[st, STF_LAST] = now
 
 
 @jit(inline=True)
-def advance_stream(acc, s, now):
+def advance_stream(sr_f, sr_i, s, now):
     """The time-weighted integral of the stream's population in the system up to ``now``."""
-    acc.sr_f[s, SRF_AREA_IN] += acc.sr_i[s, SR_IN] * (now - acc.sr_f[s, SRF_LAST])
-    acc.sr_f[s, SRF_LAST] = now
+    sr_f[s, SRF_AREA_IN] += sr_i[s, SR_IN] * (now - sr_f[s, SRF_LAST])
+    sr_f[s, SRF_LAST] = now
 
 
 @jit(inline=True)
-def population_area(acc, now):
+def population_area(sr_f, sr_i, now):
     """Advance every stream's population integral to ``now``; their sum since the window opened."""
     total = 0.0
-    for s in range(acc.sr_f.shape[0]):
-        advance_stream(acc, s, now)
-        total += acc.sr_f[s, SRF_AREA_IN]
+    for s in range(sr_f.shape[0]):
+        advance_stream(sr_f, sr_i, s, now)
+        total += sr_f[s, SRF_AREA_IN]
     return total
 
 
 @jit(inline=True)
-def start_service(m, acc, st, tx, x, heap, rngs, slow, now):
-    """``x`` takes a worker (already counted busy): its service time is drawn, then scaled by
-    the slowdown in force now (as the SimPy engine does)."""
-    tx.started[x] = now
-    tx.state[x] = SERVING
-    acc.st_i[st, ST_STARTED] += 1
-    push(heap, now + draw(m.service[st], m.emp, rngs[m.rng_service[st]]) * slow[st], DONE_SERVICE, x, tx.gen[x])
+def start_service(st_i, txf, txi, st, x, now):
+    """``x`` takes a worker (already counted busy); the caller schedules its end."""
+    txf[x, TXF_STARTED] = now
+    txi[x, TXI_STATE] = SERVING
+    st_i[st, ST_STARTED] += 1
 
 
 @jit(inline=True)
-def take_next(m, acc, st, tx, heap, rngs, slow, down, now):
-    """A freed worker takes the next waiting transaction (in the station's discipline), if any
-    and the station is not down (else it stays free)."""
-    y = front(m, acc, st)
-    if y != -1 and down[st] == UP:
-        unlink(m, acc, st, tx, y)
-        wait = now - tx.arrived[y]
-        tx.wait[y] += wait
-        advance(acc, st, now)
-        acc.st_i[st, ST_BUSY] += 1
-        acc.st_f[st, STF_WAIT] += wait
-        start_service(m, acc, st, tx, y, heap, rngs, slow, now)
+def take_next(st_f, st_i, txf, txi, st, down, now, discipline, rank, queue_last):
+    """A freed worker takes the next waiting transaction (in the station's discipline: see
+    :mod:`paysim.engine.compiled.queues`), if there is one and the station is not down:
+    returns it (its service to be scheduled), else -1."""
+    y = front(st_i, st, discipline)
+    if y == -1 or down[st] != UP:
+        return -1
+    unlink(st_i, txi, st, y, discipline, rank, queue_last)
+    wait = now - txf[y, TXF_ARRIVED]
+    txf[y, TXF_WAIT] += wait
+    advance(st_f, st_i, st, now)
+    st_i[st, ST_BUSY] += 1
+    st_f[st, STF_WAIT] += wait
+    start_service(st_i, txf, txi, st, y, now)
+    return y
+
+
+@jit(inline=True)
+def leave_station(st_f, st_i, txf, st, x, now, service_time):
+    """``x`` leaves its station (StationObserver.leave): its sojourn, wait and service there."""
+    advance(st_f, st_i, st, now)
+    st_i[st, ST_IN] -= 1
+    st_i[st, ST_DEPARTED] += 1
+    st_f[st, STF_TIME_ALL] += now - txf[x, TXF_ARRIVED]
+    st_f[st, STF_WAIT_ALL] += now - txf[x, TXF_ARRIVED] - service_time
+    st_f[st, STF_SERVICE_ALL] += service_time

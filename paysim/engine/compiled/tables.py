@@ -16,10 +16,10 @@ import numpy as np
 
 from paysim import distributions as d
 from paysim.engine.compiled.balance import balance_tables, units
-from paysim.engine.compiled.codes import (CONSTANT, CW_STATION, DECORRELATED, DET, EMP, EXP, EXPONENTIAL, GAMMA,
-                                          HANG, HYPER, JITTER_EQUAL, JITTER_FULL, JITTER_NONE, LOGN, ON_ERROR,
-                                          ON_REJECTED, ON_TIMEOUT, PROFILE, REFUSE, RENEWAL, SR_WIDTH, ST_WIDTH,
-                                          SRF_WIDTH, STF_WIDTH, TRACE, UNIF)
+from paysim.engine.compiled.codes import (CONSTANT, CW_STATION, DECORRELATED, DET, EMP, EXP, EXPONENTIAL, GAMMA, HANG,
+                                          HYPER, JITTER_EQUAL, JITTER_FULL, JITTER_NONE, LOGN, ON_ERROR, ON_REJECTED,
+                                          ON_TIMEOUT, PROFILE, REFUSE, RENEWAL, SR_WIDTH, SRF_WIDTH, ST_WIDTH,
+                                          STF_WIDTH, TRACE, UNIF)
 from paysim.engine.compiled.queues import priority_ranks, queue_tables
 from paysim.engine.retry import token_cap
 from paysim.engine.seeds import component_rng
