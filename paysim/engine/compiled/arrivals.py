@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from paysim.engine.compiled.codes import RENEWAL, TRACE
-from paysim.engine.compiled.primitives import draw, jit
+from paysim.engine.compiled.primitives import draw, helper, jit
 
 
 @jit(inline=True)
@@ -18,7 +18,7 @@ def arrival_cursors(clock, gap):
     return segment
 
 
-@jit(inline=True)
+@helper
 def next_arrival(s, now, clock, unit_det, gap, step_at, step_rate, emp, rng, segment):
     """Stream ``s``'s next arrival time after ``now`` (inf: none before the end of time).
     A profile stream spends one unit of work (exponential, or 1 when deterministic)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from paysim.engine.compiled.codes import LEAST_BUSY, POWER_OF_TWO, RANDOM, ROUND_ROBIN, ST_BUSY, ST_WAITING
-from paysim.engine.compiled.primitives import jit
+from paysim.engine.compiled.primitives import helper
 from paysim.scenario import Scenario, Station
 
 POLICIES = {"round_robin": ROUND_ROBIN, "random": RANDOM, "least_busy": LEAST_BUSY, "power_of_two": POWER_OF_TWO}
@@ -66,13 +66,13 @@ def merged(acc, scenario: Scenario):
                         st_zeros=summed(acc.st_zeros))
 
 
-@jit(inline=True)
+@helper
 def _load(st_i, u):
     """Transactions at instance ``u``, in service or waiting (what the balancer compares)."""
     return st_i[u, ST_BUSY] + st_i[u, ST_WAITING]
 
 
-@jit(inline=True)
+@helper
 def instance(st_i, turn, rng, st, k, policy):
     """The instance of station ``st`` (its first row, of ``k`` > 1) that gets the next
     transaction: in turn, at random, the least loaded (the first of equals), or the less

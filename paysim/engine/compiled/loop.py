@@ -25,7 +25,7 @@ from paysim.engine.compiled.codes import (ABANDONED, ARRIVAL, BACKOFF, CANCELLED
                                           TIMEOUT, TO_DONE, TO_ERROR, TO_REJECTED, TRAVEL, TXF_ARRIVED, TXF_BACKOFF,
                                           TXF_ENTERED, TXF_ORIGIN, TXF_SERVICE, TXF_STARTED, TXF_WAIT, TXI_ATTEMPT,
                                           TXI_GAVE_UP, TXI_GEN, TXI_STATE, TXI_STATION, TXI_STREAM, UP, WAITING, WINDOW)
-from paysim.engine.compiled.primitives import bucket, draw, jit
+from paysim.engine.compiled.primitives import bucket, draw, helper, jit
 from paysim.engine.compiled.retry import may_retry, retry_delay
 from paysim.engine.compiled.state import (grown_heap, grown_slots, new_heap, new_slots, pop, push, release_slot,
                                           take_slot)
@@ -34,7 +34,7 @@ from paysim.engine.compiled.station import (advance, advance_stream, leave_stati
                                             take_next)
 
 
-@jit(inline=True)
+@helper
 def open_window(st_f, st_i, st_sketch, st_zeros, sr_f, sr_i, sr_sketch, sr_zeros, now):
     """The measurement window opens (end of warm-up): zero what was accumulated, keeping
     the state (who is where) and noting each stream's population at the start."""
@@ -57,7 +57,7 @@ def open_window(st_f, st_i, st_sketch, st_zeros, sr_f, sr_i, sr_sketch, sr_zeros
         sr_zeros[s] = 0
 
 
-@jit(inline=True)
+@helper
 def leave_system(sr_f, sr_i, txf, txi, x, now, finished):
     """The attempt ``x`` leaves the system (StreamObserver.leave)."""
     s = txi[x, TXI_STREAM]

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from paysim.engine.compiled.codes import DET, EXP, GAMMA, HYPER, LOGN, UNIF
 
 try:
@@ -17,7 +15,7 @@ except ImportError:  # pragma: no cover - numba is a dependency; this keeps pays
 
 def jit(function=None, *, inline: bool = False):
     """Compiled with numba, its machine code cached on disk; plain Python without numba.
-    ``inline``: a small helper of a kernel, compiled into its callers."""
+    ``inline``: a small helper of a kernel that allocates arrays, compiled into its callers."""
     if function is None:
         return lambda f: jit(f, inline=inline)
     if numba is None:
@@ -25,7 +23,17 @@ def jit(function=None, *, inline: bool = False):
     return numba.njit(cache=True, nogil=True, error_model="numpy", inline="always" if inline else "never")(function)
 
 
-@jit(inline=True)
+def helper(function):
+    """A kernel's helper that allocates nothing, compiled without reference counting: numba
+    counts a reference (atomically) for every array bound to an inlined helper's argument,
+    which cost more than the helpers' work; a helper without counting borrows its caller's
+    arrays instead."""
+    if numba is None:
+        return function
+    return numba.njit(cache=True, nogil=True, error_model="numpy", _nrt=False)(function)
+
+
+@helper
 def draw(table, i, emp, rng):
     """One value of the distribution in row ``i`` of a parameter table (code, p1, p2, p3),
     from generator ``rng`` (an empirical distribution's values are ``emp[p1:p2]``)."""
@@ -46,13 +54,7 @@ def draw(table, i, emp, rng):
     return emp[start + int(rng.random() * (end - start))]
 
 
-@jit(inline=True)
-def doubled(a):
-    """``a`` twice as long (a transaction slot's fields are written before they are read)."""
-    return np.concatenate((a, a))
-
-
-@jit(inline=True)
+@helper
 def bucket(value, log_gamma, offset, size):
     """The percentile sketch's bucket of ``value`` (as paysim.sketch.QuantileSketch bins it)."""
     b = math.ceil(math.log(value) / log_gamma) - offset

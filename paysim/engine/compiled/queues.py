@@ -18,7 +18,7 @@ import numpy as np
 from paysim.engine.compiled.balance import units
 from paysim.engine.compiled.codes import (FIFO, LIFO, PRIORITY, ST_HEAD, ST_TAIL, ST_WAITING, TXI_NEXT, TXI_PREV,
                                           TXI_STATE, TXI_STREAM, WAITING)
-from paysim.engine.compiled.primitives import jit
+from paysim.engine.compiled.primitives import helper
 from paysim.scenario import Scenario, Station
 
 DISCIPLINES = {"fifo": FIFO, "lifo": LIFO, "priority": PRIORITY}
@@ -46,7 +46,7 @@ def queue_tables(scenario: Scenario) -> dict[str, np.ndarray]:
             "rank": np.array([ranks[arrival.priority] for arrival in scenario.arrivals.values()], np.int64)}
 
 
-@jit(inline=True)
+@helper
 def _insert_after(st_i, txi, st, x, ahead):
     """Link ``x`` in behind ``ahead`` (-1: at the head)."""
     following = st_i[st, ST_HEAD] if ahead == -1 else txi[ahead, TXI_NEXT]
@@ -61,7 +61,7 @@ def _insert_after(st_i, txi, st, x, ahead):
         txi[following, TXI_PREV] = x
 
 
-@jit(inline=True)
+@helper
 def enqueue(st_i, txi, st, x, discipline, rank, queue_last):
     """``x`` waits at station ``st``, in the order of the station's ``discipline`` (per stream
     its ``rank``; ``queue_last``: see above)."""
@@ -80,7 +80,7 @@ def enqueue(st_i, txi, st, x, discipline, rank, queue_last):
     queue_last[st, own] = x
 
 
-@jit(inline=True)
+@helper
 def unlink(st_i, txi, st, x, discipline, rank, queue_last):
     """Take ``x`` out of the station's queue (to serve it, or withdrawn), so its slot can be
     reused at once."""
@@ -101,7 +101,7 @@ def unlink(st_i, txi, st, x, discipline, rank, queue_last):
     st_i[st, ST_WAITING] -= 1
 
 
-@jit(inline=True)
+@helper
 def front(st_i, st, discipline):
     """Whom a freed worker serves next (-1: nobody waits): the head, under LIFO the tail."""
     return st_i[st, ST_TAIL] if discipline[st] == LIFO else st_i[st, ST_HEAD]

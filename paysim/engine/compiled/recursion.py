@@ -23,7 +23,7 @@ from paysim.engine.compiled.codes import (ABANDONED, CANCELLED, ERRORED, REJECTE
                                           ST_BUSY, ST_CANCELLED, ST_DEPARTED, ST_ENTERED, ST_ERRORED, ST_FINISHED,
                                           ST_IN, ST_REJECTED, ST_STARTED, STF_AREA_BUSY, STF_AREA_IN, STF_SERVICE,
                                           STF_SERVICE_ALL, STF_SOJOURN, STF_TIME_ALL, STF_WAIT, STF_WAIT_ALL, TIMED_OUT)
-from paysim.engine.compiled.primitives import bucket, draw, jit
+from paysim.engine.compiled.primitives import bucket, draw, helper, jit
 from paysim.scenario import Scenario
 
 
@@ -38,12 +38,12 @@ def fits(scenario: Scenario) -> bool:
             and all(a.retry is None for a in scenario.arrivals.values()))
 
 
-@jit(inline=True)
+@helper
 def overlap(start, end, w0, w1):
     return max(0.0, min(end, w1) - max(start, w0))
 
 
-@jit(inline=True)
+@helper
 def spread(area_k, dt, start, end):
     """Add a stay [start, end) to the population areas of the intervals of length ``dt`` it overlaps."""
     k = int(start / dt)
@@ -52,7 +52,7 @@ def spread(area_k, dt, start, end):
         k += 1
 
 
-@jit(inline=True)
+@helper
 def sift_down(heap, n, value):
     """Replace the smallest of ``heap[:n]`` by ``value`` and restore the min-heap."""
     i = 0

@@ -5,10 +5,10 @@ from __future__ import annotations
 from paysim.engine.compiled.codes import (CONSTANT, DECORRELATED, ERRORED, JITTER_EQUAL, JITTER_FULL, ON_ERROR,
                                           ON_REJECTED, ON_TIMEOUT, REJECTED, RT_ATTEMPTS, RT_BACKOFF, RT_BASE,
                                           RT_BUDGET, RT_JITTER, RT_MAX, RT_ON)
-from paysim.engine.compiled.primitives import jit
+from paysim.engine.compiled.primitives import helper
 
 
-@jit(inline=True)
+@helper
 def trigger_of(reason):
     """The ``retry.on`` bit a failed attempt's outcome falls under."""
     if reason == REJECTED:
@@ -18,7 +18,7 @@ def trigger_of(reason):
     return ON_TIMEOUT      # timed out, abandoned or cancelled
 
 
-@jit(inline=True)
+@helper
 def may_retry(rt, tokens, s, attempt, reason):
     """Whether stream ``s`` retries after attempt number ``attempt`` failed for ``reason``;
     a retry spends a token of the budget, if there is one."""
@@ -31,7 +31,7 @@ def may_retry(rt, tokens, s, attempt, reason):
     return True
 
 
-@jit(inline=True)
+@helper
 def retry_delay(rt, s, failed_attempt, previous, rng):
     """The wait before the next attempt, as :func:`paysim.engine.retry.retry_delay`."""
     kind = int(rt[s, RT_BACKOFF])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from paysim.engine.compiled.codes import (H_GEN, H_IDENT, H_KIND, H_SEQ, H_T, H_WIDTH, TXF_WIDTH, TXI_GEN, TXI_WIDTH)
-from paysim.engine.compiled.primitives import jit
+from paysim.engine.compiled.primitives import helper, jit
 
 
 @jit(inline=True)
@@ -38,13 +38,13 @@ def grown_slots(txf, txi, free, free_n):
             np.concatenate((txi, np.zeros((old, TXI_WIDTH), np.int64))), more)
 
 
-@jit(inline=True)
+@helper
 def take_slot(free, free_n):
     free_n[0] -= 1
     return free[free_n[0]]
 
 
-@jit(inline=True)
+@helper
 def release_slot(txi, free, free_n, x):
     """Free slot ``x``: its generation moves on, so events still scheduled for it are stale."""
     txi[x, TXI_GEN] += 1
@@ -63,19 +63,19 @@ def grown_heap(heap, size):
     return np.concatenate((heap[:size[0]], np.empty((2 * heap.shape[0] - size[0], H_WIDTH))))
 
 
-@jit(inline=True)
+@helper
 def _copy_row(heap, source, target):
     for c in range(H_WIDTH):
         heap[target, c] = heap[source, c]
 
 
-@jit(inline=True)
+@helper
 def _before(heap, i, t, seq):
     """Entry i comes before (t, seq): earlier, or as early and scheduled first (as in SimPy)."""
     return heap[i, H_T] < t or (heap[i, H_T] == t and heap[i, H_SEQ] < seq)
 
 
-@jit(inline=True)
+@helper
 def push(heap, size, t, kind, ident, gen):
     """Schedule event ``kind`` for ``ident`` (of slot generation ``gen``) at ``t``."""
     i = size[0]
@@ -91,7 +91,7 @@ def push(heap, size, t, kind, ident, gen):
     heap[i, H_T], heap[i, H_KIND], heap[i, H_IDENT], heap[i, H_GEN], heap[i, H_SEQ] = t, kind, ident, gen, seq
 
 
-@jit(inline=True)
+@helper
 def pop(heap, size):
     """The earliest event: (time, kind, ident, generation)."""
     t, kind, ident, gen = heap[0, H_T], int(heap[0, H_KIND]), int(heap[0, H_IDENT]), int(heap[0, H_GEN])

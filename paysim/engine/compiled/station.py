@@ -9,11 +9,11 @@ from paysim.engine.compiled.codes import (SERVING, SR_IN, SRF_AREA_IN, SRF_LAST,
                                           ST_STARTED, STF_AREA_BUSY, STF_AREA_IN, STF_LAST, STF_SERVICE_ALL,
                                           STF_TIME_ALL, STF_WAIT, STF_WAIT_ALL, TXF_ARRIVED, TXF_STARTED, TXF_WAIT,
                                           TXI_STATE, UP)
-from paysim.engine.compiled.primitives import jit
+from paysim.engine.compiled.primitives import helper
 from paysim.engine.compiled.queues import front, unlink
 
 
-@jit(inline=True)
+@helper
 def advance(st_f, st_i, st, now):
     """Time-weighted integrals of the station's population and busy workers up to ``now``."""
     st_f[st, STF_AREA_IN] += st_i[st, ST_IN] * (now - st_f[st, STF_LAST])
@@ -21,14 +21,14 @@ def advance(st_f, st_i, st, now):
     st_f[st, STF_LAST] = now
 
 
-@jit(inline=True)
+@helper
 def advance_stream(sr_f, sr_i, s, now):
     """The time-weighted integral of the stream's population in the system up to ``now``."""
     sr_f[s, SRF_AREA_IN] += sr_i[s, SR_IN] * (now - sr_f[s, SRF_LAST])
     sr_f[s, SRF_LAST] = now
 
 
-@jit(inline=True)
+@helper
 def population_area(sr_f, sr_i, now):
     """Advance every stream's population integral to ``now``; their sum since the window opened."""
     total = 0.0
@@ -38,7 +38,7 @@ def population_area(sr_f, sr_i, now):
     return total
 
 
-@jit(inline=True)
+@helper
 def start_service(st_i, txf, txi, st, x, now):
     """``x`` takes a worker (already counted busy); the caller schedules its end."""
     txf[x, TXF_STARTED] = now
@@ -46,7 +46,7 @@ def start_service(st_i, txf, txi, st, x, now):
     st_i[st, ST_STARTED] += 1
 
 
-@jit(inline=True)
+@helper
 def take_next(st_f, st_i, txf, txi, st, down, now, discipline, rank, queue_last):
     """A freed worker takes the next waiting transaction (in the station's discipline: see
     :mod:`paysim.engine.compiled.queues`), if there is one and the station is not down:
@@ -64,7 +64,7 @@ def take_next(st_f, st_i, txf, txi, st, down, now, discipline, rank, queue_last)
     return y
 
 
-@jit(inline=True)
+@helper
 def leave_station(st_f, st_i, txf, st, x, now, service_time):
     """``x`` leaves its station (StationObserver.leave): its sojourn, wait and service there."""
     advance(st_f, st_i, st, now)
