@@ -15,8 +15,11 @@ def main() -> None:
     try:
         from paysim.cli import app
     except KeyboardInterrupt:
+        # os._exit: an interrupt that landed inside an extension module's own PyRun_* call
+        # marks the interpreter, which would then end by killing itself with SIGINT (-2)
         sys.stderr.write("interrupted\n")
-        raise SystemExit(130) from None
+        sys.stderr.flush()
+        os._exit(130)
     from paysim.outputs import closed_stdout_is_quiet
     with closed_stdout_is_quiet():
         app(prog_name="paysim")

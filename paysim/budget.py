@@ -17,6 +17,7 @@ A run or sweep whose events exceed ``MAX_EVENTS`` could not finish and is refuse
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from paysim.errors import PaysimError, one_line
@@ -84,4 +85,16 @@ def check(scenario: Scenario, where: str, replications: int, jobs: int, at_once:
         raise BudgetError(one_line(
             f"{where}: this run would process about {events:.3g} events (arrivals and batch timers) over "
             f"{replications} replications, more than can finish; shorten the horizon or lower the rate"))
+    return events
+
+
+def check_jobs(scenarios: Sequence[tuple[str, Scenario]], replications: int, jobs: int, where: str) -> float:
+    """``check`` for a command's jobs: ``replications`` of each (place, scenario) -- one for a
+    run, a sweep's points -- up to ``jobs`` at once as paysim.execution runs them; also refuse
+    events over all of them that could not finish. Return the events expected."""
+    at_once = max(1, min(jobs, len(scenarios) * replications))
+    events = math.fsum(check(scenario, place, replications, jobs, at_once) for place, scenario in scenarios)
+    if not events < MAX_EVENTS:
+        raise BudgetError(f"{where} would process about {events:.3g} events over {len(scenarios)} points, more "
+                          "than can finish; shorten the horizon or the grid")
     return events

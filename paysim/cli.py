@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
 from typing import Any, Optional
 
@@ -80,6 +80,17 @@ def _progress_bar(total: int, quiet: bool) -> Progress:
                     disable=quiet or not err.is_terminal, transient=True)
 
 
+def _advancing(bar: Progress, task: Any, total: int) -> tuple[Callable[[Hashable, float], None], dict]:
+    """The progress callback of paysim.execution for ``bar``: each job's fraction done, summed;
+    and the fractions, which a new trial clears."""
+    done: dict[Hashable, float] = {}
+
+    def advance(job: Hashable, fraction: float) -> None:
+        done[job] = fraction
+        bar.update(task, completed=sum(done.values()), total=max(total, len(done)))
+    return advance, done
+
+
 @app.command()
 def run(
     file: Path = typer.Argument(..., help="Scenario YAML file."),
@@ -118,12 +129,7 @@ def run(
             check_run_directory(out, force)
         with _progress_bar(count, quiet) as bar:
             task = bar.add_task(f"{escape(scenario.name)}: ~{expected_arrivals(scenario) * count:,.0f} arrivals", total=count)
-            done: dict[int, float] = {}
-
-            def advance(replication: int, fraction: float) -> None:
-                done[replication] = fraction
-                bar.update(task, completed=sum(done.values()), total=max(count, len(done)))
-
+            advance, _ = _advancing(bar, task, count)
             result = simulate(scenario, seed=seed, replications=replications, jobs=jobs, progress=advance,
                               series_interval=_series_interval(interval, scenario.horizon) if out else None,
                               precision=wanted_precision, max_replications=max_replications,
@@ -167,9 +173,9 @@ def _console() -> Console:
 def _check_size(file: Path, scenario: Any, replications: int, jobs: int | None) -> None:
     """Refuse a run that could not finish or would outgrow the memory budget; say how big a merely long one is."""
     from paysim import budget
-    from paysim.runner import default_jobs
+    from paysim.execution import default_jobs
 
-    events = budget.check(scenario, str(file), replications, jobs or default_jobs())
+    events = budget.check_jobs([(str(file), scenario)], replications, jobs or default_jobs(), str(file))
     if events > budget.LONG_EVENTS:
         err.print(f"[bold yellow]note:[/] about {events:,.0f} events: this is a long run "
                   "(the progress bar shows the time left)", soft_wrap=True)
@@ -365,14 +371,14 @@ def sweep(
                       f"point{'s' * (len(stopping) != 1)} ({_listed(stopping)}): no arrivals after it", soft_wrap=True)
         with _progress_bar(len(plan.points) * plan.replications, quiet) as bar:
             task = bar.add_task(f"{len(plan.points)} points", total=len(plan.points) * plan.replications)
+            advance, _ = _advancing(bar, task, len(plan.points) * plan.replications)
 
             def starting(todo: list) -> None:
                 bar.update(task, total=len(todo) * plan.replications,
                            description=f"{len(todo)} points × {plan.replications}: ~{sweep_work(plan, todo):,.0f} arrivals")
 
             outcome = run_sweep(plan, out, jobs=jobs, scheduler=scheduler, resume=resume, engine=_engine(engine),
-                                on_start=starting,
-                                on_replication=lambda point, replication: bar.advance(task))
+                                on_start=starting, progress=advance)
         for note in outcome.notes:
             err.print(f"[bold yellow]note:[/] {escape(note)}", soft_wrap=True)
         if outcome.resumed:
@@ -467,15 +473,11 @@ def size(
             check_run_directory(out, force, SIZE_FILES)
         with _progress_bar(count, quiet) as bar:
             task = bar.add_task(escape(station), total=count)
-            done: dict[int, float] = {}
+            advance, done = _advancing(bar, task, count)
 
             def trying(workers: int) -> None:
                 done.clear()
                 bar.reset(task, total=count, description=f"{station}: {workers} workers")
-
-            def advance(replication: int, fraction: float) -> None:
-                done[replication] = fraction
-                bar.update(task, completed=sum(done.values()), total=max(count, len(done)))
 
             result = size_station(scenario, station, objective, seed=seed, replications=replications, jobs=jobs,
                                   on_trial=trying, progress=advance)

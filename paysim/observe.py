@@ -214,6 +214,7 @@ class StreamObserver:
         # since time 0, never reset by the warm-up: what a time series differences
         self.totals = dict.fromkeys(("arrived", "retries", "finished", "succeeded", "failed"), 0)
         self.interval_sketch: QuantileSketch | None = None   # latencies since the last sample, if sampled
+        self.area_in_system = self.area_before_window = 0.0   # the latter: what the window's start zeroed
         self.start_window(0.0)
 
     def _advance(self, now: float) -> None:
@@ -225,6 +226,7 @@ class StreamObserver:
     def start_window(self, now: float) -> None:
         self._advance(now)
         self.at_start = self.in_system     # attempts inside when the window opened
+        self.area_before_window += self.area_in_system
         self.area_in_system = 0.0
         self.arrived = self.succeeded = self.attempts = self.retries = self.finished = 0
         self.failures = dict.fromkeys(FAILURES, 0)

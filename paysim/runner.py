@@ -6,15 +6,9 @@ the same whether the replications ran in this process or in a pool, in any order
 
 from __future__ import annotations
 
-import contextlib
 import math
-import multiprocessing
-import os
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from scipy import special
@@ -23,19 +17,16 @@ from paysim.budget import per_replication
 from paysim.engine import run_replication
 from paysim.engine.compiled import run_replication as run_replication_fast, unsupported
 from paysim.errors import PaysimError
+from paysim.execution import Job, Outcome, Session
 from paysim.network import worker_steps
-from paysim.preflight import expected_arrivals
 from paysim.observe import Observer, StationObserver, StreamObserver
 from paysim.scenario import Scenario
-from paysim.threads import DaemonThreads
 from paysim.timeseries import SeriesRecorder
-from paysim.watchdog import exit_with_parent
 from paysim.windows import prefixed, window_scenarios
 from paysim.warmup import PILOT_INTERVALS, PILOT_REPLICATIONS, warmup_from_series
 from paysim.stats import LEVEL, Estimate, LittleCheck, SloCheck, check_slo, littles_law, summarise
 
 Progress = Callable[[int, float], None]   # (replication, fraction of it done)
-INLINE_ARRIVALS = 200_000                  # below this much work a process pool costs more than it saves
 
 
 @dataclass
@@ -73,41 +64,6 @@ def observer_for(scenario: Scenario) -> Observer:
     return Observer(stations, {name: StreamObserver() for name in scenario.arrivals})
 
 
-_progress_queue = None
-
-
-def _init_worker(queue) -> None:
-    global _progress_queue
-    _progress_queue = queue
-    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the parent's to handle
-    exit_with_parent()
-
-
-@contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """Workers inherit the signal disposition at start: start them with Ctrl-C ignored, so
-    one interrupted before its initializer runs does not print a traceback."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def stop_pool(pool: ProcessPoolExecutor) -> None:
-    """Stop a pool at once (after Ctrl-C or an error): queued work is cancelled and the
-    workers are terminated rather than waited for."""
-    workers = list((getattr(pool, "_processes", None) or {}).values())  # no public handle before 3.14
-    pool.shutdown(wait=False, cancel_futures=True)
-    for worker in workers:
-        worker.terminate()
-    for worker in workers:
-        worker.join(timeout=5)
-
-
 def replicate(scenario: Scenario, seed: int, replication: int, progress: Progress | None = None,
               engine: str = "simpy", max_in_flight: int | None = None) -> dict[str, float]:
     """One replication's metrics row."""
@@ -118,8 +74,7 @@ def replicate_with_series(scenario: Scenario, seed: int, replication: int, progr
                           interval_s: float | None = None, engine: str = "simpy",
                           max_in_flight: int | None = None) -> tuple[dict[str, float], list[dict[str, float]]]:
     """One replication's metrics row (each named window's too, replayed), and its time series
-    if ``interval_s`` is given (from the compiled engine only the population, ``system.L``:
-    what the warm-up detection reads). ``max_in_flight`` is this replication's share of the
+    if ``interval_s`` is given. ``max_in_flight`` is this replication's share of the
     memory budget (paysim.budget)."""
     row, series = _replicate_once(scenario, seed, replication, progress, interval_s, engine, max_in_flight)
     for name, window in window_scenarios(scenario).items():
@@ -134,96 +89,23 @@ def _replicate_once(scenario: Scenario, seed: int, replication: int, progress: P
     report = (lambda fraction: progress(replication, fraction)) if progress else None
     cap = max_in_flight or per_replication(1)
     if engine == "fast":
-        population = run_replication_fast(scenario, observer, seed, replication, report=report,
-                                          series_interval=interval_s, max_in_flight=cap)
-        return observer.row(), [{"t": (k + 1) * interval_s, "system.L": value} for k, value in enumerate(population)]
+        series = run_replication_fast(scenario, observer, seed, replication, report=report,
+                                      series_interval=interval_s, max_in_flight=cap)
+        return observer.row(), series
     recorder = SeriesRecorder(observer, interval_s) if interval_s else None
     sample = (interval_s, recorder.sample) if recorder else None
     run_replication(scenario, observer, seed, replication, report, sample=sample, max_in_flight=cap)
     return observer.row(), recorder.rows if recorder else []
 
 
-def _replicate_in_worker(scenario: Scenario, seed: int, replication: int, interval_s: float | None,
-                         engine: str, max_in_flight: int) -> tuple[dict[str, float], list[dict[str, float]]]:
-    queue = _progress_queue
-    progress = (lambda rep, fraction: queue.put((rep, fraction))) if queue is not None else None
-    return replicate_with_series(scenario, seed, replication, progress, interval_s, engine, max_in_flight)
-
-
-def default_jobs() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-Outcome = tuple[dict[str, float], list[dict[str, float]]]
-
-
-def _run_pool(scenario: Scenario, seed: int, replications: list[int], jobs: int, progress: Progress | None,
-              interval_s: float | None, engine: str) -> list[Outcome]:
-    context = multiprocessing.get_context("spawn")   # no fork: the caller may have threads (progress bars)
-    queue = context.Queue() if progress else None
-    outcomes: dict[int, Outcome] = {}
-    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(queue,))
-    try:
-        with _sigint_ignored():
-            futures = {pool.submit(_replicate_in_worker, scenario, seed, r, interval_s, engine, per_replication(jobs)): r
-                       for r in replications}
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            while queue is not None and not queue.empty():
-                progress(*queue.get())
-            for future in done:
-                outcomes[futures[future]] = future.result()
-                if progress:
-                    progress(futures[future], 1.0)
-    except BaseException:
-        stop_pool(pool)
-        raise
-    pool.shutdown()
-    return [outcomes[r] for r in replications]
-
-
-def _run_threads(scenario: Scenario, seed: int, replications: list[int], jobs: int,
-                 progress: Progress | None, interval_s: float | None) -> list[Outcome]:
-    """The compiled engine releases the GIL: its replications run on threads, not processes.
-    Progress is reported from this thread only: the threads just leave their fractions."""
-    pool = DaemonThreads(jobs)
-    fractions: dict[int, float] = {}
-    try:
-        for r in replications:
-            pool.submit(r, lambda r=r: replicate_with_series(scenario, seed, r, fractions.__setitem__, interval_s,
-                                                             engine="fast", max_in_flight=per_replication(jobs)))
-        outcomes: dict[int, Outcome] = {}
-        while len(outcomes) < len(replications):
-            for r, outcome in pool.completed(timeout_s=0.2):
-                outcomes[r] = outcome
-                fractions[r] = 1.0
-            if progress:
-                for r, fraction in fractions.copy().items():   # a copy: the threads add keys
-                    progress(r, fraction)
-    finally:
-        pool.close()
-    return [outcomes[r] for r in replications]
-
-
-def _run(scenario: Scenario, seed: int, replications: list[int], jobs: int, progress: Progress | None,
+def _run(scenario: Scenario, seed: int, replications: list[int], session: Session, progress: Progress | None,
          interval_s: float | None = None, engine: str = "simpy") -> list[Outcome]:
-    """The given replications, inline, on threads (the compiled engine) or on a process pool;
-    in the order given either way."""
-    jobs = max(1, min(jobs, len(replications)))
-    if engine == "fast" and jobs > 1:
-        return _run_threads(scenario, seed, replications, jobs, progress, interval_s)
-    if jobs == 1 or expected_arrivals(scenario) * len(replications) < INLINE_ARRIVALS:
-        outcomes = []
-        for r in replications:
-            outcomes.append(replicate_with_series(scenario, seed, r, progress, interval_s, engine, per_replication(1)))
-            if progress:
-                progress(r, 1.0)
-        return outcomes
-    return _run_pool(scenario, seed, replications, jobs, progress, interval_s, engine)
+    """The given replications, in the order given, wherever the session runs them."""
+    jobs = [Job(r, scenario, seed, r, engine, interval_s) for r in replications]
+    return session.run(jobs, replicate_with_series, progress)
 
 
-def choose_engine(scenario: Scenario, requested: str, series: bool) -> tuple[str, str]:
+def choose_engine(scenario: Scenario, requested: str) -> tuple[str, str]:
     """(engine, why): ``auto`` takes the compiled engine where the scenario fits it."""
     reason = unsupported(scenario)
     if requested == "simpy":
@@ -231,20 +113,17 @@ def choose_engine(scenario: Scenario, requested: str, series: bool) -> tuple[str
     if requested == "fast":
         if reason is not None:
             raise PaysimError(f"--engine fast cannot run this scenario: {reason}")
-        return "fast", "engine: fast (as asked)" + ("; it samples no time series" if series else "")
+        return "fast", "engine: fast (as asked)"
     if reason is not None:
         return "simpy", f"engine: simpy, because {reason}"
-    if series:
-        return "simpy", ("engine: simpy, because the time series asked for comes from the SimPy engine "
-                         "(--engine fast runs this scenario compiled, without one)")
     return "fast", "engine: fast (compiled; the scenario fits it)"
 
 
-def _auto_warmup(scenario: Scenario, seed: int, jobs: int, notes: list[str], engine: str) -> Scenario:
+def _auto_warmup(scenario: Scenario, seed: int, session: Session, notes: list[str], engine: str) -> Scenario:
     """Pilot replications without warm-up, then MSER-5 on their population series."""
     pilot = scenario.model_copy(update={"warmup": 0.0, "windows": {}})
     interval = scenario.horizon / PILOT_INTERVALS
-    outcomes = _run(pilot, seed, list(range(PILOT_REPLICATIONS)), jobs, None, interval, engine)
+    outcomes = _run(pilot, seed, list(range(PILOT_REPLICATIONS)), session, None, interval, engine)
     warmup = warmup_from_series([[row["system.L"] for row in series] for _, series in outcomes], interval)
     if warmup is None:
         warmup = scenario.horizon / 2
@@ -276,26 +155,32 @@ def _widest(result: RunResult) -> tuple[str, float]:
 
 def simulate(scenario: Scenario, *, seed: int | None = None, replications: int | None = None,
              jobs: int | None = None, progress: Progress | None = None, series_interval: float | None = None,
-             precision: float | None = None, max_replications: int = 200, engine: str = "simpy") -> RunResult:
+             precision: float | None = None, max_replications: int = 200, engine: str = "simpy",
+             session: Session | None = None) -> RunResult:
     """Run the replications of ``scenario`` and summarise them.
 
     ``series_interval`` also samples each replication's time series. ``precision`` (a
     fraction) adds replications until every headline metric's 95% CI half-width is
     within it relative to the mean, or ``max_replications`` ran. ``engine`` is simpy,
     fast or auto. Replication r always draws from (seed, r), so the numbers do not
-    depend on how the work was split.
+    depend on how the work was split. The replications run in ``session`` (paysim.execution),
+    or in one of their own on ``jobs`` cores.
     """
+    if session is None:
+        with Session(jobs) as own:
+            return simulate(scenario, seed=seed, replications=replications, progress=progress,
+                            series_interval=series_interval, precision=precision,
+                            max_replications=max_replications, engine=engine, session=own)
     seed = scenario.seed if seed is None else seed
-    jobs = jobs or default_jobs()
     count = replications or scenario.replications
     if precision is not None and count < 2:
         raise PaysimError("--precision needs a confidence interval, so at least 2 replications to start from")
     started = time.perf_counter()
-    engine, why = choose_engine(scenario, engine, series_interval is not None)
+    engine, why = choose_engine(scenario, engine)
     notes: list[str] = [why] if engine == "fast" or "because" in why else []
     if scenario.warmup is None:
-        scenario = _auto_warmup(scenario, seed, jobs, notes, engine)
-    outcomes = _run(scenario, seed, list(range(count)), jobs, progress, series_interval, engine)
+        scenario = _auto_warmup(scenario, seed, session, notes, engine)
+    outcomes = _run(scenario, seed, list(range(count)), session, progress, series_interval, engine)
     result = _result(scenario, seed, outcomes, series_interval, started, notes, engine)
     while precision is not None:
         name, width = _widest(result)
@@ -310,7 +195,7 @@ def simulate(scenario: Scenario, *, seed: int | None = None, replications: int |
         ratio = width / precision if math.isfinite(width) else math.inf
         wanted = n * ratio * ratio * shrink * 1.1       # a product, not **: inf rather than OverflowError
         more = math.ceil(min(max_replications, max(wanted, n + 2))) - n
-        outcomes += _run(scenario, seed, list(range(len(outcomes), len(outcomes) + more)), jobs, progress,
+        outcomes += _run(scenario, seed, list(range(len(outcomes), len(outcomes) + more)), session, progress,
                          series_interval, engine)
         result = _result(scenario, seed, outcomes, series_interval, started, notes, engine)
     return result
@@ -319,5 +204,5 @@ def simulate(scenario: Scenario, *, seed: int | None = None, replications: int |
 def _result(scenario: Scenario, seed: int, outcomes: list[Outcome], series_interval: float | None,
             started: float, notes: list[str], engine: str) -> RunResult:
     rows = [row for row, _ in outcomes]
-    series = [rows_ for _, rows_ in outcomes] if series_interval and engine == "simpy" else []
+    series = [rows_ for _, rows_ in outcomes] if series_interval else []
     return RunResult(scenario, seed, len(rows), engine, time.perf_counter() - started, rows, series, list(notes))

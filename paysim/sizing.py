@@ -29,6 +29,7 @@ from rich.table import Table
 
 from paysim import analytic, distributions
 from paysim.errors import PaysimError
+from paysim.execution import Session
 from paysim.network import Network
 from paysim.preflight import StationLoad, station_loads
 from paysim.runner import Progress, simulate
@@ -228,19 +229,20 @@ def size_station(scenario: Scenario, station: str, objective: Objective, *, seed
     sizing = Sizing(station, objective, offered, start, reason, limit=limit)
     tried: dict[int, bool] = {}
 
-    def holds(workers: int) -> bool:
-        if workers not in tried:
-            sizing.trials.append(_trial(scenario, station, objective, workers, seed, replications, jobs,
-                                        on_trial, progress))
-            tried[workers] = sizing.trials[-1].holds
-        return tried[workers]
+    with Session(jobs) as session:   # one pool for every worker count tried
+        def holds(workers: int) -> bool:
+            if workers not in tried:
+                sizing.trials.append(_trial(scenario, station, objective, workers, seed, replications, session,
+                                            on_trial, progress))
+                tried[workers] = sizing.trials[-1].holds
+            return tried[workers]
 
-    sizing.workers = _smallest(holds, min(start, limit), limit)
+        sizing.workers = _smallest(holds, min(start, limit), limit)
     return sizing
 
 
 def _trial(scenario: Scenario, station: str, objective: Objective, workers: int, seed: int | None,
-           replications: int | None, jobs: int | None, on_trial: Callable[[int], None] | None,
+           replications: int | None, session: Session, on_trial: Callable[[int], None] | None,
            progress: Progress | None) -> Trial:
     candidate = _with_workers(scenario, station, workers)
     overloaded = _overloaded(station_loads(candidate))
@@ -248,7 +250,7 @@ def _trial(scenario: Scenario, station: str, objective: Objective, workers: int,
         return Trial(workers, None, False, f"not simulated: unstable at the peak, {', '.join(overloaded)}")
     if on_trial:
         on_trial(workers)
-    result = simulate(candidate, seed=seed, replications=replications, jobs=jobs, progress=progress, engine="auto")
+    result = simulate(candidate, seed=seed, replications=replications, progress=progress, engine="auto", session=session)
     judged = objective.metric.replace("latency.", "latency_all.")   # failed requests breach a percentile
     value = result.summary.get(f"system.{judged}", result.summary.get(f"system.{objective.metric}"))
     if value is not None and value.mean == math.inf:

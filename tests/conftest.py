@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pytest
+from scipy import special
 from scipy import stats as sps
 
 from paysim.runner import RunResult, simulate
@@ -78,24 +80,24 @@ def assert_holm(result: RunResult, expected: dict[str, tuple[float, float]], alp
     assert not failures, f"family-wise level {alpha}, seed {result.seed}:\n" + "\n".join(failures)
 
 
-def engine_differences(reference: RunResult, compiled: RunResult, metrics: tuple[str, ...],
-                       alpha: float = 0.001) -> tuple[list[str], dict[str, float]]:
-    """The SimPy and compiled engines' runs as two independent samples: the metrics whose
-    replication means differ by more than z·sqrt(se1² + se2²), z at level ``alpha`` shared
-    across the metrics (Bonferroni), and each metric's detectable relative difference (twice
-    that bound over the mean: a true difference that large lands beyond it with probability
-    above 99%), for the metrics whose mean exceeds 0.01."""
-    names = [n for n in metrics if math.isfinite(reference.summary[n].mean)]
-    z = float(sps.norm.isf(alpha / (2 * len(names))))
+def engine_differences(samples: dict[Any, tuple[Sequence[float], Sequence[float]]], alpha: float = 0.001,
+                       floor: float = 0.0) -> tuple[list[str], dict[Any, float]]:
+    """Two engines' replications compared per label as two independent samples (SimPy, then
+    the compiled engine; non-finite values dropped): the labels whose means differ by more
+    than z·sqrt(se1² + se2²), z Bonferroni-corrected to family-wise level ``alpha``, and each
+    label's detectable relative difference, twice that bound over the SimPy mean (a true
+    difference that large lands beyond the bound with probability above 99%), where that
+    mean exceeds ``floor``."""
+    z = float(special.ndtri(1 - alpha / (2 * len(samples))))
     problems, detectable = [], {}
-    for name in names:
-        x = np.array([row[name] for row in reference.rows])
-        y = np.array([row[name] for row in compiled.rows])
+    for label, (reference, compiled) in samples.items():
+        x, y = np.asarray(reference, float), np.asarray(compiled, float)
+        x, y = x[np.isfinite(x)], y[np.isfinite(y)]
         bound = z * math.sqrt(x.var(ddof=1) / len(x) + y.var(ddof=1) / len(y))
         if abs(x.mean() - y.mean()) > bound + 1e-12:
-            problems.append(f"{name}: simpy {x.mean():.6g} vs fast {y.mean():.6g} (allowed ±{bound:.3g})")
-        if x.mean() > 0.01:      # a rate near zero has no relative resolution worth stating
-            detectable[name] = 2 * bound / x.mean()
+            problems.append(f"{label}: simpy {x.mean():.6g} vs fast {y.mean():.6g} (allowed ±{bound:.3g})")
+        if x.mean() > floor:
+            detectable[label] = 2 * bound / x.mean()
     return problems, detectable
 
 

@@ -48,7 +48,7 @@ def one_line(result, *words: str) -> str:
 
 
 def test_no_worker_alive_is_a_timeout_with_a_message(tmp_path, monkeypatch):
-    monkeypatch.setattr("paysim.sweep.execution.DaskCluster.NO_WORKER_S", 1.0)
+    monkeypatch.setattr("paysim.execution.Dask.NO_WORKER_S", 1.0)
     with distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster:
         result = CliRunner().invoke(app, ["sweep", str(sweep_file(tmp_path)), "--out", str(tmp_path / "out"),
                                           "--scheduler", cluster.scheduler_address, "-q", "--no-plots"])
@@ -56,26 +56,26 @@ def test_no_worker_alive_is_a_timeout_with_a_message(tmp_path, monkeypatch):
 
 
 def test_workers_that_all_die_mid_sweep_end_it_with_the_resume_hint(tmp_path, monkeypatch):
-    monkeypatch.setattr("paysim.sweep.execution.DaskCluster.NO_WORKER_S", 1.0)
-    from paysim.sweep import execution
-    real = execution.execute
+    monkeypatch.setattr("paysim.execution.Dask.NO_WORKER_S", 1.0)
+    from paysim import execution
+    real = execution.Dask.__init__
 
     with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
                                   dashboard_address=None) as cluster:
-        def execute_then_lose_workers(*args, **kwargs):
-            cluster.scale(0)           # every worker leaves once the sweep has started
-            return real(*args, **kwargs)
+        def connect_then_lose_workers(self, *args, **kwargs):
+            real(self, *args, **kwargs)
+            cluster.scale(0)           # every worker leaves once the sweep has reached them
 
-        monkeypatch.setattr("paysim.sweep.execute", execute_then_lose_workers)
+        monkeypatch.setattr(execution.Dask, "__init__", connect_then_lose_workers)
         result = CliRunner().invoke(app, ["sweep", str(sweep_file(tmp_path)), "--out", str(tmp_path / "out"),
                                           "--scheduler", cluster.scheduler_address, "-q", "--no-plots"])
     one_line(result, "no Dask worker has been alive", "--resume")
 
 
 def test_losing_the_scheduler_is_one_line(tmp_path, monkeypatch):
-    from paysim.sweep import execution
+    from paysim import execution
     cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None)
-    real = execution.DaskCluster.completed
+    real = execution.Dask.completed
 
     def completed_then_lose_scheduler(self):
         finished = real(self)
@@ -83,7 +83,7 @@ def test_losing_the_scheduler_is_one_line(tmp_path, monkeypatch):
             threading.Thread(target=cluster.close).start()    # the scheduler goes away mid-sweep
         return finished
 
-    monkeypatch.setattr(execution.DaskCluster, "completed", completed_then_lose_scheduler)
+    monkeypatch.setattr(execution.Dask, "completed", completed_then_lose_scheduler)
     try:
         result = CliRunner().invoke(app, ["sweep", str(sweep_file(tmp_path)), "--out", str(tmp_path / "out"),
                                           "--scheduler", cluster.scheduler_address, "-q", "--no-plots"])
@@ -99,7 +99,7 @@ def _die(*args, **kwargs):
 
 def test_a_task_that_kills_its_worker_is_one_line(tmp_path, monkeypatch):
     import dask
-    monkeypatch.setattr("paysim.sweep.execution.replicate", _die)
+    monkeypatch.setattr("paysim.sweep.replicate_with_series", _die)
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
             distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
                                      dashboard_address=None) as cluster:

@@ -51,6 +51,9 @@ CASES = {   # station s, stream a
                              {"rate": 30, "timeout": 1.0,
                               "retry": {"attempts": 3, "backoff": "exponential", "base": 0.5, "max": 4,
                                         "jitter": "equal", "on": ["rejected", "timeout"]}}),
+    "closed-population-retry": ({"workers": 2, "service": EXP, "on_timeout": "cancel", "next": {"t": 0.5, "done": 0.5}},
+                                {"clients": 12, "think": {"dist": "exponential", "mean": 0.2}, "timeout": 0.3,
+                                 "retry": {"attempts": 2, "backoff": "constant", "base": 0.05, "on": "timeout"}}),
 }
 
 

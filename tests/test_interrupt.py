@@ -69,14 +69,16 @@ def _left_running(pgid: int, grace: float = 5.0) -> dict:
     return _group(pgid)
 
 
-def _interrupt(jobs: int, startup_cpu: float, whole_group: bool = True,
-               fast: bool = False) -> tuple[int | None, str, float, dict]:
-    """Start a long run (on the compiled engine if ``fast``), wait until it simulates, send SIGINT.
+def _interrupt(jobs: int, startup_cpu: float, whole_group: bool = True, fast: bool = False,
+               command: list[str] | None = None) -> tuple[int | None, str, float, dict]:
+    """Start a long run (on the compiled engine if ``fast``; or ``command``), wait until it
+    simulates, send SIGINT.
 
     Returns (exit code, stderr, seconds from SIGINT to exit, processes left running); whatever
     is still running at the end is killed.
     """
-    process = subprocess.Popen([sys.executable, "-m", "paysim", *(LONG_FAST_RUN if fast else LONG_RUN), "-j", str(jobs)],
+    command = command or (LONG_FAST_RUN if fast else LONG_RUN)
+    process = subprocess.Popen([sys.executable, "-m", "paysim", *command, "-j", str(jobs)],
                                cwd=ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",
                                start_new_session=True)
@@ -148,8 +150,12 @@ def test_ctrl_c_stops_a_run_on_a_process_pool(startup_cpu):
     _assert_clean(*_interrupt(2, startup_cpu))
 
 
-def test_sigint_to_the_command_alone_stops_its_workers(startup_cpu):
-    _assert_clean(*_interrupt(2, startup_cpu, whole_group=False))
+def test_sigint_to_the_command_alone_stops_its_workers(startup_cpu, tmp_path):
+    """On a sweep: it hands its replications to the same execution layer as a run, so this
+    checks that Ctrl-C path for sweeps too."""
+    sweep = ["sweep", str(ROOT / "scenarios" / "mmc-sweep.yaml"), "--out", str(tmp_path / "out"), "-q",
+             "--no-plots", "--engine", "simpy"]
+    _assert_clean(*_interrupt(2, startup_cpu, whole_group=False, command=sweep))
 
 
 def test_ctrl_c_stops_the_compiled_engine_on_threads(startup_cpu):

@@ -8,8 +8,9 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from paysim.cli import app
+from paysim.execution import INLINE_ARRIVALS
 from paysim.preflight import expected_arrivals
-from paysim.runner import INLINE_ARRIVALS, simulate
+from paysim.runner import simulate
 from paysim.scenario import load_scenario
 
 MMC = Path(__file__).parent.parent / "scenarios" / "mmc.yaml"

@@ -295,17 +295,6 @@ def test_auto_warmup_needs_a_sweep_warmup(tmp_path):
     assert all(point.scenario.warmup == 2.0 for point in load_sweep(sweep).points)
 
 
-def test_simpy_engine_on_a_process_pool_matches_one_process(tmp_path):
-    """The SimPy engine's points go to spawned processes (270k arrivals in all: enough to
-    start a pool); the numbers must not depend on it."""
-    sweep = write_sweep(tmp_path / "files", "sweep:\n  scenario: mmc.yaml\n  vary:\n"
-                                            "    arrivals.requests.rate: {from: 300/s, to: 450/s, steps: 4}\n")
-    pooled = run_sweep(load_sweep(sweep), tmp_path / "pool", jobs=2, engine="simpy")
-    run_sweep(load_sweep(sweep), tmp_path / "inline", jobs=1, engine="simpy")
-    assert "engine: simpy for 4 points" in pooled.notes
-    assert _metric_columns(tmp_path / "pool") == _metric_columns(tmp_path / "inline")
-
-
 def test_engine_fast_refused_before_anything_is_written(tmp_path):
     # instances with a worker schedule: refused by the compiled engine (the combination is not checked there)
     refused = SCENARIO.replace("workers: 10,", "workers: 10, instances: 2, schedule: [{at: 10s, workers: 12}],")

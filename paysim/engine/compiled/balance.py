@@ -66,6 +66,20 @@ def merged(acc, scenario: Scenario):
                         st_zeros=summed(acc.st_zeros))
 
 
+def merged_series(ser, scenario: Scenario):
+    """The series samples with each station's instance columns (queue, busy) summed into one."""
+    if all(spec.instances == 1 for spec in scenario.stations.values()):
+        return ser
+    from paysim.engine.compiled.series import C_STATIONS
+
+    groups = [i for i, spec in enumerate(scenario.stations.values()) for _ in range(spec.instances)]
+    per_unit = ser.rows[:, C_STATIONS:].reshape(ser.rows.shape[0], len(groups), 2)
+    summed = np.zeros((ser.rows.shape[0], len(scenario.stations), 2))
+    np.add.at(summed, (slice(None), np.array(groups)), per_unit)
+    rows = np.concatenate((ser.rows[:, :C_STATIONS], summed.reshape(ser.rows.shape[0], -1)), axis=1)
+    return ser._replace(rows=rows)
+
+
 @helper
 def _load(st_i, u):
     """Transactions at instance ``u``, in service or waiting (what the balancer compares)."""

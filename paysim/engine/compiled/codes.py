@@ -8,7 +8,7 @@ nothing at run time.
 DET, EXP, LOGN, GAMMA, UNIF, HYPER, EMP = range(7)
 
 # event kinds
-ARRIVAL, DONE_SERVICE, TIMEOUT, WINDOW, SERIES = range(5)
+ARRIVAL, DONE_SERVICE, TIMEOUT, WINDOW = range(4)
 RETRY_START = 5        # a client's next attempt, after its backoff
 STATION_CHANGE = 6     # a slowdown or outage begins or ends (ident: 2 * window, + 1 at its end)
 

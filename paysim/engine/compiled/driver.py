@@ -14,7 +14,8 @@ from paysim.engine.compiled.codes import (SR_AT_START, SR_FAILED, SR_RETRIES, SR
                                           STF_WAIT, STF_WAIT_ALL)
 from paysim.engine.compiled.loop import run
 from paysim.engine.compiled.primitives import numba
-from paysim.engine.compiled.tables import (Accumulators, Generators, accumulators, build_model, drawable)
+from paysim.engine.compiled.series import new_series, series_rows
+from paysim.engine.compiled.tables import Accumulators, Generators, accumulators, build_model, drawable
 from paysim.observe import FAILURES, Observer
 from paysim.scenario import Scenario
 
@@ -24,8 +25,8 @@ def unsupported(scenario: Scenario) -> str | None:
     if numba is None:
         return "numba is not installed"
     for name, arrival in scenario.arrivals.items():
-        if arrival.clients is not None:
-            return f"arrivals.{name}.clients needs the SimPy engine"
+        if arrival.think is not None and not drawable(arrival.think):
+            return f"arrivals.{name}.think: {type(arrival.think).__name__} needs the SimPy engine"
     for name, station in scenario.stations.items():
         for key, default in (("executor", None), ("batch", None), ("classify", None), ("parallel", ()),
                              ("schedule", ())):
@@ -57,36 +58,35 @@ def _interruptible(kernel, arguments: tuple, poll: Callable[[], None] | None = N
 
 def run_replication(scenario: Scenario, observer: Observer, seed: int, replication: int,
                     max_in_flight: int = 5_000_000, report: Callable[[float], None] | None = None,
-                    series_interval: float | None = None) -> list[float]:
+                    series_interval: float | None = None) -> list[dict[str, float]]:
     """Simulate one replication with the compiled engine, leaving its statistics in
     ``observer`` exactly as the SimPy engine would; ``report`` gets the fraction done
-    now and then (from this thread). With ``series_interval`` (which must divide the
-    horizon) returns the mean number in the system over each interval from time 0: the
-    population series that MSER-5 reads."""
+    now and then (from this thread). With ``series_interval`` returns the time series the
+    SimPy engine's paysim.timeseries.SeriesRecorder samples (else an empty list)."""
     from paysim.engine.simpy_engine import RunawayError
 
     sketch = next(iter(observer.streams.values())).sketch
     generators = Generators(seed, replication)
     model = build_model(scenario, generators, sketch)
-    intervals = round(scenario.horizon / series_interval) if series_interval else 1
-    acc = accumulators(scenario, sketch, intervals)
+    acc = accumulators(scenario, sketch)
+    ser = new_series(scenario.horizon, series_interval, len(balance.units(scenario)), model.nbuckets)
     warmup = scenario.warmup or 0.0
     kernel = recursion.run_single if recursion.fits(scenario) else run   # one station: no event list needed
     arguments = (model, acc, generators.typed(), warmup, scenario.horizon, max_in_flight,
-                 float(series_interval or 0.0))
+                 ser)
     poll = (lambda: report(min(1.0, acc.now_at[0] / scenario.horizon))) if report else None
     if _interruptible(kernel, arguments, poll) < 0:
         raise RunawayError(f"more than {max_in_flight:,} transactions in flight: the system is overloaded "
                            "(utilisation ≥ 1 with unbounded queues?)")
     _report(balance.merged(acc, scenario), observer, warmup, scenario.horizon)
-    return list(acc.area_k / series_interval) if series_interval else []
+    return series_rows(balance.merged_series(ser, scenario), list(scenario.stations)) if series_interval else []
 
 
 def _report(acc: Accumulators, observer: Observer, warmup: float, horizon: float) -> None:
     """Hand the kernel's sums and counts to the observer, as if it had watched the run."""
     observer.window_start, observer.window_end = warmup, horizon
     for i, station in enumerate(observer.stations.values()):
-        f, c = acc.st_f[i], acc.st_i[i]
+        f, c = acc.st_f[i].tolist(), acc.st_i[i]   # Python floats: the rows are written with repr
         station.area_in_station, station.area_busy = f[STF_AREA_IN], f[STF_AREA_BUSY]
         station.sum_wait, station.sum_sojourn, station.sum_service = f[STF_WAIT], f[STF_SOJOURN], f[STF_SERVICE]
         station.sum_time_all, station.sum_wait_all = f[STF_TIME_ALL], f[STF_WAIT_ALL]
@@ -97,7 +97,7 @@ def _report(acc: Accumulators, observer: Observer, warmup: float, horizon: float
             (int(v) for v in c[ST_IN:ST_DEPARTED + 1])
         station.sketch.add_counts(acc.st_sketch[i], acc.st_zeros[i])
     for i, stream in enumerate(observer.streams.values()):
-        f, c = acc.sr_f[i], acc.sr_i[i]
+        f, c = acc.sr_f[i].tolist(), acc.sr_i[i]
         stream.area_in_system, stream.sum_latency = f[SRF_AREA_IN], f[SRF_LATENCY]
         stream.sum_success_wait, stream.sum_time = f[SRF_SUCCESS_WAIT], f[SRF_TIME]
         stream.sum_wait, stream.sum_service = f[SRF_WAIT], f[SRF_SERVICE]

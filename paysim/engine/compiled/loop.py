@@ -16,7 +16,7 @@ from paysim.engine.compiled.arrivals import arrival_cursors, next_arrival
 from paysim.engine.compiled.balance import instance
 from paysim.engine.compiled.codes import (ABANDONED, ARRIVAL, BACKOFF, CANCELLED, CW_AT, CW_END, CW_OUTAGE, CW_STATION,
                                           CW_VALUE, DONE_SERVICE, ERRORED, LEFT, REFUSE, REJECTED, RETRY_START,
-                                          RT_BUDGET, RT_TOKEN_CAP, SERIES, SERVING, SR_ARRIVED, SR_AT_START,
+                                          RT_BUDGET, RT_TOKEN_CAP, SERVING, SR_ARRIVED, SR_AT_START,
                                           SR_ATTEMPTS, SR_DEPARTED, SR_FAILED, SR_FINISHED, SR_IN, SR_RETRIES,
                                           SR_SUCCEEDED, SRF_LAST, SRF_LATENCY, SRF_SERVICE, SRF_SUCCESS_WAIT, SRF_TIME,
                                           SRF_WAIT, ST_ABANDONED, ST_BUSY, ST_CANCELLED, ST_COUNTS, ST_ENTERED,
@@ -25,8 +25,11 @@ from paysim.engine.compiled.codes import (ABANDONED, ARRIVAL, BACKOFF, CANCELLED
                                           TIMEOUT, TO_DONE, TO_ERROR, TO_REJECTED, TRAVEL, TXF_ARRIVED, TXF_BACKOFF,
                                           TXF_ENTERED, TXF_ORIGIN, TXF_SERVICE, TXF_STARTED, TXF_WAIT, TXI_ATTEMPT,
                                           TXI_GAVE_UP, TXI_GEN, TXI_STATE, TXI_STATION, TXI_STREAM, UP, WAITING, WINDOW)
+from paysim.engine.compiled.closed import send_after_think, start_clients
+from paysim.engine.compiled.codes import H_SEQ, H_T
 from paysim.engine.compiled.primitives import bucket, draw, helper, jit
 from paysim.engine.compiled.retry import may_retry, retry_delay
+from paysim.engine.compiled.series import due, latency as latency_in_series, sampling, take, take_until, window_opened
 from paysim.engine.compiled.state import (grown_heap, grown_slots, new_heap, new_slots, pop, push, release_slot,
                                           take_slot)
 from paysim.engine.compiled.queues import enqueue, unlink
@@ -73,16 +76,15 @@ def leave_system(sr_f, sr_i, txf, txi, x, now, finished):
 
 
 @jit
-def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
+def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     """Simulate one replication into ``acc``; -1 when more than ``max_in_flight`` attempts
-    are in flight (a runaway), else 0. ``series_dt`` > 0 samples the population's area per
-    interval into ``acc.area_k``."""
+    are in flight (a runaway), else 0. Samples the time series into ``ser`` if it asks for one."""
     n_st, n_sr = m.workers.shape[0], m.entry.shape[0]
     st_f, st_i, sr_f, sr_i = acc.st_f, acc.st_i, acc.sr_f, acc.sr_i
     queue_last = acc.queue_last
     txf, txi, free, free_n = new_slots(1024)
     room = 4 + np.max(m.workers)              # heap entries one event may add (an outage's end starts many)
-    heap, size = new_heap(4096 + 2 * room + 2 * m.windows.shape[0])
+    heap, size = new_heap(4096 + 2 * room + 2 * m.windows.shape[0] + np.sum(m.clients))
     segment = arrival_cursors(m.clock, m.gap)
     for s in range(n_st):
         st_i[s, ST_HEAD] = -1
@@ -93,19 +95,22 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
     for w in range(m.windows.shape[0]):       # before the arrivals: SimPy schedules them first
         push(heap, size, m.windows[w, CW_AT], STATION_CHANGE, 2 * w, 0)
         push(heap, size, m.windows[w, CW_END], STATION_CHANGE, 2 * w + 1, 0)
+    series_seq = size[1]                      # SimPy schedules its samples after the station changes
+    series, series_times, series_next, series_lat = sampling(ser), ser.times, ser.next, ser.lat
     for s in range(n_sr):
+        if m.clients[s] > 0:
+            start_clients(m.clients, m.think, s, m.emp, rngs[m.rng_think[s]], heap, size)
+            continue
         first = next_arrival(s, 0.0, m.clock, m.unit_det, m.gap, m.step_at, m.step_rate, m.emp,
                              rngs[m.rng_arrivals[s]], segment)
         if first < np.inf:
             push(heap, size, first, ARRIVAL, s, 0)
     if warmup > 0:
         push(heap, size, warmup, WINDOW, 0, 0)
-    # the population series, if asked for: the area of interval k, sampled at its end
-    sampled, carried, last_area = 0, 0.0, 0.0
-    if series_dt > 0:
-        push(heap, size, series_dt, SERIES, 0, 0)
     in_flight = 0
     while True:
+        while series and size[0] > 0 and due(series_times, series_next, heap[0, H_T], heap[0, H_SEQ], series_seq):
+            take(ser, st_i, sr_i, sr_f, m.log_gamma, m.offset)   # between events: no event, no random number
         if size[0] == 0 or heap[0, 0] >= horizon:
             break
         if size[0] + room >= heap.shape[0]:   # room for what one event can schedule
@@ -118,17 +123,9 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
         target = TO_DONE
         failed = -1          # an attempt that failed for its client: retried or a final outcome
         reason = -1
-        if kind == SERIES:   # the end of a population-series interval
-            area = population_area(sr_f, sr_i, now)
-            acc.area_k[sampled] = carried + area - last_area
-            carried, last_area = 0.0, area
-            sampled += 1
-            if sampled < acc.area_k.shape[0] - 1:   # the last interval closes at the horizon
-                push(heap, size, (sampled + 1) * series_dt, SERIES, 0, 0)
-            continue
         if kind == WINDOW:
-            carried += population_area(sr_f, sr_i, now) - last_area   # the series goes on across it
-            last_area = 0.0
+            window_opened(ser, sr_i, sr_f, now)
+            population_area(sr_f, sr_i, now)
             open_window(st_f, st_i, acc.st_sketch, acc.st_zeros, sr_f, sr_i, acc.sr_sketch, acc.sr_zeros, now)
             continue
         if kind == STATION_CHANGE:   # a slowdown or outage begins or ends
@@ -147,8 +144,8 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
         if kind == ARRIVAL or kind == RETRY_START:    # an attempt enters the system
             if kind == ARRIVAL:  # an original request of stream `ident`
                 s = ident
-                following = next_arrival(s, now, m.clock, m.unit_det, m.gap, m.step_at, m.step_rate, m.emp,
-                                         rngs[m.rng_arrivals[s]], segment)
+                following = np.inf if m.clients[s] > 0 else next_arrival(
+                    s, now, m.clock, m.unit_det, m.gap, m.step_at, m.step_rate, m.emp, rngs[m.rng_arrivals[s]], segment)
                 if following < np.inf:
                     push(heap, size, following, ARRIVAL, s, 0)
             else:                # a retry, its slot taken when the previous attempt failed
@@ -277,10 +274,15 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
                     sr_i[s, SR_SUCCEEDED] += 1
                     sr_f[s, SRF_LATENCY] += latency
                     sr_f[s, SRF_SUCCESS_WAIT] += txf[x, TXF_WAIT]
-                    if latency < m.min_value:
+                    tiny = latency < m.min_value
+                    b = 0 if tiny else bucket(latency, m.log_gamma, m.offset, m.nbuckets)
+                    if tiny:
                         acc.sr_zeros[s] += 1
                     else:
-                        acc.sr_sketch[s, bucket(latency, m.log_gamma, m.offset, m.nbuckets)] += 1
+                        acc.sr_sketch[s, b] += 1
+                    latency_in_series(series_lat, tiny, b)
+                    if m.clients[s] > 0:    # the client thinks, then sends its next request
+                        send_after_think(m.think, s, m.emp, rngs[m.rng_think[s]], heap, size, now)
                 else:
                     failed, reason = x, ERRORED if target == TO_ERROR else REJECTED
             in_flight -= 1
@@ -300,9 +302,11 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
                 push(heap, size, now + delay, RETRY_START, y, txi[y, TXI_GEN])
             else:
                 sr_i[s, SR_FAILED + reason] += 1
+                if m.clients[s] > 0:
+                    send_after_think(m.think, s, m.emp, rngs[m.rng_think[s]], heap, size, now)
     for s in range(n_st):      # close the window at the horizon
         advance(st_f, st_i, s, horizon)
-    area = population_area(sr_f, sr_i, horizon)
-    if series_dt > 0 and sampled < acc.area_k.shape[0]:
-        acc.area_k[sampled] = carried + area - last_area
+    if series:
+        take_until(ser, horizon, st_i, sr_i, sr_f, m.log_gamma, m.offset)
+    population_area(sr_f, sr_i, horizon)
     return 0

@@ -24,32 +24,26 @@ from paysim.engine.compiled.codes import (ABANDONED, CANCELLED, ERRORED, REJECTE
                                           ST_IN, ST_REJECTED, ST_STARTED, STF_AREA_BUSY, STF_AREA_IN, STF_SERVICE,
                                           STF_SERVICE_ALL, STF_SOJOURN, STF_TIME_ALL, STF_WAIT, STF_WAIT_ALL, TIMED_OUT)
 from paysim.engine.compiled.primitives import bucket, draw, helper, jit
+from paysim.engine.compiled.series import (C_ARRIVED, C_FAILED, C_FINISHED, C_SUCCEEDED, close_before, count,
+                                           hold, sampling, settle_levels)
+from paysim.engine.compiled.series import stay as series_stay
 from paysim.scenario import Scenario
 
 
 def fits(scenario: Scenario) -> bool:
     """A single station of one instance in FIFO order (the event engine's other conditions already hold) whose every
     visit ends the transaction, in one regime throughout (no slowdowns or outages: workers
-    free in arrival order only then), and whose clients do not retry (a retry is an
-    arrival that depends on the past)."""
+    free in arrival order only then), and whose clients do not retry and are not a closed
+    population (a retry, or a closed population's request, is an arrival that depends on the past)."""
     return (len(scenario.stations) == 1 and all(t == "done" for s in scenario.stations.values() for t in s.routes)
             and all(not s.slowdowns and not s.outages for s in scenario.stations.values())
             and all(s.instances == 1 and s.discipline == "fifo" for s in scenario.stations.values())
-            and all(a.retry is None for a in scenario.arrivals.values()))
+            and all(a.retry is None and a.clients is None for a in scenario.arrivals.values()))
 
 
 @helper
 def overlap(start, end, w0, w1):
     return max(0.0, min(end, w1) - max(start, w0))
-
-
-@helper
-def spread(area_k, dt, start, end):
-    """Add a stay [start, end) to the population areas of the intervals of length ``dt`` it overlaps."""
-    k = int(start / dt)
-    while k < area_k.shape[0] and k * dt < end:
-        area_k[k] += min(end, (k + 1) * dt) - max(start, k * dt)
-        k += 1
 
 
 @helper
@@ -97,11 +91,11 @@ def ring_push(ring, head, n, value):
 
 
 @jit
-def run_single(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
+def run_single(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     """Same arguments and accumulators as :func:`paysim.engine.compiled.loop.run`, for one station."""
     st_f, st_i, sr_f, sr_i = acc.st_f, acc.st_i, acc.sr_f, acc.sr_i
     st_sketch, st_zeros, sr_sketch, sr_zeros = acc.st_sketch, acc.st_zeros, acc.sr_sketch, acc.sr_zeros
-    now_at, area_k = acc.now_at, acc.area_k
+    now_at = acc.now_at
     timeout, emp = m.timeout, m.emp
     service_rng, errors_rng = rngs[m.rng_service[0]], rngs[m.rng_errors[0]]
     n_sr = timeout.shape[0]
@@ -117,6 +111,9 @@ def run_single(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
     p_error = m.errors[0]
     segment = arrival_cursors(m.clock, m.gap)
     next_t = np.empty(n_sr)
+    series = sampling(ser)
+    times, rows, level, nxt = ser.times, ser.rows, ser.level, ser.next
+    held_t, held_b, held = np.empty(16), np.empty(16, np.int64), 0   # successes not yet in the series
     for s in range(n_sr):
         next_t[s] = next_arrival(s, 0.0, m.clock, m.unit_det, m.gap, m.step_at, m.step_rate, emp,
                                  rngs[m.rng_arrivals[s]], segment)
@@ -131,6 +128,10 @@ def run_single(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
         next_t[s] = next_arrival(s, a, m.clock, m.unit_det, m.gap, m.step_at, m.step_rate, emp,
                                  rngs[m.rng_arrivals[s]], segment)
         now_at[0] = a            # for the progress bar
+        if series:
+            if times[nxt[0]] <= a:     # an interval ends before this customer
+                held = close_before(ser, a, held_t, held_b, held, m.log_gamma, m.offset)
+            count(times, rows, nxt, a, C_ARRIVED)
         counted = a >= warmup
         if abandons:                  # who has left the queue by now
             while n_wait > 0 and waiting[0] <= a:
@@ -148,6 +149,8 @@ def run_single(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
             sr_i[s, SR_ARRIVED] += 1
             sr_i[s, SR_ATTEMPTS] += 1
         if limit >= 0 and earliest > a and n_wait >= limit:
+            if series:
+                count(times, rows, nxt, a, C_FAILED)
             if counted:            # rejected: enters and leaves the system at once
                 st_i[0, ST_REJECTED] += 1
                 sr_i[s, SR_DEPARTED] += 1
@@ -179,8 +182,9 @@ def run_single(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
             elif leave >= horizon:
                 st_i[0, ST_IN] += 1
                 sr_i[s, SR_IN] += 1
-            if series_dt > 0:
-                spread(area_k, series_dt, a, leave)
+            if series:
+                series_stay(times, rows, level, nxt, a, leave, leave)
+                count(times, rows, nxt, leave, C_FAILED)
             continue
         if start > a:
             if abandons:
@@ -205,8 +209,8 @@ def run_single(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
         st_f[0, STF_AREA_IN] += stay
         st_f[0, STF_AREA_BUSY] += overlap(start, end, warmup, horizon)
         sr_f[s, SRF_AREA_IN] += stay
-        if series_dt > 0:
-            spread(area_k, series_dt, a, end)
+        if series:
+            series_stay(times, rows, level, nxt, a, end, start)
         if end >= horizon:         # still here when the window closes
             st_i[0, ST_IN] += 1
             st_i[0, ST_BUSY] += start < horizon
@@ -214,6 +218,22 @@ def run_single(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
         gave_up = patience <= end
         if gave_up and warmup <= patience < horizon:
             sr_i[s, SR_FAILED + (CANCELLED if cut else TIMED_OUT)] += 1
+        # an error is drawn for every completion in the run (not only in the window), so the
+        # numbers do not depend on whether the time series, which counts them all, is sampled
+        error = not cut and end < horizon and p_error > 0 and errors_rng.random() < p_error
+        if series:
+            if gave_up:
+                count(times, rows, nxt, patience, C_FAILED)
+            if not cut and end < horizon:
+                if not error:
+                    count(times, rows, nxt, end, C_FINISHED)
+                if not gave_up:
+                    count(times, rows, nxt, end, C_FAILED if error else C_SUCCEEDED)
+                    if not error:
+                        tiny = sojourn < m.min_value
+                        held_t, held_b = hold(held_t, held_b, held, end, -1 if tiny else
+                                              bucket(sojourn, m.log_gamma, m.offset, m.nbuckets))
+                        held += 1
         if not warmup <= end < horizon:
             continue
         st_i[0, ST_DEPARTED] += 1
@@ -227,7 +247,6 @@ def run_single(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
         if cut:
             st_i[0, ST_CANCELLED] += 1
             continue
-        error = p_error > 0 and errors_rng.random() < p_error
         st_i[0, ST_FINISHED] += 1
         st_i[0, ST_ERRORED] += error
         st_f[0, STF_SOJOURN] += sojourn
@@ -252,4 +271,7 @@ def run_single(m, acc, rngs, warmup, horizon, max_in_flight, series_dt):
                 sr_zeros[s] += 1
             else:
                 sr_sketch[s, b] += 1
+    if series:
+        close_before(ser, horizon, held_t, held_b, held, m.log_gamma, m.offset)
+        settle_levels(ser)
     return 0

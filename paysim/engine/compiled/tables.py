@@ -52,6 +52,9 @@ class Model(NamedTuple):
     rng_errors: np.ndarray
     rng_arrivals: np.ndarray  # int: per stream
     rng_retry: np.ndarray
+    clients: np.ndarray      # int: per stream its closed population (0: an open stream)
+    think: np.ndarray        # (streams, 4) a closed population's think time row (0 without one)
+    rng_think: np.ndarray    # int: per stream its think generator (0 where it draws none)
     log_gamma: float         # the percentile sketch's buckets
     offset: int
     nbuckets: int
@@ -74,20 +77,18 @@ class Accumulators(NamedTuple):
     sr_sketch: np.ndarray
     sr_zeros: np.ndarray
     now_at: np.ndarray       # (1,) the kernel's clock, read for the progress bar
-    area_k: np.ndarray       # the population's area per series interval
     queue_last: np.ndarray   # int (stations, priority ranks): the last waiting of each rank (queues.py)
     turn: np.ndarray         # int: per station the instance whose turn it is (round robin)
 
 
-def accumulators(scenario: Scenario, sketch: QuantileSketch, intervals: int) -> Accumulators:
+def accumulators(scenario: Scenario, sketch: QuantileSketch) -> Accumulators:
     n_st, n_sr = len(units(scenario)), len(scenario.arrivals)
     buckets = sketch.layout()[2]
     return Accumulators(np.zeros((n_st, STF_WIDTH)), np.zeros((n_st, ST_WIDTH), np.int64),
                         np.zeros((n_st, buckets), np.int64), np.zeros(n_st, np.int64),
                         np.zeros((n_sr, SRF_WIDTH)), np.zeros((n_sr, SR_WIDTH), np.int64),
                         np.zeros((n_sr, buckets), np.int64), np.zeros(n_sr, np.int64), np.zeros(1),
-                        np.zeros(intervals), np.full((n_st, len(priority_ranks(scenario))), -1, np.int64),
-                        np.zeros(n_st, np.int64))
+                        np.full((n_st, len(priority_ranks(scenario))), -1, np.int64), np.zeros(n_st, np.int64))
 
 
 def _code(dist: d.Distribution) -> tuple[int, float, float, float] | None:
@@ -163,7 +164,8 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
     station_of = {unit: name for unit, name, _ in units(scenario)}
     index = {name: i for i, name in enumerate(stations)}   # a station's name is its first instance's
     dists = [s.service for s in stations.values()] + [a.interarrival for a in arrivals.values()
-                                                      if a.interarrival is not None]
+                                                      if a.interarrival is not None] + \
+            [a.think for a in arrivals.values() if a.think is not None]
     empirical = [x for x in dists if isinstance(x, d.Empirical)]
     # the side table: each empirical distribution's values, then each replayed trace's times
     columns = [np.asarray(e.values, float) for e in empirical] + \
@@ -196,8 +198,8 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
                for i, s in enumerate(stations.values()) for w in s.outages]
     windows.sort(key=lambda window: window[CW_STATION])   # stable: slowdowns before outages per station
 
-    steps = [[(0.0, 0.0)] if a.interarrival is not None or a.trace is not None else _profile_steps(a)
-             for a in arrivals.values()]
+    steps = [[(0.0, 0.0)] if a.interarrival is not None or a.trace is not None or a.clients is not None
+             else _profile_steps(a) for a in arrivals.values()]
     n_steps = max(len(rows) for rows in steps)
     step_at = np.full((len(arrivals), n_steps + 1), np.inf)
     step_rate = np.zeros((len(arrivals), n_steps + 1))
@@ -236,5 +238,10 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
         rng_service=per_station("service"), rng_route=per_station("route", shared=True),
         rng_errors=per_station("errors", shared=True),
         rng_arrivals=per_stream("arrivals"), rng_retry=per_stream("retry"),
+        clients=np.array([a.clients or 0 for a in arrivals.values()], np.int64),
+        think=np.array([row(a.think) if a.think is not None else [DET, 0.0, 0.0, 0.0] for a in arrivals.values()],
+                       float),
+        rng_think=np.array([generators.index("think", name) if a.think is not None else 0
+                            for name, a in arrivals.items()], np.int64),
         log_gamma=log_gamma, offset=offset, nbuckets=nbuckets, min_value=MIN_VALUE,
         **queue_tables(scenario), **balance_tables(scenario, generators))
