@@ -204,3 +204,17 @@ def test_instances_beside_a_feature_without_per_instance_tables_stay_on_simpy():
     why = balance.unsupported("a", model.stations["a"], model)
     assert why == "stations.a.instances with stations.b.schedule needs the SimPy engine"
     assert unsupported(model) is not None
+
+
+def test_time_series_sums_a_stations_instances_as_simpy_does():
+    """The series samples each station's queue and busy workers: over its instances, summed
+    (one observer per station), the same samples as the SimPy engine's on the same seed."""
+    from paysim.runner import replicate_with_series
+
+    stations, arrivals = SAME_PATH["instances-power_of_two"]
+    model = scenario(stations, arrivals, horizon=30, warmup=0, replications=1)
+    reference = replicate_with_series(model, model.seed, 0, interval_s=1.0, engine="simpy")[1]
+    compiled = replicate_with_series(model, model.seed, 0, interval_s=1.0, engine="fast")[1]
+    assert len(compiled) == len(reference) == 30
+    assert [_differences(r, c) for r, c in zip(reference, compiled)] == [[]] * 30
+    assert max(row["stations.api.busy"] for row in compiled) > 1   # several instances busy at once
