@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -21,8 +21,8 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 from paysim import __version__
 from paysim.errors import PaysimError, one_line
 from paysim.outputs import CLOSED_STDOUT, SIZE_FILES, check_run_directory, describe, emit, silence_stdout
-from paysim.report import render, to_dict, write_outputs
 from paysim.preflight import expected_arrivals, stability_warnings
+from paysim.report import render, to_dict, write_outputs
 from paysim.runner import simulate
 from paysim.scenario import load_scenario
 from paysim.stats import still_growing
@@ -94,21 +94,21 @@ def _advancing(bar: Progress, task: Any, total: int) -> tuple[Callable[[Hashable
 @app.command()
 def run(
     file: Path = typer.Argument(..., help="Scenario YAML file."),
-    replications: Optional[int] = typer.Option(None, "--replications", "-r", min=1, help="Independent replications (default: the scenario's)."),
-    horizon: Optional[str] = typer.Option(None, help="Simulated time per replication, e.g. 10m (default: the scenario's)."),
-    warmup: Optional[str] = typer.Option(None, help="Time discarded at the start of each replication, e.g. 1m, "
+    replications: int | None = typer.Option(None, "--replications", "-r", min=1, help="Independent replications (default: the scenario's)."),
+    horizon: str | None = typer.Option(None, help="Simulated time per replication, e.g. 10m (default: the scenario's)."),
+    warmup: str | None = typer.Option(None, help="Time discarded at the start of each replication, e.g. 1m, "
                                                     "or auto (MSER-5 on pilot replications)."),
-    precision: Optional[str] = typer.Option(None, help="Add replications until the 95% CI half-width of every "
+    precision: str | None = typer.Option(None, help="Add replications until the 95% CI half-width of every "
                                                        "metric the table shows in time, rate or count is within this "
                                                        "share of its mean: 2% (or the fraction 0.02)."),
     max_replications: int = typer.Option(200, min=2, help="Cap on replications with --precision."),
-    seed: Optional[int] = typer.Option(None, min=0, help="Random seed (default: the scenario's)."),
-    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, max=MAX_JOBS, help="Processes to run replications on (default: all cores)."),
+    seed: int | None = typer.Option(None, min=0, help="Random seed (default: the scenario's)."),
+    jobs: int | None = typer.Option(None, "--jobs", "-j", min=1, max=MAX_JOBS, help="Processes to run replications on (default: all cores)."),
     as_json: bool = typer.Option(False, "--json", help="Print only JSON to stdout."),
-    out: Optional[Path] = typer.Option(None, help="Also write results.json, results.csv, the time series "
+    out: Path | None = typer.Option(None, help="Also write results.json, results.csv, the time series "
                                                    "(timeseries.csv, timeseries.png) and report.html into this directory."),
     force: bool = typer.Option(False, "--force", help="Let --out overwrite another command's results (a sweep's)."),
-    interval: Optional[str] = typer.Option(None, help="Time-series sampling interval with --out, e.g. 10s "
+    interval: str | None = typer.Option(None, help="Time-series sampling interval with --out, e.g. 10s "
                                                       "(default: about 120 points over the horizon)."),
     compare_theory: bool = typer.Option(False, "--compare", help="Set queueing theory's answer beside each metric."),
     engine: str = typer.Option("auto", help="auto (the compiled engine where the scenario fits it, else SimPy), "
@@ -345,8 +345,8 @@ def _terminate_as_interrupt() -> Iterator[None]:
 def sweep(
     file: Path = typer.Argument(..., help="Sweep YAML file (a top-level 'sweep:' key)."),
     out: Path = typer.Option(..., "--out", "-o", help="Directory for results.csv, sweep.json, the plots and report.html."),
-    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, max=MAX_JOBS, help="Local processes (default: all cores)."),
-    scheduler: Optional[str] = typer.Option(None, help="Run on a Dask cluster instead: its scheduler's address, e.g. tcp://10.0.0.5:8786."),
+    jobs: int | None = typer.Option(None, "--jobs", "-j", min=1, max=MAX_JOBS, help="Local processes (default: all cores)."),
+    scheduler: str | None = typer.Option(None, help="Run on a Dask cluster instead: its scheduler's address, e.g. tcp://10.0.0.5:8786."),
     resume: bool = typer.Option(False, help="Continue the sweep in --out: run only the points results.csv lacks."),
     plots: bool = typer.Option(True, "--plots/--no-plots", help="Draw the capacity curves when done."),
     engine: str = typer.Option("auto", help="auto (per point: the compiled engine where it fits, else SimPy), "
@@ -357,7 +357,7 @@ def sweep(
     """Run every point of a parameter sweep: one results.csv row per point, written as each point finishes."""
     from paysim.html_report import for_sweep
     from paysim.plots import plot_sweep
-    from paysim.sweep import read_results, run_sweep, load_sweep, sweep_work
+    from paysim.sweep import load_sweep, read_results, run_sweep, sweep_work
     from paysim.sweep.storage import read_description
     from paysim.sweep.summary import summary_table
 
@@ -447,13 +447,13 @@ def size(
     file: Path = typer.Argument(..., help="Scenario YAML file."),
     station: str = typer.Option(..., "--station", "-s", help="The station whose workers to size."),
     slo: str = typer.Option(..., help="Objective on the whole system: p99<800ms, mean<50ms, p95<1s, failure_rate<0.1%."),
-    replications: Optional[int] = typer.Option(None, "--replications", "-r", min=2, help="Replications per worker count (default: the scenario's)."),
-    horizon: Optional[str] = typer.Option(None, help="Simulated time per replication (default: the scenario's)."),
-    warmup: Optional[str] = typer.Option(None, help="Time discarded at the start of each replication."),
-    seed: Optional[int] = typer.Option(None, min=0, help="Random seed, the same for every worker count (default: the scenario's)."),
-    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1, max=MAX_JOBS, help="Processes to run replications on (default: all cores)."),
+    replications: int | None = typer.Option(None, "--replications", "-r", min=2, help="Replications per worker count (default: the scenario's)."),
+    horizon: str | None = typer.Option(None, help="Simulated time per replication (default: the scenario's)."),
+    warmup: str | None = typer.Option(None, help="Time discarded at the start of each replication."),
+    seed: int | None = typer.Option(None, min=0, help="Random seed, the same for every worker count (default: the scenario's)."),
+    jobs: int | None = typer.Option(None, "--jobs", "-j", min=1, max=MAX_JOBS, help="Processes to run replications on (default: all cores)."),
     as_json: bool = typer.Option(False, "--json", help="Print only JSON to stdout."),
-    out: Optional[Path] = typer.Option(None, help="Also write sizing.json, sizing.csv, sizing.png and report.html "
+    out: Path | None = typer.Option(None, help="Also write sizing.json, sizing.csv, sizing.png and report.html "
                                                    "into this directory."),
     force: bool = typer.Option(False, "--force", help="Let --out overwrite another command's results (a sweep's)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -504,21 +504,21 @@ def size(
 @app.command()
 def fit(
     log: Path = typer.Argument(..., help="A JMeter results file (CSV .jtl) or a CSV log of requests."),
-    time_column: Optional[str] = typer.Option(None, "--time", help="Column of request start times (epoch or "
+    time_column: str | None = typer.Option(None, "--time", help="Column of request start times (epoch or "
                                                                      "ISO-8601); default: JMeter's timeStamp."),
-    duration_column: Optional[str] = typer.Option(None, "--duration", help="Column of durations (default: elapsed)."),
-    label_column: Optional[str] = typer.Option(None, "--label", help="Column naming the request type (default: "
+    duration_column: str | None = typer.Option(None, "--duration", help="Column of durations (default: elapsed)."),
+    label_column: str | None = typer.Option(None, "--label", help="Column naming the request type (default: "
                                                                       "label for JMeter, none for a CSV)."),
-    success_column: Optional[str] = typer.Option(None, "--success", help="Column of true/false (default: success "
+    success_column: str | None = typer.Option(None, "--success", help="Column of true/false (default: success "
                                                                           "for JMeter, none for a CSV)."),
     unit: str = typer.Option("ms", help="Unit of the durations: ms or s."),
-    time_unit: Optional[str] = typer.Option(None, help="Unit of numeric timestamps: s, ms, us or ns (default: ms "
+    time_unit: str | None = typer.Option(None, help="Unit of numeric timestamps: s, ms, us or ns (default: ms "
                                                        "for JMeter, else guessed from their size)."),
     time_at: str = typer.Option("start", help="Whether --time is each request's start or its end."),
     as_json: bool = typer.Option(False, "--json", help="Print only JSON to stdout."),
-    out: Optional[Path] = typer.Option(None, help="Write a scenario YAML fitted from the log to this file."),
+    out: Path | None = typer.Option(None, help="Write a scenario YAML fitted from the log to this file."),
     force: bool = typer.Option(False, help="Overwrite the --out file (and empirical CSV files beside it)."),
-    plot_dir: Optional[Path] = typer.Option(None, "--plot", help="Draw a QQ plot and a histogram with the fit per "
+    plot_dir: Path | None = typer.Option(None, "--plot", help="Draw a QQ plot and a histogram with the fit per "
                                                                  "label into this directory."),
     debug: bool = typer.Option(False, help="Show tracebacks."),
 ) -> None:

@@ -134,7 +134,7 @@ def theory_table(theory: Theory) -> Table:
     for header in ("scope", "model", "metrics"):
         table.add_column(header)
     for scope, part in theory.scopes().items():
-        if not part.ok:
+        if part.reason is not None:   # not part.ok
             table.add_row(escape(scope), "[dim]none[/]", f"[dim]{escape(part.reason)}[/]")
             continue
         model = part.formula if part.exact else f"{part.formula} [yellow](approximate)[/]"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import special  # scipy.stats alone takes ~1.5 s to import
@@ -31,7 +32,9 @@ def _blocks(draw: Callable[[int], np.ndarray]) -> Iterator[float]:
 class Distribution:
     """Interface shared by every family."""
 
-    mean: float
+    if TYPE_CHECKING:   # a field of Exponential, computed by the others; declared here for the type checker only,
+        @property       # since a property at run time would shadow Exponential's field
+        def mean(self) -> float: ...
 
     @property
     def scv(self) -> float:
@@ -93,13 +96,13 @@ class Lognormal(Distribution):
     sigma: float
 
     @classmethod
-    def from_median_p99(cls, median: float, p99: float) -> "Lognormal":
+    def from_median_p99(cls, median: float, p99: float) -> Lognormal:
         if not 0 < median < p99:
             raise ValueError(f"needs 0 < median < p99, got median={median:g}s, p99={p99:g}s")
         return cls(math.log(median), (math.log(p99) - math.log(median)) / Z99)
 
     @classmethod
-    def from_mean_p99(cls, mean: float, p99: float) -> "Lognormal":
+    def from_mean_p99(cls, mean: float, p99: float) -> Lognormal:
         # ln(p99/mean) = z·σ − σ²/2; of the two roots the smaller σ is the plausible one.
         gap = math.log(p99 / mean) if mean > 0 and p99 > 0 else -1.0
         if gap <= 0 or Z99**2 < 2 * gap:
@@ -111,7 +114,7 @@ class Lognormal(Distribution):
         return cls(math.log(mean) - sigma**2 / 2, sigma)
 
     @classmethod
-    def from_mean_cv(cls, mean: float, cv: float) -> "Lognormal":
+    def from_mean_cv(cls, mean: float, cv: float) -> Lognormal:
         if mean <= 0 or cv <= 0:
             raise ValueError(f"needs mean > 0 and cv > 0, got mean={mean:g}s, cv={cv:g}")
         sigma2 = math.log1p(cv**2)
@@ -140,7 +143,7 @@ class Gamma(Distribution):
     scale: float
 
     @classmethod
-    def from_mean_cv(cls, mean: float, cv: float) -> "Gamma":
+    def from_mean_cv(cls, mean: float, cv: float) -> Gamma:
         if mean <= 0 or cv <= 0:
             raise ValueError(f"needs mean > 0 and cv > 0, got mean={mean:g}s, cv={cv:g}")
         shape = 1.0 / cv**2
@@ -171,7 +174,7 @@ class Hyperexponential(Distribution):
     mean2: float
 
     @classmethod
-    def from_mean_cv(cls, mean: float, cv: float) -> "Hyperexponential":
+    def from_mean_cv(cls, mean: float, cv: float) -> Hyperexponential:
         if mean <= 0 or cv <= 1:
             raise ValueError(f"needs mean > 0 and cv > 1 (use exponential for cv = 1), got cv={cv:g}")
         p1 = 0.5 * (1 + math.sqrt((cv**2 - 1) / (cv**2 + 1)))

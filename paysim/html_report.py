@@ -160,7 +160,7 @@ def _sweep_context(directory: Path, data: dict[str, Any]) -> dict[str, Any]:
     _, rows = read_results(directory / "results.csv")
     parameters = list(description["vary"])
     slo = description.get("slo") or {}
-    points = []
+    points: list[dict[str, Any]] = []
     for row in sorted(rows, key=lambda row: int(row["point"])):
         metrics = estimates(row)
         cells = {name: {"mean": metrics[name].mean, "ci95": [metrics[name].low, metrics[name].high]}

@@ -113,11 +113,12 @@ def write_all(files: Sequence[tuple[Path, Writer]]) -> list[Path]:
     try:
         for path, writer in files:
             current = path
-            handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
+            handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=path.suffix)
             os.close(handle)
-            staged.append((Path(temporary), path))
-            writer(Path(temporary))
-            _fsync(Path(temporary))
+            temporary = Path(name)
+            staged.append((temporary, path))
+            writer(temporary)
+            _fsync(temporary)
             os.chmod(temporary, 0o666 & ~_umask())   # mkstemp makes it private; a result file is not
         for temporary, path in staged:
             current = path

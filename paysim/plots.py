@@ -20,13 +20,13 @@ import matplotlib
 import numpy as np
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import matplotlib.pyplot as plt  # after matplotlib.use: the backend must be chosen first
 
-from paysim.errors import PaysimError  # noqa: E402
-from paysim.series_plot import DWARFS  # noqa: E402  (data this far above an SLO target: log scale)
-from paysim.sweep.grid import cell_text, numeric  # noqa: E402
-from paysim.outputs import write_all  # noqa: E402
-from paysim.sweep.storage import RESULTS, SweepOutputError, read_description, read_results  # noqa: E402
+from paysim.errors import PaysimError
+from paysim.outputs import write_all
+from paysim.series_plot import DWARFS  # data this far above an SLO target: log scale
+from paysim.sweep.grid import cell_text, numeric
+from paysim.sweep.storage import RESULTS, SweepOutputError, read_description, read_results
 
 FORMATS = ("png", "svg")
 # SLO objective -> (system metric, which latency panel shows it)
@@ -64,8 +64,8 @@ class Data:
 
 def _x_axis(path: str, values: Sequence[Any]) -> tuple[dict[str, float], str, list[tuple[float, str]] | None]:
     """x position of each value of the first parameter (text as written -> number), the axis label, ticks."""
-    parsed = [numeric(v) for v in values]
-    if all(parsed):
+    parsed = [number for number in map(numeric, values) if number is not None]
+    if len(parsed) == len(values):
         unit = parsed[0][1]
         return {cell_text(v): n for v, (n, _) in zip(values, parsed)}, f"{path} ({unit})" if unit else path, None
     ticks = [(float(i), cell_text(v)) for i, v in enumerate(values)]
@@ -125,9 +125,11 @@ def _theory_line(axes: plt.Axes, data: Data, curve: Curve, scope: str, metric: s
     for row in curve.rows:
         theory = data.theory.get(int(row["point"])) if row.get("point", "").isdigit() else None
         part = theory.scopes().get(scope) if theory is not None else None
-        exact = part is not None and part.ok and part.exact and metric in part.metrics
-        values.append(part.metrics[metric] * scale if exact else math.nan)
-        formula = part.formula if exact else formula
+        if part is not None and part.ok and part.exact and metric in part.metrics:
+            values.append(part.metrics[metric] * scale)
+            formula = part.formula
+        else:
+            values.append(math.nan)
     if formula is None:
         return
     label = None if formula in labelled else f"theory: {formula}"
@@ -195,8 +197,7 @@ def _finish(figure: plt.Figure, axes_list: Sequence[plt.Axes], data: Data, title
         axes.grid(True, alpha=0.3)
         if data.ticks and x_label is None:
             axes.set_xticks([t for t, _ in data.ticks], [label for _, label in data.ticks], rotation=30, fontsize=7)
-        handles, labels = axes.get_legend_handles_labels()
-        if labels:
+        if axes.get_legend_handles_labels()[1]:   # a legend only where something is labelled
             axes.legend(fontsize=7)
     figure.suptitle(title)
     return _save(figure, directory, name)
@@ -209,8 +210,12 @@ def _save(figure: plt.Figure, directory: Path, name: str) -> list[Path]:
         try:
             for suffix in FORMATS:
                 path = directory / f"{name}.{suffix}"
-                write_all([(path, lambda temporary, suffix=suffix: figure.savefig(
-                    temporary, format=suffix, dpi=120, metadata={"Date": None} if suffix == "svg" else None))])
+
+                def draw(temporary: Path, suffix: str = suffix) -> None:
+                    figure.savefig(temporary, format=suffix, dpi=120,
+                                   metadata={"Date": None} if suffix == "svg" else None)
+
+                write_all([(path, draw)])
                 paths.append(path)
         finally:
             plt.close(figure)

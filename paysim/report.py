@@ -81,8 +81,8 @@ def to_dict(result: RunResult) -> dict[str, Any]:
             node = node.setdefault(part, {})
         node[rest[-1]] = estimate_json(value)
     for scope, checks in result.little.items():
-        kind, *name = scope.split(".")
-        node = out[kind] if kind == "system" else out[kind][name[0]]
+        kind, *names = scope.split(".")
+        node = out[kind] if kind == "system" else out[kind][names[0]]
         node["littles_law"] = {LAW_KEYS[c.law]: _little_json(c) for c in checks}
     out["slo"] = [{"scope": c.scope, "objective": c.objective, "target": c.target, **estimate_json(c.value),
                    "verdict": c.verdict, **({"note": c.note} if c.note else {})} for c in result.slo]

@@ -47,6 +47,12 @@ class Difference:
     significant: bool
 
 
+def _estimate(node: dict[str, Any]) -> Estimate:
+    """An estimate from results.json (null: not observed)."""
+    mean, low, high = (math.nan if x is None else x for x in (node["mean"], *node["ci95"]))
+    return Estimate(mean, low, high, 0)
+
+
 def load_run(directory: Path) -> Run:
     """A ``run --out`` directory: results.json, and replications.csv if it has one."""
     path = Path(directory) / "results.json"
@@ -59,8 +65,7 @@ def load_run(directory: Path) -> Run:
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise PaysimError(f"{path}: not a paysim results file ({error.__class__.__name__}: {error})") from None
     metrics = {key: value for key, value in data.items() if key not in ("run", "slo", "compare")}   # not estimates
-    estimates = {name: Estimate(*(math.nan if x is None else x for x in (node["mean"], *node["ci95"])), 0)
-                 for name, node in estimate_leaves(metrics).items()}
+    estimates = {name: _estimate(node) for name, node in estimate_leaves(metrics).items()}
     return Run(Path(directory), scenario, estimates, _replications(Path(directory) / REPLICATIONS))
 
 

@@ -79,7 +79,7 @@ class QuantileSketch:
         upper = math.exp((bucket + self._offset) * self._log_gamma)
         return 2.0 * upper / (gamma + 1.0)  # the point within relative error of the whole bucket
 
-    def merge(self, other: "QuantileSketch") -> None:
+    def merge(self, other: QuantileSketch) -> None:
         other._flush()
         self._flush()
         self._counts += other._counts

@@ -39,7 +39,7 @@ class Estimate:
         return self.low <= value <= self.high
 
 
-def estimate(values: Sequence[float], level: float = LEVEL) -> Estimate:
+def estimate(values: Sequence[float] | np.ndarray, level: float = LEVEL) -> Estimate:
     """Mean and Student-t interval of the values (NaN means "not observed").
 
     +inf (a percentile over all requests that falls among the failed ones) makes the mean and the

@@ -28,7 +28,7 @@ class DaemonThreads:
             key, function = task
             try:
                 self._done.put((key, function(), None))
-            except BaseException as error:  # handed to the polling thread, which raises it
+            except BaseException as error:  # noqa: BLE001  handed to the polling thread, which raises it
                 self._done.put((key, None, error))
 
     def submit(self, key: Hashable, function: Callable[[], Any]) -> None:

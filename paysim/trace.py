@@ -133,15 +133,15 @@ def parse_speed(value: object) -> float:
     """``2x``, ``0.5x`` or a bare number above zero."""
     text = value.strip().removesuffix("x").removesuffix("X") if isinstance(value, str) else value
     try:
-        speed = float(text) if not isinstance(text, bool) else math.nan
-    except (TypeError, ValueError):
+        speed = float(text) if isinstance(text, (str, int, float)) and not isinstance(text, bool) else math.nan
+    except ValueError:
         speed = math.nan
     if not (math.isfinite(speed) and speed > 0):
         raise ValueError(f"expected a replay speed above zero such as 2x or 0.5, got {value!r}")
     return speed
 
 
-def trace_warnings(scenario: "Scenario") -> list[str]:
+def trace_warnings(scenario: Scenario) -> list[str]:
     """One line per trace that clearly ends before the horizon (its arrivals stop there)."""
     lines = []
     for name, arrival in scenario.arrivals.items():

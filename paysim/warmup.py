@@ -58,6 +58,7 @@ def _trends(means: np.ndarray, groups: int = 20, t_limit: float = 5.0) -> bool:
 def warmup_from_series(series_per_replication: Sequence[Sequence[float]], interval_s: float) -> float | None:
     """The warm-up in seconds: the largest MSER-5 truncation over the pilot replications."""
     cuts = [mser_truncation(series) for series in series_per_replication]
-    if any(cut is None for cut in cuts):
+    found = [cut for cut in cuts if cut is not None]
+    if len(found) < len(cuts):
         return None
-    return max(cuts, default=0) * interval_s
+    return max(found, default=0) * interval_s

@@ -37,7 +37,7 @@ _SCALAR_KINDS = {f"tag:yaml.org,2002:{tag}": kind for tag, kind in [
 _EXPONENT_FLOAT = re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
 
 
-class _Limits:
+class _Limits(yaml.composer.Composer):
     """Composer hooks that refuse deep nesting and huge documents while they are being read."""
 
     depth = 0

@@ -9,8 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from scipy import special
-from scipy import stats as sps
+from scipy import special, stats as sps
 
 from paysim.runner import RunResult, simulate
 from paysim.scenario import Scenario, scenario_from_data

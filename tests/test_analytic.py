@@ -7,10 +7,8 @@ from dataclasses import astuple
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 from scipy.integrate import quad
-
 from scipy.special import gammaln, logsumexp
 
 from paysim.analytic import (
@@ -25,10 +23,10 @@ from paysim.analytic import (
     mdc,
     mg1,
     mmc,
+    mmc_priority_waits,
     mmc_sojourn_cdf,
     mmc_sojourn_quantile,
     mmc_wait_cdf,
-    mmc_priority_waits,
     mmc_wait_quantile,
     mmck,
     mva,

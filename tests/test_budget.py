@@ -4,8 +4,6 @@ divided among the replications that run at once; sweeps check every point first.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from conftest import assert_one_line_error as refusal, invoke_cli as invoke
 
@@ -13,14 +11,13 @@ from paysim import budget
 from paysim.runner import simulate
 from paysim.scenario import scenario_from_data
 
-
 HUGE = {
     "clients": ("arrivals:\n  users: {clients: 10000000, think: 1s}\nstations:\n  s: {workers: 4, service: 10ms}\n",
                 "arrivals.users.clients"),
     "instances": ("arrivals:\n  users: {rate: 1/s}\nstations:\n  s: {instances: 10000000, service: 10ms}\n",
                   "stations.s.instances"),
-    "batch-timer": ("arrivals:\n  users: {rate: 1/s}\nstations:\n"
-                    "  s: {service: {per_batch: 1ms}, batch: {every: 1e-9s}}\n", "events"),
+    "batch-timer": (("arrivals:\n  users: {rate: 1/s}\nstations:\n"
+                     "  s: {service: {per_batch: 1ms}, batch: {every: 1e-9s}}\n"), "events"),
 }
 
 
@@ -49,7 +46,7 @@ def test_the_budget_is_divided_among_jobs(tmp_path):
 def test_runaway_cap_per_replication_is_the_jobs_share(monkeypatch):
     """The engines' in-flight cap is the command's budget divided by the replications at once."""
     seen = []
-    import paysim.runner as runner
+    from paysim import runner
 
     def record(scenario, observer, seed, replication, report=None, series_interval=None, max_in_flight=0):
         seen.append(max_in_flight)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from conftest import assert_little, assert_theory, interval, run, scenario
@@ -132,21 +133,31 @@ def test_executor_core_zero_with_an_idle_thread_retires_it_after_keep_alive():
     assert result.rows[0]["stations.x.Wq"] == 0
 
 
+class Fates(NamedTuple):
+    """What became of the 15 tasks offered to the pool; ``wait`` is the served tasks' total queueing time."""
+    station_rejected: int
+    abandoned: int
+    rejected: int
+    timed_out: int
+    served: int
+    wait: float
+
+
 # (policy, client timeout) -> what the 5 tasks that met a full pool became
 REJECTIONS = {
     # abort: rejected at once, counted at the station; the client hears it at once
-    ("abort", None): dict(station_rejected=5, abandoned=0, rejected=5, timed_out=0, served=10, wait=78 / 16),
-    ("abort", 3.0): dict(station_rejected=5, abandoned=0, rejected=5, timed_out=0, served=10, wait=78 / 16),
+    ("abort", None): Fates(station_rejected=5, abandoned=0, rejected=5, timed_out=0, served=10, wait=78 / 16),
+    ("abort", 3.0): Fates(station_rejected=5, abandoned=0, rejected=5, timed_out=0, served=10, wait=78 / 16),
     # caller_runs: the submitting thread runs it (no wait, no pool thread): all 15 served
-    ("caller_runs", None): dict(station_rejected=0, abandoned=0, rejected=0, timed_out=0, served=15, wait=78 / 16),
+    ("caller_runs", None): Fates(station_rejected=0, abandoned=0, rejected=0, timed_out=0, served=15, wait=78 / 16),
     # discard: dropped silently; the client learns at its timeout, or at once without one
-    ("discard", None): dict(station_rejected=5, abandoned=0, rejected=5, timed_out=0, served=10, wait=78 / 16),
-    ("discard", 3.0): dict(station_rejected=5, abandoned=0, rejected=0, timed_out=5, served=10, wait=78 / 16),
+    ("discard", None): Fates(station_rejected=5, abandoned=0, rejected=5, timed_out=0, served=10, wait=78 / 16),
+    ("discard", 3.0): Fates(station_rejected=5, abandoned=0, rejected=0, timed_out=5, served=10, wait=78 / 16),
     # discard_oldest: tasks 3, 4, 9, 10, 11 are dropped from the head of the queue, the new one queues;
     # served tasks 5, 8, 12, 13, 14, 15 waited 9, 5, 5, 5, 8, 8 sixteenths. A drop is a rejection at
     # the station as for the stream (one outcome, one name), of 15 tasks offered
-    ("discard_oldest", None): dict(station_rejected=5, abandoned=0, rejected=5, timed_out=0, served=10, wait=40 / 16),
-    ("discard_oldest", 3.0): dict(station_rejected=5, abandoned=0, rejected=0, timed_out=5, served=10, wait=40 / 16),
+    ("discard_oldest", None): Fates(station_rejected=5, abandoned=0, rejected=5, timed_out=0, served=10, wait=40 / 16),
+    ("discard_oldest", 3.0): Fates(station_rejected=5, abandoned=0, rejected=0, timed_out=5, served=10, wait=40 / 16),
 }
 
 
@@ -156,16 +167,16 @@ def test_executor_rejection_policies(policy, timeout):
     arrival = {**ARRIVALS_2S, **({"timeout": timeout} if timeout else {})}
     result = _executor({"core": 2, "max": 4, "queue": 3, "keep_alive": 1.0, "rejection": policy}, arrival)
     row = result.rows[0]
-    assert row["stations.x.rejected"] == expected["station_rejected"]
-    assert row["stations.x.abandoned"] == expected["abandoned"]
-    assert row["stations.x.rejection_rate"] == pytest.approx(expected["station_rejected"] / 15)
+    assert row["stations.x.rejected"] == expected.station_rejected
+    assert row["stations.x.abandoned"] == expected.abandoned
+    assert row["stations.x.rejection_rate"] == pytest.approx(expected.station_rejected / 15)
     assert row["stations.x.arrival_rate"] * 6 == pytest.approx(15)
-    assert row["streams.a.rejected"] == expected["rejected"]
-    assert row["streams.a.timed_out"] == expected["timed_out"]
-    assert row["streams.a.goodput"] * 6 == pytest.approx(expected["served"])
-    assert row["stations.x.throughput"] * 6 == pytest.approx(expected["served"])
-    assert row["stations.x.Wq"] == pytest.approx(expected["wait"] / expected["served"])
-    assert row["system.failure_rate"] == pytest.approx((15 - expected["served"]) / 15)
+    assert row["streams.a.rejected"] == expected.rejected
+    assert row["streams.a.timed_out"] == expected.timed_out
+    assert row["streams.a.goodput"] * 6 == pytest.approx(expected.served)
+    assert row["stations.x.throughput"] * 6 == pytest.approx(expected.served)
+    assert row["stations.x.Wq"] == pytest.approx(expected.wait / expected.served)
+    assert row["system.failure_rate"] == pytest.approx((15 - expected.served) / 15)
     # the pool itself runs the same tasks at the same times whatever happens to the others
     _check_series(result, "x", "threads", [(0.125, 1), (0.25, 2), (0.75, 3), (0.875, 4), (3.875, 3), (4.0, 2)])
 

@@ -15,7 +15,6 @@ times out and shows at once.
 from __future__ import annotations
 
 import heapq
-import math
 from collections import deque
 
 import pytest

@@ -16,8 +16,7 @@ import pytest
 from conftest import scenario
 from scipy import special
 
-from paysim.engine.compiled import recursion
-from paysim.engine.compiled import unsupported
+from paysim.engine.compiled import recursion, unsupported
 from paysim.runner import replicate_with_series, simulate
 from paysim.sketch import RELATIVE_ERROR
 

@@ -22,8 +22,7 @@ import pytest
 from conftest import TEST_LEVEL, assert_theory, engine_differences, scenario
 from scipy import stats
 
-from paysim.engine.compiled import recursion
-from paysim.engine.compiled import unsupported
+from paysim.engine.compiled import recursion, unsupported
 from paysim.runner import simulate
 from paysim.scenario import load_scenario
 

@@ -220,6 +220,7 @@ def test_iso_timestamps_and_seconds(tmp_path):
     ("timeStamp,elapsed,label,success\n1796300000000,3,a,true\n", [], "start at the same time"),
     ("timeStamp,elapsed,label,success\n1796300000000,3,a,true\n1796300000005\n", [], "line 3: has 1 cells"),
     ("t,d\n1,2\n", ["--time", "t"], "give both --time and --duration"),
+    ("t,d\n1,2\n", ["--time", "", "--duration", "d"], "no column ''; the header has t, d"),   # was a TypeError
     ("t,d\n1,2\n", ["--time", "t", "--duration", "d", "--unit", "min"], "--unit: expected ms or s"),
 ])
 def test_bad_files_get_one_line_and_exit_2(tmp_path, content, args, words):

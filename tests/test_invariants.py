@@ -5,10 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
-
 from conftest import scenario
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from paysim.runner import simulate
 

@@ -4,6 +4,7 @@ steady states `paysim analytic` gives for a profile."""
 from __future__ import annotations
 
 import json
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -20,8 +21,8 @@ def invoke(*args: str):
 
 
 def _rows(L: list[float], W: list[float]) -> list[dict[str, float]]:
-    return [{"system.L": l, "system.entry_rate": 1.0, "system.W_all": w, "system.Lq": 0.0, "system.Wq_all": 0.0,
-             "system.busy": 0.0, "system.S_all": 0.0} for l, w in zip(L, W)]
+    return [{"system.L": n, "system.entry_rate": 1.0, "system.W_all": w, "system.Lq": 0.0, "system.Wq_all": 0.0,
+             "system.busy": 0.0, "system.S_all": 0.0} for n, w in zip(L, W)]
 
 
 def _law(rows) -> object:
@@ -32,7 +33,7 @@ def test_wide_overlapping_intervals_are_inconclusive_not_holds():
     # 27% apart on average, but so noisy that the difference's CI contains zero: the old rule said "holds"
     rng = np.random.default_rng(1)
     L = list(10 + rng.normal(0, 8, 5))
-    W = [l * 0.73 + rng.normal(0, 8) for l in L]
+    W = [n * 0.73 + rng.normal(0, 8) for n in L]
     check = _law(_rows(L, W))
     assert check.rel_error > 0.1 and check.difference.low < 0 < check.difference.high
     assert check.verdict == "inconclusive" and not check.holds
@@ -60,7 +61,7 @@ def test_json_gives_littles_law_a_label():
 def test_precision_covers_every_shown_time_and_rate():
     # Wq and p99 shown in the table are wider than the old headline set (throughput, W, L, utilisation)
     class Result:
-        summary = {"system.throughput": Estimate(100, 99.9, 100.1, 10), "system.W": Estimate(1, 0.999, 1.001, 10),
+        summary: ClassVar[dict[str, Estimate]] = {"system.throughput": Estimate(100, 99.9, 100.1, 10), "system.W": Estimate(1, 0.999, 1.001, 10),
                    "stations.pool.Wq": Estimate(0.004, 0.00393, 0.00407, 10),
                    "stations.pool.latency.p99": Estimate(0.1, 0.098, 0.102, 10),
                    "system.failure_rate": Estimate(0.001, 0.0, 0.002, 10)}   # a share: not a headline

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from conftest import assert_one_line_error, invoke_cli as invoke
 from typer.testing import CliRunner
 
-from conftest import assert_one_line_error, invoke_cli as invoke
 from paysim.cli import app
 from paysim.engine import RunawayError, run_replication
 from paysim.errors import PaysimError
@@ -221,7 +221,7 @@ def materialise(case: Case, directory: Path) -> Path:
 def paysim(*args: str, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
     env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1", "PYTHONIOENCODING": "utf-8"}
     return subprocess.run([sys.executable, "-m", "paysim", *args], capture_output=True, text=True,
-                          encoding="utf-8", errors="replace", timeout=timeout, cwd=ROOT, env=env)
+                          encoding="utf-8", errors="replace", timeout=timeout, cwd=ROOT, env=env, check=False)
 
 
 def assert_clean_refusal(result: subprocess.CompletedProcess, max_lines: int = 5) -> list[str]:
@@ -492,6 +492,6 @@ def test_python_warnings_reach_stderr_only_when_asked(tmp_path, asked):
     if asked:
         env["PYTHONWARNINGS"] = "default"
     result = subprocess.run([sys.executable, "-c", NOISY, str(path)], capture_output=True, text=True,
-                            timeout=TIMEOUT, cwd=ROOT, env=env)
+                            timeout=TIMEOUT, cwd=ROOT, env=env, check=False)
     assert result.returncode == 0, result.stderr
     assert ("noisy library" in result.stderr) == asked, result.stderr

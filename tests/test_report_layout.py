@@ -42,7 +42,7 @@ def test_tables_fit_the_terminal_and_no_cell_is_cut(features, width):
     text = _render(features, width)
     assert max(len(line) for line in text.splitlines()) <= width
     assert "…" not in text
-    shown, columns = _columns(features, "")
+    _, columns = _columns(features, "")
     for label, cells in columns.items():
         assert label in text
         for cell in cells:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import math
 
 import pytest
-
 from conftest import interval, run, scenario
-from paysim.scenario import scenario_from_data
+
 from paysim.errors import ScenarioError
+from paysim.scenario import scenario_from_data
 from paysim.scenario.models import SLO
 from paysim.sketch import RELATIVE_ERROR
 from paysim.stats import Estimate, check_slo

@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import TEST_LEVEL
 from scipy import stats as sps
 from typer.testing import CliRunner
 
-from conftest import TEST_LEVEL
 from paysim import analytic
 from paysim.cli import app
 from paysim.errors import PaysimError, ScenarioError

@@ -5,8 +5,8 @@ hold on every run."""
 from __future__ import annotations
 
 import pytest
-
 from conftest import assert_little, assert_percentile, assert_theory, run, scenario
+
 from paysim import analytic
 from paysim.distributions import Lognormal
 

@@ -10,9 +10,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from conftest import interval, run, scenario
 from rich.console import Console
 
-from conftest import interval, run, scenario
 from paysim import analytic
 from paysim.compare import compare, comparison_table, comparisons_to_json
 from paysim.errors import ScenarioError
@@ -263,7 +263,7 @@ def _check_theory(model) -> None:
 
 def _example_files() -> list[Path]:
     return [f for f in sorted(SCENARIOS.glob("*.yaml"))
-            if not re.search(r"^sweep:", f.read_text(encoding="utf-8"), re.M)]
+            if not re.search(r"^sweep:", f.read_text(encoding="utf-8"), re.MULTILINE)]
 
 
 @pytest.mark.parametrize("path", _example_files(), ids=lambda p: p.name)

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pytest
+from conftest import TEST_LEVEL, assert_little
 from scipy import stats as st
 from typer.testing import CliRunner
 
@@ -15,7 +16,6 @@ from paysim.cli import app
 from paysim.errors import ScenarioError
 from paysim.runner import simulate
 from paysim.scenario import load_scenario
-from conftest import TEST_LEVEL, assert_little
 
 ENGINES = ("simpy", "fast")
 

@@ -38,10 +38,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
+from conftest import SEED, assert_holm, assert_little, scenario
 from scipy import stats as sps
 from scipy.optimize import brentq
 
-from conftest import SEED, assert_holm, assert_little, scenario
 from paysim import analytic
 from paysim.engine.compiled import unsupported
 from paysim.runner import simulate

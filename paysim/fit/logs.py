@@ -116,8 +116,8 @@ def _header(name: str, reader: Iterator[list[str]], columns: Columns) -> tuple[l
 def _parse(name: str, handle: io.TextIOBase, columns: Columns) -> RequestLog:
     reader = csv.reader(handle)
     header, rows = _header(name, reader, columns)
-    wanted = [columns.time, columns.duration, columns.label, columns.success]
-    index = [_column(name, header, column) if column else None for column in wanted]
+    index = [_column(name, header, columns.time), _column(name, header, columns.duration),   # required, even if ""
+             *(_column(name, header, column) if column else None for column in (columns.label, columns.success))]
     used = [i for i in index if i is not None]
     pick, width = operator.itemgetter(*used), max(used) + 1
 
@@ -137,8 +137,10 @@ def _parse(name: str, handle: io.TextIOBase, columns: Columns) -> RequestLog:
                 break
             picked = iter(zip(*block))
             cells = [list(next(picked)) if i is not None else None for i in index]
-            times.append(_times(name, cells[0], columns, first_row))
-            durations.append(_durations(name, cells[1], columns, first_row))
+            time_cells, duration_cells = cells[0], cells[1]
+            assert time_cells is not None and duration_cells is not None   # required columns: always indexed
+            times.append(_times(name, time_cells, columns, first_row))
+            durations.append(_durations(name, duration_cells, columns, first_row))
             codes.append(_labels(name, cells[2], labels, columns.label, first_row, len(block)))
             oks.append(_successes(name, cells[3], columns.success, first_row, len(block)))
             first_row += len(block)
@@ -224,9 +226,11 @@ def epoch_seconds(numbers: np.ndarray, unit: str | None) -> float:
 
 def _durations(name: str, cells: list[str], columns: Columns, first_row: int) -> np.ndarray:
     numbers = _numbers(cells)
-    ok = np.isfinite(numbers) & (numbers >= 0) if numbers is not None else \
-        np.array([_is_duration(cell) for cell in cells])
-    if not ok.all():
+    if numbers is None:   # a cell numpy cannot read; float() refuses the same one, so ok names its row
+        ok = np.array([_is_duration(cell) for cell in cells])
+    else:
+        ok = np.isfinite(numbers) & (numbers >= 0)
+    if numbers is None or not ok.all():
         raise _bad_row(name, cells, ok, first_row,
                        f"expected a duration in {columns.unit} (a number >= 0) in column {columns.duration!r}")
     return numbers * DURATION_UNITS[columns.unit]

@@ -66,7 +66,7 @@ def fit_log(log: RequestLog) -> dict[str, LabelFit]:
 
 def to_json(fits: dict[str, LabelFit], log: RequestLog) -> dict[str, Any]:
     """The ``--json`` document: seconds and per second throughout."""
-    return {"file": log.file, "window_s": log.window_s, "requests": int(len(log.start_s)),
+    return {"file": log.file, "window_s": log.window_s, "requests": len(log.start_s),
             "method": {"profile": f"binary segmentation, Poisson likelihood ratio, Bonferroni over split points, "
                                   f"level {LEVEL:g} per segment",
                        "service": f"maximum likelihood per family, ranked by AIC; empirical when the best family's "

@@ -9,10 +9,10 @@ import matplotlib
 import numpy as np
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import matplotlib.pyplot as plt  # after matplotlib.use: the backend must be chosen first
 
-from paysim.fit.model import LabelFit  # noqa: E402
-from paysim.fit.scenario_writer import station_names  # noqa: E402
+from paysim.fit.model import LabelFit
+from paysim.fit.scenario_writer import station_names
 
 QQ_POINTS = 200
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 from scipy import special
@@ -64,7 +65,7 @@ def segments(start_s: np.ndarray, window_s: float, level: float = LEVEL) -> list
             cuts.append(a + at)
             pending += [(a, a + at), (a + at, b)]
     cuts.sort()
-    return [Segment(float(edges[a]), float(edges[b]), int(counts[a:b].sum())) for a, b in zip(cuts, cuts[1:])]
+    return [Segment(float(edges[a]), float(edges[b]), int(counts[a:b].sum())) for a, b in pairwise(cuts)]
 
 
 def _best_split(counts: np.ndarray, edges: np.ndarray) -> tuple[float, int]:

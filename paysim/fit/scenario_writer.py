@@ -45,12 +45,12 @@ def write_scenario(path: Path, fits: dict[str, LabelFit], source: str, overwrite
 def _write(path: Path, fits: dict[str, LabelFit], source: str, names: dict[str, str]) -> list[Path]:
     window = max(fit.window_s for fit in fits.values())
     written: list[Path] = []
-    lines = [f"# Written by `paysim fit {Path(source).name}` from {sum(f.count for f in fits.values()):,} requests "
-             f"over {window:,.1f} s.",
-             "# Rates, profiles, service times and error rates are measured or fitted; the worker counts are a "
-             "guess to edit.",
-             "# A station per label: its service time is the response time the log measured (the tested system's "
-             "own queueing included).",
+    lines = [(f"# Written by `paysim fit {Path(source).name}` from {sum(f.count for f in fits.values()):,} requests "
+              f"over {window:,.1f} s."),
+             ("# Rates, profiles, service times and error rates are measured or fitted; the worker counts are a "
+              "guess to edit."),
+             ("# A station per label: its service time is the response time the log measured (the tested system's "
+              "own queueing included)."),
              f"name: {json.dumps(_slug(Path(source).stem) or 'fitted')}",
              f"description: {json.dumps(f'Fitted from {Path(source).name} by paysim fit.')}",
              f"horizon: {_seconds(math.ceil(window))}      # the log's span, first to last request",
@@ -118,10 +118,10 @@ def _station(name: str, fit: LabelFit, path: Path) -> tuple[list[str], list[Path
     peak = fit.peak_rate * fit.service.mean
     workers = max(1, math.ceil(HEADROOM * peak - 1e-9), math.ceil(fit.overlap.p99))
     lines = [f"  # label {json.dumps(fit.label)}: " + comments[0], *(f"  # {c}" for c in comments[1:]),
-             f"  # workers is a guess to edit: {HEADROOM:g} x the peak concurrency by Little's law "
-             f"({fit.peak_rate:.4g}/s x {_ms(fit.service.mean)} = {peak:.2f}),",
-             f"  # at least the p99 of requests in flight in the log ({fit.overlap.p99:g}); the log cannot show how "
-             "many workers served them.",
+             (f"  # workers is a guess to edit: {HEADROOM:g} x the peak concurrency by Little's law "
+              f"({fit.peak_rate:.4g}/s x {_ms(fit.service.mean)} = {peak:.2f}),"),
+             (f"  # at least the p99 of requests in flight in the log ({fit.overlap.p99:g}); the log cannot show how "
+              "many workers served them."),
              f"  #   paysim size {path.name} --station {name} --slo \"p99<...\" finds the fewest for a target.",
              f"  {name}:", f"    workers: {workers}", f"    service: {service}"]
     if fit.error_rate > 0:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy import optimize, stats
@@ -34,7 +35,7 @@ class Fit:
 
     dist: str
     params: dict[str, float]
-    frozen: object = field(repr=False)    # the scipy.stats frozen distribution
+    frozen: Any = field(repr=False)    # the scipy.stats frozen distribution (scipy has no type information)
     loglik: float = math.nan
     aic: float = math.nan
     ks: float = math.nan

@@ -9,7 +9,6 @@ from rich.table import Table
 
 from paysim.fit.model import LabelFit
 
-
 COLUMNS = ("label", "count", "rate /s", "profile", "service", "mean", "p50", "p99", "KS", "errors",
            "in flight (Little / measured)")
 

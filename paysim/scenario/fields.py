@@ -8,10 +8,10 @@ raises ``ValueError`` with what was expected and what was given.
 from __future__ import annotations
 
 import csv
+import difflib
 import hashlib
 import io
 import math
-import difflib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -72,7 +72,7 @@ def time_unit(value: object) -> float:
     return SECONDS_PER[value]
 
 
-def did_you_mean(word: str, choices: Any) -> str:
+def did_you_mean(word: object, choices: Any) -> str:
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

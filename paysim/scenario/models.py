@@ -8,23 +8,45 @@ from __future__ import annotations
 
 import difflib
 import math
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
-    AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, PrivateAttr, Tag, ValidationInfo,
-    ValidatorFunctionWrapHandler, field_validator, model_validator,
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from paysim.errors import KeyPathError
 from paysim.scenario.features import amount_shape
+from paysim.scenario.fields import (
+    FAMILIES,
+    DistributionSpec,
+    Duration,
+    Multiplier,
+    NonNegativeInt,
+    PositiveDuration,
+    PositiveInt,
+    PositiveRate,
+    Probability,
+    Rate,
+    Seed,
+    did_you_mean,
+    time_unit,
+)
 from paysim.trace import Trace, parse_speed, read_trace
 from paysim.units import normalised, parse_duration, parse_probability
-from paysim.scenario.fields import (
-    FAMILIES, DistributionSpec, Duration, Multiplier, NonNegativeInt, PositiveDuration, PositiveInt,
-    PositiveRate, Probability, Rate, Seed, did_you_mean, time_unit,
-)
 
 DONE = "done"
 
@@ -120,7 +142,7 @@ class Retry(Strict):
         return (value,) if isinstance(value, str) else value
 
     @model_validator(mode="after")
-    def _jitter_applies(self) -> "Retry":
+    def _jitter_applies(self) -> Retry:
         if self.backoff == "decorrelated" and self.jitter != "none":
             raise ValueError("decorrelated backoff is already randomised; leave out 'jitter'")
         if self.max < self.base:
@@ -146,7 +168,7 @@ class Outage(Window):
 
 def _no_overlap(windows: tuple[Window, ...]) -> tuple[Window, ...]:
     ordered = sorted(windows, key=lambda w: w.at)
-    for first, second in zip(ordered, ordered[1:]):
+    for first, second in pairwise(ordered):
         if second.at < first.at + first.length:
             raise ValueError(f"windows at {first.at:g}s and {second.at:g}s overlap")
     return tuple(ordered)
@@ -191,7 +213,7 @@ class Arrival(Strict):
         return self._trace
 
     @model_validator(mode="after")
-    def _one_way_to_arrive(self, info: ValidationInfo) -> "Arrival":
+    def _one_way_to_arrive(self, info: ValidationInfo) -> Arrival:
         if self.process == "trace" or self.model_fields_set & set(TRACE_KEYS):
             return self._replay(Path((info.context or {}).get("base_dir", ".")))
         if self.clients is not None:
@@ -209,7 +231,7 @@ class Arrival(Strict):
             raise KeyPathError(("interarrival",), "expected a time between arrivals with a mean greater than zero")
         return self
 
-    def _replay(self, base_dir: Path) -> "Arrival":
+    def _replay(self, base_dir: Path) -> Arrival:
         given = self.model_fields_set
         if self.process != "trace":
             key = next(key for key in TRACE_KEYS if key in given)
@@ -228,7 +250,7 @@ class Arrival(Strict):
     @classmethod
     def _increasing(cls, profile: tuple[ProfilePoint, ...] | None) -> tuple[ProfilePoint, ...] | None:
         times = [point.at for point in profile or ()]
-        if any(b <= a for a, b in zip(times, times[1:])):
+        if any(b <= a for a, b in pairwise(times)):
             raise ValueError(f"profile points must have strictly increasing 'at' times, got {times} s")
         return profile
 
@@ -246,7 +268,7 @@ class Executor(Strict):
     rejection: Literal["abort", "caller_runs", "discard", "discard_oldest"] = "abort"
 
     @model_validator(mode="after")
-    def _max_not_below_core(self) -> "Executor":
+    def _max_not_below_core(self) -> Executor:
         if self.max is not None and self.max < self.core:
             raise ValueError(f"'max' ({self.max}) must not be below 'core' ({self.core})")
         if self.core == 0 and (self.max or 0) == 0:
@@ -268,7 +290,7 @@ class Batch(Strict):
     timer: Literal["clock", "first_item"] = "clock"
 
     @model_validator(mode="after")
-    def _a_trigger(self) -> "Batch":
+    def _a_trigger(self) -> Batch:
         if self.size is None and self.every is None:
             raise ValueError("give 'size', 'every' or both")
         if self.timer != "clock" and self.every is None:
@@ -300,7 +322,7 @@ class Classify(Strict):
     decline_above: Probability = 1.0
 
     @model_validator(mode="after")
-    def _thresholds(self) -> "Classify":
+    def _thresholds(self) -> Classify:
         if self.review_above > self.decline_above:
             raise ValueError(f"review_above ({self.review_above:g}) must not exceed decline_above ({self.decline_above:g})")
         return self
@@ -369,7 +391,7 @@ class Station(Strict):
     join: Literal["all", "any"] = "all"
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Station":
+    def _consistent(self) -> Station:
         given = self.model_fields_set
         if self.service is None:
             raise KeyPathError(("service",), "this key is required: a duration or a distribution mapping")
@@ -382,7 +404,7 @@ class Station(Strict):
             unknown = set(self.next) - set(OUTCOMES)
             if unknown or not all(isinstance(v, str) for v in self.next.values()):
                 raise KeyPathError(("next",), "after classify, next maps approve, review and decline to stations, "
-                                              f"e.g. {{approve: acquirer, review: analysts, decline: done}}")
+                                              "e.g. {approve: acquirer, review: analysts, decline: done}")
         elif not all(isinstance(v, float) for v in self.next.values()):
             for target, value in self.next.items():  # text that is no probability: say why ("110%", "often")
                 try:
@@ -391,7 +413,7 @@ class Station(Strict):
                     raise KeyPathError(("next", target), str(error)) from None
             raise KeyPathError(("next",), "expected a station, done, or {station: probability}")
         times = [w.at for w in self.schedule]
-        if any(b <= a for a, b in zip(times, times[1:])):
+        if any(b <= a for a, b in pairwise(times)):
             raise KeyPathError(("schedule",), f"'at' times must increase, got {times} s")
         return self
 
@@ -400,12 +422,12 @@ class Station(Strict):
         """Where a finished transaction may go, as {station or 'done': probability}; after
         classify, outcomes are weighted equally (the share depends on the scores)."""
         if self.classify is not None:
-            targets = [t for t in self.next.values()]
+            targets = [str(t) for t in self.next.values()]   # outcome -> station
             weights: dict[str, float] = {}
             for target in targets:
                 weights[target] = weights.get(target, 0.0) + 1 / len(targets)
             return weights
-        return self.next
+        return {target: float(p) for target, p in self.next.items()}
 
     @property
     def capacity(self) -> int:

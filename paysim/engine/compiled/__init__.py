@@ -4,7 +4,8 @@ named tables, in parts with one job each:
 - :mod:`codes` the integer codes and named table columns,
 - :mod:`primitives` the jit decorators, random draws, the sketch's bucket,
 - :mod:`state` transaction slots and the event heap,
-- :mod:`arrivals`, :mod:`retry`, :mod:`station` the model's parts,
+- :mod:`arrivals`, :mod:`retry`, :mod:`station` the model's parts, :mod:`classify` risk
+  scoring, :mod:`fork` parallel calls,
 - :mod:`loop` the event loop, :mod:`recursion` the one-station fast path,
 - :mod:`tables` the scenario flattened into a ``Model``, and the random generators,
 - :mod:`driver` runs a replication and reports to the observer.

@@ -53,6 +53,17 @@ def balance_tables(scenario: Scenario, generators) -> dict[str, np.ndarray]:
     return {"instances": instances, "balance": policy, "rng_balance": rng}
 
 
+# the Model's fields built elsewhere with one row per station (classify.py, fork.py)
+PER_STATION = ("cl_on", "cl_term", "cl_coef", "cl_review", "cl_decline", "cl_to", "calls_to", "n_calls", "join_any")
+
+
+def per_instance(scenario: Scenario, tables: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The PER_STATION tables' rows repeated for each instance of their station, so that the
+    kernels read them at an instance's row (other tables pass unchanged)."""
+    counts = [spec.instances for spec in scenario.stations.values()]
+    return {key: np.repeat(table, counts, axis=0) if key in PER_STATION else table for key, table in tables.items()}
+
+
 def merged(acc, scenario: Scenario):
     """The accumulators with each station's instance rows summed into one (what its observer saw)."""
     if all(spec.instances == 1 for spec in scenario.stations.values()):

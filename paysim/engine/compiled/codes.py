@@ -14,12 +14,14 @@ STATION_CHANGE = 6     # a slowdown or outage begins or ends (ident: 2 * window,
 
 # transaction states (BACKOFF: the slot holds a retry not yet started)
 TRAVEL, WAITING, SERVING, LEFT, BACKOFF = range(5)
+FORKED = 5             # an attempt waiting for the join of its parallel calls
 
 # final outcomes of a request, in the order of the stream table's failure columns
 REJECTED, TIMED_OUT, ERRORED, ABANDONED, CANCELLED = range(5)
 
 # where a moving transaction goes when not to a station
 TO_DONE, TO_ERROR, TO_REJECTED = -1, -2, -3
+TO_ONWARD = -4         # on from its station: its risk outcome's station, or a weighted route
 
 # a station's state during an outage
 UP, REFUSE, HANG = range(3)
@@ -45,6 +47,11 @@ STF_SUMS = STF_LAST    # columns zeroed when the window opens: those before STF_
 (ST_IN, ST_BUSY, ST_ENTERED, ST_REJECTED, ST_STARTED, ST_FINISHED, ST_ERRORED, ST_ABANDONED,
  ST_CANCELLED, ST_DEPARTED, ST_WAITING, ST_HEAD, ST_TAIL, ST_WIDTH) = range(14)
 ST_COUNTS = (ST_ENTERED, ST_DEPARTED + 1)   # the counts zeroed when the window opens
+# risk outcomes, in the order of paysim.scenario.models.OUTCOMES; a station counts each in
+# column ST_OUTCOMES + outcome (zeroed when the window opens)
+APPROVE, REVIEW, DECLINE = range(3)
+ST_OUTCOMES = ST_WIDTH
+ST_WIDTH += 3
 
 # a stream's float accumulators (as paysim.observe.StreamObserver)
 SRF_AREA_IN, SRF_LATENCY, SRF_SUCCESS_WAIT, SRF_TIME, SRF_WAIT, SRF_SERVICE, SRF_LAST, SRF_WIDTH = range(8)
@@ -79,6 +86,15 @@ SR_WIDTH = SR_RETRIES + 1
 # the event heap's columns (one float table; kinds, idents, generations and sequence numbers
 # are integers far below 2**53, so exact)
 H_T, H_KIND, H_IDENT, H_GEN, H_SEQ, H_WIDTH = range(6)
+
+# a slot's features for risk scoring (paysim.scenario.features.FEATURES, in order), after the
+# float fields; and the forked attempt a parallel call answers (1 + its slot; 0: an attempt),
+# and of a forked attempt the calls not yet answered, after the integer fields
+N_FEATURES = 1
+TXF_FEATURES = TXF_WIDTH
+TXF_WIDTH += N_FEATURES
+TXI_CALLER, TXI_PENDING = TXI_WIDTH, TXI_WIDTH + 1
+TXI_WIDTH += 2
 
 # a station's queue discipline, and how a station's instances share its traffic
 FIFO, LIFO, PRIORITY = range(3)

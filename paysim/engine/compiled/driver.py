@@ -9,15 +9,17 @@ from collections.abc import Callable
 
 from paysim.engine.compiled import balance, queues, recursion
 from paysim.engine.compiled.codes import (SR_AT_START, SR_FAILED, SR_RETRIES, SRF_AREA_IN, SRF_LATENCY, SRF_SERVICE,
-                                          SRF_SUCCESS_WAIT, SRF_TIME, SRF_WAIT, ST_DEPARTED, ST_IN, STF_AREA_BUSY,
-                                          STF_AREA_IN, STF_SERVICE, STF_SERVICE_ALL, STF_SOJOURN, STF_TIME_ALL,
-                                          STF_WAIT, STF_WAIT_ALL)
+                                          SRF_SUCCESS_WAIT, SRF_TIME, SRF_WAIT, ST_DEPARTED, ST_IN, ST_OUTCOMES,
+                                          STF_AREA_BUSY, STF_AREA_IN, STF_SERVICE, STF_SERVICE_ALL, STF_SOJOURN,
+                                          STF_TIME_ALL, STF_WAIT, STF_WAIT_ALL)
 from paysim.engine.compiled.loop import run
 from paysim.engine.compiled.primitives import numba
 from paysim.engine.compiled.series import new_series, series_rows
 from paysim.engine.compiled.tables import Accumulators, Generators, accumulators, build_model, drawable
 from paysim.observe import FAILURES, Observer
 from paysim.scenario import Scenario
+from paysim.scenario.features import FEATURES
+from paysim.scenario.models import OUTCOMES
 
 
 def unsupported(scenario: Scenario) -> str | None:
@@ -27,9 +29,12 @@ def unsupported(scenario: Scenario) -> str | None:
     for name, arrival in scenario.arrivals.items():
         if arrival.think is not None and not drawable(arrival.think):
             return f"arrivals.{name}.think: {type(arrival.think).__name__} needs the SimPy engine"
+        for feature in FEATURES:
+            dist = getattr(arrival, feature)
+            if dist is not None and not drawable(dist):
+                return f"arrivals.{name}.{feature}: {type(dist).__name__} needs the SimPy engine"
     for name, station in scenario.stations.items():
-        for key, default in (("executor", None), ("batch", None), ("classify", None), ("parallel", ()),
-                             ("schedule", ())):
+        for key, default in (("executor", None), ("batch", None), ("schedule", ())):
             if getattr(station, key) != default:
                 return f"stations.{name}.{key} needs the SimPy engine"
         why = balance.unsupported(name, station, scenario) or queues.unsupported(name, station)
@@ -96,6 +101,7 @@ def _report(acc: Accumulators, observer: Observer, warmup: float, horizon: float
          station.errored, station.abandoned, station.cancelled, station.departed) = \
             (int(v) for v in c[ST_IN:ST_DEPARTED + 1])
         station.sketch.add_counts(acc.st_sketch[i], acc.st_zeros[i])
+        station.outcomes = {name: int(c[ST_OUTCOMES + code]) for code, name in enumerate(OUTCOMES)}
     for i, stream in enumerate(observer.streams.values()):
         f, c = acc.sr_f[i].tolist(), acc.sr_i[i]
         stream.area_in_system, stream.sum_latency = f[SRF_AREA_IN], f[SRF_LATENCY]

@@ -14,27 +14,30 @@ import numpy as np
 
 from paysim.engine.compiled.arrivals import arrival_cursors, next_arrival
 from paysim.engine.compiled.balance import instance
-from paysim.engine.compiled.codes import (ABANDONED, ARRIVAL, BACKOFF, CANCELLED, CW_AT, CW_END, CW_OUTAGE, CW_STATION,
-                                          CW_VALUE, DONE_SERVICE, ERRORED, LEFT, REFUSE, REJECTED, RETRY_START,
-                                          RT_BUDGET, RT_TOKEN_CAP, SERVING, SR_ARRIVED, SR_AT_START,
-                                          SR_ATTEMPTS, SR_DEPARTED, SR_FAILED, SR_FINISHED, SR_IN, SR_RETRIES,
-                                          SR_SUCCEEDED, SRF_LAST, SRF_LATENCY, SRF_SERVICE, SRF_SUCCESS_WAIT, SRF_TIME,
-                                          SRF_WAIT, ST_ABANDONED, ST_BUSY, ST_CANCELLED, ST_COUNTS, ST_ENTERED,
-                                          ST_ERRORED, ST_FINISHED, ST_HEAD, ST_IN, ST_REJECTED, ST_TAIL, ST_WAITING,
-                                          STATION_CHANGE, STF_LAST, STF_SERVICE, STF_SOJOURN, STF_SUMS, TIMED_OUT,
-                                          TIMEOUT, TO_DONE, TO_ERROR, TO_REJECTED, TRAVEL, TXF_ARRIVED, TXF_BACKOFF,
-                                          TXF_ENTERED, TXF_ORIGIN, TXF_SERVICE, TXF_STARTED, TXF_WAIT, TXI_ATTEMPT,
-                                          TXI_GAVE_UP, TXI_GEN, TXI_STATE, TXI_STATION, TXI_STREAM, UP, WAITING, WINDOW)
+from paysim.engine.compiled.classify import classified
 from paysim.engine.compiled.closed import send_after_think, start_clients
 from paysim.engine.compiled.codes import H_SEQ, H_T
+from paysim.engine.compiled.codes import (ARRIVAL, BACKOFF, CANCELLED, CW_AT, CW_END, CW_OUTAGE, CW_STATION, CW_VALUE,
+                                          DONE_SERVICE, ERRORED, FORKED, LEFT, N_FEATURES, REFUSE, REJECTED,
+                                          RETRY_START, RT_BUDGET, RT_TOKEN_CAP, SERVING, SRF_LAST, SRF_LATENCY,
+                                          SRF_SERVICE, SRF_SUCCESS_WAIT, SRF_TIME, SRF_WAIT, SR_ARRIVED, SR_ATTEMPTS,
+                                          SR_AT_START, SR_DEPARTED, SR_FAILED, SR_FINISHED, SR_IN, SR_RETRIES,
+                                          SR_SUCCEEDED, STATION_CHANGE, STF_LAST, STF_SERVICE, STF_SOJOURN, STF_SUMS,
+                                          ST_BUSY, ST_COUNTS, ST_ENTERED, ST_ERRORED, ST_FINISHED, ST_HEAD, ST_IN,
+                                          ST_OUTCOMES, ST_REJECTED, ST_TAIL, ST_WAITING, TIMED_OUT, TIMEOUT, TO_DONE,
+                                          TO_ERROR, TO_ONWARD, TO_REJECTED, TRAVEL, TXF_ARRIVED, TXF_BACKOFF,
+                                          TXF_ENTERED, TXF_FEATURES, TXF_ORIGIN, TXF_SERVICE, TXF_STARTED, TXF_WAIT,
+                                          TXI_ATTEMPT, TXI_CALLER, TXI_GAVE_UP, TXI_GEN, TXI_STATE, TXI_STATION,
+                                          TXI_STREAM, UP, WINDOW)
+from paysim.engine.compiled.fork import call_returned, fork, grown_calls, new_calls, next_call, withdraw_calls
 from paysim.engine.compiled.primitives import bucket, draw, helper, jit
 from paysim.engine.compiled.retry import may_retry, retry_delay
 from paysim.engine.compiled.series import due, latency as latency_in_series, sampling, take, take_until, window_opened
 from paysim.engine.compiled.state import (grown_heap, grown_slots, new_heap, new_slots, pop, push, release_slot,
                                           take_slot)
-from paysim.engine.compiled.queues import enqueue, unlink
+from paysim.engine.compiled.queues import enqueue
 from paysim.engine.compiled.station import (advance, advance_stream, leave_station, population_area, start_service,
-                                            take_next)
+                                            take_next, withdraw)
 
 
 @helper
@@ -46,6 +49,8 @@ def open_window(st_f, st_i, st_sketch, st_zeros, sr_f, sr_i, sr_sketch, sr_zeros
         for c in range(STF_SUMS):
             st_f[s, c] = 0.0
         for c in range(ST_COUNTS[0], ST_COUNTS[1]):
+            st_i[s, c] = 0
+        for c in range(ST_OUTCOMES, ST_OUTCOMES + 3):
             st_i[s, c] = 0
         st_sketch[s, :] = 0
         st_zeros[s] = 0
@@ -83,7 +88,10 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     st_f, st_i, sr_f, sr_i = acc.st_f, acc.st_i, acc.sr_f, acc.sr_i
     queue_last = acc.queue_last
     txf, txi, free, free_n = new_slots(1024)
-    room = 4 + np.max(m.workers)              # heap entries one event may add (an outage's end starts many)
+    width = m.calls_to.shape[1]               # parallel calls one attempt may make
+    calls = new_calls(1024, width)            # per slot: a forked attempt's calls
+    # heap entries one event may add (an outage's end starts many; a fork starts and a join withdraws calls)
+    room = 4 + np.max(m.workers) + 2 * width
     heap, size = new_heap(4096 + 2 * room + 2 * m.windows.shape[0] + np.sum(m.clients))
     segment = arrival_cursors(m.clock, m.gap)
     for s in range(n_st):
@@ -115,14 +123,16 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
             break
         if size[0] + room >= heap.shape[0]:   # room for what one event can schedule
             heap = grown_heap(heap, size)
-        if free_n[0] < 2:    # room for the slots one event may take (an arrival, then its retry)
+        if free_n[0] < 2 + width:    # room for the slots one event may take (an arrival or calls, a retry)
             txf, txi, free = grown_slots(txf, txi, free, free_n)
+            calls = grown_calls(calls)
         now, kind, ident, gen = pop(heap, size)
         acc.now_at[0] = now
         moving = -1          # a transaction to route to a station (or out)
         target = TO_DONE
         failed = -1          # an attempt that failed for its client: retried or a final outcome
         reason = -1
+        forking, next_j = -1, 0   # an attempt whose parallel calls are being sent, and the next one
         if kind == WINDOW:
             window_opened(ser, sr_i, sr_f, now)
             population_area(sr_f, sr_i, now)
@@ -160,6 +170,10 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                 txf[x, TXF_ORIGIN] = now
                 txi[x, TXI_ATTEMPT] = 1
                 txf[x, TXF_BACKOFF] = 0.0
+                if m.ft_on[s]:   # the request's features, each from the stream's own generator
+                    for k in range(N_FEATURES):
+                        g = m.rng_features[s, k]
+                        txf[x, TXF_FEATURES + k] = draw(m.ft_dist[s], k, m.emp, rngs[g]) if g >= 0 else 0.0
                 sr_i[s, SR_ARRIVED] += 1
                 if m.retry[s, RT_BUDGET] >= 0:   # each request deposits its share of a retry
                     tokens[s] = min(m.retry[s, RT_TOKEN_CAP], tokens[s] + m.retry[s, RT_BUDGET])
@@ -203,14 +217,14 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                 push(heap, size, end, DONE_SERVICE, y, txi[y, TXI_GEN])
             if error:
                 moving, target = x, TO_ERROR
+            elif txi[x, TXI_CALLER] > 0:     # a parallel call answers its attempt
+                moving, target = x, TO_DONE
+            elif m.n_calls[st] > 0:          # the attempt calls its branches in parallel
+                fork(txf, txi, free, free_n, calls, m.n_calls, x, now)
+                forking = x
+                moving, target, next_j = next_call(txi, calls, m.calls_to, m.n_calls, forking, 0)
             else:
-                u = 0.0
-                if m.route_cum.shape[1] > 1 and m.route_cum[st, 0] < np.inf:
-                    u = rngs[m.rng_route[st]].random()
-                j = 0
-                while m.route_cum[st, j] <= u:
-                    j += 1
-                moving, target = x, m.route_to[st, j]
+                moving, target = x, TO_ONWARD
         elif kind == TIMEOUT:
             x = ident
             if txi[x, TXI_GEN] != gen or txi[x, TXI_GAVE_UP] == 1 or txi[x, TXI_STATE] == LEFT:
@@ -219,20 +233,12 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
             st = txi[x, TXI_STATION]
             reason = TIMED_OUT
             if m.cancel[st]:
-                if txi[x, TXI_STATE] == WAITING:
-                    reason = ABANDONED
-                    unlink(st_i, txi, st, x, m.discipline, m.rank, queue_last)
-                    txf[x, TXF_WAIT] += now - txf[x, TXF_ARRIVED]
-                    leave_station(st_f, st_i, txf, st, x, now, 0.0)
-                    st_i[st, ST_ABANDONED] += 1
-                else:            # in service: the worker is freed now
+                if txi[x, TXI_STATE] == FORKED:   # its parallel calls are withdrawn
                     reason = CANCELLED
-                    service_time = now - txf[x, TXF_STARTED]
-                    txf[x, TXF_SERVICE] += service_time
-                    leave_station(st_f, st_i, txf, st, x, now, service_time)
-                    st_i[st, ST_BUSY] -= 1
-                    st_i[st, ST_CANCELLED] += 1
-                    y = take_next(st_f, st_i, txf, txi, st, down, now, m.discipline, m.rank, queue_last)
+                    withdraw_calls(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, heap, size, slow, down,
+                                   x, now, queue_last)
+                else:            # queued (abandoned), or in service (cancelled: the worker is freed now)
+                    reason, y = withdraw(st_f, st_i, txf, txi, st, x, down, now, m.discipline, m.rank, queue_last)
                     if y >= 0:
                         end = now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
                         push(heap, size, end, DONE_SERVICE, y, txi[y, TXI_GEN])
@@ -240,9 +246,22 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                 in_flight -= 1
                 release_slot(txi, free, free_n, x)
             failed = x           # (on_timeout: continue leaves the attempt where it is)
-        if moving >= 0:          # route `moving` to station `target`, or out
+        while moving >= 0:       # route `moving` to station `target`, or out
             x = moving
+            moving = -1
             s = txi[x, TXI_STREAM]
+            if target == TO_ONWARD:    # on from its station: its risk outcome's station, or a weighted route
+                st = txi[x, TXI_STATION]
+                if m.cl_on[st]:
+                    target = classified(m.cl_term, m.cl_coef, m.cl_review, m.cl_decline, m.cl_to, st_i, txf, st, x)
+                else:
+                    u = 0.0
+                    if m.route_cum.shape[1] > 1 and m.route_cum[st, 0] < np.inf:
+                        u = rngs[m.rng_route[st]].random()
+                    j = 0
+                    while m.route_cum[st, j] <= u:
+                        j += 1
+                    target = m.route_to[st, j]
             if target >= 0:
                 st = target
                 if m.instances[st] > 1:   # the instance its balancer picks
@@ -264,7 +283,17 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                         push(heap, size, end, DONE_SERVICE, x, txi[x, TXI_GEN])
                     else:
                         enqueue(st_i, txi, st, x, m.discipline, m.rank, queue_last)
+                    if forking >= 0:
+                        moving, target, next_j = next_call(txi, calls, m.calls_to, m.n_calls, forking, next_j)
                     continue
+            if txi[x, TXI_CALLER] > 0:   # a parallel call answered or failed: the join decides or waits
+                moving, target, open_calls = call_returned(txf, txi, free, free_n, calls, m.join_any, x, target)
+                if open_calls:           # the join decided: the calls it no longer needs are withdrawn
+                    withdraw_calls(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, heap, size, slow, down,
+                                   moving, now, queue_last)
+                if moving < 0 and forking >= 0:
+                    moving, target, next_j = next_call(txi, calls, m.calls_to, m.n_calls, forking, next_j)
+                continue
             finished = target == TO_DONE
             leave_system(sr_f, sr_i, txf, txi, x, now, finished)
             if txi[x, TXI_GAVE_UP] == 0:
@@ -296,6 +325,8 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                 y = take_slot(free, free_n)
                 txi[y, TXI_STREAM], txi[y, TXI_ATTEMPT] = s, attempt + 1
                 txf[y, TXF_ORIGIN], txf[y, TXF_BACKOFF] = origin, delay
+                for k in range(N_FEATURES):    # the request's features go with it
+                    txf[y, TXF_FEATURES + k] = txf[failed, TXF_FEATURES + k]
                 txi[y, TXI_STATE] = BACKOFF
                 # (SimPy starts a zero-delay retry at once; here it follows the events already due
                 # at this instant, which differs only when events tie)

@@ -31,12 +31,13 @@ from paysim.scenario import Scenario
 
 
 def fits(scenario: Scenario) -> bool:
-    """A single station of one instance in FIFO order (the event engine's other conditions already hold) whose every
+    """A single station (the event engine's other conditions already hold) whose every
     visit ends the transaction, in one regime throughout (no slowdowns or outages: workers
-    free in arrival order only then), and whose clients do not retry and are not a closed
-    population (a retry, or a closed population's request, is an arrival that depends on the past)."""
+    free in arrival order only then), that scores no risk (the event loop counts the
+    outcomes), and whose clients do not retry and are not a closed population (a retry, or a
+    closed population's request, is an arrival that depends on the past)."""
     return (len(scenario.stations) == 1 and all(t == "done" for s in scenario.stations.values() for t in s.routes)
-            and all(not s.slowdowns and not s.outages for s in scenario.stations.values())
+            and all(not s.slowdowns and not s.outages and s.classify is None for s in scenario.stations.values())
             and all(s.instances == 1 and s.discipline == "fifo" for s in scenario.stations.values())
             and all(a.retry is None and a.clients is None for a in scenario.arrivals.values()))
 

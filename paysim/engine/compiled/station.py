@@ -5,10 +5,11 @@ Helpers take arrays, not the named tuples (see :mod:`paysim.engine.compiled.stat
 
 from __future__ import annotations
 
-from paysim.engine.compiled.codes import (SERVING, SR_IN, SRF_AREA_IN, SRF_LAST, ST_BUSY, ST_DEPARTED, ST_IN,
-                                          ST_STARTED, STF_AREA_BUSY, STF_AREA_IN, STF_LAST, STF_SERVICE_ALL,
-                                          STF_TIME_ALL, STF_WAIT, STF_WAIT_ALL, TXF_ARRIVED, TXF_STARTED, TXF_WAIT,
-                                          TXI_STATE, UP)
+from paysim.engine.compiled.codes import (ABANDONED, CANCELLED, SERVING, SR_IN, SRF_AREA_IN, SRF_LAST, ST_ABANDONED,
+                                          ST_BUSY, ST_CANCELLED, ST_DEPARTED, ST_HEAD, ST_IN, ST_STARTED, ST_TAIL,
+                                          ST_WAITING, STF_AREA_BUSY, STF_AREA_IN, STF_LAST, STF_SERVICE_ALL,
+                                          STF_TIME_ALL, STF_WAIT, STF_WAIT_ALL, TXF_ARRIVED, TXF_SERVICE, TXF_STARTED,
+                                          TXF_WAIT, TXI_NEXT, TXI_PREV, TXI_STATE, UP, WAITING)
 from paysim.engine.compiled.primitives import helper
 from paysim.engine.compiled.queues import front, unlink
 
@@ -48,10 +49,9 @@ def start_service(st_i, txf, txi, st, x, now):
 
 @helper
 def take_next(st_f, st_i, txf, txi, st, down, now, discipline, rank, queue_last):
-    """A freed worker takes the next waiting transaction (in the station's discipline: see
-    :mod:`paysim.engine.compiled.queues`), if there is one and the station is not down:
-    returns it (its service to be scheduled), else -1."""
-    y = front(st_i, st, discipline)
+    """A freed worker takes the transaction at the head of the queue, if there is one and
+    the station is not down: returns it (its service to be scheduled), else -1."""
+    y = front(st_i, st, discipline)   # (see paysim.engine.compiled.queues)
     if y == -1 or down[st] != UP:
         return -1
     unlink(st_i, txi, st, y, discipline, rank, queue_last)
@@ -73,3 +73,23 @@ def leave_station(st_f, st_i, txf, st, x, now, service_time):
     st_f[st, STF_TIME_ALL] += now - txf[x, TXF_ARRIVED]
     st_f[st, STF_WAIT_ALL] += now - txf[x, TXF_ARRIVED] - service_time
     st_f[st, STF_SERVICE_ALL] += service_time
+
+
+@helper
+def withdraw(st_f, st_i, txf, txi, st, x, down, now, discipline, rank, queue_last):
+    """Take ``x`` back from the station's queue (ABANDONED) or service (CANCELLED), as
+    ServiceStation.withdraw: its client timed out under ``on_timeout: cancel``, or its join no
+    longer needs this call. Returns the outcome and the transaction a freed worker took up
+    (its service to be scheduled), or -1."""
+    if txi[x, TXI_STATE] == WAITING:
+        unlink(st_i, txi, st, x, discipline, rank, queue_last)
+        txf[x, TXF_WAIT] += now - txf[x, TXF_ARRIVED]
+        leave_station(st_f, st_i, txf, st, x, now, 0.0)
+        st_i[st, ST_ABANDONED] += 1
+        return ABANDONED, -1
+    service_time = now - txf[x, TXF_STARTED]
+    txf[x, TXF_SERVICE] += service_time
+    leave_station(st_f, st_i, txf, st, x, now, service_time)
+    st_i[st, ST_BUSY] -= 1
+    st_i[st, ST_CANCELLED] += 1
+    return CANCELLED, take_next(st_f, st_i, txf, txi, st, down, now, discipline, rank, queue_last)

@@ -15,11 +15,13 @@ from typing import NamedTuple
 import numpy as np
 
 from paysim import distributions as d
-from paysim.engine.compiled.balance import balance_tables, units
+from paysim.engine.compiled.balance import balance_tables, per_instance, units
 from paysim.engine.compiled.codes import (CONSTANT, CW_STATION, DECORRELATED, DET, EMP, EXP, EXPONENTIAL, GAMMA, HANG,
                                           HYPER, JITTER_EQUAL, JITTER_FULL, JITTER_NONE, LOGN, ON_ERROR, ON_REJECTED,
                                           ON_TIMEOUT, PROFILE, REFUSE, RENEWAL, SR_WIDTH, SRF_WIDTH, ST_WIDTH,
                                           STF_WIDTH, TRACE, UNIF)
+from paysim.engine.compiled.classify import classify_tables, feature_distributions
+from paysim.engine.compiled.fork import fork_tables
 from paysim.engine.compiled.queues import priority_ranks, queue_tables
 from paysim.engine.retry import token_cap
 from paysim.engine.seeds import component_rng
@@ -64,6 +66,20 @@ class Model(NamedTuple):
     instances: np.ndarray    # int: per station its instances (on each of their rows)
     balance: np.ndarray      # int: per station how its instances share the traffic (ROUND_ROBIN, ...)
     rng_balance: np.ndarray  # int: per station its balancer's generator (-1: one instance)
+    # risk classification (paysim.engine.compiled.classify.classify_tables)
+    ft_dist: np.ndarray      # (streams, features, 4) each stream's feature distribution rows
+    rng_features: np.ndarray  # int (streams, features): the generator of each, -1 when the stream lacks it
+    ft_on: np.ndarray        # bool: per stream, whether it has any feature
+    cl_on: np.ndarray        # bool: per station, whether it classifies
+    cl_term: np.ndarray      # int (stations, terms): a score term's feature column, or INTERCEPT
+    cl_coef: np.ndarray      # (stations, terms) its coefficient
+    cl_review: np.ndarray    # per station, review above this score
+    cl_decline: np.ndarray   # per station, decline above this score
+    cl_to: np.ndarray        # int (stations, outcomes): the station of each outcome, -1 done
+    # parallel calls (paysim.engine.compiled.fork.fork_tables)
+    calls_to: np.ndarray     # int (stations, width): the branch stations called in parallel, -1 padding
+    n_calls: np.ndarray      # int: per station, how many
+    join_any: np.ndarray     # bool: per station, the first good answer is enough
 
 
 class Accumulators(NamedTuple):
@@ -162,10 +178,11 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
     """Flatten ``scenario`` into a :class:`Model`, registering its random components in ``generators``."""
     stations, arrivals = {unit: spec for unit, _, spec in units(scenario)}, scenario.arrivals
     station_of = {unit: name for unit, name, _ in units(scenario)}
-    index = {name: i for i, name in enumerate(stations)}   # a station's name is its first instance's
+    index = {name: i for i, name in enumerate(stations)}
     dists = [s.service for s in stations.values()] + [a.interarrival for a in arrivals.values()
                                                       if a.interarrival is not None] + \
             [a.think for a in arrivals.values() if a.think is not None]
+    dists += feature_distributions(scenario)
     empirical = [x for x in dists if isinstance(x, d.Empirical)]
     # the side table: each empirical distribution's values, then each replayed trace's times
     columns = [np.asarray(e.values, float) for e in empirical] + \
@@ -244,4 +261,6 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
         rng_think=np.array([generators.index("think", name) if a.think is not None else 0
                             for name, a in arrivals.items()], np.int64),
         log_gamma=log_gamma, offset=offset, nbuckets=nbuckets, min_value=MIN_VALUE,
+        **per_instance(scenario, {**classify_tables(scenario, index, generators.index, row),
+                                  **fork_tables(scenario, index)}),
         **queue_tables(scenario), **balance_tables(scenario, generators))
