@@ -5,8 +5,8 @@ On the same M/M/10 at 90% load it times, in customers per second:
   * Ciw, if installed (``pip install -e '.[bench]'``);
   * paysim's SimPy engine and compiled engine, called as a library;
   * ``paysim run --json`` as a user runs it (default options), imports included, on ~20M arrivals;
-then the card-checkout scenario, the retry-storm scenario (cut to 4 minutes) on both
-engines, peak memory at 10^5 and 10^7 customers, and a sweep
+then the card-checkout scenario, the retry-storm scenario (cut to 4 minutes) and the
+async-executor scenario on both engines, peak memory at 10^5 and 10^7 customers, and a sweep
 with --jobs 1 against --jobs 2. It prints every number and the ratios the speed issue
 sets as targets. Nothing here is a unit test: numbers depend on the machine.
 """
@@ -134,6 +134,21 @@ def retry_storm(engine: str, horizon: str) -> tuple[float, dict]:
     return time.perf_counter() - started, json.loads(done.stdout)["system"]
 
 
+def async_executor(engine: str, replications: int, horizon: str) -> tuple[float, dict]:
+    """``scenarios/async-executor.yaml`` in-process (a warm-up run first, so the compiled engine's
+    cache load is not timed): seconds per replication, and the pool's and the system's means."""
+    from paysim.runner import simulate
+    from paysim.scenario import load_scenario
+
+    model = load_scenario(ROOT / "scenarios" / "async-executor.yaml", {"horizon": horizon})
+    simulate(model, jobs=1, engine=engine, replications=1)
+    started = time.perf_counter()
+    result = simulate(model, jobs=1, engine=engine, replications=replications)
+    seconds = (time.perf_counter() - started) / replications
+    return seconds, {name: result.summary[name].mean for name in
+                     ("stations.psp_pool.threads", "stations.psp_pool.W", "system.goodput", "system.latency.p99")}
+
+
 def sweep_seconds(jobs: int, engine: str, points: int, horizon: str) -> float:
     """Wall seconds of ``paysim sweep`` over the M/M/10 from 20% to 90% load (``points`` x 10
     replications), without plots: the simulation work is what scales with --jobs."""
@@ -190,6 +205,15 @@ def main() -> None:
               f"retry amplification {system['retry_amplification']['mean']:.3f}")
     print(f"  speed-up {storm['simpy'][0] / storm['auto'][0]:.1f}x (imports and compilation cache load included)")
 
+    horizon, replications = ("5m", 2) if quick else ("20m", 4)
+    print(f"\nasync-executor scenario ({replications} replications x {horizon}, in-process, per replication)")
+    pool = {engine: async_executor(engine, replications, horizon) for engine in ("simpy", "fast")}
+    for engine, (seconds, means) in pool.items():
+        print(f"  --engine {engine:<6} {seconds:8.2f} s   threads {means['stations.psp_pool.threads']:5.2f}, "
+              f"W {means['stations.psp_pool.W'] * 1000:6.1f} ms, goodput {means['system.goodput']:5.1f}/s, "
+              f"p99 {means['system.latency.p99'] * 1000:6.0f} ms")
+    print(f"  speed-up {pool['simpy'][0] / pool['fast'][0]:.1f}x   (target >= 20x)")
+
     small, large = int(1e5), int(1e7 * scale)
     fast_small, fast_large = peak_memory_mb("fast", small), peak_memory_mb("fast", large)
     print(f"\npeak memory (RSS), compiled engine: {small:,} customers {fast_small:.0f} MB, "
@@ -201,7 +225,7 @@ def main() -> None:
     # the speed issue's example sweep: 20 points x 10 replications of an hour at up to 450/s (~200M
     # arrivals); the SimPy engine on a much smaller one
     print("\nsweep: M/M/10 from 20% to 90% load, 10 replications per point, no plots")
-    for engine, points, horizon in (("auto", 20, "20m" if quick else "1h"), ("simpy", 8, "30s" if quick else "2m")):
+    for engine, points, horizon in (("auto", 20, "20m" if quick else "1h"), ("simpy", 8, "1m" if quick else "2m")):
         one, two = sweep_seconds(1, engine, points, horizon), sweep_seconds(2, engine, points, horizon)
         target = "   (target >= 1.8x)" if engine == "auto" else ""
         print(f"  --engine {engine:<5} {points} points x {horizon:>3}: --jobs 1 {one:6.1f} s, --jobs 2 {two:6.1f} s: "

@@ -78,14 +78,14 @@ def merged(acc, scenario: Scenario):
 
 
 def merged_series(ser, scenario: Scenario):
-    """The series samples with each station's instance columns (queue, busy) summed into one."""
+    """The series samples with each station's instance columns (queue, busy, threads) summed into one."""
     if all(spec.instances == 1 for spec in scenario.stations.values()):
         return ser
-    from paysim.engine.compiled.series import C_STATIONS
+    from paysim.engine.compiled.series import C_STATIONS, PER_STATION
 
     groups = [i for i, spec in enumerate(scenario.stations.values()) for _ in range(spec.instances)]
-    per_unit = ser.rows[:, C_STATIONS:].reshape(ser.rows.shape[0], len(groups), 2)
-    summed = np.zeros((ser.rows.shape[0], len(scenario.stations), 2))
+    per_unit = ser.rows[:, C_STATIONS:].reshape(ser.rows.shape[0], len(groups), PER_STATION)
+    summed = np.zeros((ser.rows.shape[0], len(scenario.stations), PER_STATION))
     np.add.at(summed, (slice(None), np.array(groups)), per_unit)
     rows = np.concatenate((ser.rows[:, :C_STATIONS], summed.reshape(ser.rows.shape[0], -1)), axis=1)
     return ser._replace(rows=rows)

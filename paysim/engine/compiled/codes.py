@@ -81,7 +81,8 @@ SR_WIDTH = SR_RETRIES + 1
  TXI_NEXT,       # the next and previous in its station's queue
  TXI_PREV,
  TXI_ATTEMPT,    # 1 for the first try
- TXI_WIDTH) = range(9)
+ TXI_ON_CALLER,  # 1: it runs on its caller's thread (an executor's caller_runs)
+ TXI_WIDTH) = range(10)
 
 # the event heap's columns (one float table; kinds, idents, generations and sequence numbers
 # are integers far below 2**53, so exact)

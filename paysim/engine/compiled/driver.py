@@ -7,13 +7,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from paysim.engine.compiled import balance, queues, recursion
+from paysim.engine.compiled import balance, executor, queues, recursion
 from paysim.engine.compiled.codes import (SR_AT_START, SR_FAILED, SR_RETRIES, SRF_AREA_IN, SRF_LATENCY, SRF_SERVICE,
                                           SRF_SUCCESS_WAIT, SRF_TIME, SRF_WAIT, ST_DEPARTED, ST_IN, ST_OUTCOMES,
                                           STF_AREA_BUSY, STF_AREA_IN, STF_SERVICE, STF_SERVICE_ALL, STF_SOJOURN,
                                           STF_TIME_ALL, STF_WAIT, STF_WAIT_ALL)
 from paysim.engine.compiled.loop import run
-from paysim.engine.compiled.primitives import numba
 from paysim.engine.compiled.series import new_series, series_rows
 from paysim.engine.compiled.tables import Accumulators, Generators, accumulators, build_model, drawable
 from paysim.observe import FAILURES, Observer
@@ -24,8 +23,6 @@ from paysim.scenario.models import OUTCOMES
 
 def unsupported(scenario: Scenario) -> str | None:
     """Why the compiled engine cannot run ``scenario`` (None when it can)."""
-    if numba is None:
-        return "numba is not installed"
     for name, arrival in scenario.arrivals.items():
         if arrival.think is not None and not drawable(arrival.think):
             return f"arrivals.{name}.think: {type(arrival.think).__name__} needs the SimPy engine"
@@ -34,9 +31,13 @@ def unsupported(scenario: Scenario) -> str | None:
             if dist is not None and not drawable(dist):
                 return f"arrivals.{name}.{feature}: {type(dist).__name__} needs the SimPy engine"
     for name, station in scenario.stations.items():
-        for key, default in (("executor", None), ("batch", None), ("schedule", ())):
+        for key, default in (("batch", None), ("schedule", ())):
             if getattr(station, key) != default:
                 return f"stations.{name}.{key} needs the SimPy engine"
+        if station.executor is not None and (station.instances > 1 or station.discipline != "fifo"):
+            return f"stations.{name}: an executor with instances or a non-FIFO queue needs the SimPy engine"
+        if any(scenario.stations[called].executor is not None for called in station.parallel):
+            return f"stations.{name}.parallel: a call to an executor needs the SimPy engine"
         why = balance.unsupported(name, station, scenario) or queues.unsupported(name, station)
         if why:
             return why
@@ -84,7 +85,9 @@ def run_replication(scenario: Scenario, observer: Observer, seed: int, replicati
         raise RunawayError(f"more than {max_in_flight:,} transactions in flight: the system is overloaded "
                            "(utilisation ≥ 1 with unbounded queues?)")
     _report(balance.merged(acc, scenario), observer, warmup, scenario.horizon)
-    return series_rows(balance.merged_series(ser, scenario), list(scenario.stations)) if series_interval else []
+    executors = [station.executor is not None for station in scenario.stations.values()]
+    return (series_rows(balance.merged_series(ser, scenario), list(scenario.stations), executors)
+            if series_interval else [])
 
 
 def _report(acc: Accumulators, observer: Observer, warmup: float, horizon: float) -> None:
@@ -102,6 +105,7 @@ def _report(acc: Accumulators, observer: Observer, warmup: float, horizon: float
             (int(v) for v in c[ST_IN:ST_DEPARTED + 1])
         station.sketch.add_counts(acc.st_sketch[i], acc.st_zeros[i])
         station.outcomes = {name: int(c[ST_OUTCOMES + code]) for code, name in enumerate(OUTCOMES)}
+    executor.report(acc.pools, observer.stations.values())
     for i, stream in enumerate(observer.streams.values()):
         f, c = acc.sr_f[i].tolist(), acc.sr_i[i]
         stream.area_in_system, stream.sum_latency = f[SRF_AREA_IN], f[SRF_LATENCY]

@@ -15,6 +15,8 @@ import numpy as np
 from paysim.engine.compiled.arrivals import arrival_cursors, next_arrival
 from paysim.engine.compiled.balance import instance
 from paysim.engine.compiled.classify import classified
+from paysim.engine.compiled.executor import (PI_CORE, PI_MAX, PI_THREADS, POOL_KEEP_ALIVE, close_pools,
+                                             keep_alive_ends, offer, open_pool_window, release, resume)
 from paysim.engine.compiled.closed import send_after_think, start_clients
 from paysim.engine.compiled.codes import H_SEQ, H_T
 from paysim.engine.compiled.codes import (ARRIVAL, BACKOFF, CANCELLED, CW_AT, CW_END, CW_OUTAGE, CW_STATION, CW_VALUE,
@@ -23,7 +25,7 @@ from paysim.engine.compiled.codes import (ARRIVAL, BACKOFF, CANCELLED, CW_AT, CW
                                           SRF_SERVICE, SRF_SUCCESS_WAIT, SRF_TIME, SRF_WAIT, SR_ARRIVED, SR_ATTEMPTS,
                                           SR_AT_START, SR_DEPARTED, SR_FAILED, SR_FINISHED, SR_IN, SR_RETRIES,
                                           SR_SUCCEEDED, STATION_CHANGE, STF_LAST, STF_SERVICE, STF_SOJOURN, STF_SUMS,
-                                          ST_BUSY, ST_COUNTS, ST_ENTERED, ST_ERRORED, ST_FINISHED, ST_HEAD, ST_IN,
+                                          ST_BUSY, ST_CANCELLED, ST_COUNTS, ST_ENTERED, ST_ERRORED, ST_FINISHED, ST_HEAD, ST_IN,
                                           ST_OUTCOMES, ST_REJECTED, ST_TAIL, ST_WAITING, TIMED_OUT, TIMEOUT, TO_DONE,
                                           TO_ERROR, TO_ONWARD, TO_REJECTED, TRAVEL, TXF_ARRIVED, TXF_BACKOFF,
                                           TXF_ENTERED, TXF_FEATURES, TXF_ORIGIN, TXF_SERVICE, TXF_STARTED, TXF_WAIT,
@@ -87,11 +89,12 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     n_st, n_sr = m.workers.shape[0], m.entry.shape[0]
     st_f, st_i, sr_f, sr_i = acc.st_f, acc.st_i, acc.sr_f, acc.sr_i
     queue_last = acc.queue_last
+    pool_i, pool_f, idle_since, idle_timed = acc.pools   # executors (paysim.engine.compiled.executor)
     txf, txi, free, free_n = new_slots(1024)
     width = m.calls_to.shape[1]               # parallel calls one attempt may make
     calls = new_calls(1024, width)            # per slot: a forked attempt's calls
     # heap entries one event may add (an outage's end starts many; a fork starts and a join withdraws calls)
-    room = 4 + np.max(m.workers) + 2 * width
+    room = 4 + max(np.max(m.workers), np.max(pool_i[:, PI_MAX])) + 2 * width
     heap, size = new_heap(4096 + 2 * room + 2 * m.windows.shape[0] + np.sum(m.clients))
     segment = arrival_cursors(m.clock, m.gap)
     for s in range(n_st):
@@ -118,7 +121,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     in_flight = 0
     while True:
         while series and size[0] > 0 and due(series_times, series_next, heap[0, H_T], heap[0, H_SEQ], series_seq):
-            take(ser, st_i, sr_i, sr_f, m.log_gamma, m.offset)   # between events: no event, no random number
+            take(ser, st_i, pool_i[:, PI_THREADS], sr_i, sr_f, m.log_gamma, m.offset)   # between events: no event, no random number
         if size[0] == 0 or heap[0, 0] >= horizon:
             break
         if size[0] + room >= heap.shape[0]:   # room for what one event can schedule
@@ -132,11 +135,13 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
         target = TO_DONE
         failed = -1          # an attempt that failed for its client: retried or a final outcome
         reason = -1
+        silent = False       # `moving` is lost without its client being told (an executor's discard)
         forking, next_j = -1, 0   # an attempt whose parallel calls are being sent, and the next one
         if kind == WINDOW:
             window_opened(ser, sr_i, sr_f, now)
             population_area(sr_f, sr_i, now)
             open_window(st_f, st_i, acc.st_sketch, acc.st_zeros, sr_f, sr_i, acc.sr_sketch, acc.sr_zeros, now)
+            open_pool_window(pool_i, pool_f, now)
             continue
         if kind == STATION_CHANGE:   # a slowdown or outage begins or ends
             w, ending = ident >> 1, (ident & 1) == 1
@@ -145,11 +150,17 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                 slow[st] = 1.0 if ending else m.windows[w, CW_VALUE]
             else:
                 down[st] = UP if ending else int(m.windows[w, CW_VALUE])
-            if ending:           # idle workers take up waiting work
+            if ending and pool_i[st, PI_CORE] >= 0:   # idle pool threads, in their order
+                resume(pool_i, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, m.service, m.emp,
+                       rngs[m.rng_service[st]], slow, down, m.discipline, m.rank, queue_last, st, now)
+            elif ending:         # idle workers take up waiting work
                 while st_i[st, ST_BUSY] < m.workers[st] and st_i[st, ST_HEAD] != -1:
                     y = take_next(st_f, st_i, txf, txi, st, down, now, m.discipline, m.rank, queue_last)
                     end = now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
                     push(heap, size, end, DONE_SERVICE, y, txi[y, TXI_GEN])
+            continue
+        if kind == POOL_KEEP_ALIVE:  # an idle pool thread's keep_alive is over
+            keep_alive_ends(pool_i, pool_f, idle_since, idle_timed, heap, size, ident, now)
             continue
         if kind == ARRIVAL or kind == RETRY_START:    # an attempt enters the system
             if kind == ARRIVAL:  # an original request of stream `ident`
@@ -211,10 +222,14 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
             else:
                 acc.st_sketch[st, bucket(sojourn, m.log_gamma, m.offset, m.nbuckets)] += 1
             txi[x, TXI_STATE] = TRAVEL
-            y = take_next(st_f, st_i, txf, txi, st, down, now, m.discipline, m.rank, queue_last)
-            if y >= 0:
-                end = now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
-                push(heap, size, end, DONE_SERVICE, y, txi[y, TXI_GEN])
+            if pool_i[st, PI_CORE] >= 0:
+                release(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, m.service, m.emp,
+                        rngs[m.rng_service[st]], slow, down, m.discipline, m.rank, queue_last, st, x, now)
+            else:
+                y = take_next(st_f, st_i, txf, txi, st, down, now, m.discipline, m.rank, queue_last)
+                if y >= 0:
+                    end = now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
+                    push(heap, size, end, DONE_SERVICE, y, txi[y, TXI_GEN])
             if error:
                 moving, target = x, TO_ERROR
             elif txi[x, TXI_CALLER] > 0:     # a parallel call answers its attempt
@@ -227,16 +242,27 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                 moving, target = x, TO_ONWARD
         elif kind == TIMEOUT:
             x = ident
-            if txi[x, TXI_GEN] != gen or txi[x, TXI_GAVE_UP] == 1 or txi[x, TXI_STATE] == LEFT:
+            if txi[x, TXI_GEN] != gen or txi[x, TXI_GAVE_UP] == 1:
                 continue
             txi[x, TXI_GAVE_UP] = 1
             st = txi[x, TXI_STATION]
             reason = TIMED_OUT
-            if m.cancel[st]:
+            if txi[x, TXI_STATE] == LEFT:   # lost silently, its slot kept for this moment: the client finds out
+                release_slot(txi, free, free_n, x)
+            elif m.cancel[st]:
                 if txi[x, TXI_STATE] == FORKED:   # its parallel calls are withdrawn
                     reason = CANCELLED
                     withdraw_calls(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, heap, size, slow, down,
                                    x, now, queue_last)
+                elif txi[x, TXI_STATE] == SERVING and pool_i[st, PI_CORE] >= 0:   # its pool thread is freed
+                    reason = CANCELLED
+                    service_time = now - txf[x, TXF_STARTED]
+                    txf[x, TXF_SERVICE] += service_time
+                    leave_station(st_f, st_i, txf, st, x, now, service_time)
+                    st_i[st, ST_BUSY] -= 1
+                    st_i[st, ST_CANCELLED] += 1
+                    release(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, m.service,
+                            m.emp, rngs[m.rng_service[st]], slow, down, m.discipline, m.rank, queue_last, st, x, now)
                 else:            # queued (abandoned), or in service (cancelled: the worker is freed now)
                     reason, y = withdraw(st_f, st_i, txf, txi, st, x, down, now, m.discipline, m.rank, queue_last)
                     if y >= 0:
@@ -267,7 +293,14 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                 if m.instances[st] > 1:   # the instance its balancer picks
                     st = instance(st_i, acc.turn, rngs[m.rng_balance[st]], st, m.instances[st], m.balance[st])
                 full = m.capacity[st] >= 0 and st_i[st, ST_WAITING] >= m.capacity[st]
-                if down[st] == REFUSE or (full and (st_i[st, ST_BUSY] >= m.workers[st] or down[st] != UP)):
+                if pool_i[st, PI_CORE] >= 0:   # an executor takes it, or names who leaves rejected
+                    x, silent = offer(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size,
+                                      m.service, m.emp, rngs[m.rng_service[st]], slow, down, m.discipline, m.rank,
+                                      queue_last, st, x, now)
+                    if x < 0:
+                        continue
+                    s, target = txi[x, TXI_STREAM], TO_REJECTED
+                elif down[st] == REFUSE or (full and (st_i[st, ST_BUSY] >= m.workers[st] or down[st] != UP)):
                     st_i[st, ST_REJECTED] += 1
                     target = TO_REJECTED
                 else:
@@ -296,6 +329,9 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                 continue
             finished = target == TO_DONE
             leave_system(sr_f, sr_i, txf, txi, x, now, finished)
+            if silent and m.timeout[s] < np.inf and txi[x, TXI_GAVE_UP] == 0:
+                in_flight -= 1   # its client, told nothing, finds out at its timeout: the slot waits
+                continue
             if txi[x, TXI_GAVE_UP] == 0:
                 txi[x, TXI_GAVE_UP] = 1
                 if finished:     # the request's latency runs from its first attempt, backoffs included
@@ -337,7 +373,8 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                     send_after_think(m.think, s, m.emp, rngs[m.rng_think[s]], heap, size, now)
     for s in range(n_st):      # close the window at the horizon
         advance(st_f, st_i, s, horizon)
+    close_pools(pool_i, pool_f, horizon)
     if series:
-        take_until(ser, horizon, st_i, sr_i, sr_f, m.log_gamma, m.offset)
+        take_until(ser, horizon, st_i, pool_i[:, PI_THREADS], sr_i, sr_f, m.log_gamma, m.offset)
     population_area(sr_f, sr_i, horizon)
     return 0

@@ -3,23 +3,61 @@ percentile sketch's bucket."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import math
+from pathlib import Path
+from typing import Any
 
 from paysim.engine.compiled.codes import DET, EXP, GAMMA, HYPER, LOGN, UNIF
 
-try:
-    import numba
-except ImportError:  # pragma: no cover - numba is a dependency; this keeps paysim usable without it
-    numba = None
+import numba
+from numba.core import caching
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+@functools.cache
+def _package_stamp() -> bytes:
+    """A digest of every source file of this package: a kernel's machine code depends on the
+    helpers it calls from other files, which numba's own cache check (the kernel's file
+    alone) would miss, running stale helpers after an edit or an upgrade."""
+    digest = hashlib.sha256()
+    for path in sorted(_PACKAGE.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.digest()
+
+
+def _package_locators() -> list[Any]:
+    """numba cache locators for this package's functions, stamped with the whole package."""
+
+    def located_here(base: Any) -> Any:
+        class Locator(base):
+            def get_source_stamp(self):
+                return _package_stamp()
+
+            @classmethod
+            def from_function(cls, py_func, py_file):
+                if Path(py_file).resolve().parent != _PACKAGE:
+                    return None
+                return super().from_function(py_func, py_file)
+
+        Locator.__name__ = Locator.__qualname__ = f"Package{base.__name__}"
+        return Locator
+
+    return [located_here(base) for base in (caching.UserProvidedCacheLocator, caching.InTreeCacheLocator,
+                                            caching.UserWideCacheLocator)]
+
+
+if not any(cls.__name__.startswith("Package") for cls in caching.CacheImpl._locator_classes):
+    caching.CacheImpl._locator_classes[:0] = _package_locators()
 
 
 def jit(function=None, *, inline: bool = False):
-    """Compiled with numba, its machine code cached on disk; plain Python without numba.
+    """Compiled with numba, its machine code cached on disk.
     ``inline``: a small helper of a kernel that allocates arrays, compiled into its callers."""
     if function is None:
         return lambda f: jit(f, inline=inline)
-    if numba is None:
-        return function
     return numba.njit(cache=True, nogil=True, error_model="numpy", inline="always" if inline else "never")(function)
 
 
@@ -28,9 +66,8 @@ def helper(function):
     counts a reference (atomically) for every array bound to an inlined helper's argument,
     which cost more than the helpers' work; a helper without counting borrows its caller's
     arrays instead."""
-    if numba is None:
-        return function
-    return numba.njit(cache=True, nogil=True, error_model="numpy", _nrt=False)(function)
+    # _nrt is numba's switch for reference counting, missing from its type stubs
+    return numba.njit(cache=True, nogil=True, error_model="numpy", _nrt=False)(function)  # type: ignore[call-overload]
 
 
 @helper

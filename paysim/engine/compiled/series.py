@@ -39,8 +39,9 @@ from paysim.engine.compiled.codes import (
 from paysim.engine.compiled.primitives import helper, jit
 
 # columns of a sample row: the interval's counts, population area and latency percentiles,
-# then per station its queue and busy workers at the sample instant
+# then per station its queue, busy workers and (an executor's) threads at the sample instant
 C_ARRIVED, C_FINISHED, C_SUCCEEDED, C_FAILED, C_RETRIES, C_AREA, C_P50, C_P99, C_STATIONS = range(9)
+PER_STATION = 3
 COUNTS = C_AREA + 1          # the columns a sample takes as differences since the previous one
 FAILURES = 5                 # outcome columns of the stream table from SR_FAILED
 
@@ -69,7 +70,7 @@ def new_series(horizon_s: float, interval_s: float | None, stations: int, nbucke
     """Empty sample rows for a run (one unused row when ``interval_s`` is None)."""
     times = sample_times(horizon_s, interval_s) if interval_s else np.zeros(0)
     n = max(times.size, 1)
-    return Series(np.append(times, math.inf), np.zeros((n, C_STATIONS + 2 * stations)), np.zeros(1, np.int64),
+    return Series(np.append(times, math.inf), np.zeros((n, C_STATIONS + PER_STATION * stations)), np.zeros(1, np.int64),
                   np.zeros(COUNTS), np.zeros(nbuckets + 1 if interval_s else 1, np.int64),
                   np.zeros((n + 1, 2), np.int64))
 
@@ -144,7 +145,7 @@ def due(times, nxt, t, seq, seq_after):
 
 
 @jit
-def take(ser, st_i, sr_i, sr_f, log_gamma, offset):
+def take(ser, st_i, threads, sr_i, sr_f, log_gamma, offset):
     """Take the next sample, of the state as it is (the event loop calls this between events)."""
     j = ser.next[0]
     now = ser.times[j]
@@ -156,16 +157,17 @@ def take(ser, st_i, sr_i, sr_f, log_gamma, offset):
         ser.last[c] = current
     close_latencies(ser, j, log_gamma, offset)
     for st in range(st_i.shape[0]):
-        row[C_STATIONS + 2 * st] = st_i[st, ST_IN] - st_i[st, ST_BUSY]
-        row[C_STATIONS + 2 * st + 1] = st_i[st, ST_BUSY]
+        row[C_STATIONS + PER_STATION * st] = st_i[st, ST_IN] - st_i[st, ST_BUSY]
+        row[C_STATIONS + PER_STATION * st + 1] = st_i[st, ST_BUSY]
+        row[C_STATIONS + PER_STATION * st + 2] = threads[st]
     ser.next[0] = j + 1
 
 
 @jit
-def take_until(ser, t, st_i, sr_i, sr_f, log_gamma, offset):
+def take_until(ser, t, st_i, threads, sr_i, sr_f, log_gamma, offset):
     """Every sample due at or before ``t`` (the horizon, after the last event)."""
     while ser.times[ser.next[0]] <= t:
-        take(ser, st_i, sr_i, sr_f, log_gamma, offset)
+        take(ser, st_i, threads, sr_i, sr_f, log_gamma, offset)
 
 
 @jit
@@ -272,8 +274,9 @@ def settle_levels(ser):
         ser.rows[j, C_STATIONS + 1] = busy
 
 
-def series_rows(ser: Series, stations: Sequence[str]) -> list[dict[str, float]]:
-    """The samples as paysim.timeseries.SeriesRecorder's rows (the same keys, in its order)."""
+def series_rows(ser: Series, stations: Sequence[str], executors: Sequence[bool]) -> list[dict[str, float]]:
+    """The samples as paysim.timeseries.SeriesRecorder's rows (the same keys, in its order);
+    ``executors``: per station whether it has one (its threads are sampled too)."""
     out, previous = [], 0.0
     for j, now in enumerate(ser.times[:-1]):
         elapsed = now - previous
@@ -286,8 +289,10 @@ def series_rows(ser: Series, stations: Sequence[str]) -> list[dict[str, float]]:
                "system.retries_per_s": values[C_RETRIES] / elapsed, "system.L": values[C_AREA] / elapsed,
                "system.latency.p50": values[C_P50], "system.latency.p99": values[C_P99]}
         for i, name in enumerate(stations):
-            row[f"stations.{name}.queue"] = values[C_STATIONS + 2 * i]
-            row[f"stations.{name}.busy"] = values[C_STATIONS + 2 * i + 1]
+            row[f"stations.{name}.queue"] = values[C_STATIONS + PER_STATION * i]
+            row[f"stations.{name}.busy"] = values[C_STATIONS + PER_STATION * i + 1]
+            if executors[i]:
+                row[f"stations.{name}.threads"] = values[C_STATIONS + PER_STATION * i + 2]
         out.append({key: float(value) for key, value in row.items()})
         previous = now
     return out

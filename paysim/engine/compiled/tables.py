@@ -22,6 +22,7 @@ from paysim.engine.compiled.codes import (CONSTANT, CW_STATION, DECORRELATED, DE
                                           STF_WIDTH, TRACE, UNIF)
 from paysim.engine.compiled.classify import classify_tables, feature_distributions
 from paysim.engine.compiled.fork import fork_tables
+from paysim.engine.compiled.executor import Pools, build_pools
 from paysim.engine.compiled.queues import priority_ranks, queue_tables
 from paysim.engine.retry import token_cap
 from paysim.engine.seeds import component_rng
@@ -95,6 +96,7 @@ class Accumulators(NamedTuple):
     now_at: np.ndarray       # (1,) the kernel's clock, read for the progress bar
     queue_last: np.ndarray   # int (stations, priority ranks): the last waiting of each rank (queues.py)
     turn: np.ndarray         # int: per station the instance whose turn it is (round robin)
+    pools: Pools             # the stations' executors (paysim.engine.compiled.executor)
 
 
 def accumulators(scenario: Scenario, sketch: QuantileSketch) -> Accumulators:
@@ -104,7 +106,8 @@ def accumulators(scenario: Scenario, sketch: QuantileSketch) -> Accumulators:
                         np.zeros((n_st, buckets), np.int64), np.zeros(n_st, np.int64),
                         np.zeros((n_sr, SRF_WIDTH)), np.zeros((n_sr, SR_WIDTH), np.int64),
                         np.zeros((n_sr, buckets), np.int64), np.zeros(n_sr, np.int64), np.zeros(1),
-                        np.full((n_st, len(priority_ranks(scenario))), -1, np.int64), np.zeros(n_st, np.int64))
+                        np.full((n_st, len(priority_ranks(scenario))), -1, np.int64), np.zeros(n_st, np.int64),
+                        build_pools(scenario))
 
 
 def _code(dist: d.Distribution) -> tuple[int, float, float, float] | None:
