@@ -54,6 +54,13 @@ SAME_PATH = {   # stations, arrivals
     "instances-priority": ({"x": {"instances": 2, "balance": "power_of_two", "discipline": "priority",
                                   "service": EXP}},
                            {"hi": {"rate": 60, "priority": "high"}, "lo": {"rate": 100, "priority": "low"}}),
+    "priority-feeding-executor": (   # a priority line, then a pool whose FIFO queue fills and rejects
+        {"gate": {"discipline": "priority", "service": {"dist": "exponential", "mean": 0.005}, "next": "pool",
+                  "on_timeout": "cancel"},
+         "pool": {"service": EXP, "executor": {"core": 1, "max": 3, "queue": 4, "keep_alive": 0.05,
+                                               "rejection": "discard_oldest"}, "on_timeout": "cancel"}},
+        {"card": {"rate": 80, "priority": 0, "timeout": 0.2}, "batch": {"rate": 90, "priority": 5,
+                                                                         "timeout": 0.3}}),
 }
 
 
@@ -204,6 +211,16 @@ def test_instances_beside_a_feature_without_per_instance_tables_stay_on_simpy():
     why = balance.unsupported("a", model.stations["a"], model)
     assert why == "stations.a.instances with stations.b.schedule needs the SimPy engine"
     assert unsupported(model) is not None
+
+
+@pytest.mark.parametrize("station", [{"instances": 2}, {"discipline": "lifo"}, {"discipline": "priority"}])
+def test_an_executor_with_instances_or_a_non_fifo_queue_stays_on_simpy(station):
+    """A pool keeps one FIFO work queue and one row of threads (executor.py): until that is
+    otherwise, such a scenario is refused and ``auto`` runs it on SimPy."""
+    model = scenario({"x": {"service": EXP, "executor": {"core": 1, "max": 2, "queue": 2}, **station}},
+                     {"s": {"rate": 10}}, horizon=20, warmup=0, replications=1)
+    assert unsupported(model) is not None
+    assert simulate(model, jobs=1, engine="auto").engine == "simpy"
 
 
 def test_time_series_sums_a_stations_instances_as_simpy_does():
