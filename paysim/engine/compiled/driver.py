@@ -81,8 +81,8 @@ def run_replication(scenario: Scenario, observer: Observer, seed: int, replicati
     ser = new_series(scenario.horizon, series_interval, len(balance.units(scenario)), model.nbuckets)
     warmup = scenario.warmup or 0.0
     kernel = recursion.run_single if recursion.fits(scenario) else run   # one station: no event list needed
-    arguments = (model, acc, generators.typed(), warmup, scenario.horizon, max_in_flight,
-                 ser)
+    # the scalars' types fixed: an int where a float was (or back) would compile the kernel again
+    arguments = (model, acc, generators.typed(), float(warmup), float(scenario.horizon), int(max_in_flight), ser)
     poll = (lambda: report(min(1.0, acc.now_at[0] / scenario.horizon))) if report else None
     if _interruptible(kernel, arguments, poll) < 0:
         raise RunawayError(f"more than {max_in_flight:,} transactions in flight: the system is overloaded "
