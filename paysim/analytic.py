@@ -61,7 +61,7 @@ def _check_rate(name: str, value: float, *, allow_zero: bool) -> None:
 
 def _check_servers(servers: int, minimum: int = 1, name: str = "servers") -> None:
     if isinstance(servers, bool) or not isinstance(servers, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer, got {servers!r}")
+        raise ValueError(f"{name} must be an integer, got {servers!r}")  # noqa: TRY004  callers catch ValueError
     if servers < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {servers}")
 
@@ -204,7 +204,7 @@ def mmc_sojourn_quantile(
     Solves P(W > t) = 1 - q with scipy.optimize.brentq on a doubling bracket;
     the survival function is used directly so high quantiles keep precision.
     """
-    from scipy.optimize import brentq   # imported here: at the top it slows every paysim start-up
+    from scipy.optimize import brentq  # imported here: at the top it slows every paysim start-up
 
     _check_quantile(q)
     c_wait, theta = _wait_tail(arrival_rate, service_rate, servers)

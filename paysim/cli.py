@@ -74,7 +74,7 @@ def main(version: bool = typer.Option(False, "--version", callback=_version, is_
     """paysim: a queueing-theory capacity simulator for payment systems."""
 
 
-def _progress_bar(total: int, quiet: bool) -> Progress:
+def _progress_bar(quiet: bool) -> Progress:
     return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), TaskProgressColumn(),
                     TimeRemainingColumn(elapsed_when_finished=True), console=err,
                     disable=quiet or not err.is_terminal, transient=True)
@@ -127,7 +127,7 @@ def run(
         wanted_precision = _precision(precision, count)
         if out is not None:
             check_run_directory(out, force)
-        with _progress_bar(count, quiet) as bar:
+        with _progress_bar(quiet) as bar:
             task = bar.add_task(f"{escape(scenario.name)}: ~{expected_arrivals(scenario) * count:,.0f} arrivals", total=count)
             advance, _ = _advancing(bar, task, count)
             result = simulate(scenario, seed=seed, replications=replications, jobs=jobs, progress=advance,
@@ -369,7 +369,7 @@ def sweep(
         if stopping:
             err.print(f"[bold yellow]warning:[/] a replayed trace ends before the horizon at {len(stopping)} "
                       f"point{'s' * (len(stopping) != 1)} ({_listed(stopping)}): no arrivals after it", soft_wrap=True)
-        with _progress_bar(len(plan.points) * plan.replications, quiet) as bar:
+        with _progress_bar(quiet) as bar:
             task = bar.add_task(f"{len(plan.points)} points", total=len(plan.points) * plan.replications)
             advance, _ = _advancing(bar, task, len(plan.points) * plan.replications)
 
@@ -471,7 +471,7 @@ def size(
         _check_size(file, scenario, count, jobs)
         if out is not None:   # before the search: a sizing takes minutes
             check_run_directory(out, force, SIZE_FILES)
-        with _progress_bar(count, quiet) as bar:
+        with _progress_bar(quiet) as bar:
             task = bar.add_task(escape(station), total=count)
             advance, done = _advancing(bar, task, count)
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Hashable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol, Self
+from typing import TYPE_CHECKING, Any, Protocol
 
 from paysim.budget import per_replication
 from paysim.errors import PaysimError, one_line
@@ -35,6 +35,9 @@ from paysim.preflight import expected_arrivals
 from paysim.scenario import Scenario
 from paysim.threads import DaemonThreads
 from paysim.watchdog import exit_with_parent
+
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing.Self is 3.11+; only the type checker reads it here
 
 INLINE_ARRIVALS = 200_000   # below this much SimPy work in all, starting processes costs more than it saves
 POLL_S = 0.2                # how often the calling thread looks for finished jobs and progress (and Ctrl-C)

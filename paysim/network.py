@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from functools import cached_property
+
 import numpy as np
 
 from paysim.analytic import jackson_arrival_rates

@@ -31,7 +31,7 @@ def _latency_row(prefix: str, sketch: QuantileSketch) -> dict[str, float]:
     return {f"{prefix}.latency.{key}": sketch.quantile(q) for key, q in PERCENTILES.items()}
 
 
-def _all_requests_row(prefix: str, sketch: QuantileSketch, succeeded: int, failed: int) -> dict[str, float]:
+def _all_requests_row(prefix: str, sketch: QuantileSketch, succeeded: float, failed: float) -> dict[str, float]:
     """Percentiles over every request decided in the window, a failed one counting as infinitely slow
     (it never got a good answer: the SRE reading of a latency objective). Successes sort first, so
     the rank q(n-1) among all n is the same rank among the successes, or infinite beyond them."""
@@ -318,14 +318,17 @@ class Observer:
         self.window_start = 0.0
         self.window_end = math.nan
 
+    def _observers(self) -> tuple[StationObserver | StreamObserver, ...]:
+        return (*self.stations.values(), *self.streams.values())
+
     def start_window(self, now: float) -> None:
         self.window_start = now
-        for observer in (*self.stations.values(), *self.streams.values()):
+        for observer in self._observers():
             observer.start_window(now)
 
     def close(self, now: float) -> None:
         self.window_end = now
-        for observer in (*self.stations.values(), *self.streams.values()):
+        for observer in self._observers():
             observer._advance(now)
 
     def row(self) -> dict[str, float]:

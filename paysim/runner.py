@@ -20,11 +20,12 @@ from paysim.errors import PaysimError
 from paysim.execution import Job, Outcome, Session
 from paysim.network import worker_steps
 from paysim.observe import Observer, StationObserver, StreamObserver
-from paysim.scenario import Scenario
-from paysim.timeseries import SeriesRecorder
-from paysim.windows import prefixed, window_scenarios
-from paysim.warmup import PILOT_INTERVALS, PILOT_REPLICATIONS, warmup_from_series
+from paysim.scenario import Scenario, Station
+from paysim.scenario.models import BatchService
 from paysim.stats import LEVEL, Estimate, LittleCheck, SloCheck, check_slo, littles_law, summarise
+from paysim.timeseries import SeriesRecorder
+from paysim.warmup import PILOT_INTERVALS, PILOT_REPLICATIONS, warmup_from_series
+from paysim.windows import prefixed, window_scenarios
 
 Progress = Callable[[int, float], None]   # (replication, fraction of it done)
 
@@ -56,10 +57,17 @@ class RunResult:
                 self.slo += check_slo(self.summary, arrival.slo.model_dump(), f"streams.{name}", gate)
 
 
+def _service_means(station: Station) -> tuple[float, float]:
+    """(mean service per item, mean fixed part per batch; 0 without batches)."""
+    service = station.service_time
+    if isinstance(service, BatchService):
+        return service.per_item.mean, service.per_batch.mean
+    return service.mean, 0.0
+
+
 def observer_for(scenario: Scenario) -> Observer:
-    stations = {name: StationObserver(worker_steps(s)[0][1] * s.instances,
-                                      s.service.per_item.mean if s.batch else s.service.mean, batch=s.batch is not None,
-                                      per_batch_s=s.service.per_batch.mean if s.batch else 0.0)
+    stations = {name: StationObserver(worker_steps(s)[0][1] * s.instances, _service_means(s)[0],
+                                      batch=s.batch is not None, per_batch_s=_service_means(s)[1])
                 for name, s in scenario.stations.items()}
     return Observer(stations, {name: StreamObserver() for name in scenario.arrivals})
 
@@ -93,7 +101,7 @@ def _replicate_once(scenario: Scenario, seed: int, replication: int, progress: P
                                       series_interval=interval_s, max_in_flight=cap)
         return observer.row(), series
     recorder = SeriesRecorder(observer, interval_s) if interval_s else None
-    sample = (interval_s, recorder.sample) if recorder else None
+    sample = (recorder.interval_s, recorder.sample) if recorder else None
     run_replication(scenario, observer, seed, replication, report, sample=sample, max_in_flight=cap)
     return observer.row(), recorder.rows if recorder else []
 

@@ -125,7 +125,7 @@ def analytic_start(scenario: Scenario, station: str, objective: Objective,
     station's, when the caller has the loads already)."""
     spec = scenario.stations[station]
     arrival_rate = station_loads(scenario)[station].peak_arrival_rate if peak_arrival_rate is None else peak_arrival_rate
-    mean_s = spec.service.mean
+    mean_s = spec.service_time.mean
     offered = arrival_rate * mean_s
     first = math.floor(offered) + 1   # the fewest workers that keep up at the peak
     if arrival_rate <= 0 or mean_s <= 0:
@@ -224,7 +224,7 @@ def size_station(scenario: Scenario, station: str, objective: Objective, *, seed
                           "has (an unbounded queue that grows without end): size that station first")
     peak_rate = loads[station].peak_arrival_rate
     start, reason = analytic_start(scenario, station, objective, peak_rate)
-    offered = peak_rate * scenario.stations[station].service.mean
+    offered = peak_rate * scenario.stations[station].service_time.mean
     limit = limit or max(4 * start, math.ceil(offered / LIGHT_LOAD), start + 8)
     sizing = Sizing(station, objective, offered, start, reason, limit=limit)
     tried: dict[int, bool] = {}

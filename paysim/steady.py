@@ -9,12 +9,12 @@ labelled so that neither is mistaken for the profile's answer.
 
 from __future__ import annotations
 
-from paysim.network import Network
+from paysim.network import Network, base_rate
 from paysim.scenario import Scenario
 
 
 def _held(scenario: Scenario, multipliers: dict[str, float]) -> Scenario:
-    arrivals = {name: arrival.model_copy(update={"profile": None, "rate": arrival.rate * multipliers[name]})
+    arrivals = {name: arrival.model_copy(update={"profile": None, "rate": base_rate(arrival) * multipliers[name]})
                 if arrival.profile else arrival for name, arrival in scenario.arrivals.items()}
     return scenario.model_copy(update={"arrivals": arrivals})
 

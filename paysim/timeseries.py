@@ -61,7 +61,8 @@ class SeriesRecorder:
             for key in RATES:
                 sums[key] += stream.totals[key] - last[key]
             self._last_totals[name] = dict(stream.totals)
-            merged.merge(stream.interval_sketch)
+            if stream.interval_sketch is not None:   # set by __init__, so always: narrowed for the type
+                merged.merge(stream.interval_sketch)
             stream.interval_sketch = QuantileSketch()
         for key, metric in RATES.items():
             row[f"system.{metric}"] = sums[key] / elapsed

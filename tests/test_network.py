@@ -8,7 +8,16 @@ import math
 import pytest
 from conftest import scenario
 
-from paysim.network import Network, can_leave, capacity, instance_servers, item_time, mean_workers, servers, worker_steps
+from paysim.network import (
+    Network,
+    can_leave,
+    capacity,
+    instance_servers,
+    item_time,
+    mean_workers,
+    servers,
+    worker_steps,
+)
 
 EXP = {"dist": "exponential", "mean": 0.01}
 

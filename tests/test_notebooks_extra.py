@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:   # the project supports 3.10, whose standard library has no TOML reader
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 

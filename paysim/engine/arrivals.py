@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
 
 class ProfileClock:
     """Next arrival of a stream with base rate ``rate_per_s`` times a step profile.
@@ -58,7 +60,7 @@ class GapClock:
 class TraceClock:
     """Next arrival of a replayed trace: its next recorded time, then never (infinity)."""
 
-    def __init__(self, times: Sequence[float]) -> None:
+    def __init__(self, times: Sequence[float] | np.ndarray) -> None:
         self._times = times
         self._next = 0
 

@@ -14,29 +14,39 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-from paysim.engine.station import SERVING, TRAVELLING, WAITING, ServiceStation, Txn
+import simpy
+
+from paysim.engine.station import SERVING, TRAVELLING, WAITING, Network, Onward, ServiceStation, Txn
+from paysim.observe import StationObserver
 from paysim.scenario import Station
 
 
 class BatchStation(ServiceStation):
-    def __init__(self, env, engine, spec: Station, observer, samplers: tuple[Callable[[], float], Callable[[], float]],
-                 onward) -> None:
+    def __init__(self, env: simpy.Environment, engine: Network, spec: Station, observer: StationObserver,
+                 samplers: tuple[Callable[[], float], Callable[[], float]], onward: Onward) -> None:
         super().__init__(env, engine, spec, observer, samplers[0], onward)
         self.per_batch, self.per_item = samplers
-        self.size = spec.batch.size
+        batch = spec.batch
+        assert batch is not None   # built for batch stations only
+        self.size = batch.size
         self.gathering: list[Txn] = []
         self.closed: deque[list[Txn]] = deque()
-        self.every = spec.batch.every
-        self.from_first_item = spec.batch.timer == "first_item"
+        self.every = batch.every
+        self.from_first_item = batch.timer == "first_item"
         self.generation = 0       # batches closed so far: a first-item timer of a closed batch is stale
         if self.every is not None and not self.from_first_item:
             env.timeout(self.every).callbacks.append(self._tick)
 
-    def _tick(self, _event) -> None:
-        self._close(self.env.now)
-        self.env.timeout(self.every).callbacks.append(self._tick)
+    def _period(self) -> float:
+        """The ``every`` timer (validation: ``timer: first_item`` needs it; ticks run only with it)."""
+        assert self.every is not None
+        return self.every
 
-    def _deadline(self, event) -> None:
+    def _tick(self, _event: simpy.Event) -> None:
+        self._close(self.env.now)
+        self.env.timeout(self._period()).callbacks.append(self._tick)
+
+    def _deadline(self, event: simpy.Event) -> None:
         if event._value == self.generation:
             self._close(self.env.now)
 
@@ -51,7 +61,7 @@ class BatchStation(ServiceStation):
         self.waiting += 1
         self.gathering.append(txn)
         if self.from_first_item and len(self.gathering) == 1:
-            self.env.timeout(self.every, self.generation).callbacks.append(self._deadline)
+            self.env.timeout(self._period(), self.generation).callbacks.append(self._deadline)
         if self.size is not None and len(self.gathering) >= self.size:
             self._close(now)
 
@@ -83,7 +93,7 @@ class BatchStation(ServiceStation):
         self.waiting -= len(batch)
         self.env.timeout(duration * self.slow, batch).callbacks.append(self._batch_done)
 
-    def _batch_done(self, event) -> None:
+    def _batch_done(self, event: simpy.Event) -> None:
         now = self.env.now
         onward = self.onward
         done = []

@@ -19,32 +19,44 @@ alive it waits again, untimed, at the back of the line.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
-from paysim.engine.station import ServiceStation, Txn
+import simpy
+
+from paysim.engine.station import Network, Onward, ServiceStation, Txn
+from paysim.observe import StationObserver
 from paysim.scenario import Station
 
 
 class ExecutorStation(ServiceStation):
-    def __init__(self, env, engine, spec: Station, observer, service, onward) -> None:
+    def __init__(self, env: simpy.Environment, engine: Network, spec: Station, observer: StationObserver,
+                 service: Callable[[], float], onward: Onward) -> None:
         super().__init__(env, engine, spec, observer, service, onward)
-        spec = spec.executor
-        self.core, self.max = spec.core, spec.max_threads
-        self.capacity = spec.queue
-        self.keep_alive = spec.keep_alive
-        self.rejection = spec.rejection
+        pool = spec.executor
+        assert pool is not None   # built for executor stations only
+        self.core, self.max = pool.core, pool.max_threads
+        self.capacity = pool.queue
+        self.keep_alive = pool.keep_alive
+        self.rejection = pool.rejection
         self.workers = self.max
         self.threads = 0
         self.idle: deque[int] = deque()    # idle threads by token, most recently idle last
         self.idle_set: set[int] = set()
-        self.stack = spec.queue == 0       # SynchronousQueue: the most recently idle thread first
+        self.stack = pool.queue == 0       # SynchronousQueue: the most recently idle thread first
         self.token = 0
         self.caller_run: set[int] = set()  # ids of tasks run on the caller's thread
         if self.observer.threads is None:  # the instances of a station share one observer
             self.observer.set_threads(0.0, 0)
 
+    def _add_threads(self, now: float, change: int) -> None:
+        """Tell the observer the live threads of the station (all its instances) changed."""
+        threads = self.observer.threads
+        assert threads is not None   # set in __init__
+        self.observer.set_threads(now, threads + change)
+
     def _new_thread(self, now: float) -> None:
         self.threads += 1
-        self.observer.set_threads(now, self.observer.threads + 1)
+        self._add_threads(now, +1)
 
     def _take_idle(self) -> bool:
         if not self.idle:
@@ -71,7 +83,7 @@ class ExecutorStation(ServiceStation):
             if running and self.threads == 0:   # Java keeps at least one thread for queued work
                 self._new_thread(now)
                 self.busy += 1
-                self._start(self._next_waiting(), now)
+                self._start(self._take_waiting(), now)   # one waits: the task just queued
             return
         elif running and self.threads < self.max:
             self._new_thread(now)
@@ -125,7 +137,7 @@ class ExecutorStation(ServiceStation):
         if self.threads > self.core:
             self.env.timeout(self.keep_alive, self.token).callbacks.append(self._retire)
 
-    def _retire(self, event) -> None:
+    def _retire(self, event: simpy.Event) -> None:
         token = event._value
         if token not in self.idle_set:      # it took a task meanwhile
             return
@@ -133,11 +145,11 @@ class ExecutorStation(ServiceStation):
         self.idle.remove(token)
         if self.threads > self.core:
             self.threads -= 1
-            self.observer.set_threads(self.env.now, self.observer.threads - 1)
+            self._add_threads(self.env.now, -1)
         else:                               # no longer above core: it waits again, untimed
             self._wait_idle()
 
     def _resume(self, now: float) -> None:
         while self.down is None and self.waiting and self._take_idle():
             self.busy += 1
-            self._start(self._next_waiting(), now)
+            self._start(self._take_waiting(), now)

@@ -33,4 +33,7 @@ def token_cap(arrival: Arrival) -> float:
 def _mean_rate(arrival: Arrival) -> float:
     if arrival.clients is not None:
         return arrival.clients / max(arrival.think.mean if arrival.think else 0.0, 1e-3)
-    return arrival.rate if arrival.rate is not None else 1 / max(arrival.interarrival.mean, 1e-300)
+    if arrival.rate is not None:
+        return arrival.rate
+    assert arrival.interarrival is not None   # validation: an open stream has one or the other
+    return 1 / max(arrival.interarrival.mean, 1e-300)

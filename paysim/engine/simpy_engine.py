@@ -10,24 +10,38 @@ The engine knows nothing of statistics: it reports what happens to an observer.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
+import numpy as np
 import simpy
 
 from paysim.distributions import Deterministic, Exponential, Uniform
 from paysim.engine.arrivals import GapClock, ProfileClock, TraceClock
-from paysim.errors import PaysimError
 from paysim.engine.batch import BatchStation
 from paysim.engine.executor import ExecutorStation
 from paysim.engine.retry import retry_delay, token_cap
-from paysim.engine.station import (
-    FORKED, LEFT, SERVING, TRAVELLING, WAITING, Balancer, Exit, Onward, Router, ServiceStation, Txn,
-)
 from paysim.engine.seeds import component_rng
+from paysim.engine.station import (
+    FORKED,
+    LEFT,
+    SERVING,
+    TRAVELLING,
+    WAITING,
+    Balancer,
+    Client,
+    Exit,
+    Node,
+    Onward,
+    Router,
+    ServiceStation,
+    Txn,
+)
+from paysim.errors import PaysimError
 from paysim.observe import Observer, StationObserver, StreamObserver
 from paysim.scenario import Arrival, Scenario, Station
-from paysim.scenario.models import OUTCOMES
+from paysim.scenario.models import OUTCOMES, BatchService
 
 DONE = "done"
 DEFAULT_MAX_IN_FLIGHT = 5_000_000
@@ -41,8 +55,8 @@ class _Stream:
     """Where one arrival stream's requests come from: an open arrival clock, or a closed
     population of clients who each think, send a request and wait for its outcome."""
 
-    def __init__(self, env: simpy.Environment, engine: "_Engine", spec: Arrival, clock, observer: StreamObserver,
-                 entry, uniform: Callable[[], float], amount: Callable[[], float] | None,
+    def __init__(self, env: simpy.Environment, engine: _Engine, spec: Arrival, clock: Clock | None,
+                 observer: StreamObserver, entry: Node, uniform: Callable[[], float], amount: Callable[[], float] | None,
                  think: Callable[[], float] | None) -> None:
         self.env = env
         self.engine = engine
@@ -69,6 +83,7 @@ class _Stream:
                 self.request_done()
 
     def _schedule_next(self) -> None:
+        assert self.clock is not None   # an open stream has a clock
         at = self.clock.next_after(self.env.now)
         if at < math.inf:
             self.env.timeout(at - self.env.now).callbacks.append(self._arrive)
@@ -90,7 +105,7 @@ class _Stream:
         features = {"amount": self.amount()} if self.amount else None
         self.engine.start_attempt(self, now, 1, 0.0, features)
 
-    def may_retry(self, txn: _Txn, trigger: str) -> bool:
+    def may_retry(self, txn: Txn, trigger: str) -> bool:
         retry = self.retry
         if retry is None or txn.attempt >= retry.attempts or trigger not in retry.on:
             return False
@@ -100,24 +115,30 @@ class _Stream:
             self.tokens -= 1.0
         return True
 
-    def backoff(self, txn: _Txn) -> float:
+    def backoff(self, txn: Txn) -> float:
+        assert self.retry is not None   # only asked after may_retry said yes
         return retry_delay(self.retry, txn.attempt, txn.backoff, self.uniform)
 
 
-def _clock(spec: Arrival, rng) -> GapClock | ProfileClock | TraceClock | None:
+Clock = GapClock | ProfileClock | TraceClock
+
+
+def _clock(spec: Arrival, rng: np.random.Generator) -> Clock | None:
     if spec.clients is not None:
         return None
     if spec.trace is not None:
         return TraceClock(spec.trace.times)
     if spec.interarrival is not None:
         return GapClock(spec.interarrival.sampler(rng))
+    rate = spec.rate
+    assert rate is not None   # validation: an open stream has a rate, interarrival times or a trace
     unit = Deterministic(1.0) if spec.process == "deterministic" else Exponential(1.0)
     if spec.profile:
         steps = [(point.at, point.x) for point in spec.profile]
-        return ProfileClock(spec.rate, steps, unit.sampler(rng))
-    if spec.rate == 0:
+        return ProfileClock(rate, steps, unit.sampler(rng))
+    if rate == 0:
         return GapClock(lambda: math.inf)
-    gap = Deterministic(1 / spec.rate) if spec.process == "deterministic" else Exponential(1 / spec.rate)
+    gap = Deterministic(1 / rate) if spec.process == "deterministic" else Exponential(1 / rate)
     return GapClock(gap.sampler(rng))
 
 
@@ -133,16 +154,16 @@ class _Engine:
         self.in_flight = 0
         self.max_in_flight = max_in_flight
 
-        def rng(kind: str, name: str):
+        def rng(kind: str, name: str) -> np.random.Generator:
             return component_rng(seed, replication, kind, name)
 
         def uniform(kind: str, name: str) -> Callable[[], float]:
             return Uniform(0.0, 1.0).sampler(rng(kind, name))
 
-        nodes: dict[str, object] = {DONE: Exit(self)}
+        nodes: dict[str, Node] = {DONE: Exit(self)}
         onwards: dict[str, Onward] = {}
         for name, spec in scenario.stations.items():
-            router = Router(spec.routes, lambda name=name: uniform("route", name))
+            router = Router(spec.routes, functools.partial(uniform, "route", name))
             errors = uniform("errors", name) if spec.errors > 0 else None
             onwards[name] = onward = Onward(self, spec, observer.stations[name], router, errors)
             instances = [self._station(spec, observer.stations[name], onward, rng, name if i == 0 else f"{name}#{i}")
@@ -152,7 +173,7 @@ class _Engine:
         for name, spec in scenario.stations.items():
             onward = onwards[name]
             if spec.classify is not None:
-                onward.outcome_targets = {outcome: nodes[target] for outcome, target in spec.next.items()}
+                onward.outcome_targets = {outcome: nodes[str(target)] for outcome, target in spec.next.items()}
                 for outcome in OUTCOMES:   # an outcome without a route leaves
                     onward.outcome_targets.setdefault(outcome, nodes[DONE])
             else:
@@ -166,17 +187,20 @@ class _Engine:
             for name, spec in scenario.arrivals.items()
         ]
 
-    def _station(self, spec: Station, observer, onward: Onward, rng, name: str) -> ServiceStation:
+    def _station(self, spec: Station, observer: StationObserver, onward: Onward,
+                 rng: Callable[[str, str], np.random.Generator], name: str) -> ServiceStation:
         """One instance of a station, of the kind its spec asks for."""
-        if spec.batch is not None:
-            samplers = (spec.service.per_batch.sampler(rng("service", name)),
-                        spec.service.per_item.sampler(rng("service-item", name)))
+        service_spec = spec.service
+        assert service_spec is not None   # validation: every station has a service
+        if isinstance(service_spec, BatchService):   # validation: exactly the batch stations
+            samplers = (service_spec.per_batch.sampler(rng("service", name)),
+                        service_spec.per_item.sampler(rng("service-item", name)))
             return BatchStation(self.env, self, spec, observer, samplers, onward)
-        service = spec.service.sampler(rng("service", name))
+        service = service_spec.sampler(rng("service", name))
         kind = ExecutorStation if spec.executor is not None else ServiceStation
         return kind(self.env, self, spec, observer, service, onward)
 
-    def start_attempt(self, stream: _Stream, origin: float, attempt: int, backoff: float,
+    def start_attempt(self, stream: Client, origin: float, attempt: int, backoff: float,
                       features: dict[str, float] | None) -> None:
         now = self.env.now
         self.in_flight += 1
@@ -285,6 +309,7 @@ class _Engine:
 
     def branch_returned(self, child: Txn, now: float, reason: str | None) -> None:
         parent = child.parent
+        assert parent is not None   # only parallel calls return
         self._absorb(parent, child)
         if parent.state != FORKED:
             return
@@ -302,10 +327,11 @@ class _Engine:
     def run(self, warmup_s: float, horizon_s: float, progress: Callable[[float], None] | None,
             sample: tuple[float, Callable[[float], None]] | None = None) -> None:
         env = self.env
-        samples = int(horizon_s / sample[0] + 1e-9) if sample is not None else 0
+        interval, take_sample = sample if sample is not None else (math.inf, _no_sample)
+        samples = int(horizon_s / interval + 1e-9)   # none without ``sample``
         for k in range(1, samples + 1):
-            if k * sample[0] < horizon_s:   # SimPy stops before events at the horizon itself
-                env.timeout(k * sample[0]).callbacks.append(lambda _e: sample[1](env.now))
+            if k * interval < horizon_s:   # SimPy stops before events at the horizon itself
+                env.timeout(k * interval).callbacks.append(lambda _e: take_sample(env.now))
         for stream in self.streams:
             stream.begin()
         if warmup_s > 0:
@@ -315,11 +341,19 @@ class _Engine:
         if progress is not None:
             step = horizon_s / 100
             for i in range(1, 100):
-                env.timeout(i * step).callbacks.append(lambda _e, f=i / 100: progress(f))
+                env.timeout(i * step).callbacks.append(functools.partial(_report_progress, progress, i / 100))
         env.run(until=horizon_s)
-        if samples and samples * sample[0] >= horizon_s - 1e-9:
-            sample[1](horizon_s)
+        if samples and samples * interval >= horizon_s - 1e-9:
+            take_sample(horizon_s)
         self.observer.close(horizon_s)
+
+
+def _no_sample(_now: float) -> None:
+    pass
+
+
+def _report_progress(progress: Callable[[float], None], fraction: float, _event: simpy.Event) -> None:
+    progress(fraction)
 
 
 def run_replication(scenario: Scenario, observer: Observer, seed: int, replication: int,

@@ -9,31 +9,64 @@ queue, marked, until it reaches the front: removal from the middle would cost O(
 from __future__ import annotations
 
 import bisect
+import functools
 import heapq
 import math
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import simpy
 
-from paysim.observe import StationObserver
+from paysim.observe import StationObserver, StreamObserver
 from paysim.scenario import Station
-
-if TYPE_CHECKING:
-    from paysim.engine.simpy_engine import _Engine, _Stream
 
 # where an attempt is
 TRAVELLING, WAITING, SERVING, FORKED, LEFT = range(5)
 
 
+class Node(Protocol):
+    """Anything a transaction can be sent to: a station, a balancer, the exit."""
+
+    def arrive(self, txn: Txn) -> None: ...
+
+
+class Client(Protocol):
+    """What stations and the engine need of the stream that sent a transaction."""
+
+    @property
+    def observer(self) -> StreamObserver: ...
+    @property
+    def priority(self) -> int: ...
+    @property
+    def timeout(self) -> float | None: ...
+    @property
+    def entry(self) -> Node: ...
+
+    def request_done(self) -> None: ...
+    def may_retry(self, txn: Txn, trigger: str) -> bool: ...
+    def backoff(self, txn: Txn) -> float: ...
+
+
+class Network(Protocol):
+    """What stations need of the engine that connects them (stations never import the engine)."""
+
+    @property
+    def env(self) -> simpy.Environment: ...
+
+    def complete(self, txn: Txn) -> None: ...
+    def lose(self, txn: Txn, now: float, reason: str, silent: bool = False) -> None: ...
+    def fork(self, txn: Txn, onward: Onward) -> None: ...
+    def branch_returned(self, child: Txn, now: float, reason: str | None) -> None: ...
+
+
 class Txn:
     """One attempt of a client's request (or one parallel call of it) moving through stations."""
 
-    __slots__ = ("stream", "origin", "attempt", "backoff", "entered_at", "arrived_at", "started_at", "wait",
-                 "service", "station", "state", "gave_up", "features", "parent", "children", "pending", "seq")
+    __slots__ = ("arrived_at", "attempt", "backoff", "children", "entered_at", "features", "gave_up", "origin",
+                 "parent", "pending", "seq", "service", "started_at", "state", "station", "stream", "wait")
 
-    def __init__(self, stream: "_Stream", origin: float, attempt: int, backoff: float, now: float,
+    def __init__(self, stream: Client, origin: float, attempt: int, backoff: float, now: float,
                  features: dict[str, float] | None = None) -> None:
         self.stream = stream
         self.origin = origin           # when the original request arrived
@@ -62,10 +95,10 @@ class Router:
         weights = list(routes.values())
         self.cumulative = [sum(weights[: i + 1]) for i in range(len(weights))]
         self.cumulative[-1] = math.inf  # rounding never sends anyone nowhere
-        self.targets: list = []
+        self.targets: list[Node] = []
         self.uniform = uniform() if len(routes) > 1 else None
 
-    def pick(self):
+    def pick(self) -> Node:
         if self.uniform is None:
             return self.targets[0]
         return self.targets[bisect.bisect_right(self.cumulative, self.uniform())]
@@ -74,7 +107,7 @@ class Router:
 class Exit:
     """The ``done`` pseudo-station: the transaction leaves having succeeded."""
 
-    def __init__(self, engine: "_Engine") -> None:
+    def __init__(self, engine: Network) -> None:
         self.engine = engine
 
     def arrive(self, txn: Txn) -> None:
@@ -85,7 +118,7 @@ class Onward:
     """What happens after a station's own service: risk scoring, parallel calls, routing.
     Shared by the instances of a station."""
 
-    def __init__(self, engine: "_Engine", spec: Station, observer: StationObserver, router: Router,
+    def __init__(self, engine: Network, spec: Station, observer: StationObserver, router: Router,
                  uniform: Callable[[], float] | None) -> None:
         self.engine = engine
         self.router = router
@@ -93,14 +126,15 @@ class Onward:
         self.error_p = spec.errors
         self.uniform = uniform
         self.classify = spec.classify
-        self.outcome_targets: dict[str, Any] = {}
-        self.branches: list[Any] = []  # stations called in parallel
+        self.outcome_targets: dict[str, Node] = {}
+        self.branches: list[Node] = []  # stations called in parallel
         self.join_any = spec.join == "any"
         self.cancel_on_timeout = spec.on_timeout == "cancel"
 
     def score(self, txn: Txn) -> str:
         """approve / review / decline from the logistic risk score of the request's features."""
         classify = self.classify
+        assert classify is not None   # route() scores only at a classifying station
         features = txn.features or {}
         z = sum(coef * (1.0 if name == "intercept" else features.get(name, 0.0))
                 for name, coef in classify.logistic.items())
@@ -175,7 +209,7 @@ class Queue:
 class ServiceStation:
     """Workers in front of one queue, with slowdowns, outages and a worker schedule."""
 
-    def __init__(self, env: simpy.Environment, engine: "_Engine", spec: Station, observer: StationObserver,
+    def __init__(self, env: simpy.Environment, engine: Network, spec: Station, observer: StationObserver,
                  service: Callable[[], float], onward: Onward) -> None:
         self.env = env
         self.engine = engine
@@ -192,21 +226,24 @@ class ServiceStation:
         self.down: str | None = None       # the current outage's mode
         for window in spec.slowdowns:
             self._during(window.at, window.length, "slow", window.factor, 1.0)
-        for window in spec.outages:
-            self._during(window.at, window.length, "down", window.mode, None)
+        for outage in spec.outages:
+            self._during(outage.at, outage.length, "down", outage.mode, None)
         for change in spec.schedule:
-            env.timeout(change.at).callbacks.append(lambda _e, n=change.workers: self._set_workers(n))
+            env.timeout(change.at).callbacks.append(functools.partial(self._workers_change, change.workers))
 
-    def _during(self, at: float, length: float, attribute: str, value, normal) -> None:
-        def begin(_event) -> None:
+    def _during(self, at: float, length: float, attribute: str, value: object, normal: object) -> None:
+        def begin(_event: simpy.Event) -> None:
             setattr(self, attribute, value)
 
-        def end(_event) -> None:
+        def end(_event: simpy.Event) -> None:
             setattr(self, attribute, normal)
             self._resume(self.env.now)
 
         self.env.timeout(at).callbacks.append(begin)
         self.env.timeout(at + length).callbacks.append(end)
+
+    def _workers_change(self, workers: int, _event: simpy.Event) -> None:
+        self._set_workers(workers)
 
     def _set_workers(self, workers: int) -> None:
         now = self.env.now
@@ -252,6 +289,12 @@ class ServiceStation:
         txn.state = SERVING
         self.observer.start(now, wait)
         self.env.timeout(self.service() * self.slow, txn).callbacks.append(self._finish)
+
+    def _take_waiting(self) -> Txn:
+        """The next waiting transaction, when the caller knows one waits."""
+        txn = self._next_waiting()
+        assert txn is not None
+        return txn
 
     def _next_waiting(self) -> Txn | None:
         txn = self.queue.pop()

@@ -31,16 +31,16 @@ def feature_problems(scenario: Any, network: Any) -> list[tuple[tuple, str]]:
         for feature in station.classify.features:
             path = ("stations", name, "classify", "logistic", feature)
             if feature not in FEATURES:
-                found.append((path, f"unknown feature {feature!r}{did_you_mean(feature, [*FEATURES, 'intercept'])}; "
-                                    f"a coefficient names 'intercept' or a feature of the arrival streams "
-                                    f"({', '.join(FEATURES)})"))
+                found.append((path, (f"unknown feature {feature!r}{did_you_mean(feature, [*FEATURES, 'intercept'])}; "
+                                     f"a coefficient names 'intercept' or a feature of the arrival streams "
+                                     f"({', '.join(FEATURES)})")))
                 continue
             lacking = [stream for stream in streams if feature not in stream_features(scenario.arrivals[stream])]
             if lacking:
                 found.append((path, f"stream{'s' * (len(lacking) > 1)} {', '.join(map(repr, lacking))} "
                                     f"reach{'es' * (len(lacking) == 1)} {name!r} without {feature!r}: give "
                                     + " and ".join(f"arrivals.{stream}.{feature}" for stream in lacking)
-                                    + f" (it would score as 0)"))
+                                    + " (it would score as 0)"))
     return found
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from paysim.errors import KeyPathError, Problem, ScenarioError
 from paysim.scenario.features import feature_problems
@@ -71,7 +72,7 @@ _TYPE_MESSAGES = {
 }
 
 
-def _message(error: dict[str, Any]) -> tuple[Path_, str]:
+def _message(error: ErrorDetails) -> tuple[Path_, str]:
     kind, ctx, message = error["type"], error.get("ctx") or {}, error["msg"]
     extra: Path_ = ()
     cause = ctx.get("error")
@@ -92,15 +93,6 @@ def _message(error: dict[str, Any]) -> tuple[Path_, str]:
     return extra, message
 
 
-def problems_from_validation(error: ValidationError, data: Any, file: str, lines: Lines) -> list[Problem]:
-    problems = []
-    for item in error.errors(include_url=False):
-        extra, message = _message(item)
-        path = _data_path(data, item["loc"], keep_last=item["type"] == "missing") + extra
-        problems.append(Problem(file, path, message, _line(lines, path)))
-    return problems
-
-
 def check_references(scenario: Scenario) -> list[tuple[Path_, str]]:
     """Problems that only the whole scenario can show, as (key path, message)."""
     found: list[tuple[Path_, str]] = []
@@ -111,8 +103,8 @@ def check_references(scenario: Scenario) -> list[tuple[Path_, str]]:
         if not name or "." in name:   # the name becomes part of dotted metric names
             found.append((("windows", name), "a window's name must be non-empty text without dots"))
         if end > scenario.horizon:
-            found.append((("windows", name), f"must end within the horizon ({scenario.horizon:g}s), "
-                                             f"got [{start:g}s, {end:g}s]"))
+            found.append((("windows", name), (f"must end within the horizon ({scenario.horizon:g}s), "
+                                              f"got [{start:g}s, {end:g}s]")))
     if not scenario.arrivals:
         found.append((("arrivals",), "at least one arrival stream is needed"))
     if not stations:
@@ -133,11 +125,11 @@ def check_references(scenario: Scenario) -> list[tuple[Path_, str]]:
                               f"expected another station, got {target!r}{did_you_mean(target, stations)}"))
             elif any(key in stations[target].model_fields_set for key in ("next", "classify", "parallel")):
                 found.append((("stations", name, "parallel", index),
-                              f"{target!r} answers a parallel call, so it returns after its own service: "
-                              "leave out its next, classify and parallel"))
+                              (f"{target!r} answers a parallel call, so it returns after its own service: "
+                               "leave out its next, classify and parallel")))
         if station.executor is not None and station.schedule:
-            found.append((("stations", name, "schedule"), "an executor sizes its own threads; "
-                                                          "a schedule cannot be combined with it"))
+            found.append((("stations", name, "schedule"), ("an executor sizes its own threads; "
+                                                           "a schedule cannot be combined with it")))
         for target in station.routes:
             if target != DONE and target not in stations:
                 found.append((("stations", name, "next"), f"unknown station {target!r}{did_you_mean(target, [*stations, DONE])}"))

@@ -418,6 +418,14 @@ class Station(Strict):
         return self
 
     @property
+    def service_time(self) -> DistributionSpec | BatchService:
+        """``service``, which validation requires (the field is optional only so that a missing
+        service gets its own message): a distribution, or per batch and per item for a batch station."""
+        if self.service is None:
+            raise ValueError("a station without service: the scenario was not validated")
+        return self.service
+
+    @property
     def routes(self) -> dict[str, float]:
         """Where a finished transaction may go, as {station or 'done': probability}; after
         classify, outcomes are weighted equally (the share depends on the scores)."""

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from paysim import budget
 from paysim.execution import Job, Outcome, Session, WorkersLost, default_jobs
+from paysim.preflight import expected_arrivals, station_loads
 from paysim.report import public_metrics
 from paysim.runner import RunResult, choose_engine, replicate_with_series
-from paysim.preflight import expected_arrivals, station_loads
 from paysim.stats import Estimate
 from paysim.sweep.grid import Parameter, Point, Sweep, cell_text, is_sweep_file, load_sweep, numeric
 from paysim.sweep.storage import RESULTS, locked, prepare, read_results, write_parquet

@@ -16,10 +16,10 @@ import math
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
@@ -130,7 +130,8 @@ class _Problems:
     """Problems found in one sweep file, each with the line of its key path."""
 
     def __init__(self, file: Path, lines: Lines) -> None:
-        self.file, self.lines, self.found = str(file), lines, []
+        self.file, self.lines = str(file), lines
+        self.found: list[Problem] = []
 
     def add(self, path: tuple, message: str) -> None:
         line = next((self.lines[path[:end]] for end in range(len(path), 0, -1) if path[:end] in self.lines), None)
@@ -230,7 +231,7 @@ def _generated(spec: dict, where: tuple, problems: _Problems) -> tuple[Any, ...]
             problems.add(where + ("steps",), f"{steps} steps from {spec['from']} to {spec['to']} do not fall on whole "
                                              "numbers; choose steps so that they do, or list the values")
             return ()
-        return tuple(int(round(v)) for v in values)
+        return tuple(round(float(v)) for v in values)   # a whole int, whatever numpy scalar round() gives
     if parse is None:
         return tuple(float(f"{v:.12g}") for v in values)
     return tuple(f"{v:.12g}{unit}" for v in values)
@@ -355,7 +356,8 @@ def _build_points(sweep: dict, scenario_file: Path, data: Any, lines: Lines, par
     """Every point of the grid validated; problems gathered once each, with the first point that shows them."""
     overrides = {key: sweep[key] for key in ("horizon", "warmup") if key in sweep}
     grid = [dict(zip((p.path for p in parameters), values)) for values in itertools.product(*(p.values for p in parameters))]
-    points, seen = [], {}
+    points: list[Point] = []
+    seen: dict[str, tuple[Problem | None, Problem, list[int]]] = {}
     for index, params in enumerate(grid):
         try:
             scenario = scenario_from_data(data, str(scenario_file), lines, scenario_file.parent, {**overrides, **params})

@@ -150,12 +150,13 @@ def read_results(path: Path) -> tuple[list[str] | None, list[dict[str, str]]]:
         with path.open(encoding="utf-8", newline="") as handle:
             reader = csv.reader(handle)
             header = next(reader, None)
+            columns = header or []
             rows = []
             for number, cells in enumerate(reader, start=2):
-                if len(cells) != len(header or ()):
-                    raise SweepOutputError(f"{path}:{number}: expected {len(header or ())} columns, found {len(cells)}; "
+                if len(cells) != len(columns):
+                    raise SweepOutputError(f"{path}:{number}: expected {len(columns)} columns, found {len(cells)}; "
                                            f"{changed}")
-                row = dict(zip(header, cells))
+                row = dict(zip(columns, cells))
                 bad = next((column for column, cell in row.items()
                             if column.endswith(METRIC_SUFFIXES) and cell and not _is_number(cell)), None)
                 if bad is not None:

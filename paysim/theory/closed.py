@@ -11,9 +11,17 @@ from paysim.theory.model import TheoryModel, exponential, retries, run_workers
 from paysim.theory.scopes import ScopeTheory, refused
 
 
+def _clients(net: TheoryModel, stream: str) -> int:
+    clients = net.scenario.arrivals[stream].clients
+    if clients is None:
+        raise ValueError(f"stream {stream!r} is no closed population")
+    return clients
+
+
 def _closed_reason(net: TheoryModel, stream: str, members: list[str]) -> str | None:
     scenario = net.scenario
     arrival, stations = scenario.arrivals[stream], scenario.stations
+    clients = _clients(net, stream)
     for name in members:
         others = [s for s in net.streams[name] if s != stream]
         if others:
@@ -25,24 +33,24 @@ def _closed_reason(net: TheoryModel, stream: str, members: list[str]) -> str | N
     if retries(arrival, net.fed(stream)):
         return "it retries failed attempts, which no formula here covers"
     for name in members:
-        station, model = stations[name], net.models[name]
+        station = stations[name]
         if name in net.structure:
             return f"station {name!r} has no result: {net.structure[name]}"
         if net.varies(name):
             return f"station {name!r} has slowdowns or outages, so there is no steady state"
         if station.errors > 0:
             return f"station {name!r} fails requests part-way (errors), which the MVA here does not model"
-        servers, waiting = model
+        servers, waiting = net.queue(name)
         if station.instances > 1 and station.balance != "random":
             return (f"station {name!r} balances {station.instances} instances by {station.balance}: only a random "
                     "split keeps the closed network product-form")
-        if servers >= arrival.clients:
+        if servers >= clients:
             continue    # a worker for every client: nobody waits, whatever the service distribution
-        if not exponential(station.service):
-            return (f"station {name!r} has {servers} worker{'s' * (servers > 1)} for {arrival.clients} clients "
+        if not exponential(station.service_time):
+            return (f"station {name!r} has {servers} worker{'s' * (servers > 1)} for {clients} clients "
                     "and non-exponential service: a FCFS queue then has no product form, so no exact answer")
-        if waiting is not None and servers + waiting < arrival.clients:
-            return (f"station {name!r} has a bounded queue that the {arrival.clients} clients can fill, turning "
+        if waiting is not None and servers + waiting < clients:
+            return (f"station {name!r} has a bounded queue that the {clients} clients can fill, turning "
                     "requests away, which the MVA here does not model")
     return None
 
@@ -51,6 +59,7 @@ def closed_theory(net: TheoryModel, stream: str) -> tuple[ScopeTheory, dict[str,
     """(stream result, station results) for one closed population, by exact MVA."""
     scenario = net.scenario
     arrival, stations = scenario.arrivals[stream], scenario.stations
+    clients = _clients(net, stream)
     members = net.network.members(stream)
     reason = _closed_reason(net, stream, members)
     if reason:
@@ -60,28 +69,28 @@ def closed_theory(net: TheoryModel, stream: str) -> tuple[ScopeTheory, dict[str,
     delay, queue_visits, queue_means, queue_servers = think, {}, {}, {}
     for name in members:
         station, count = stations[name], stations[name].instances
-        if net.models[name][0] < arrival.clients:
+        if net.queue(name)[0] < clients:
             for i in range(count):
                 queue_visits[f"{name}#{i}"] = visits[name] / count
-                queue_means[f"{name}#{i}"] = station.service.mean
-                queue_servers[f"{name}#{i}"] = net.models[name][0]
+                queue_means[f"{name}#{i}"] = station.service_time.mean
+                queue_servers[f"{name}#{i}"] = net.queue(name)[0]
         else:  # a worker for every client: a delay station, whatever its service distribution
-            delay += visits[name] * station.service.mean
+            delay += visits[name] * station.service_time.mean
     many = any(c > 1 for c in queue_servers.values())
     try:
-        result = (closed_network(arrival.clients, queue_visits, queue_means, queue_servers, delay) if many
-                  else analytic.mva(arrival.clients, queue_visits, queue_means, think_time=delay))
+        result = (closed_network(clients, queue_visits, queue_means, queue_servers, delay) if many
+                  else analytic.mva(clients, queue_visits, queue_means, think_time=delay))
     except (ValueError, ArithmeticError) as error:
         reason = f"formula refused: {error}"
         return refused(reason), {n: refused(f"closed population {stream!r}: {reason}") for n in members}
     x = result.throughput
     method = "exact, multi-server product form" if many else "exact MVA"
-    formula = f"closed network ({method}), N={arrival.clients}, Z={think:.4g}s"
+    formula = f"closed network ({method}), N={clients}, Z={think:.4g}s"
     out, response, waiting = {}, 0.0, 0.0
     for name in members:
         station, count = stations[name], stations[name].instances
-        rate, mean = x * visits[name], station.service.mean
-        if net.models[name][0] < arrival.clients:
+        rate, mean = x * visits[name], station.service_time.mean
+        if net.queue(name)[0] < clients:
             parts = [result.stations[f"{name}#{i}"] for i in range(count)]
             L, W = math.fsum(p.L for p in parts), parts[0].W
         else:

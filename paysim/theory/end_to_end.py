@@ -93,7 +93,7 @@ def _all_workers(scenario: Scenario) -> float:
 
 
 def _closed_system(net: TheoryModel, stations: dict[str, ScopeTheory], stream: ScopeTheory) -> ScopeTheory:
-    if not stream.ok:
+    if stream.reason is not None:
         return refused(stream.reason)
     parts = [s.metrics for s in stations.values() if s.ok]
     busy, Lq = math.fsum(p["busy"] for p in parts), math.fsum(p["Lq"] for p in parts)

@@ -11,9 +11,10 @@ import math
 from paysim.distributions import Distribution, Exponential, Gamma
 from paysim.network import Network, base_rate, instance_servers, mean_workers, worker_levels
 from paysim.scenario import DONE, Arrival, Scenario, Station
+from paysim.scenario.models import BatchService
 
 
-def exponential(service: Distribution) -> bool:
+def exponential(service: Distribution | BatchService | None) -> bool:
     return isinstance(service, Exponential) or (isinstance(service, Gamma) and service.shape == 1.0)
 
 
@@ -30,7 +31,9 @@ def arrival_scv(arrival: Arrival) -> float:
         return 1.0
     if arrival.trace is not None:
         return arrival.trace.scv
-    return 0.0 if arrival.rate is not None else arrival.interarrival.scv
+    if arrival.interarrival is not None:
+        return arrival.interarrival.scv
+    return 0.0   # a rate: evenly spaced arrivals
 
 
 def varying(arrival: Arrival) -> bool:
@@ -115,7 +118,7 @@ class TheoryModel:
                         reasons.setdefault(other, f"after the join of station {name!r}'s parallel calls, whose "
                                                   "output no formula here describes")
             if station.classify is not None:
-                for target in sorted(set(station.next.values()) - {DONE}):
+                for target in sorted(set(station.routes) - {DONE}):
                     for other in (target, *sorted(self.reach[target])):
                         reasons.setdefault(other, f"fed by the risk classification at station {name!r}: where "
                                                   "transactions go depends on their scores, which no formula here "
@@ -152,10 +155,17 @@ class TheoryModel:
         return (self.scenario.stations[name].on_timeout == "cancel"
                 and any(arrivals[s].timeout is not None for s in self.streams[name]))
 
+    def queue(self, name: str) -> tuple[int, int | None]:
+        """(servers, waiting places) of a station that is a fixed multi-server queue."""
+        model = self.models[name]
+        if isinstance(model, str):
+            raise TypeError(f"station {name!r} is no fixed multi-server queue: {model}")
+        return model
+
     def unstable(self, name: str) -> bool:
         model, station = self.models[name], self.scenario.stations[name]
         return (not isinstance(model, str) and model[1] is None
-                and self.rates[name] * station.service.mean >= model[0] * station.instances)
+                and self.rates[name] * station.service_time.mean >= model[0] * station.instances)
 
     def split_poisson(self, name: str) -> bool:
         """Each instance sees a random share of the flow (one instance, or ``balance: random``)."""
@@ -166,7 +176,7 @@ class TheoryModel:
         """Exponential service, unbounded queue, ρ < 1: a node of a Jackson network."""
         model, station = self.models[name], self.scenario.stations[name]
         return (name not in self.structure and not isinstance(model, str) and model[1] is None
-                and exponential(station.service) and self.split_poisson(name) and not self.unstable(name))
+                and exponential(station.service_time) and self.split_poisson(name) and not self.unstable(name))
 
     def upstream(self, name: str) -> list[str]:
         """The other stations that send transactions here (directly or not); idle ones do not count."""
@@ -186,13 +196,15 @@ class TheoryModel:
 
     def classes(self, name: str) -> list[tuple[int, float, list[str]]]:
         """(priority, arrival rate, streams) per priority level reaching a station, most urgent first."""
-        arrivals, levels = self.scenario.arrivals, {}
+        arrivals = self.scenario.arrivals
+        rates: dict[int, float] = {}
+        members: dict[int, list[str]] = {}
         for stream in self.streams[name]:
             if stream in self.stream_rates:
-                level = levels.setdefault(arrivals[stream].priority, [0.0, []])
-                level[0] += self.stream_rates[stream].get(name, 0.0)
-                level[1].append(stream)
-        return [(p, rate, streams) for p, (rate, streams) in sorted(levels.items())]
+                priority = arrivals[stream].priority
+                rates[priority] = rates.get(priority, 0.0) + self.stream_rates[stream].get(name, 0.0)
+                members.setdefault(priority, []).append(stream)
+        return [(p, rates[p], members[p]) for p in sorted(rates)]
 
     def prioritised(self, name: str) -> bool:
         """Served by priority with more than one priority level among the streams here."""

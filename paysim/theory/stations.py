@@ -18,7 +18,7 @@ def _assemble(net: TheoryModel, name: str, m: QueueMetrics, exact: bool, formula
               extra: dict[str, float] | None = None) -> ScopeTheory:
     """Station metrics from one instance's ``m``, summed over instances, by run metric name."""
     station = net.scenario.stations[name]
-    count, mean = station.instances, station.service.mean
+    count, mean = station.instances, station.service_time.mean
     busy = m.throughput * mean * count
     metrics = {"arrival_rate": m.arrival_rate * count, "offered_load": m.arrival_rate * count * mean,
                "throughput": m.throughput * count, "utilization": busy / run_workers(net.scenario, station),
@@ -36,7 +36,7 @@ def _assemble(net: TheoryModel, name: str, m: QueueMetrics, exact: bool, formula
         else:
             exact = False
             formula += f"; {count} instances taken as a random split at λ/{count}: {station.balance} balances better, "
-            formula += ("so the means are upper estimates" if net.models[name][1] is None
+            formula += ("so the means are upper estimates" if net.queue(name)[1] is None
                         else "with fewer rejections, so this is an estimate")
     if station.discipline == "lifo":
         formula += "; LIFO: the means are FIFO's"
@@ -54,7 +54,7 @@ def _fifo(net: TheoryModel, name: str) -> bool:
 
 def _class_values(net: TheoryModel, name: str, waits: list[float]) -> dict[str, float]:
     """Per-stream Wq and W at a station from its priority classes' waits (per instance)."""
-    mean, values = net.scenario.stations[name].service.mean, {}
+    mean, values = net.scenario.stations[name].service_time.mean, {}
     for (_, _, streams), wait in zip(net.classes(name), waits):
         for stream in streams:
             values[f"streams.{stream}.Wq"] = wait
@@ -64,8 +64,8 @@ def _class_values(net: TheoryModel, name: str, waits: list[float]) -> dict[str, 
 
 def _mmc(net: TheoryModel, name: str) -> ScopeTheory:
     station = net.scenario.stations[name]
-    servers, count = net.models[name][0], station.instances
-    mu, rate = 1 / station.service.mean, net.rates[name] / count
+    servers, count = net.queue(name)[0], station.instances
+    mu, rate = 1 / station.service_time.mean, net.rates[name] / count
     m, extra, formula = analytic.mmc(rate, mu, servers), {}, "M/M/c (Erlang C)"
     if _fifo(net, name):
         for key, q in PERCENTILES.items():
@@ -83,14 +83,16 @@ def _mmc(net: TheoryModel, name: str) -> ScopeTheory:
 
 def _bounded(net: TheoryModel, name: str) -> ScopeTheory:
     station = net.scenario.stations[name]
-    if not exponential(station.service):
+    if not exponential(station.service_time):
         return refused("bounded queue with non-exponential service: no exact formula (M/G/c/K), "
                         "and no approximation is used for it here")
     if not net.poisson_input(name):
         return refused("bounded queue whose input is not Poisson (a renewal stream, a routing cycle, or a "
                         "station upstream that is not a stable M/M/c): no exact formula is used for it here")
-    servers, waiting = net.models[name]
-    m = analytic.mmck(net.rates[name] / station.instances, 1 / station.service.mean, servers, servers + waiting)
+    servers, waiting = net.queue(name)
+    if waiting is None:
+        raise ValueError("an unbounded queue has no M/M/c/K model")
+    m = analytic.mmck(net.rates[name] / station.instances, 1 / station.service_time.mean, servers, servers + waiting)
     formula = m.formula + ("; priority: the means are FIFO's" if net.prioritised(name) else "")
     return _assemble(net, name, m, True, formula)
 
@@ -98,8 +100,8 @@ def _bounded(net: TheoryModel, name: str) -> ScopeTheory:
 def _general(net: TheoryModel, name: str) -> ScopeTheory:
     """Unbounded queue, not a Jackson node: M/G/1 or M/D/c with Poisson input, else Allen–Cunneen."""
     station = net.scenario.stations[name]
-    count, (c, _) = station.instances, net.models[name]
-    rate, mean, cs2 = net.rates[name] / count, station.service.mean, station.service.scv
+    count, (c, _) = station.instances, net.queue(name)
+    rate, mean, cs2 = net.rates[name] / count, station.service_time.mean, station.service_time.scv
     poisson = net.poisson_input(name)
     if poisson and c == 1:
         m = analytic.mg1(rate, mean, cs2)
@@ -111,7 +113,7 @@ def _general(net: TheoryModel, name: str) -> ScopeTheory:
         m = replace(m, Wq=wait, W=wait + mean, Lq=rate * wait, L=rate * (wait + mean))
         extra = _class_values(net, name, [k.Wq for k in classes]) if net.per_class(name) else {}
         return _assemble(net, name, m, True, "M/G/1 non-preemptive priority (Cobham), mixed over the classes", extra)
-    if poisson and isinstance(station.service, Deterministic):
+    if poisson and isinstance(station.service_time, Deterministic):
         m = analytic.mdc(rate, mean, c)
         return _assemble(net, name, m, False, m.formula)
     feeders = [s for s in net.streams[name] if s in net.open]
@@ -171,12 +173,12 @@ def station_theory(net: TheoryModel, name: str, lossy: dict[str, ScopeTheory]) -
               or _upstream_reason(net, name, lossy))
     if reason:
         return refused(reason)
-    rate, mean = net.rates[name], station.service.mean
+    rate, mean = net.rates[name], station.service_time.mean
     if rate <= 0:
         return refused("no transactions reach this station")
     if mean <= 0:
         return refused("the mean service time is zero: nothing waits and nothing is in service")
-    servers, waiting = net.models[name]
+    servers, waiting = net.queue(name)
     if net.unstable(name):
         rho = rate * mean / (servers * station.instances)
         return refused(f"unstable: utilisation {rho:.4g} >= 1 with an unbounded queue, so the queue grows "

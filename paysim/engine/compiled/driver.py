@@ -7,10 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-import paysim.engine.compiled.balance as balance
-import paysim.engine.compiled.executor as executor
-import paysim.engine.compiled.queues as queues
-import paysim.engine.compiled.recursion as recursion
+from paysim.engine.compiled import balance, executor, queues, recursion
 from paysim.engine.compiled.codes import (SR_AT_START, SR_FAILED, SR_RETRIES, SRF_AREA_IN, SRF_LATENCY, SRF_SERVICE,
                                           SRF_SUCCESS_WAIT, SRF_TIME, SRF_WAIT, ST_DEPARTED, ST_IN, ST_OUTCOMES,
                                           STF_AREA_BUSY, STF_AREA_IN, STF_SERVICE, STF_SERVICE_ALL, STF_SOJOURN,

@@ -45,8 +45,8 @@ from paysim.engine.compiled.codes import (
     UP,
 )
 from paysim.engine.compiled.primitives import draw, helper
-from paysim.engine.compiled.state import push
 from paysim.engine.compiled.queues import enqueue, unlink
+from paysim.engine.compiled.state import push
 from paysim.engine.compiled.station import advance, start_service, take_next
 from paysim.scenario import Scenario
 
