@@ -83,10 +83,9 @@ def merged_series(ser, scenario: Scenario):
         return ser
     from paysim.engine.compiled.series import C_STATIONS, PER_STATION
 
-    groups = [i for i, spec in enumerate(scenario.stations.values()) for _ in range(spec.instances)]
-    per_unit = ser.rows[:, C_STATIONS:].reshape(ser.rows.shape[0], len(groups), PER_STATION)
-    summed = np.zeros((ser.rows.shape[0], len(scenario.stations), PER_STATION))
-    np.add.at(summed, (slice(None), np.array(groups)), per_unit)
+    counts = [spec.instances for spec in scenario.stations.values()]
+    per_unit = ser.rows[:, C_STATIONS:].reshape(ser.rows.shape[0], sum(counts), PER_STATION)
+    summed = np.add.reduceat(per_unit, np.cumsum([0] + counts)[:-1], axis=1)
     rows = np.concatenate((ser.rows[:, :C_STATIONS], summed.reshape(ser.rows.shape[0], -1)), axis=1)
     return ser._replace(rows=rows)
 
