@@ -21,13 +21,12 @@ from paysim.distributions import Deterministic, Exponential, Uniform
 from paysim.engine.arrivals import GapClock, ProfileClock, TraceClock
 from paysim.engine.batch import BatchStation
 from paysim.engine.executor import ExecutorStation
+from paysim.engine.fork import ForkJoin
 from paysim.engine.retry import retry_delay, token_cap
 from paysim.engine.seeds import component_rng
 from paysim.engine.station import (
     FORKED,
     LEFT,
-    SERVING,
-    TRAVELLING,
     WAITING,
     Balancer,
     Client,
@@ -146,7 +145,7 @@ _TRIGGER = {"timed_out": "timeout", "abandoned": "timeout", "cancelled": "timeou
             "errored": "error"}
 
 
-class _Engine:
+class _Engine(ForkJoin):
     def __init__(self, scenario: Scenario, observer: Observer, seed: int, replication: int,
                  max_in_flight: int) -> None:
         self.env = simpy.Environment()
@@ -251,7 +250,7 @@ class _Engine:
             reason = "abandoned" if txn.state == WAITING else "cancelled"
             now = self.env.now
             if txn.state == FORKED:
-                self._withdraw_children(txn, now)
+                self.withdraw_calls(txn, now)
             else:
                 txn.station.withdraw(txn, now)
             self._leave(txn, now, False)
@@ -274,55 +273,6 @@ class _Engine:
             self.env.timeout(delay).callbacks.append(again)
         else:
             again(None)
-
-    # parallel calls: a transaction forks after a station's service and joins the answers
-
-    def fork(self, txn: Txn, onward: Onward) -> None:
-        now = self.env.now
-        txn.state = FORKED
-        txn.station = onward
-        txn.children = []
-        txn.pending = len(onward.branches)
-        for branch in onward.branches:
-            child = Txn(txn.stream, txn.origin, txn.attempt, 0.0, now, txn.features)
-            child.parent = txn
-            txn.children.append(child)
-        for branch, child in zip(onward.branches, list(txn.children)):
-            if txn.state != FORKED:   # an earlier call already decided the join
-                break
-            branch.arrive(child)
-
-    def _withdraw_children(self, txn: Txn, now: float) -> None:
-        for child in txn.children:
-            if child.state in (WAITING, SERVING):
-                child.station.withdraw(child, now)
-            self._absorb(txn, child)
-
-    @staticmethod
-    def _absorb(parent: Txn, child: Txn) -> None:
-        """A call's queueing and service time count towards its transaction's, once."""
-        if child.parent is parent:
-            parent.wait += child.wait
-            parent.service += child.service
-        child.state = LEFT
-        child.parent = None
-
-    def branch_returned(self, child: Txn, now: float, reason: str | None) -> None:
-        parent = child.parent
-        assert parent is not None   # only parallel calls return
-        self._absorb(parent, child)
-        if parent.state != FORKED:
-            return
-        parent.pending -= 1
-        onward: Onward = parent.station
-        if reason is None and (onward.join_any or parent.pending == 0):
-            self._withdraw_children(parent, now)
-            parent.state = TRAVELLING
-            onward.route(parent)
-        elif reason is not None and (not onward.join_any or parent.pending == 0):
-            self._withdraw_children(parent, now)
-            parent.state = TRAVELLING
-            self.lose(parent, now, reason)
 
     def run(self, warmup_s: float, horizon_s: float, progress: Callable[[float], None] | None,
             sample: tuple[float, Callable[[float], None]] | None = None) -> None:

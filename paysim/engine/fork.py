@@ -1,0 +1,68 @@
+"""Parallel calls on the SimPy engine: a transaction forks after a station's service into
+one call per branch and joins the answers (``join: all`` waits for every call, ``any`` for
+the first); a decided join takes back the calls still out."""
+
+from __future__ import annotations
+
+import simpy
+
+from paysim.engine.station import FORKED, LEFT, SERVING, TRAVELLING, WAITING, Onward, Txn
+
+
+class ForkJoin:
+    """Fork and join for an engine that has a clock and loses transactions."""
+
+    env: simpy.Environment
+
+    def lose(self, txn: Txn, now: float, reason: str, silent: bool = False) -> None:
+        raise NotImplementedError
+
+    def fork(self, txn: Txn, onward: Onward) -> None:
+        """After its service at ``onward``'s station, ``txn`` calls each branch, one at a time."""
+        now = self.env.now
+        txn.state = FORKED
+        txn.station = onward
+        txn.children = []
+        txn.pending = len(onward.branches)
+        for branch in onward.branches:
+            child = Txn(txn.stream, txn.origin, txn.attempt, 0.0, now, txn.features)
+            child.parent = txn
+            txn.children.append(child)
+        for branch, child in zip(onward.branches, list(txn.children)):
+            if txn.state != FORKED:   # an earlier call already decided the join
+                break
+            branch.arrive(child)
+
+    def withdraw_calls(self, txn: Txn, now: float) -> None:
+        """The join is decided (or its attempt given up): take back the calls still out."""
+        for child in txn.children:
+            if child.state in (WAITING, SERVING):
+                child.station.withdraw(child, now)
+            self._absorb(txn, child)
+
+    @staticmethod
+    def _absorb(parent: Txn, child: Txn) -> None:
+        """A call's queueing and service time count towards its transaction's, once."""
+        if child.parent is parent:
+            parent.wait += child.wait
+            parent.service += child.service
+        child.state = LEFT
+        child.parent = None
+
+    def branch_returned(self, child: Txn, now: float, reason: str | None) -> None:
+        """A call came back, answered (``reason`` None) or failed: decide the join if it can be."""
+        parent = child.parent
+        assert parent is not None   # only parallel calls return
+        self._absorb(parent, child)
+        if parent.state != FORKED:
+            return
+        parent.pending -= 1
+        onward: Onward = parent.station
+        if reason is None and (onward.join_any or parent.pending == 0):
+            self.withdraw_calls(parent, now)
+            parent.state = TRAVELLING
+            onward.route(parent)
+        elif reason is not None and (not onward.join_any or parent.pending == 0):
+            self.withdraw_calls(parent, now)
+            parent.state = TRAVELLING
+            self.lose(parent, now, reason)
