@@ -8,13 +8,31 @@ import threading
 from collections.abc import Callable
 
 from paysim.engine.compiled import balance, executor, queues, recursion
-from paysim.engine.compiled.codes import (SR_AT_START, SR_FAILED, SR_RETRIES, SRF_AREA_IN, SRF_LATENCY, SRF_SERVICE,
-                                          SRF_SUCCESS_WAIT, SRF_TIME, SRF_WAIT, ST_DEPARTED, ST_IN, ST_OUTCOMES,
-                                          STF_AREA_BUSY, STF_AREA_IN, STF_SERVICE, STF_SERVICE_ALL, STF_SOJOURN,
-                                          STF_TIME_ALL, STF_WAIT, STF_WAIT_ALL)
+from paysim.engine.compiled.codes import (
+    SR_AT_START,
+    SR_FAILED,
+    SR_RETRIES,
+    SRF_AREA_IN,
+    SRF_LATENCY,
+    SRF_SERVICE,
+    SRF_SUCCESS_WAIT,
+    SRF_TIME,
+    SRF_WAIT,
+    ST_DEPARTED,
+    ST_IN,
+    ST_OUTCOMES,
+    STF_AREA_BUSY,
+    STF_AREA_IN,
+    STF_SERVICE,
+    STF_SERVICE_ALL,
+    STF_SOJOURN,
+    STF_TIME_ALL,
+    STF_WAIT,
+    STF_WAIT_ALL,
+)
 from paysim.engine.compiled.loop import run
 from paysim.engine.compiled.series import new_series, series_rows
-from paysim.engine.compiled.tables import Accumulators, Generators, accumulators, build_model, drawable
+from paysim.engine.compiled.tables import Accumulators, Generators, accumulators, build_model, drawable, single_service
 from paysim.observe import FAILURES, Observer
 from paysim.scenario import Scenario
 from paysim.scenario.features import FEATURES
@@ -41,7 +59,7 @@ def unsupported(scenario: Scenario) -> str | None:
         why = balance.unsupported(name, station, scenario) or queues.unsupported(name, station)
         if why:
             return why
-        if not drawable(station.service):
+        if not drawable(single_service(station)):
             return f"stations.{name}.service: {type(station.service).__name__} needs the SimPy engine"
     return None
 

@@ -16,10 +16,30 @@ from __future__ import annotations
 
 import numpy as np
 
-from paysim.engine.compiled.codes import (DONE_SERVICE, FORKED, LEFT, SERVING, TO_DONE, TO_ONWARD, TRAVEL,
-                                          TXF_ARRIVED, TXF_BACKOFF, TXF_ENTERED, TXF_ORIGIN, TXF_SERVICE, TXF_WAIT,
-                                          TXI_ATTEMPT, TXI_CALLER, TXI_GAVE_UP, TXI_GEN, TXI_PENDING, TXI_STATE,
-                                          TXI_STATION, TXI_STREAM, WAITING)
+from paysim.engine.compiled.codes import (
+    DONE_SERVICE,
+    FORKED,
+    LEFT,
+    SERVING,
+    TO_DONE,
+    TO_ONWARD,
+    TRAVEL,
+    TXF_ARRIVED,
+    TXF_BACKOFF,
+    TXF_ENTERED,
+    TXF_ORIGIN,
+    TXF_SERVICE,
+    TXF_WAIT,
+    TXI_ATTEMPT,
+    TXI_CALLER,
+    TXI_GAVE_UP,
+    TXI_GEN,
+    TXI_PENDING,
+    TXI_STATE,
+    TXI_STATION,
+    TXI_STREAM,
+    WAITING,
+)
 from paysim.engine.compiled.primitives import draw, helper, jit
 from paysim.engine.compiled.state import push, release_slot, take_slot
 from paysim.engine.compiled.station import withdraw

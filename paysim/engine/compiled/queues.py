@@ -16,8 +16,19 @@ from __future__ import annotations
 import numpy as np
 
 from paysim.engine.compiled.balance import units
-from paysim.engine.compiled.codes import (FIFO, LIFO, PRIORITY, ST_HEAD, ST_TAIL, ST_WAITING, TXI_NEXT, TXI_PREV,
-                                          TXI_STATE, TXI_STREAM, WAITING)
+from paysim.engine.compiled.codes import (
+    FIFO,
+    LIFO,
+    PRIORITY,
+    ST_HEAD,
+    ST_TAIL,
+    ST_WAITING,
+    TXI_NEXT,
+    TXI_PREV,
+    TXI_STATE,
+    TXI_STREAM,
+    WAITING,
+)
 from paysim.engine.compiled.primitives import helper
 from paysim.scenario import Scenario, Station
 

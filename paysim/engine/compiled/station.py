@@ -5,11 +5,34 @@ Helpers take arrays, not the named tuples (see :mod:`paysim.engine.compiled.stat
 
 from __future__ import annotations
 
-from paysim.engine.compiled.codes import (ABANDONED, CANCELLED, SERVING, SR_IN, SRF_AREA_IN, SRF_LAST, ST_ABANDONED,
-                                          ST_BUSY, ST_CANCELLED, ST_DEPARTED, ST_IN, ST_STARTED, STF_AREA_BUSY,
-                                          STF_AREA_IN, STF_LAST, STF_SERVICE_ALL, STF_TIME_ALL, STF_WAIT,
-                                          STF_WAIT_ALL, TXF_ARRIVED, TXF_SERVICE, TXF_STARTED, TXF_WAIT, TXI_STATE,
-                                          UP, WAITING)
+from paysim.engine.compiled.codes import (
+    ABANDONED,
+    CANCELLED,
+    SERVING,
+    SR_IN,
+    SRF_AREA_IN,
+    SRF_LAST,
+    ST_ABANDONED,
+    ST_BUSY,
+    ST_CANCELLED,
+    ST_DEPARTED,
+    ST_IN,
+    ST_STARTED,
+    STF_AREA_BUSY,
+    STF_AREA_IN,
+    STF_LAST,
+    STF_SERVICE_ALL,
+    STF_TIME_ALL,
+    STF_WAIT,
+    STF_WAIT_ALL,
+    TXF_ARRIVED,
+    TXF_SERVICE,
+    TXF_STARTED,
+    TXF_WAIT,
+    TXI_STATE,
+    UP,
+    WAITING,
+)
 from paysim.engine.compiled.primitives import helper
 from paysim.engine.compiled.queues import front, unlink
 

@@ -16,17 +16,42 @@ import numpy as np
 
 from paysim import distributions as d
 from paysim.engine.compiled.balance import balance_tables, per_instance, units
-from paysim.engine.compiled.codes import (CONSTANT, CW_STATION, DECORRELATED, DET, EMP, EXP, EXPONENTIAL, GAMMA, HANG,
-                                          HYPER, JITTER_EQUAL, JITTER_FULL, JITTER_NONE, LOGN, ON_ERROR, ON_REJECTED,
-                                          ON_TIMEOUT, PROFILE, REFUSE, RENEWAL, SR_WIDTH, SRF_WIDTH, ST_WIDTH,
-                                          STF_WIDTH, TRACE, UNIF)
 from paysim.engine.compiled.classify import classify_tables, feature_distributions
-from paysim.engine.compiled.fork import fork_tables
+from paysim.engine.compiled.codes import (
+    CONSTANT,
+    CW_STATION,
+    DECORRELATED,
+    DET,
+    EMP,
+    EXP,
+    EXPONENTIAL,
+    GAMMA,
+    HANG,
+    HYPER,
+    JITTER_EQUAL,
+    JITTER_FULL,
+    JITTER_NONE,
+    LOGN,
+    ON_ERROR,
+    ON_REJECTED,
+    ON_TIMEOUT,
+    PROFILE,
+    REFUSE,
+    RENEWAL,
+    SR_WIDTH,
+    SRF_WIDTH,
+    ST_WIDTH,
+    STF_WIDTH,
+    TRACE,
+    UNIF,
+)
 from paysim.engine.compiled.executor import Pools, build_pools
+from paysim.engine.compiled.fork import fork_tables
 from paysim.engine.compiled.queues import priority_ranks, queue_tables
 from paysim.engine.retry import token_cap
 from paysim.engine.seeds import component_rng
-from paysim.scenario import Scenario
+from paysim.scenario import Scenario, Station
+from paysim.scenario.models import BatchService
 from paysim.sketch import MIN_VALUE, QuantileSketch
 
 
@@ -129,6 +154,14 @@ def _code(dist: d.Distribution) -> tuple[int, float, float, float] | None:
     return None
 
 
+def single_service(station: Station) -> d.Distribution:
+    """A station's service distribution (batch stations, whose service has two parts, run on SimPy)."""
+    service = station.service_time
+    if isinstance(service, BatchService):
+        raise TypeError("a batch station's service has two parts")
+    return service
+
+
 def drawable(dist: d.Distribution) -> bool:
     return _code(dist) is not None
 
@@ -196,7 +229,9 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
     trace_range = iter(zip(starts[len(empirical):-1], starts[len(empirical) + 1:]))
 
     def row(dist: d.Distribution) -> list[float]:
-        code, a, b, c = _code(dist)
+        coded = _code(dist)
+        assert coded is not None, "unsupported() refuses what the kernels cannot draw"
+        code, a, b, c = coded
         if code == EMP:
             a, b = emp_range[id(dist)]
         return [code, a, b, c]
@@ -237,7 +272,7 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
         return np.array([generators.index(kind, name) for name in arrivals], np.int64)
 
     return Model(
-        service=np.array([row(s.service) for s in stations.values()], float),
+        service=np.array([row(single_service(s)) for s in stations.values()], float),
         workers=np.array([s.workers for s in stations.values()], np.int64),
         capacity=np.array([-1 if s.queue is None else s.queue for s in stations.values()], np.int64),
         errors=np.array([s.errors for s in stations.values()], float),
