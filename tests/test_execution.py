@@ -108,11 +108,11 @@ def test_a_sweep_gives_the_same_numbers_with_one_or_two_jobs_and_a_point_equals_
 
 
 def test_a_sweep_of_both_engines_gives_the_same_numbers_on_processes(tmp_path, layouts):
-    """A point SimPy must run (LIFO) beside one the compiled engine runs: the whole sweep goes
-    to processes, each point still on its own engine."""
-    (tmp_path / "base.yaml").write_text(SCENARIO)
+    """A point SimPy must run (an executor behind two instances) beside one the compiled engine
+    runs: the whole sweep goes to processes, each point still on its own engine."""
+    (tmp_path / "base.yaml").write_text(SCENARIO.replace("workers: 8,", "executor: {core: 4, max: 8, queue: 50},"))
     (tmp_path / "sweep.yaml").write_text(SWEEP.replace("arrivals.requests.rate: [250/s, 330/s]",
-                                                       "stations.pool.discipline: [fifo, lifo]"))
+                                                       "stations.pool.instances: [1, 2]"))
     for jobs in (1, 2):
         _invoke("sweep", tmp_path / "sweep.yaml", "--out", tmp_path / f"j{jobs}", "-j", jobs, "-q", "--no-plots")
     assert layouts == ["inline", "processes"]

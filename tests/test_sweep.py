@@ -296,9 +296,11 @@ def test_auto_warmup_needs_a_sweep_warmup(tmp_path):
 
 
 def test_engine_fast_refused_before_anything_is_written(tmp_path):
-    lifo = SCENARIO.replace("workers: 10,", "workers: 10, discipline: lifo,")
-    sweep = write_sweep(tmp_path / "files", SWEEP, lifo)
+    # instances with a worker schedule: refused by the compiled engine (the combination is not checked there)
+    refused = SCENARIO.replace("workers: 10,", "workers: 10, instances: 2, schedule: [{at: 10s, workers: 12}],")
+    sweep = write_sweep(tmp_path / "files", SWEEP, refused)
     result = invoke("sweep", str(sweep), "--out", str(tmp_path / "out"), "--engine", "fast", "--no-plots", "-q")
     assert result.exit_code == 2 and "Traceback" not in result.output
-    assert "--engine fast cannot run this scenario: stations.pool.discipline needs the SimPy engine" in result.stderr
+    assert "--engine fast cannot run this scenario: stations.pool." in result.stderr
+    assert "schedule needs the SimPy engine" in result.stderr
     assert not (tmp_path / "out" / "results.csv").exists()

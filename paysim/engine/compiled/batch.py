@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from paysim import distributions as d
 from paysim.engine.compiled.codes import (
     BATCH_DEADLINE,
     BATCH_DONE,
@@ -58,9 +59,11 @@ from paysim.engine.compiled.codes import (
     WAITING,
 )
 from paysim.engine.compiled.primitives import draw, helper, jit
+from paysim.engine.compiled.queues import link_after
 from paysim.engine.compiled.state import push, take_slot
-from paysim.engine.compiled.station import advance, append, finish
+from paysim.engine.compiled.station import advance, finish
 from paysim.scenario import Station
+from paysim.scenario.models import BatchService
 
 
 def batch_table(stations: dict[str, Station]) -> np.ndarray:
@@ -72,10 +75,11 @@ def batch_table(stations: dict[str, Station]) -> np.ndarray:
     return np.array(rows, float).reshape(len(rows), 4)
 
 
-def service_parts(station: Station) -> tuple:
+def service_parts(station: Station) -> tuple[d.Distribution, ...]:
     """The distributions a station draws its service from: a batch station's per_batch and
     per_item, else its service."""
-    return (station.service.per_batch, station.service.per_item) if station.batch is not None else (station.service,)
+    service = station.service_time
+    return (service.per_batch, service.per_item) if isinstance(service, BatchService) else (service,)
 
 
 @jit(inline=True)
@@ -118,7 +122,7 @@ def gather(st_i, txi, br, free, free_n, bt, heap, size, st, x, now):
         br[b, BR_STATION], br[b, BR_LIVE], br[b, BR_JOINED] = st, 0, 0
         br[b, BR_HEAD], br[b, BR_TAIL], br[b, BR_AFTER] = -1, -1, -1
         st_i[st, ST_GATHERING] = b
-    append(br, b, BR_HEAD, BR_TAIL, txi, x)
+    link_after(br, b, BR_HEAD, BR_TAIL, txi, x, br[b, BR_TAIL])
     br[b, BR_LIVE] += 1
     br[b, BR_JOINED] += 1
     txi[x, TXI_BATCH] = b

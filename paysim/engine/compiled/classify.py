@@ -64,8 +64,8 @@ def classify_tables(scenario: Scenario, index: dict[str, int], rng_index: Callab
             cl_term[i, j] = INTERCEPT if name == "intercept" else FEATURES.index(name)
             cl_coef[i, j] = coef
         for outcome, target in station.next.items():
-            cl_to[i, OUTCOMES.index(outcome)] = index.get(target, TO_DONE)
-    return {"ft_dist": ft_dist, "rng_features": rng_features, "ft_on": (rng_features >= 0).any(axis=1),
+            cl_to[i, OUTCOMES.index(outcome)] = index.get(str(target), TO_DONE)
+    return {"ft_dist": ft_dist, "rng_features": rng_features, "ft_on": np.asarray((rng_features >= 0).any(axis=1)),
             "cl_on": cl_on, "cl_term": cl_term,
             "cl_coef": cl_coef, "cl_review": cl_review, "cl_decline": cl_decline, "cl_to": cl_to}
 

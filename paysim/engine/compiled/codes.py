@@ -15,7 +15,8 @@ WORKERS_CHANGE = 7     # a worker schedule's change (ident: its row of the sched
 BATCH_TICK = 8         # a batch station's clock timer (ident: the station)
 BATCH_DEADLINE = 9     # a batch's first-item timer (ident: the batch record, gen: the record's reuses)
 BATCH_DONE = 10        # a worker has processed a batch (ident: the batch record)
-BATCH_ITEM = 11        # never on the heap: the next item of a finished batch goes on
+POOL_KEEP_ALIVE = 11   # an executor pool's keep-alive timer (ident: the station row)
+BATCH_ITEM = 12        # never on the heap: the next item of a finished batch goes on
 
 # transaction states (BACKOFF: the slot holds a retry not yet started)
 TRAVEL, WAITING, SERVING, LEFT, BACKOFF = range(5)
@@ -116,3 +117,7 @@ TXF_FEATURES = TXF_WIDTH
 TXF_WIDTH += N_FEATURES
 TXI_CALLER, TXI_PENDING = TXI_WIDTH, TXI_WIDTH + 1
 TXI_WIDTH += 2
+
+# a station's queue discipline, and how a station's instances share its traffic
+FIFO, LIFO, PRIORITY = range(3)
+ROUND_ROBIN, RANDOM, LEAST_BUSY, POWER_OF_TWO = range(4)

@@ -7,13 +7,33 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from paysim.engine.compiled import executor, recursion
+from paysim.engine.compiled import balance, executor, queues, recursion
 from paysim.engine.compiled.batch import service_parts
-from paysim.engine.compiled.codes import (SR_AT_START, SR_FAILED, SR_RETRIES, SRF_AREA_IN, SRF_LATENCY, SRF_SERVICE,
-                                          SRF_SUCCESS_WAIT, SRF_TIME, SRF_WAIT, ST_BATCHES, ST_BUSY_WORKERS,
-                                          ST_DEPARTED, ST_IN, ST_OUTCOMES, STF_AREA_BUSY, STF_AREA_BUSY_WORKERS,
-                                          STF_AREA_IN, STF_SERVICE, STF_SERVICE_ALL, STF_SOJOURN, STF_TIME_ALL,
-                                          STF_WAIT, STF_WAIT_ALL)
+from paysim.engine.compiled.codes import (
+    SR_AT_START,
+    SR_FAILED,
+    SR_RETRIES,
+    SRF_AREA_IN,
+    SRF_LATENCY,
+    SRF_SERVICE,
+    SRF_SUCCESS_WAIT,
+    SRF_TIME,
+    SRF_WAIT,
+    ST_BATCHES,
+    ST_BUSY_WORKERS,
+    ST_DEPARTED,
+    ST_IN,
+    ST_OUTCOMES,
+    STF_AREA_BUSY,
+    STF_AREA_BUSY_WORKERS,
+    STF_AREA_IN,
+    STF_SERVICE,
+    STF_SERVICE_ALL,
+    STF_SOJOURN,
+    STF_TIME_ALL,
+    STF_WAIT,
+    STF_WAIT_ALL,
+)
 from paysim.engine.compiled.loop import run
 from paysim.engine.compiled.schedule import worker_seconds
 from paysim.engine.compiled.series import new_series, series_rows
@@ -34,13 +54,13 @@ def unsupported(scenario: Scenario) -> str | None:
             if dist is not None and not drawable(dist):
                 return f"arrivals.{name}.{feature}: {type(dist).__name__} needs the SimPy engine"
     for name, station in scenario.stations.items():
-        for key, default in (("instances", 1), ("discipline", "fifo")):
-            if getattr(station, key) != default:
-                return f"stations.{name}.{key} needs the SimPy engine"
         if station.executor is not None and station.batch is not None:
             return f"stations.{name}: an executor at a batch station needs the SimPy engine"
         if any(scenario.stations[called].executor is not None for called in station.parallel):
             return f"stations.{name}.parallel: a call to an executor needs the SimPy engine"
+        why = balance.unsupported(name, station, scenario) or queues.unsupported(name, station)
+        if why:
+            return why
         for part in service_parts(station):
             if not drawable(part):
                 return f"stations.{name}.service: {type(part).__name__} needs the SimPy engine"
@@ -76,7 +96,7 @@ def run_replication(scenario: Scenario, observer: Observer, seed: int, replicati
     generators = Generators(seed, replication)
     model = build_model(scenario, generators, sketch)
     acc = accumulators(scenario, sketch)
-    ser = new_series(scenario.horizon, series_interval, len(scenario.stations), model.nbuckets)
+    ser = new_series(scenario.horizon, series_interval, len(balance.units(scenario)), model.nbuckets)
     warmup = scenario.warmup or 0.0
     kernel = recursion.run_single if recursion.fits(scenario) else run   # one station: no event list needed
     # the scalars' types fixed: an int where a float was (or back) would compile the kernel again
@@ -85,9 +105,10 @@ def run_replication(scenario: Scenario, observer: Observer, seed: int, replicati
     if _interruptible(kernel, arguments, poll) < 0:
         raise RunawayError(f"more than {max_in_flight:,} transactions in flight: the system is overloaded "
                            "(utilisation ≥ 1 with unbounded queues?)")
-    _report(acc, observer, scenario, warmup)
+    _report(balance.merged(acc, scenario), observer, scenario, warmup)
     executors = [station.executor is not None for station in scenario.stations.values()]
-    return series_rows(ser, list(scenario.stations), executors) if series_interval else []
+    return (series_rows(balance.merged_series(ser, scenario), list(scenario.stations), executors)
+            if series_interval else [])
 
 
 def _report(acc: Accumulators, observer: Observer, scenario: Scenario, warmup: float) -> None:

@@ -24,8 +24,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from paysim.engine.compiled.balance import units
 from paysim.engine.compiled.codes import (
     DONE_SERVICE,
+    POOL_KEEP_ALIVE,
     REFUSE,
     ST_BUSY,
     ST_DEPARTED,
@@ -44,18 +46,11 @@ from paysim.engine.compiled.codes import (
     UP,
 )
 from paysim.engine.compiled.primitives import draw, helper
+from paysim.engine.compiled.queues import enqueue, unlink
 from paysim.engine.compiled.state import push
-from paysim.engine.compiled.station import (
-    advance,
-    enqueue,
-    start_service,
-    take_next,
-    unlink,
-)
+from paysim.engine.compiled.station import advance, start_service, take_next
 from paysim.scenario import Scenario
 
-# the event of a pool's keep-alive timer (ident: the station)
-POOL_KEEP_ALIVE = 11
 # rejection policies
 ABORT, CALLER_RUNS, DISCARD, DISCARD_OLDEST = range(4)
 _POLICIES = {"abort": ABORT, "caller_runs": CALLER_RUNS, "discard": DISCARD, "discard_oldest": DISCARD_OLDEST}
@@ -71,16 +66,18 @@ PF_KEEP_ALIVE, PF_AREA, PF_LAST, PF_TIMER_AT, PF_WIDTH = range(5)
 
 
 class Pools(NamedTuple):
-    """Per station (rows in scenario order) its executor, if any, and the pool's state."""
-    pool_i: np.ndarray       # int (stations, PI_WIDTH)
-    pool_f: np.ndarray       # (stations, PF_WIDTH)
-    idle_since: np.ndarray   # (stations, max): the ring of idle spells' starts, oldest first
-    idle_timed: np.ndarray   # int (stations, max): 1 if the spell ends at keep_alive (more than core alive)
+    """Per station row (one per instance, as paysim.engine.compiled.balance lays them out) its
+    executor, if any, and the pool's state."""
+    pool_i: np.ndarray       # int (rows, PI_WIDTH)
+    pool_f: np.ndarray       # (rows, PF_WIDTH)
+    idle_since: np.ndarray   # (rows, max): the ring of idle spells' starts, oldest first
+    idle_timed: np.ndarray   # int (rows, max): 1 if the spell ends at keep_alive (more than core alive)
 
 
 def build_pools(scenario: Scenario) -> Pools:
-    """The pools of ``scenario``'s stations, without threads yet."""
-    specs = [station.executor for station in scenario.stations.values()]
+    """The pools of ``scenario``'s station rows, without threads yet: the kernel reads them at
+    the row of the instance a transaction is at."""
+    specs = [spec.executor for _, _, spec in units(scenario)]
     n = len(specs)
     width = max([spec.max_threads for spec in specs if spec is not None] + [1])
     pool_i = np.zeros((n, PI_WIDTH), np.int64)
@@ -198,9 +195,10 @@ def _serve(st_i, txf, txi, heap, size, service, emp, rng, slow, st, x, now):
 
 
 @helper
-def _serve_next(st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, down, st, now):
+def _serve_next(st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, down, discipline, rank, queue_last, st,
+                now):
     """A pool thread takes the head of the queue, if any and the station is up."""
-    y = take_next(st_f, st_i, txf, txi, st, down, now)
+    y = take_next(st_f, st_i, txf, txi, st, down, now, discipline, rank, queue_last)
     if y >= 0:
         push(heap, size, now + draw(service, st, emp, rng) * slow[st], DONE_SERVICE, y, txi[y, TXI_GEN])
     return y
@@ -208,7 +206,7 @@ def _serve_next(st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, down,
 
 @helper
 def offer(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, down,
-          st, x, now):
+          discipline, rank, queue_last, st, x, now):
     """Transaction ``x`` arrives at the pool of station ``st`` (ThreadPoolExecutor.execute);
     ``rng`` is the station's service generator. Returns (-1, False) when it runs or queues,
     else (the attempt that leaves the system rejected, whether silently): ``x``, or for
@@ -224,15 +222,17 @@ def offer(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, si
         pass             # an idle thread polling the queue takes it at once, even through a SynchronousQueue
     elif pool_i[st, PI_QUEUE] < 0 or st_i[st, ST_WAITING] < pool_i[st, PI_QUEUE]:
         _admit(st_f, st_i, txf, txi, st, x, now)
-        enqueue(st_i, txi, st, x)
+        enqueue(st_i, txi, st, x, discipline, rank, queue_last)
         if running and pool_i[st, PI_THREADS] == 0:   # Java keeps a thread for queued work
             _new_thread(pool_i, pool_f, st, now)
-            _serve_next(st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, down, st, now)
+            _serve_next(st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, down, discipline, rank, queue_last,
+                        st, now)
         return -1, False
     elif running and pool_i[st, PI_THREADS] < pool_i[st, PI_MAX]:
         _new_thread(pool_i, pool_f, st, now)
     else:
-        return _reject(pool_i, st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, st, x, now)
+        return _reject(pool_i, st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, discipline, rank, queue_last,
+                       st, x, now)
     _admit(st_f, st_i, txf, txi, st, x, now)
     st_i[st, ST_BUSY] += 1
     _serve(st_i, txf, txi, heap, size, service, emp, rng, slow, st, x, now)
@@ -240,7 +240,8 @@ def offer(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, si
 
 
 @helper
-def _reject(pool_i, st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, st, x, now):
+def _reject(pool_i, st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, discipline, rank, queue_last, st, x,
+            now):
     """The queue is full and no thread may start: the rejection policy."""
     policy = pool_i[st, PI_REJECTION]
     if policy == CALLER_RUNS:        # the submitting thread runs the task itself
@@ -252,7 +253,7 @@ def _reject(pool_i, st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, s
     if policy == DISCARD_OLDEST:
         y = st_i[st, ST_HEAD]
         if y != -1:                  # the longest-queued task is thrown out (StationObserver.drop)
-            unlink(st_i, txi, st, y)
+            unlink(st_i, txi, st, y, discipline, rank, queue_last)
             wait = now - txf[y, TXF_ARRIVED]
             txf[y, TXF_WAIT] += wait
             advance(st_f, st_i, st, now)
@@ -263,7 +264,7 @@ def _reject(pool_i, st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, s
             st_i[st, ST_REJECTED] += 1
             pool_i[st, PI_DROPPED] += 1
             _admit(st_f, st_i, txf, txi, st, x, now)
-            enqueue(st_i, txi, st, x)
+            enqueue(st_i, txi, st, x, discipline, rank, queue_last)
             return y, True
     st_i[st, ST_REJECTED] += 1
     return x, policy != ABORT
@@ -271,21 +272,24 @@ def _reject(pool_i, st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, s
 
 @helper
 def release(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, down,
-            st, x, now):
+            discipline, rank, queue_last, st, x, now):
     """``x`` finished or was withdrawn in service (its ST_BUSY already given back): its pool
     thread takes the next queued task, or begins an idle spell; a task that ran on its
     caller's thread frees no pool thread."""
     if txi[x, TXI_ON_CALLER] == 1:
         return
-    if _serve_next(st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, down, st, now) < 0:
+    if _serve_next(st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, down, discipline, rank, queue_last,
+                   st, now) < 0:
         _wait_idle(pool_i, pool_f, idle_since, idle_timed, heap, size, st, now)
 
 
 @helper
-def resume(pool_i, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, down, st, now):
+def resume(pool_i, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, down,
+           discipline, rank, queue_last, st, now):
     """A slowdown or outage ended: idle threads take up queued tasks, in their order."""
     while down[st] == UP and st_i[st, ST_HEAD] != -1 and _take_idle(pool_i, idle_since, idle_timed, st):
-        _serve_next(st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, down, st, now)
+        _serve_next(st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, down, discipline, rank, queue_last,
+                    st, now)
 
 
 @helper
@@ -304,7 +308,9 @@ def close_pools(pool_i, pool_f, horizon):
 
 
 def report(pools: Pools, observers) -> None:
-    """Each pool's thread integral and drops into its station observer (``observers`` in station order)."""
+    """Each pool's thread integral and drops into its station observer (``observers`` in station order).
+    Rows are instances, but the compiled engine runs no scenario with both an executor and a
+    station of several instances (balance.unsupported), so a pool's row is its station's."""
     for st, observer in enumerate(observers):
         if pools.pool_i[st, PI_CORE] >= 0:
             observer.threads = int(pools.pool_i[st, PI_THREADS])

@@ -13,38 +13,147 @@ from __future__ import annotations
 import numpy as np
 
 from paysim.engine.compiled.arrivals import arrival_cursors, next_arrival
+from paysim.engine.compiled.balance import instance
+from paysim.engine.compiled.batch import (
+    close,
+    deadline_due,
+    finish_batch,
+    gather,
+    grown_records,
+    new_records,
+    resume_batches,
+)
 from paysim.engine.compiled.classify import classified
-from paysim.engine.compiled.executor import (PI_CORE, PI_MAX, PI_THREADS, POOL_KEEP_ALIVE, close_pools,
-                                             keep_alive_ends, offer, open_pool_window, release, resume)
 from paysim.engine.compiled.closed import send_after_think, start_clients
-from paysim.engine.compiled.codes import H_SEQ, H_T
-from paysim.engine.compiled.codes import (ARRIVAL, BACKOFF, CANCELLED, CW_AT, CW_END, CW_OUTAGE, CW_STATION, CW_VALUE,
-                                          DONE_SERVICE, ERRORED, FORKED, LEFT, N_FEATURES, REFUSE, REJECTED,
-                                          RETRY_START, RT_BUDGET, RT_TOKEN_CAP, SERVING, SRF_LAST, SRF_LATENCY,
-                                          SRF_SERVICE, SRF_SUCCESS_WAIT, SRF_TIME, SRF_WAIT, SR_ARRIVED, SR_ATTEMPTS,
-                                          SR_AT_START, SR_DEPARTED, SR_FAILED, SR_FINISHED, SR_IN, SR_RETRIES,
-                                          SR_SUCCEEDED, STATION_CHANGE, STF_LAST, STF_SUMS,
-                                          ST_BUSY, ST_CANCELLED, ST_COUNTS, ST_ENTERED, ST_HEAD, ST_IN,
-                                          ST_OUTCOMES, ST_REJECTED, ST_TAIL, ST_WAITING, TIMED_OUT, TIMEOUT, TO_DONE,
-                                          TO_ERROR, TO_ONWARD, TO_REJECTED, TRAVEL, TXF_ARRIVED, TXF_BACKOFF,
-                                          TXF_ENTERED, TXF_FEATURES, TXF_ORIGIN, TXF_SERVICE, TXF_STARTED, TXF_WAIT,
-                                          TXI_ATTEMPT, TXI_CALLER, TXI_GAVE_UP, TXI_GEN, TXI_STATE, TXI_STATION,
-                                          TXI_STREAM, UP, WINDOW)
-from paysim.engine.compiled.codes import (BATCH_DEADLINE, BATCH_DONE, BATCH_ITEM, BATCH_TICK, BR_STATION, BT_EVERY,
-                                          BT_FIRST_ITEM, BT_ON, ST_FIRST_CLOSED, ST_GATHERING, ST_LAST_CLOSED,
-                                          ST_WORKERS, TXI_BATCH, TXI_NEXT, WORKERS_CHANGE)
+from paysim.engine.compiled.codes import (
+    ARRIVAL,
+    BACKOFF,
+    BATCH_DEADLINE,
+    BATCH_DONE,
+    BATCH_ITEM,
+    BATCH_TICK,
+    BR_STATION,
+    BT_EVERY,
+    BT_FIRST_ITEM,
+    BT_ON,
+    CANCELLED,
+    CW_AT,
+    CW_END,
+    CW_OUTAGE,
+    CW_STATION,
+    CW_VALUE,
+    DONE_SERVICE,
+    ERRORED,
+    FORKED,
+    H_SEQ,
+    H_T,
+    LEFT,
+    N_FEATURES,
+    POOL_KEEP_ALIVE,
+    REFUSE,
+    REJECTED,
+    RETRY_START,
+    RT_BUDGET,
+    RT_TOKEN_CAP,
+    SERVING,
+    SR_ARRIVED,
+    SR_AT_START,
+    SR_ATTEMPTS,
+    SR_DEPARTED,
+    SR_FAILED,
+    SR_FINISHED,
+    SR_IN,
+    SR_RETRIES,
+    SR_SUCCEEDED,
+    SRF_LAST,
+    SRF_LATENCY,
+    SRF_SERVICE,
+    SRF_SUCCESS_WAIT,
+    SRF_TIME,
+    SRF_WAIT,
+    ST_BUSY,
+    ST_CANCELLED,
+    ST_COUNTS,
+    ST_ENTERED,
+    ST_FIRST_CLOSED,
+    ST_GATHERING,
+    ST_HEAD,
+    ST_IN,
+    ST_LAST_CLOSED,
+    ST_OUTCOMES,
+    ST_REJECTED,
+    ST_TAIL,
+    ST_WAITING,
+    ST_WORKERS,
+    STATION_CHANGE,
+    STF_LAST,
+    STF_SUMS,
+    TIMED_OUT,
+    TIMEOUT,
+    TO_DONE,
+    TO_ERROR,
+    TO_ONWARD,
+    TO_REJECTED,
+    TRAVEL,
+    TXF_ARRIVED,
+    TXF_BACKOFF,
+    TXF_ENTERED,
+    TXF_FEATURES,
+    TXF_ORIGIN,
+    TXF_SERVICE,
+    TXF_STARTED,
+    TXF_WAIT,
+    TXI_ATTEMPT,
+    TXI_BATCH,
+    TXI_CALLER,
+    TXI_GAVE_UP,
+    TXI_GEN,
+    TXI_NEXT,
+    TXI_STATE,
+    TXI_STATION,
+    TXI_STREAM,
+    UP,
+    WINDOW,
+    WORKERS_CHANGE,
+)
+from paysim.engine.compiled.executor import (
+    PI_CORE,
+    PI_MAX,
+    PI_THREADS,
+    close_pools,
+    keep_alive_ends,
+    offer,
+    open_pool_window,
+    release,
+    resume,
+)
 from paysim.engine.compiled.fork import call_returned, fork, grown_calls, new_calls, next_call, withdraw_calls
 from paysim.engine.compiled.primitives import bucket, draw, helper, jit
-from paysim.engine.compiled.batch import (close, deadline_due, finish_batch, gather, grown_records,
-                                          new_records, resume_batches)
+from paysim.engine.compiled.queues import enqueue
 from paysim.engine.compiled.retry import may_retry, retry_delay
 from paysim.engine.compiled.schedule import change_workers, peak_workers, push_changes
 from paysim.engine.compiled.series import due, latency as latency_in_series, sampling, take, take_until, window_opened
-from paysim.engine.compiled.state import (grown_heap, grown_slots, new_heap, new_slots, pop, push, release_slot,
-                                          take_slot)
-from paysim.engine.compiled.station import (advance, advance_stream, enqueue, finish, leave_station, population_area,
-                                            start_service,
-                                            take_next, withdraw)
+from paysim.engine.compiled.state import (
+    grown_heap,
+    grown_slots,
+    new_heap,
+    new_slots,
+    pop,
+    push,
+    release_slot,
+    take_slot,
+)
+from paysim.engine.compiled.station import (
+    advance,
+    advance_stream,
+    finish,
+    free_worker,
+    leave_station,
+    population_area,
+    start_service,
+    take_next,
+    withdraw,
+)
 
 
 @helper
@@ -93,6 +202,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     are in flight (a runaway), else 0. Samples the time series into ``ser`` if it asks for one."""
     n_st, n_sr = m.workers.shape[0], m.entry.shape[0]
     st_f, st_i, sr_f, sr_i = acc.st_f, acc.st_i, acc.sr_f, acc.sr_i
+    queue_last = acc.queue_last
     pool_i, pool_f, idle_since, idle_timed = acc.pools   # executors (paysim.engine.compiled.executor)
     txf, txi, free, free_n = new_slots(1024)
     width = m.calls_to.shape[1]               # parallel calls one attempt may make
@@ -180,13 +290,13 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                     down[st] = UP if ending else int(m.windows[w, CW_VALUE])
             if ending and pool_i[st, PI_CORE] >= 0:   # idle pool threads, in their order
                 resume(pool_i, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, m.service, m.emp,
-                       rngs[m.rng_service[st]], slow, down, st, now)
+                       rngs[m.rng_service[st]], slow, down, m.discipline, m.rank, queue_last, st, now)
             elif ending and m.batch[st, BT_ON] > 0:   # free workers take up closed batches
                 resume_batches(st_f, st_i, txf, txi, br, br_free, br_free_n, heap, size, m.service, m.item_service,
                                m.emp, slow, down, st, now, rngs[m.rng_service[st]], rngs[m.rng_service_item[st]])
             elif ending:         # idle workers take up waiting work (none while the station hangs)
                 while down[st] == UP and st_i[st, ST_BUSY] < st_i[st, ST_WORKERS] and st_i[st, ST_HEAD] != -1:
-                    y = take_next(st_f, st_i, txf, txi, st, down, now)
+                    y = take_next(st_f, st_i, txf, txi, st, down, now, m.discipline, m.rank, queue_last)
                     end = now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
                     push(heap, size, end, DONE_SERVICE, y, txi[y, TXI_GEN])
             continue
@@ -263,9 +373,10 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                 txi[x, TXI_STATE] = TRAVEL
                 if pool_i[st, PI_CORE] >= 0:
                     release(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, m.service,
-                            m.emp, rngs[m.rng_service[st]], slow, down, st, x, now)
+                            m.emp, rngs[m.rng_service[st]], slow, down, m.discipline, m.rank, queue_last, st, x,
+                            now)
                 else:
-                    y = take_next(st_f, st_i, txf, txi, st, down, now)
+                    y = free_worker(st_f, st_i, txf, txi, st, down, now, m.discipline, m.rank, queue_last)
                     if y >= 0:
                         end = now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
                         push(heap, size, end, DONE_SERVICE, y, txi[y, TXI_GEN])
@@ -299,7 +410,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                 if txi[x, TXI_STATE] == FORKED:   # its parallel calls are withdrawn
                     reason = CANCELLED
                     withdraw_calls(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, br, heap, size, slow, down,
-                                   x, now)
+                                   x, now, queue_last)
                 elif txi[x, TXI_STATE] == SERVING and pool_i[st, PI_CORE] >= 0:   # its pool thread is freed
                     reason = CANCELLED
                     service_time = now - txf[x, TXF_STARTED]
@@ -308,9 +419,10 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                     st_i[st, ST_BUSY] -= 1
                     st_i[st, ST_CANCELLED] += 1
                     release(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, m.service,
-                            m.emp, rngs[m.rng_service[st]], slow, down, st, x, now)
+                            m.emp, rngs[m.rng_service[st]], slow, down, m.discipline, m.rank, queue_last, st, x, now)
                 else:            # queued (abandoned), or in service (cancelled: the worker is freed now)
-                    reason, y = withdraw(st_f, st_i, txf, txi, br, m.batch[st, BT_ON] > 0, st, x, down, now)
+                    reason, y = withdraw(st_f, st_i, txf, txi, br, m.batch[st, BT_ON] > 0, st, x, down, now, m.discipline,
+                                         m.rank, queue_last)
                     if y >= 0:
                         end = now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
                         push(heap, size, end, DONE_SERVICE, y, txi[y, TXI_GEN])
@@ -336,10 +448,13 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                     target = m.route_to[st, j]
             if target >= 0:
                 st = target
+                if m.instances[st] > 1:   # the instance its balancer picks
+                    st = instance(st_i, acc.turn, rngs[m.rng_balance[st]], st, m.instances[st], m.balance[st])
                 full = m.capacity[st] >= 0 and st_i[st, ST_WAITING] >= m.capacity[st]
                 if pool_i[st, PI_CORE] >= 0:   # an executor takes it, or names who leaves rejected
                     x, silent = offer(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size,
-                                      m.service, m.emp, rngs[m.rng_service[st]], slow, down, st, x, now)
+                                      m.service, m.emp, rngs[m.rng_service[st]], slow, down, m.discipline, m.rank,
+                                      queue_last, st, x, now)
                     if x < 0:
                         continue
                     s, target = txi[x, TXI_STREAM], TO_REJECTED
@@ -365,7 +480,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                         end = now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
                         push(heap, size, end, DONE_SERVICE, x, txi[x, TXI_GEN])
                     else:
-                        enqueue(st_i, txi, st, x)
+                        enqueue(st_i, txi, st, x, m.discipline, m.rank, queue_last)
                     if forking >= 0:
                         moving, target, next_j = next_call(txi, calls, m.calls_to, m.n_calls, forking, next_j)
                     continue
@@ -373,7 +488,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                 moving, target, open_calls = call_returned(txf, txi, free, free_n, calls, m.join_any, x, target)
                 if open_calls:           # the join decided: the calls it no longer needs are withdrawn
                     withdraw_calls(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, br, heap, size, slow, down,
-                                   moving, now)
+                                   moving, now, queue_last)
                 if moving < 0 and forking >= 0:
                     moving, target, next_j = next_call(txi, calls, m.calls_to, m.n_calls, forking, next_j)
                 continue

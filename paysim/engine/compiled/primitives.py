@@ -9,10 +9,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from paysim.engine.compiled.codes import DET, EXP, GAMMA, HYPER, LOGN, UNIF
-
 import numba
 from numba.core import caching
+
+from paysim.engine.compiled.codes import DET, EXP, GAMMA, HYPER, LOGN, UNIF
 
 _PACKAGE = Path(__file__).resolve().parent
 

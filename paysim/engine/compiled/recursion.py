@@ -17,16 +17,58 @@ from __future__ import annotations
 import numpy as np
 
 from paysim.engine.compiled.arrivals import arrival_cursors, next_arrival
-from paysim.engine.compiled.codes import (ABANDONED, CANCELLED, ERRORED, REJECTED, SR_ARRIVED, SR_AT_START, SR_ATTEMPTS,
-                                          SR_DEPARTED, SR_FAILED, SR_FINISHED, SR_IN, SR_SUCCEEDED, SRF_AREA_IN,
-                                          SRF_LATENCY, SRF_SERVICE, SRF_SUCCESS_WAIT, SRF_TIME, SRF_WAIT, ST_ABANDONED,
-                                          ST_BUSY, ST_CANCELLED, ST_DEPARTED, ST_ENTERED, ST_ERRORED, ST_FINISHED,
-                                          ST_IN, ST_REJECTED, ST_STARTED, STF_AREA_BUSY, STF_AREA_IN, STF_SERVICE,
-                                          STF_SERVICE_ALL, STF_SOJOURN, STF_TIME_ALL, STF_WAIT, STF_WAIT_ALL, TIMED_OUT)
+from paysim.engine.compiled.codes import (
+    ABANDONED,
+    CANCELLED,
+    ERRORED,
+    REJECTED,
+    SR_ARRIVED,
+    SR_AT_START,
+    SR_ATTEMPTS,
+    SR_DEPARTED,
+    SR_FAILED,
+    SR_FINISHED,
+    SR_IN,
+    SR_SUCCEEDED,
+    SRF_AREA_IN,
+    SRF_LATENCY,
+    SRF_SERVICE,
+    SRF_SUCCESS_WAIT,
+    SRF_TIME,
+    SRF_WAIT,
+    ST_ABANDONED,
+    ST_BUSY,
+    ST_CANCELLED,
+    ST_DEPARTED,
+    ST_ENTERED,
+    ST_ERRORED,
+    ST_FINISHED,
+    ST_IN,
+    ST_REJECTED,
+    ST_STARTED,
+    STF_AREA_BUSY,
+    STF_AREA_IN,
+    STF_SERVICE,
+    STF_SERVICE_ALL,
+    STF_SOJOURN,
+    STF_TIME_ALL,
+    STF_WAIT,
+    STF_WAIT_ALL,
+    TIMED_OUT,
+)
 from paysim.engine.compiled.primitives import bucket, draw, helper, jit
-from paysim.engine.compiled.series import (C_ARRIVED, C_FAILED, C_FINISHED, C_SUCCEEDED, close_before, count,
-                                           hold, sampling, settle_levels)
-from paysim.engine.compiled.series import stay as series_stay
+from paysim.engine.compiled.series import (
+    C_ARRIVED,
+    C_FAILED,
+    C_FINISHED,
+    C_SUCCEEDED,
+    close_before,
+    count,
+    hold,
+    sampling,
+    settle_levels,
+    stay as series_stay,
+)
 from paysim.scenario import Scenario
 
 
@@ -40,6 +82,7 @@ def fits(scenario: Scenario) -> bool:
     return (len(scenario.stations) == 1 and all(t == "done" for s in scenario.stations.values() for t in s.routes)
             and all(not s.slowdowns and not s.outages and not s.schedule and s.batch is None
                     and s.classify is None and s.executor is None for s in scenario.stations.values())
+            and all(s.instances == 1 and s.discipline == "fifo" for s in scenario.stations.values())
             and all(a.retry is None and a.clients is None for a in scenario.arrivals.values()))
 
 

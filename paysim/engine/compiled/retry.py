@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
-from paysim.engine.compiled.codes import (CONSTANT, DECORRELATED, ERRORED, JITTER_EQUAL, JITTER_FULL, ON_ERROR,
-                                          ON_REJECTED, ON_TIMEOUT, REJECTED, RT_ATTEMPTS, RT_BACKOFF, RT_BASE,
-                                          RT_BUDGET, RT_JITTER, RT_MAX, RT_ON)
+from paysim.engine.compiled.codes import (
+    CONSTANT,
+    DECORRELATED,
+    ERRORED,
+    JITTER_EQUAL,
+    JITTER_FULL,
+    ON_ERROR,
+    ON_REJECTED,
+    ON_TIMEOUT,
+    REJECTED,
+    RT_ATTEMPTS,
+    RT_BACKOFF,
+    RT_BASE,
+    RT_BUDGET,
+    RT_JITTER,
+    RT_MAX,
+    RT_ON,
+)
 from paysim.engine.compiled.primitives import helper
 
 

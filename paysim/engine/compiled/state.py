@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from paysim.engine.compiled.codes import (H_GEN, H_IDENT, H_KIND, H_SEQ, H_T, H_WIDTH, TXF_WIDTH, TXI_GEN, TXI_WIDTH)
+from paysim.engine.compiled.codes import H_GEN, H_IDENT, H_KIND, H_SEQ, H_T, H_WIDTH, TXF_WIDTH, TXI_GEN, TXI_WIDTH
 from paysim.engine.compiled.primitives import helper, jit
 
 

@@ -5,14 +5,49 @@ Helpers take arrays, not the named tuples (see :mod:`paysim.engine.compiled.stat
 
 from __future__ import annotations
 
-from paysim.engine.compiled.codes import (ABANDONED, BR_HEAD, BR_LIVE, BR_STATION, BR_TAIL, CANCELLED, SERVING, SR_IN,
-                                          SRF_AREA_IN, SRF_LAST, ST_ABANDONED, ST_BUSY, ST_BUSY_WORKERS, ST_CANCELLED,
-                                          ST_DEPARTED, ST_ERRORED, ST_FINISHED, ST_HEAD, ST_IN, ST_STARTED, ST_TAIL,
-                                          ST_WAITING, ST_WORKERS, STF_AREA_BUSY, STF_AREA_BUSY_WORKERS, STF_AREA_IN,
-                                          STF_LAST, STF_SERVICE, STF_SERVICE_ALL, STF_SOJOURN, STF_TIME_ALL, STF_WAIT,
-                                          STF_WAIT_ALL, TXF_ARRIVED, TXF_SERVICE, TXF_STARTED, TXF_WAIT, TXI_BATCH,
-                                          TXI_NEXT, TXI_PREV, TXI_STATE, UP, WAITING)
+from paysim.engine.compiled.codes import (
+    ABANDONED,
+    BR_HEAD,
+    BR_LIVE,
+    BR_STATION,
+    BR_TAIL,
+    CANCELLED,
+    SERVING,
+    SR_IN,
+    SRF_AREA_IN,
+    SRF_LAST,
+    ST_ABANDONED,
+    ST_BUSY,
+    ST_BUSY_WORKERS,
+    ST_CANCELLED,
+    ST_DEPARTED,
+    ST_ERRORED,
+    ST_FINISHED,
+    ST_IN,
+    ST_STARTED,
+    ST_WAITING,
+    ST_WORKERS,
+    STF_AREA_BUSY,
+    STF_AREA_BUSY_WORKERS,
+    STF_AREA_IN,
+    STF_LAST,
+    STF_SERVICE,
+    STF_SERVICE_ALL,
+    STF_SOJOURN,
+    STF_TIME_ALL,
+    STF_WAIT,
+    STF_WAIT_ALL,
+    TXF_ARRIVED,
+    TXF_SERVICE,
+    TXF_STARTED,
+    TXF_WAIT,
+    TXI_BATCH,
+    TXI_STATE,
+    UP,
+    WAITING,
+)
 from paysim.engine.compiled.primitives import bucket, helper
+from paysim.engine.compiled.queues import front, remove, unlink
 
 
 @helper
@@ -42,48 +77,6 @@ def population_area(sr_f, sr_i, now):
 
 
 @helper
-def append(owners, row, head, tail, txi, x):
-    """Put ``x`` at the end of a doubly linked list through txi whose ends are
-    ``owners[row, head]`` and ``owners[row, tail]`` (-1: empty): a station's queue, a batch."""
-    last = owners[row, tail]
-    txi[x, TXI_NEXT], txi[x, TXI_PREV] = -1, last
-    if last == -1:
-        owners[row, head] = x
-    else:
-        txi[last, TXI_NEXT] = x
-    owners[row, tail] = x
-
-
-@helper
-def remove(owners, row, head, tail, txi, x):
-    """Take ``x`` out of such a list."""
-    following, previous = txi[x, TXI_NEXT], txi[x, TXI_PREV]
-    if previous == -1:
-        owners[row, head] = following
-    else:
-        txi[previous, TXI_NEXT] = following
-    if following == -1:
-        owners[row, tail] = previous
-    else:
-        txi[following, TXI_PREV] = previous
-
-
-@helper
-def enqueue(st_i, txi, st, x):
-    """Put ``x`` at the tail of the station's queue."""
-    txi[x, TXI_STATE] = WAITING
-    st_i[st, ST_WAITING] += 1
-    append(st_i, st, ST_HEAD, ST_TAIL, txi, x)
-
-
-@helper
-def unlink(st_i, txi, st, x):
-    """Take ``x`` out of the station's queue, so its slot can be reused at once."""
-    remove(st_i, st, ST_HEAD, ST_TAIL, txi, x)
-    st_i[st, ST_WAITING] -= 1
-
-
-@helper
 def start_service(st_i, txf, txi, st, x, now):
     """``x`` takes a worker (already counted busy); the caller schedules its end."""
     txf[x, TXF_STARTED] = now
@@ -92,14 +85,13 @@ def start_service(st_i, txf, txi, st, x, now):
 
 
 @helper
-def take_next(st_f, st_i, txf, txi, st, down, now):
-    """A freed worker takes the transaction at the head of the queue, if there is one, the
-    station is not down and a schedule has not since cut the workers to those busy (the
-    freed one then retires): returns it (its service to be scheduled), else -1."""
-    y = st_i[st, ST_HEAD]
-    if y == -1 or down[st] != UP or st_i[st, ST_BUSY] >= st_i[st, ST_WORKERS]:
+def take_next(st_f, st_i, txf, txi, st, down, now, discipline, rank, queue_last):
+    """A freed worker takes the transaction at the head of the queue, if there is one and
+    the station is not down: returns it (its service to be scheduled), else -1."""
+    y = front(st_i, st, discipline)   # (see paysim.engine.compiled.queues)
+    if y == -1 or down[st] != UP:
         return -1
-    unlink(st_i, txi, st, y)
+    unlink(st_i, txi, st, y, discipline, rank, queue_last)
     wait = now - txf[y, TXF_ARRIVED]
     txf[y, TXF_WAIT] += wait
     advance(st_f, st_i, st, now)
@@ -107,6 +99,16 @@ def take_next(st_f, st_i, txf, txi, st, down, now):
     st_f[st, STF_WAIT] += wait
     start_service(st_i, txf, txi, st, y, now)
     return y
+
+
+@helper
+def free_worker(st_f, st_i, txf, txi, st, down, now, discipline, rank, queue_last):
+    """A worker of a station without an executor is free (its ST_BUSY already given back):
+    it takes the next waiting transaction (see :func:`take_next`) unless a schedule has since
+    cut the workers to those still busy, when it retires (ServiceStation._free_worker)."""
+    if st_i[st, ST_BUSY] >= st_i[st, ST_WORKERS]:
+        return -1
+    return take_next(st_f, st_i, txf, txi, st, down, now, discipline, rank, queue_last)
 
 
 @helper
@@ -150,7 +152,7 @@ def leave_batch(st_i, txi, br, x):
 
 
 @helper
-def withdraw(st_f, st_i, txf, txi, br, batched, st, x, down, now):
+def withdraw(st_f, st_i, txf, txi, br, batched, st, x, down, now, discipline, rank, queue_last):
     """Take ``x`` back from the station's queue (ABANDONED) or service (CANCELLED), as
     ServiceStation.withdraw: its client timed out under ``on_timeout: cancel``, or its join no
     longer needs this call. At a batch station (``batched``) it leaves its batch, whose worker
@@ -160,7 +162,7 @@ def withdraw(st_f, st_i, txf, txi, br, batched, st, x, down, now):
     if batched:
         leave_batch(st_i, txi, br, x)
     elif waiting:
-        unlink(st_i, txi, st, x)
+        unlink(st_i, txi, st, x, discipline, rank, queue_last)
     if waiting:
         txf[x, TXF_WAIT] += now - txf[x, TXF_ARRIVED]
         leave_station(st_f, st_i, txf, st, x, now, 0.0)
@@ -173,4 +175,4 @@ def withdraw(st_f, st_i, txf, txi, br, batched, st, x, down, now):
     st_i[st, ST_CANCELLED] += 1
     if batched:
         return CANCELLED, -1
-    return CANCELLED, take_next(st_f, st_i, txf, txi, st, down, now)
+    return CANCELLED, free_worker(st_f, st_i, txf, txi, st, down, now, discipline, rank, queue_last)

@@ -15,14 +15,40 @@ from typing import NamedTuple
 import numpy as np
 
 from paysim import distributions as d
-from paysim.engine.compiled.codes import (CONSTANT, CW_STATION, DECORRELATED, DET, EMP, EXP, EXPONENTIAL, GAMMA, HANG,
-                                          HYPER, JITTER_EQUAL, JITTER_FULL, JITTER_NONE, LOGN, ON_ERROR, ON_REJECTED,
-                                          ON_TIMEOUT, PROFILE, REFUSE, RENEWAL, SR_WIDTH, SRF_WIDTH, ST_WIDTH,
-                                          STF_WIDTH, TRACE, UNIF)
+from paysim.engine.compiled.balance import balance_tables, per_instance, units
 from paysim.engine.compiled.batch import batch_table, service_parts
 from paysim.engine.compiled.classify import classify_tables, feature_distributions
-from paysim.engine.compiled.fork import fork_tables
+from paysim.engine.compiled.codes import (
+    CONSTANT,
+    CW_STATION,
+    DECORRELATED,
+    DET,
+    EMP,
+    EXP,
+    EXPONENTIAL,
+    GAMMA,
+    HANG,
+    HYPER,
+    JITTER_EQUAL,
+    JITTER_FULL,
+    JITTER_NONE,
+    LOGN,
+    ON_ERROR,
+    ON_REJECTED,
+    ON_TIMEOUT,
+    PROFILE,
+    REFUSE,
+    RENEWAL,
+    SR_WIDTH,
+    SRF_WIDTH,
+    ST_WIDTH,
+    STF_WIDTH,
+    TRACE,
+    UNIF,
+)
 from paysim.engine.compiled.executor import Pools, build_pools
+from paysim.engine.compiled.fork import fork_tables
+from paysim.engine.compiled.queues import priority_ranks, queue_tables
 from paysim.engine.compiled.schedule import schedule_table
 from paysim.engine.retry import token_cap
 from paysim.engine.seeds import component_rng
@@ -31,7 +57,8 @@ from paysim.sketch import MIN_VALUE, QuantileSketch
 
 
 class Model(NamedTuple):
-    """What the kernels read: per station (rows in scenario order), per stream, and shared."""
+    """What the kernels read: per station (rows in scenario order, one per instance: see
+    :mod:`paysim.engine.compiled.balance`), per stream, and shared."""
     service: np.ndarray      # (stations, 4) service distribution rows
     workers: np.ndarray      # int
     capacity: np.ndarray     # int: waiting room, -1 unbounded
@@ -65,6 +92,11 @@ class Model(NamedTuple):
     offset: int
     nbuckets: int
     min_value: float
+    discipline: np.ndarray   # int: per station FIFO, LIFO or PRIORITY
+    rank: np.ndarray         # int: per stream its priority's rank among the streams' (0 most urgent)
+    instances: np.ndarray    # int: per station its instances (on each of their rows)
+    balance: np.ndarray      # int: per station how its instances share the traffic (ROUND_ROBIN, ...)
+    rng_balance: np.ndarray  # int: per station its balancer's generator (-1: one instance)
     # risk classification (paysim.engine.compiled.classify.classify_tables)
     ft_dist: np.ndarray      # (streams, features, 4) each stream's feature distribution rows
     rng_features: np.ndarray  # int (streams, features): the generator of each, -1 when the stream lacks it
@@ -92,16 +124,19 @@ class Accumulators(NamedTuple):
     sr_sketch: np.ndarray
     sr_zeros: np.ndarray
     now_at: np.ndarray       # (1,) the kernel's clock, read for the progress bar
+    queue_last: np.ndarray   # int (stations, priority ranks): the last waiting of each rank (queues.py)
+    turn: np.ndarray         # int: per station the instance whose turn it is (round robin)
     pools: Pools             # the stations' executors (paysim.engine.compiled.executor)
 
 
 def accumulators(scenario: Scenario, sketch: QuantileSketch) -> Accumulators:
-    n_st, n_sr = len(scenario.stations), len(scenario.arrivals)
+    n_st, n_sr = len(units(scenario)), len(scenario.arrivals)
     buckets = sketch.layout()[2]
     return Accumulators(np.zeros((n_st, STF_WIDTH)), np.zeros((n_st, ST_WIDTH), np.int64),
                         np.zeros((n_st, buckets), np.int64), np.zeros(n_st, np.int64),
                         np.zeros((n_sr, SRF_WIDTH)), np.zeros((n_sr, SR_WIDTH), np.int64),
                         np.zeros((n_sr, buckets), np.int64), np.zeros(n_sr, np.int64), np.zeros(1),
+                        np.full((n_st, len(priority_ranks(scenario))), -1, np.int64), np.zeros(n_st, np.int64),
                         build_pools(scenario))
 
 
@@ -174,7 +209,8 @@ def _profile_steps(arrival) -> list[tuple[float, float]]:
 
 def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSketch) -> Model:
     """Flatten ``scenario`` into a :class:`Model`, registering its random components in ``generators``."""
-    stations, arrivals = scenario.stations, scenario.arrivals
+    stations, arrivals = {unit: spec for unit, _, spec in units(scenario)}, scenario.arrivals
+    station_of = {unit: name for unit, name, _ in units(scenario)}
     index = {name: i for i, name in enumerate(stations)}
     dists = [part for s in stations.values() for part in service_parts(s)] + \
         [a.interarrival for a in arrivals.values() if a.interarrival is not None] + \
@@ -190,7 +226,9 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
     trace_range = iter(zip(starts[len(empirical):-1], starts[len(empirical) + 1:]))
 
     def row(dist: d.Distribution) -> list[float]:
-        code, a, b, c = _code(dist)
+        coded = _code(dist)
+        assert coded is not None, "unsupported() refuses what the kernels cannot draw"
+        code, a, b, c = coded
         if code == EMP:
             a, b = emp_range[id(dist)]
         return [code, a, b, c]
@@ -222,8 +260,10 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
             step_at[i, j], step_rate[i, j] = at, rate
     log_gamma, offset, nbuckets = sketch.layout()
 
-    def per_station(kind: str) -> np.ndarray:
-        return np.array([generators.index(kind, name) for name in stations], np.int64)
+    def per_station(kind: str, shared: bool = False) -> np.ndarray:
+        """``shared``: the station's instances share its generator."""
+        return np.array([generators.index(kind, station_of[name] if shared else name) for name in stations],
+                        np.int64)
 
     def per_stream(kind: str) -> np.ndarray:
         return np.array([generators.index(kind, name) for name in arrivals], np.int64)
@@ -247,9 +287,10 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
         step_at=step_at, step_rate=step_rate,
         retry=np.array([_retry_row(a) for a in arrivals.values()], float),
         emp=emp,
-        rng_service=per_station("service"), rng_route=per_station("route"), rng_errors=per_station("errors"),
-        rng_arrivals=per_stream("arrivals"), rng_retry=per_stream("retry"), schedule=schedule_table(stations),
-        batch=batch_table(stations), rng_service_item=per_station("service-item"),
+        rng_service=per_station("service"), rng_route=per_station("route", shared=True),
+        rng_errors=per_station("errors", shared=True),
+        rng_arrivals=per_stream("arrivals"), rng_retry=per_stream("retry"),
+        schedule=schedule_table(stations), batch=batch_table(stations), rng_service_item=per_station("service-item"),
         item_service=np.array([row(service_parts(s)[-1]) if s.batch else [DET, 0.0, 0.0, 0.0]
                                for s in stations.values()], float),
         clients=np.array([a.clients or 0 for a in arrivals.values()], np.int64),
@@ -258,4 +299,6 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
         rng_think=np.array([generators.index("think", name) if a.think is not None else 0
                             for name, a in arrivals.items()], np.int64),
         log_gamma=log_gamma, offset=offset, nbuckets=nbuckets, min_value=MIN_VALUE,
-        **classify_tables(scenario, index, generators.index, row), **fork_tables(scenario, index))
+        **per_instance(scenario, {**classify_tables(scenario, index, generators.index, row),
+                                  **fork_tables(scenario, index)}),
+        **queue_tables(scenario), **balance_tables(scenario, generators))
