@@ -54,7 +54,7 @@ def unsupported(scenario: Scenario) -> str | None:
             if dist is not None and not drawable(dist):
                 return f"arrivals.{name}.{feature}: {type(dist).__name__} needs the SimPy engine"
     for name, station in scenario.stations.items():
-        if station.executor is not None and station.batch is not None:
+        if station.executor is not None and station.batch is not None:   # (validation allows it)
             return f"stations.{name}: an executor at a batch station needs the SimPy engine"
         if any(scenario.stations[called].executor is not None for called in station.parallel):
             return f"stations.{name}.parallel: a call to an executor needs the SimPy engine"
@@ -129,7 +129,7 @@ def _report(acc: Accumulators, observer: Observer, scenario: Scenario, warmup: f
             (int(v) for v in c[ST_IN:ST_DEPARTED + 1])
         station.sketch.add_counts(acc.st_sketch[i], acc.st_zeros[i])
         station.outcomes = {name: int(c[ST_OUTCOMES + code]) for code, name in enumerate(OUTCOMES)}
-    executor.report(acc.pools, observer.stations.values())
+    executor.report(acc.pools, observer.stations.values(), [spec.instances for spec in scenario.stations.values()])
     for i, stream in enumerate(observer.streams.values()):
         f, c = acc.sr_f[i].tolist(), acc.sr_i[i]
         stream.area_in_system, stream.sum_latency = f[SRF_AREA_IN], f[SRF_LATENCY]

@@ -307,12 +307,14 @@ def close_pools(pool_i, pool_f, horizon):
         advance_threads(pool_i, pool_f, st, horizon)
 
 
-def report(pools: Pools, observers) -> None:
-    """Each pool's thread integral and drops into its station observer (``observers`` in station order).
-    Rows are instances, but the compiled engine runs no scenario with both an executor and a
-    station of several instances (balance.unsupported), so a pool's row is its station's."""
-    for st, observer in enumerate(observers):
-        if pools.pool_i[st, PI_CORE] >= 0:
-            observer.threads = int(pools.pool_i[st, PI_THREADS])
-            observer.area_threads = float(pools.pool_f[st, PF_AREA])
-            observer.dropped = int(pools.pool_i[st, PI_DROPPED])
+def report(pools: Pools, observers, instances: list[int]) -> None:
+    """Each station's pools' thread integral and drops into its observer (``observers`` in
+    station order, each station ``instances`` rows): its instances' pools summed, as they
+    share one observer in the SimPy engine."""
+    row = 0
+    for observer, k in zip(observers, instances):
+        if pools.pool_i[row, PI_CORE] >= 0:
+            observer.threads = int(pools.pool_i[row:row + k, PI_THREADS].sum())
+            observer.area_threads = float(pools.pool_f[row:row + k, PF_AREA].sum())
+            observer.dropped = int(pools.pool_i[row:row + k, PI_DROPPED].sum())
+        row += k
