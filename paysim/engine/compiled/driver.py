@@ -56,8 +56,10 @@ def unsupported(scenario: Scenario) -> str | None:
     for name, station in scenario.stations.items():
         if station.executor is not None and station.batch is not None:   # (validation allows it)
             return f"stations.{name}: an executor at a batch station needs the SimPy engine"
-        if any(scenario.stations[called].executor is not None for called in station.parallel):
-            return f"stations.{name}.parallel: a call to an executor needs the SimPy engine"
+        for called in station.parallel:   # (a call could throw out another's task: the loop follows one loss)
+            pool = scenario.stations[called].executor
+            if pool is not None and pool.rejection == "discard_oldest":
+                return f"stations.{name}.parallel: a call to an executor with discard_oldest needs the SimPy engine"
         why = balance.unsupported(name, station, scenario) or queues.unsupported(name, station)
         if why:
             return why

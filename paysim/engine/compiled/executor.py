@@ -48,7 +48,7 @@ from paysim.engine.compiled.codes import (
 from paysim.engine.compiled.primitives import draw, helper
 from paysim.engine.compiled.queues import enqueue, unlink
 from paysim.engine.compiled.state import push
-from paysim.engine.compiled.station import advance, start_service, take_next
+from paysim.engine.compiled.station import advance, cancel_service, start_service, take_next
 from paysim.scenario import Scenario
 
 # rejection policies
@@ -281,6 +281,16 @@ def release(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, 
     if _serve_next(st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, down, discipline, rank, queue_last,
                    st, now) < 0:
         _wait_idle(pool_i, pool_f, idle_since, idle_timed, heap, size, st, now)
+
+
+@helper
+def cancel(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, down,
+           discipline, rank, queue_last, st, x, now):
+    """``x`` is taken out of service (its client gave up, or its join no longer needs it): its
+    pool thread is freed, as :func:`release` frees it."""
+    cancel_service(st_f, st_i, txf, st, x, now)
+    release(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, down,
+            discipline, rank, queue_last, st, x, now)
 
 
 @helper

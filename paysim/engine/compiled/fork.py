@@ -41,6 +41,7 @@ from paysim.engine.compiled.codes import (
     TXI_STREAM,
     WAITING,
 )
+from paysim.engine.compiled.executor import PI_CORE, cancel
 from paysim.engine.compiled.primitives import draw, helper, jit
 from paysim.engine.compiled.state import push, release_slot, take_slot
 from paysim.engine.compiled.station import withdraw
@@ -113,16 +114,20 @@ def absorb(txf, txi, free, free_n, calls, p, j):
 
 @jit
 def withdraw_calls(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, br, heap, size, slow, down, p, now,
-                   queue_last):
+                   queue_last, pools):
     """The join has decided (or ``p``'s client gave up): calls still queued or in service are
-    withdrawn from their stations (a freed worker takes up the next); every open call is
-    absorbed. (Compiled apart from the loop: it runs only at a join.)"""
+    withdrawn from their stations (a freed worker, or pool thread, takes up the next); every
+    open call is absorbed. (Compiled apart from the loop: it runs only at a join.)"""
+    pool_i, pool_f, idle_since, idle_timed = pools
     for j in range(m.n_calls[txi[p, TXI_STATION]]):
         c = calls[p, j]
         if c < 0:
             continue
-        if txi[c, TXI_STATE] == WAITING or txi[c, TXI_STATE] == SERVING:
-            st = txi[c, TXI_STATION]
+        st = txi[c, TXI_STATION]
+        if txi[c, TXI_STATE] == SERVING and pool_i[st, PI_CORE] >= 0:
+            cancel(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, m.service, m.emp,
+                   rngs[m.rng_service[st]], slow, down, m.discipline, m.rank, queue_last, st, c, now)
+        elif txi[c, TXI_STATE] == WAITING or txi[c, TXI_STATE] == SERVING:
             y = withdraw(st_f, st_i, txf, txi, br, m.batch[st, BT_ON] > 0, st, c, down, now, m.discipline, m.rank,
                          queue_last)[1]
             if y >= 0:

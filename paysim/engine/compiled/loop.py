@@ -72,7 +72,6 @@ from paysim.engine.compiled.codes import (
     SRF_TIME,
     SRF_WAIT,
     ST_BUSY,
-    ST_CANCELLED,
     ST_COUNTS,
     ST_ENTERED,
     ST_FIRST_CLOSED,
@@ -120,6 +119,7 @@ from paysim.engine.compiled.executor import (
     PI_CORE,
     PI_MAX,
     PI_THREADS,
+    cancel,
     close_pools,
     keep_alive_ends,
     offer,
@@ -148,7 +148,6 @@ from paysim.engine.compiled.station import (
     advance_stream,
     finish,
     free_worker,
-    leave_station,
     population_area,
     start_service,
     take_next,
@@ -410,16 +409,11 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                 if txi[x, TXI_STATE] == FORKED:   # its parallel calls are withdrawn
                     reason = CANCELLED
                     withdraw_calls(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, br, heap, size, slow, down,
-                                   x, now, queue_last)
+                                   x, now, queue_last, acc.pools)
                 elif txi[x, TXI_STATE] == SERVING and pool_i[st, PI_CORE] >= 0:   # its pool thread is freed
                     reason = CANCELLED
-                    service_time = now - txf[x, TXF_STARTED]
-                    txf[x, TXF_SERVICE] += service_time
-                    leave_station(st_f, st_i, txf, st, x, now, service_time)
-                    st_i[st, ST_BUSY] -= 1
-                    st_i[st, ST_CANCELLED] += 1
-                    release(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, m.service,
-                            m.emp, rngs[m.rng_service[st]], slow, down, m.discipline, m.rank, queue_last, st, x, now)
+                    cancel(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, m.service,
+                           m.emp, rngs[m.rng_service[st]], slow, down, m.discipline, m.rank, queue_last, st, x, now)
                 else:            # queued (abandoned), or in service (cancelled: the worker is freed now)
                     reason, y = withdraw(st_f, st_i, txf, txi, br, m.batch[st, BT_ON] > 0, st, x, down, now, m.discipline,
                                          m.rank, queue_last)
@@ -455,7 +449,9 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                     x, silent = offer(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size,
                                       m.service, m.emp, rngs[m.rng_service[st]], slow, down, m.discipline, m.rank,
                                       queue_last, st, x, now)
-                    if x < 0:
+                    if x < 0:    # it runs or waits (a rejected call returns to its join below)
+                        if forking >= 0:
+                            moving, target, next_j = next_call(txi, calls, m.calls_to, m.n_calls, forking, next_j)
                         continue
                     s, target = txi[x, TXI_STREAM], TO_REJECTED
                 elif down[st] == REFUSE or (full and (m.batch[st, BT_ON] > 0 or down[st] != UP
@@ -488,7 +484,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                 moving, target, open_calls = call_returned(txf, txi, free, free_n, calls, m.join_any, x, target)
                 if open_calls:           # the join decided: the calls it no longer needs are withdrawn
                     withdraw_calls(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, br, heap, size, slow, down,
-                                   moving, now, queue_last)
+                                   moving, now, queue_last, acc.pools)
                 if moving < 0 and forking >= 0:
                     moving, target, next_j = next_call(txi, calls, m.calls_to, m.n_calls, forking, next_j)
                 continue

@@ -152,6 +152,16 @@ def leave_batch(st_i, txi, br, x):
 
 
 @helper
+def cancel_service(st_f, st_i, txf, st, x, now):
+    """``x`` is taken out of service at ``st`` (CANCELLED); its worker is free."""
+    service_time = now - txf[x, TXF_STARTED]
+    txf[x, TXF_SERVICE] += service_time
+    leave_station(st_f, st_i, txf, st, x, now, service_time)
+    st_i[st, ST_BUSY] -= 1
+    st_i[st, ST_CANCELLED] += 1
+
+
+@helper
 def withdraw(st_f, st_i, txf, txi, br, batched, st, x, down, now, discipline, rank, queue_last):
     """Take ``x`` back from the station's queue (ABANDONED) or service (CANCELLED), as
     ServiceStation.withdraw: its client timed out under ``on_timeout: cancel``, or its join no
@@ -168,11 +178,7 @@ def withdraw(st_f, st_i, txf, txi, br, batched, st, x, down, now, discipline, ra
         leave_station(st_f, st_i, txf, st, x, now, 0.0)
         st_i[st, ST_ABANDONED] += 1
         return ABANDONED, -1
-    service_time = now - txf[x, TXF_STARTED]
-    txf[x, TXF_SERVICE] += service_time
-    leave_station(st_f, st_i, txf, st, x, now, service_time)
-    st_i[st, ST_BUSY] -= 1
-    st_i[st, ST_CANCELLED] += 1
+    cancel_service(st_f, st_i, txf, st, x, now)
     if batched:
         return CANCELLED, -1
     return CANCELLED, free_worker(st_f, st_i, txf, txi, st, down, now, discipline, rank, queue_last)
