@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 
 import pytest
-from conftest import assert_engines_agree, assert_holm, same_numbers, scenario
+from conftest import assert_case_agrees, assert_holm, same_numbers, scenario
 
 from paysim.engine.compiled import recursion
 from paysim.engine.compiled.driver import unsupported
@@ -106,7 +106,6 @@ def test_the_recursion_leaves_batches_to_the_event_loop():
 
 # ---------------------------------------------------------------- in distribution against SimPy
 
-HEADLINE = ("system.W", "system.throughput", "system.goodput", "system.L")
 CASES = {   # (stations, arrival, headline station metrics, horizon): 20 replications each
     # Poisson items into size-or-clock batches with random per-batch and per-item times, some
     # errors, then an M/M/2 station
@@ -128,18 +127,11 @@ CASES = {   # (stations, arrival, headline station metrics, horizon): 20 replica
 }
 
 
-RESOLUTION = 0.04   # W's detectable bias; about 3% with the fixed seed in each case
-
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_compiled_batches_match_simpy_in_distribution(case):
-    """20 replications a side, long enough (5-9 s on SimPy) that a 3% bias in W fails with
-    the fixed seed; asserted at 4% so that another seed does not trip it."""
-    stations, arrival, metrics, horizon = CASES[case]
-    model = scenario(stations, {"a": arrival}, horizon=horizon, warmup=0, replications=20)
-    assert unsupported(model) is None
-    assert_engines_agree(model, HEADLINE + metrics, RESOLUTION)
+    assert_case_agrees(*CASES[case])   # (see conftest: a 3% bias in W detectable)
 
 
 # ---------------------------------------------------------------- theory
