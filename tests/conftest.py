@@ -142,6 +142,19 @@ def same_numbers(reference: dict[str, float], compiled: dict[str, float]) -> lis
     return problems
 
 
+def assert_same_path(model: Scenario) -> tuple[dict[str, float], dict[str, float]]:
+    """One replication of ``model`` on both engines: the compiled engine runs it (``auto``
+    would pick it) and gives the same numbers. Returns (SimPy's row, the compiled engine's)."""
+    from paysim.engine.compiled import unsupported
+
+    assert unsupported(model) is None
+    reference = simulate(model, jobs=1, engine="simpy").rows[0]
+    compiled = simulate(model, jobs=1, engine="fast")
+    assert compiled.engine == "fast"
+    assert same_numbers(reference, compiled.rows[0]) == []
+    return reference, compiled.rows[0]
+
+
 def assert_percentile(result: RunResult, metric: str, theory: float) -> None:
     """Percentiles carry the sketch's stated relative error on top of the sampling CI."""
     assert_theory(result, metric, theory, RELATIVE_ERROR)

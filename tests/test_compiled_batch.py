@@ -16,10 +16,9 @@ from __future__ import annotations
 import math
 
 import pytest
-from conftest import assert_case_agrees, assert_holm, same_numbers, scenario
+from conftest import assert_case_agrees, assert_holm, assert_same_path, same_numbers, scenario
 
 from paysim.engine.compiled import recursion
-from paysim.engine.compiled.driver import unsupported
 from paysim.runner import simulate
 
 EXP = {"dist": "exponential", "mean": 0.05}
@@ -64,12 +63,7 @@ DETERMINISTIC = {   # (stations, the arrival stream a, horizon, warm-up)
 def test_deterministic_batches_give_the_same_numbers_on_both_engines(case):
     stations, arrival, horizon, warmup = DETERMINISTIC[case]
     model = scenario(stations, {"a": arrival}, horizon=horizon, warmup=warmup, replications=1)
-    assert unsupported(model) is None
-    reference = simulate(model, jobs=1, engine="simpy").rows[0]
-    compiled = simulate(model, jobs=1, engine="fast")
-    assert compiled.engine == "fast"
-    assert same_numbers(reference, compiled.rows[0]) == []
-    assert compiled.rows[0]["stations.settle.batch_size"] > 1
+    assert assert_same_path(model)[1]["stations.settle.batch_size"] > 1
 
 
 def test_errors_and_routing_after_a_batch_draw_the_same_numbers_on_both_engines():

@@ -11,9 +11,8 @@ pool or one task taken out of order shows at once in the metrics compared to rou
 from __future__ import annotations
 
 import pytest
-from conftest import same_numbers, scenario
+from conftest import assert_same_path, same_numbers, scenario
 
-from paysim.engine.compiled import unsupported
 from paysim.runner import simulate
 
 EXP = {"dist": "exponential", "mean": 0.1}
@@ -63,16 +62,11 @@ SAME_PATH = {   # (stations, streams, horizon): the entry station is the first
 @pytest.mark.parametrize("case", list(SAME_PATH))
 def test_same_sample_path_as_the_simpy_engine(case):
     stations, streams, horizon = SAME_PATH[case]
-    model = scenario(stations, streams, horizon=horizon, warmup=5, replications=1)
-    assert unsupported(model) is None
-    reference = simulate(model, jobs=1, engine="simpy").rows[0]
-    compiled = simulate(model, jobs=1, engine="fast")
-    assert compiled.engine == "fast"
+    reference = assert_same_path(scenario(stations, streams, horizon=horizon, warmup=5, replications=1))[0]
     assert reference["stations.x.threads"] > 0
     assert reference["stations.x.rejected"] > 0 or "caller-runs" in case or "any" in case   # (caller_runs rejects none)
     if "parallel" in case:   # the join took back calls at the pool
         assert reference["stations.x.cancelled"] + reference["stations.x.abandoned"] > 0 or "all" in case
-    assert same_numbers(reference, compiled.rows[0]) == []
 
 
 def test_a_stations_pools_are_summed_in_its_time_series():

@@ -17,12 +17,11 @@ import math
 
 import numpy as np
 import pytest
-from conftest import assert_case_agrees, assert_holm, same_numbers, scenario
+from conftest import assert_case_agrees, assert_holm, assert_same_path, same_numbers, scenario
 from scipy import stats
 
 from paysim.analytic import mmc
 from paysim.engine.compiled import recursion
-from paysim.engine.compiled.driver import unsupported
 from paysim.runner import simulate
 
 EXP = {"dist": "exponential", "mean": 0.05}
@@ -59,12 +58,7 @@ DETERMINISTIC = {   # (stations, the arrival stream a, horizon, warm-up)
 @pytest.mark.parametrize("case", list(DETERMINISTIC))
 def test_deterministic_schedules_give_the_same_numbers_on_both_engines(case):
     stations, arrival, horizon, warmup = DETERMINISTIC[case]
-    model = scenario(stations, {"a": arrival}, horizon=horizon, warmup=warmup, replications=1)
-    assert unsupported(model) is None
-    reference = simulate(model, jobs=1, engine="simpy").rows[0]
-    compiled = simulate(model, jobs=1, engine="fast")
-    assert compiled.engine == "fast"
-    assert same_numbers(reference, compiled.rows[0]) == []
+    assert_same_path(scenario(stations, {"a": arrival}, horizon=horizon, warmup=warmup, replications=1))
 
 
 def test_a_random_schedule_follows_the_same_path_on_both_engines():
