@@ -15,11 +15,11 @@ Rolia & Sevcik, simplified to one class and mean values):
   callee (R_step = its response R_j) or parallel callees joined on all (E[max]) or any
   (E[min]), the branches' responses taken as independent exponentials (an approximation).
   A call that fails (rejected by a full callee, or failed by it) ends the task's calls.
-* S_cpu: with N cores shared by the computing workers (processor sharing, each of n
-  computing workers at min(1, N/n)), the CPU phase is taken as the multi-server PS queue
-  fed at X, whose mean sojourn is M/M/N's for any service distribution; with c <= N the
-  cores never bind and S_cpu = S.
-* The task is then a c-server station with mean holding H: Erlang B when it has no
+* With N cores that bind (fewer cores than workers), the task is a pool of threads that
+  compute on the cores (processor sharing), then wait its calls' mean time D held:
+  :func:`paysim.thread_pool.thread_pool`, a product form that is exact and insensitive with
+  no waiting room and D a pure delay.
+* Otherwise the task is a c-server station with mean holding H: Erlang B when it has no
   waiting room, M/M/c/K with the holding taken as exponential when its queue is bounded,
   M/G/1 (Pollaczek–Khinchine) or Allen–Cunneen with the holding's estimated scv when it
   is unbounded, M/G/∞ when its workers are unlimited.
@@ -30,10 +30,11 @@ Rolia & Sevcik, simplified to one class and mean values):
 Exact (labelled so) only where the holding times are i.i.d. and independent of the state:
 every callee is a pure delay (unlimited workers, or at least as many workers as its callers
 can ever occupy at once, no other traffic, no cores that bind, and only such callees of
-its own), no parallel step. Then Erlang B (insensitive to the holding-time distribution),
-M/G/1 and M/G/∞ are exact; so is M/M/c when the holding is exponential (no calls), and with
-cores the multi-server processor-sharing results (see ``ps_station``). Everything else is
-"approximation: layered MVA".
+its own), no parallel step, and Poisson input (a task fed by callers is approximated). Then Erlang B
+(insensitive to the holding-time distribution), M/G/1 and M/G/∞ are exact; so is M/M/c when
+the holding is exponential (no calls), and with cores the thread-pool product form (with no
+waiting room, or exponential work and no calls). Everything else is "approximation: layered
+MVA".
 """
 
 from __future__ import annotations
@@ -44,17 +45,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-import numpy as np
-
-from paysim.analytic import (
-    _mmck_probabilities,  # the M/M/c/K chain, summed here for the worker queue
-    allen_cunneen,
-    erlang_b,
-    erlang_c,
-    mg1,
-    mmc,
-    mmck,
-)
+from paysim.analytic import allen_cunneen, erlang_b, mg1, mmck
+from paysim.thread_pool import thread_pool
 
 APPROXIMATION = "approximation: layered MVA"
 
@@ -123,7 +115,8 @@ class _Station:
     Wq: float
     formula: str
     exact: bool
-    W: float | None = None  # when the formula gives the sojourn directly (PS)
+    W: float | None = None  # when the formula gives the sojourn directly (threads on cores)
+    cpu: float = 0.0  # then also the mean CPU time per visit, contention included
 
 
 @dataclass
@@ -133,6 +126,22 @@ class _State:
     response: dict[str, float] = field(default_factory=dict)
     fail: dict[str, float] = field(default_factory=dict)
     results: dict[str, TaskResult] = field(default_factory=dict)
+
+
+def goetz_threads(cores: int, compute: float, wait: float) -> float:
+    """Goetz's rule of thumb (Java Concurrency in Practice, 8.2): threads = N·(1 + W/C) for N
+    cores and requests that compute C and then wait W (blocked, holding the thread): just
+    enough threads that the cores are never idle for lack of a runnable thread, on average."""
+    if cores < 1 or compute <= 0 or wait < 0:
+        raise ValueError(f"need cores >= 1, compute > 0, wait >= 0, got {cores}, {compute}, {wait}")
+    return cores * (1.0 + wait / compute)
+
+
+def throughput_bound(workers: int, cores: int, compute: float, wait: float) -> float:
+    """The most a pool of c threads on N cores can complete per second, min(c/(C + W), N/C):
+    the threads' bound (each held C + W at the least) and the cores' (C of CPU each). The two
+    meet at c = goetz_threads(N, C, W)."""
+    return min(workers / (compute + wait), cores / compute)
 
 
 def join_mean(means: tuple[float, ...], join: Literal["all", "any"]) -> float:
@@ -149,42 +158,6 @@ def join_mean(means: tuple[float, ...], join: Literal["all", "any"]) -> float:
     terms = [(-1) ** (size + 1) / math.fsum(1.0 / r for r in subset)
              for size in range(1, len(positive) + 1) for subset in itertools.combinations(positive, size)]
     return math.fsum(terms)
-
-
-def ps_station(arrival_rate: float, mean_service: float, cores: int, workers: int | None,
-               queue: int | None) -> tuple[float, float, float]:
-    """(p_block, Wq, W) of a station whose ``workers`` share ``cores`` by processor sharing
-    (each of n workers in service progresses at min(1, N/n)), FIFO waiting room ``queue``.
-
-    The number present is the birth-death chain with death rate min(n, N)μ (μ = 1/E[S]),
-    truncated at c + K: M/M/N/(c+K), and with an unbounded queue M/M/N, whose waiting for a
-    *worker* is Lq_w = C·ρ^(c-N+1)/(1 - ρ) (the tail past c is geometric with ρ = λ/(Nμ)).
-    Exact for exponential service; insensitive to the service distribution (hence exact for
-    any) when no job waits for a worker: unlimited workers (M/G/N-PS) or no waiting room.
-    Requires workers > cores (otherwise the cores never bind: a plain c-server station).
-    """
-    if workers is not None and workers <= cores:
-        raise ValueError(f"workers ({workers}) <= cores ({cores}): the cores never bind")
-    mu = 1.0 / mean_service
-    if workers is None or queue is None:
-        m = mmc(arrival_rate, mu, cores)
-        if workers is None:
-            return 0.0, 0.0, m.W
-        rho = m.utilization
-        lq_worker = erlang_c(cores, arrival_rate / mu) * rho ** (workers - cores + 1) / (1.0 - rho)
-        wq = lq_worker / arrival_rate if arrival_rate > 0 else 0.0
-        return 0.0, wq, m.W
-    m = mmck(arrival_rate, mu, cores, workers + queue)
-    if m.throughput <= 0:
-        return m.p_block, 0.0, mean_service
-    probs = _chain(arrival_rate * mean_service, cores, workers + queue)
-    lq_worker = float(np.dot(np.maximum(np.arange(probs.size) - workers, 0), probs))
-    return m.p_block, lq_worker / m.throughput, m.W
-
-
-def _chain(offered: float, cores: int, capacity: int) -> np.ndarray:
-    """π_0..π_K of M/M/N/K (the probabilities ``mmck`` sums), recomputed for the worker queue."""
-    return _mmck_probabilities(offered, cores, capacity)
 
 
 def _check(tasks: Mapping[str, Task]) -> list[str]:
@@ -262,8 +235,12 @@ def _is_delay(name: str, tasks: Mapping[str, Task], callers: dict[str, list[str]
     return concurrent <= task.workers
 
 
-def _station(task: Task, rate: float, holding: float, scv: float, exact_holding: bool, poisson: bool,
-             ps: bool) -> _Station:
+def cores_bind(task: Task) -> bool:
+    """Its cores can be fewer than its computing workers (else every worker computes at full speed)."""
+    return task.cores is not None and (task.workers is None or task.workers > task.cores)
+
+
+def _station(task: Task, rate: float, holding: float, scv: float, exact_holding: bool, poisson: bool) -> _Station:
     """The task as a c-server station with mean holding H (see the module docstring). Its
     formula is exact when the holding times are i.i.d. (``exact_holding``) and, unless nobody
     ever waits (M/G/∞), the input is Poisson (``poisson``: no callers feed it)."""
@@ -272,14 +249,17 @@ def _station(task: Task, rate: float, holding: float, scv: float, exact_holding:
         return _Station(0.0, 0.0, "no load", exact_holding)
     if math.isinf(holding):
         return _Station(1.0 if c is not None and task.queue is not None else 0.0, math.inf, "saturated", False)
-    if ps:  # cores that bind on a task without calls
+    if cores_bind(task):  # the thread-pool product form: CPU work shared, then held on calls
         assert task.cores is not None
-        exponential = abs(task.service_scv - 1.0) < 1e-12
-        if task.queue is None and rate * holding >= task.cores:
+        exponential = abs(task.service_scv - 1.0) < 1e-12 and not task.calls
+        try:
+            pool = thread_pool(rate, task.service, holding - task.service, task.cores, c, task.queue,
+                               exponential=exponential)
+        except ValueError:
             return _Station(0.0, math.inf, "unstable", False)
-        p_block, wq, w = ps_station(rate, holding, task.cores, c, task.queue)
-        exact = exact_holding and poisson and (exponential or c is None or task.queue == 0)
-        return _Station(p_block, wq, "multi-server processor sharing (M/M/N)", exact, W=w)
+        cpu = pool.computing / pool.throughput if pool.throughput > 0 else task.service
+        return _Station(pool.p_block, pool.Wq, "threads on cores (processor-sharing product form)",
+                        exact_holding and poisson and pool.exact, W=pool.W, cpu=cpu)
     if c is None:
         return _Station(0.0, 0.0, "M/G/∞", exact_holding)  # any input: nobody waits
     exact_holding = exact_holding and poisson
@@ -299,15 +279,12 @@ def _station(task: Task, rate: float, holding: float, scv: float, exact_holding:
     return _Station(0.0, m.Wq, "M/M/c (Erlang C)" if exact else m.formula, exact)
 
 
-def _holding(name: str, tasks: Mapping[str, Task], accepted: float, state: _State,
+def _holding(name: str, tasks: Mapping[str, Task], state: _State,
              delays: set[str]) -> tuple[float, float, float, float, bool]:
     """(H, its scv estimate, cpu time, call time, whether H is exactly i.i.d.) of one task,
-    from its callees' current responses and failure chances; ``accepted`` feeds its cores."""
+    without CPU contention, from its callees' current responses and failure chances."""
     task, own = tasks[name], tasks[name].service
     cpu, exact = own, True
-    if task.cores is not None and task.calls and (task.workers is None or task.workers > task.cores):
-        exact = False  # the cores bind while some workers are held: contention depends on the state
-        cpu = mmc(accepted, 1.0 / own, task.cores).W if accepted * own < task.cores else math.inf
     variance = task.service_scv * own * own
     reach, calls = 1.0, 0.0
     for step in task.calls:
@@ -328,26 +305,22 @@ def _holding(name: str, tasks: Mapping[str, Task], accepted: float, state: _Stat
     return holding, scv, cpu, calls, exact
 
 
-def _sweep(tasks: Mapping[str, Task], order: list[str], rates: dict[str, float], callers: dict[str, list[str]],
-           blocked: Mapping[str, float]) -> _State:
-    """One pass callees first: holding, station formula, response and failure chance per task;
-    ``blocked`` (the previous pass's blocking) gives the accepted rate that loads the cores."""
+def _sweep(tasks: Mapping[str, Task], order: list[str], rates: dict[str, float], callers: dict[str, list[str]]) -> _State:
+    """One pass callees first: holding, station formula, response and failure chance per task."""
     state, delays, exact_holding = _State(), set[str](), dict[str, bool]()
     for name in order:
         task = tasks[name]
-        before = rates[name] * (1.0 - blocked.get(name, 0.0))
-        holding, scv, cpu, call_time, exact = _holding(name, tasks, before, state, delays)
-        ps = task.cores is not None and not task.calls and (task.workers is None or task.workers > task.cores)
-        exact_holding[name] = exact and not ps
+        holding, scv, cpu, call_time, exact = _holding(name, tasks, state, delays)
+        exact_holding[name] = exact and not cores_bind(task)  # shared cores: the holding depends on the state
         if task.workers is not None and _is_delay(name, tasks, callers, exact_holding):
             station = _Station(0.0, 0.0, "a delay: at least as many workers as its callers can hold at once", True)
         else:
             # a callee's input is its callers' output, not Poisson: its own queueing is approximate
-            station = _station(task, rates[name], holding, scv, exact, not callers[name], ps)
+            station = _station(task, rates[name], holding, scv, exact, not callers[name])
         if _is_delay(name, tasks, callers, exact_holding):
             delays.add(name)
-        if station.W is not None:  # processor sharing: a worker is held for its whole (slowed) service
-            holding = cpu = station.W - station.Wq
+        if station.W is not None:  # threads on cores: the CPU phase is slowed by contention
+            holding, cpu = station.W - station.Wq, station.cpu
         response = station.Wq + holding
         accepted = rates[name] * (1.0 - station.p_block)
         fail_calls = 1.0 - math.prod(1.0 - _step_fail([state.fail[t] for t in s.targets], s.join) for s in task.calls)
@@ -377,7 +350,7 @@ def solve_layered(tasks: Mapping[str, Task], *, tolerance: float = 1e-13, max_it
         for callee in dict.fromkeys(t for step in task.calls for t in step.targets):
             callers[callee].append(name)
     rates = {name: task.arrival_rate for name, task in tasks.items()}
-    state, damping, previous = _sweep(tasks, order, rates, callers, {}), 1.0, math.inf
+    state, damping, previous = _sweep(tasks, order, rates, callers), 1.0, math.inf
     for _ in range(max_iterations):
         target = _offered_rates(tasks, order, state)
         gap = max((abs(target[n] - rates[n]) / max(1.0, abs(target[n])) for n in tasks), default=0.0)
@@ -387,7 +360,7 @@ def solve_layered(tasks: Mapping[str, Task], *, tolerance: float = 1e-13, max_it
             damping = max(0.01, damping * 0.5)  # oscillating: move more cautiously
         previous = gap
         rates = {n: rates[n] + damping * (target[n] - rates[n]) for n in tasks}
-        state = _sweep(tasks, order, rates, callers, {n: r.p_block for n, r in state.results.items()})
+        state = _sweep(tasks, order, rates, callers)
     else:
         raise ValueError(f"the layered fixed point did not settle in {max_iterations} iterations")
     for name, result in state.results.items():

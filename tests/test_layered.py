@@ -8,8 +8,17 @@ import math
 import pytest
 from scipy.optimize import brentq
 
-from paysim.analytic import erlang_b, mg1, mmc, mmck
-from paysim.layered import APPROXIMATION, CallStep, Task, join_mean, ps_station, solve_layered
+from paysim.analytic import _mmck_probabilities, erlang_b, mg1, mmc, mmck
+from paysim.layered import (
+    APPROXIMATION,
+    CallStep,
+    Task,
+    goetz_threads,
+    join_mean,
+    solve_layered,
+    throughput_bound,
+)
+from paysim.thread_pool import thread_pool
 
 
 def call(*targets: str, join: str = "all") -> CallStep:
@@ -132,34 +141,52 @@ def test_cores_that_never_bind() -> None:
     assert result.W == pytest.approx(mmc(25.0, 10.0, 3).W, rel=1e-12)
 
 
-def test_ps_station_loss_and_worker_queue() -> None:
-    """No waiting room: blocking of M/M/N/c (insensitive). Unbounded queue: the wait for a
-    worker, C·ρ^(c-N+1)/(1-ρ)/λ, against the chain summed directly far into its tail."""
-    block, wq, w = ps_station(600.0, 0.01, 8, 10, 0)
-    m = mmck(600.0, 100.0, 8, 10)
-    assert block == pytest.approx(m.p_block, rel=1e-12) and wq == 0.0 and w == pytest.approx(m.W)
-    _, wq, w = ps_station(700.0, 0.01, 8, 12, None)
-    big = mmck(700.0, 100.0, 8, 4000)  # the tail past 4000 weighs (7/8)^3988: nothing
-    from paysim.analytic import _mmck_probabilities
-    probs = _mmck_probabilities(7.0, 8, 4000)
-    lq_worker = sum(max(n - 12, 0) * p for n, p in enumerate(probs))
-    assert wq == pytest.approx(lq_worker / 700.0, rel=1e-9)
-    assert w == pytest.approx(big.W, rel=1e-9)
-    with pytest.raises(ValueError, match="never bind"):
-        ps_station(1.0, 0.01, 8, 8, None)
+def test_thread_pool_without_calls_is_mmn_k() -> None:
+    """No waits: n threads share N cores, the chain of M/M/N/(c+K); no waiting room: M/M/N/c
+    (insensitive); unbounded queue: M/M/N's sojourn, the tail past c waiting for a thread."""
+    loss, m = thread_pool(600.0, 0.01, 0.0, 8, 10, 0), mmck(600.0, 100.0, 8, 10)
+    assert loss.p_block == pytest.approx(m.p_block, rel=1e-12) and loss.W == pytest.approx(m.W, rel=1e-12)
+    bounded, m = thread_pool(700.0, 0.01, 0.0, 8, 12, 30), mmck(700.0, 100.0, 8, 42)
+    assert bounded.p_block == pytest.approx(m.p_block, rel=1e-10) and bounded.W == pytest.approx(m.W, rel=1e-10)
+    assert bounded.Lq == pytest.approx(sum(max(n - 12, 0) * p for n, p in enumerate(_mmck_probabilities(7.0, 8, 42))))
+    unbounded = thread_pool(700.0, 0.01, 0.0, 8, 12, None)
+    assert unbounded.W == pytest.approx(mmc(700.0, 100.0, 8).W, rel=1e-10)
+    assert unbounded.Lq == pytest.approx(sum(max(n - 12, 0) * p for n, p in enumerate(_mmck_probabilities(7.0, 8, 4000))))
+    with pytest.raises(ValueError, match="cannot keep up"):
+        thread_pool(900.0, 0.01, 0.0, 8, 12, None)
 
 
-def test_cores_shared_with_held_workers_is_an_approximation() -> None:
-    """Goetz's case: 200 threads on 8 cores calling a 150 ms delay. The CPU phase is slowed by
-    contention (M/M/8 sojourn), the threads mostly wait; labelled an approximation."""
+def test_thread_pool_with_enough_cores_is_erlang_b() -> None:
+    """When the cores never bind (N >= c) both phases are infinite-server: the busy threads are
+    Poisson truncated at c, so the blocking is Erlang B at λ(C + D)."""
+    pool = thread_pool(100.0, 0.003, 0.2, 32, 20, 0)
+    assert pool.p_block == pytest.approx(erlang_b(20, 100.0 * 0.203), rel=1e-12)
+    assert pool.held == pytest.approx(pool.throughput * 0.2, rel=1e-12)  # Little at the waiting node
+    assert pool.computing == pytest.approx(pool.throughput * 0.003, rel=1e-12)
+
+
+def test_thread_pool_hand_computed() -> None:
+    """c = 2 threads on N = 1 core, λ = 10, C = 0.05, D = 0.1 (a1 = 0.5, a2 = 1), no waiting room.
+    Weights w(n1, n2) = a1^n1 / n1!·(N-limited) · a2^n2 / n2!: (0,0) 1; (1,0) .5; (0,1) 1;
+    (2,0) .5²/1 = .25 (one core: 1·1); (1,1) .5; (0,2) .5. Total 3.75; full (n = 2): 1.25."""
+    pool = thread_pool(10.0, 0.05, 0.1, 1, 2, 0)
+    assert pool.p_block == pytest.approx(1.25 / 3.75)
+    assert pool.computing == pytest.approx((0.5 + 2 * 0.25 + 0.5) / 3.75)
+    assert pool.held == pytest.approx((1 + 0.5 + 2 * 0.5) / 3.75)
+
+
+def test_threads_on_cores_calling_a_delay() -> None:
+    """Goetz's case: 200 threads on 8 cores calling a 150 ms delay, no waiting room: the
+    thread-pool product form, exact (insensitive); the threads mostly wait, the cores idle.
+    Calling a callee that can queue makes it an approximation."""
     tasks = {"gw": Task(service=0.003, arrival_rate=1000.0, workers=200, queue=0, cores=8, calls=(call("bank"),)),
-             "bank": Task(service=0.15, workers=None)}
-    gw = solve_layered(tasks)["gw"]
-    cpu = mmc(gw.throughput, 1 / 0.003, 8).W
-    assert gw.cpu == pytest.approx(cpu, rel=1e-6)
-    assert gw.p_block == pytest.approx(erlang_b(200, 1000.0 * (cpu + 0.15)), rel=1e-6)
+             "bank": Task(service=0.15, service_scv=0.5, workers=None)}
+    gw, pool = solve_layered(tasks)["gw"], thread_pool(1000.0, 0.003, 0.15, 8, 200, 0)
+    assert gw.p_block == pytest.approx(pool.p_block, rel=1e-12) and gw.W == pytest.approx(pool.W, rel=1e-12)
+    assert gw.held == pytest.approx(pool.held, rel=1e-12) and gw.exact
     assert gw.cpu_utilization < 0.4 and gw.held / gw.busy > 0.9
-    assert not gw.exact and APPROXIMATION in gw.formula
+    queued = solve_layered({**tasks, "bank": Task(service=0.15, workers=190)})["gw"]
+    assert not queued.exact and APPROXIMATION in queued.formula
 
 
 def test_refusals() -> None:
@@ -179,3 +206,14 @@ def test_bounded_caller_keeps_an_overloaded_callee_stable() -> None:
                             "db": Task(service=0.04, workers=1)})
     assert result["db"].arrival_rate < 25.0 and math.isfinite(result["gw"].W)
     assert result["db"].arrival_rate == pytest.approx(result["gw"].throughput, rel=1e-8)
+
+
+def test_goetz_is_where_the_two_bounds_meet() -> None:
+    """threads = N(1 + W/C); below it the threads bound throughput (c/(C + W)), above it the
+    cores do (N/C), and at it the two bounds are equal."""
+
+    threads = goetz_threads(4, 0.010, 0.040)
+    assert threads == pytest.approx(20.0)
+    assert throughput_bound(20, 4, 0.010, 0.040) == pytest.approx(400.0) == pytest.approx(20 / 0.050)
+    assert throughput_bound(10, 4, 0.010, 0.040) == pytest.approx(200.0)
+    assert throughput_bound(64, 4, 0.010, 0.040) == pytest.approx(400.0)
