@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from paysim.scenario.fields import UNLIMITED_WORKERS
 from paysim.sketch import QuantileSketch
 
 PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p999": 0.999}
@@ -52,7 +53,8 @@ def _all_requests_row(prefix: str, sketch: QuantileSketch, succeeded: float, fai
 class StationObserver:
     """Population integrals and visit statistics of one station."""
 
-    def __init__(self, workers: int, mean_service_s: float, batch: bool = False, per_batch_s: float = 0.0) -> None:
+    def __init__(self, workers: int, mean_service_s: float, batch: bool = False, per_batch_s: float = 0.0,
+                 cores: int | None = None) -> None:
         self.workers = workers    # current capacity (a schedule or an executor changes it)
         self.mean_service_s = mean_service_s   # per item at a batch station
         self.per_batch_s = per_batch_s         # a batch station's time per batch, on top
@@ -61,6 +63,8 @@ class StationObserver:
         self.batch = batch        # then workers process batches: busy_workers counts the workers
         self.busy_workers = 0
         self.threads: int | None = None   # an executor's live threads
+        self.cores = cores        # the cores its workers' service work shares (over all instances)
+        self.cpu_busy = 0         # cores in use: min(computing, cores), summed over instances
         self._last = 0.0
         self.start_window(0.0)
 
@@ -74,11 +78,18 @@ class StationObserver:
                 self.area_busy_workers += self.busy_workers * elapsed
             if self.threads is not None:
                 self.area_threads += self.threads * elapsed
+            if self.cores is not None:
+                self.area_cpu += self.cpu_busy * elapsed
             self._last = now
+
+    @property
+    def unlimited(self) -> bool:
+        return self.workers >= UNLIMITED_WORKERS
 
     def start_window(self, now: float) -> None:
         self._advance(now)
         self.area_in_station = self.area_busy = self.area_workers = self.area_busy_workers = self.area_threads = 0.0
+        self.area_cpu = 0.0
         self.entered = self.rejected = self.started = self.finished = self.errored = 0
         self.dropped = 0          # rejected after entering (an executor's discard_oldest), within rejected
         self.abandoned = self.cancelled = self.batches = 0
@@ -110,6 +121,11 @@ class StationObserver:
     def set_threads(self, now: float, threads: int) -> None:
         self._advance(now)
         self.threads = threads
+
+    def cpu_change(self, now: float, delta: int) -> None:
+        """Cores in use change by ``delta`` (a station with ``cores``)."""
+        self._advance(now)
+        self.cpu_busy += delta
 
     def batch_started(self, now: float, delta: int) -> None:
         """A worker takes up (+1) or finishes (-1) a batch."""
@@ -160,7 +176,8 @@ class StationObserver:
             f"{prefix}.offered_load": arrival_rate * per_item,
             f"{prefix}.throughput": _rate(self.finished, window_s),
             f"{prefix}.goodput": _rate(self.finished - self.errored, window_s),
-            f"{prefix}.utilization": _ratio(busy_workers, self.area_workers),
+            # of an infinite-server station (workers: unlimited) not defined
+            f"{prefix}.utilization": math.nan if self.unlimited else _ratio(busy_workers, self.area_workers),
             f"{prefix}.busy": _ratio(busy_workers, window_s),          # busy workers
             f"{prefix}.in_service": _ratio(self.area_busy, window_s),  # transactions (a batch's items)
             f"{prefix}.L": _ratio(self.area_in_station, window_s),
@@ -182,6 +199,8 @@ class StationObserver:
         }
         if self.threads is not None:
             row[f"{prefix}.threads"] = _ratio(self.area_threads, window_s)
+        if self.cores is not None:
+            row[f"{prefix}.cpu_utilization"] = _ratio(self.area_cpu, self.cores * window_s)
         if self.batch:
             row[f"{prefix}.batch_size"] = _ratio(self.started, self.batches)
         decided = sum(self.outcomes.values())
@@ -222,6 +241,10 @@ class StreamObserver:
         if elapsed:
             self.area_in_system += self.in_system * elapsed
             self._last = now
+
+    @property
+    def unlimited(self) -> bool:
+        return self.workers >= UNLIMITED_WORKERS
 
     def start_window(self, now: float) -> None:
         self._advance(now)
@@ -321,6 +344,10 @@ class Observer:
     def _observers(self) -> tuple[StationObserver | StreamObserver, ...]:
         return (*self.stations.values(), *self.streams.values())
 
+    @property
+    def unlimited(self) -> bool:
+        return self.workers >= UNLIMITED_WORKERS
+
     def start_window(self, now: float) -> None:
         self.window_start = now
         for observer in self._observers():
@@ -346,8 +373,9 @@ class Observer:
         row["system.Lq"] = sum(row[f"stations.{n}.Lq"] for n in self.stations)
         row["system.busy"] = sum(row[f"stations.{n}.busy"] for n in self.stations)
         row["system.in_service"] = sum(row[f"stations.{n}.in_service"] for n in self.stations)
-        row["system.utilization"] = _ratio(sum(s.area_busy_workers if s.batch else s.area_busy for s in stations),
-                                           sum(s.area_workers for s in stations))
+        limited = [s for s in stations if not s.unlimited]   # an infinite-server station has no utilisation
+        row["system.utilization"] = _ratio(sum(s.area_busy_workers if s.batch else s.area_busy for s in limited),
+                                           sum(s.area_workers for s in limited))
         row["system.in_system_at_start"] = float(sum(s.at_start for s in self.streams.values()))
         row["system.in_system_at_end"] = float(sum(s.in_system for s in self.streams.values()))
         return row

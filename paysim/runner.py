@@ -67,7 +67,8 @@ def _service_means(station: Station) -> tuple[float, float]:
 
 def observer_for(scenario: Scenario) -> Observer:
     stations = {name: StationObserver(worker_steps(s)[0][1] * s.instances, _service_means(s)[0],
-                                      batch=s.batch is not None, per_batch_s=_service_means(s)[1])
+                                      batch=s.batch is not None, per_batch_s=_service_means(s)[1],
+                                      cores=s.cores * s.instances if s.cores else None)
                 for name, s in scenario.stations.items()}
     return Observer(stations, {name: StreamObserver() for name in scenario.arrivals})
 

@@ -20,6 +20,7 @@ import simpy
 from paysim.distributions import Deterministic, Exponential, Uniform
 from paysim.engine.arrivals import GapClock, ProfileClock, TraceClock
 from paysim.engine.batch import BatchStation
+from paysim.engine.cores import SharedCoresStation
 from paysim.engine.executor import ExecutorStation
 from paysim.engine.fork import ForkJoin
 from paysim.engine.retry import retry_delay, token_cap
@@ -196,7 +197,7 @@ class _Engine(ForkJoin):
                         service_spec.per_item.sampler(rng("service-item", name)))
             return BatchStation(self.env, self, spec, observer, samplers, onward)
         service = service_spec.sampler(rng("service", name))
-        kind = ExecutorStation if spec.executor is not None else ServiceStation
+        kind = ExecutorStation if spec.executor is not None else SharedCoresStation if spec.cores else ServiceStation
         return kind(self.env, self, spec, observer, service, onward)
 
     def start_attempt(self, stream: Client, origin: float, attempt: int, backoff: float,

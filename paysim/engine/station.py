@@ -288,7 +288,12 @@ class ServiceStation:
         txn.started_at = now
         txn.state = SERVING
         self.observer.start(now, wait)
-        self.env.timeout(self.service() * self.slow, txn).callbacks.append(self._finish)
+        self._serve(txn, self.service() * self.slow)
+
+    def _serve(self, txn: Txn, work: float) -> None:
+        """Run ``txn``'s service, ``work`` seconds at full speed, then finish it (a station
+        whose workers share cores computes it more slowly: paysim.engine.cores)."""
+        self.env.timeout(work, txn).callbacks.append(self._finish)
 
     def _take_waiting(self) -> Txn:
         """The next waiting transaction, when the caller knows one waits."""
@@ -321,7 +326,10 @@ class ServiceStation:
             self._start(txn, now)
 
     def _finish(self, event: simpy.Event) -> None:
-        txn: Txn = event._value
+        self.finish(event._value)
+
+    def finish(self, txn: Txn) -> None:
+        """``txn``'s service is over: its worker is free and it goes on."""
         if txn.state != SERVING:       # withdrawn while in service
             return
         now = self.env.now

@@ -62,6 +62,20 @@ Probability = Annotated[float, BeforeValidator(parse_probability)]
 Multiplier = Annotated[float, BeforeValidator(_number)]
 PositiveInt = Annotated[int, BeforeValidator(_whole(1))]
 NonNegativeInt = Annotated[int, BeforeValidator(_whole(0))]
+UNLIMITED_WORKERS = 2**40   # ``workers: unlimited``: above any count, exact as a float, an int64 in the engines
+
+
+def _workers(value: object) -> int:
+    """A whole number of workers, or ``unlimited`` (a pure delay: a worker for every arrival)."""
+    if value == "unlimited":
+        return UNLIMITED_WORKERS
+    try:
+        return _whole(1)(value)
+    except ValueError as error:
+        raise ValueError(f"{error}, or unlimited") from None
+
+
+Workers = Annotated[int, BeforeValidator(_workers)]
 Seed = Annotated[int, BeforeValidator(_whole(0, 2**128 - 1))]
 
 

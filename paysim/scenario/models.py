@@ -32,6 +32,7 @@ from paysim.errors import KeyPathError
 from paysim.scenario.features import amount_shape
 from paysim.scenario.fields import (
     FAMILIES,
+    UNLIMITED_WORKERS,
     DistributionSpec,
     Duration,
     Multiplier,
@@ -42,6 +43,7 @@ from paysim.scenario.fields import (
     Probability,
     Rate,
     Seed,
+    Workers,
     did_you_mean,
     time_unit,
 )
@@ -370,7 +372,8 @@ class Station(Strict):
     """Workers in front of one queue; optionally an executor, several instances behind a
     balancer, a batch processor, a risk classifier or a fork to parallel calls."""
 
-    workers: PositiveInt = 1
+    workers: Workers = 1                          # a count, or unlimited (a pure delay)
+    cores: PositiveInt | None = None              # the busy workers' service work shares this many cores
     queue: NonNegativeInt | None = None
     service: ServiceField | None = None
     # one target, or {target: probability}, or {approve|review|decline: target} after classify
@@ -415,7 +418,27 @@ class Station(Strict):
         times = [w.at for w in self.schedule]
         if any(b <= a for a, b in pairwise(times)):
             raise KeyPathError(("schedule",), f"'at' times must increase, got {times} s")
+        self._limits_supported()
         return self
+
+    def _limits_supported(self) -> None:
+        """``workers: unlimited`` is a pure delay, and ``cores`` shares the CPU of plain workers:
+        refuse what they do not combine with."""
+        if self.unlimited:
+            for key in ("queue", "schedule", "batch", "instances"):
+                if key in self.model_fields_set:
+                    raise KeyPathError((key,), f"a station with workers: unlimited never queues (a pure delay): "
+                                               f"leave out '{key}'")
+        if self.cores is not None:
+            for key in ("executor", "batch", "instances"):
+                if key in self.model_fields_set:
+                    raise KeyPathError(("cores",), f"'cores' with '{key}' is not supported: cores are shared by "
+                                                   "the plain workers of one station")
+
+    @property
+    def unlimited(self) -> bool:
+        """``workers: unlimited``: every arrival starts at once (an infinite-server station)."""
+        return self.workers >= UNLIMITED_WORKERS
 
     @property
     def service_time(self) -> DistributionSpec | BatchService:
