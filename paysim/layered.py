@@ -63,10 +63,11 @@ class CallStep:
 class Task:
     """A station of a layered model.
 
-    ``arrival_rate``: traffic that does not come from calls (external and routed), Poisson;
+    ``arrival_rate``: traffic that does not come from calls (external and routed);
     ``service``/``service_scv``: own work per visit (mean, squared coefficient of variation);
     ``workers``: None is unlimited; ``queue``: waiting places, None unbounded;
-    ``cores``: None is no CPU limit; ``errors``: chance a visit fails after its holding.
+    ``cores``: None is no CPU limit; ``errors``: chance a visit fails after its holding;
+    ``poisson``: whether ``arrival_rate`` is a Poisson stream (exactness needs it).
     """
 
     service: float
@@ -77,6 +78,7 @@ class Task:
     cores: int | None = None
     calls: tuple[CallStep, ...] = ()
     errors: float = 0.0
+    poisson: bool = True  # its own traffic is Poisson (else no formula for it is exact)
 
 
 @dataclass(frozen=True)
@@ -316,7 +318,7 @@ def _sweep(tasks: Mapping[str, Task], order: list[str], rates: dict[str, float],
             station = _Station(0.0, 0.0, "a delay: at least as many workers as its callers can hold at once", True)
         else:
             # a callee's input is its callers' output, not Poisson: its own queueing is approximate
-            station = _station(task, rates[name], holding, scv, exact, not callers[name])
+            station = _station(task, rates[name], holding, scv, exact, task.poisson and not callers[name])
         if _is_delay(name, tasks, callers, exact_holding):
             delays.add(name)
         if station.W is not None:  # threads on cores: the CPU phase is slowed by contention

@@ -165,7 +165,7 @@ class TheoryModel:
     def unstable(self, name: str) -> bool:
         model, station = self.models[name], self.scenario.stations[name]
         return (not isinstance(model, str) and model[1] is None
-                and self.rates[name] * station.service_time.mean >= model[0] * station.instances)
+                and self.rates[name] * station.service_time.mean >= min(model[0], station.cores or model[0]) * station.instances)
 
     def split_poisson(self, name: str) -> bool:
         """Each instance sees a random share of the flow (one instance, or ``balance: random``)."""

@@ -10,6 +10,7 @@ from paysim import analytic
 from paysim.analytic import QueueMetrics
 from paysim.distributions import Deterministic
 from paysim.observe import PERCENTILES
+from paysim.theory.layered import is_layered, layered_station
 from paysim.theory.model import TheoryModel, arrival_scv, exponential, retries, run_workers, varying
 from paysim.theory.scopes import ScopeTheory, refused
 
@@ -178,6 +179,8 @@ def station_theory(net: TheoryModel, name: str, lossy: dict[str, ScopeTheory]) -
         return refused("no transactions reach this station")
     if mean <= 0:
         return refused("the mean service time is zero: nothing waits and nothing is in service")
+    if is_layered(station):
+        return lossy.get(name) or layered_station(net, name)
     servers, waiting = net.queue(name)
     if net.unstable(name):
         rho = rate * mean / (servers * station.instances)

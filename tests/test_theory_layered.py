@@ -1,0 +1,54 @@
+"""paysim.theory for layered stations (cores, unlimited workers): which formula, exact or not,
+and the numbers of paysim.thread_pool / paysim.layered by run metric name."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import scenario
+
+from paysim.analytic import mmc
+from paysim.layered import APPROXIMATION
+from paysim.theory import analyse
+from paysim.thread_pool import thread_pool
+
+GAMMA = {"dist": "gamma", "mean": 0.01, "cv": 2.0}
+
+
+def cpu_station(**keys: object) -> dict:
+    return {"arrivals": {"req": {"rate": 700.0}},
+            "stations": {"cpu": {"workers": 10, "cores": 8, "service": GAMMA, **keys}}}
+
+
+def test_threads_on_cores_without_waiting_room_is_exact_for_any_work() -> None:
+    """10 workers on 8 cores, no waiting room, gamma work (cv 2): M/M/8/10, insensitive."""
+    theory = analyse(scenario(**cpu_station(queue=0), horizon=60, warmup=0)).stations["cpu"]
+    pool = thread_pool(700.0, 0.01, 0.0, 8, 10, 0)
+    assert theory.exact and APPROXIMATION not in theory.formula
+    assert theory.metrics["rejection_rate"] == pytest.approx(pool.p_block, rel=1e-12)
+    assert theory.metrics["W"] == pytest.approx(pool.W, rel=1e-12)
+    assert theory.metrics["cpu_utilization"] == pytest.approx(pool.throughput * 0.01 / 8, rel=1e-12)
+    assert theory.metrics["utilization"] == pytest.approx(pool.busy / 10, rel=1e-12)
+
+
+def test_a_waiting_room_needs_exponential_work() -> None:
+    """The same with an unbounded queue: exact (M/M/8) for exponential work only."""
+    general = analyse(scenario(**cpu_station(), horizon=60, warmup=0)).stations["cpu"]
+    assert not general.exact and APPROXIMATION in general.formula
+    exponential = cpu_station()
+    exponential["stations"]["cpu"]["service"] = {"dist": "exponential", "mean": 0.01}
+    theory = analyse(scenario(**exponential, horizon=60, warmup=0)).stations["cpu"]
+    assert theory.exact and theory.metrics["W"] == pytest.approx(mmc(700.0, 100.0, 8).W, rel=1e-10)
+
+
+def test_unlimited_workers_are_a_delay_and_cores_that_cannot_keep_up_are_refused() -> None:
+    model = cpu_station()
+    model["stations"]["cpu"].update(next="wait")
+    model["stations"]["wait"] = {"workers": "unlimited", "service": GAMMA}
+    theory = analyse(scenario(**model, horizon=60, warmup=0))
+    wait = theory.stations["wait"]
+    assert wait.exact and wait.formula == "M/G/∞" and wait.metrics["W"] == pytest.approx(0.01)
+    assert "utilization" not in wait.metrics   # an infinite-server station has none
+    model["arrivals"]["req"]["rate"] = 900.0  # 9 cores' worth of work on 8 cores
+    refused = analyse(scenario(**model, horizon=60, warmup=0)).stations
+    assert not refused["cpu"].ok and "cannot keep up" in str(refused["cpu"].reason)
+    assert "downstream of station 'cpu', which is unstable" in str(refused["wait"].reason)
