@@ -16,6 +16,9 @@ def stream_theory(net: TheoryModel, stream: str, stations: dict[str, ScopeTheory
     scenario = net.scenario
     arrival, entry = scenario.arrivals[stream], scenario.entry(stream)
     members = net.network.members(stream)
+    held = _held(net, members)
+    if held:
+        return held
     for name in members:
         if not stations[name].ok:
             return refused(f"station {name!r} has no result: {stations[name].reason}")
@@ -62,6 +65,14 @@ def stream_theory(net: TheoryModel, stream: str, stations: dict[str, ScopeTheory
     return ScopeTheory(formula, True, metrics)
 
 
+def _held(net: TheoryModel, members: list[str]) -> ScopeTheory | None:
+    callers = [n for n in members if net.scenario.stations[n].calls]
+    if callers:
+        return refused(f"station {callers[0]!r} holds its workers across calls: no end-to-end formula here "
+                       "(see the stations)")
+    return None
+
+
 def system_theory(net: TheoryModel, stations: dict[str, ScopeTheory], streams: dict[str, ScopeTheory]) -> ScopeTheory:
     if net.closed:
         if len(net.scenario.arrivals) > 1:
@@ -69,6 +80,9 @@ def system_theory(net: TheoryModel, stations: dict[str, ScopeTheory], streams: d
                             "whole (see each stream's result)")
         return _closed_system(net, stations, streams[net.closed[0]])
     reached = [n for n in net.scenario.stations if net.streams[n]]
+    held = _held(net, reached)
+    if held:
+        return held
     for name in reached:
         if not stations[name].ok:
             return refused(f"station {name!r} has no result: {stations[name].reason}")

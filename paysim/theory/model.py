@@ -13,6 +13,7 @@ from paysim.network import Network, base_rate, instance_servers, mean_workers, w
 from paysim.scenario import DONE, Arrival, Scenario, Station
 from paysim.scenario.call_checks import callees
 from paysim.scenario.models import BatchService
+from paysim.theory.layered import is_layered
 
 
 def exponential(service: Distribution | BatchService | None) -> bool:
@@ -101,6 +102,8 @@ class TheoryModel:
         self.ancestors, self.streams = network.ancestors, network.streams
         self.open, self.closed = network.open, network.closed
         self.models = {n: _queue_model(s) for n, s in scenario.stations.items()}
+        called = {c for s in scenario.stations.values() for c in callees(s)}
+        self.layered = {n for n, s in scenario.stations.items() if is_layered(s) or n in called}   # paysim.theory.layered
         self.structure = self._structure()
         self.keep = {n: 1.0 - s.errors for n, s in scenario.stations.items()}  # share of output routed on
         self._solve()
@@ -118,12 +121,6 @@ class TheoryModel:
                     for other in (target, *sorted(self.reach[target])):
                         reasons.setdefault(other, f"after the join of station {name!r}'s parallel calls, whose "
                                                   "output no formula here describes")
-            if station.calls:
-                reasons.setdefault(name, "its workers stay held across its calls, so its holding time includes the "
-                                         "callees' response times, which no formula here covers")
-                for callee in callees(station):
-                    reasons.setdefault(callee, f"called by station {name!r}, whose worker waits for the answer: "
-                                               "no formula here covers layered calls")
             if station.classify is not None:
                 for target in sorted(set(station.routes) - {DONE}):
                     for other in (target, *sorted(self.reach[target])):

@@ -10,7 +10,6 @@ from paysim import analytic
 from paysim.analytic import QueueMetrics
 from paysim.distributions import Deterministic
 from paysim.observe import PERCENTILES
-from paysim.theory.layered import is_layered, layered_station
 from paysim.theory.model import TheoryModel, arrival_scv, exponential, retries, run_workers, varying
 from paysim.theory.scopes import ScopeTheory, refused
 
@@ -168,10 +167,18 @@ def _upstream_reason(net: TheoryModel, name: str, lossy: dict[str, ScopeTheory])
     return None
 
 
+def no_result_reason(net: TheoryModel, name: str, lossy: dict[str, ScopeTheory]) -> str | None:
+    """Why a station has no result whatever its formula would be, or None."""
+    return (net.structure.get(name) or _mixed_reason(net, name) or _own_reason(net, name)
+            or _upstream_reason(net, name, lossy))
+
+
 def station_theory(net: TheoryModel, name: str, lossy: dict[str, ScopeTheory]) -> ScopeTheory:
+    """``lossy``: results already found (bounded and layered stations), which losses downstream follow."""
     station = net.scenario.stations[name]
-    reason = (net.structure.get(name) or _mixed_reason(net, name) or _own_reason(net, name)
-              or _upstream_reason(net, name, lossy))
+    if name in net.layered:
+        return lossy[name]   # solved (or refused) with the stations it calls or that call it
+    reason = no_result_reason(net, name, lossy)
     if reason:
         return refused(reason)
     rate, mean = net.rates[name], station.service_time.mean
@@ -179,8 +186,6 @@ def station_theory(net: TheoryModel, name: str, lossy: dict[str, ScopeTheory]) -
         return refused("no transactions reach this station")
     if mean <= 0:
         return refused("the mean service time is zero: nothing waits and nothing is in service")
-    if is_layered(station):
-        return lossy.get(name) or layered_station(net, name)
     servers, waiting = net.queue(name)
     if net.unstable(name):
         rho = rate * mean / (servers * station.instances)
