@@ -100,3 +100,11 @@ TXI_WIDTH += 2
 # a station's queue discipline, and how a station's instances share its traffic
 FIFO, LIFO, PRIORITY = range(3)
 ROUND_ROBIN, RANDOM, LEAST_BUSY, POWER_OF_TWO = range(4)
+
+# the breaker table (paysim.engine.compiled.breaker): one row per call with a breaker; its
+# configuration, then its state; BK_RING: the first row of its slots in the ring table
+(BK_THRESHOLD, BK_SIZE, BK_TIME_BASED, BK_MIN_CALLS, BK_PROBE_MIN, BK_OPEN_FOR, BK_HALF_OPEN, BK_RING,
+ BK_STATE, BK_HEAD, BK_SECOND, BK_CALLS, BK_FAILED, BK_OPENED_AT, BK_UNTIL, BK_OPEN_TIME,
+ BK_PERMITS, BK_PROBES, BK_PROBES_FAILED, BK_REJECTED, BK_OPENED, BK_WIDTH) = range(22)
+BREAKER_CLOSED, BREAKER_OPEN, BREAKER_HALF_OPEN = range(3)    # BK_STATE
+RING_CALLS, RING_FAILED, RING_WIDTH = range(3)      # a ring slot: a call, or a second's calls
