@@ -19,14 +19,14 @@ from paysim.engine.compiled.codes import (
     BK_OPENED,
     BK_REJECTED,
     BK_STATE,
-    BREAKER_CLOSED,
-    BREAKER_HALF_OPEN,
-    BREAKER_OPEN,
+    BS_CLOSED,
+    BS_HALF_OPEN,
+    BS_OPEN,
 )
 from paysim.errors import KeyPathError
 from paysim.scenario.models import Breaker
 
-NAMES = {BREAKER_CLOSED: CLOSED, BREAKER_OPEN: OPEN, BREAKER_HALF_OPEN: HALF_OPEN}
+NAMES = {BS_CLOSED: CLOSED, BS_OPEN: OPEN, BS_HALF_OPEN: HALF_OPEN}
 S, F = False, True     # a call's answer: success, failure
 
 

@@ -142,7 +142,7 @@ def _clock(spec: Arrival, rng: np.random.Generator) -> Clock | None:
 
 
 _TRIGGER = {"timed_out": "timeout", "abandoned": "timeout", "cancelled": "timeout", "rejected": "rejected",
-            "errored": "error"}
+            "errored": "error", "breaker_open": "breaker_open"}
 
 
 class _Engine(ForkJoin):

@@ -37,9 +37,9 @@ from paysim.engine.compiled.codes import (
     BK_TIME_BASED,
     BK_UNTIL,
     BK_WIDTH,
-    BREAKER_CLOSED,
-    BREAKER_HALF_OPEN,
-    BREAKER_OPEN,
+    BS_CLOSED,
+    BS_HALF_OPEN,
+    BS_OPEN,
     RING_CALLS,
     RING_FAILED,
     RING_WIDTH,
@@ -64,7 +64,7 @@ def breaker_tables(specs: Sequence[Breaker], now: float = 0.0) -> tuple[np.ndarr
         bk[b, BK_OPEN_FOR] = spec.open_for
         bk[b, BK_HALF_OPEN] = spec.half_open
         bk[b, BK_RING] = offset
-        bk[b, BK_STATE] = BREAKER_CLOSED
+        bk[b, BK_STATE] = BS_CLOSED
         bk[b, BK_SECOND] = math.floor(now)
         bk[b, BK_UNTIL] = math.inf
         offset += size
@@ -86,9 +86,9 @@ def _reset_window(bk, ring, b, now):
 @helper
 def _advance(bk, b, now):
     """Turn half-open if the open spell ended by ``now``."""
-    if bk[b, BK_STATE] == BREAKER_OPEN and now >= bk[b, BK_UNTIL]:
+    if bk[b, BK_STATE] == BS_OPEN and now >= bk[b, BK_UNTIL]:
         bk[b, BK_OPEN_TIME] += bk[b, BK_UNTIL] - bk[b, BK_OPENED_AT]
-        bk[b, BK_STATE] = BREAKER_HALF_OPEN
+        bk[b, BK_STATE] = BS_HALF_OPEN
         bk[b, BK_PERMITS] = bk[b, BK_HALF_OPEN]
         bk[b, BK_PROBES] = 0.0
         bk[b, BK_PROBES_FAILED] = 0.0
@@ -96,7 +96,7 @@ def _advance(bk, b, now):
 
 @helper
 def _open(bk, b, now):
-    bk[b, BK_STATE] = BREAKER_OPEN
+    bk[b, BK_STATE] = BS_OPEN
     bk[b, BK_OPENED] += 1.0
     bk[b, BK_OPENED_AT] = now
     bk[b, BK_UNTIL] = now + bk[b, BK_OPEN_FOR]
@@ -107,9 +107,9 @@ def breaker_allow(bk, b, now):
     """Whether breaker ``b`` lets a call go at ``now``; a refused call is counted."""
     _advance(bk, b, now)
     state = bk[b, BK_STATE]
-    if state == BREAKER_CLOSED:
+    if state == BS_CLOSED:
         return True
-    if state == BREAKER_HALF_OPEN and bk[b, BK_PERMITS] > 0:
+    if state == BS_HALF_OPEN and bk[b, BK_PERMITS] > 0:
         bk[b, BK_PERMITS] -= 1.0
         return True
     bk[b, BK_REJECTED] += 1.0
@@ -141,7 +141,7 @@ def breaker_record(bk, ring, b, now, failed):
     _advance(bk, b, now)
     state = bk[b, BK_STATE]
     failure = 1.0 if failed else 0.0
-    if state == BREAKER_CLOSED:
+    if state == BS_CLOSED:
         _slide(bk, ring, b, now)
         slot = int(bk[b, BK_RING]) + int(bk[b, BK_HEAD])
         ring[slot, RING_CALLS] += 1.0
@@ -150,14 +150,14 @@ def breaker_record(bk, ring, b, now, failed):
         bk[b, BK_FAILED] += failure
         if bk[b, BK_CALLS] >= bk[b, BK_MIN_CALLS] and bk[b, BK_FAILED] / bk[b, BK_CALLS] >= bk[b, BK_THRESHOLD]:
             _open(bk, b, now)
-    elif state == BREAKER_HALF_OPEN:
+    elif state == BS_HALF_OPEN:
         bk[b, BK_PROBES] += 1.0
         bk[b, BK_PROBES_FAILED] += failure
         if bk[b, BK_PROBES] >= bk[b, BK_PROBE_MIN]:
             if bk[b, BK_PROBES_FAILED] / bk[b, BK_PROBES] >= bk[b, BK_THRESHOLD]:
                 _open(bk, b, now)
             else:
-                bk[b, BK_STATE] = BREAKER_CLOSED
+                bk[b, BK_STATE] = BS_CLOSED
                 _reset_window(bk, ring, b, now)
 
 
@@ -165,7 +165,7 @@ def breaker_record(bk, ring, b, now, failed):
 def breaker_release(bk, b, now):
     """A call breaker ``b`` let through ended without an answer: its permission comes back."""
     _advance(bk, b, now)
-    if bk[b, BK_STATE] == BREAKER_HALF_OPEN:
+    if bk[b, BK_STATE] == BS_HALF_OPEN:
         bk[b, BK_PERMITS] = min(bk[b, BK_PERMITS] + 1.0, bk[b, BK_HALF_OPEN])
 
 
@@ -173,5 +173,5 @@ def breaker_release(bk, b, now):
 def breaker_open_time(bk, b, now):
     """Simulated time breaker ``b`` spent open from the start up to ``now``."""
     _advance(bk, b, now)
-    current = now - bk[b, BK_OPENED_AT] if bk[b, BK_STATE] == BREAKER_OPEN else 0.0
+    current = now - bk[b, BK_OPENED_AT] if bk[b, BK_STATE] == BS_OPEN else 0.0
     return bk[b, BK_OPEN_TIME] + current

@@ -32,6 +32,7 @@ from paysim.engine.compiled.codes import (
     JITTER_FULL,
     JITTER_NONE,
     LOGN,
+    ON_BREAKER_OPEN,
     ON_ERROR,
     ON_REJECTED,
     ON_TIMEOUT,
@@ -190,7 +191,7 @@ class Generators:
 
 _BACKOFFS = {"constant": CONSTANT, "exponential": EXPONENTIAL, "decorrelated": DECORRELATED}
 _JITTERS = {"none": JITTER_NONE, "full": JITTER_FULL, "equal": JITTER_EQUAL}
-_TRIGGERS = {"timeout": ON_TIMEOUT, "rejected": ON_REJECTED, "error": ON_ERROR}
+_TRIGGERS = {"timeout": ON_TIMEOUT, "rejected": ON_REJECTED, "error": ON_ERROR, "breaker_open": ON_BREAKER_OPEN}
 
 
 def _retry_row(arrival) -> list[float]:
