@@ -131,3 +131,35 @@ class CircuitBreaker:
         self._advance(now)
         current = now - self._opened_at if self.state == OPEN else 0.0
         return self._closed_open_time + current
+
+
+class CallGuard:
+    """A breaker on one call step of the SimPy engine, and the calls it let through that have
+    not ended yet: each of those ends once, answered, failed (a timeout included) or withdrawn."""
+
+    def __init__(self, breaker: CircuitBreaker) -> None:
+        self.breaker = breaker
+        self._out: set[object] = set()
+
+    def let_through(self, call: object, now: float) -> bool:
+        """Whether ``call`` may go; if so it is waited for."""
+        if not self.breaker.allow(now):
+            return False
+        self._out.add(call)
+        return True
+
+    def ended(self, call: object, now: float, reason: str | None) -> None:
+        """``call`` came back answered (``reason`` None) or failed, or its step timed out."""
+        if call in self._out:
+            self._out.discard(call)
+            self.breaker.record(now, reason is not None)
+
+    def withdrawn(self, call: object, now: float) -> None:
+        """``call`` was taken back without an answer (its caller no longer waits for it)."""
+        if call in self._out:
+            self._out.discard(call)
+            self.breaker.release(now)
+
+    def tally(self, now: float) -> tuple[float, int, int]:
+        """(time open, calls refused, times opened) since the start: what the observer reads."""
+        return self.breaker.open_time(now), self.breaker.rejected, self.breaker.opened
