@@ -69,6 +69,9 @@ def observer_for(scenario: Scenario) -> Observer:
     stations = {name: StationObserver(worker_steps(s)[0][1] * s.instances, _service_means(s)[0],
                                       batch=s.batch is not None, per_batch_s=_service_means(s)[1])
                 for name, s in scenario.stations.items()}
+    for name, s in scenario.stations.items():
+        if s.calls:
+            stations[name].held = 0     # reported beside busy
     return Observer(stations, {name: StreamObserver() for name in scenario.arrivals})
 
 

@@ -49,7 +49,7 @@ def unsupported(scenario: Scenario) -> str | None:
             if dist is not None and not drawable(dist):
                 return f"arrivals.{name}.{feature}: {type(dist).__name__} needs the SimPy engine"
     for name, station in scenario.stations.items():
-        for key, default in (("batch", None), ("schedule", ())):
+        for key, default in (("batch", None), ("schedule", ()), ("calls", ())):
             if getattr(station, key) != default:
                 return f"stations.{name}.{key} needs the SimPy engine"
         if station.executor is not None and (station.instances > 1 or station.discipline != "fifo"):
