@@ -33,7 +33,7 @@ def breaker_steps(scenario: Scenario) -> list[BreakerStep]:
     found: list[BreakerStep] = []
     for caller, station in scenario.stations.items():
         seen: dict[str, int] = {}
-        for index, step in enumerate(getattr(station, "calls", ())):   # (calls: merged from branch calls)
+        for index, step in enumerate(station.calls):
             if step.breaker is None or step.station is None:
                 continue
             seen[step.station] = seen.get(step.station, 0) + 1

@@ -431,7 +431,7 @@ class CallStep(Strict):
     join: Literal["all", "any"] = "all"
     timeout: PositiveDuration | None = None     # the caller stops waiting for the step after this
     retry: Retry | None = None                  # the step is tried again on these failures
-    planned: ClassVar[frozenset[str]] = frozenset({"breaker"})
+    breaker: Breaker | None = None              # a circuit breaker on the call (one 'station' only)
 
     @model_validator(mode="after")
     def _one_kind(self) -> CallStep:
@@ -440,6 +440,9 @@ class CallStep(Strict):
                              "e.g. acquirer, {station: acquirer, timeout: 2s} or {parallel: [fraud, balance], join: all}")
         if self.station is not None and "join" in self.model_fields_set:
             raise KeyPathError(("join",), "'join' belongs to a 'parallel' step")
+        if self.breaker is not None and self.station is None:
+            raise KeyPathError(("breaker",), "a breaker guards a step that calls one 'station', "
+                                             "e.g. {station: acquirer, breaker: {failure_rate: 50%}}")
         return self
 
     @property
