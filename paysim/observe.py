@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from paysim.breakers import BreakerObserver, breaker_rows
 from paysim.scenario.fields import UNLIMITED_WORKERS
 from paysim.sketch import QuantileSketch
 
@@ -223,9 +224,10 @@ class StationObserver:
 
 # final outcomes other than success; with on_timeout: cancel a timed-out attempt is
 # "abandoned" if withdrawn while queued, "cancelled" if interrupted in service
-FAILURES = ("rejected", "timed_out", "errored", "abandoned", "cancelled")
+# ("breaker_open": a call's circuit breaker refused it; reported only where there are breakers)
+FAILURES = ("rejected", "timed_out", "errored", "abandoned", "cancelled", "breaker_open")
 _FAILURE_RATES = {"rejected": "rejection_rate", "timed_out": "timeout_rate", "errored": "error_rate",
-                  "abandoned": "abandon_rate", "cancelled": "cancel_rate"}
+                  "abandoned": "abandon_rate", "cancelled": "cancel_rate", "breaker_open": "breaker_open_rate"}
 
 
 class StreamObserver:
@@ -313,7 +315,8 @@ class StreamObserver:
         self.totals["failed"] += 1
 
 
-def _stream_row(prefix: str, streams: Sequence[StreamObserver], window_s: float, sketch: QuantileSketch) -> dict[str, float]:
+def _stream_row(prefix: str, streams: Sequence[StreamObserver], window_s: float, sketch: QuantileSketch,
+                breakers: bool = False) -> dict[str, float]:
     def total(attribute: str) -> float:
         return sum(getattr(s, attribute) for s in streams)
 
@@ -342,6 +345,8 @@ def _stream_row(prefix: str, streams: Sequence[StreamObserver], window_s: float,
         f"{prefix}.departed": float(departed),   # attempts that left in the window (conservation)
     }
     for reason, count in failures.items():
+        if reason == "breaker_open" and not breakers:
+            continue
         row[f"{prefix}.{reason}"] = float(count)
         row[f"{prefix}.{_FAILURE_RATES[reason]}"] = _ratio(count, decided)
     row.update(_latency_row(prefix, sketch))
@@ -352,9 +357,11 @@ def _stream_row(prefix: str, streams: Sequence[StreamObserver], window_s: float,
 class Observer:
     """Everything observed in one replication, keyed by station and stream name."""
 
-    def __init__(self, stations: dict[str, StationObserver], streams: dict[str, StreamObserver]) -> None:
+    def __init__(self, stations: dict[str, StationObserver], streams: dict[str, StreamObserver],
+                 breakers: list[BreakerObserver] | None = None) -> None:
         self.stations = stations
         self.streams = streams
+        self.breakers = breakers or []     # paysim.breakers.breaker_steps' order
         self.window_start = 0.0
         self.window_end = math.nan
 
@@ -369,11 +376,15 @@ class Observer:
         self.window_start = now
         for observer in self._observers():
             observer.start_window(now)
+        for breaker in self.breakers:
+            breaker.start_window(now)
 
     def close(self, now: float) -> None:
         self.window_end = now
         for observer in self._observers():
             observer._advance(now)
+        for breaker in self.breakers:
+            breaker.close(now)
 
     def row(self) -> dict[str, float]:
         """One replication's metrics as a flat mapping of dotted names to floats."""
@@ -381,9 +392,9 @@ class Observer:
         row: dict[str, float] = {}
         system_sketch = QuantileSketch()
         for name, stream in self.streams.items():
-            row.update(_stream_row(f"streams.{name}", [stream], window_s, stream.sketch))
+            row.update(_stream_row(f"streams.{name}", [stream], window_s, stream.sketch, bool(self.breakers)))
             system_sketch.merge(stream.sketch)
-        row.update(_stream_row("system", list(self.streams.values()), window_s, system_sketch))
+        row.update(_stream_row("system", list(self.streams.values()), window_s, system_sketch, bool(self.breakers)))
         for name, station in self.stations.items():
             row.update(station.row(f"stations.{name}", window_s))
         stations = self.stations.values()
@@ -395,4 +406,5 @@ class Observer:
                                            sum(s.area_workers for s in limited))
         row["system.in_system_at_start"] = float(sum(s.at_start for s in self.streams.values()))
         row["system.in_system_at_end"] = float(sum(s.in_system for s in self.streams.values()))
+        row.update(breaker_rows(self.breakers, window_s))
         return row

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from scipy import special
 
+from paysim.breakers import BreakerObserver, breaker_steps
 from paysim.budget import per_replication
 from paysim.engine import run_replication
 from paysim.engine.compiled import run_replication as run_replication_fast, unsupported
@@ -73,7 +74,8 @@ def observer_for(scenario: Scenario) -> Observer:
     for name, s in scenario.stations.items():
         if s.calls:
             stations[name].held = 0     # reported beside busy
-    return Observer(stations, {name: StreamObserver() for name in scenario.arrivals})
+    return Observer(stations, {name: StreamObserver() for name in scenario.arrivals},
+                    [BreakerObserver(step) for step in breaker_steps(scenario)])
 
 
 def replicate(scenario: Scenario, seed: int, replication: int, progress: Progress | None = None,

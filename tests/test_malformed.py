@@ -170,6 +170,8 @@ CASES = [
     Case("routing-does-not-sum-to-one", edit("{acquirer: 0.9, done: 0.1}", "{acquirer: 0.8, done: 0.1}"),
          "stations.risk.next", 19, "sum to 1"),
     Case("next-unknown-station", edit("next: risk", "next: riks"), "stations.gateway.next", 15, "did you mean 'risk'"),
+    Case("breaker-window-without-unit", edit("    next: risk\n", "    next: risk\n    calls: [{station: acquirer, breaker: {window: 20}}]\n"),
+         "stations.gateway.calls.0.breaker.window", 16, "'20 calls' or a duration"),
     Case("enter-unknown-station", edit("enter: gateway", "enter: gatway"), "arrivals.card.enter", 9,
          "did you mean 'gateway'"),
     Case("routing-cycle-without-exit", edit("{acquirer: 0.9, done: 0.1}", "{acquirer: 0.9, gateway: 0.1}")

@@ -219,6 +219,20 @@ CASES: list[tuple[str, str | bytes, str, int | None, str]] = [
      "stations.gateway.calls.0", 13, "names one 'station'"),
     ("calls-step-timeout-not-a-duration", edit("    next: acquirer\n", "    calls: [{station: acquirer, timeout: soon}]\n"),
      "stations.gateway.calls.0.timeout", 13, "duration"),
+    # --- a breaker on a call
+    ("breaker-window-bare-number", edit("    next: acquirer\n", "    calls: [{station: acquirer, breaker: {window: 20}}]\n"),
+     "stations.gateway.calls.0.breaker.window", 13, "'20 calls' or a duration"),
+    ("breaker-window-fraction-of-a-second", edit("    next: acquirer\n",
+                                                 "    calls: [{station: acquirer, breaker: {window: 2.5s}}]\n"),
+     "stations.gateway.calls.0.breaker.window", 13, "whole number of seconds"),
+    ("breaker-zero-failure-rate", edit("    next: acquirer\n",
+                                       "    calls: [{station: acquirer, breaker: {failure_rate: 0%}}]\n"),
+     "stations.gateway.calls.0.breaker.failure_rate", 13, "above 0%"),
+    ("breaker-misspelt-key", edit("    next: acquirer\n", "    calls: [{station: acquirer, breaker: {open_fro: 30s}}]\n"),
+     "stations.gateway.calls.0.breaker.open_fro", 13, "did you mean 'open_for'"),
+    ("breaker-on-a-parallel-step", edit("    next: acquirer\n",
+                                        "    calls: [{parallel: [acquirer], breaker: {half_open: 3}}]\n"),
+     "stations.gateway.calls.0.breaker", 13, "guards a step that calls one 'station'"),
 ]
 
 

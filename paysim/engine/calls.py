@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 import simpy
 
+from paysim.engine.breaker import CallGuard, CircuitBreaker
 from paysim.engine.fork import ForkJoin
 from paysim.engine.retry import retry_delay
 from paysim.engine.station import HELD, LEFT, SERVING, WAITING, Node, ServiceStation, Txn
@@ -23,7 +24,7 @@ from paysim.scenario.models import CallStep
 
 # a failed step's reason -> the retry trigger (``retry.on``) it counts as
 TRIGGERS = {"timed_out": "timeout", "abandoned": "timeout", "cancelled": "timeout", "rejected": "rejected",
-            "errored": "error"}
+            "errored": "error", "breaker_open": "breaker_open"}
 
 
 class CallPlan:
@@ -40,6 +41,7 @@ class CallPlan:
         self.budget = step.retry.budget if step.retry else None
         self.token_cap = token_cap
         self.tokens = token_cap
+        self.guard = CallGuard(CircuitBreaker(step.breaker)) if step.breaker else None
 
     def may_retry(self, attempt: int, reason: str) -> bool:
         retry = self.retry
@@ -96,11 +98,26 @@ class Calls(ForkJoin):
             self.place_call(plan, target, child)
 
     def place_call(self, plan: CallPlan, target: Node, child: Txn) -> None:
-        """Every call is made here (a breaker may refuse it: ``branch_returned`` with its reason)."""
+        """Every call is made here; an open breaker fails it at once (``breaker_open``)."""
+        if plan.guard is not None and not plan.guard.let_through(child, self.env.now):
+            self.branch_returned(child, self.env.now, "breaker_open")
+            return
         target.arrive(child)
 
-    def call_ended(self, plan: CallPlan, reason: str | None) -> None:
-        """Every call that came back, answered (None) or failed, is seen here (for a breaker)."""
+    def call_ended(self, plan: CallPlan, child: Txn, now: float, reason: str | None) -> None:
+        """Every call that came back, answered (None) or failed, or was still out when its step
+        timed out, is seen here once: its breaker counts it (not a call the breaker refused)."""
+        if plan.guard is not None:
+            plan.guard.ended(child, now, reason)
+
+    def withdraw_calls(self, txn: Txn, now: float) -> None:
+        """Calls taken back unanswered give their breaker's permission back."""
+        if txn.state == HELD and txn.call is not None:
+            guard = txn.station.onward.steps[txn.call.step].guard
+            if guard is not None:
+                for child in txn.children:
+                    guard.withdrawn(child, now)
+        super().withdraw_calls(txn, now)
 
     def branch_returned(self, child: Txn, now: float, reason: str | None) -> None:
         parent = child.parent
@@ -115,7 +132,7 @@ class Calls(ForkJoin):
         state: CallState = parent.call
         plan: CallPlan = parent.station.onward.steps[state.step]
         self._absorb(parent, child)
-        self.call_ended(plan, reason)
+        self.call_ended(plan, child, now, reason)
         if not self.joined(parent, reason, plan.join_any):
             return
         self.withdraw_calls(parent, now)
@@ -167,6 +184,10 @@ class Calls(ForkJoin):
         if txn.state != HELD or txn.call is not state or state.generation != generation:
             return
         now = self.env.now
+        plan: CallPlan = txn.station.onward.steps[state.step]
+        for child in txn.children:
+            if child.state in (WAITING, SERVING, HELD):   # a timeout is the call's failure
+                self.call_ended(plan, child, now, "timed_out")
         for child in txn.children:
             if child.state in (WAITING, SERVING, HELD) and not child.station.cancel_on_timeout:
                 txn.wait += child.wait        # what it did so far is the caller's

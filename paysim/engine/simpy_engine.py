@@ -144,7 +144,7 @@ def _clock(spec: Arrival, rng: np.random.Generator) -> Clock | None:
 
 
 _TRIGGER = {"timed_out": "timeout", "abandoned": "timeout", "cancelled": "timeout", "rejected": "rejected",
-            "errored": "error"}
+            "errored": "error", "breaker_open": "breaker_open"}
 
 
 class _Engine(Calls):
@@ -185,6 +185,10 @@ class _Engine(Calls):
                                      uniform("call-retry", f"{name}.{index}") if step.retry else None,
                                      step_token_cap(call_rates[name][0], step.retry))
                             for index, step in enumerate(spec.calls)]
+        for breaker in observer.breakers:   # each reads its breaker's tallies when the window opens and closes
+            guard = onwards[breaker.step.caller].steps[breaker.step.step].guard
+            assert guard is not None   # breaker_steps lists the steps with a breaker
+            breaker.source = guard.tally
         self.streams = [
             _Stream(self.env, self, spec, _clock(spec, rng("arrivals", name)), observer.streams[name],
                     nodes[scenario.entry(name)], uniform("retry", name),

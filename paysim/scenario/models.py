@@ -134,7 +134,7 @@ class Retry(Strict):
     base: Duration = 0.1
     max: Duration = 10.0
     jitter: Literal["none", "full", "equal"] = "none"
-    on: tuple[Literal["timeout", "rejected", "error"], ...] = ("timeout", "rejected", "error")
+    on: tuple[Literal["timeout", "rejected", "error", "breaker_open"], ...] = ("timeout", "rejected", "error")
     # share of original requests that may be retried (token bucket); None = no budget
     budget: Probability | None = None
 
@@ -150,6 +150,57 @@ class Retry(Strict):
         if self.max < self.base:
             raise ValueError(f"'max' ({self.max:g}s) must not be below 'base' ({self.base:g}s)")
         return self
+
+
+MAX_BREAKER_CALLS = 100_000        # a count window's ring of outcomes
+MAX_BREAKER_SECONDS = 86_400       # a time window's one-second buckets: at most a day
+
+
+def _breaker_window(value: Any) -> tuple[int, Literal["calls", "seconds"]]:
+    """``20 calls`` (the last 20 calls) or a duration in whole seconds (``10s``, ``1m``: the calls
+    of the last so many seconds, counted in one-second buckets as Resilience4j counts them)."""
+    if isinstance(value, str) and value.strip().endswith(("calls", "call")):
+        count = value.strip().removesuffix("s").removesuffix("call").strip()
+        if not count.isdigit() or not 1 <= int(count) <= MAX_BREAKER_CALLS:
+            raise ValueError(f"expected a number of calls from 1 to {MAX_BREAKER_CALLS:,} such as '20 calls', "
+                             f"got {_shown(value)}")
+        return int(count), "calls"
+    try:
+        if not isinstance(value, str) or value.strip()[-1:].isdigit():   # a bare number: calls or seconds?
+            raise ValueError
+        seconds = parse_duration(value)
+    except ValueError:
+        raise ValueError(f"expected a number of calls such as '20 calls' or a duration such as '10s', "
+                         f"got {_shown(value)}") from None
+    if seconds != int(seconds) or not 1 <= seconds <= MAX_BREAKER_SECONDS:
+        raise ValueError(f"expected a whole number of seconds from 1s to 1d (the window counts calls in one-second "
+                         f"buckets), got {_shown(value)}")
+    return int(seconds), "seconds"
+
+
+class Breaker(Strict):
+    """A circuit breaker on a call, as Resilience4j's ``CircuitBreaker`` (defaults are its
+    defaults): closed, it opens when at least ``min_calls`` calls are in its sliding ``window``
+    and at least ``failure_rate`` of them failed; open, it fails calls at once (``breaker_open``)
+    for ``open_for``; then half-open, it lets ``half_open`` probe calls through and closes or
+    opens again on their failure rate (see paysim.engine.breaker)."""
+
+    failure_rate: Probability = 0.5
+    window: Annotated[tuple[int, Literal["calls", "seconds"]], BeforeValidator(_breaker_window)] = (100, "calls")
+    min_calls: PositiveInt = 100
+    open_for: PositiveDuration = 60.0
+    half_open: PositiveInt = 10
+
+    @field_validator("failure_rate")
+    @classmethod
+    def _above_zero(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("expected a failure rate above 0% (at most 100%), such as 50%")
+        return value
+
+    @property
+    def count_based(self) -> bool:
+        return self.window[1] == "calls"
 
 
 class Window(Strict):
@@ -382,7 +433,7 @@ class CallStep(Strict):
     join: Literal["all", "any"] = "all"
     timeout: PositiveDuration | None = None     # the caller stops waiting for the step after this
     retry: Retry | None = None                  # the step is tried again on these failures
-    planned: ClassVar[frozenset[str]] = frozenset({"breaker"})
+    breaker: Breaker | None = None              # a circuit breaker on the call (one 'station' only)
 
     @model_validator(mode="after")
     def _one_kind(self) -> CallStep:
@@ -391,6 +442,9 @@ class CallStep(Strict):
                              "e.g. acquirer, {station: acquirer, timeout: 2s} or {parallel: [fraud, balance], join: all}")
         if self.station is not None and "join" in self.model_fields_set:
             raise KeyPathError(("join",), "'join' belongs to a 'parallel' step")
+        if self.breaker is not None and self.station is None:
+            raise KeyPathError(("breaker",), "a breaker guards a step that calls one 'station', "
+                                             "e.g. {station: acquirer, breaker: {failure_rate: 50%}}")
         return self
 
     @property

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from paysim.engine.compiled import balance, executor, queues, recursion
+from paysim.engine.compiled import balance, calls, executor, queues, recursion
 from paysim.engine.compiled.codes import (
     SR_AT_START,
     SR_FAILED,
@@ -19,9 +19,11 @@ from paysim.engine.compiled.codes import (
     SRF_TIME,
     SRF_WAIT,
     ST_DEPARTED,
+    ST_HELD,
     ST_IN,
     ST_OUTCOMES,
     STF_AREA_BUSY,
+    STF_AREA_HELD,
     STF_AREA_IN,
     STF_SERVICE,
     STF_SERVICE_ALL,
@@ -49,14 +51,15 @@ def unsupported(scenario: Scenario) -> str | None:
             if dist is not None and not drawable(dist):
                 return f"arrivals.{name}.{feature}: {type(dist).__name__} needs the SimPy engine"
     for name, station in scenario.stations.items():
-        for key, default in (("batch", None), ("schedule", ()), ("calls", ())):
+        for key, default in (("batch", None), ("schedule", ())):
             if getattr(station, key) != default:
                 return f"stations.{name}.{key} needs the SimPy engine"
         if station.executor is not None and (station.instances > 1 or station.discipline != "fifo"):
             return f"stations.{name}: an executor with instances or a non-FIFO queue needs the SimPy engine"
         if any(scenario.stations[called].executor is not None for called in station.parallel):
             return f"stations.{name}.parallel: a call to an executor needs the SimPy engine"
-        why = balance.unsupported(name, station, scenario) or queues.unsupported(name, station)
+        why = (balance.unsupported(name, station, scenario) or queues.unsupported(name, station)
+               or calls.unsupported(name, station, scenario))
         if why:
             return why
         if not drawable(single_service(station)):
@@ -123,6 +126,8 @@ def _report(acc: Accumulators, observer: Observer, warmup: float, horizon: float
             (int(v) for v in c[ST_IN:ST_DEPARTED + 1])
         station.sketch.add_counts(acc.st_sketch[i], acc.st_zeros[i])
         station.outcomes = {name: int(c[ST_OUTCOMES + code]) for code, name in enumerate(OUTCOMES)}
+        if station.held is not None:   # a station with calls
+            station.held, station.area_held = int(c[ST_HELD]), f[STF_AREA_HELD]
     executor.report(acc.pools, observer.stations.values())
     for i, stream in enumerate(observer.streams.values()):
         f, c = acc.sr_f[i].tolist(), acc.sr_i[i]

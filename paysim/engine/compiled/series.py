@@ -43,7 +43,7 @@ from paysim.engine.compiled.primitives import helper, jit
 C_ARRIVED, C_FINISHED, C_SUCCEEDED, C_FAILED, C_RETRIES, C_AREA, C_P50, C_P99, C_STATIONS = range(9)
 PER_STATION = 3
 COUNTS = C_AREA + 1          # the columns a sample takes as differences since the previous one
-FAILURES = 5                 # outcome columns of the stream table from SR_FAILED
+FAILURES = 6                 # outcome columns of the stream table from SR_FAILED
 
 
 class Series(NamedTuple):

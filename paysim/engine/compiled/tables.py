@@ -16,6 +16,7 @@ import numpy as np
 
 from paysim import distributions as d
 from paysim.engine.compiled.balance import balance_tables, per_instance, units
+from paysim.engine.compiled.calls import call_tables
 from paysim.engine.compiled.classify import classify_tables, feature_distributions
 from paysim.engine.compiled.codes import (
     CONSTANT,
@@ -32,6 +33,7 @@ from paysim.engine.compiled.codes import (
     JITTER_FULL,
     JITTER_NONE,
     LOGN,
+    ON_BREAKER_OPEN,
     ON_ERROR,
     ON_REJECTED,
     ON_TIMEOUT,
@@ -106,6 +108,16 @@ class Model(NamedTuple):
     calls_to: np.ndarray     # int (stations, width): the branch stations called in parallel, -1 padding
     n_calls: np.ndarray      # int: per station, how many
     join_any: np.ndarray     # bool: per station, the first good answer is enough
+    # held calls (paysim.engine.compiled.calls.call_tables)
+    n_steps: np.ndarray      # int: per station, its call steps
+    step_first: np.ndarray   # int: per station, its first step's row
+    step_to: np.ndarray      # int (steps, width): the stations a step calls, -1 padding
+    step_n: np.ndarray       # int: per step, how many
+    step_any: np.ndarray     # bool: per step, join any
+    step_timeout: np.ndarray  # per step, how long the caller waits for it (inf: no timeout)
+    step_retry: np.ndarray   # (steps, RT_*) per step its retry policy
+    rng_step: np.ndarray     # int: per step its retry's generator
+    call_room: int           # heap entries one event's calls may add
 
 
 class Accumulators(NamedTuple):
@@ -190,17 +202,21 @@ class Generators:
 
 _BACKOFFS = {"constant": CONSTANT, "exponential": EXPONENTIAL, "decorrelated": DECORRELATED}
 _JITTERS = {"none": JITTER_NONE, "full": JITTER_FULL, "equal": JITTER_EQUAL}
-_TRIGGERS = {"timeout": ON_TIMEOUT, "rejected": ON_REJECTED, "error": ON_ERROR}
+_TRIGGERS = {"timeout": ON_TIMEOUT, "rejected": ON_REJECTED, "error": ON_ERROR, "breaker_open": ON_BREAKER_OPEN}
 
 
 def _retry_row(arrival) -> list[float]:
     """A stream's row of the retry table (attempts 1: it never retries)."""
-    retry = arrival.retry
+    return retry_row(arrival.retry, token_cap(arrival))
+
+
+def retry_row(retry, cap: float) -> list[float]:
+    """A row of a retry table (attempts 1: it never retries), its budget's bucket holding ``cap``."""
     if retry is None:
         return [1, CONSTANT, 0.0, 0.0, JITTER_NONE, 0, -1.0, 0.0]
     budget = -1.0 if retry.budget is None else retry.budget
     return [retry.attempts, _BACKOFFS[retry.backoff], retry.base, retry.max, _JITTERS[retry.jitter],
-            sum(_TRIGGERS[t] for t in set(retry.on)), budget, token_cap(arrival)]
+            sum(_TRIGGERS[t] for t in set(retry.on)), budget, cap]
 
 
 def _profile_steps(arrival) -> list[tuple[float, float]]:
@@ -301,4 +317,5 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
         log_gamma=log_gamma, offset=offset, nbuckets=nbuckets, min_value=MIN_VALUE,
         **per_instance(scenario, {**classify_tables(scenario, index, generators.index, row),
                                   **fork_tables(scenario, index)}),
-        **queue_tables(scenario), **balance_tables(scenario, generators))
+        **queue_tables(scenario), **balance_tables(scenario, generators),
+        **call_tables(scenario, index, generators.index))
