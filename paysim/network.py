@@ -14,8 +14,10 @@
   that classification traps in a cycle gets infinitely many visits.
 * Servers and capacity: servers at peak over all instances (workers × instances, an
   executor's max threads, a schedule's peak), except that an executor with an unbounded
-  queue never grows past its core threads (one at least); the worker count a run divides
-  busy workers by; the mean time a worker spends per transaction, hence capacity.
+  queue never grows past its core threads (one at least), unlimited workers are infinitely
+  many (a pure delay, never overloaded) and ``cores`` bound a station's servers (its service
+  work is CPU work); the worker count a run divides busy workers by; the mean time a worker
+  spends per transaction, hence capacity.
 * Rates: each open stream's base rate (before its profile) and the time-average and peak
   of its profile's multiplier over a window, and the offered rates they bring to each station.
 * Open streams send at a rate; closed populations (``clients``) send as fast as they are served.
@@ -118,17 +120,19 @@ def worker_levels(station: Station) -> set[int]:
     return levels
 
 
-def instance_servers(station: Station) -> int:
+def instance_servers(station: Station) -> float:
     """Servers of one instance at peak (workers, a schedule's peak, an executor's max threads),
     except that an executor with an unbounded queue never starts threads beyond its core
-    (nor fewer than one: Java keeps a thread for queued work)."""
+    (nor fewer than one: Java keeps a thread for queued work); unlimited workers are infinitely
+    many; with ``cores``, no more than the cores (the service work is CPU work, which they bound)."""
     executor = station.executor
     if executor is not None and executor.queue is None:
         return max(executor.core, 1)
-    return station.capacity // station.instances
+    workers = math.inf if station.unlimited else station.capacity // station.instances
+    return min(workers, station.cores) if station.cores else workers
 
 
-def servers(station: Station) -> int:
+def servers(station: Station) -> float:
     """Servers at peak over all instances (see :func:`instance_servers`)."""
     return instance_servers(station) * station.instances
 

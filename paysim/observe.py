@@ -254,10 +254,6 @@ class StreamObserver:
             self.area_in_system += self.in_system * elapsed
             self._last = now
 
-    @property
-    def unlimited(self) -> bool:
-        return self.workers >= UNLIMITED_WORKERS
-
     def start_window(self, now: float) -> None:
         self._advance(now)
         self.at_start = self.in_system     # attempts inside when the window opened
@@ -367,10 +363,6 @@ class Observer:
 
     def _observers(self) -> tuple[StationObserver | StreamObserver, ...]:
         return (*self.stations.values(), *self.streams.values())
-
-    @property
-    def unlimited(self) -> bool:
-        return self.workers >= UNLIMITED_WORKERS
 
     def start_window(self, now: float) -> None:
         self.window_start = now

@@ -51,7 +51,7 @@ class StationLoad:
     open_peak_utilization: float = 0.0
 
 
-def _utilization(rate: float, time: float, count: int) -> float:
+def _utilization(rate: float, time: float, count: float) -> float:
     return 0.0 if rate == 0 or time == 0 else rate * time / count
 
 

@@ -45,7 +45,8 @@ def timeline(scenario: Scenario) -> dict[str, Any]:
         for outage in station.outages:
             events.append({"station": name, "kind": "outage", "start": outage.at, "end": outage.at + outage.length,
                            "label": f"{name} {outage.mode}"})
-        capacity[name] = [[at, workers * station.instances] for at, workers in worker_steps(station)]
+        if not station.unlimited:   # unlimited workers draw no capacity line
+            capacity[name] = [[at, workers * station.instances] for at, workers in worker_steps(station)]
     return {"slo": scenario.slo.model_dump(exclude_none=True) if scenario.slo else {}, "events": events,
             "windows": {name: list(span) for name, span in scenario.windows.items()}, "capacity": capacity,
             "batch": [name for name, station in scenario.stations.items() if station.batch is not None],

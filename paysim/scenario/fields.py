@@ -69,10 +69,9 @@ def _workers(value: object) -> int:
     """A whole number of workers, or ``unlimited`` (a pure delay: a worker for every arrival)."""
     if value == "unlimited":
         return UNLIMITED_WORKERS
-    try:
-        return _whole(1)(value)
-    except ValueError as error:
-        raise ValueError(f"{error}, or unlimited") from None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_COUNT:
+        raise ValueError(f"expected a whole number from 1 to {MAX_COUNT:,} or unlimited, got {_shown(value)}")
+    return value
 
 
 Workers = Annotated[int, BeforeValidator(_workers)]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from paysim.distributions import Distribution, Exponential, Gamma
-from paysim.network import Network, base_rate, instance_servers, mean_workers, worker_levels
+from paysim.network import Network, base_rate, mean_workers, worker_levels
 from paysim.scenario import DONE, Arrival, Scenario, Station
 from paysim.scenario.call_checks import callees
 from paysim.scenario.models import BatchService
@@ -18,6 +18,19 @@ from paysim.theory.layered import is_layered
 
 def exponential(service: Distribution | BatchService | None) -> bool:
     return isinstance(service, Exponential) or (isinstance(service, Gamma) and service.shape == 1.0)
+
+
+def shares_cores(station: Station) -> bool:
+    """More workers than cores, or unlimited workers: processor sharing or a pure delay
+    (paysim.theory.sharing), not a FIFO multi-server queue."""
+    return station.unlimited or (station.cores is not None and station.workers > station.cores)
+
+
+def insensitive(station: Station) -> bool:
+    """Unlimited workers (a pure delay, or processor sharing of cores): a symmetric queue whose
+    number in system, and output, do not depend on the service distribution beyond its mean
+    (Poisson in, Poisson out, product form in a network)."""
+    return station.unlimited and not station.schedule
 
 
 def poisson(arrival: Arrival) -> bool:
@@ -69,7 +82,7 @@ def _queue_model(station: Station) -> tuple[int, int | None] | str:
         if station.schedule:
             return "an executor with a worker schedule, which no formula here covers"
         if executor.queue is None:   # the pool never grows past core
-            return instance_servers(station), None
+            return max(executor.core, 1), None
         if executor.max_threads > executor.core:
             return (f"an executor whose pool grows from core ({executor.core}) towards max ({executor.max_threads}) "
                     "threads only when its queue is full: the number of servers depends on the state, which no "
@@ -84,7 +97,13 @@ def _queue_model(station: Station) -> tuple[int, int | None] | str:
     levels = worker_levels(station)
     if len(levels) > 1:
         return "its workers change over time (schedule), so there is no steady state"
-    return levels.pop(), station.queue
+    workers = levels.pop()
+    if station.cores and workers > station.cores:   # more workers than cores: they share them
+        if station.queue is not None:
+            return ("workers that share cores in front of a bounded queue (processor sharing with a limit), "
+                    "which no formula here covers")
+        return station.cores, None   # the cores bound the throughput (see paysim.theory.sharing)
+    return workers, station.queue
 
 
 def run_workers(scenario: Scenario, station: Station) -> float:
@@ -180,7 +199,8 @@ class TheoryModel:
         """Exponential service, unbounded queue, ρ < 1: a node of a Jackson network."""
         model, station = self.models[name], self.scenario.stations[name]
         return (name not in self.structure and not isinstance(model, str) and model[1] is None
-                and exponential(station.service_time) and self.split_poisson(name) and not self.unstable(name))
+                and (exponential(station.service_time) or insensitive(station)) and self.split_poisson(name)
+                and not self.unstable(name))
 
     def upstream(self, name: str) -> list[str]:
         """The other stations that send transactions here (directly or not); idle ones do not count."""

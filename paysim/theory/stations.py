@@ -10,8 +10,9 @@ from paysim import analytic
 from paysim.analytic import QueueMetrics
 from paysim.distributions import Deterministic
 from paysim.observe import PERCENTILES
-from paysim.theory.model import TheoryModel, arrival_scv, exponential, retries, run_workers, varying
+from paysim.theory.model import TheoryModel, arrival_scv, exponential, retries, run_workers, shares_cores, varying
 from paysim.theory.scopes import ScopeTheory, refused
+from paysim.theory.sharing import cpu_utilization, sharing_theory
 
 
 def _assemble(net: TheoryModel, name: str, m: QueueMetrics, exact: bool, formula: str,
@@ -40,6 +41,7 @@ def _assemble(net: TheoryModel, name: str, m: QueueMetrics, exact: bool, formula
                         else "with fewer rejections, so this is an estimate")
     if station.discipline == "lifo":
         formula += "; LIFO: the means are FIFO's"
+    metrics.update(cpu_utilization(net, name, metrics["throughput"]))   # cores never shared: as many as workers
     if exact:
         metrics["p_wait"] = m.p_wait  # not measured by a run
     metrics.update(extra or {})
@@ -192,6 +194,8 @@ def station_theory(net: TheoryModel, name: str, lossy: dict[str, ScopeTheory]) -
         return refused(f"unstable: utilisation {rho:.4g} >= 1 with an unbounded queue, so the queue grows "
                         "for as long as the run lasts")
     try:
+        if shares_cores(station):
+            return sharing_theory(net, name)
         if waiting is not None:
             return lossy.get(name) or _bounded(net, name)
         if net.jackson(name):

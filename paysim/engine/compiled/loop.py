@@ -110,6 +110,17 @@ from paysim.engine.compiled.codes import (
     UP,
     WINDOW,
 )
+from paysim.engine.compiled.cores import (
+    CI_N,
+    CORES_DONE,
+    close as close_cores,
+    due as cores_due,
+    full as cores_full,
+    grown as cores_grown,
+    open_window as open_cores_window,
+    remove as cores_remove,
+    serve,
+)
 from paysim.engine.compiled.executor import (
     PI_CORE,
     PI_MAX,
@@ -146,6 +157,7 @@ from paysim.engine.compiled.station import (
     take_next,
     withdraw,
 )
+from paysim.scenario.fields import UNLIMITED_WORKERS
 
 
 @helper
@@ -197,12 +209,16 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     st_f, st_i, sr_f, sr_i = acc.st_f, acc.st_i, acc.sr_f, acc.sr_i
     queue_last = acc.queue_last
     pool_i, pool_f, idle_since, idle_timed = acc.pools   # executors (paysim.engine.compiled.executor)
+    cpu_f, cpu_i, jobs = acc.cpu              # shared cores (paysim.engine.compiled.cores)
+    sharing = np.any(m.cores > 0)
     txf, txi, free, free_n = new_slots(1024)
     width = max(m.calls_to.shape[1], m.step_to.shape[1])   # parallel or held calls one attempt may make
     calls = new_calls(1024, width)            # per slot: a forked or held attempt's calls
     token, step_tokens, stack = new_call_state(m, n_st)   # held calls (paysim.engine.compiled.calls)
     # heap entries one event may add (an outage's end starts many; a fork starts and a join withdraws calls)
-    room = 4 + max(np.max(m.workers), np.max(pool_i[:, PI_MAX])) + 2 * width + m.call_room
+    # (unlimited workers have no outages here: see driver.unsupported)
+    room = (4 + max(np.max(np.where(m.workers < UNLIMITED_WORKERS, m.workers, 0)), np.max(pool_i[:, PI_MAX]))
+            + 2 * width + m.call_room)
     heap, size = new_heap(4096 + 2 * room + 2 * m.windows.shape[0] + np.sum(m.clients))
     segment = arrival_cursors(m.clock, m.gap)
     for s in range(n_st):
@@ -234,6 +250,8 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
             break
         if size[0] + room >= heap.shape[0]:   # room for what one event can schedule
             heap = grown_heap(heap, size)
+        if sharing and cores_full(cpu_i, jobs):   # room for the jobs one event may start computing
+            jobs = cores_grown(jobs)
         if free_n[0] < 2 + width:    # room for the slots one event may take (an arrival or calls, a retry)
             txf, txi, free = grown_slots(txf, txi, free, free_n)
             calls = grown_calls(calls)
@@ -250,6 +268,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
             population_area(sr_f, sr_i, now)
             open_window(st_f, st_i, acc.st_sketch, acc.st_zeros, sr_f, sr_i, acc.sr_sketch, acc.sr_zeros, now)
             open_pool_window(pool_i, pool_f, now)
+            open_cores_window(cpu_f, cpu_i, m.cores, now)
             continue
         if kind == STATION_CHANGE:   # a slowdown or outage begins or ends
             w, ending = ident >> 1, (ident & 1) == 1
@@ -264,12 +283,19 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
             elif ending:         # idle workers take up waiting work
                 while st_i[st, ST_BUSY] < m.workers[st] and st_i[st, ST_HEAD] != -1:
                     y = take_next(st_f, st_i, txf, txi, st, down, now, m.discipline, m.rank, queue_last)
-                    end = now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
-                    push(heap, size, end, DONE_SERVICE, y, txi[y, TXI_GEN])
+                    if cpu_i[st, CI_N] + 2 >= jobs.shape[1]:
+                        jobs = cores_grown(jobs)
+                    serve(m.service, m.emp, rngs[m.rng_service[st]], slow, m.cores, cpu_f, cpu_i, jobs, heap, size,
+                          txi, st, y, now)
             continue
         if kind == POOL_KEEP_ALIVE:  # an idle pool thread's keep_alive is over
             keep_alive_ends(pool_i, pool_f, idle_since, idle_timed, heap, size, ident, now)
             continue
+        if kind == CORES_DONE:       # a job's work on shared cores is done: its service ends
+            x = cores_due(cpu_f, cpu_i, jobs, m.cores, heap, size, ident, gen, now)
+            if x < 0:
+                continue         # stale: the number computing changed since it was scheduled
+            kind, ident, gen = DONE_SERVICE, x, txi[x, TXI_GEN]
         if kind == ARRIVAL or kind == RETRY_START:    # an attempt enters the system
             if kind == ARRIVAL:  # an original request of stream `ident`
                 s = ident
@@ -357,8 +383,8 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
             else:
                 y = take_next(st_f, st_i, txf, txi, st, down, now, m.discipline, m.rank, queue_last)
                 if y >= 0:
-                    end = now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
-                    push(heap, size, end, DONE_SERVICE, y, txi[y, TXI_GEN])
+                    serve(m.service, m.emp, rngs[m.rng_service[st]], slow, m.cores, cpu_f, cpu_i, jobs, heap, size,
+                          txi, st, y, now)
             if error:
                 moving, target = x, TO_ERROR
             elif txi[x, TXI_CALLER] > 0:     # a parallel call answers its attempt
@@ -397,10 +423,12 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                     release(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, m.service,
                             m.emp, rngs[m.rng_service[st]], slow, down, m.discipline, m.rank, queue_last, st, x, now)
                 else:            # queued (abandoned), or in service (cancelled: the worker is freed now)
+                    if m.cores[st] > 0 and txi[x, TXI_STATE] == SERVING:   # it stops computing
+                        cores_remove(cpu_f, cpu_i, jobs, m.cores, heap, size, st, x, now)
                     reason, y = withdraw(st_f, st_i, txf, txi, st, x, down, now, m.discipline, m.rank, queue_last)
                     if y >= 0:
-                        end = now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
-                        push(heap, size, end, DONE_SERVICE, y, txi[y, TXI_GEN])
+                        serve(m.service, m.emp, rngs[m.rng_service[st]], slow, m.cores, cpu_f, cpu_i, jobs, heap,
+                              size, txi, st, y, now)
                 leave_system(sr_f, sr_i, txf, txi, x, now, False)   # not finished
                 in_flight -= 1
                 release_slot(txi, free, free_n, x)
@@ -445,8 +473,8 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                     if st_i[st, ST_BUSY] < m.workers[st] and down[st] == UP:
                         st_i[st, ST_BUSY] += 1
                         start_service(st_i, txf, txi, st, x, now)
-                        end = now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
-                        push(heap, size, end, DONE_SERVICE, x, txi[x, TXI_GEN])
+                        serve(m.service, m.emp, rngs[m.rng_service[st]], slow, m.cores, cpu_f, cpu_i, jobs, heap,
+                              size, txi, st, x, now)
                     else:
                         enqueue(st_i, txi, st, x, m.discipline, m.rank, queue_last)
                     if forking >= 0:
@@ -520,6 +548,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     for s in range(n_st):      # close the window at the horizon
         advance(st_f, st_i, s, horizon)
     close_pools(pool_i, pool_f, horizon)
+    close_cores(cpu_f, cpu_i, m.cores, horizon)
     if series:
         take_until(ser, horizon, st_i, pool_i[:, PI_THREADS], sr_i, sr_f, m.log_gamma, m.offset)
     population_area(sr_f, sr_i, horizon)

@@ -47,6 +47,7 @@ from paysim.engine.compiled.codes import (
     TRACE,
     UNIF,
 )
+from paysim.engine.compiled.cores import Cpu, build_cpu, core_counts
 from paysim.engine.compiled.executor import Pools, build_pools
 from paysim.engine.compiled.fork import fork_tables
 from paysim.engine.compiled.queues import priority_ranks, queue_tables
@@ -118,6 +119,7 @@ class Model(NamedTuple):
     step_retry: np.ndarray   # (steps, RT_*) per step its retry policy
     rng_step: np.ndarray     # int: per step its retry's generator
     call_room: int           # heap entries one event's calls may add
+    cores: np.ndarray        # int: per station the cores its workers share, 0: none (paysim.engine.compiled.cores)
 
 
 class Accumulators(NamedTuple):
@@ -134,6 +136,7 @@ class Accumulators(NamedTuple):
     queue_last: np.ndarray   # int (stations, priority ranks): the last waiting of each rank (queues.py)
     turn: np.ndarray         # int: per station the instance whose turn it is (round robin)
     pools: Pools             # the stations' executors (paysim.engine.compiled.executor)
+    cpu: Cpu                 # the stations' shared cores (paysim.engine.compiled.cores)
 
 
 def accumulators(scenario: Scenario, sketch: QuantileSketch) -> Accumulators:
@@ -144,7 +147,7 @@ def accumulators(scenario: Scenario, sketch: QuantileSketch) -> Accumulators:
                         np.zeros((n_sr, SRF_WIDTH)), np.zeros((n_sr, SR_WIDTH), np.int64),
                         np.zeros((n_sr, buckets), np.int64), np.zeros(n_sr, np.int64), np.zeros(1),
                         np.full((n_st, len(priority_ranks(scenario))), -1, np.int64), np.zeros(n_st, np.int64),
-                        build_pools(scenario))
+                        build_pools(scenario), build_cpu(scenario, n_st))
 
 
 def _code(dist: d.Distribution) -> tuple[int, float, float, float] | None:
@@ -315,6 +318,7 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
         rng_think=np.array([generators.index("think", name) if a.think is not None else 0
                             for name, a in arrivals.items()], np.int64),
         log_gamma=log_gamma, offset=offset, nbuckets=nbuckets, min_value=MIN_VALUE,
+        cores=core_counts(stations.values()),
         **per_instance(scenario, {**classify_tables(scenario, index, generators.index, row),
                                   **fork_tables(scenario, index)}),
         **queue_tables(scenario), **balance_tables(scenario, generators),
