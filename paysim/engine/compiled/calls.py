@@ -124,7 +124,8 @@ def call_tables(scenario: Scenario, index: dict[str, int], generator) -> dict:
             rng_step[r] = generator("call-retry", f"{name}.{i}")
     first = np.cumsum([0] + [len(spec.calls) for spec in stations.values()])[:-1]
     attempts = sum(int(step_retry[r, 0]) * (2 * int(step_n[r]) + 2) for r in range(len(steps)))
-    room = attempts + sum(spec.workers for spec in stations.values()) if steps else 0
+    # an unlimited station (workers: unlimited) never queues, so an event starts at most one of its calls
+    room = attempts + sum(spec.workers for spec in stations.values() if not spec.unlimited) if steps else 0
     return {"n_steps": np.array([len(spec.calls) for spec in stations.values()], np.int64),
             "step_first": np.asarray(first, np.int64), "step_to": step_to, "step_n": step_n,
             "step_any": step_any, "step_timeout": step_timeout, "step_retry": step_retry, "rng_step": rng_step,

@@ -60,6 +60,8 @@ def unsupported(scenario: Scenario) -> str | None:
             return f"stations.{name}.parallel: a call to an executor needs the SimPy engine"
         if any(step.breaker is not None for step in station.calls):   # until the compiled breaker is merged
             return f"stations.{name}.calls: a breaker needs the SimPy engine"
+        if station.calls and station.cores:   # compiled calls start the next waiting job off the cores (calls.answer)
+            return f"stations.{name}: calls and cores on one station need the SimPy engine"
         why = (balance.unsupported(name, station, scenario) or queues.unsupported(name, station)
                or calls.unsupported(name, station, scenario) or cores.unsupported(name, station, scenario))
         if why:
