@@ -4,11 +4,14 @@ exact, hand-computed fixed points, and the honesty of its labels."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
+from conftest import scenario
 from scipy.optimize import brentq
 
 from paysim.analytic import _mmck_probabilities, erlang_b, mg1, mmc, mmck
+from paysim.engine.compiled import unsupported
 from paysim.layered import (
     APPROXIMATION,
     CallStep,
@@ -18,6 +21,8 @@ from paysim.layered import (
     solve_layered,
     throughput_bound,
 )
+from paysim.runner import simulate
+from paysim.scenario import load_scenario
 from paysim.thread_pool import thread_pool
 
 
@@ -217,3 +222,25 @@ def test_goetz_is_where_the_two_bounds_meet() -> None:
     assert throughput_bound(20, 4, 0.010, 0.040) == pytest.approx(400.0) == pytest.approx(20 / 0.050)
     assert throughput_bound(10, 4, 0.010, 0.040) == pytest.approx(200.0)
     assert throughput_bound(64, 4, 0.010, 0.040) == pytest.approx(400.0)
+
+
+def test_a_held_call_to_unlimited_workers_follows_the_same_path_on_both_engines() -> None:
+    """A gateway without waiting room holding its threads across a call to a pure delay: the
+    compiled engine (whose heap room once counted the delay's 2^40 'workers') and SimPy give
+    the same numbers on one seed, and blocking is near Erlang B at λ(S + D) = 8 erlangs."""
+    model = scenario({"gw": {"workers": 10, "queue": 0, "service": {"dist": "exponential", "mean": 0.01},
+                             "calls": ["bank"]},
+                      "bank": {"workers": "unlimited", "service": {"dist": "lognormal", "mean": 0.19, "cv": 1.0}}},
+                     {"pay": {"rate": 40.0}}, horizon=60.0, warmup=5.0, replications=1)
+    rows = [simulate(model, jobs=1, engine=engine).rows[0] for engine in ("fast", "simpy")]
+    for key in ("stations.gw.rejection_rate", "stations.gw.held", "stations.gw.W", "stations.bank.throughput"):
+        assert rows[0][key] == pytest.approx(rows[1][key], rel=1e-9), key
+    assert rows[0]["stations.gw.rejection_rate"] == pytest.approx(erlang_b(10, 8.0), abs=0.05)   # one short run
+
+
+def test_the_compiled_engine_refuses_what_it_would_get_wrong() -> None:
+    """Calls and cores on one station (the compiled calls start waiting work off the cores)
+    and a breaker on a call (not compiled yet) run on the SimPy engine."""
+    scenarios = Path(__file__).resolve().parent.parent / "scenarios"
+    assert "calls and cores" in str(unsupported(load_scenario(scenarios / "threads-vs-cores.yaml")))
+    assert "breaker" in str(unsupported(load_scenario(scenarios / "thread-exhaustion-breaker.yaml")))
