@@ -10,7 +10,7 @@ depends on (seed, replication) only.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -290,6 +290,11 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
     def per_stream(kind: str) -> np.ndarray:
         return np.array([generators.index(kind, name) for name in arrivals], np.int64)
 
+    features: dict[str, Any] = {   # the feature modules' columns (typed Any: some are counts, not arrays)
+        **per_instance(scenario, {**classify_tables(scenario, index, generators.index, row),
+                                  **fork_tables(scenario, index)}),
+        **queue_tables(scenario), **balance_tables(scenario, generators),
+        **call_tables(scenario, index, generators.index)}
     return Model(
         service=np.array([row(single_service(s)) for s in stations.values()], float),
         workers=np.array([s.workers for s in stations.values()], np.int64),
@@ -318,8 +323,4 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
         rng_think=np.array([generators.index("think", name) if a.think is not None else 0
                             for name, a in arrivals.items()], np.int64),
         log_gamma=log_gamma, offset=offset, nbuckets=nbuckets, min_value=MIN_VALUE,
-        cores=core_counts(stations.values()),
-        **per_instance(scenario, {**classify_tables(scenario, index, generators.index, row),
-                                  **fork_tables(scenario, index)}),
-        **queue_tables(scenario), **balance_tables(scenario, generators),
-        **call_tables(scenario, index, generators.index))
+        cores=core_counts(stations.values()), **features)
