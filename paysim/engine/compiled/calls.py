@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from paysim.engine.compiled.breaker import breaker_withdrawn
 from paysim.engine.compiled.codes import (
+    BREAKER_OPEN,
     DONE_SERVICE,
     ERRORED,
     FORKED,
@@ -40,6 +42,7 @@ from paysim.engine.compiled.codes import (
     STF_SERVICE,
     STF_SOJOURN,
     TIMED_OUT,
+    TO_BREAKER_OPEN,
     TO_DONE,
     TO_ERROR,
     TO_ONWARD,
@@ -255,11 +258,13 @@ def withdraw_tree(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, heap, size
                 continue
             if txi[c, TXI_STATE] == WAITING or txi[c, TXI_STATE] == SERVING:
                 _withdraw_at(m, rngs, st_f, st_i, txf, txi, heap, size, slow, down, queue_last, c, now)
+            breaker_withdrawn(m.bk, txi, c, now)
             absorb(txf, txi, free, free_n, calls, q, j)
             continue
         depth -= 1
         if depth >= 0:                         # q's calls are back: q itself is withdrawn
             _withdraw_at(m, rngs, st_f, st_i, txf, txi, heap, size, slow, down, queue_last, q, now)
+            breaker_withdrawn(m.bk, txi, q, now)
             absorb(txf, txi, free, free_n, calls, stack[depth, 0], stack[depth, 1] - 1)
 
 
@@ -282,7 +287,8 @@ def _step_failed(m, acc, rngs, st_f, st_i, txf, txi, free, free_n, calls, step_t
     r = m.step_first[txi[p, TXI_STATION]] + txi[p, TXI_STEP]
     token[0] += 1                     # its timer is stale
     txi[p, TXI_TOKEN] = token[0]
-    reason = ERRORED if target == TO_ERROR else TIMED_OUT if target == TO_TIMED_OUT else REJECTED
+    reason = (ERRORED if target == TO_ERROR else TIMED_OUT if target == TO_TIMED_OUT
+              else BREAKER_OPEN if target == TO_BREAKER_OPEN else REJECTED)
     if not may_retry(m.step_retry, step_tokens, r, txi[p, TXI_TRY], reason):
         return p, answer(m, acc, rngs, st_f, st_i, txf, txi, heap, size, slow, down, queue_last, p, target, True,
                          now), False

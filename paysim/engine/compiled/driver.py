@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 
 from paysim.engine.compiled import balance, calls, executor, queues, recursion
+from paysim.engine.compiled.breaker import report_breakers
 from paysim.engine.compiled.codes import (
     SR_AT_START,
     SR_FAILED,
@@ -106,6 +107,7 @@ def run_replication(scenario: Scenario, observer: Observer, seed: int, replicati
         raise RunawayError(f"more than {max_in_flight:,} transactions in flight: the system is overloaded "
                            "(utilisation ≥ 1 with unbounded queues?)")
     _report(balance.merged(acc, scenario), observer, warmup, scenario.horizon)
+    report_breakers(model.bk, observer.breakers, scenario.horizon)
     executors = [station.executor is not None for station in scenario.stations.values()]
     return (series_rows(balance.merged_series(ser, scenario), list(scenario.stations), executors)
             if series_interval else [])

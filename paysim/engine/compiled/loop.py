@@ -14,6 +14,7 @@ import numpy as np
 
 from paysim.engine.compiled.arrivals import arrival_cursors, next_arrival
 from paysim.engine.compiled.balance import instance
+from paysim.engine.compiled.breaker import breaker_call_ended, breaker_gate, breaker_step_timed_out, breakers_at_window
 from paysim.engine.compiled.calls import (
     answer,
     call_back,
@@ -28,6 +29,7 @@ from paysim.engine.compiled.closed import send_after_think, start_clients
 from paysim.engine.compiled.codes import (
     ARRIVAL,
     BACKOFF,
+    BREAKER_OPEN,
     CANCELLED,
     CW_AT,
     CW_END,
@@ -85,6 +87,7 @@ from paysim.engine.compiled.codes import (
     STF_SUMS,
     TIMED_OUT,
     TIMEOUT,
+    TO_BREAKER_OPEN,
     TO_DONE,
     TO_ERROR,
     TO_ONWARD,
@@ -249,6 +252,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
             window_opened(ser, sr_i, sr_f, now)
             population_area(sr_f, sr_i, now)
             open_window(st_f, st_i, acc.st_sketch, acc.st_zeros, sr_f, sr_i, acc.sr_sketch, acc.sr_zeros, now)
+            breakers_at_window(m.bk, now)
             open_pool_window(pool_i, pool_f, now)
             continue
         if kind == STATION_CHANGE:   # a slowdown or outage begins or ends
@@ -323,6 +327,8 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                 moving, target, next_j = next_out(txi, calls, m.calls_to, m.n_calls, m.step_first, m.step_n,
                                                   m.step_to, forking, 0)
         elif kind == STEP_TIMEOUT or kind == STEP_RETRY:   # a held call step's timer, or its retry
+            if kind == STEP_TIMEOUT and m.bk.shape[0] > 0:   # the calls still out failed, for their breakers
+                breaker_step_timed_out(m.bk, m.ring, txi, calls, ident, gen, now)
             moving, target, sending = step_event(m, acc, rngs, st_f, st_i, txf, txi, free, free_n, calls, step_tokens,
                                                  token, heap, size, slow, down, queue_last, stack, kind, ident, gen,
                                                  now)
@@ -421,6 +427,8 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                     while m.route_cum[st, j] <= u:
                         j += 1
                     target = m.route_to[st, j]
+            if target >= 0 and txi[x, TXI_CALLER] > 0 and m.bk.shape[0] > 0:   # a call its breaker may refuse
+                target = breaker_gate(m.step_breaker, m.step_first, m.bk, txi, x, target, now)
             if target >= 0:
                 st = target
                 if m.instances[st] > 1:   # the instance its balancer picks
@@ -455,6 +463,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                     continue
             if txi[x, TXI_CALLER] > 0 and (txi[x, TXI_DETACHED] == 1 or txi[txi[x, TXI_CALLER] - 1, TXI_STATE] == HELD):
                 # a held call answered or failed: its step decides or waits (paysim.engine.compiled.calls)
+                breaker_call_ended(m.bk, m.ring, txi, x, now, target != TO_DONE)
                 moving, target, sending = call_back(m, acc, rngs, st_f, st_i, sr_f, txf, txi, free, free_n, calls,
                                                     step_tokens, token, heap, size, slow, down, queue_last, stack,
                                                     x, target, now)
@@ -495,7 +504,8 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                     if m.clients[s] > 0:    # the client thinks, then sends its next request
                         send_after_think(m.think, s, m.emp, rngs[m.rng_think[s]], heap, size, now)
                 else:
-                    failed, reason = x, ERRORED if target == TO_ERROR else TIMED_OUT if target == TO_TIMED_OUT else REJECTED
+                    failed, reason = x, ERRORED if target == TO_ERROR else TIMED_OUT if target == TO_TIMED_OUT else \
+                        BREAKER_OPEN if target == TO_BREAKER_OPEN else REJECTED
             in_flight -= 1
             release_slot(txi, free, free_n, x)
         if failed >= 0:      # the client's attempt failed: retry it after a backoff, or count the outcome

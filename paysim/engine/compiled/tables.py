@@ -16,6 +16,7 @@ import numpy as np
 
 from paysim import distributions as d
 from paysim.engine.compiled.balance import balance_tables, per_instance, units
+from paysim.engine.compiled.breaker import breaker_model
 from paysim.engine.compiled.calls import call_tables
 from paysim.engine.compiled.classify import classify_tables, feature_distributions
 from paysim.engine.compiled.codes import (
@@ -118,6 +119,10 @@ class Model(NamedTuple):
     step_retry: np.ndarray   # (steps, RT_*) per step its retry policy
     rng_step: np.ndarray     # int: per step its retry's generator
     call_room: int           # heap entries one event's calls may add
+    # circuit breakers on call steps (paysim.engine.compiled.breaker.breaker_model; bk, ring change)
+    step_breaker: np.ndarray  # int: per call step, its breaker (-1: none)
+    bk: np.ndarray           # (breakers, BK_*) each breaker's configuration and state
+    ring: np.ndarray         # (window slots, RING_*) the breakers' sliding windows
 
 
 class Accumulators(NamedTuple):
@@ -318,4 +323,4 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
         **per_instance(scenario, {**classify_tables(scenario, index, generators.index, row),
                                   **fork_tables(scenario, index)}),
         **queue_tables(scenario), **balance_tables(scenario, generators),
-        **call_tables(scenario, index, generators.index))
+        **call_tables(scenario, index, generators.index), **breaker_model(scenario))
