@@ -99,11 +99,13 @@ def unsupported(name: str, station: Station, scenario: Scenario) -> str | None:
     return None
 
 
-def call_tables(scenario: Scenario, index: dict[str, int], generator) -> dict:
+def call_tables(scenario: Scenario, index: dict[str, int], generator) -> dict[str, np.ndarray]:
     """The Model's call fields: per station its first step row and how many steps; per step
     row (one per step of every station, in order) its stations, how many, join any, timeout
     (inf: none), retry row (as a stream's, paysim.engine.compiled.tables) and the generator of
-    its retry's jitter; and ``call_room``, the heap entries one event's calls may add."""
+    its retry's jitter; and ``call_room``, (the bound on) the heap entries one event's calls
+    may add: each step's tries times its calls' arrivals and withdrawals, and a freed worker
+    at every station."""
     from paysim.engine.compiled.tables import retry_row  # tables builds the Model from these
 
     stations = scenario.stations
@@ -131,7 +133,7 @@ def call_tables(scenario: Scenario, index: dict[str, int], generator) -> dict:
     return {"n_steps": np.array([len(spec.calls) for spec in stations.values()], np.int64),
             "step_first": np.asarray(first, np.int64), "step_to": step_to, "step_n": step_n,
             "step_any": step_any, "step_timeout": step_timeout, "step_retry": step_retry, "rng_step": rng_step,
-            "call_room": room}
+            "call_room": np.array([room], np.int64)}
 
 
 @jit(inline=True)

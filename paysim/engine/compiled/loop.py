@@ -205,7 +205,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     calls = new_calls(1024, width)            # per slot: a forked or held attempt's calls
     token, step_tokens, stack = new_call_state(m, n_st)   # held calls (paysim.engine.compiled.calls)
     # heap entries one event may add (an outage's end starts many; a fork starts and a join withdraws calls)
-    room = 4 + max(np.max(m.workers), np.max(pool_i[:, PI_MAX])) + 2 * width + m.call_room
+    room = 4 + max(np.max(m.workers), np.max(pool_i[:, PI_MAX])) + 2 * width + m.call_room[0]
     heap, size = new_heap(4096 + 2 * room + 2 * m.windows.shape[0] + np.sum(m.clients))
     segment = arrival_cursors(m.clock, m.gap)
     for s in range(n_st):

@@ -118,7 +118,7 @@ class Model(NamedTuple):
     step_timeout: np.ndarray  # per step, how long the caller waits for it (inf: no timeout)
     step_retry: np.ndarray   # (steps, RT_*) per step its retry policy
     rng_step: np.ndarray     # int: per step its retry's generator
-    call_room: int           # heap entries one event's calls may add
+    call_room: np.ndarray    # int (1,): heap entries one event's calls may add
     # circuit breakers on call steps (paysim.engine.compiled.breaker.breaker_model; bk, ring change)
     step_breaker: np.ndarray  # int: per call step, its breaker (-1: none)
     bk: np.ndarray           # (breakers, BK_*) each breaker's configuration and state
