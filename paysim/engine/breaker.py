@@ -20,7 +20,12 @@ What this follows:
   queue, outage), the call's timeout. Slow calls are not counted (Resilience4j's slow-call
   rate is out of scope), nor are calls the breaker itself refused.
 - A call let through that ends without an answer (withdrawn because its client gave up)
-  gives its permission back (``release``): half-open, one more probe may go.
+  gives its permission back (``release``, as Resilience4j's does for a cancelled call):
+  half-open, one more probe may go (at most ``half_open`` at a time; Resilience4j does not
+  cap it, which differs only for a call let through before the breaker went half-open).
+- One breaker serves the whole simulation: there is no lock and no race between threads, so
+  its decisions follow the order of events exactly (Resilience4j's own results may differ
+  by the interleaving of concurrent calls).
 
 The compiled engine's ``paysim.engine.compiled.breaker`` is the same machine on arrays; both
 do the same float operations in the same order, so they agree exactly.
