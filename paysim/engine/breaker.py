@@ -23,9 +23,8 @@ What this follows:
   gives its permission back (``release``, as Resilience4j's does for a cancelled call):
   half-open, one more probe may go (at most ``half_open`` at a time; Resilience4j does not
   cap it, which differs only for a call let through before the breaker went half-open).
-- One breaker serves the whole simulation: there is no lock and no race between threads, so
-  its decisions follow the order of events exactly (Resilience4j's own results may differ
-  by the interleaving of concurrent calls).
+- No threads race here: a breaker's decisions follow the order of events exactly (in
+  Resilience4j they may also depend on how concurrent calls interleave).
 
 The compiled engine's ``paysim.engine.compiled.breaker`` is the same machine on arrays; both
 do the same float operations in the same order, so they agree exactly.
