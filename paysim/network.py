@@ -17,7 +17,8 @@
   queue never grows past its core threads (one at least), unlimited workers are infinitely
   many (a pure delay, never overloaded) and ``cores`` bound a station's servers (its service
   work is CPU work); the worker count a run divides busy workers by; the mean time a worker
-  spends per transaction, hence capacity.
+  spends per transaction, hence capacity (at a station with ``calls`` its worker is held on
+  them too: a lower bound on that time).
 * Rates: each open stream's base rate (before its profile) and the time-average and peak
   of its profile's multiplier over a window, and the offered rates they bring to each station.
 * Open streams send at a rate; closed populations (``clients``) send as fast as they are served.
@@ -323,6 +324,35 @@ class Network:
             if name not in done:
                 visit(name, {name})
         return order[::-1]
+
+    # time held on calls
+
+    @cached_property
+    def call_time(self) -> dict[str, float]:
+        """Per station, a lower bound on the mean time a worker waits, held, on the station's
+        calls per transaction: each step's callee's own time per item and, recursively, its
+        calls (no queueing counted), the slowest callee's of a ``join: all`` step (E[max] is at
+        least the largest mean). A step with a ``timeout`` or ``join: any`` counts nothing (a
+        timeout or the fastest answer can make it as short as it likes)."""
+        stations = self.scenario.stations
+        held: dict[str, float] = {}
+        for name in reversed(self.call_order):   # callees first
+            total = 0.0
+            for step in stations[name].calls:
+                if step.timeout is None and step.join == "all":
+                    total += max(item_time(stations[c]) + held.get(c, 0.0) for c in step.targets)
+            held[name] = total
+        return held
+
+    def holding_time(self, name: str, rate: float | None = None) -> float:
+        """Mean time a worker of station ``name`` is occupied per transaction, at least: its
+        :func:`item_time` and its :attr:`call_time`."""
+        return item_time(self.scenario.stations[name], rate) + self.call_time[name]
+
+    def capacity(self, name: str, rate: float | None = None) -> float:
+        """Transactions per second station ``name`` can serve, at most: servers / holding time."""
+        time = self.holding_time(name, rate)
+        return servers(self.scenario.stations[name]) / time if time > 0 else math.inf
 
     def served(self, stream: str) -> dict[str, float]:
         """Times each station serves one request of ``stream``: its visits plus its parallel calls."""

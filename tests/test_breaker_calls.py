@@ -84,3 +84,42 @@ def test_retry_on_breaker_open(where: str) -> None:
     assert refused > 0.5 * RATE * 5.0                     # without a retry on it, ~5 s of payments fail
     assert runs["breaker_open"][f"{CALL}.breaker_rejected"] == pytest.approx(refused, abs=3 * math.sqrt(refused))
     assert runs["breaker_open"]["streams.payments.breaker_open"] == 0.0   # each was retried, and got through
+
+
+def _same(a: float, b: float) -> bool:
+    return a == b or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) or (math.isnan(a) and math.isnan(b))
+
+
+SLOW = [{"at": 20, "for": 15, "factor": 8}]
+SAME_PATH = {
+    # the outage above, with a time window and a retry of the step on breaker_open
+    "outage-time-window": ({"breaker": {**BREAKER, "window": "3s"}, "retry": {"attempts": 2, "base": "1s",
+                                                                             "on": ["breaker_open", "rejected"]}},
+                           {}, {}, {}),
+    # the callee slows down: the step's timeouts are the failures; its work is withdrawn (cancel)
+    "step-timeouts-cancel": ({"timeout": "60ms"}, {"on_timeout": "cancel", "slowdowns": SLOW}, {}, {}),
+    # ... or goes on detached (continue)
+    "step-timeouts-continue": ({"timeout": "60ms"}, {"slowdowns": SLOW}, {}, {}),
+    # the client gives up and its held work is withdrawn: a probe in flight (slow after the
+    # outage) gives its permission back
+    "client-timeout-cancel": ({"timeout": "80ms"}, {"slowdowns": [{"at": 40, "for": 15, "factor": 8}], "errors": "5%"},
+                              {"on_timeout": "cancel"}, {"timeout": "70ms", "retry": {"attempts": 2, "base": "0.5s",
+                                                                                        "on": ["timeout", "breaker_open"]}}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SAME_PATH))
+def test_both_engines_follow_the_same_path(name: str) -> None:
+    step, callee, caller, stream = SAME_PATH[name]
+    data = {
+        "gateway": {"workers": 400, "service": "1ms", **caller,
+                    "calls": [{"station": "acquirer", "breaker": BREAKER, **step}]},
+        "acquirer": {"workers": 40, "service": {"dist": "exponential", "mean": "20ms"},
+                     "outages": [{"at": 30, "for": 15}], **callee},
+    }
+    model = scenario(data, {"payments": {"rate": RATE, **stream}}, horizon=60.0, warmup=5.0, replications=1)
+    rows = [_row(model, engine) for engine in ("fast", "simpy")]
+    assert rows[0].keys() == rows[1].keys()
+    differ = {key: (a, b) for key, a in rows[0].items() if not _same(a, b := rows[1][key])}
+    assert not differ, differ
+    assert rows[0][f"{CALL}.breaker_opened"] >= 1

@@ -20,7 +20,11 @@ What this follows:
   queue, outage), the call's timeout. Slow calls are not counted (Resilience4j's slow-call
   rate is out of scope), nor are calls the breaker itself refused.
 - A call let through that ends without an answer (withdrawn because its client gave up)
-  gives its permission back (``release``): half-open, one more probe may go.
+  gives its permission back (``release``, as Resilience4j's does for a cancelled call):
+  half-open, one more probe may go (at most ``half_open`` at a time; Resilience4j does not
+  cap it, which differs only for a call let through before the breaker went half-open).
+- No threads race here: a breaker's decisions follow the order of events exactly (in
+  Resilience4j they may also depend on how concurrent calls interleave).
 
 The compiled engine's ``paysim.engine.compiled.breaker`` is the same machine on arrays; both
 do the same float operations in the same order, so they agree exactly.

@@ -5,16 +5,27 @@ state) and, for its sliding window, ``BK_SIZE`` rows of the ring table from row 
 (a call's outcome, or one second's calls and failures). Each helper does the float
 operations of the matching method of ``paysim.engine.breaker.CircuitBreaker`` in the same
 order, so both engines open, half-open and close at the same simulated times.
+
+The kernel hooks (as paysim.engine.calls' place_call, call_ended and withdraw_calls): a held
+call on its way to its station passes :func:`breaker_gate` (refused: it goes back to its
+caller failed, TO_BREAKER_OPEN); a call let through is marked (TXI_BREAKER) until it ends
+once: answered or failed (:func:`breaker_call_ended`), still out when its step times out
+(:func:`breaker_step_timed_out`), or withdrawn (:func:`breaker_withdrawn`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
+from paysim.breakers import BreakerObserver, breaker_steps
 from paysim.engine.compiled.codes import (
+    BK_AT_OPEN_TIME,
+    BK_AT_OPENED,
+    BK_AT_REJECTED,
     BK_CALLS,
     BK_FAILED,
     BK_HALF_OPEN,
@@ -40,11 +51,22 @@ from paysim.engine.compiled.codes import (
     BS_CLOSED,
     BS_HALF_OPEN,
     BS_OPEN,
+    HELD,
     RING_CALLS,
     RING_FAILED,
     RING_WIDTH,
+    SERVING,
+    TO_BREAKER_OPEN,
+    TXI_BREAKER,
+    TXI_CALLER,
+    TXI_STATE,
+    TXI_STATION,
+    TXI_STEP,
+    TXI_TOKEN,
+    WAITING,
 )
 from paysim.engine.compiled.primitives import helper
+from paysim.scenario import Scenario
 from paysim.scenario.models import Breaker
 
 
@@ -175,3 +197,77 @@ def breaker_open_time(bk, b, now):
     _advance(bk, b, now)
     current = now - bk[b, BK_OPENED_AT] if bk[b, BK_STATE] == BS_OPEN else 0.0
     return bk[b, BK_OPEN_TIME] + current
+
+
+def breaker_model(scenario: Scenario) -> dict[str, Any]:
+    """The Model's breaker fields: per call step row (paysim.engine.compiled.calls.call_tables'
+    order) its breaker (-1: none), the breaker table and the ring table (their state changes
+    during the run: the Model is built afresh for each replication)."""
+    rows = [(name, i) for name, spec in scenario.stations.items() for i in range(len(spec.calls))]
+    steps = breaker_steps(scenario)
+    step_breaker = np.full(max(len(rows), 1), -1, np.int64)
+    for b, step in enumerate(steps):
+        step_breaker[rows.index((step.caller, step.step))] = b
+    bk, ring = breaker_tables([step.spec for step in steps])
+    return {"step_breaker": step_breaker, "bk": bk, "ring": ring}
+
+
+@helper
+def breaker_gate(step_breaker, step_first, bk, txi, x, target, now):
+    """Call ``x`` is on its way to station ``target``: if its step has a breaker, the breaker
+    lets it through (marked) or refuses it (TO_BREAKER_OPEN: back to its caller, failed)."""
+    p = txi[x, TXI_CALLER] - 1
+    if txi[p, TXI_STATE] != HELD:
+        return target
+    b = step_breaker[step_first[txi[p, TXI_STATION]] + txi[p, TXI_STEP]]
+    if b < 0:
+        return target
+    if not breaker_allow(bk, b, now):
+        return TO_BREAKER_OPEN
+    txi[x, TXI_BREAKER] = b + 1
+    return target
+
+
+@helper
+def breaker_call_ended(bk, ring, txi, c, now, failed):
+    """Call ``c`` came back answered or ``failed`` (or timed out): its breaker counts it."""
+    if txi[c, TXI_BREAKER] > 0:
+        breaker_record(bk, ring, txi[c, TXI_BREAKER] - 1, now, failed)
+        txi[c, TXI_BREAKER] = 0
+
+
+@helper
+def breaker_withdrawn(bk, txi, c, now):
+    """Call ``c`` was taken back unanswered: its breaker's permission comes back."""
+    if txi[c, TXI_BREAKER] > 0:
+        breaker_release(bk, txi[c, TXI_BREAKER] - 1, now)
+        txi[c, TXI_BREAKER] = 0
+
+
+@helper
+def breaker_step_timed_out(bk, ring, txi, calls, p, gen, now):
+    """Held ``p``'s step timed out (unless the timer, of try ``gen``, is stale): each of its
+    calls still out failed, for its breaker."""
+    if txi[p, TXI_STATE] != HELD or txi[p, TXI_TOKEN] != gen:
+        return
+    for j in range(calls.shape[1]):
+        c = calls[p, j]
+        if c >= 0 and (txi[c, TXI_STATE] == WAITING or txi[c, TXI_STATE] == SERVING or txi[c, TXI_STATE] == HELD):
+            breaker_call_ended(bk, ring, txi, c, now, True)
+
+
+@helper
+def breakers_at_window(bk, now):
+    """The window opens: note each breaker's tallies so far."""
+    for b in range(bk.shape[0]):
+        bk[b, BK_AT_OPEN_TIME] = breaker_open_time(bk, b, now)
+        bk[b, BK_AT_REJECTED] = bk[b, BK_REJECTED]
+        bk[b, BK_AT_OPENED] = bk[b, BK_OPENED]
+
+
+def report_breakers(bk: np.ndarray, observers: list[BreakerObserver], horizon: float) -> None:
+    """Each breaker's window tallies to its observer, as the SimPy engine's would read them."""
+    for b, observer in enumerate(observers):
+        observer.open_s = float(breaker_open_time(bk, b, float(horizon)) - bk[b, BK_AT_OPEN_TIME])
+        observer.rejected = int(bk[b, BK_REJECTED] - bk[b, BK_AT_REJECTED])
+        observer.opened = int(bk[b, BK_OPENED] - bk[b, BK_AT_OPENED])

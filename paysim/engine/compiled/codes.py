@@ -103,13 +103,18 @@ TXI_WIDTH += 2
 FIFO, LIFO, PRIORITY = range(3)
 ROUND_ROBIN, RANDOM, LEAST_BUSY, POWER_OF_TWO = range(4)
 
-# the breaker table (paysim.engine.compiled.breaker): one row per call with a breaker; its
-# configuration, then its state; BK_RING: the first row of its slots in the ring table
+# the breaker table (paysim.engine.compiled.breaker): one row per call step with a breaker; its
+# configuration, then its state, then its tallies when the window opened (BK_AT_*);
+# BK_RING: the first row of its slots in the ring table
 (BK_THRESHOLD, BK_SIZE, BK_TIME_BASED, BK_MIN_CALLS, BK_PROBE_MIN, BK_OPEN_FOR, BK_HALF_OPEN, BK_RING,
  BK_STATE, BK_HEAD, BK_SECOND, BK_CALLS, BK_FAILED, BK_OPENED_AT, BK_UNTIL, BK_OPEN_TIME,
- BK_PERMITS, BK_PROBES, BK_PROBES_FAILED, BK_REJECTED, BK_OPENED, BK_WIDTH) = range(22)
+ BK_PERMITS, BK_PROBES, BK_PROBES_FAILED, BK_REJECTED, BK_OPENED,
+ BK_AT_OPEN_TIME, BK_AT_REJECTED, BK_AT_OPENED, BK_WIDTH) = range(25)
 BS_CLOSED, BS_OPEN, BS_HALF_OPEN = range(3)    # BK_STATE: a breaker's state
 RING_CALLS, RING_FAILED, RING_WIDTH = range(3)      # a ring slot: a call, or a second's calls
+TO_BREAKER_OPEN = -6   # where a call its breaker refused goes: back to its caller, failed
+TXI_BREAKER = TXI_WIDTH   # of a call: 1 + its breaker while it let it through and it has not ended
+TXI_WIDTH += 1
 
 # held calls (paysim.engine.compiled.calls): a caller's state while its worker waits on its
 # calls, two event kinds (a step's timer, a step's retry after its backoff), where a step

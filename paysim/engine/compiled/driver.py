@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 
 from paysim.engine.compiled import balance, calls, cores, executor, queues, recursion
+from paysim.engine.compiled.breaker import report_breakers
 from paysim.engine.compiled.codes import (
     SR_AT_START,
     SR_FAILED,
@@ -58,8 +59,6 @@ def unsupported(scenario: Scenario) -> str | None:
             return f"stations.{name}: an executor with instances or a non-FIFO queue needs the SimPy engine"
         if any(scenario.stations[called].executor is not None for called in station.parallel):
             return f"stations.{name}.parallel: a call to an executor needs the SimPy engine"
-        if any(step.breaker is not None for step in station.calls):   # until the compiled breaker is merged
-            return f"stations.{name}.calls: a breaker needs the SimPy engine"
         if station.calls and station.cores:   # compiled calls start the next waiting job off the cores (calls.answer)
             return f"stations.{name}: calls and cores on one station need the SimPy engine"
         why = (balance.unsupported(name, station, scenario) or queues.unsupported(name, station)
@@ -110,6 +109,7 @@ def run_replication(scenario: Scenario, observer: Observer, seed: int, replicati
         raise RunawayError(f"more than {max_in_flight:,} transactions in flight: the system is overloaded "
                            "(utilisation ≥ 1 with unbounded queues?)")
     _report(balance.merged(acc, scenario), observer, warmup, scenario.horizon, scenario)
+    report_breakers(model.bk, observer.breakers, scenario.horizon)
     executors = [station.executor is not None for station in scenario.stations.values()]
     return (series_rows(balance.merged_series(ser, scenario), list(scenario.stations), executors)
             if series_interval else [])

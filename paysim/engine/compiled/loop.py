@@ -14,6 +14,7 @@ import numpy as np
 
 from paysim.engine.compiled.arrivals import arrival_cursors, next_arrival
 from paysim.engine.compiled.balance import instance
+from paysim.engine.compiled.breaker import breaker_call_ended, breaker_gate, breaker_step_timed_out, breakers_at_window
 from paysim.engine.compiled.calls import (
     answer,
     call_back,
@@ -28,6 +29,7 @@ from paysim.engine.compiled.closed import send_after_think, start_clients
 from paysim.engine.compiled.codes import (
     ARRIVAL,
     BACKOFF,
+    BREAKER_OPEN,
     CANCELLED,
     CW_AT,
     CW_END,
@@ -67,8 +69,6 @@ from paysim.engine.compiled.codes import (
     ST_CANCELLED,
     ST_COUNTS,
     ST_ENTERED,
-    ST_ERRORED,
-    ST_FINISHED,
     ST_HEAD,
     ST_IN,
     ST_OUTCOMES,
@@ -80,11 +80,10 @@ from paysim.engine.compiled.codes import (
     STEP_TIMEOUT,
     STF_AREA_HELD,
     STF_LAST,
-    STF_SERVICE,
-    STF_SOJOURN,
     STF_SUMS,
     TIMED_OUT,
     TIMEOUT,
+    TO_BREAKER_OPEN,
     TO_DONE,
     TO_ERROR,
     TO_ONWARD,
@@ -151,6 +150,7 @@ from paysim.engine.compiled.state import (
 from paysim.engine.compiled.station import (
     advance,
     advance_stream,
+    finish,
     leave_station,
     population_area,
     start_service,
@@ -218,7 +218,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     # heap entries one event may add (an outage's end starts many; a fork starts and a join withdraws calls)
     # (unlimited workers have no outages here: see driver.unsupported)
     room = (4 + max(np.max(np.where(m.workers < UNLIMITED_WORKERS, m.workers, 0)), np.max(pool_i[:, PI_MAX]))
-            + 2 * width + m.call_room)
+            + 2 * width + m.call_room[0])
     heap, size = new_heap(4096 + 2 * room + 2 * m.windows.shape[0] + np.sum(m.clients))
     segment = arrival_cursors(m.clock, m.gap)
     for s in range(n_st):
@@ -267,6 +267,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
             window_opened(ser, sr_i, sr_f, now)
             population_area(sr_f, sr_i, now)
             open_window(st_f, st_i, acc.st_sketch, acc.st_zeros, sr_f, sr_i, acc.sr_sketch, acc.sr_zeros, now)
+            breakers_at_window(m.bk, now)
             open_pool_window(pool_i, pool_f, now)
             open_cores_window(cpu_f, cpu_i, m.cores, now)
             continue
@@ -349,6 +350,8 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                 moving, target, next_j = next_out(txi, calls, m.calls_to, m.n_calls, m.step_first, m.step_n,
                                                   m.step_to, forking, 0)
         elif kind == STEP_TIMEOUT or kind == STEP_RETRY:   # a held call step's timer, or its retry
+            if kind == STEP_TIMEOUT and m.bk.shape[0] > 0:   # the calls still out failed, for their breakers
+                breaker_step_timed_out(m.bk, m.ring, txi, calls, ident, gen, now)
             moving, target, sending = step_event(m, acc, rngs, st_f, st_i, txf, txi, free, free_n, calls, step_tokens,
                                                  token, heap, size, slow, down, queue_last, stack, kind, ident, gen,
                                                  now)
@@ -364,18 +367,8 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
             service_time = now - txf[x, TXF_STARTED]
             txf[x, TXF_SERVICE] += service_time
             error = m.errors[st] > 0 and rngs[m.rng_errors[st]].random() < m.errors[st]
-            sojourn = now - txf[x, TXF_ARRIVED]
-            leave_station(st_f, st_i, txf, st, x, now, service_time)     # StationObserver.finish
-            st_i[st, ST_BUSY] -= 1
-            st_i[st, ST_FINISHED] += 1
-            if error:
-                st_i[st, ST_ERRORED] += 1
-            st_f[st, STF_SOJOURN] += sojourn
-            st_f[st, STF_SERVICE] += service_time
-            if sojourn < m.min_value:
-                acc.st_zeros[st] += 1
-            else:
-                acc.st_sketch[st, bucket(sojourn, m.log_gamma, m.offset, m.nbuckets)] += 1
+            finish(st_f, st_i, acc.st_sketch, acc.st_zeros, txf, st, x, now, service_time, error, m.min_value,
+                   m.log_gamma, m.offset, m.nbuckets)
             txi[x, TXI_STATE] = TRAVEL
             if pool_i[st, PI_CORE] >= 0:
                 release(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, m.service, m.emp,
@@ -449,6 +442,8 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                     while m.route_cum[st, j] <= u:
                         j += 1
                     target = m.route_to[st, j]
+            if target >= 0 and txi[x, TXI_CALLER] > 0 and m.bk.shape[0] > 0:   # a call its breaker may refuse
+                target = breaker_gate(m.step_breaker, m.step_first, m.bk, txi, x, target, now)
             if target >= 0:
                 st = target
                 if m.instances[st] > 1:   # the instance its balancer picks
@@ -483,6 +478,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                     continue
             if txi[x, TXI_CALLER] > 0 and (txi[x, TXI_DETACHED] == 1 or txi[txi[x, TXI_CALLER] - 1, TXI_STATE] == HELD):
                 # a held call answered or failed: its step decides or waits (paysim.engine.compiled.calls)
+                breaker_call_ended(m.bk, m.ring, txi, x, now, target != TO_DONE)
                 moving, target, sending = call_back(m, acc, rngs, st_f, st_i, sr_f, txf, txi, free, free_n, calls,
                                                     step_tokens, token, heap, size, slow, down, queue_last, stack,
                                                     x, target, now)
@@ -523,7 +519,8 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                     if m.clients[s] > 0:    # the client thinks, then sends its next request
                         send_after_think(m.think, s, m.emp, rngs[m.rng_think[s]], heap, size, now)
                 else:
-                    failed, reason = x, ERRORED if target == TO_ERROR else TIMED_OUT if target == TO_TIMED_OUT else REJECTED
+                    failed, reason = x, ERRORED if target == TO_ERROR else TIMED_OUT if target == TO_TIMED_OUT else \
+                        BREAKER_OPEN if target == TO_BREAKER_OPEN else REJECTED
             in_flight -= 1
             release_slot(txi, free, free_n, x)
         if failed >= 0:      # the client's attempt failed: retry it after a backoff, or count the outcome

@@ -16,6 +16,7 @@ import numpy as np
 
 from paysim import distributions as d
 from paysim.engine.compiled.balance import balance_tables, per_instance, units
+from paysim.engine.compiled.breaker import breaker_model
 from paysim.engine.compiled.calls import call_tables
 from paysim.engine.compiled.classify import classify_tables, feature_distributions
 from paysim.engine.compiled.codes import (
@@ -118,8 +119,12 @@ class Model(NamedTuple):
     step_timeout: np.ndarray  # per step, how long the caller waits for it (inf: no timeout)
     step_retry: np.ndarray   # (steps, RT_*) per step its retry policy
     rng_step: np.ndarray     # int: per step its retry's generator
-    call_room: int           # heap entries one event's calls may add
+    call_room: np.ndarray    # int (1,): heap entries one event's calls may add
     cores: np.ndarray        # int: per station the cores its workers share, 0: none (paysim.engine.compiled.cores)
+    # circuit breakers on call steps (paysim.engine.compiled.breaker.breaker_model; bk, ring change)
+    step_breaker: np.ndarray  # int: per call step, its breaker (-1: none)
+    bk: np.ndarray           # (breakers, BK_*) each breaker's configuration and state
+    ring: np.ndarray         # (window slots, RING_*) the breakers' sliding windows
 
 
 class Accumulators(NamedTuple):
@@ -294,7 +299,7 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
         **per_instance(scenario, {**classify_tables(scenario, index, generators.index, row),
                                   **fork_tables(scenario, index)}),
         **queue_tables(scenario), **balance_tables(scenario, generators),
-        **call_tables(scenario, index, generators.index)}
+        **call_tables(scenario, index, generators.index), **breaker_model(scenario)}
     return Model(
         service=np.array([row(single_service(s)) for s in stations.values()], float),
         workers=np.array([s.workers for s in stations.values()], np.int64),
