@@ -94,7 +94,7 @@ def test_theory_labels_shared_cores_exact_only_where_they_are():
     assert unlimited.exact and unlimited.metrics["W"] == pytest.approx(mmc.W) and unlimited.metrics["Wq"] == 0
     assert unlimited.metrics["cpu_utilization"] == pytest.approx(0.75) and "utilization" not in unlimited.metrics
     binding = station(workers=6, cores=CORES)          # six threads all busy often: only approximate
-    assert not binding.exact and "approximate" in binding.formula and binding.metrics["Wq"] > 0
+    assert not binding.exact and "busy with probability" in binding.formula and binding.metrics["Wq"] > 0
     assert station(workers=400, cores=CORES).exact     # a pool that practically never binds
     exponential = scenario({"s": {"workers": 5, "cores": CORES, "service": {"dist": "exponential", "mean": MEAN}}},
                            {"a": {"rate": RATE}}, horizon=60.0, warmup=0.0)

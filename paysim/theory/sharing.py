@@ -56,11 +56,11 @@ def sharing_theory(net: TheoryModel, name: str) -> ScopeTheory:
         formula = f"M/G/{station.cores} processor sharing = M/M/{station.cores}'s L and W (Erlang C, insensitive)"
         exact = threads is None or exponential(service) or m.p_wait < NEVER
         if threads is not None and m.p_wait < NEVER:
-            formula += f"; the {threads} workers all hold one with probability {m.p_wait:.2g}: taken as never"
+            formula += f"; all {threads} workers busy with probability {m.p_wait:.2g}: taken as never"
             m = replace(m, Lq=0.0, Wq=0.0, p_wait=0.0)
         elif not exact:
-            formula += (f"; the {threads} workers all hold one with probability {m.p_wait:.2g}, when they share "
-                        "less than a pool that never binds: approximate")
+            formula += (f"; all {threads} workers busy with probability {m.p_wait:.2g}, when fewer requests share "
+                        "the cores than the formula assumes")
     busy = m.L - m.Lq   # workers holding a transaction
     metrics = {"arrival_rate": rate, "offered_load": rate * mean, "throughput": rate, "busy": busy,
                "L": m.L, "Lq": m.Lq, "W": m.W, "Wq": m.Wq, "S": m.W - m.Wq, "rejection_rate": 0.0,
