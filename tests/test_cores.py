@@ -19,7 +19,10 @@ from conftest import assert_holm, interval, scenario
 from test_engines_identical import _assert_same_path
 
 from paysim import analytic
+from paysim.budget import resident
+from paysim.preflight import stability_warnings, station_loads
 from paysim.runner import simulate
+from paysim.sizing import SizingError, parse_objective, size_station
 from paysim.theory import analyse
 
 LOGNORMAL = {"dist": "lognormal", "mean": 0.05, "cv": 1.5}
@@ -91,7 +94,7 @@ def test_theory_labels_shared_cores_exact_only_where_they_are():
     assert unlimited.exact and unlimited.metrics["W"] == pytest.approx(mmc.W) and unlimited.metrics["Wq"] == 0
     assert unlimited.metrics["cpu_utilization"] == pytest.approx(0.75) and "utilization" not in unlimited.metrics
     binding = station(workers=6, cores=CORES)          # six threads all busy often: only approximate
-    assert not binding.exact and "approximate" in binding.formula and binding.metrics["Wq"] > 0
+    assert not binding.exact and "busy with probability" in binding.formula and binding.metrics["Wq"] > 0
     assert station(workers=400, cores=CORES).exact     # a pool that practically never binds
     exponential = scenario({"s": {"workers": 5, "cores": CORES, "service": {"dist": "exponential", "mean": MEAN}}},
                            {"a": {"rate": RATE}}, horizon=60.0, warmup=0.0)
@@ -102,3 +105,21 @@ def test_theory_labels_shared_cores_exact_only_where_they_are():
     assert few.metrics["cpu_utilization"] == pytest.approx(0.375) and "processor sharing" not in few.formula
     delay = station(workers="unlimited")
     assert delay.exact and delay.metrics["W"] == pytest.approx(MEAN) and delay.metrics["latency.p99"] > MEAN
+
+
+@pytest.mark.parametrize("spec, message", [({"workers": "unlimited"}, "no worker count to size"),
+                                           ({"workers": 8, "cores": 2}, "2 cores that its workers share")])
+def test_sizing_refuses_unlimited_workers_and_shared_cores(spec, message):
+    model = scenario({"s": {"service": 0.01, **spec}}, {"a": {"rate": 10}}, horizon=60.0, warmup=0.0)
+    with pytest.raises(SizingError, match=message):
+        size_station(model, "s", parse_objective("p99<1s"))
+
+
+def test_preflight_never_finds_unlimited_workers_overloaded():
+    model = scenario({"s": {"workers": "unlimited", "service": 5.0}, "t": {"workers": 4, "cores": 2, "service": 0.01}},
+                     {"a": {"rate": 1000}, "b": {"rate": 150, "enter": "t"}}, horizon=60.0, warmup=0.0)
+    loads = station_loads(model)
+    assert loads["s"].utilization == 0.0 and loads["s"].capacity == math.inf
+    assert loads["t"].capacity == pytest.approx(200.0)   # the 2 cores bound it, not the 4 workers
+    assert stability_warnings(model) == []
+    assert resident(model)[0].units < 10                  # unlimited workers hold no memory of their own

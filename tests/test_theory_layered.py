@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from conftest import assert_holm, scenario
 
-from paysim.analytic import mmc
+from paysim.analytic import erlang_b, mmck
 from paysim.layered import APPROXIMATION
 from paysim.runner import simulate
 from paysim.theory import analyse
@@ -31,28 +31,31 @@ def test_threads_on_cores_without_waiting_room_is_exact_for_any_work() -> None:
     assert theory.metrics["utilization"] == pytest.approx(pool.busy / 10, rel=1e-12)
 
 
-def test_a_waiting_room_needs_exponential_work() -> None:
-    """The same with an unbounded queue: exact (M/M/8) for exponential work only."""
-    general = analyse(scenario(**cpu_station(), horizon=60, warmup=0)).stations["cpu"]
+def test_a_bounded_waiting_room_needs_exponential_work() -> None:
+    """The same with 5 waiting places: M/M/8/15 for exponential work, exact; an approximation
+    with gamma work (the product form is no longer insensitive once requests wait)."""
+    general = analyse(scenario(**cpu_station(queue=5), horizon=60, warmup=0)).stations["cpu"]
     assert not general.exact and APPROXIMATION in general.formula
-    exponential = cpu_station()
+    exponential = cpu_station(queue=5)
     exponential["stations"]["cpu"]["service"] = {"dist": "exponential", "mean": 0.01}
     theory = analyse(scenario(**exponential, horizon=60, warmup=0)).stations["cpu"]
-    assert theory.exact and theory.metrics["W"] == pytest.approx(mmc(700.0, 100.0, 8).W, rel=1e-10)
+    m = mmck(700.0, 100.0, 8, 15)
+    assert theory.exact and theory.metrics["W"] == pytest.approx(m.W, rel=1e-10)
+    assert theory.metrics["rejection_rate"] == pytest.approx(m.p_block, rel=1e-10)
 
 
-def test_unlimited_workers_are_a_delay_and_cores_that_cannot_keep_up_are_refused() -> None:
-    model = cpu_station()
-    model["stations"]["cpu"].update(next="wait")
-    model["stations"]["wait"] = {"workers": "unlimited", "service": GAMMA}
-    theory = analyse(scenario(**model, horizon=60, warmup=0))
-    wait = theory.stations["wait"]
-    assert wait.exact and wait.formula == "M/G/∞" and wait.metrics["W"] == pytest.approx(0.01)
-    assert "utilization" not in wait.metrics   # an infinite-server station has none
-    model["arrivals"]["req"]["rate"] = 900.0  # 9 cores' worth of work on 8 cores
-    refused = analyse(scenario(**model, horizon=60, warmup=0)).stations
-    assert not refused["cpu"].ok and "cannot keep up" in str(refused["cpu"].reason)
-    assert "downstream of station 'cpu', which is unstable" in str(refused["wait"].reason)
+def test_a_callee_with_cores_or_unlimited_workers_is_solved_with_its_caller() -> None:
+    """A gateway without waiting room calling a pure delay: Erlang B, exact; the delay's rate is
+    what the gateway accepted; a callee sharing cores makes the gateway an approximation."""
+    stations = {"gw": {"workers": 20, "queue": 0, "service": 0.003, "calls": ["bank"]},
+                "bank": {"workers": "unlimited", "service": GAMMA}}
+    theory = analyse(scenario(stations, {"req": {"rate": 1500.0}}, horizon=60, warmup=0)).stations
+    blocked = erlang_b(20, 1500.0 * 0.013)
+    assert theory["gw"].exact and theory["gw"].metrics["rejection_rate"] == pytest.approx(blocked, rel=1e-12)
+    assert theory["bank"].metrics["arrival_rate"] == pytest.approx(1500.0 * (1 - blocked), rel=1e-9)
+    stations["bank"] = {"workers": 40, "cores": 8, "service": GAMMA}
+    theory = analyse(scenario(stations, {"req": {"rate": 600.0}}, horizon=60, warmup=0)).stations
+    assert theory["gw"].ok and not theory["gw"].exact and APPROXIMATION in theory["gw"].formula
 
 
 @pytest.mark.slow   # about 4 s on the SimPy engine

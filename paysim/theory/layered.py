@@ -1,5 +1,6 @@
-"""Theory for layered stations: workers held across ``calls``, workers that share ``cores``,
-and ``workers: unlimited`` (a pure delay). Stations joined by calls are solved together by
+"""Theory for layered stations: workers held across ``calls`` (with their callees, which may
+share ``cores`` or be unlimited), and workers sharing cores in front of a bounded queue.
+Stations joined by calls are solved together by
 :func:`paysim.layered.solve_layered` (the callers' blocking changes the callees' load, the
 callees' responses the callers' holding: a fixed point); each result is exact or labelled
 "approximation: layered MVA". The call rates come from that fixed point (calls that the
@@ -9,21 +10,14 @@ network model's (``TheoryModel.rates``)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from paysim.layered import CallStep, Task, TaskResult, solve_layered
 from paysim.network import mean_workers
 from paysim.scenario import Station
 from paysim.scenario.call_checks import callees
+from paysim.theory.model import TheoryModel, is_layered
 from paysim.theory.scopes import ScopeTheory, refused
-
-if TYPE_CHECKING:
-    from paysim.theory.model import TheoryModel
-
-
-def is_layered(station: Station) -> bool:
-    """A station whose theory is the layered model's: calls, cores, or unlimited workers."""
-    return bool(station.calls) or station.unlimited or station.cores is not None
+from paysim.theory.sharing import cpu_utilization
 
 
 def step_reason(name: str, station: Station) -> str | None:
@@ -37,6 +31,8 @@ def step_reason(name: str, station: Station) -> str | None:
 
 
 def _reason(station: Station) -> str | None:
+    if station.batch is not None or station.classify is not None or station.parallel:
+        return "a batch, a risk classification or parallel calls on a layered station: no formula here"
     if station.instances > 1:
         return "several instances of a layered station (calls, cores or unlimited workers): no formula here"
     if station.executor is not None:
@@ -86,8 +82,7 @@ def _metrics(net: TheoryModel, name: str, result: TaskResult) -> dict[str, float
         metrics["utilization"] = result.busy / mean_workers(station, scenario.warmup or 0.0, scenario.horizon)
     if station.calls:
         metrics["held"] = result.held
-    if station.cores is not None:
-        metrics["cpu_utilization"] = result.cpu_utilization
+    metrics.update(cpu_utilization(net, name, result.throughput))
     return metrics
 
 

@@ -13,7 +13,6 @@ from paysim.network import Network, base_rate, mean_workers, worker_levels
 from paysim.scenario import DONE, Arrival, Scenario, Station
 from paysim.scenario.call_checks import callees
 from paysim.scenario.models import BatchService
-from paysim.theory.layered import is_layered
 
 
 def exponential(service: Distribution | BatchService | None) -> bool:
@@ -24,6 +23,15 @@ def shares_cores(station: Station) -> bool:
     """More workers than cores, or unlimited workers: processor sharing or a pure delay
     (paysim.theory.sharing), not a FIFO multi-server queue."""
     return station.unlimited or (station.cores is not None and station.workers > station.cores)
+
+
+def is_layered(station: Station) -> bool:
+    """A station whose theory is the layered model's: one with calls, or whose workers share
+    cores in front of a bounded queue (blocking: the thread-pool product form). A callee is
+    solved with its callers too; other stations with cores or unlimited workers are
+    :mod:`paysim.theory.sharing`'s."""
+    return bool(station.calls) or (station.cores is not None and not station.unlimited
+                                   and station.workers > station.cores and station.queue is not None)
 
 
 def insensitive(station: Station) -> bool:
@@ -130,7 +138,8 @@ class TheoryModel:
     def _structure(self) -> dict[str, str]:
         """Stations no formula here covers, and everything downstream of them, with the reason."""
         stations = self.scenario.stations
-        reasons = {n: model for n, model in self.models.items() if isinstance(model, str)}
+        # layered stations (paysim.theory.layered) have their own model of what they are made of
+        reasons = {n: model for n, model in self.models.items() if isinstance(model, str) and n not in self.layered}
         for name, station in stations.items():
             for branch in station.parallel:
                 reasons.setdefault(branch, f"called in parallel by station {name!r}: no formula here covers a "

@@ -18,6 +18,8 @@ unlimited (a pure delay): infinite-server and processor-sharing queues.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from paysim import analytic
 from paysim.observe import PERCENTILES
 from paysim.scenario.models import BatchService
@@ -52,12 +54,13 @@ def sharing_theory(net: TheoryModel, name: str) -> ScopeTheory:
         threads = None if station.unlimited else station.workers
         m = analytic.multiserver_ps(rate, 1 / mean, station.cores, threads)
         formula = f"M/G/{station.cores} processor sharing = M/M/{station.cores}'s L and W (Erlang C, insensitive)"
-        if threads is None or exponential(service):
-            exact = True
-        else:
-            exact = m.p_wait < NEVER
-            formula += (f"; the {threads} workers all hold one with probability {m.p_wait:.2g}"
-                        + ("" if exact else ", where sharing differs from a pool that never binds: approximate"))
+        exact = threads is None or exponential(service) or m.p_wait < NEVER
+        if threads is not None and m.p_wait < NEVER:
+            formula += f"; all {threads} workers busy with probability {m.p_wait:.2g}: taken as never"
+            m = replace(m, Lq=0.0, Wq=0.0, p_wait=0.0)
+        elif not exact:
+            formula += (f"; all {threads} workers busy with probability {m.p_wait:.2g}, when fewer requests share "
+                        "the cores than the formula assumes")
     busy = m.L - m.Lq   # workers holding a transaction
     metrics = {"arrival_rate": rate, "offered_load": rate * mean, "throughput": rate, "busy": busy,
                "L": m.L, "Lq": m.Lq, "W": m.W, "Wq": m.Wq, "S": m.W - m.Wq, "rejection_rate": 0.0,

@@ -112,6 +112,7 @@ from paysim.engine.compiled.codes import (
 from paysim.engine.compiled.cores import (
     CI_N,
     CORES_DONE,
+    add as cores_add,
     close as close_cores,
     due as cores_due,
     full as cores_full,
@@ -376,8 +377,11 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
             else:
                 y = take_next(st_f, st_i, txf, txi, st, down, now, m.discipline, m.rank, queue_last)
                 if y >= 0:
-                    serve(m.service, m.emp, rngs[m.rng_service[st]], slow, m.cores, cpu_f, cpu_i, jobs, heap, size,
-                          txi, st, y, now)
+                    work = draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
+                    if m.cores[st] > 0:    # its work shares the station's cores
+                        cores_add(cpu_f, cpu_i, jobs, m.cores, heap, size, st, y, work, now)
+                    else:
+                        push(heap, size, now + work, DONE_SERVICE, y, txi[y, TXI_GEN])
             if error:
                 moving, target = x, TO_ERROR
             elif txi[x, TXI_CALLER] > 0:     # a parallel call answers its attempt
@@ -468,8 +472,11 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                     if st_i[st, ST_BUSY] < m.workers[st] and down[st] == UP:
                         st_i[st, ST_BUSY] += 1
                         start_service(st_i, txf, txi, st, x, now)
-                        serve(m.service, m.emp, rngs[m.rng_service[st]], slow, m.cores, cpu_f, cpu_i, jobs, heap,
-                              size, txi, st, x, now)
+                        work = draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
+                        if m.cores[st] > 0:    # its work shares the station's cores
+                            cores_add(cpu_f, cpu_i, jobs, m.cores, heap, size, st, x, work, now)
+                        else:
+                            push(heap, size, now + work, DONE_SERVICE, x, txi[x, TXI_GEN])
                     else:
                         enqueue(st_i, txi, st, x, m.discipline, m.rank, queue_last)
                     if forking >= 0:
