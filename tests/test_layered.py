@@ -225,16 +225,25 @@ def test_goetz_is_where_the_two_bounds_meet() -> None:
 
 
 def test_a_held_call_to_unlimited_workers_follows_the_same_path_on_both_engines() -> None:
-    """A gateway without waiting room holding its threads across a call to a pure delay: the
-    compiled engine (whose heap room once counted the delay's 2^40 'workers') and SimPy give
-    the same numbers on one seed, and blocking is near Erlang B at λ(S + D) = 8 erlangs."""
+    """A gateway without waiting room holding its threads across a call to a pure delay, then
+    a station whose threads share 2 cores: the compiled engine (whose heap room once counted
+    the delay's 2^40 'workers') and SimPy give the same numbers on one seed, time series
+    included (held workers and cores in use at each sample), and blocking is near Erlang B at
+    λ(S + D) = 8 erlangs."""
     model = scenario({"gw": {"workers": 10, "queue": 0, "service": {"dist": "exponential", "mean": 0.01},
-                             "calls": ["bank"]},
-                      "bank": {"workers": "unlimited", "service": {"dist": "lognormal", "mean": 0.19, "cv": 1.0}}},
+                             "calls": ["bank"], "next": "cpu"},
+                      "bank": {"workers": "unlimited", "service": {"dist": "lognormal", "mean": 0.19, "cv": 1.0}},
+                      "cpu": {"workers": 6, "cores": 2, "service": {"dist": "exponential", "mean": 0.03}}},
                      {"pay": {"rate": 40.0}}, horizon=60.0, warmup=5.0, replications=1)
-    rows = [simulate(model, jobs=1, engine=engine).rows[0] for engine in ("fast", "simpy")]
-    for key in ("stations.gw.rejection_rate", "stations.gw.held", "stations.gw.W", "stations.bank.throughput"):
+    runs = [simulate(model, jobs=1, engine=engine, series_interval=2.0) for engine in ("fast", "simpy")]
+    rows = [run.rows[0] for run in runs]
+    for key in ("stations.gw.rejection_rate", "stations.gw.held", "stations.gw.W", "stations.bank.throughput",
+                "stations.cpu.cpu_utilization"):
         assert rows[0][key] == pytest.approx(rows[1][key], rel=1e-9), key
+    fast, slow = runs[0].series[0], runs[1].series[0]
+    assert len(fast) == len(slow) and {"stations.gw.held", "stations.cpu.cpu_utilization"} <= set(fast[0])
+    for a, b in zip(fast, slow):
+        assert a.keys() == b.keys() and all(a[k] == pytest.approx(b[k], rel=1e-9, nan_ok=True) for k in a)
     assert rows[0]["stations.gw.rejection_rate"] == pytest.approx(erlang_b(10, 8.0), abs=0.05)   # one short run
 
 

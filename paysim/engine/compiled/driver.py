@@ -111,7 +111,9 @@ def run_replication(scenario: Scenario, observer: Observer, seed: int, replicati
     _report(balance.merged(acc, scenario), observer, warmup, scenario.horizon, scenario)
     report_breakers(model.bk, observer.breakers, scenario.horizon)
     executors = [station.executor is not None for station in scenario.stations.values()]
-    return (series_rows(balance.merged_series(ser, scenario), list(scenario.stations), executors)
+    held = [bool(station.calls) for station in scenario.stations.values()]
+    cores = [station.cores or 0 for station in scenario.stations.values()]
+    return (series_rows(balance.merged_series(ser, scenario), list(scenario.stations), executors, held, cores)
             if series_interval else [])
 
 

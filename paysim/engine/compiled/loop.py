@@ -246,7 +246,8 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     in_flight = 0
     while True:
         while series and size[0] > 0 and due(series_times, series_next, heap[0, H_T], heap[0, H_SEQ], series_seq):
-            take(ser, st_i, pool_i[:, PI_THREADS], sr_i, sr_f, m.log_gamma, m.offset)   # between events: no event, no random number
+            take(ser, st_i, pool_i[:, PI_THREADS], cpu_i[:, CI_N], m.cores, sr_i, sr_f, m.log_gamma,
+                 m.offset)   # between events: no event, no random number
         if size[0] == 0 or heap[0, 0] >= horizon:
             break
         if size[0] + room >= heap.shape[0]:   # room for what one event can schedule
@@ -554,6 +555,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     close_pools(pool_i, pool_f, horizon)
     close_cores(cpu_f, cpu_i, m.cores, horizon)
     if series:
-        take_until(ser, horizon, st_i, pool_i[:, PI_THREADS], sr_i, sr_f, m.log_gamma, m.offset)
+        take_until(ser, horizon, st_i, pool_i[:, PI_THREADS], cpu_i[:, CI_N], m.cores, sr_i, sr_f, m.log_gamma,
+                   m.offset)
     population_area(sr_f, sr_i, horizon)
     return 0

@@ -328,4 +328,5 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
         rng_think=np.array([generators.index("think", name) if a.think is not None else 0
                             for name, a in arrivals.items()], np.int64),
         log_gamma=log_gamma, offset=offset, nbuckets=nbuckets, min_value=MIN_VALUE,
-        cores=core_counts(stations.values()), **features)
+        # per unit (instance row), like the kernels index it: another station's instances shift the rows
+        cores=np.repeat(core_counts(stations.values()), [spec.instances for spec in stations.values()]), **features)
