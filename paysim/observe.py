@@ -65,6 +65,7 @@ class StationObserver:
         self.threads: int | None = None   # an executor's live threads
         self.cores = cores        # the cores its workers' service work shares (over all instances)
         self.cpu_busy = 0         # cores in use: min(computing, cores), summed over instances
+        self.held: int | None = None      # workers waiting on calls (at a station with calls)
         self._last = 0.0
         self.start_window(0.0)
 
@@ -80,6 +81,8 @@ class StationObserver:
                 self.area_threads += self.threads * elapsed
             if self.cores is not None:
                 self.area_cpu += self.cpu_busy * elapsed
+            if self.held:
+                self.area_held += self.held * elapsed
             self._last = now
 
     @property
@@ -90,6 +93,7 @@ class StationObserver:
         self._advance(now)
         self.area_in_station = self.area_busy = self.area_workers = self.area_busy_workers = self.area_threads = 0.0
         self.area_cpu = 0.0
+        self.area_held = 0.0
         self.entered = self.rejected = self.started = self.finished = self.errored = 0
         self.dropped = 0          # rejected after entering (an executor's discard_oldest), within rejected
         self.abandoned = self.cancelled = self.batches = 0
@@ -126,6 +130,10 @@ class StationObserver:
         """Cores in use change by ``delta`` (a station with ``cores``)."""
         self._advance(now)
         self.cpu_busy += delta
+    def hold(self, now: float, delta: int) -> None:
+        """A worker starts (+1) or stops (-1) waiting on its transaction's calls; it stays busy."""
+        self._advance(now)
+        self.held = (self.held or 0) + delta   # set to 0 where a station has calls
 
     def batch_started(self, now: float, delta: int) -> None:
         """A worker takes up (+1) or finishes (-1) a batch."""
@@ -201,6 +209,8 @@ class StationObserver:
             row[f"{prefix}.threads"] = _ratio(self.area_threads, window_s)
         if self.cores is not None:
             row[f"{prefix}.cpu_utilization"] = _ratio(self.area_cpu, self.cores * window_s)
+        if self.held is not None:
+            row[f"{prefix}.held"] = _ratio(self.area_held, window_s)
         if self.batch:
             row[f"{prefix}.batch_size"] = _ratio(self.started, self.batches)
         decided = sum(self.outcomes.values())
@@ -275,6 +285,13 @@ class StreamObserver:
         self.finished += finished
         self.totals["finished"] += finished
         self.sum_time += time_in_system
+        self.sum_wait += wait
+        self.sum_service += service
+
+    def detached_work(self, wait: float, service: float) -> None:
+        """Queueing and service a call did after its caller stopped waiting for it (a step's
+        timeout with the callee's ``on_timeout: continue``): counted with the attempts' own, so
+        that Little's law over the system still sums every transaction's time in the stations."""
         self.sum_wait += wait
         self.sum_service += service
 

@@ -70,6 +70,9 @@ def observer_for(scenario: Scenario) -> Observer:
                                       batch=s.batch is not None, per_batch_s=_service_means(s)[1],
                                       cores=s.cores * s.instances if s.cores else None)
                 for name, s in scenario.stations.items()}
+    for name, s in scenario.stations.items():
+        if s.calls:
+            stations[name].held = 0     # reported beside busy
     return Observer(stations, {name: StreamObserver() for name in scenario.arrivals})
 
 

@@ -100,3 +100,19 @@ TXI_WIDTH += 2
 # a station's queue discipline, and how a station's instances share its traffic
 FIFO, LIFO, PRIORITY = range(3)
 ROUND_ROBIN, RANDOM, LEAST_BUSY, POWER_OF_TWO = range(4)
+
+# held calls (paysim.engine.compiled.calls): a caller's state while its worker waits on its
+# calls, two event kinds (a step's timer, a step's retry after its backoff), where a step
+# that timed out sends its caller, and per slot where it is in its station's calls
+HELD = 6
+STEP_TIMEOUT, STEP_RETRY = 7, 8
+TO_TIMED_OUT = -5
+TXI_STEP, TXI_TRY, TXI_TOKEN, TXI_DETACHED = TXI_WIDTH, TXI_WIDTH + 1, TXI_WIDTH + 2, TXI_WIDTH + 3
+TXI_WIDTH += 4
+TXF_STEP_BACKOFF = TXF_WIDTH
+TXF_WIDTH += 1
+# per station: workers held on calls, and its time integral (zeroed when the window opens)
+ST_HELD = ST_WIDTH
+ST_WIDTH += 1
+STF_AREA_HELD = STF_WIDTH
+STF_WIDTH += 1

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from paysim.engine.compiled import balance, cores, executor, queues, recursion
+from paysim.engine.compiled import balance, calls, cores, executor, queues, recursion
 from paysim.engine.compiled.codes import (
     SR_AT_START,
     SR_FAILED,
@@ -19,9 +19,11 @@ from paysim.engine.compiled.codes import (
     SRF_TIME,
     SRF_WAIT,
     ST_DEPARTED,
+    ST_HELD,
     ST_IN,
     ST_OUTCOMES,
     STF_AREA_BUSY,
+    STF_AREA_HELD,
     STF_AREA_IN,
     STF_SERVICE,
     STF_SERVICE_ALL,
@@ -57,7 +59,7 @@ def unsupported(scenario: Scenario) -> str | None:
         if any(scenario.stations[called].executor is not None for called in station.parallel):
             return f"stations.{name}.parallel: a call to an executor needs the SimPy engine"
         why = (balance.unsupported(name, station, scenario) or queues.unsupported(name, station)
-               or cores.unsupported(name, station, scenario))
+               or cores.unsupported(name, station, scenario) or calls.unsupported(name, station, scenario))
         if why:
             return why
         if not drawable(single_service(station)):
@@ -103,13 +105,14 @@ def run_replication(scenario: Scenario, observer: Observer, seed: int, replicati
     if _interruptible(kernel, arguments, poll) < 0:
         raise RunawayError(f"more than {max_in_flight:,} transactions in flight: the system is overloaded "
                            "(utilisation ≥ 1 with unbounded queues?)")
-    _report(balance.merged(acc, scenario), observer, warmup, scenario.horizon, scenario)
+    _report(balance.merged(acc, scenario), observer, warmup, scenario.horizon)
+    cores.report(model.cpu, scenario, observer.stations)
     executors = [station.executor is not None for station in scenario.stations.values()]
     return (series_rows(balance.merged_series(ser, scenario), list(scenario.stations), executors)
             if series_interval else [])
 
 
-def _report(acc: Accumulators, observer: Observer, warmup: float, horizon: float, scenario: Scenario) -> None:
+def _report(acc: Accumulators, observer: Observer, warmup: float, horizon: float) -> None:
     """Hand the kernel's sums and counts to the observer, as if it had watched the run."""
     observer.window_start, observer.window_end = warmup, horizon
     for i, station in enumerate(observer.stations.values()):
@@ -124,8 +127,9 @@ def _report(acc: Accumulators, observer: Observer, warmup: float, horizon: float
             (int(v) for v in c[ST_IN:ST_DEPARTED + 1])
         station.sketch.add_counts(acc.st_sketch[i], acc.st_zeros[i])
         station.outcomes = {name: int(c[ST_OUTCOMES + code]) for code, name in enumerate(OUTCOMES)}
+        if station.held is not None:   # a station with calls
+            station.held, station.area_held = int(c[ST_HELD]), f[STF_AREA_HELD]
     executor.report(acc.pools, observer.stations.values())
-    cores.report(acc.cpu, scenario, observer.stations)
     for i, stream in enumerate(observer.streams.values()):
         f, c = acc.sr_f[i].tolist(), acc.sr_i[i]
         stream.area_in_system, stream.sum_latency = f[SRF_AREA_IN], f[SRF_LATENCY]

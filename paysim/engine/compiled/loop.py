@@ -14,6 +14,15 @@ import numpy as np
 
 from paysim.engine.compiled.arrivals import arrival_cursors, next_arrival
 from paysim.engine.compiled.balance import instance
+from paysim.engine.compiled.calls import (
+    answer,
+    call_back,
+    new_call_state,
+    next_out,
+    start_calls,
+    step_event,
+    withdraw_held,
+)
 from paysim.engine.compiled.classify import classified
 from paysim.engine.compiled.closed import send_after_think, start_clients
 from paysim.engine.compiled.codes import (
@@ -30,6 +39,7 @@ from paysim.engine.compiled.codes import (
     FORKED,
     H_SEQ,
     H_T,
+    HELD,
     LEFT,
     N_FEATURES,
     REFUSE,
@@ -66,6 +76,9 @@ from paysim.engine.compiled.codes import (
     ST_TAIL,
     ST_WAITING,
     STATION_CHANGE,
+    STEP_RETRY,
+    STEP_TIMEOUT,
+    STF_AREA_HELD,
     STF_LAST,
     STF_SERVICE,
     STF_SOJOURN,
@@ -76,6 +89,7 @@ from paysim.engine.compiled.codes import (
     TO_ERROR,
     TO_ONWARD,
     TO_REJECTED,
+    TO_TIMED_OUT,
     TRAVEL,
     TXF_ARRIVED,
     TXF_BACKOFF,
@@ -87,6 +101,7 @@ from paysim.engine.compiled.codes import (
     TXF_WAIT,
     TXI_ATTEMPT,
     TXI_CALLER,
+    TXI_DETACHED,
     TXI_GAVE_UP,
     TXI_GEN,
     TXI_STATE,
@@ -154,6 +169,7 @@ def open_window(st_f, st_i, st_sketch, st_zeros, sr_f, sr_i, sr_sketch, sr_zeros
         st_f[s, STF_LAST] = now
         for c in range(STF_SUMS):
             st_f[s, c] = 0.0
+        st_f[s, STF_AREA_HELD] = 0.0
         for c in range(ST_COUNTS[0], ST_COUNTS[1]):
             st_i[s, c] = 0
         for c in range(ST_OUTCOMES, ST_OUTCOMES + 3):
@@ -194,14 +210,16 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     st_f, st_i, sr_f, sr_i = acc.st_f, acc.st_i, acc.sr_f, acc.sr_i
     queue_last = acc.queue_last
     pool_i, pool_f, idle_since, idle_timed = acc.pools   # executors (paysim.engine.compiled.executor)
-    cpu_f, cpu_i, jobs = acc.cpu              # shared cores (paysim.engine.compiled.cores)
+    cpu_f, cpu_i, jobs = m.cpu                # shared cores (paysim.engine.compiled.cores)
     sharing = np.any(m.cores > 0)
     txf, txi, free, free_n = new_slots(1024)
-    width = m.calls_to.shape[1]               # parallel calls one attempt may make
-    calls = new_calls(1024, width)            # per slot: a forked attempt's calls
+    width = max(m.calls_to.shape[1], m.step_to.shape[1])   # parallel or held calls one attempt may make
+    calls = new_calls(1024, width)            # per slot: a forked or held attempt's calls
+    token, step_tokens, stack = new_call_state(m, n_st)   # held calls (paysim.engine.compiled.calls)
     # heap entries one event may add (an outage's end starts many; a fork starts and a join withdraws calls)
     # (unlimited workers have no outages here: see driver.unsupported)
-    room = 4 + max(np.max(np.where(m.workers < UNLIMITED_WORKERS, m.workers, 0)), np.max(pool_i[:, PI_MAX])) + 2 * width
+    room = (4 + max(np.max(np.where(m.workers < UNLIMITED_WORKERS, m.workers, 0)), np.max(pool_i[:, PI_MAX])) + 2 * width
+            + m.call_room[0])
     heap, size = new_heap(4096 + 2 * room + 2 * m.windows.shape[0] + np.sum(m.clients))
     segment = arrival_cursors(m.clock, m.gap)
     for s in range(n_st):
@@ -266,7 +284,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
             elif ending:         # idle workers take up waiting work
                 while st_i[st, ST_BUSY] < m.workers[st] and st_i[st, ST_HEAD] != -1:
                     y = take_next(st_f, st_i, txf, txi, st, down, now, m.discipline, m.rank, queue_last)
-                    if cpu_i[st, CI_N] + 2 >= jobs.shape[1]:
+                    if cpu_i[st, CI_N] + 1 >= jobs.shape[1]:
                         jobs = cores_grown(jobs)
                     serve(m.service, m.emp, rngs[m.rng_service[st]], slow, m.cores, cpu_f, cpu_i, jobs, heap, size,
                           txi, st, y, now)
@@ -318,6 +336,27 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
             if m.timeout[s] < np.inf:
                 push(heap, size, now + m.timeout[s], TIMEOUT, x, txi[x, TXI_GEN])
             moving, target = x, m.entry[s]
+        elif kind == DONE_SERVICE and m.n_steps[txi[ident, TXI_STATION]] > 0:   # at a station with calls
+            x = ident
+            if txi[x, TXI_GEN] != gen or txi[x, TXI_STATE] != SERVING:
+                continue
+            st = txi[x, TXI_STATION]
+            if m.errors[st] > 0 and rngs[m.rng_errors[st]].random() < m.errors[st]:   # it fails, calling nobody
+                moving, target = x, answer(m, acc, rngs, st_f, st_i, txf, txi, heap, size, slow, down, queue_last,
+                                           x, TO_ERROR, False, now)
+            else:                # the worker waits, held, while the first step's calls are sent
+                start_calls(m, st_f, st_i, txf, txi, free, free_n, calls, step_tokens, token, heap, size, x, now)
+                forking = x
+                moving, target, next_j = next_out(txi, calls, m.calls_to, m.n_calls, m.step_first, m.step_n,
+                                                  m.step_to, forking, 0)
+        elif kind == STEP_TIMEOUT or kind == STEP_RETRY:   # a held call step's timer, or its retry
+            moving, target, sending = step_event(m, acc, rngs, st_f, st_i, txf, txi, free, free_n, calls, step_tokens,
+                                                 token, heap, size, slow, down, queue_last, stack, kind, ident, gen,
+                                                 now)
+            if sending:
+                forking = moving
+                moving, target, next_j = next_out(txi, calls, m.calls_to, m.n_calls, m.step_first, m.step_n,
+                                                  m.step_to, forking, 0)
         elif kind == DONE_SERVICE:
             x = ident
             if txi[x, TXI_GEN] != gen or txi[x, TXI_STATE] != SERVING:
@@ -374,6 +413,10 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                     reason = CANCELLED
                     withdraw_calls(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, heap, size, slow, down,
                                    x, now, queue_last)
+                elif txi[x, TXI_STATE] == HELD:   # its calls are withdrawn, its worker freed
+                    reason = CANCELLED
+                    withdraw_held(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, heap, size, slow, down,
+                                  queue_last, stack, x, now)
                 elif txi[x, TXI_STATE] == SERVING and pool_i[st, PI_CORE] >= 0:   # its pool thread is freed
                     reason = CANCELLED
                     service_time = now - txf[x, TXF_STARTED]
@@ -442,15 +485,28 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                     else:
                         enqueue(st_i, txi, st, x, m.discipline, m.rank, queue_last)
                     if forking >= 0:
-                        moving, target, next_j = next_call(txi, calls, m.calls_to, m.n_calls, forking, next_j)
+                        moving, target, next_j = next_out(txi, calls, m.calls_to, m.n_calls, m.step_first, m.step_n,
+                                                          m.step_to, forking, next_j)
                     continue
+            if txi[x, TXI_CALLER] > 0 and (txi[x, TXI_DETACHED] == 1 or txi[txi[x, TXI_CALLER] - 1, TXI_STATE] == HELD):
+                # a held call answered or failed: its step decides or waits (paysim.engine.compiled.calls)
+                moving, target, sending = call_back(m, acc, rngs, st_f, st_i, sr_f, txf, txi, free, free_n, calls,
+                                                    step_tokens, token, heap, size, slow, down, queue_last, stack,
+                                                    x, target, now)
+                if sending:
+                    forking, next_j = moving, 0
+                if sending or (moving < 0 and forking >= 0):
+                    moving, target, next_j = next_out(txi, calls, m.calls_to, m.n_calls, m.step_first, m.step_n,
+                                                      m.step_to, forking, next_j)
+                continue
             if txi[x, TXI_CALLER] > 0:   # a parallel call answered or failed: the join decides or waits
                 moving, target, open_calls = call_returned(txf, txi, free, free_n, calls, m.join_any, x, target)
                 if open_calls:           # the join decided: the calls it no longer needs are withdrawn
                     withdraw_calls(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, heap, size, slow, down,
                                    moving, now, queue_last)
                 if moving < 0 and forking >= 0:
-                    moving, target, next_j = next_call(txi, calls, m.calls_to, m.n_calls, forking, next_j)
+                    moving, target, next_j = next_out(txi, calls, m.calls_to, m.n_calls, m.step_first, m.step_n,
+                                                      m.step_to, forking, next_j)
                 continue
             finished = target == TO_DONE
             leave_system(sr_f, sr_i, txf, txi, x, now, finished)
@@ -474,7 +530,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                     if m.clients[s] > 0:    # the client thinks, then sends its next request
                         send_after_think(m.think, s, m.emp, rngs[m.rng_think[s]], heap, size, now)
                 else:
-                    failed, reason = x, ERRORED if target == TO_ERROR else REJECTED
+                    failed, reason = x, ERRORED if target == TO_ERROR else TIMED_OUT if target == TO_TIMED_OUT else REJECTED
             in_flight -= 1
             release_slot(txi, free, free_n, x)
         if failed >= 0:      # the client's attempt failed: retry it after a backoff, or count the outcome

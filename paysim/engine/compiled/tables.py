@@ -16,6 +16,7 @@ import numpy as np
 
 from paysim import distributions as d
 from paysim.engine.compiled.balance import balance_tables, per_instance, units
+from paysim.engine.compiled.calls import call_tables
 from paysim.engine.compiled.classify import classify_tables, feature_distributions
 from paysim.engine.compiled.codes import (
     CONSTANT,
@@ -108,6 +109,17 @@ class Model(NamedTuple):
     n_calls: np.ndarray      # int: per station, how many
     join_any: np.ndarray     # bool: per station, the first good answer is enough
     cores: np.ndarray        # int: per station the cores its workers share, 0: none (paysim.engine.compiled.cores)
+    cpu: Cpu                 # their state (mutable, here so that every kernel with the Model reaches it)
+    # held calls (paysim.engine.compiled.calls.call_tables)
+    n_steps: np.ndarray      # int: per station, its call steps
+    step_first: np.ndarray   # int: per station, its first step's row
+    step_to: np.ndarray      # int (steps, width): the stations a step calls, -1 padding
+    step_n: np.ndarray       # int: per step, how many
+    step_any: np.ndarray     # bool: per step, join any
+    step_timeout: np.ndarray  # per step, how long the caller waits for it (inf: no timeout)
+    step_retry: np.ndarray   # (steps, RT_*) per step its retry policy
+    rng_step: np.ndarray     # int: per step its retry's generator
+    call_room: np.ndarray    # int (1,): heap entries one event's calls may add
 
 
 class Accumulators(NamedTuple):
@@ -124,7 +136,6 @@ class Accumulators(NamedTuple):
     queue_last: np.ndarray   # int (stations, priority ranks): the last waiting of each rank (queues.py)
     turn: np.ndarray         # int: per station the instance whose turn it is (round robin)
     pools: Pools             # the stations' executors (paysim.engine.compiled.executor)
-    cpu: Cpu                 # the stations' shared cores (paysim.engine.compiled.cores)
 
 
 def accumulators(scenario: Scenario, sketch: QuantileSketch) -> Accumulators:
@@ -135,7 +146,7 @@ def accumulators(scenario: Scenario, sketch: QuantileSketch) -> Accumulators:
                         np.zeros((n_sr, SRF_WIDTH)), np.zeros((n_sr, SR_WIDTH), np.int64),
                         np.zeros((n_sr, buckets), np.int64), np.zeros(n_sr, np.int64), np.zeros(1),
                         np.full((n_st, len(priority_ranks(scenario))), -1, np.int64), np.zeros(n_st, np.int64),
-                        build_pools(scenario), build_cpu(scenario, n_st))
+                        build_pools(scenario))
 
 
 def _code(dist: d.Distribution) -> tuple[int, float, float, float] | None:
@@ -198,12 +209,16 @@ _TRIGGERS = {"timeout": ON_TIMEOUT, "rejected": ON_REJECTED, "error": ON_ERROR}
 
 def _retry_row(arrival) -> list[float]:
     """A stream's row of the retry table (attempts 1: it never retries)."""
-    retry = arrival.retry
+    return retry_row(arrival.retry, token_cap(arrival))
+
+
+def retry_row(retry, cap: float) -> list[float]:
+    """A row of a retry table (attempts 1: it never retries), its budget's bucket holding ``cap``."""
     if retry is None:
         return [1, CONSTANT, 0.0, 0.0, JITTER_NONE, 0, -1.0, 0.0]
     budget = -1.0 if retry.budget is None else retry.budget
     return [retry.attempts, _BACKOFFS[retry.backoff], retry.base, retry.max, _JITTERS[retry.jitter],
-            sum(_TRIGGERS[t] for t in set(retry.on)), budget, token_cap(arrival)]
+            sum(_TRIGGERS[t] for t in set(retry.on)), budget, cap]
 
 
 def _profile_steps(arrival) -> list[tuple[float, float]]:
@@ -302,7 +317,8 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
         rng_think=np.array([generators.index("think", name) if a.think is not None else 0
                             for name, a in arrivals.items()], np.int64),
         log_gamma=log_gamma, offset=offset, nbuckets=nbuckets, min_value=MIN_VALUE,
-        cores=core_counts(stations.values()),
+        cores=core_counts(stations.values()), cpu=build_cpu(scenario, len(stations)),
         **per_instance(scenario, {**classify_tables(scenario, index, generators.index, row),
                                   **fork_tables(scenario, index)}),
-        **queue_tables(scenario), **balance_tables(scenario, generators))
+        **queue_tables(scenario), **balance_tables(scenario, generators),
+        **call_tables(scenario, index, generators.index))
