@@ -67,8 +67,6 @@ from paysim.engine.compiled.codes import (
     ST_CANCELLED,
     ST_COUNTS,
     ST_ENTERED,
-    ST_ERRORED,
-    ST_FINISHED,
     ST_HEAD,
     ST_IN,
     ST_OUTCOMES,
@@ -80,8 +78,6 @@ from paysim.engine.compiled.codes import (
     STEP_TIMEOUT,
     STF_AREA_HELD,
     STF_LAST,
-    STF_SERVICE,
-    STF_SOJOURN,
     STF_SUMS,
     TIMED_OUT,
     TIMEOUT,
@@ -152,6 +148,7 @@ from paysim.engine.compiled.state import (
 from paysim.engine.compiled.station import (
     advance,
     advance_stream,
+    finish,
     leave_station,
     population_area,
     start_service,
@@ -365,18 +362,8 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
             service_time = now - txf[x, TXF_STARTED]
             txf[x, TXF_SERVICE] += service_time
             error = m.errors[st] > 0 and rngs[m.rng_errors[st]].random() < m.errors[st]
-            sojourn = now - txf[x, TXF_ARRIVED]
-            leave_station(st_f, st_i, txf, st, x, now, service_time)     # StationObserver.finish
-            st_i[st, ST_BUSY] -= 1
-            st_i[st, ST_FINISHED] += 1
-            if error:
-                st_i[st, ST_ERRORED] += 1
-            st_f[st, STF_SOJOURN] += sojourn
-            st_f[st, STF_SERVICE] += service_time
-            if sojourn < m.min_value:
-                acc.st_zeros[st] += 1
-            else:
-                acc.st_sketch[st, bucket(sojourn, m.log_gamma, m.offset, m.nbuckets)] += 1
+            finish(st_f, st_i, acc.st_sketch, acc.st_zeros, txf, st, x, now, service_time, error, m.min_value,
+                   m.log_gamma, m.offset, m.nbuckets)
             txi[x, TXI_STATE] = TRAVEL
             if pool_i[st, PI_CORE] >= 0:
                 release(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, m.service, m.emp,
