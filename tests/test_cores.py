@@ -42,6 +42,13 @@ SAME_PATH = {   # station s (and t behind it), stream a
                          "t": {"workers": "unlimited", "service": {"dist": "uniform", "low": 0.01, "high": 0.2},
                                "on_timeout": "cancel", "errors": 0.1}},
                         {"rate": 30, "timeout": 0.2}),
+    "cores-with-held-calls": ({"s": {"workers": 12, "cores": 2, "service": LOGNORMAL, "on_timeout": "cancel",
+                                     "calls": [{"station": "t", "timeout": 0.15}, "u"]},
+                               "t": {"workers": 4, "cores": 1, "service": {"dist": "exponential", "mean": 0.02},
+                                     "on_timeout": "cancel"},
+                               "u": {"workers": "unlimited", "service": {"dist": "uniform", "low": 0.01,
+                                                                         "high": 0.05}}},
+                              {"rate": 35, "timeout": 0.4}),
     "deterministic-ties": ({"s": {"workers": "unlimited", "cores": 2, "service": 0.03}},
                            {"rate": 80, "process": "deterministic"}),
 }

@@ -89,17 +89,8 @@ def test_features_follow_the_same_path(name):
     _assert_same_path(_network(*CASES[name]))
 
 
-# Examples the compiled engine refuses, and why: each must still be refused (when the compiled
-# engine learns it, this test fails until the example is taken off this list and checked).
-SIMPY_ONLY = {name: "calls and cores on one station" for name in
-              ("thread-exhaustion.yaml", "thread-exhaustion-breaker.yaml", "threads-vs-cores.yaml")}
-
-
 @pytest.mark.parametrize("path", sorted(p.name for p in SCENARIOS.glob("*.yaml") if "sweep" not in p.name))
 def test_example_scenarios_follow_the_same_path(path):
-    if path in SIMPY_ONLY:
-        assert SIMPY_ONLY[path] in str(unsupported(_shortened(SCENARIOS / path)))
-        return
     _assert_same_path(_shortened(SCENARIOS / path))
 
 

@@ -4,14 +4,12 @@ exact, hand-computed fixed points, and the honesty of its labels."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 from conftest import scenario
 from scipy.optimize import brentq
 
 from paysim.analytic import _mmck_probabilities, erlang_b, mg1, mmc, mmck
-from paysim.engine.compiled import unsupported
 from paysim.layered import (
     APPROXIMATION,
     CallStep,
@@ -22,7 +20,6 @@ from paysim.layered import (
     throughput_bound,
 )
 from paysim.runner import simulate
-from paysim.scenario import load_scenario
 from paysim.thread_pool import thread_pool
 
 
@@ -245,11 +242,3 @@ def test_a_held_call_to_unlimited_workers_follows_the_same_path_on_both_engines(
     for a, b in zip(fast, slow):
         assert a.keys() == b.keys() and all(a[k] == pytest.approx(b[k], rel=1e-9, nan_ok=True) for k in a)
     assert rows[0]["stations.gw.rejection_rate"] == pytest.approx(erlang_b(10, 8.0), abs=0.05)   # one short run
-
-
-def test_the_compiled_engine_refuses_what_it_would_get_wrong() -> None:
-    """Calls and cores on one station run on the SimPy engine: the compiled calls start the
-    next waiting job at full speed, off the cores (a same-seed run showed half the CPU)."""
-    scenarios = Path(__file__).resolve().parent.parent / "scenarios"
-    for name in ("threads-vs-cores.yaml", "thread-exhaustion.yaml", "thread-exhaustion-breaker.yaml"):
-        assert "calls and cores" in str(unsupported(load_scenario(scenarios / name)))

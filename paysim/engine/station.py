@@ -335,7 +335,7 @@ class ServiceStation:
         self.finish(event._value)
 
     def finish(self, txn: Txn) -> None:
-        """``txn``'s service is over: its worker is free and it goes on."""
+        """``txn``'s service is over: its worker is free (or held on the station's calls) and it goes on."""
         if txn.state != SERVING:       # withdrawn while in service
             return
         now = self.env.now

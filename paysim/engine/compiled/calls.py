@@ -26,7 +26,6 @@ from paysim.engine.compiled.balance import units
 from paysim.engine.compiled.breaker import breaker_withdrawn
 from paysim.engine.compiled.codes import (
     BREAKER_OPEN,
-    DONE_SERVICE,
     ERRORED,
     FORKED,
     HELD,
@@ -52,7 +51,6 @@ from paysim.engine.compiled.codes import (
     TXF_WAIT,
     TXI_CALLER,
     TXI_DETACHED,
-    TXI_GEN,
     TXI_PENDING,
     TXI_STATE,
     TXI_STATION,
@@ -62,8 +60,9 @@ from paysim.engine.compiled.codes import (
     TXI_TRY,
     WAITING,
 )
+from paysim.engine.compiled.cores import remove as cores_remove, serve
 from paysim.engine.compiled.fork import absorb, new_calls_of, next_call
-from paysim.engine.compiled.primitives import draw, helper, jit
+from paysim.engine.compiled.primitives import helper, jit
 from paysim.engine.compiled.retry import may_retry, retry_delay
 from paysim.engine.compiled.state import push, release_slot
 from paysim.engine.compiled.station import advance, finish, take_next, withdraw
@@ -196,8 +195,9 @@ def answer(m, acc, rngs, st_f, st_i, txf, txi, heap, size, slow, down, queue_las
     txi[x, TXI_STATE] = TRAVEL
     y = take_next(st_f, st_i, txf, txi, st, down, now, m.discipline, m.rank, queue_last)
     if y >= 0:
-        push(heap, size, now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st], DONE_SERVICE, y,
-             txi[y, TXI_GEN])
+        cpu_f, cpu_i, jobs = m.cpu
+        serve(m.service, m.emp, rngs[m.rng_service[st]], slow, m.cores, cpu_f, cpu_i, jobs, heap, size, txi, st, y,
+              now)
     if target != TO_DONE:
         return target
     return TO_DONE if txi[x, TXI_CALLER] > 0 else TO_ONWARD
@@ -210,10 +210,13 @@ def _withdraw_at(m, rngs, st_f, st_i, txf, txi, heap, size, slow, down, queue_la
     if txi[c, TXI_STATE] == HELD:
         advance(st_f, st_i, st, now)
         st_i[st, ST_HELD] -= 1
+    cpu_f, cpu_i, jobs = m.cpu
+    if m.cores[st] > 0 and txi[c, TXI_STATE] == SERVING:   # it stops computing
+        cores_remove(cpu_f, cpu_i, jobs, m.cores, heap, size, st, c, now)
     y = withdraw(st_f, st_i, txf, txi, st, c, down, now, m.discipline, m.rank, queue_last)[1]
     if y >= 0:
-        push(heap, size, now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st], DONE_SERVICE, y,
-             txi[y, TXI_GEN])
+        serve(m.service, m.emp, rngs[m.rng_service[st]], slow, m.cores, cpu_f, cpu_i, jobs, heap, size, txi, st, y,
+              now)
 
 
 @jit

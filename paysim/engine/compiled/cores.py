@@ -44,17 +44,21 @@ def core_counts(stations) -> np.ndarray:
     return np.array([spec.cores or 0 for spec in stations], np.int64)
 
 
+ROOM = 1 << 16    # jobs a station's heap has room for from the start (the kernel grows it beyond)
+
+
 def build_cpu(scenario: Scenario, units: int) -> Cpu:
-    """Empty cores tables; each heap has room for a station's workers (up to a point: the
-    kernel grows them when needed)."""
-    room = min(max([s.workers for s in scenario.stations.values() if s.cores] or [0]), 4096) + 2
+    """Empty cores tables; each heap has room for a station's workers, up to ROOM (the kernel
+    grows the heaps for more, which only unlimited workers or more than ROOM may need)."""
+    room = min(max([s.workers for s in scenario.stations.values() if s.cores] or [0]), ROOM) + 2
     return Cpu(np.zeros((units, CF_WIDTH)), np.zeros((units, CI_WIDTH), np.int64), np.zeros((units, room, J_WIDTH)))
 
 
 @helper
 def full(cpu_i, jobs):
-    """Some station's heap might not take another two jobs."""
-    room = jobs.shape[1] - 2
+    """Some station's heap has room for one more job only (never with no more workers than
+    it was made for: see build_cpu)."""
+    room = jobs.shape[1] - 1
     for st in range(cpu_i.shape[0]):
         if cpu_i[st, CI_N] >= room:
             return True
@@ -224,6 +228,10 @@ def unsupported(name: str, station, scenario: Scenario) -> str | None:
         return f"stations.{name}.cores: a parallel call to a station with cores needs the SimPy engine"
     if station.unlimited and station.outages:
         return f"stations.{name}.outages: an outage of unlimited workers needs the SimPy engine"
+    # calls reach the cores through the Model's tables, which the kernel must then never grow
+    if station.cores and station.workers > ROOM and any(s.calls for s in scenario.stations.values()):
+        return f"stations.{name}.cores: more than {ROOM:,} workers (or unlimited) sharing cores beside calls needs " \
+               "the SimPy engine"
     return None
 
 

@@ -59,8 +59,6 @@ def unsupported(scenario: Scenario) -> str | None:
             return f"stations.{name}: an executor with instances or a non-FIFO queue needs the SimPy engine"
         if any(scenario.stations[called].executor is not None for called in station.parallel):
             return f"stations.{name}.parallel: a call to an executor needs the SimPy engine"
-        if station.calls and station.cores:   # compiled calls start the next waiting job off the cores (calls.answer)
-            return f"stations.{name}: calls and cores on one station need the SimPy engine"
         why = (balance.unsupported(name, station, scenario) or queues.unsupported(name, station)
                or calls.unsupported(name, station, scenario) or cores.unsupported(name, station, scenario))
         if why:
@@ -108,16 +106,17 @@ def run_replication(scenario: Scenario, observer: Observer, seed: int, replicati
     if _interruptible(kernel, arguments, poll) < 0:
         raise RunawayError(f"more than {max_in_flight:,} transactions in flight: the system is overloaded "
                            "(utilisation ≥ 1 with unbounded queues?)")
-    _report(balance.merged(acc, scenario), observer, warmup, scenario.horizon, scenario)
+    _report(balance.merged(acc, scenario), observer, warmup, scenario.horizon)
+    cores.report(model.cpu, scenario, observer.stations)
     report_breakers(model.bk, observer.breakers, scenario.horizon)
     executors = [station.executor is not None for station in scenario.stations.values()]
     held = [bool(station.calls) for station in scenario.stations.values()]
-    cores = [station.cores or 0 for station in scenario.stations.values()]
-    return (series_rows(balance.merged_series(ser, scenario), list(scenario.stations), executors, held, cores)
+    shared = [station.cores or 0 for station in scenario.stations.values()]
+    return (series_rows(balance.merged_series(ser, scenario), list(scenario.stations), executors, held, shared)
             if series_interval else [])
 
 
-def _report(acc: Accumulators, observer: Observer, warmup: float, horizon: float, scenario: Scenario) -> None:
+def _report(acc: Accumulators, observer: Observer, warmup: float, horizon: float) -> None:
     """Hand the kernel's sums and counts to the observer, as if it had watched the run."""
     observer.window_start, observer.window_end = warmup, horizon
     for i, station in enumerate(observer.stations.values()):
@@ -135,7 +134,6 @@ def _report(acc: Accumulators, observer: Observer, warmup: float, horizon: float
         if station.held is not None:   # a station with calls
             station.held, station.area_held = int(c[ST_HELD]), f[STF_AREA_HELD]
     executor.report(acc.pools, observer.stations.values())
-    cores.report(acc.cpu, scenario, observer.stations)
     for i, stream in enumerate(observer.streams.values()):
         f, c = acc.sr_f[i].tolist(), acc.sr_i[i]
         stream.area_in_system, stream.sum_latency = f[SRF_AREA_IN], f[SRF_LATENCY]

@@ -210,7 +210,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     st_f, st_i, sr_f, sr_i = acc.st_f, acc.st_i, acc.sr_f, acc.sr_i
     queue_last = acc.queue_last
     pool_i, pool_f, idle_since, idle_timed = acc.pools   # executors (paysim.engine.compiled.executor)
-    cpu_f, cpu_i, jobs = acc.cpu              # shared cores (paysim.engine.compiled.cores)
+    cpu_f, cpu_i, jobs = m.cpu                # shared cores (paysim.engine.compiled.cores)
     sharing = np.any(m.cores > 0)
     txf, txi, free, free_n = new_slots(1024)
     width = max(m.calls_to.shape[1], m.step_to.shape[1])   # parallel or held calls one attempt may make
@@ -286,7 +286,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
             elif ending:         # idle workers take up waiting work
                 while st_i[st, ST_BUSY] < m.workers[st] and st_i[st, ST_HEAD] != -1:
                     y = take_next(st_f, st_i, txf, txi, st, down, now, m.discipline, m.rank, queue_last)
-                    if cpu_i[st, CI_N] + 2 >= jobs.shape[1]:
+                    if cpu_i[st, CI_N] + 1 >= jobs.shape[1]:
                         jobs = cores_grown(jobs)
                     serve(m.service, m.emp, rngs[m.rng_service[st]], slow, m.cores, cpu_f, cpu_i, jobs, heap, size,
                           txi, st, y, now)

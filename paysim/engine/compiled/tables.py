@@ -110,6 +110,8 @@ class Model(NamedTuple):
     calls_to: np.ndarray     # int (stations, width): the branch stations called in parallel, -1 padding
     n_calls: np.ndarray      # int: per station, how many
     join_any: np.ndarray     # bool: per station, the first good answer is enough
+    cores: np.ndarray        # int: per station the cores its workers share, 0: none (paysim.engine.compiled.cores)
+    cpu: Cpu                 # their state (mutable, here so that every kernel with the Model reaches it)
     # held calls (paysim.engine.compiled.calls.call_tables)
     n_steps: np.ndarray      # int: per station, its call steps
     step_first: np.ndarray   # int: per station, its first step's row
@@ -120,7 +122,6 @@ class Model(NamedTuple):
     step_retry: np.ndarray   # (steps, RT_*) per step its retry policy
     rng_step: np.ndarray     # int: per step its retry's generator
     call_room: np.ndarray    # int (1,): heap entries one event's calls may add
-    cores: np.ndarray        # int: per station the cores its workers share, 0: none (paysim.engine.compiled.cores)
     # circuit breakers on call steps (paysim.engine.compiled.breaker.breaker_model; bk, ring change)
     step_breaker: np.ndarray  # int: per call step, its breaker (-1: none)
     bk: np.ndarray           # (breakers, BK_*) each breaker's configuration and state
@@ -141,7 +142,6 @@ class Accumulators(NamedTuple):
     queue_last: np.ndarray   # int (stations, priority ranks): the last waiting of each rank (queues.py)
     turn: np.ndarray         # int: per station the instance whose turn it is (round robin)
     pools: Pools             # the stations' executors (paysim.engine.compiled.executor)
-    cpu: Cpu                 # the stations' shared cores (paysim.engine.compiled.cores)
 
 
 def accumulators(scenario: Scenario, sketch: QuantileSketch) -> Accumulators:
@@ -152,7 +152,7 @@ def accumulators(scenario: Scenario, sketch: QuantileSketch) -> Accumulators:
                         np.zeros((n_sr, SRF_WIDTH)), np.zeros((n_sr, SR_WIDTH), np.int64),
                         np.zeros((n_sr, buckets), np.int64), np.zeros(n_sr, np.int64), np.zeros(1),
                         np.full((n_st, len(priority_ranks(scenario))), -1, np.int64), np.zeros(n_st, np.int64),
-                        build_pools(scenario), build_cpu(scenario, n_st))
+                        build_pools(scenario))
 
 
 def _code(dist: d.Distribution) -> tuple[int, float, float, float] | None:
@@ -329,4 +329,5 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
                             for name, a in arrivals.items()], np.int64),
         log_gamma=log_gamma, offset=offset, nbuckets=nbuckets, min_value=MIN_VALUE,
         # per unit (instance row), like the kernels index it: another station's instances shift the rows
-        cores=np.repeat(core_counts(stations.values()), [spec.instances for spec in stations.values()]), **features)
+        cores=np.repeat(core_counts(stations.values()), [spec.instances for spec in stations.values()]),
+        cpu=build_cpu(scenario, sum(spec.instances for spec in stations.values())), **features)
