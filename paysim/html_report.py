@@ -59,7 +59,7 @@ def kind_of(metric: str) -> str:
         return "time"
     if last in ("arrival_rate", "throughput", "goodput", "entry_rate"):
         return "rate"
-    if last == "utilization" or last.endswith("_rate"):
+    if last.endswith(("utilization", "_rate")):
         return "percent"
     return "number"
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from scipy import special
 
+from paysim.breakers import BreakerObserver, breaker_steps
 from paysim.budget import per_replication
 from paysim.engine import run_replication
 from paysim.engine.compiled import run_replication as run_replication_fast, unsupported
@@ -67,9 +68,14 @@ def _service_means(station: Station) -> tuple[float, float]:
 
 def observer_for(scenario: Scenario) -> Observer:
     stations = {name: StationObserver(worker_steps(s)[0][1] * s.instances, _service_means(s)[0],
-                                      batch=s.batch is not None, per_batch_s=_service_means(s)[1])
+                                      batch=s.batch is not None, per_batch_s=_service_means(s)[1],
+                                      cores=s.cores * s.instances if s.cores else None)
                 for name, s in scenario.stations.items()}
-    return Observer(stations, {name: StreamObserver() for name in scenario.arrivals})
+    for name, s in scenario.stations.items():
+        if s.calls:
+            stations[name].held = 0     # reported beside busy
+    return Observer(stations, {name: StreamObserver() for name in scenario.arrivals},
+                    [BreakerObserver(step) for step in breaker_steps(scenario)])
 
 
 def replicate(scenario: Scenario, seed: int, replication: int, progress: Progress | None = None,

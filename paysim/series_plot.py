@@ -45,10 +45,12 @@ def timeline(scenario: Scenario) -> dict[str, Any]:
         for outage in station.outages:
             events.append({"station": name, "kind": "outage", "start": outage.at, "end": outage.at + outage.length,
                            "label": f"{name} {outage.mode}"})
-        capacity[name] = [[at, workers * station.instances] for at, workers in worker_steps(station)]
+        if not station.unlimited:   # unlimited workers draw no capacity line
+            capacity[name] = [[at, workers * station.instances] for at, workers in worker_steps(station)]
     return {"slo": scenario.slo.model_dump(exclude_none=True) if scenario.slo else {}, "events": events,
             "windows": {name: list(span) for name, span in scenario.windows.items()}, "capacity": capacity,
-            "batch": [name for name, station in scenario.stations.items() if station.batch is not None]}
+            "batch": [name for name, station in scenario.stations.items() if station.batch is not None],
+            "cores": {name: station.cores for name, station in scenario.stations.items() if station.cores}}
 
 
 def _dwarfed(peaks: Sequence[float]) -> bool:
@@ -114,6 +116,13 @@ def series_figure(rows: Sequence[Mapping[str, float]], title: str, context: Mapp
     for name in stations:
         queues.plot(t, _column(rows, f"stations.{name}.queue"), label=name, color=colours[name], linewidth=1.2)
         busy.plot(t, _column(rows, f"stations.{name}.busy"), label=name, color=colours[name], linewidth=1.2)
+        if rows and f"stations.{name}.held" in rows[0]:   # threads busy waiting on calls, not computing
+            busy.plot(t, _column(rows, f"stations.{name}.held"), label=f"{name} held", color=colours[name],
+                      linestyle=":", linewidth=1.2)
+        if rows and f"stations.{name}.cpu_utilization" in rows[0]:   # cores in use, on the workers' scale
+            cores = context.get("cores", {}).get(name, 1)
+            busy.plot(t, cores * _column(rows, f"stations.{name}.cpu_utilization"), label=f"{name} cores in use",
+                      color=colours[name], linestyle="-.", linewidth=1)
         steps = (context.get("capacity") or {}).get(name)
         if steps:
             times = [s[0] * scale for s in steps] + [t[-1] if t.size else steps[-1][0] * scale]

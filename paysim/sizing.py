@@ -170,7 +170,11 @@ def _can_lose(scenario: Scenario, station: str, objective: Objective) -> str | N
 def _check_sizable(scenario: Scenario, station: str) -> None:
     """Refuse a station whose capacity is not set by its ``workers`` alone."""
     spec = scenario.stations[station]
+    if spec.unlimited:
+        raise SizingError(f"--station: {station!r} has unlimited workers (a pure delay): there is no worker count "
+                          "to size")
     other = ("an executor" if spec.executor is not None else "a schedule of workers" if spec.schedule
+             else f"{spec.cores} cores that its workers share" if spec.cores
              else f"{spec.instances} instances" if spec.instances > 1 else "batch service" if spec.batch is not None
              else None)
     if other:

@@ -20,9 +20,10 @@ import simpy
 from paysim.distributions import Deterministic, Exponential, Uniform
 from paysim.engine.arrivals import GapClock, ProfileClock, TraceClock
 from paysim.engine.batch import BatchStation
+from paysim.engine.calls import CallPlan, Calls
+from paysim.engine.cores import SharedCoresStation
 from paysim.engine.executor import ExecutorStation
-from paysim.engine.fork import ForkJoin
-from paysim.engine.retry import retry_delay, token_cap
+from paysim.engine.retry import RetryBudget, retry_delay, step_token_cap, token_cap
 from paysim.engine.seeds import component_rng
 from paysim.engine.station import (
     FORKED,
@@ -38,6 +39,7 @@ from paysim.engine.station import (
     Txn,
 )
 from paysim.errors import PaysimError
+from paysim.network import Network
 from paysim.observe import Observer, StationObserver, StreamObserver
 from paysim.scenario import Arrival, Scenario, Station
 from paysim.scenario.models import OUTCOMES, BatchService
@@ -50,7 +52,7 @@ class RunawayError(PaysimError):
     """The in-flight population outgrew the memory guard (an unstable system)."""
 
 
-class _Stream:
+class _Stream(RetryBudget):
     """Where one arrival stream's requests come from: an open arrival clock, or a closed
     population of clients who each think, send a request and wait for its outcome."""
 
@@ -63,16 +65,12 @@ class _Stream:
         self.observer = observer
         self.entry = entry
         self.timeout = spec.timeout
-        self.retry = spec.retry
+        super().__init__(spec.retry, token_cap(spec))
         self.uniform = uniform
         self.priority = spec.priority
         self.amount = amount
         self.clients = spec.clients
         self.think = think
-        budget = spec.retry.budget if spec.retry else None
-        self.budget = budget
-        self.token_cap = token_cap(spec)
-        self.tokens = self.token_cap
 
     def begin(self) -> None:
         if self.clients is None:
@@ -99,20 +97,12 @@ class _Stream:
     def _send(self, _event: simpy.Event | None) -> None:
         now = self.env.now
         self.observer.arrive(now)
-        if self.budget is not None:
-            self.tokens = min(self.token_cap, self.tokens + self.budget)
+        self.deposit()
         features = {"amount": self.amount()} if self.amount else None
         self.engine.start_attempt(self, now, 1, 0.0, features)
 
     def may_retry(self, txn: Txn, trigger: str) -> bool:
-        retry = self.retry
-        if retry is None or txn.attempt >= retry.attempts or trigger not in retry.on:
-            return False
-        if self.budget is not None:
-            if self.tokens < 1.0:
-                return False
-            self.tokens -= 1.0
-        return True
+        return self.allows(txn.attempt, trigger)
 
     def backoff(self, txn: Txn) -> float:
         assert self.retry is not None   # only asked after may_retry said yes
@@ -142,10 +132,10 @@ def _clock(spec: Arrival, rng: np.random.Generator) -> Clock | None:
 
 
 _TRIGGER = {"timed_out": "timeout", "abandoned": "timeout", "cancelled": "timeout", "rejected": "rejected",
-            "errored": "error"}
+            "errored": "error", "breaker_open": "breaker_open"}
 
 
-class _Engine(ForkJoin):
+class _Engine(Calls):
     def __init__(self, scenario: Scenario, observer: Observer, seed: int, replication: int,
                  max_in_flight: int) -> None:
         self.env = simpy.Environment()
@@ -169,6 +159,7 @@ class _Engine(ForkJoin):
                          for i in range(spec.instances)]
             nodes[name] = instances[0] if len(instances) == 1 else Balancer(instances, spec.balance,
                                                                              uniform("balance", name))
+        call_rates = Network(scenario).open_rates if any(s.calls for s in scenario.stations.values()) else {}
         for name, spec in scenario.stations.items():
             onward = onwards[name]
             if spec.classify is not None:
@@ -178,6 +169,14 @@ class _Engine(ForkJoin):
             else:
                 onward.router.targets = [nodes[target] for target in spec.routes]
             onward.branches = [nodes[branch] for branch in spec.parallel]
+            onward.steps = [CallPlan(step, [nodes[target] for target in step.targets],
+                                     uniform("call-retry", f"{name}.{index}") if step.retry else None,
+                                     step_token_cap(call_rates[name][0], step.retry))
+                            for index, step in enumerate(spec.calls)]
+        for breaker in observer.breakers:   # each reads its breaker's tallies when the window opens and closes
+            guard = onwards[breaker.step.caller].steps[breaker.step.step].guard
+            assert guard is not None   # breaker_steps lists the steps with a breaker
+            breaker.source = guard.tally
         self.streams = [
             _Stream(self.env, self, spec, _clock(spec, rng("arrivals", name)), observer.streams[name],
                     nodes[scenario.entry(name)], uniform("retry", name),
@@ -196,7 +195,7 @@ class _Engine(ForkJoin):
                         service_spec.per_item.sampler(rng("service-item", name)))
             return BatchStation(self.env, self, spec, observer, samplers, onward)
         service = service_spec.sampler(rng("service", name))
-        kind = ExecutorStation if spec.executor is not None else ServiceStation
+        kind = ExecutorStation if spec.executor is not None else SharedCoresStation if spec.cores else ServiceStation
         return kind(self.env, self, spec, observer, service, onward)
 
     def start_attempt(self, stream: Client, origin: float, attempt: int, backoff: float,
@@ -246,7 +245,8 @@ class _Engine(ForkJoin):
         txn.gave_up = True
         reason = "timed_out"       # the work goes on (on_timeout: continue)
         if txn.state != LEFT and txn.station.cancel_on_timeout:
-            # withdrawn while queued, or interrupted in service (or while its parallel calls ran)
+            # withdrawn while queued, or interrupted in service (or while its parallel calls ran,
+            # or while its worker was held on calls: they are withdrawn with it)
             reason = "abandoned" if txn.state == WAITING else "cancelled"
             now = self.env.now
             if txn.state == FORKED:

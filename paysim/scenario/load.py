@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from paysim.errors import KeyPathError, Problem, ScenarioError
+from paysim.scenario.call_checks import call_problems
 from paysim.scenario.features import feature_problems
 from paysim.scenario.fields import did_you_mean
 from paysim.scenario.models import DONE, Scenario
@@ -118,6 +119,7 @@ def check_references(scenario: Scenario) -> list[tuple[Path_, str]]:
     for name, arrival in scenario.arrivals.items():
         if arrival.enter is not None and arrival.enter not in stations:
             found.append((("arrivals", name, "enter"), f"unknown station {arrival.enter!r}{did_you_mean(arrival.enter, stations)}"))
+    found += call_problems(stations)
     for name, station in stations.items():
         for index, target in enumerate(station.parallel):
             if target not in stations or target == name:

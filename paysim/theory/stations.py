@@ -10,8 +10,9 @@ from paysim import analytic
 from paysim.analytic import QueueMetrics
 from paysim.distributions import Deterministic
 from paysim.observe import PERCENTILES
-from paysim.theory.model import TheoryModel, arrival_scv, exponential, retries, run_workers, varying
+from paysim.theory.model import TheoryModel, arrival_scv, exponential, retries, run_workers, shares_cores, varying
 from paysim.theory.scopes import ScopeTheory, refused
+from paysim.theory.sharing import cpu_utilization, sharing_theory
 
 
 def _assemble(net: TheoryModel, name: str, m: QueueMetrics, exact: bool, formula: str,
@@ -40,6 +41,7 @@ def _assemble(net: TheoryModel, name: str, m: QueueMetrics, exact: bool, formula
                         else "with fewer rejections, so this is an estimate")
     if station.discipline == "lifo":
         formula += "; LIFO: the means are FIFO's"
+    metrics.update(cpu_utilization(net, name, metrics["throughput"]))   # cores never shared: as many as workers
     if exact:
         metrics["p_wait"] = m.p_wait  # not measured by a run
     metrics.update(extra or {})
@@ -167,10 +169,18 @@ def _upstream_reason(net: TheoryModel, name: str, lossy: dict[str, ScopeTheory])
     return None
 
 
+def no_result_reason(net: TheoryModel, name: str, lossy: dict[str, ScopeTheory]) -> str | None:
+    """Why a station has no result whatever its formula would be, or None."""
+    return (net.structure.get(name) or _mixed_reason(net, name) or _own_reason(net, name)
+            or _upstream_reason(net, name, lossy))
+
+
 def station_theory(net: TheoryModel, name: str, lossy: dict[str, ScopeTheory]) -> ScopeTheory:
+    """``lossy``: results already found (bounded and layered stations), which losses downstream follow."""
     station = net.scenario.stations[name]
-    reason = (net.structure.get(name) or _mixed_reason(net, name) or _own_reason(net, name)
-              or _upstream_reason(net, name, lossy))
+    if name in net.layered:
+        return lossy[name]   # solved (or refused) with the stations it calls or that call it
+    reason = no_result_reason(net, name, lossy)
     if reason:
         return refused(reason)
     rate, mean = net.rates[name], station.service_time.mean
@@ -184,6 +194,8 @@ def station_theory(net: TheoryModel, name: str, lossy: dict[str, ScopeTheory]) -
         return refused(f"unstable: utilisation {rho:.4g} >= 1 with an unbounded queue, so the queue grows "
                         "for as long as the run lasts")
     try:
+        if shares_cores(station):
+            return sharing_theory(net, name)
         if waiting is not None:
             return lossy.get(name) or _bounded(net, name)
         if net.jackson(name):

@@ -35,16 +35,18 @@ from paysim.engine.compiled.codes import (
     SRF_LAST,
     ST_BUSY,
     ST_BUSY_WORKERS,
+    ST_HELD,
     ST_IN,
 )
 from paysim.engine.compiled.primitives import helper, jit
 
 # columns of a sample row: the interval's counts, population area and latency percentiles,
-# then per station its queue, busy workers and (an executor's) threads at the sample instant
+# then per station its queue, busy workers, (an executor's) threads, workers held on calls and
+# cores in use at the sample instant
 C_ARRIVED, C_FINISHED, C_SUCCEEDED, C_FAILED, C_RETRIES, C_AREA, C_P50, C_P99, C_STATIONS = range(9)
-PER_STATION = 3
+PER_STATION = 5
 COUNTS = C_AREA + 1          # the columns a sample takes as differences since the previous one
-FAILURES = 5                 # outcome columns of the stream table from SR_FAILED
+FAILURES = 6                 # outcome columns of the stream table from SR_FAILED
 
 
 class Series(NamedTuple):
@@ -146,8 +148,9 @@ def due(times, nxt, t, seq, seq_after):
 
 
 @jit
-def take(ser, st_i, threads, sr_i, sr_f, log_gamma, offset):
-    """Take the next sample, of the state as it is (the event loop calls this between events)."""
+def take(ser, st_i, threads, computing, cores, sr_i, sr_f, log_gamma, offset):
+    """Take the next sample, of the state as it is (the event loop calls this between events);
+    ``computing``: per station the jobs on its ``cores`` (paysim.engine.compiled.cores)."""
     j = ser.next[0]
     now = ser.times[j]
     row = ser.rows[j]
@@ -163,14 +166,16 @@ def take(ser, st_i, threads, sr_i, sr_f, log_gamma, offset):
         row[C_STATIONS + PER_STATION * st + 1] = (st_i[st, ST_BUSY_WORKERS] if st_i[st, ST_BUSY_WORKERS] > 0
                                                   else st_i[st, ST_BUSY])
         row[C_STATIONS + PER_STATION * st + 2] = threads[st]
+        row[C_STATIONS + PER_STATION * st + 3] = st_i[st, ST_HELD]
+        row[C_STATIONS + PER_STATION * st + 4] = min(computing[st], cores[st])
     ser.next[0] = j + 1
 
 
 @jit
-def take_until(ser, t, st_i, threads, sr_i, sr_f, log_gamma, offset):
+def take_until(ser, t, st_i, threads, computing, cores, sr_i, sr_f, log_gamma, offset):
     """Every sample due at or before ``t`` (the horizon, after the last event)."""
     while ser.times[ser.next[0]] <= t:
-        take(ser, st_i, threads, sr_i, sr_f, log_gamma, offset)
+        take(ser, st_i, threads, computing, cores, sr_i, sr_f, log_gamma, offset)
 
 
 @jit
@@ -277,9 +282,12 @@ def settle_levels(ser):
         ser.rows[j, C_STATIONS + 1] = busy
 
 
-def series_rows(ser: Series, stations: Sequence[str], executors: Sequence[bool]) -> list[dict[str, float]]:
+def series_rows(ser: Series, stations: Sequence[str], executors: Sequence[bool], held: Sequence[bool] = (),
+                cores: Sequence[int] = ()) -> list[dict[str, float]]:
     """The samples as paysim.timeseries.SeriesRecorder's rows (the same keys, in its order);
-    ``executors``: per station whether it has one (its threads are sampled too)."""
+    ``executors``: per station whether it has one (its threads are sampled too); ``held``:
+    whether it has calls (its held workers too); ``cores``: its cores, 0 for none (their share
+    in use too)."""
     out, previous = [], 0.0
     for j, now in enumerate(ser.times[:-1]):
         elapsed = now - previous
@@ -296,6 +304,10 @@ def series_rows(ser: Series, stations: Sequence[str], executors: Sequence[bool])
             row[f"stations.{name}.busy"] = values[C_STATIONS + PER_STATION * i + 1]
             if executors[i]:
                 row[f"stations.{name}.threads"] = values[C_STATIONS + PER_STATION * i + 2]
+            if held and held[i]:
+                row[f"stations.{name}.held"] = values[C_STATIONS + PER_STATION * i + 3]
+            if cores and cores[i]:
+                row[f"stations.{name}.cpu_utilization"] = values[C_STATIONS + PER_STATION * i + 4] / cores[i]
         out.append({key: float(value) for key, value in row.items()})
         previous = now
     return out

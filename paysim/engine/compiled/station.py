@@ -23,12 +23,14 @@ from paysim.engine.compiled.codes import (
     ST_DEPARTED,
     ST_ERRORED,
     ST_FINISHED,
+    ST_HELD,
     ST_IN,
     ST_STARTED,
     ST_WAITING,
     ST_WORKERS,
     STF_AREA_BUSY,
     STF_AREA_BUSY_WORKERS,
+    STF_AREA_HELD,
     STF_AREA_IN,
     STF_LAST,
     STF_SERVICE,
@@ -52,10 +54,11 @@ from paysim.engine.compiled.queues import front, remove, unlink
 
 @helper
 def advance(st_f, st_i, st, now):
-    """Time-weighted integrals of the station's population and busy workers up to ``now``."""
+    """Time-weighted integrals of the station's population, busy and held workers up to ``now``."""
     st_f[st, STF_AREA_IN] += st_i[st, ST_IN] * (now - st_f[st, STF_LAST])
     st_f[st, STF_AREA_BUSY] += st_i[st, ST_BUSY] * (now - st_f[st, STF_LAST])
     st_f[st, STF_AREA_BUSY_WORKERS] += st_i[st, ST_BUSY_WORKERS] * (now - st_f[st, STF_LAST])   # batch stations
+    st_f[st, STF_AREA_HELD] += st_i[st, ST_HELD] * (now - st_f[st, STF_LAST])
     st_f[st, STF_LAST] = now
 
 
@@ -125,7 +128,8 @@ def leave_station(st_f, st_i, txf, st, x, now, service_time):
 @helper
 def finish(st_f, st_i, st_sketch, st_zeros, txf, st, x, now, service_time, error, min_value, log_gamma, offset,
            nbuckets):
-    """``x``'s service at ``st`` is over (StationObserver.finish)."""
+    """``x`` finishes at its station after ``service_time`` (StationObserver.finish): it leaves,
+    its worker is no longer busy (the caller frees it), its sojourn goes in the sketch."""
     sojourn = now - txf[x, TXF_ARRIVED]
     leave_station(st_f, st_i, txf, st, x, now, service_time)
     st_i[st, ST_BUSY] -= 1
