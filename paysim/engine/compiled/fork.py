@@ -44,7 +44,7 @@ from paysim.engine.compiled.codes import (
 from paysim.engine.compiled.executor import PI_CORE, cancel
 from paysim.engine.compiled.primitives import draw, helper, jit
 from paysim.engine.compiled.state import push, release_slot, take_slot
-from paysim.engine.compiled.station import withdraw
+from paysim.engine.compiled.station import withdraw, withdraw_from_batch
 from paysim.scenario import Scenario
 
 
@@ -133,8 +133,8 @@ def withdraw_calls(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, br, heap,
             cancel(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, m.service, m.emp,
                    rngs[m.rng_service[st]], slow, down, m.discipline, m.rank, queue_last, st, c, now)
         elif txi[c, TXI_STATE] == WAITING or txi[c, TXI_STATE] == SERVING:
-            y = withdraw(st_f, st_i, txf, txi, br, m.batch[st, BT_ON] > 0, st, c, down, now, m.discipline, m.rank,
-                         queue_last)[1]
+            y = (withdraw_from_batch(st_f, st_i, txf, txi, br, st, c, now) if m.batch[st, BT_ON] > 0
+                 else withdraw(st_f, st_i, txf, txi, st, c, down, now, m.discipline, m.rank, queue_last))[1]
             if y >= 0:
                 end = now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
                 push(heap, size, end, DONE_SERVICE, y, txi[y, TXI_GEN])

@@ -182,6 +182,7 @@ from paysim.engine.compiled.station import (
     start_service,
     take_next,
     withdraw,
+    withdraw_from_batch,
 )
 from paysim.scenario.fields import UNLIMITED_WORKERS
 
@@ -491,8 +492,9 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                 else:            # queued (abandoned), or in service (cancelled: the worker is freed now)
                     if m.cores[st] > 0 and txi[x, TXI_STATE] == SERVING:   # it stops computing
                         cores_remove(cpu_f, cpu_i, jobs, m.cores, heap, size, st, x, now)
-                    reason, y = withdraw(st_f, st_i, txf, txi, br, m.batch[st, BT_ON] > 0, st, x, down, now,
-                                         m.discipline, m.rank, queue_last)
+                    reason, y = (withdraw_from_batch(st_f, st_i, txf, txi, br, st, x, now) if m.batch[st, BT_ON] > 0
+                                 else withdraw(st_f, st_i, txf, txi, st, x, down, now, m.discipline, m.rank,
+                                               queue_last))
                     if y >= 0:
                         serve(m.service, m.emp, rngs[m.rng_service[st]], slow, m.cores, cpu_f, cpu_i, jobs, heap,
                               size, txi, st, y, now)

@@ -166,23 +166,34 @@ def cancel_service(st_f, st_i, txf, st, x, now):
 
 
 @helper
-def withdraw(st_f, st_i, txf, txi, br, batched, st, x, down, now, discipline, rank, queue_last):
+def withdraw(st_f, st_i, txf, txi, st, x, down, now, discipline, rank, queue_last):
     """Take ``x`` back from the station's queue (ABANDONED) or service (CANCELLED), as
     ServiceStation.withdraw: its client timed out under ``on_timeout: cancel``, or its join no
-    longer needs this call. At a batch station (``batched``) it leaves its batch, whose worker
-    carries on with the rest. Returns the outcome and the transaction a freed worker took up
+    longer needs this call. Returns the outcome and the transaction a freed worker took up
     (its service to be scheduled), or -1."""
-    waiting = txi[x, TXI_STATE] == WAITING
-    if batched:
-        leave_batch(st_i, txi, br, x)
-    elif waiting:
+    if txi[x, TXI_STATE] == WAITING:
         unlink(st_i, txi, st, x, discipline, rank, queue_last)
-    if waiting:
-        txf[x, TXF_WAIT] += now - txf[x, TXF_ARRIVED]
-        leave_station(st_f, st_i, txf, st, x, now, 0.0)
-        st_i[st, ST_ABANDONED] += 1
-        return ABANDONED, -1
+        return abandon(st_f, st_i, txf, st, x, now), -1
     cancel_service(st_f, st_i, txf, st, x, now)
-    if batched:
-        return CANCELLED, -1
     return CANCELLED, free_worker(st_f, st_i, txf, txi, st, down, now, discipline, rank, queue_last)
+
+
+@helper
+def withdraw_from_batch(st_f, st_i, txf, txi, br, st, x, now):
+    """:func:`withdraw` at a batch station: ``x`` leaves its batch, whose worker carries on
+    with the rest (so no worker is freed: -1)."""
+    waiting = txi[x, TXI_STATE] == WAITING
+    leave_batch(st_i, txi, br, x)
+    if waiting:
+        return abandon(st_f, st_i, txf, st, x, now), -1
+    cancel_service(st_f, st_i, txf, st, x, now)
+    return CANCELLED, -1
+
+
+@helper
+def abandon(st_f, st_i, txf, st, x, now):
+    """Queued ``x`` leaves its station unserved (ABANDONED)."""
+    txf[x, TXF_WAIT] += now - txf[x, TXF_ARRIVED]
+    leave_station(st_f, st_i, txf, st, x, now, 0.0)
+    st_i[st, ST_ABANDONED] += 1
+    return ABANDONED
