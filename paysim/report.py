@@ -163,7 +163,7 @@ _ROWS = [("arrival_rate", "rate"), ("throughput", "rate"), ("goodput", "rate"), 
          ("L", "number"), ("Lq", "number"), ("retry_amplification", "number"), ("rejection_rate", "percent"),
          ("timeout_rate", "percent"), ("abandon_rate", "percent"), ("cancel_rate", "percent"),
          ("error_rate", "percent"), ("failure_rate", "percent"), ("approve_rate", "percent"),
-         ("review_rate", "percent"), ("decline_rate", "percent")]
+         ("review_rate", "percent"), ("decline_rate", "percent"), ("drain_time", "time"), ("not_drained", "percent")]
 _SHOWN_WHEN_NONZERO = {"retry_amplification", "timeout_rate", "abandon_rate", "cancel_rate", "error_rate"}
 _BORDER = 3    # a column's padding and rule, in characters
 

@@ -24,6 +24,7 @@ from paysim.scenario import Scenario, Station
 from paysim.scenario.models import BatchService
 from paysim.stats import LEVEL, Estimate, LittleCheck, SloCheck, check_slo, littles_law, summarise
 from paysim.timeseries import SeriesRecorder
+from paysim.transient import drain_notes
 from paysim.warmup import PILOT_INTERVALS, PILOT_REPLICATIONS, warmup_from_series
 from paysim.windows import prefixed, window_scenarios
 
@@ -213,4 +214,5 @@ def _result(scenario: Scenario, seed: int, outcomes: list[Outcome], series_inter
             started: float, notes: list[str], engine: str) -> RunResult:
     rows = [row for row, _ in outcomes]
     series = [rows_ for _, rows_ in outcomes] if series_interval else []
-    return RunResult(scenario, seed, len(rows), engine, time.perf_counter() - started, rows, series, list(notes))
+    return RunResult(scenario, seed, len(rows), engine, time.perf_counter() - started, rows, series,
+                     list(notes) + drain_notes(scenario, rows))

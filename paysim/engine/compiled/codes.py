@@ -42,6 +42,8 @@ CW_STATION, CW_AT, CW_END, CW_OUTAGE, CW_VALUE = range(5)   # CW_VALUE: the fact
 (STF_AREA_IN, STF_AREA_BUSY, STF_WAIT, STF_SOJOURN, STF_SERVICE,
  STF_TIME_ALL, STF_WAIT_ALL, STF_SERVICE_ALL, STF_LAST, STF_WIDTH) = range(10)
 STF_SUMS = STF_LAST    # columns zeroed when the window opens: those before STF_LAST
+STF_DRAIN = STF_WIDTH  # a backlog station's drain: -1 until its queue first empties, then when (backlog.py)
+STF_WIDTH += 1
 
 # a station's integer state and counts
 (ST_IN, ST_BUSY, ST_ENTERED, ST_REJECTED, ST_STARTED, ST_FINISHED, ST_ERRORED, ST_ABANDONED,

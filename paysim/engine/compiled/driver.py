@@ -23,6 +23,7 @@ from paysim.engine.compiled.codes import (
     ST_OUTCOMES,
     STF_AREA_BUSY,
     STF_AREA_IN,
+    STF_DRAIN,
     STF_SERVICE,
     STF_SERVICE_ALL,
     STF_SOJOURN,
@@ -102,13 +103,14 @@ def run_replication(scenario: Scenario, observer: Observer, seed: int, replicati
     if _interruptible(kernel, arguments, poll) < 0:
         raise RunawayError(f"more than {max_in_flight:,} transactions in flight: the system is overloaded "
                            "(utilisation ≥ 1 with unbounded queues?)")
-    _report(balance.merged(acc, scenario), observer, warmup, scenario.horizon)
+    _report(balance.merged(acc, scenario), observer, warmup, scenario.horizon,
+            [station.backlog is not None for station in scenario.stations.values()])
     executors = [station.executor is not None for station in scenario.stations.values()]
     return (series_rows(balance.merged_series(ser, scenario), list(scenario.stations), executors)
             if series_interval else [])
 
 
-def _report(acc: Accumulators, observer: Observer, warmup: float, horizon: float) -> None:
+def _report(acc: Accumulators, observer: Observer, warmup: float, horizon: float, backlogs: list[bool]) -> None:
     """Hand the kernel's sums and counts to the observer, as if it had watched the run."""
     observer.window_start, observer.window_end = warmup, horizon
     for i, station in enumerate(observer.stations.values()):
@@ -122,6 +124,9 @@ def _report(acc: Accumulators, observer: Observer, warmup: float, horizon: float
          station.errored, station.abandoned, station.cancelled, station.departed) = \
             (int(v) for v in c[ST_IN:ST_DEPARTED + 1])
         station.sketch.add_counts(acc.st_sketch[i], acc.st_zeros[i])
+        if backlogs[i]:   # its drain (paysim.engine.compiled.backlog): -1 when the queue never emptied
+            station.drain_measured = True
+            station.drained_at = f[STF_DRAIN] if f[STF_DRAIN] >= 0 else None
         station.outcomes = {name: int(c[ST_OUTCOMES + code]) for code, name in enumerate(OUTCOMES)}
     executor.report(acc.pools, observer.stations.values())
     for i, stream in enumerate(observer.streams.values()):

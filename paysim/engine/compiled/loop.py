@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from paysim.engine.compiled.arrivals import arrival_cursors, next_arrival
+from paysim.engine.compiled.backlog import BL_COUNT, place_backlogs
 from paysim.engine.compiled.balance import instance
 from paysim.engine.compiled.classify import classified
 from paysim.engine.compiled.closed import send_after_think, start_clients
@@ -181,12 +182,13 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     st_f, st_i, sr_f, sr_i = acc.st_f, acc.st_i, acc.sr_f, acc.sr_i
     queue_last = acc.queue_last
     pool_i, pool_f, idle_since, idle_timed = acc.pools   # executors (paysim.engine.compiled.executor)
-    txf, txi, free, free_n = new_slots(1024)
+    placing = np.sum(m.backlog[:, BL_COUNT])  # requests of backlogs (paysim.engine.compiled.backlog)
+    txf, txi, free, free_n = new_slots(1024 + placing)
     width = m.calls_to.shape[1]               # parallel calls one attempt may make
-    calls = new_calls(1024, width)            # per slot: a forked attempt's calls
+    calls = new_calls(1024 + placing, width)  # per slot: a forked attempt's calls
     # heap entries one event may add (an outage's end starts many; a fork starts and a join withdraws calls)
     room = 4 + max(np.max(m.workers), np.max(pool_i[:, PI_MAX])) + 2 * width
-    heap, size = new_heap(4096 + 2 * room + 2 * m.windows.shape[0] + np.sum(m.clients))
+    heap, size = new_heap(4096 + 2 * room + 2 * m.windows.shape[0] + np.sum(m.clients) + 2 * placing)
     segment = arrival_cursors(m.clock, m.gap)
     for s in range(n_st):
         st_i[s, ST_HEAD] = -1
@@ -210,6 +212,10 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     if warmup > 0:
         push(heap, size, warmup, WINDOW, 0, 0)
     in_flight = 0
+    if placing > 0:        # arrived at 0, after the first arrivals were scheduled (as on SimPy)
+        in_flight = place_backlogs(m, rngs, st_f, st_i, sr_f, sr_i, txf, txi, free, free_n, heap, size, queue_last)
+        if in_flight > max_in_flight:
+            return -1
     while True:
         while series and size[0] > 0 and due(series_times, series_next, heap[0, H_T], heap[0, H_SEQ], series_seq):
             take(ser, st_i, pool_i[:, PI_THREADS], sr_i, sr_f, m.log_gamma, m.offset)   # between events: no event, no random number

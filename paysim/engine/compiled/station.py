@@ -18,8 +18,10 @@ from paysim.engine.compiled.codes import (
     ST_DEPARTED,
     ST_IN,
     ST_STARTED,
+    ST_WAITING,
     STF_AREA_BUSY,
     STF_AREA_IN,
+    STF_DRAIN,
     STF_LAST,
     STF_SERVICE_ALL,
     STF_TIME_ALL,
@@ -71,6 +73,14 @@ def start_service(st_i, txf, txi, st, x, now):
 
 
 @helper
+def drained(st_f, st_i, st, now):
+    """The queue may just have emptied: at a backlog station, note when it first did
+    (paysim.engine.compiled.backlog)."""
+    if st_f[st, STF_DRAIN] < 0 and st_i[st, ST_WAITING] == 0:
+        st_f[st, STF_DRAIN] = now
+
+
+@helper
 def take_next(st_f, st_i, txf, txi, st, down, now, discipline, rank, queue_last):
     """A freed worker takes the transaction at the head of the queue, if there is one and
     the station is not down: returns it (its service to be scheduled), else -1."""
@@ -78,6 +88,7 @@ def take_next(st_f, st_i, txf, txi, st, down, now, discipline, rank, queue_last)
     if y == -1 or down[st] != UP:
         return -1
     unlink(st_i, txi, st, y, discipline, rank, queue_last)
+    drained(st_f, st_i, st, now)
     wait = now - txf[y, TXF_ARRIVED]
     txf[y, TXF_WAIT] += wait
     advance(st_f, st_i, st, now)
@@ -106,6 +117,7 @@ def withdraw(st_f, st_i, txf, txi, st, x, down, now, discipline, rank, queue_las
     (its service to be scheduled), or -1."""
     if txi[x, TXI_STATE] == WAITING:
         unlink(st_i, txi, st, x, discipline, rank, queue_last)
+        drained(st_f, st_i, st, now)
         txf[x, TXF_WAIT] += now - txf[x, TXF_ARRIVED]
         leave_station(st_f, st_i, txf, st, x, now, 0.0)
         st_i[st, ST_ABANDONED] += 1

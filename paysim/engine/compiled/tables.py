@@ -15,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 
 from paysim import distributions as d
+from paysim.engine.compiled.backlog import backlog_table
 from paysim.engine.compiled.balance import balance_tables, per_instance, units
 from paysim.engine.compiled.classify import classify_tables, feature_distributions
 from paysim.engine.compiled.codes import (
@@ -106,6 +107,7 @@ class Model(NamedTuple):
     calls_to: np.ndarray     # int (stations, width): the branch stations called in parallel, -1 padding
     n_calls: np.ndarray      # int: per station, how many
     join_any: np.ndarray     # bool: per station, the first good answer is enough
+    backlog: np.ndarray      # int (backlogs, BL_*): requests placed at time 0 (paysim.engine.compiled.backlog)
 
 
 class Accumulators(NamedTuple):
@@ -301,4 +303,5 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
         log_gamma=log_gamma, offset=offset, nbuckets=nbuckets, min_value=MIN_VALUE,
         **per_instance(scenario, {**classify_tables(scenario, index, generators.index, row),
                                   **fork_tables(scenario, index)}),
-        **queue_tables(scenario), **balance_tables(scenario, generators))
+        **queue_tables(scenario), **balance_tables(scenario, generators),
+        backlog=backlog_table(scenario, index, generators.index))
