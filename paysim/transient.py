@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from paysim.scenario import Scenario
 
@@ -75,6 +76,13 @@ def drain_row(prefix: str, drained_at: float | None) -> dict[str, float]:
     """A station's drain metrics for one replication (``drained_at`` None: not within the horizon)."""
     return {f"{prefix}.drain_time": math.nan if drained_at is None else drained_at,
             f"{prefix}.not_drained": float(drained_at is None)}
+
+
+def undrained(summary: Mapping[str, Any]) -> list[str]:
+    """The backlog stations whose queue had not drained by the horizon in some replication (their
+    requests still inside at the end: Little's law cannot hold over such a window)."""
+    return [name.split(".")[1] for name, value in summary.items()
+            if name.endswith(".not_drained") and name.startswith("stations.") and value.mean > 0]
 
 
 def drain_notes(scenario: Scenario, rows: Sequence[Mapping[str, float]]) -> list[str]:
