@@ -15,6 +15,7 @@ import math
 import numpy as np
 import pytest
 from conftest import SEED, TEST_LEVEL, p_value, scenario
+from rich.console import Console
 
 from paysim import budget
 from paysim.budget import BudgetError
@@ -23,6 +24,7 @@ from paysim.errors import ScenarioError
 from paysim.runner import simulate
 from paysim.scenario import scenario_from_data
 from paysim.stats import estimate
+from paysim.sweep.summary import summary_table
 from paysim.transient import drain_notes
 
 EXP = {"dist": "exponential", "mean": 0.1}
@@ -171,3 +173,17 @@ def test_a_backlog_counts_in_the_memory_budget():
     data = {**BASE, "stations": {"pool": {"workers": 2, "service": "100ms", "backlog": 6_000_000}}}
     with pytest.raises(BudgetError, match="stations.pool.backlog"):
         budget.check(scenario_from_data(data, "t.yaml"), "t.yaml", 1, 1)
+
+
+def test_the_sweep_table_shows_each_backlog_drain_and_what_did_not_drain():
+    description = {"vary": {"stations.acq.workers": [8, 9]}, "points": [{}, {}], "replications": 4,
+                   "stations": ["gw", "acq"], "scenario_name": "outage"}
+    rows = [{"point": str(i), "stations.acq.workers": str(k), "stations.acq.drain_time.mean": drain,
+             "stations.acq.drain_time.ci95_low": "", "stations.acq.drain_time.ci95_high": "",
+             "stations.acq.not_drained.mean": missed, "stations.acq.not_drained.ci95_low": "",
+             "stations.acq.not_drained.ci95_high": ""}
+            for i, (k, drain, missed) in enumerate([(8, "2000.0", "0.25"), (9, "1500.0", "0.0")])]
+    console = Console(width=200, record=True)
+    console.print(summary_table(description, rows))
+    text = console.export_text()
+    assert "acq drain" in text and "33.3 min (25% not drained)" in text and "25 min " in text
