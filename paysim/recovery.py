@@ -76,7 +76,12 @@ def _surges(scenario: Scenario, stream: str) -> list[tuple[float, float]]:
 
 
 def disturbances(scenario: Scenario) -> list[Disturbance]:
-    """Every slowdown, outage and ended surge of the scenario, by scope, each in time order."""
+    """Every slowdown, outage and ended surge of the scenario that ends before the horizon, by
+    scope, each in time order."""
+    return [d for d in _all_disturbances(scenario) if d.end < scenario.horizon]
+
+
+def _all_disturbances(scenario: Scenario) -> list[Disturbance]:
     found = []
     for name, station in scenario.stations.items():
         windows = sorted([(w.at, w.at + w.length, f"{name} x{w.factor:g}") for w in station.slowdowns]
@@ -150,6 +155,9 @@ def recovery_notes(scenario: Scenario, rows: Sequence[Mapping[str, float]]) -> l
         if points and points[-1][1] > base:
             notes.append(f"streams.{name}: its profile ends above its starting rate, so there is no end of the surge "
                          "to recover from (not measured)")
+    for d in _all_disturbances(scenario):
+        if d.start < scenario.horizon <= d.end:
+            notes.append(f"{d.key} (after {d.label}, {d.start:g}s to {d.end:g}s): not measured, it lasts to the horizon")
     if not found:
         return notes
     samples = baseline_samples(scenario)

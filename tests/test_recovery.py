@@ -107,3 +107,10 @@ def test_a_retry_storm_says_it_did_not_recover():
     texts = [t.get_text() for ax in figure.axes for t in ax.texts]
     assert "did not recover" in texts and "recovered after 30 s (50% did not)" in texts
     plt.close(figure)
+
+
+def test_disturbances_beyond_the_horizon_are_not_measured():
+    model = _outage_model(outages=[{"at": 200, "for": 60}], slowdowns=[{"at": 300, "for": 10, "factor": 2}])
+    assert recovery.disturbances(model) == [] and recovery.interval(model) is None
+    assert recovery.recovery_notes(model, [{}]) == [
+        "stations.pool.recovery_time (after pool refuse, 200s to 260s): not measured, it lasts to the horizon"]
