@@ -74,6 +74,19 @@ def test_a_backlog_of_another_stream_smaller_than_the_pool_drains_at_once():
     assert rows[0]["streams.b.arrival_rate"] * 20 == 3 + 100     # the backlog counts as b's arrivals at 0
 
 
+def test_a_backlog_at_a_risk_scoring_station_scores_amounts_from_its_own_generator():
+    """The backlog's amounts decide its requests' risk outcomes: the outcome shares agree only if
+    both engines draw them alike (and from the backlog's generator, not the stream's)."""
+    model = scenario({"risk": {"workers": 2, "service": EXP, "backlog": 400,
+                               "classify": {"logistic": {"intercept": -4, "amount": 0.02}, "review_above": 0.3,
+                                            "decline_above": 0.7},
+                               "next": {"approve": "done", "review": "done", "decline": "done"}}},
+                     {"card": {"rate": 5, "amount": {"dist": "lognormal", "median": 100, "p99": 900}}},
+                     horizon=60.0, warmup=0.0)
+    (row,) = _assert_same_path(model)
+    assert 0 < row["stations.risk.decline_rate"] < 1 and 0 < row["stations.risk.approve_rate"] < 1
+
+
 @pytest.mark.slow
 def test_drain_time_matches_n_over_c_mu_minus_lambda():
     """E[drain] = n/(cμ−λ) from n waiting with all c busy (exact for exponential service); with
