@@ -58,6 +58,9 @@ def resident(scenario: Scenario) -> list[Resident]:
             continue
         held.append(Resident(f"stations.{name}.instances", station.instances + station.capacity / WORKERS_PER_UNIT,
                              f"{station.instances:,} instances of {station.capacity // station.instances:,} workers"))
+        if station.backlog is not None:   # placed at time 0 (paysim.transient)
+            held.append(Resident(f"stations.{name}.backlog", float(station.backlog_size),
+                                 f"{station.backlog_size:,} requests of a backlog"))
     return held
 
 

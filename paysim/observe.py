@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from paysim.breakers import BreakerObserver, breaker_rows
 from paysim.scenario.fields import UNLIMITED_WORKERS
 from paysim.sketch import QuantileSketch
+from paysim.transient import drain_row
 
 PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p999": 0.999}
 
@@ -68,6 +69,8 @@ class StationObserver:
         self.cpu_busy = 0         # cores in use: min(computing, cores), summed over instances
         self.held: int | None = None      # workers waiting on calls (at a station with calls)
         self._last = 0.0
+        self.draining = self.drain_measured = False   # a backlog's drain (paysim.transient)
+        self.drained_at: float | None = None
         self.start_window(0.0)
 
     def _advance(self, now: float) -> None:
@@ -110,6 +113,16 @@ class StationObserver:
         self.in_station += 1
         self.entered += 1
 
+    def arm_drain(self, now: float) -> None:
+        """A backlog is in place: from now on, note when the queue first empties."""
+        self.drain_measured = self.draining = True
+        self._check_drained(now)
+
+    def _check_drained(self, now: float) -> None:
+        if self.draining and self.in_station == self.busy:
+            self.draining = False
+            self.drained_at = now
+
     def reject(self, now: float) -> None:
         self.rejected += 1
 
@@ -147,6 +160,8 @@ class StationObserver:
         self.busy += 1
         self.started += 1
         self.sum_wait += wait
+        if self.draining:
+            self._check_drained(now)
 
     def _depart(self, now: float, sojourn: float, wait: float, service: float) -> None:
         self._advance(now)
@@ -173,6 +188,8 @@ class StationObserver:
             self.cancelled += 1
         else:
             self.abandoned += 1
+            if self.draining:
+                self._check_drained(now)
 
     def row(self, prefix: str, window_s: float) -> dict[str, float]:
         offered = self.entered + self.rejected - self.dropped   # a dropped one had entered
@@ -219,6 +236,8 @@ class StationObserver:
             for outcome, count in self.outcomes.items():
                 row[f"{prefix}.{outcome}_rate"] = count / decided
         row.update(_latency_row(prefix, self.sketch))
+        if self.drain_measured:
+            row.update(drain_row(prefix, self.drained_at))
         return row
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from scipy import special
 
+from paysim import recovery
 from paysim.breakers import BreakerObserver, breaker_steps
 from paysim.budget import per_replication
 from paysim.engine import run_replication
@@ -25,6 +26,7 @@ from paysim.scenario import Scenario, Station
 from paysim.scenario.models import BatchService
 from paysim.stats import LEVEL, Estimate, LittleCheck, SloCheck, check_slo, littles_law, summarise
 from paysim.timeseries import SeriesRecorder
+from paysim.transient import drain_notes
 from paysim.warmup import PILOT_INTERVALS, PILOT_REPLICATIONS, warmup_from_series
 from paysim.windows import prefixed, window_scenarios
 
@@ -90,7 +92,13 @@ def replicate_with_series(scenario: Scenario, seed: int, replication: int, progr
     """One replication's metrics row (each named window's too, replayed), and its time series
     if ``interval_s`` is given. ``max_in_flight`` is this replication's share of the
     memory budget (paysim.budget)."""
-    row, series = _replicate_once(scenario, seed, replication, progress, interval_s, engine, max_in_flight)
+    every = recovery.interval(scenario)   # recovery reads its own series, whatever --interval asks for
+    row, series = _replicate_once(scenario, seed, replication, progress, every or interval_s, engine, max_in_flight)
+    if every is not None:
+        row.update(recovery.recovery_row(scenario, series))
+        if interval_s != every:   # the series asked for, at its own interval (the same run replayed), or none
+            series = _replicate_once(scenario, seed, replication, None, interval_s, engine,
+                                     max_in_flight)[1] if interval_s else []
     for name, window in window_scenarios(scenario).items():
         row.update(prefixed(name, _replicate_once(window, seed, replication, None, None, engine, max_in_flight)[0]))
     return row, series
@@ -219,4 +227,5 @@ def _result(scenario: Scenario, seed: int, outcomes: list[Outcome], series_inter
             started: float, notes: list[str], engine: str) -> RunResult:
     rows = [row for row, _ in outcomes]
     series = [rows_ for _, rows_ in outcomes] if series_interval else []
-    return RunResult(scenario, seed, len(rows), engine, time.perf_counter() - started, rows, series, list(notes))
+    return RunResult(scenario, seed, len(rows), engine, time.perf_counter() - started, rows, series,
+                     list(notes) + drain_notes(scenario, rows) + recovery.recovery_notes(scenario, rows))

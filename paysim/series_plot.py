@@ -23,6 +23,7 @@ import numpy as np
 from paysim.errors import PaysimError
 from paysim.network import worker_steps
 from paysim.scenario import Scenario
+from paysim.units import format_duration
 
 if TYPE_CHECKING:   # matplotlib is imported only when drawing: `run --json` does not pay for it
     import matplotlib.pyplot as plt
@@ -142,6 +143,20 @@ def series_figure(rows: Sequence[Mapping[str, float]], title: str, context: Mapp
             panel.axvspan(event["start"] * scale, event["end"] * scale, color=colour, alpha=0.15, linewidth=0)
         rates.annotate(event["label"], (event["start"] * scale, 1), xycoords=("data", "axes fraction"),
                        xytext=(2, -10), textcoords="offset points", fontsize=7, color=colour)
+    for mark in context.get("recovery") or []:   # from the end of a disturbance until back within its band
+        end = mark["end"] * scale
+        if mark["mean"] is None:
+            for panel in axes:
+                panel.axvline(end, color="darkred", linestyle="--", linewidth=1)
+            text = "did not recover"
+        else:
+            for panel in axes:
+                panel.axvspan(end, (mark["end"] + mark["mean"]) * scale, facecolor="none", edgecolor="green",
+                              hatch="//", alpha=0.35, linewidth=0)
+            text = f"recovered after {format_duration(mark['mean'])}" + (
+                f" ({mark['not_recovered']:.0%} did not)" if mark["not_recovered"] > 0 else "")
+        queues.annotate(text, (end, 1), xycoords=("data", "axes fraction"), xytext=(2, -10),
+                        textcoords="offset points", fontsize=7, color="darkred" if mark["mean"] is None else "green")
     for name, (start, end) in (context.get("windows") or {}).items():
         for panel in axes:
             panel.axvspan(start * scale, end * scale, facecolor="none", edgecolor="grey", linestyle=":", linewidth=1)

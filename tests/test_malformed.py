@@ -196,6 +196,12 @@ CASES = [
     Case("warmup-longer-than-horizon", edit("warmup: 1m", "warmup: 1h"), "warmup", 4, "shorter than the horizon"),
     Case("warmup-override-beyond-horizon", BASE, "warmup", None, "shorter than the horizon", args=("--warmup", "20m")),
     Case("horizon-override-without-unit", BASE, "horizon", None, "expected a duration", args=("--horizon", "ten")),
+    Case("backlog-beyond-the-queue", edit("    queue: 100\n", "    queue: 100\n    backlog: 200\n"),
+         "stations.gateway.backlog.waiting", None, "more than the queue's 100 places"),
+    Case("backlog-with-a-warmup", edit("    queue: 100\n", "    queue: 100\n    backlog: 50\n"),
+         "warmup", 4, "would discard the transient"),
+    Case("backlog-of-an-unknown-stream", edit("    queue: 100\n", "    queue: 100\n    backlog: {waiting: 5, stream: crad}\n"),
+         "stations.gateway.backlog.stream", None, "unknown arrival stream"),
     # --- files a scenario refers to
     Case("empirical-file-missing", empirical(), "stations.gateway.service.file", 14, "cannot read"),
     Case("empirical-file-is-a-directory", empirical(file="."), "stations.gateway.service.file", 14, "not a CSV file"),

@@ -19,6 +19,7 @@ import simpy
 
 from paysim.distributions import Deterministic, Exponential, Uniform
 from paysim.engine.arrivals import GapClock, ProfileClock, TraceClock
+from paysim.engine.backlog import backlogs
 from paysim.engine.batch import BatchStation
 from paysim.engine.calls import CallPlan, Calls
 from paysim.engine.cores import SharedCoresStation
@@ -94,12 +95,15 @@ class _Stream(RetryBudget):
         self._schedule_next()
         self._send(_event)
 
-    def _send(self, _event: simpy.Event | None) -> None:
+    def _send(self, _event: simpy.Event | None, entry: Node | None = None,
+              amount: Callable[[], float] | None = None) -> None:
+        """A new request: at the stream's entry, or (a backlog's) at ``entry`` with features from ``amount``."""
         now = self.env.now
         self.observer.arrive(now)
         self.deposit()
-        features = {"amount": self.amount()} if self.amount else None
-        self.engine.start_attempt(self, now, 1, 0.0, features)
+        amount = amount or self.amount
+        features = {"amount": amount()} if amount else None
+        self.engine.start_attempt(self, now, 1, 0.0, features, entry)
 
     def may_retry(self, txn: Txn, trigger: str) -> bool:
         return self.allows(txn.attempt, trigger)
@@ -177,6 +181,7 @@ class _Engine(Calls):
             guard = onwards[breaker.step.caller].steps[breaker.step.step].guard
             assert guard is not None   # breaker_steps lists the steps with a breaker
             breaker.source = guard.tally
+        self.backlogs = backlogs(scenario, nodes, rng)
         self.streams = [
             _Stream(self.env, self, spec, _clock(spec, rng("arrivals", name)), observer.streams[name],
                     nodes[scenario.entry(name)], uniform("retry", name),
@@ -184,6 +189,7 @@ class _Engine(Calls):
                     spec.think.sampler(rng("think", name)) if spec.think else None)
             for name, spec in scenario.arrivals.items()
         ]
+        self.scenario_streams = list(scenario.arrivals)
 
     def _station(self, spec: Station, observer: StationObserver, onward: Onward,
                  rng: Callable[[str, str], np.random.Generator], name: str) -> ServiceStation:
@@ -199,7 +205,7 @@ class _Engine(Calls):
         return kind(self.env, self, spec, observer, service, onward)
 
     def start_attempt(self, stream: Client, origin: float, attempt: int, backoff: float,
-                      features: dict[str, float] | None) -> None:
+                      features: dict[str, float] | None, entry: Node | None = None) -> None:
         now = self.env.now
         self.in_flight += 1
         if self.in_flight > self.max_in_flight:
@@ -211,7 +217,7 @@ class _Engine(Calls):
         stream.observer.enter(now, attempt > 1)
         if stream.timeout is not None:
             self.env.timeout(stream.timeout, txn).callbacks.append(self._timed_out)
-        stream.entry.arrive(txn)
+        (entry or stream.entry).arrive(txn)
 
     def _leave(self, txn: Txn, now: float, finished: bool) -> None:
         self.in_flight -= 1
@@ -288,6 +294,9 @@ class _Engine(Calls):
             env.timeout(warmup_s).callbacks.append(lambda _e: self.observer.start_window(env.now))
         else:
             self.observer.start_window(0.0)
+        streams = dict(zip(self.scenario_streams, self.streams))
+        for backlog in self.backlogs:   # arrived at 0, in the window; after the first arrivals' events, as compiled
+            backlog.place(streams[backlog.stream], self.observer.stations[backlog.station])
         if progress is not None:
             step = horizon_s / 100
             for i in range(1, 100):

@@ -140,12 +140,14 @@ def check_references(scenario: Scenario) -> list[tuple[Path_, str]]:
             found.append((("stations", name, "next"), f"routing probabilities must sum to 1, got {total:.6g}"))
     if not found:
         from paysim.network import Network, can_leave  # it reads this package's models: imported late, no cycle
+        from paysim.transient import backlog_problems
 
         leaving = can_leave({name: s.routes for name, s in stations.items()})
         for name in stations:
             if name not in leaving:
                 found.append((("stations", name, "next"), "transactions that reach this station can never leave (every route leads back into a cycle)"))
         found += feature_problems(scenario, Network(scenario))
+        found += backlog_problems(scenario)
     return found
 
 

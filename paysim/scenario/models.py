@@ -456,6 +456,23 @@ class CallStep(Strict):
 CallSteps = tuple[Annotated[CallStep, BeforeValidator(_as_call_step)], ...]
 
 
+def _backlog_shape(value: Any) -> Any:
+    """``backlog: 60000`` is short for ``backlog: {waiting: 60000}``."""
+    return {"waiting": value} if isinstance(value, (int, str)) and not isinstance(value, bool) else value
+
+
+class Backlog(Strict):
+    """Requests already at a station at time 0 (after an outage, say): ``waiting`` queued
+    for its workers, which are free at time 0 and take the first of them at once; with
+    ``in_service: full`` every worker is also busy with a request of the backlog from time 0
+    (``workers`` more requests). They belong to ``stream`` (default: the first stream, in
+    the file's order, that can reach the station) and count as its requests arrived at 0."""
+
+    waiting: NonNegativeInt
+    in_service: Literal["none", "full"] = "none"
+    stream: str | None = None
+
+
 class Station(Strict):
     """Workers in front of one queue; optionally an executor, several instances behind a
     balancer, a batch processor, a risk classifier, a fork to parallel calls or held calls."""
@@ -481,10 +498,13 @@ class Station(Strict):
     parallel: tuple[str, ...] = ()                # stations called at once after this one's service
     join: Literal["all", "any"] = "all"
     calls: CallSteps = ()                         # called in turn after the service, the worker held
+    backlog: Annotated[Backlog, BeforeValidator(_backlog_shape)] | None = None   # requests there at time 0
 
     @model_validator(mode="after")
     def _consistent(self) -> Station:
         given = self.model_fields_set
+        if self.backlog is not None:
+            self._backlog_fits(self.backlog)
         if self.service is None:
             raise KeyPathError(("service",), "this key is required: a duration or a distribution mapping")
         if isinstance(self.service, BatchService) != (self.batch is not None):
@@ -530,6 +550,28 @@ class Station(Strict):
     def unlimited(self) -> bool:
         """``workers: unlimited``: every arrival starts at once (an infinite-server station)."""
         return self.workers >= UNLIMITED_WORKERS
+    def _backlog_fits(self, backlog: Backlog) -> None:
+        if self.unlimited:
+            raise KeyPathError(("backlog",), "a backlog waits for workers: a station with workers: unlimited has "
+                                             "none to wait for")
+        for key in ("executor", "batch"):
+            if key in self.model_fields_set:
+                raise KeyPathError(("backlog",), f"a backlog is placed at a plain pool of workers, not at one with "
+                                                 f"{key!r}")
+        if self.instances > 1:
+            raise KeyPathError(("backlog",), "a backlog is placed at a station with one instance")
+        waiting_after_start = backlog.waiting - (0 if backlog.in_service == "full" else self.workers)
+        if self.queue is not None and waiting_after_start > self.queue:
+            raise KeyPathError(("backlog", "waiting"),
+                               f"{waiting_after_start:,} would wait once the {self.workers} workers took theirs, "
+                               f"more than the queue's {self.queue:,} places")
+
+    @property
+    def backlog_size(self) -> int:
+        """Requests at the station at time 0, those the workers take at once included."""
+        if self.backlog is None:
+            return 0
+        return self.backlog.waiting + (self.workers if self.backlog.in_service == "full" else 0)
 
     @property
     def service_time(self) -> DistributionSpec | BatchService:

@@ -152,6 +152,8 @@ def _own_reason(net: TheoryModel, name: str) -> str | None:
             return f"stream {stream!r} retries failed attempts, which adds load that no formula here accounts for"
     if net.varies(name):
         return "slowdowns or outages make its capacity change over time, so there is no steady state"
+    if net.scenario.stations[name].backlog is not None:
+        return "it starts with a backlog, a transient that the run's averages include (see drain_time)"
     if net.cancels(name):
         return ("timed-out work is withdrawn (on_timeout: cancel): customers with a fixed patience, "
                 "which no formula here covers")
@@ -164,6 +166,8 @@ def _upstream_reason(net: TheoryModel, name: str, lossy: dict[str, ScopeTheory])
             return f"downstream of station {other!r}, which is unstable, so its output depends on the horizon"
         if net.varies(other):
             return f"downstream of station {other!r}, whose slowdowns or outages make its output vary over time"
+        if net.scenario.stations[other].backlog is not None:
+            return f"downstream of station {other!r}, whose backlog makes its output vary over time"
         if net.cancels(other) or (other in lossy and not lossy[other].ok):
             return f"downstream of station {other!r}, whose losses are not modelled, so this arrival rate is unknown"
     return None

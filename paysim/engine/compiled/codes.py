@@ -62,6 +62,8 @@ BR_STATION, BR_LIVE, BR_JOINED, BR_HEAD, BR_TAIL, BR_AFTER, BR_GEN, BR_WIDTH = r
 (STF_AREA_IN, STF_AREA_BUSY, STF_WAIT, STF_SOJOURN, STF_SERVICE,
  STF_TIME_ALL, STF_WAIT_ALL, STF_SERVICE_ALL, STF_AREA_BUSY_WORKERS, STF_LAST, STF_WIDTH) = range(11)
 STF_SUMS = STF_LAST    # columns zeroed when the window opens: those before STF_LAST
+STF_DRAIN = STF_WIDTH  # a backlog station's drain: -1 until its queue first empties, then when (backlog.py)
+STF_WIDTH += 1
 
 # a station's integer state and counts
 # (ST_WORKERS: the workers it has now, which a schedule changes. ST_BUSY counts transactions in

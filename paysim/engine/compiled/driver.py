@@ -30,6 +30,7 @@ from paysim.engine.compiled.codes import (
     STF_AREA_BUSY_WORKERS,
     STF_AREA_HELD,
     STF_AREA_IN,
+    STF_DRAIN,
     STF_SERVICE,
     STF_SERVICE_ALL,
     STF_SOJOURN,
@@ -62,6 +63,8 @@ def unsupported(scenario: Scenario) -> str | None:
             return f"stations.{name}: an executor at a batch station needs the SimPy engine"
         if (station.calls or station.cores is not None or station.unlimited) and (station.batch or station.schedule):
             return f"stations.{name}: calls, cores or unlimited workers beside a batch or schedule need the SimPy engine"
+        if station.backlog is not None and (station.calls or station.cores is not None or station.unlimited):
+            return f"stations.{name}.backlog: a backlog beside calls, cores or unlimited workers needs the SimPy engine"
         if any(scenario.stations[callee].batch is not None for callee in callees(station)):
             return f"stations.{name}.calls: a held call to a batch station needs the SimPy engine"
         for called in station.parallel:   # (a call could throw out another's task: the loop follows one loss)
@@ -143,6 +146,9 @@ def _report(acc: Accumulators, observer: Observer, scenario: Scenario, warmup: f
          station.errored, station.abandoned, station.cancelled, station.departed) = \
             (int(v) for v in c[ST_IN:ST_DEPARTED + 1])
         station.sketch.add_counts(acc.st_sketch[i], acc.st_zeros[i])
+        if scenario.stations[name].backlog is not None:   # its drain (paysim.engine.compiled.backlog): -1 when the queue never emptied
+            station.drain_measured = True
+            station.drained_at = f[STF_DRAIN] if f[STF_DRAIN] >= 0 else None
         station.outcomes = {name: int(c[ST_OUTCOMES + code]) for code, name in enumerate(OUTCOMES)}
         if station.held is not None:   # a station with calls
             station.held, station.area_held = int(c[ST_HELD]), f[STF_AREA_HELD]

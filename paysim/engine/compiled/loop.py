@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from paysim.engine.compiled.arrivals import arrival_cursors, next_arrival
+from paysim.engine.compiled.backlog import BL_COUNT, place_backlogs
 from paysim.engine.compiled.balance import instance
 from paysim.engine.compiled.batch import (
     close,
@@ -238,15 +239,17 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     pool_i, pool_f, idle_since, idle_timed = acc.pools   # executors (paysim.engine.compiled.executor)
     cpu_f, cpu_i, jobs = m.cpu                # shared cores (paysim.engine.compiled.cores)
     sharing = np.any(m.cores > 0)
-    txf, txi, free, free_n = new_slots(1024)
+    placing = np.sum(m.backlog[:, BL_COUNT])  # requests of backlogs (paysim.engine.compiled.backlog)
+    txf, txi, free, free_n = new_slots(1024 + placing)
     width = max(m.calls_to.shape[1], m.step_to.shape[1])   # parallel or held calls one attempt may make
-    calls = new_calls(1024, width)            # per slot: a forked or held attempt's calls
+    calls = new_calls(1024 + placing, width)  # per slot: a forked or held attempt's calls
     token, step_tokens, stack = new_call_state(m, n_st)   # held calls (paysim.engine.compiled.calls)
     # heap entries one event may add (an outage's end or a schedule starts many; a fork starts and a join
     # withdraws calls). Unlimited workers have no outages or schedules here (see driver.unsupported).
     limited = np.where(m.workers < UNLIMITED_WORKERS, m.workers, 0)
     room = 4 + max(peak_workers(limited, m.schedule), np.max(pool_i[:, PI_MAX])) + 2 * width + m.call_room[0]
-    heap, size = new_heap(4096 + 2 * room + 2 * m.windows.shape[0] + m.schedule.shape[0] + n_st + np.sum(m.clients))
+    heap, size = new_heap(4096 + 2 * room + 2 * m.windows.shape[0] + m.schedule.shape[0] + n_st + np.sum(m.clients)
+                          + 2 * placing)
     br, br_free, br_free_n = new_records(64)  # batch stations' batches (batch.py)
     sending = -1                              # the next item of a finished batch to send on
     segment = arrival_cursors(m.clock, m.gap)
@@ -282,6 +285,10 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
         push(heap, size, warmup, WINDOW, 0, 0)
     in_flight = 0
     now, kind, ident, gen = 0.0, ARRIVAL, 0, 0
+    if placing > 0:        # arrived at 0, after the first arrivals were scheduled (as on SimPy)
+        in_flight = place_backlogs(m, rngs, st_f, st_i, sr_f, sr_i, txf, txi, free, free_n, heap, size, queue_last)
+        if in_flight > max_in_flight:
+            return -1
     while True:
         while (sending == -1 and series and size[0] > 0     # (never amid a finished batch's items)
                and due(series_times, series_next, heap[0, H_T], heap[0, H_SEQ], series_seq)):

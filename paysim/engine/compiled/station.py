@@ -32,6 +32,7 @@ from paysim.engine.compiled.codes import (
     STF_AREA_BUSY_WORKERS,
     STF_AREA_HELD,
     STF_AREA_IN,
+    STF_DRAIN,
     STF_LAST,
     STF_SERVICE,
     STF_SERVICE_ALL,
@@ -88,6 +89,14 @@ def start_service(st_i, txf, txi, st, x, now):
 
 
 @helper
+def drained(st_f, st_i, st, now):
+    """The queue may just have emptied: at a backlog station, note when it first did
+    (paysim.engine.compiled.backlog)."""
+    if st_f[st, STF_DRAIN] < 0 and st_i[st, ST_WAITING] == 0:
+        st_f[st, STF_DRAIN] = now
+
+
+@helper
 def take_next(st_f, st_i, txf, txi, st, down, now, discipline, rank, queue_last):
     """A freed worker takes the transaction at the head of the queue, if there is one and
     the station is not down: returns it (its service to be scheduled), else -1."""
@@ -95,6 +104,7 @@ def take_next(st_f, st_i, txf, txi, st, down, now, discipline, rank, queue_last)
     if y == -1 or down[st] != UP:
         return -1
     unlink(st_i, txi, st, y, discipline, rank, queue_last)
+    drained(st_f, st_i, st, now)
     wait = now - txf[y, TXF_ARRIVED]
     txf[y, TXF_WAIT] += wait
     advance(st_f, st_i, st, now)
@@ -173,6 +183,7 @@ def withdraw(st_f, st_i, txf, txi, st, x, down, now, discipline, rank, queue_las
     (its service to be scheduled), or -1."""
     if txi[x, TXI_STATE] == WAITING:
         unlink(st_i, txi, st, x, discipline, rank, queue_last)
+        drained(st_f, st_i, st, now)
         return abandon(st_f, st_i, txf, st, x, now), -1
     cancel_service(st_f, st_i, txf, st, x, now)
     return CANCELLED, free_worker(st_f, st_i, txf, txi, st, down, now, discipline, rank, queue_last)

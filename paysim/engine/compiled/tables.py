@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from paysim import distributions as d
+from paysim.engine.compiled.backlog import backlog_table
 from paysim.engine.compiled.balance import balance_tables, per_instance, units
 from paysim.engine.compiled.batch import batch_table, service_parts
 from paysim.engine.compiled.breaker import breaker_model
@@ -131,6 +132,7 @@ class Model(NamedTuple):
     step_breaker: np.ndarray  # int: per call step, its breaker (-1: none)
     bk: np.ndarray           # (breakers, BK_*) each breaker's configuration and state
     ring: np.ndarray         # (window slots, RING_*) the breakers' sliding windows
+    backlog: np.ndarray      # int (backlogs, BL_*): requests placed at time 0 (paysim.engine.compiled.backlog)
 
 
 class Accumulators(NamedTuple):
@@ -330,4 +332,5 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
         log_gamma=log_gamma, offset=offset, nbuckets=nbuckets, min_value=MIN_VALUE,
         # per unit (instance row), like the kernels index it: another station's instances shift the rows
         cores=np.repeat(core_counts(stations.values()), [spec.instances for spec in stations.values()]),
-        cpu=build_cpu(scenario, sum(spec.instances for spec in stations.values())), **features)
+        cpu=build_cpu(scenario, sum(spec.instances for spec in stations.values())),
+        backlog=backlog_table(scenario, index, generators.index), **features)
