@@ -78,6 +78,8 @@ class StationObserver:
 
     def start_window(self, now: float) -> None:
         self._advance(now)
+        if hasattr(self, "finished"):   # what the window's start zeroes, for lifetime()
+            self._before = self.lifetime(now)
         self.area_in_station = self.area_busy = self.area_workers = self.area_busy_workers = self.area_threads = 0.0
         self.entered = self.rejected = self.started = self.finished = self.errored = 0
         self.dropped = 0          # rejected after entering (an executor's discard_oldest), within rejected
@@ -88,6 +90,17 @@ class StationObserver:
         self.departed = 0
         self.sum_time_all = self.sum_wait_all = self.sum_service_all = 0.0
         self.sketch = QuantileSketch()
+
+    def lifetime(self, now: float) -> tuple[float, float, float, float, int]:
+        """Since time 0, warm-up included, read without advancing the integrals (the run's numbers
+        must not depend on who reads them): the areas of transactions in the station, in service
+        and of workers, the sum of sojourn times and the count of those that finished."""
+        elapsed = now - self._last
+        area_in, area_busy, area_workers, sojourn, finished = getattr(self, "_before", (0.0, 0.0, 0.0, 0.0, 0))
+        return (area_in + self.area_in_station + self.in_station * elapsed,
+                area_busy + self.area_busy + self.busy * elapsed,
+                area_workers + self.area_workers + self.workers * elapsed,
+                sojourn + self.sum_sojourn, finished + self.finished)
 
     def enter(self, now: float) -> None:
         self._advance(now)
@@ -182,6 +195,10 @@ class StationObserver:
         }
         if self.threads is not None:
             row[f"{prefix}.threads"] = _ratio(self.area_threads, window_s)
+        # workers alive on average: an executor's live threads, else the count a schedule or an
+        # autoscaler sets (a worker told to leave while busy finishes first, uncounted)
+        row[f"{prefix}.workers"] = row[f"{prefix}.threads"] if self.threads is not None else \
+            _ratio(self.area_workers, window_s)
         if self.batch:
             row[f"{prefix}.batch_size"] = _ratio(self.started, self.batches)
         decided = sum(self.outcomes.values())

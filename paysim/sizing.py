@@ -171,6 +171,7 @@ def _check_sizable(scenario: Scenario, station: str) -> None:
     """Refuse a station whose capacity is not set by its ``workers`` alone."""
     spec = scenario.stations[station]
     other = ("an executor" if spec.executor is not None else "a schedule of workers" if spec.schedule
+             else "an autoscaler" if spec.autoscale is not None
              else f"{spec.instances} instances" if spec.instances > 1 else "batch service" if spec.batch is not None
              else None)
     if other:

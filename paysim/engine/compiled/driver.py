@@ -33,6 +33,7 @@ from paysim.engine.compiled.codes import (
 from paysim.engine.compiled.loop import run
 from paysim.engine.compiled.series import new_series, series_rows
 from paysim.engine.compiled.tables import Accumulators, Generators, accumulators, build_model, drawable, single_service
+from paysim.network import worker_steps
 from paysim.observe import FAILURES, Observer
 from paysim.scenario import Scenario
 from paysim.scenario.features import FEATURES
@@ -49,7 +50,7 @@ def unsupported(scenario: Scenario) -> str | None:
             if dist is not None and not drawable(dist):
                 return f"arrivals.{name}.{feature}: {type(dist).__name__} needs the SimPy engine"
     for name, station in scenario.stations.items():
-        for key, default in (("batch", None), ("schedule", ())):
+        for key, default in (("batch", None), ("schedule", ()), ("autoscale", None)):
             if getattr(station, key) != default:
                 return f"stations.{name}.{key} needs the SimPy engine"
         if station.executor is not None and (station.instances > 1 or station.discipline != "fifo"):
@@ -104,7 +105,9 @@ def run_replication(scenario: Scenario, observer: Observer, seed: int, replicati
                            "(utilisation ≥ 1 with unbounded queues?)")
     _report(balance.merged(acc, scenario), observer, warmup, scenario.horizon)
     executors = [station.executor is not None for station in scenario.stations.values()]
-    return (series_rows(balance.merged_series(ser, scenario), list(scenario.stations), executors)
+    workers = [[(at, count * station.instances) for at, count in worker_steps(station)]
+               for station in scenario.stations.values()]
+    return (series_rows(balance.merged_series(ser, scenario), list(scenario.stations), executors, workers)
             if series_interval else [])
 
 

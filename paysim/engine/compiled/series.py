@@ -274,9 +274,12 @@ def settle_levels(ser):
         ser.rows[j, C_STATIONS + 1] = busy
 
 
-def series_rows(ser: Series, stations: Sequence[str], executors: Sequence[bool]) -> list[dict[str, float]]:
+def series_rows(ser: Series, stations: Sequence[str], executors: Sequence[bool],
+                workers: Sequence[Sequence[tuple[float, int]]]) -> list[dict[str, float]]:
     """The samples as paysim.timeseries.SeriesRecorder's rows (the same keys, in its order);
-    ``executors``: per station whether it has one (its threads are sampled too)."""
+    ``executors``: per station whether it has one (its threads are sampled too, and are its
+    workers); ``workers``: per station the steps (from time, workers) of a worker count known
+    in advance."""
     out, previous = [], 0.0
     for j, now in enumerate(ser.times[:-1]):
         elapsed = now - previous
@@ -293,6 +296,8 @@ def series_rows(ser: Series, stations: Sequence[str], executors: Sequence[bool])
             row[f"stations.{name}.busy"] = values[C_STATIONS + PER_STATION * i + 1]
             if executors[i]:
                 row[f"stations.{name}.threads"] = values[C_STATIONS + PER_STATION * i + 2]
+            row[f"stations.{name}.workers"] = (values[C_STATIONS + PER_STATION * i + 2] if executors[i]
+                                               else next(w for at, w in reversed(workers[i]) if at <= now))
         out.append({key: float(value) for key, value in row.items()})
         previous = now
     return out
