@@ -12,7 +12,9 @@ Followed from the HPA (the Kubernetes documentation of its algorithm and of ``be
   workers become the highest recommendation made within the window, the current one included,
   so they fall only once every recommendation in it was lower.
 
-Not modelled: HPA's rate policies (``policies``: at most 100% or 4 pods more per 15 s by
+Not followed: a new HPA with no recommendations yet may scale down at its first sync; here
+the workers a station starts with count as a recommendation made at time 0. Not modelled:
+HPA's rate policies (``policies``: at most 100% or 4 pods more per 15 s by
 default), its special treatment of pods that are not ready or lack metrics, and several
 metrics at once. Added here: ``delay``, the provisioning time after which a worker asked
 for starts serving (a pod's scheduling and start-up); the workers asked for but not yet
@@ -71,7 +73,9 @@ class Autoscaler:
         self.spec = spec
         self.asked = station.workers                 # alive plus provisioning (HPA's spec.replicas)
         self.provisioning: deque[list[int]] = deque()   # [workers] per scale-up not yet serving, oldest first
-        self.history: deque[tuple[float, int]] = deque()   # (time, recommendation) within the cooldown
+        # (time, recommendation) within the cooldown; the workers it starts with count as recommended at
+        # time 0, so that a run does not begin by scaling down before a cooldown has passed
+        self.history: deque[tuple[float, int]] = deque([(0.0, station.workers)])
         self.last = station.observer.lifetime(0.0)
         env.timeout(spec.every).callbacks.append(self._tick)
 
