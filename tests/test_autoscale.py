@@ -6,10 +6,12 @@ The exact checks use deterministic arrivals and service, where the busy workers 
 
 from __future__ import annotations
 
+import csv
+import json
 import math
 
 import pytest
-from conftest import scenario
+from conftest import invoke_cli, scenario
 
 from paysim.cost import station_cost
 from paysim.engine.autoscale import observed_metric, recommend
@@ -139,3 +141,21 @@ def test_workers_and_cost_of_plain_scheduled_and_executor_stations():
 def test_station_cost_is_worker_hours_and_instance_hours_times_prices():
     assert station_cost(Cost(per_worker_hour=0.12), 10.0, 1, 1800.0) == pytest.approx(0.6)
     assert station_cost(Cost(per_worker_hour=0.12, per_instance_hour=1.0), 10.0, 3, 7200.0) == pytest.approx(2.4 + 6.0)
+
+
+def test_a_sweep_carries_the_cost_of_every_point(tmp_path, tmp_scenario):
+    """Each point's row in results.csv has the cost of its own worker count, and the run's
+    outputs carry it with its CI (results.csv, results.json)."""
+    tmp_scenario("name: priced\nhorizon: 30s\narrivals: {a: {rate: 20/s}}\nstations:\n  pool:\n    workers: 2\n"
+                 "    service: {dist: exponential, mean: 50ms}\n    cost: {per_worker_hour: 0.12}\n", "base.yaml")
+    sweep = tmp_scenario("sweep:\n  scenario: base.yaml\n  vary:\n    stations.pool.workers: [2, 5]\n"
+                         "  replications: 2\n", "sweep.yaml")
+    result = invoke_cli("sweep", sweep, "--out", tmp_path / "out", "--engine", "simpy", "--no-plots", "--jobs", "1")
+    assert result.exit_code == 0, result.output
+    with (tmp_path / "out" / "results.csv").open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [float(row["system.cost.mean"]) for row in rows] == pytest.approx([w * 30 / 3600 * 0.12 for w in (2, 5)],
+                                                                             rel=1e-12)
+    assert all(float(row["stations.pool.cost.ci95_low"]) <= float(row["stations.pool.cost.mean"]) for row in rows)
+    run = invoke_cli("run", tmp_path / "base.yaml", "-r", "2", "--engine", "simpy", "--json")
+    assert json.loads(run.output)["system"]["cost"]["mean"] == pytest.approx(2 * 30 / 3600 * 0.12, rel=1e-12)

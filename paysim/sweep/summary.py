@@ -48,8 +48,10 @@ def summary_table(description: Mapping[str, Any], rows: Sequence[Mapping[str, st
     table = Table(title=f"sweep of {description.get('scenario_name', '')}: {len(rows)} of "
                         f"{len(description['points'])} points, {description['replications']} replications each "
                         "(means)", title_justify="left")
+    priced = any("system.cost.mean" in row for row in rows)   # a station has cost prices
     for header in ["point", *(".".join(p.split(".")[-2:]) for p in parameters),
-                   "throughput", "mean latency", "p99 latency", "failed", "busiest station", *(["SLO"] if slo else [])]:
+                   "throughput", "mean latency", "p99 latency", "failed", *(["cost"] if priced else []),
+                   "busiest station", *(["SLO"] if slo else [])]:
         table.add_column(header, justify="left" if header in ("busiest station", "SLO") else "right")
     ordered = sorted(rows, key=lambda row: int(row["point"]))
     for row in ordered[:MAX_ROWS]:
@@ -58,6 +60,7 @@ def summary_table(description: Mapping[str, Any], rows: Sequence[Mapping[str, st
                  _value(metrics, "system.throughput", lambda x: f"{x:,.4g}/s"),
                  _value(metrics, "system.W", format_duration), _value(metrics, "system.latency.p99", format_duration),
                  _value(metrics, "system.failure_rate", lambda x: f"{100 * x:.3g}%"),
+                 *([_value(metrics, "system.cost", lambda x: f"{x:,.4g}")] if priced else []),
                  _busiest(description.get("stations") or [], metrics)]
         if slo:
             verdict = slo_verdict(slo, metrics)
