@@ -340,21 +340,24 @@ class WorkersAt(Strict):
     workers: PositiveInt
 
 
+def _waiting_per_worker(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value < 1e300:
+        raise ValueError(f"expected a number, got {_shown(value)}")
+    return float(value)
+
+
+_TARGETS = {"utilization": ("a utilisation above 0%, e.g. 70%", parse_probability),
+            "queue": ("transactions waiting per worker, a number above zero", _waiting_per_worker),
+            "latency": ("a latency above zero, e.g. 250ms", parse_duration)}
+
+
 def _autoscale_target(metric: str, value: Any) -> float:
     """A utilisation share (``70%``), waiting transactions per worker (``2``) or a latency (``250ms``)."""
-    if metric == "utilization":
-        share = parse_probability(value)
-        if share <= 0:
-            raise ValueError(f"expected a utilisation above 0%, e.g. 70%, got {_shown(value)}")
-        return share
-    if metric == "latency":
-        latency = parse_duration(value)
-        if latency <= 0:
-            raise ValueError(f"expected a latency above zero, e.g. 250ms, got {_shown(value)}")
-        return latency
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e300:
-        raise ValueError(f"expected transactions waiting per worker, a number above zero, got {_shown(value)}")
-    return float(value)
+    what, parse = _TARGETS[metric]
+    target = parse(value)
+    if not target > 0:
+        raise ValueError(f"expected {what}, got {_shown(value)}")
+    return target
 
 
 class Autoscale(Strict):
