@@ -159,3 +159,21 @@ def test_a_sweep_carries_the_cost_of_every_point(tmp_path, tmp_scenario):
     assert all(float(row["stations.pool.cost.ci95_low"]) <= float(row["stations.pool.cost.mean"]) for row in rows)
     run = invoke_cli("run", tmp_path / "base.yaml", "-r", "2", "--engine", "simpy", "--json")
     assert json.loads(run.output)["system"]["cost"]["mean"] == pytest.approx(2 * 30 / 3600 * 0.12, rel=1e-12)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_removed_workers_finish_their_work(engine):
+    """A scale-down never interrupts a service: arrivals every 2 s from 2 s, 20 s of service each;
+    at 15 s the queue metric (nobody waits) cuts 12 workers to 2 while 7 are busy. Those 7 go on
+    until their services end (from 22 s, one every 2 s), none taking new work until only 2 are
+    busy, while arrivals queue."""
+    model = scenario({"pool": {"workers": 12, "service": 20.0,
+                               "autoscale": {"metric": "queue", "target": 1, "min": 2, "max": 12, "every": 15,
+                                             "cooldown": 0}}},
+                     {"a": {"rate": 0.5, "process": "deterministic"}}, horizon=30, warmup=0, replications=1)
+    result = simulate(model, jobs=1, engine=engine, series_interval=1)
+    at = {row["t"]: row for row in result.series[0]}
+    assert (at[14]["stations.pool.workers"], at[15]["stations.pool.workers"]) == (12, 2)
+    assert [at[t]["stations.pool.busy"] for t in (15, 21, 23, 25, 27, 29)] == [7, 7, 6, 5, 4, 3]
+    assert [at[t]["stations.pool.queue"] for t in (16, 17, 29)] == [0, 1, 7]
+    assert result.rows[0]["stations.pool.cancelled"] == 0
