@@ -100,6 +100,32 @@ def engine_differences(samples: dict[Any, tuple[Sequence[float], Sequence[float]
     return problems, detectable
 
 
+def assert_engines_agree(model: Scenario, names: Sequence[str], resolution: float, metric: str = "system.W") -> None:
+    """SimPy and the compiled engine on ``model``: the same metrics, ``names`` equal in
+    distribution (engine_differences at 0.1% family-wise), and runs long enough that a
+    relative bias of ``resolution`` in ``metric`` would be detected."""
+    reference = simulate(model, jobs=1, engine="simpy")
+    compiled = simulate(model, jobs=1, engine="fast")
+    assert compiled.engine == "fast"
+    assert set(compiled.rows[0]) == set(reference.rows[0])
+    names = [n for n in names if math.isfinite(reference.summary[n].mean)]
+    problems, detectable = engine_differences({n: ([row[n] for row in reference.rows], [row[n] for row in compiled.rows])
+                                               for n in names}, floor=0.01)
+    assert problems == []
+    assert detectable[metric] <= resolution, \
+        f"runs too short to detect a {resolution:.0%} bias in {metric}: {detectable[metric]:.1%}"
+
+
+def same_numbers(reference: dict[str, float], compiled: dict[str, float]) -> list[str]:
+    """Metrics of two replication rows that differ beyond floating-point rounding (NaN equals NaN)."""
+    problems = [f"{name} missing" for name in reference if name not in compiled]
+    for name, value in reference.items():
+        other = compiled.get(name, math.nan)
+        if not (math.isnan(value) and math.isnan(other)) and other != pytest.approx(value, rel=1e-9, abs=1e-12):
+            problems.append(f"{name}: simpy {value!r} vs fast {other!r}")
+    return problems
+
+
 def assert_percentile(result: RunResult, metric: str, theory: float) -> None:
     """Percentiles carry the sketch's stated relative error on top of the sampling CI."""
     assert_theory(result, metric, theory, RELATIVE_ERROR)

@@ -54,13 +54,28 @@ CASES = {   # station s, stream a
     "closed-population-retry": ({"workers": 2, "service": EXP, "on_timeout": "cancel", "next": {"t": 0.5, "done": 0.5}},
                                 {"clients": 12, "think": {"dist": "exponential", "mean": 0.2}, "timeout": 0.3,
                                  "retry": {"attempts": 2, "backoff": "constant", "base": 0.05, "on": "timeout"}}),
+    # a scheduled batch station scores its items' amounts as each goes on; approved ones go to t
+    "batch-schedule-classify": ({"workers": 1, "batch": {"size": 3, "every": 0.5}, "errors": 0.05,
+                                 "service": {"per_batch": EXP,
+                                             "per_item": {"dist": "uniform", "low": 0.002, "high": 0.01}},
+                                 "schedule": [{"at": 80, "workers": 2}, {"at": 160, "workers": 1}],
+                                 "classify": {"logistic": {"intercept": -3.0, "amount": 0.02}, "review_above": 0.5,
+                                              "decline_above": 0.9},
+                                 "next": {"approve": "t", "review": "done", "decline": "done"}},
+                                {"rate": 24, "amount": {"dist": "lognormal", "median": 80, "p99": 900}}),
+    # each attempt calls the batch station t; a client that gives up withdraws its call from t's batch
+    "calls-to-a-batch-cancelled": ({"workers": 2, "service": EXP, "parallel": ["t"], "on_timeout": "cancel"},
+                                   {"rate": 20, "timeout": 0.6},
+                                   {"batch": {"size": 4, "every": 0.4, "timer": "first_item"}, "workers": 1,
+                                    "service": {"per_batch": {"dist": "exponential", "mean": 0.2}, "per_item": 0.01}}),
 }
 
 
-def _network(station: dict, stream: dict) -> Scenario:
+def _network(station: dict, stream: dict, t: dict | None = None) -> Scenario:
     stations = {"s": station}
-    if "t" in station.get("next", {}):
-        stations["t"] = {"workers": 2, "service": {"dist": "uniform", "low": 0.01, "high": 0.07}, "queue": 6}
+    routes = station.get("next", {})
+    if "t" in routes or "t" in routes.values() or "t" in station.get("parallel", ()):
+        stations["t"] = t or {"workers": 2, "service": {"dist": "uniform", "low": 0.01, "high": 0.07}, "queue": 6}
     return scenario(stations, {"a": stream}, horizon=HORIZON, warmup=20.0, replications=1)
 
 

@@ -11,6 +11,12 @@ DET, EXP, LOGN, GAMMA, UNIF, HYPER, EMP = range(7)
 ARRIVAL, DONE_SERVICE, TIMEOUT, WINDOW = range(4)
 RETRY_START = 5        # a client's next attempt, after its backoff
 STATION_CHANGE = 6     # a slowdown or outage begins or ends (ident: 2 * window, + 1 at its end)
+WORKERS_CHANGE = 7     # a worker schedule's change (ident: its row of the schedule table)
+BATCH_TICK = 8         # a batch station's clock timer (ident: the station)
+BATCH_DEADLINE = 9     # a batch's first-item timer (ident: the batch record, gen: the record's reuses)
+BATCH_DONE = 10        # a worker has processed a batch (ident: the batch record)
+POOL_KEEP_ALIVE = 11   # an executor pool's keep-alive timer (ident: the station row)
+BATCH_ITEM = 12        # never on the heap: the next item of a finished batch goes on
 
 # transaction states (BACKOFF: the slot holds a retry not yet started)
 TRAVEL, WAITING, SERVING, LEFT, BACKOFF = range(5)
@@ -38,15 +44,29 @@ ON_TIMEOUT, ON_REJECTED, ON_ERROR = 1, 2, 4          # bits of RT_ON
 # the station windows table: one row per slowdown or outage, in the order SimPy schedules them
 CW_STATION, CW_AT, CW_END, CW_OUTAGE, CW_VALUE = range(5)   # CW_VALUE: the factor, or REFUSE / HANG
 
+# the schedule table: one row per change of a station's workers, in the order SimPy schedules them
+SC_STATION, SC_AT, SC_WORKERS = range(3)
+
+# the batch table, per station: a batch station?, its size (0: none), every (inf: no timer), first-item timer?
+BT_ON, BT_SIZE, BT_EVERY, BT_FIRST_ITEM = range(4)
+
+# a batch record (paysim.engine.compiled.batch): its station, items left and joined, its item list,
+# the next closed batch of its station, and the record's reuses
+BR_STATION, BR_LIVE, BR_JOINED, BR_HEAD, BR_TAIL, BR_AFTER, BR_GEN, BR_WIDTH = range(8)
+
 # a station's float accumulators (time integrals and sums, as paysim.observe.StationObserver)
 (STF_AREA_IN, STF_AREA_BUSY, STF_WAIT, STF_SOJOURN, STF_SERVICE,
- STF_TIME_ALL, STF_WAIT_ALL, STF_SERVICE_ALL, STF_LAST, STF_WIDTH) = range(10)
+ STF_TIME_ALL, STF_WAIT_ALL, STF_SERVICE_ALL, STF_AREA_BUSY_WORKERS, STF_LAST, STF_WIDTH) = range(11)
 STF_SUMS = STF_LAST    # columns zeroed when the window opens: those before STF_LAST
 
 # a station's integer state and counts
+# (ST_WORKERS: the workers it has now, which a schedule changes. ST_BUSY counts transactions in
+# service, at a batch station its items, while ST_BUSY_WORKERS counts the workers processing
+# batches; ST_GATHERING is the batch gathering there, ST_*_CLOSED the closed ones waiting, -1 none)
 (ST_IN, ST_BUSY, ST_ENTERED, ST_REJECTED, ST_STARTED, ST_FINISHED, ST_ERRORED, ST_ABANDONED,
- ST_CANCELLED, ST_DEPARTED, ST_WAITING, ST_HEAD, ST_TAIL, ST_WIDTH) = range(14)
-ST_COUNTS = (ST_ENTERED, ST_DEPARTED + 1)   # the counts zeroed when the window opens
+ ST_CANCELLED, ST_DEPARTED, ST_BATCHES, ST_WAITING, ST_HEAD, ST_TAIL, ST_WORKERS, ST_BUSY_WORKERS,
+ ST_GATHERING, ST_FIRST_CLOSED, ST_LAST_CLOSED, ST_WIDTH) = range(20)
+ST_COUNTS = (ST_ENTERED, ST_BATCHES + 1)   # the counts zeroed when the window opens
 # risk outcomes, in the order of paysim.scenario.models.OUTCOMES; a station counts each in
 # column ST_OUTCOMES + outcome (zeroed when the window opens)
 APPROVE, REVIEW, DECLINE = range(3)
@@ -81,8 +101,9 @@ SR_WIDTH = SR_RETRIES + 1
  TXI_NEXT,       # the next and previous in its station's queue
  TXI_PREV,
  TXI_ATTEMPT,    # 1 for the first try
+ TXI_BATCH,      # its batch record at a batch station; once the batch is done, TO_ERROR if it erred
  TXI_ON_CALLER,  # 1: it runs on its caller's thread (an executor's caller_runs)
- TXI_WIDTH) = range(10)
+ TXI_WIDTH) = range(11)
 
 # the event heap's columns (one float table; kinds, idents, generations and sequence numbers
 # are integers far below 2**53, so exact)

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 
 from paysim.engine.compiled import balance, executor, queues, recursion
+from paysim.engine.compiled.batch import service_parts
 from paysim.engine.compiled.codes import (
     SR_AT_START,
     SR_FAILED,
@@ -18,10 +19,13 @@ from paysim.engine.compiled.codes import (
     SRF_SUCCESS_WAIT,
     SRF_TIME,
     SRF_WAIT,
+    ST_BATCHES,
+    ST_BUSY_WORKERS,
     ST_DEPARTED,
     ST_IN,
     ST_OUTCOMES,
     STF_AREA_BUSY,
+    STF_AREA_BUSY_WORKERS,
     STF_AREA_IN,
     STF_SERVICE,
     STF_SERVICE_ALL,
@@ -31,8 +35,9 @@ from paysim.engine.compiled.codes import (
     STF_WAIT_ALL,
 )
 from paysim.engine.compiled.loop import run
+from paysim.engine.compiled.schedule import worker_seconds
 from paysim.engine.compiled.series import new_series, series_rows
-from paysim.engine.compiled.tables import Accumulators, Generators, accumulators, build_model, drawable, single_service
+from paysim.engine.compiled.tables import Accumulators, Generators, accumulators, build_model, drawable
 from paysim.network import worker_steps
 from paysim.observe import FAILURES, Observer
 from paysim.scenario import Scenario
@@ -50,18 +55,18 @@ def unsupported(scenario: Scenario) -> str | None:
             if dist is not None and not drawable(dist):
                 return f"arrivals.{name}.{feature}: {type(dist).__name__} needs the SimPy engine"
     for name, station in scenario.stations.items():
-        for key, default in (("batch", None), ("schedule", ()), ("autoscale", None)):
-            if getattr(station, key) != default:
-                return f"stations.{name}.{key} needs the SimPy engine"
-        if station.executor is not None and (station.instances > 1 or station.discipline != "fifo"):
-            return f"stations.{name}: an executor with instances or a non-FIFO queue needs the SimPy engine"
+        if station.autoscale is not None:
+            return f"stations.{name}.autoscale needs the SimPy engine"
+        if station.executor is not None and station.batch is not None:
+            return f"stations.{name}: an executor at a batch station needs the SimPy engine"
         if any(scenario.stations[called].executor is not None for called in station.parallel):
             return f"stations.{name}.parallel: a call to an executor needs the SimPy engine"
         why = balance.unsupported(name, station, scenario) or queues.unsupported(name, station)
         if why:
             return why
-        if not drawable(single_service(station)):
-            return f"stations.{name}.service: {type(station.service).__name__} needs the SimPy engine"
+        for part in service_parts(station):
+            if not drawable(part):
+                return f"stations.{name}.service: {type(part).__name__} needs the SimPy engine"
     return None
 
 
@@ -103,7 +108,7 @@ def run_replication(scenario: Scenario, observer: Observer, seed: int, replicati
     if _interruptible(kernel, arguments, poll) < 0:
         raise RunawayError(f"more than {max_in_flight:,} transactions in flight: the system is overloaded "
                            "(utilisation ≥ 1 with unbounded queues?)")
-    _report(balance.merged(acc, scenario), observer, warmup, scenario.horizon)
+    _report(balance.merged(acc, scenario), observer, scenario, warmup)
     executors = [station.executor is not None for station in scenario.stations.values()]
     workers = [[(at, count * station.instances) for at, count in worker_steps(station)]
                for station in scenario.stations.values()]
@@ -111,16 +116,19 @@ def run_replication(scenario: Scenario, observer: Observer, seed: int, replicati
             if series_interval else [])
 
 
-def _report(acc: Accumulators, observer: Observer, warmup: float, horizon: float) -> None:
+def _report(acc: Accumulators, observer: Observer, scenario: Scenario, warmup: float) -> None:
     """Hand the kernel's sums and counts to the observer, as if it had watched the run."""
+    horizon = scenario.horizon
     observer.window_start, observer.window_end = warmup, horizon
-    for i, station in enumerate(observer.stations.values()):
+    for i, (name, station) in enumerate(observer.stations.items()):
         f, c = acc.st_f[i].tolist(), acc.st_i[i]   # Python floats: the rows are written with repr
         station.area_in_station, station.area_busy = f[STF_AREA_IN], f[STF_AREA_BUSY]
         station.sum_wait, station.sum_sojourn, station.sum_service = f[STF_WAIT], f[STF_SOJOURN], f[STF_SERVICE]
         station.sum_time_all, station.sum_wait_all = f[STF_TIME_ALL], f[STF_WAIT_ALL]
         station.sum_service_all = f[STF_SERVICE_ALL]
-        station.area_workers = station.workers * (horizon - warmup)
+        station.area_workers = worker_seconds(scenario.stations[name], warmup, horizon)
+        station.area_busy_workers, station.batches = f[STF_AREA_BUSY_WORKERS], int(c[ST_BATCHES])
+        station.busy_workers = int(c[ST_BUSY_WORKERS])
         (station.in_station, station.busy, station.entered, station.rejected, station.started, station.finished,
          station.errored, station.abandoned, station.cancelled, station.departed) = \
             (int(v) for v in c[ST_IN:ST_DEPARTED + 1])

@@ -27,6 +27,7 @@ import numpy as np
 from paysim.engine.compiled.balance import units
 from paysim.engine.compiled.codes import (
     DONE_SERVICE,
+    POOL_KEEP_ALIVE,
     REFUSE,
     ST_BUSY,
     ST_DEPARTED,
@@ -50,8 +51,6 @@ from paysim.engine.compiled.state import push
 from paysim.engine.compiled.station import advance, start_service, take_next
 from paysim.scenario import Scenario
 
-# the event of a pool's keep-alive timer (ident: the station)
-POOL_KEEP_ALIVE = 11
 # rejection policies
 ABORT, CALLER_RUNS, DISCARD, DISCARD_OLDEST = range(4)
 _POLICIES = {"abort": ABORT, "caller_runs": CALLER_RUNS, "discard": DISCARD, "discard_oldest": DISCARD_OLDEST}

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from paysim.engine.compiled.codes import (
+    BT_ON,
     DONE_SERVICE,
     FORKED,
     LEFT,
@@ -111,7 +112,8 @@ def absorb(txf, txi, free, free_n, calls, p, j):
 
 
 @jit
-def withdraw_calls(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, heap, size, slow, down, p, now, queue_last):
+def withdraw_calls(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, br, heap, size, slow, down, p, now,
+                   queue_last):
     """The join has decided (or ``p``'s client gave up): calls still queued or in service are
     withdrawn from their stations (a freed worker takes up the next); every open call is
     absorbed. (Compiled apart from the loop: it runs only at a join.)"""
@@ -121,7 +123,8 @@ def withdraw_calls(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, heap, siz
             continue
         if txi[c, TXI_STATE] == WAITING or txi[c, TXI_STATE] == SERVING:
             st = txi[c, TXI_STATION]
-            y = withdraw(st_f, st_i, txf, txi, st, c, down, now, m.discipline, m.rank, queue_last)[1]
+            y = withdraw(st_f, st_i, txf, txi, br, m.batch[st, BT_ON] > 0, st, c, down, now, m.discipline, m.rank,
+                         queue_last)[1]
             if y >= 0:
                 end = now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
                 push(heap, size, end, DONE_SERVICE, y, txi[y, TXI_GEN])

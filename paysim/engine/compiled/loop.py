@@ -14,11 +14,28 @@ import numpy as np
 
 from paysim.engine.compiled.arrivals import arrival_cursors, next_arrival
 from paysim.engine.compiled.balance import instance
+from paysim.engine.compiled.batch import (
+    close,
+    deadline_due,
+    finish_batch,
+    gather,
+    grown_records,
+    new_records,
+    resume_batches,
+)
 from paysim.engine.compiled.classify import classified
 from paysim.engine.compiled.closed import send_after_think, start_clients
 from paysim.engine.compiled.codes import (
     ARRIVAL,
     BACKOFF,
+    BATCH_DEADLINE,
+    BATCH_DONE,
+    BATCH_ITEM,
+    BATCH_TICK,
+    BR_STATION,
+    BT_EVERY,
+    BT_FIRST_ITEM,
+    BT_ON,
     CANCELLED,
     CW_AT,
     CW_END,
@@ -32,6 +49,7 @@ from paysim.engine.compiled.codes import (
     H_T,
     LEFT,
     N_FEATURES,
+    POOL_KEEP_ALIVE,
     REFUSE,
     REJECTED,
     RETRY_START,
@@ -57,18 +75,18 @@ from paysim.engine.compiled.codes import (
     ST_CANCELLED,
     ST_COUNTS,
     ST_ENTERED,
-    ST_ERRORED,
-    ST_FINISHED,
+    ST_FIRST_CLOSED,
+    ST_GATHERING,
     ST_HEAD,
     ST_IN,
+    ST_LAST_CLOSED,
     ST_OUTCOMES,
     ST_REJECTED,
     ST_TAIL,
     ST_WAITING,
+    ST_WORKERS,
     STATION_CHANGE,
     STF_LAST,
-    STF_SERVICE,
-    STF_SOJOURN,
     STF_SUMS,
     TIMED_OUT,
     TIMEOUT,
@@ -86,20 +104,22 @@ from paysim.engine.compiled.codes import (
     TXF_STARTED,
     TXF_WAIT,
     TXI_ATTEMPT,
+    TXI_BATCH,
     TXI_CALLER,
     TXI_GAVE_UP,
     TXI_GEN,
+    TXI_NEXT,
     TXI_STATE,
     TXI_STATION,
     TXI_STREAM,
     UP,
     WINDOW,
+    WORKERS_CHANGE,
 )
 from paysim.engine.compiled.executor import (
     PI_CORE,
     PI_MAX,
     PI_THREADS,
-    POOL_KEEP_ALIVE,
     close_pools,
     keep_alive_ends,
     offer,
@@ -111,6 +131,7 @@ from paysim.engine.compiled.fork import call_returned, fork, grown_calls, new_ca
 from paysim.engine.compiled.primitives import bucket, draw, helper, jit
 from paysim.engine.compiled.queues import enqueue
 from paysim.engine.compiled.retry import may_retry, retry_delay
+from paysim.engine.compiled.schedule import change_workers, peak_workers, push_changes
 from paysim.engine.compiled.series import due, latency as latency_in_series, sampling, take, take_until, window_opened
 from paysim.engine.compiled.state import (
     grown_heap,
@@ -125,6 +146,8 @@ from paysim.engine.compiled.state import (
 from paysim.engine.compiled.station import (
     advance,
     advance_stream,
+    finish,
+    free_worker,
     leave_station,
     population_area,
     start_service,
@@ -184,19 +207,31 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     txf, txi, free, free_n = new_slots(1024)
     width = m.calls_to.shape[1]               # parallel calls one attempt may make
     calls = new_calls(1024, width)            # per slot: a forked attempt's calls
-    # heap entries one event may add (an outage's end starts many; a fork starts and a join withdraws calls)
-    room = 4 + max(np.max(m.workers), np.max(pool_i[:, PI_MAX])) + 2 * width
-    heap, size = new_heap(4096 + 2 * room + 2 * m.windows.shape[0] + np.sum(m.clients))
+    # heap entries one event may add (an outage's end or a schedule starts many; a fork starts and a join
+    # withdraws calls)
+    room = 4 + max(peak_workers(m.workers, m.schedule), np.max(pool_i[:, PI_MAX])) + 2 * width
+    heap, size = new_heap(4096 + 2 * room + 2 * m.windows.shape[0] + m.schedule.shape[0] + n_st + np.sum(m.clients))
+    br, br_free, br_free_n = new_records(64)  # batch stations' batches (batch.py)
+    sending = -1                              # the next item of a finished batch to send on
     segment = arrival_cursors(m.clock, m.gap)
     for s in range(n_st):
         st_i[s, ST_HEAD] = -1
         st_i[s, ST_TAIL] = -1
+        # the workers now (a schedule changes them); an executor's threads are its pool's to count
+        st_i[s, ST_WORKERS] = m.workers[s] if pool_i[s, PI_CORE] < 0 else pool_i[s, PI_MAX]
+        st_i[s, ST_GATHERING] = -1
+        st_i[s, ST_FIRST_CLOSED] = -1
+        st_i[s, ST_LAST_CLOSED] = -1
     slow = np.ones(n_st)                      # service-time factor of the slowdown in force
     down = np.full(n_st, UP, np.int64)        # the outage in force
     tokens = m.retry[:, RT_TOKEN_CAP].copy()  # each stream's retry budget, full at the start
     for w in range(m.windows.shape[0]):       # before the arrivals: SimPy schedules them first
         push(heap, size, m.windows[w, CW_AT], STATION_CHANGE, 2 * w, 0)
         push(heap, size, m.windows[w, CW_END], STATION_CHANGE, 2 * w + 1, 0)
+    push_changes(heap, size, m.schedule)      # then worker schedules and batch clocks, as SimPy builds a station
+    for st in range(n_st):
+        if m.batch[st, BT_ON] > 0 and m.batch[st, BT_FIRST_ITEM] == 0 and m.batch[st, BT_EVERY] < np.inf:
+            push(heap, size, m.batch[st, BT_EVERY], BATCH_TICK, st, 0)
     series_seq = size[1]                      # SimPy schedules its samples after the station changes
     series, series_times, series_next, series_lat = sampling(ser), ser.times, ser.next, ser.lat
     for s in range(n_sr):
@@ -210,17 +245,25 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     if warmup > 0:
         push(heap, size, warmup, WINDOW, 0, 0)
     in_flight = 0
+    now, kind, ident, gen = 0.0, ARRIVAL, 0, 0
     while True:
-        while series and size[0] > 0 and due(series_times, series_next, heap[0, H_T], heap[0, H_SEQ], series_seq):
-            take(ser, st_i, pool_i[:, PI_THREADS], sr_i, sr_f, m.log_gamma, m.offset)   # between events: no event, no random number
-        if size[0] == 0 or heap[0, 0] >= horizon:
+        while (sending == -1 and series and size[0] > 0     # (never amid a finished batch's items)
+               and due(series_times, series_next, heap[0, H_T], heap[0, H_SEQ], series_seq)):
+            # between events: no event, no random number
+            take(ser, st_i, pool_i[:, PI_THREADS], sr_i, sr_f, m.log_gamma, m.offset)
+        if sending == -1 and (size[0] == 0 or heap[0, 0] >= horizon):
             break
         if size[0] + room >= heap.shape[0]:   # room for what one event can schedule
             heap = grown_heap(heap, size)
         if free_n[0] < 2 + width:    # room for the slots one event may take (an arrival or calls, a retry)
             txf, txi, free = grown_slots(txf, txi, free, free_n)
             calls = grown_calls(calls)
-        now, kind, ident, gen = pop(heap, size)
+        if br_free_n[0] < 2:     # a batch record an arrival may open
+            br, br_free = grown_records(br, br_free, br_free_n)
+        if sending != -1:    # a finished batch's items go on, in order, before any other event
+            kind = BATCH_ITEM
+        else:
+            now, kind, ident, gen = pop(heap, size)
         acc.now_at[0] = now
         moving = -1          # a transaction to route to a station (or out)
         target = TO_DONE
@@ -234,21 +277,45 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
             open_window(st_f, st_i, acc.st_sketch, acc.st_zeros, sr_f, sr_i, acc.sr_sketch, acc.sr_zeros, now)
             open_pool_window(pool_i, pool_f, now)
             continue
-        if kind == STATION_CHANGE:   # a slowdown or outage begins or ends
-            w, ending = ident >> 1, (ident & 1) == 1
-            st = int(m.windows[w, CW_STATION])
-            if m.windows[w, CW_OUTAGE] == 0:
-                slow[st] = 1.0 if ending else m.windows[w, CW_VALUE]
-            else:
-                down[st] = UP if ending else int(m.windows[w, CW_VALUE])
+        if kind == STATION_CHANGE or kind == WORKERS_CHANGE:
+            if kind == WORKERS_CHANGE:   # a schedule changes the workers (schedule.py)
+                st = change_workers(st_i, m.schedule, ident)
+                ending = True
+            else:                        # a slowdown or outage begins or ends
+                w, ending = ident >> 1, (ident & 1) == 1
+                st = int(m.windows[w, CW_STATION])
+                if m.windows[w, CW_OUTAGE] == 0:
+                    slow[st] = 1.0 if ending else m.windows[w, CW_VALUE]
+                else:
+                    down[st] = UP if ending else int(m.windows[w, CW_VALUE])
             if ending and pool_i[st, PI_CORE] >= 0:   # idle pool threads, in their order
                 resume(pool_i, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, m.service, m.emp,
                        rngs[m.rng_service[st]], slow, down, m.discipline, m.rank, queue_last, st, now)
-            elif ending:         # idle workers take up waiting work
-                while st_i[st, ST_BUSY] < m.workers[st] and st_i[st, ST_HEAD] != -1:
+            elif ending and m.batch[st, BT_ON] > 0:   # free workers take up closed batches
+                resume_batches(st_f, st_i, txf, txi, br, br_free, br_free_n, heap, size, m.service, m.item_service,
+                               m.emp, slow, down, st, now, rngs[m.rng_service[st]], rngs[m.rng_service_item[st]])
+            elif ending:         # idle workers take up waiting work (none while the station hangs)
+                while down[st] == UP and st_i[st, ST_BUSY] < st_i[st, ST_WORKERS] and st_i[st, ST_HEAD] != -1:
                     y = take_next(st_f, st_i, txf, txi, st, down, now, m.discipline, m.rank, queue_last)
                     end = now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
                     push(heap, size, end, DONE_SERVICE, y, txi[y, TXI_GEN])
+            continue
+        if kind == BATCH_TICK or kind == BATCH_DEADLINE or kind == BATCH_DONE:   # batch.py
+            st = ident if kind == BATCH_TICK else br[ident, BR_STATION]
+            if kind == BATCH_TICK:       # the clock closes what gathered, and ticks on
+                close(st_i, br, br_free, br_free_n, st)
+            elif kind == BATCH_DEADLINE:
+                if not deadline_due(st_i, br, ident, gen):
+                    continue
+                close(st_i, br, br_free, br_free_n, st)
+            else:
+                sending = finish_batch(st_f, st_i, acc.st_sketch, acc.st_zeros, txf, txi, br, br_free, br_free_n,
+                                       ident, now, m.errors[st], rngs[m.rng_errors[st]], m.min_value, m.log_gamma,
+                                       m.offset, m.nbuckets)
+            resume_batches(st_f, st_i, txf, txi, br, br_free, br_free_n, heap, size, m.service, m.item_service,
+                           m.emp, slow, down, st, now, rngs[m.rng_service[st]], rngs[m.rng_service_item[st]])
+            if kind == BATCH_TICK:
+                push(heap, size, now + m.batch[st, BT_EVERY], BATCH_TICK, st, 0)
             continue
         if kind == POOL_KEEP_ALIVE:  # an idle pool thread's keep_alive is over
             keep_alive_ends(pool_i, pool_f, idle_since, idle_timed, heap, size, ident, now)
@@ -292,35 +359,34 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
             if m.timeout[s] < np.inf:
                 push(heap, size, now + m.timeout[s], TIMEOUT, x, txi[x, TXI_GEN])
             moving, target = x, m.entry[s]
-        elif kind == DONE_SERVICE:
-            x = ident
-            if txi[x, TXI_GEN] != gen or txi[x, TXI_STATE] != SERVING:
-                continue     # withdrawn while in service
-            st = txi[x, TXI_STATION]
-            service_time = now - txf[x, TXF_STARTED]
-            txf[x, TXF_SERVICE] += service_time
-            error = m.errors[st] > 0 and rngs[m.rng_errors[st]].random() < m.errors[st]
-            sojourn = now - txf[x, TXF_ARRIVED]
-            leave_station(st_f, st_i, txf, st, x, now, service_time)     # StationObserver.finish
-            st_i[st, ST_BUSY] -= 1
-            st_i[st, ST_FINISHED] += 1
-            if error:
-                st_i[st, ST_ERRORED] += 1
-            st_f[st, STF_SOJOURN] += sojourn
-            st_f[st, STF_SERVICE] += service_time
-            if sojourn < m.min_value:
-                acc.st_zeros[st] += 1
-            else:
-                acc.st_sketch[st, bucket(sojourn, m.log_gamma, m.offset, m.nbuckets)] += 1
-            txi[x, TXI_STATE] = TRAVEL
-            if pool_i[st, PI_CORE] >= 0:
-                release(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, m.service, m.emp,
-                        rngs[m.rng_service[st]], slow, down, m.discipline, m.rank, queue_last, st, x, now)
-            else:
-                y = take_next(st_f, st_i, txf, txi, st, down, now, m.discipline, m.rank, queue_last)
-                if y >= 0:
-                    end = now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
-                    push(heap, size, end, DONE_SERVICE, y, txi[y, TXI_GEN])
+        elif kind == DONE_SERVICE or kind == BATCH_ITEM:
+            if kind == DONE_SERVICE:
+                x = ident
+                if txi[x, TXI_GEN] != gen or txi[x, TXI_STATE] != SERVING:
+                    continue     # withdrawn while in service
+                st = txi[x, TXI_STATION]
+                service_time = now - txf[x, TXF_STARTED]
+                txf[x, TXF_SERVICE] += service_time
+                error = m.errors[st] > 0 and rngs[m.rng_errors[st]].random() < m.errors[st]
+                finish(st_f, st_i, acc.st_sketch, acc.st_zeros, txf, st, x, now, service_time, error, m.min_value,
+                       m.log_gamma, m.offset, m.nbuckets)
+                txi[x, TXI_STATE] = TRAVEL
+                if pool_i[st, PI_CORE] >= 0:
+                    release(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, m.service,
+                            m.emp, rngs[m.rng_service[st]], slow, down, m.discipline, m.rank, queue_last, st, x,
+                            now)
+                else:
+                    y = free_worker(st_f, st_i, txf, txi, st, down, now, m.discipline, m.rank, queue_last)
+                    if y >= 0:
+                        end = now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
+                        push(heap, size, end, DONE_SERVICE, y, txi[y, TXI_GEN])
+            else:            # the next item of a finished batch goes on (batch.py)
+                x = sending
+                sending = txi[x, TXI_NEXT]
+                if txi[x, TXI_STATE] != TRAVEL:
+                    continue     # a parallel call its join withdrew after the batch finished
+                st = txi[x, TXI_STATION]
+                error = txi[x, TXI_BATCH] == TO_ERROR
             if error:
                 moving, target = x, TO_ERROR
             elif txi[x, TXI_CALLER] > 0:     # a parallel call answers its attempt
@@ -343,7 +409,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
             elif m.cancel[st]:
                 if txi[x, TXI_STATE] == FORKED:   # its parallel calls are withdrawn
                     reason = CANCELLED
-                    withdraw_calls(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, heap, size, slow, down,
+                    withdraw_calls(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, br, heap, size, slow, down,
                                    x, now, queue_last)
                 elif txi[x, TXI_STATE] == SERVING and pool_i[st, PI_CORE] >= 0:   # its pool thread is freed
                     reason = CANCELLED
@@ -355,7 +421,8 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                     release(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, m.service,
                             m.emp, rngs[m.rng_service[st]], slow, down, m.discipline, m.rank, queue_last, st, x, now)
                 else:            # queued (abandoned), or in service (cancelled: the worker is freed now)
-                    reason, y = withdraw(st_f, st_i, txf, txi, st, x, down, now, m.discipline, m.rank, queue_last)
+                    reason, y = withdraw(st_f, st_i, txf, txi, br, m.batch[st, BT_ON] > 0, st, x, down, now, m.discipline,
+                                         m.rank, queue_last)
                     if y >= 0:
                         end = now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
                         push(heap, size, end, DONE_SERVICE, y, txi[y, TXI_GEN])
@@ -391,7 +458,8 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                     if x < 0:
                         continue
                     s, target = txi[x, TXI_STREAM], TO_REJECTED
-                elif down[st] == REFUSE or (full and (st_i[st, ST_BUSY] >= m.workers[st] or down[st] != UP)):
+                elif down[st] == REFUSE or (full and (m.batch[st, BT_ON] > 0 or down[st] != UP
+                                                      or st_i[st, ST_BUSY] >= st_i[st, ST_WORKERS])):
                     st_i[st, ST_REJECTED] += 1
                     target = TO_REJECTED
                 else:
@@ -400,7 +468,13 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                     advance(st_f, st_i, st, now)
                     st_i[st, ST_IN] += 1
                     st_i[st, ST_ENTERED] += 1
-                    if st_i[st, ST_BUSY] < m.workers[st] and down[st] == UP:
+                    if m.batch[st, BT_ON] > 0:
+                        if gather(st_i, txi, br, br_free, br_free_n, m.batch, heap, size, st, x, now):
+                            close(st_i, br, br_free, br_free_n, st)
+                            resume_batches(st_f, st_i, txf, txi, br, br_free, br_free_n, heap, size, m.service,
+                                           m.item_service, m.emp, slow, down, st, now, rngs[m.rng_service[st]],
+                                           rngs[m.rng_service_item[st]])
+                    elif st_i[st, ST_BUSY] < st_i[st, ST_WORKERS] and down[st] == UP:
                         st_i[st, ST_BUSY] += 1
                         start_service(st_i, txf, txi, st, x, now)
                         end = now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
@@ -413,7 +487,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
             if txi[x, TXI_CALLER] > 0:   # a parallel call answered or failed: the join decides or waits
                 moving, target, open_calls = call_returned(txf, txi, free, free_n, calls, m.join_any, x, target)
                 if open_calls:           # the join decided: the calls it no longer needs are withdrawn
-                    withdraw_calls(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, heap, size, slow, down,
+                    withdraw_calls(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, br, heap, size, slow, down,
                                    moving, now, queue_last)
                 if moving < 0 and forking >= 0:
                     moving, target, next_j = next_call(txi, calls, m.calls_to, m.n_calls, forking, next_j)

@@ -58,18 +58,34 @@ def queue_tables(scenario: Scenario) -> dict[str, np.ndarray]:
 
 
 @helper
-def _insert_after(st_i, txi, st, x, ahead):
-    """Link ``x`` in behind ``ahead`` (-1: at the head)."""
-    following = st_i[st, ST_HEAD] if ahead == -1 else txi[ahead, TXI_NEXT]
+def link_after(owners, row, head, tail, txi, x, ahead):
+    """Link ``x`` in behind ``ahead`` (-1: at the head) of a doubly linked list through txi
+    whose ends are ``owners[row, head]`` and ``owners[row, tail]`` (-1: empty): a station's
+    queue, or a batch's items (paysim.engine.compiled.batch)."""
+    following = owners[row, head] if ahead == -1 else txi[ahead, TXI_NEXT]
     txi[x, TXI_NEXT], txi[x, TXI_PREV] = following, ahead
     if ahead == -1:
-        st_i[st, ST_HEAD] = x
+        owners[row, head] = x
     else:
         txi[ahead, TXI_NEXT] = x
     if following == -1:
-        st_i[st, ST_TAIL] = x
+        owners[row, tail] = x
     else:
         txi[following, TXI_PREV] = x
+
+
+@helper
+def remove(owners, row, head, tail, txi, x):
+    """Take ``x`` out of such a list."""
+    following, previous = txi[x, TXI_NEXT], txi[x, TXI_PREV]
+    if previous == -1:
+        owners[row, head] = following
+    else:
+        txi[previous, TXI_NEXT] = following
+    if following == -1:
+        owners[row, tail] = previous
+    else:
+        txi[following, TXI_PREV] = previous
 
 
 @helper
@@ -79,7 +95,7 @@ def enqueue(st_i, txi, st, x, discipline, rank, queue_last):
     txi[x, TXI_STATE] = WAITING
     st_i[st, ST_WAITING] += 1
     if discipline[st] != PRIORITY:
-        _insert_after(st_i, txi, st, x, st_i[st, ST_TAIL])
+        link_after(st_i, st, ST_HEAD, ST_TAIL, txi, x, st_i[st, ST_TAIL])
         return
     own = rank[txi[x, TXI_STREAM]]
     ahead = -1
@@ -87,7 +103,7 @@ def enqueue(st_i, txi, st, x, discipline, rank, queue_last):
     while r >= 0 and ahead == -1:
         ahead = queue_last[st, r]
         r -= 1
-    _insert_after(st_i, txi, st, x, ahead)
+    link_after(st_i, st, ST_HEAD, ST_TAIL, txi, x, ahead)
     queue_last[st, own] = x
 
 
@@ -95,20 +111,13 @@ def enqueue(st_i, txi, st, x, discipline, rank, queue_last):
 def unlink(st_i, txi, st, x, discipline, rank, queue_last):
     """Take ``x`` out of the station's queue (to serve it, or withdrawn), so its slot can be
     reused at once."""
-    following, previous = txi[x, TXI_NEXT], txi[x, TXI_PREV]
     if discipline[st] == PRIORITY:
         own = rank[txi[x, TXI_STREAM]]
         if queue_last[st, own] == x:   # the last of its rank: the one before it, if of the same rank
+            previous = txi[x, TXI_PREV]
             same = previous != -1 and rank[txi[previous, TXI_STREAM]] == own
             queue_last[st, own] = previous if same else -1
-    if previous == -1:
-        st_i[st, ST_HEAD] = following
-    else:
-        txi[previous, TXI_NEXT] = following
-    if following == -1:
-        st_i[st, ST_TAIL] = previous
-    else:
-        txi[following, TXI_PREV] = previous
+    remove(st_i, st, ST_HEAD, ST_TAIL, txi, x)
     st_i[st, ST_WAITING] -= 1
 
 

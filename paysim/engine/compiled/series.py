@@ -34,6 +34,7 @@ from paysim.engine.compiled.codes import (
     SRF_AREA_IN,
     SRF_LAST,
     ST_BUSY,
+    ST_BUSY_WORKERS,
     ST_IN,
 )
 from paysim.engine.compiled.primitives import helper, jit
@@ -158,7 +159,9 @@ def take(ser, st_i, threads, sr_i, sr_f, log_gamma, offset):
     close_latencies(ser, j, log_gamma, offset)
     for st in range(st_i.shape[0]):
         row[C_STATIONS + PER_STATION * st] = st_i[st, ST_IN] - st_i[st, ST_BUSY]
-        row[C_STATIONS + PER_STATION * st + 1] = st_i[st, ST_BUSY]
+        # busy workers: at a batch station those processing batches (none busy: no item in service)
+        row[C_STATIONS + PER_STATION * st + 1] = (st_i[st, ST_BUSY_WORKERS] if st_i[st, ST_BUSY_WORKERS] > 0
+                                                  else st_i[st, ST_BUSY])
         row[C_STATIONS + PER_STATION * st + 2] = threads[st]
     ser.next[0] = j + 1
 

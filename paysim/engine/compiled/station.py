@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from paysim.engine.compiled.codes import (
     ABANDONED,
+    BR_HEAD,
+    BR_LIVE,
+    BR_STATION,
+    BR_TAIL,
     CANCELLED,
     SERVING,
     SR_IN,
@@ -14,14 +18,22 @@ from paysim.engine.compiled.codes import (
     SRF_LAST,
     ST_ABANDONED,
     ST_BUSY,
+    ST_BUSY_WORKERS,
     ST_CANCELLED,
     ST_DEPARTED,
+    ST_ERRORED,
+    ST_FINISHED,
     ST_IN,
     ST_STARTED,
+    ST_WAITING,
+    ST_WORKERS,
     STF_AREA_BUSY,
+    STF_AREA_BUSY_WORKERS,
     STF_AREA_IN,
     STF_LAST,
+    STF_SERVICE,
     STF_SERVICE_ALL,
+    STF_SOJOURN,
     STF_TIME_ALL,
     STF_WAIT,
     STF_WAIT_ALL,
@@ -29,12 +41,13 @@ from paysim.engine.compiled.codes import (
     TXF_SERVICE,
     TXF_STARTED,
     TXF_WAIT,
+    TXI_BATCH,
     TXI_STATE,
     UP,
     WAITING,
 )
-from paysim.engine.compiled.primitives import helper
-from paysim.engine.compiled.queues import front, unlink
+from paysim.engine.compiled.primitives import bucket, helper
+from paysim.engine.compiled.queues import front, remove, unlink
 
 
 @helper
@@ -42,6 +55,7 @@ def advance(st_f, st_i, st, now):
     """Time-weighted integrals of the station's population and busy workers up to ``now``."""
     st_f[st, STF_AREA_IN] += st_i[st, ST_IN] * (now - st_f[st, STF_LAST])
     st_f[st, STF_AREA_BUSY] += st_i[st, ST_BUSY] * (now - st_f[st, STF_LAST])
+    st_f[st, STF_AREA_BUSY_WORKERS] += st_i[st, ST_BUSY_WORKERS] * (now - st_f[st, STF_LAST])   # batch stations
     st_f[st, STF_LAST] = now
 
 
@@ -88,6 +102,16 @@ def take_next(st_f, st_i, txf, txi, st, down, now, discipline, rank, queue_last)
 
 
 @helper
+def free_worker(st_f, st_i, txf, txi, st, down, now, discipline, rank, queue_last):
+    """A worker of a station without an executor is free (its ST_BUSY already given back):
+    it takes the next waiting transaction (see :func:`take_next`) unless a schedule has since
+    cut the workers to those still busy, when it retires (ServiceStation._free_worker)."""
+    if st_i[st, ST_BUSY] >= st_i[st, ST_WORKERS]:
+        return -1
+    return take_next(st_f, st_i, txf, txi, st, down, now, discipline, rank, queue_last)
+
+
+@helper
 def leave_station(st_f, st_i, txf, st, x, now, service_time):
     """``x`` leaves its station (StationObserver.leave): its sojourn, wait and service there."""
     advance(st_f, st_i, st, now)
@@ -99,13 +123,47 @@ def leave_station(st_f, st_i, txf, st, x, now, service_time):
 
 
 @helper
-def withdraw(st_f, st_i, txf, txi, st, x, down, now, discipline, rank, queue_last):
+def finish(st_f, st_i, st_sketch, st_zeros, txf, st, x, now, service_time, error, min_value, log_gamma, offset,
+           nbuckets):
+    """``x``'s service at ``st`` is over (StationObserver.finish)."""
+    sojourn = now - txf[x, TXF_ARRIVED]
+    leave_station(st_f, st_i, txf, st, x, now, service_time)
+    st_i[st, ST_BUSY] -= 1
+    st_i[st, ST_FINISHED] += 1
+    if error:
+        st_i[st, ST_ERRORED] += 1
+    st_f[st, STF_SOJOURN] += sojourn
+    st_f[st, STF_SERVICE] += service_time
+    if sojourn < min_value:
+        st_zeros[st] += 1
+    else:
+        st_sketch[st, bucket(sojourn, log_gamma, offset, nbuckets)] += 1
+
+
+@helper
+def leave_batch(st_i, txi, br, x):
+    """Withdrawn ``x`` leaves its batch, gathering, closed or in service (whose worker
+    carries on with the rest)."""
+    b = txi[x, TXI_BATCH]
+    remove(br, b, BR_HEAD, BR_TAIL, txi, x)
+    br[b, BR_LIVE] -= 1
+    if txi[x, TXI_STATE] == WAITING:
+        st_i[br[b, BR_STATION], ST_WAITING] -= 1
+
+
+@helper
+def withdraw(st_f, st_i, txf, txi, br, batched, st, x, down, now, discipline, rank, queue_last):
     """Take ``x`` back from the station's queue (ABANDONED) or service (CANCELLED), as
     ServiceStation.withdraw: its client timed out under ``on_timeout: cancel``, or its join no
-    longer needs this call. Returns the outcome and the transaction a freed worker took up
+    longer needs this call. At a batch station (``batched``) it leaves its batch, whose worker
+    carries on with the rest. Returns the outcome and the transaction a freed worker took up
     (its service to be scheduled), or -1."""
-    if txi[x, TXI_STATE] == WAITING:
+    waiting = txi[x, TXI_STATE] == WAITING
+    if batched:
+        leave_batch(st_i, txi, br, x)
+    elif waiting:
         unlink(st_i, txi, st, x, discipline, rank, queue_last)
+    if waiting:
         txf[x, TXF_WAIT] += now - txf[x, TXF_ARRIVED]
         leave_station(st_f, st_i, txf, st, x, now, 0.0)
         st_i[st, ST_ABANDONED] += 1
@@ -115,4 +173,6 @@ def withdraw(st_f, st_i, txf, txi, st, x, down, now, discipline, rank, queue_las
     leave_station(st_f, st_i, txf, st, x, now, service_time)
     st_i[st, ST_BUSY] -= 1
     st_i[st, ST_CANCELLED] += 1
-    return CANCELLED, take_next(st_f, st_i, txf, txi, st, down, now, discipline, rank, queue_last)
+    if batched:
+        return CANCELLED, -1
+    return CANCELLED, free_worker(st_f, st_i, txf, txi, st, down, now, discipline, rank, queue_last)

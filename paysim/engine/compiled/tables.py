@@ -16,6 +16,7 @@ import numpy as np
 
 from paysim import distributions as d
 from paysim.engine.compiled.balance import balance_tables, per_instance, units
+from paysim.engine.compiled.batch import batch_table, service_parts
 from paysim.engine.compiled.classify import classify_tables, feature_distributions
 from paysim.engine.compiled.codes import (
     CONSTANT,
@@ -48,10 +49,10 @@ from paysim.engine.compiled.codes import (
 from paysim.engine.compiled.executor import Pools, build_pools
 from paysim.engine.compiled.fork import fork_tables
 from paysim.engine.compiled.queues import priority_ranks, queue_tables
+from paysim.engine.compiled.schedule import schedule_table
 from paysim.engine.retry import token_cap
 from paysim.engine.seeds import component_rng
-from paysim.scenario import Scenario, Station
-from paysim.scenario.models import BatchService
+from paysim.scenario import Scenario
 from paysim.sketch import MIN_VALUE, QuantileSketch
 
 
@@ -80,6 +81,10 @@ class Model(NamedTuple):
     rng_errors: np.ndarray
     rng_arrivals: np.ndarray  # int: per stream
     rng_retry: np.ndarray
+    schedule: np.ndarray     # (changes, SC_*) worker schedules, station by station
+    batch: np.ndarray        # (stations, BT_*) batch triggers (BT_ON 0: not a batch station)
+    item_service: np.ndarray  # (stations, 4) a batch station's per-item time (per batch: `service`)
+    rng_service_item: np.ndarray   # int: per station, the generator of per-item times
     clients: np.ndarray      # int: per stream its closed population (0: an open stream)
     think: np.ndarray        # (streams, 4) a closed population's think time row (0 without one)
     rng_think: np.ndarray    # int: per stream its think generator (0 where it draws none)
@@ -154,14 +159,6 @@ def _code(dist: d.Distribution) -> tuple[int, float, float, float] | None:
     return None
 
 
-def single_service(station: Station) -> d.Distribution:
-    """A station's service distribution (batch stations, whose service has two parts, run on SimPy)."""
-    service = station.service_time
-    if isinstance(service, BatchService):
-        raise TypeError("a batch station's service has two parts")
-    return service
-
-
 def drawable(dist: d.Distribution) -> bool:
     return _code(dist) is not None
 
@@ -215,9 +212,9 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
     stations, arrivals = {unit: spec for unit, _, spec in units(scenario)}, scenario.arrivals
     station_of = {unit: name for unit, name, _ in units(scenario)}
     index = {name: i for i, name in enumerate(stations)}
-    dists = [s.service for s in stations.values()] + [a.interarrival for a in arrivals.values()
-                                                      if a.interarrival is not None] + \
-            [a.think for a in arrivals.values() if a.think is not None]
+    dists = [part for s in stations.values() for part in service_parts(s)] + \
+        [a.interarrival for a in arrivals.values() if a.interarrival is not None] + \
+        [a.think for a in arrivals.values() if a.think is not None]
     dists += feature_distributions(scenario)
     empirical = [x for x in dists if isinstance(x, d.Empirical)]
     # the side table: each empirical distribution's values, then each replayed trace's times
@@ -272,7 +269,7 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
         return np.array([generators.index(kind, name) for name in arrivals], np.int64)
 
     return Model(
-        service=np.array([row(single_service(s)) for s in stations.values()], float),
+        service=np.array([row(service_parts(s)[0]) for s in stations.values()], float),
         workers=np.array([s.workers for s in stations.values()], np.int64),
         capacity=np.array([-1 if s.queue is None else s.queue for s in stations.values()], np.int64),
         errors=np.array([s.errors for s in stations.values()], float),
@@ -293,6 +290,9 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
         rng_service=per_station("service"), rng_route=per_station("route", shared=True),
         rng_errors=per_station("errors", shared=True),
         rng_arrivals=per_stream("arrivals"), rng_retry=per_stream("retry"),
+        schedule=schedule_table(stations), batch=batch_table(stations), rng_service_item=per_station("service-item"),
+        item_service=np.array([row(service_parts(s)[-1]) if s.batch else [DET, 0.0, 0.0, 0.0]
+                               for s in stations.values()], float),
         clients=np.array([a.clients or 0 for a in arrivals.values()], np.int64),
         think=np.array([row(a.think) if a.think is not None else [DET, 0.0, 0.0, 0.0] for a in arrivals.values()],
                        float),
