@@ -15,10 +15,11 @@ from conftest import invoke_cli, scenario
 
 from paysim.cost import station_cost
 from paysim.engine.autoscale import observed_metric, recommend
+from paysim.engine.compiled import unsupported
 from paysim.runner import simulate
 from paysim.scenario.models import Cost
 
-ENGINES = ["simpy"]
+ENGINES = ["simpy", "fast"]
 
 
 def _step_model(metric: dict | None = None, horizon: float = 600.0):
@@ -28,6 +29,11 @@ def _step_model(metric: dict | None = None, horizon: float = 600.0):
     arrivals = {"a": {"rate": 20, "process": "deterministic",
                       "profile": [{"at": 0, "x": 1}, {"at": 120, "x": 3}, {"at": 360, "x": 1}]}}
     return scenario(stations, arrivals, horizon=horizon, warmup=0, replications=1)
+
+
+def _same(a: float, b: float) -> bool:
+    """Equal to rounding (sums may be added in another order), or both undefined."""
+    return a == b or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12) or (math.isnan(a) and math.isnan(b))
 
 
 def _changes(series: list[dict[str, float]], station: str = "pool") -> list[tuple[float, float]]:
@@ -88,7 +94,7 @@ def test_converges_within_the_tolerance_on_random_load():
     model = scenario({"pool": {"workers": 6, "service": {"dist": "exponential", "mean": 0.25},
                                "autoscale": autoscale}},
                      {"a": {"rate": 60}}, horizon=600, warmup=0, replications=3)
-    result = simulate(model, jobs=1, series_interval=30)
+    result = simulate(model, jobs=1, engine="fast", series_interval=30)
     low, high = 15 - 1.5, 15 + 1.5
     settled = {n for n in range(1, 65) if any(abs(b / (0.7 * n) - 1) <= 0.1 or n == math.ceil(b / 0.7)
                                                for b in (low, 15, high))}
@@ -150,14 +156,14 @@ def test_a_sweep_carries_the_cost_of_every_point(tmp_path, tmp_scenario):
                  "    service: {dist: exponential, mean: 50ms}\n    cost: {per_worker_hour: 0.12}\n", "base.yaml")
     sweep = tmp_scenario("sweep:\n  scenario: base.yaml\n  vary:\n    stations.pool.workers: [2, 5]\n"
                          "  replications: 2\n", "sweep.yaml")
-    result = invoke_cli("sweep", sweep, "--out", tmp_path / "out", "--engine", "simpy", "--no-plots", "--jobs", "1")
+    result = invoke_cli("sweep", sweep, "--out", tmp_path / "out", "--engine", "fast", "--no-plots", "--jobs", "1")
     assert result.exit_code == 0, result.output
     with (tmp_path / "out" / "results.csv").open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert [float(row["system.cost.mean"]) for row in rows] == pytest.approx([w * 30 / 3600 * 0.12 for w in (2, 5)],
                                                                              rel=1e-12)
     assert all(float(row["stations.pool.cost.ci95_low"]) <= float(row["stations.pool.cost.mean"]) for row in rows)
-    run = invoke_cli("run", tmp_path / "base.yaml", "-r", "2", "--engine", "simpy", "--json")
+    run = invoke_cli("run", tmp_path / "base.yaml", "-r", "2", "--engine", "fast", "--json")
     assert json.loads(run.output)["system"]["cost"]["mean"] == pytest.approx(2 * 30 / 3600 * 0.12, rel=1e-12)
 
 
@@ -177,3 +183,41 @@ def test_removed_workers_finish_their_work(engine):
     assert [at[t]["stations.pool.busy"] for t in (15, 21, 23, 25, 27, 29)] == [7, 7, 6, 5, 4, 3]
     assert [at[t]["stations.pool.queue"] for t in (16, 17, 29)] == [0, 1, 7]
     assert result.rows[0]["stations.pool.cancelled"] == 0
+
+
+SAME_PATH = {   # random service, routing, timeouts withdrawn, an outage and every metric and kind of change
+    "utilization-delay-outage": (
+        {"pool": {"workers": 3, "service": {"dist": "exponential", "mean": 0.1}, "on_timeout": "cancel",
+                  "next": {"back": 0.3, "done": 0.7}, "outages": [{"at": 100, "for": 10, "mode": "hang"}],
+                  "autoscale": {"target": "60%", "min": 2, "max": 30, "every": 10, "delay": 5, "cooldown": 30}},
+         "back": {"workers": 2, "service": {"dist": "exponential", "mean": 0.05},
+                  "autoscale": {"metric": "queue", "target": 0.5, "max": 8, "every": 7, "cooldown": 0}}},
+        {"rate": 20, "profile": [{"at": 0, "x": 1}, {"at": 60, "x": 3}, {"at": 150, "x": 0.5}], "timeout": 2.0}),
+    "latency-no-delay": (
+        {"pool": {"workers": 4, "service": {"dist": "lognormal", "mean": 0.2, "cv": 1.2},
+                  "autoscale": {"metric": "latency", "target": "300ms", "min": 1, "max": 12, "every": 6,
+                                "cooldown": 12, "tolerance": "5%"}}},
+        {"rate": 12, "profile": [{"at": 0, "x": 1}, {"at": 80, "x": 2}]}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SAME_PATH))
+def test_both_engines_follow_the_same_path(case):
+    """On one seed both engines draw the same numbers in the same order (tests/test_engines_identical.py):
+    every metric and every sample of the series (workers included) agree to rounding, through
+    scale-ups with and without a provisioning delay, scale-downs under a cooldown and without
+    one, an outage, withdrawn work and a warm-up that the autoscaler looks through."""
+    stations, arrival = SAME_PATH[case]
+    model = scenario(stations, {"a": arrival}, horizon=240, warmup=30.3, replications=1)
+    assert unsupported(model) is None
+    runs = [simulate(model, jobs=1, engine=engine, series_interval=5.0) for engine in ("fast", "simpy")]
+    rows = [run.rows[0] for run in runs]
+    assert rows[0].keys() == rows[1].keys()
+    differ = {key: (a, b) for key, a in rows[0].items() if not _same(a, b := rows[1][key])}
+    assert not differ, differ
+    series = [run.series[0] for run in runs]
+    assert [list(row) for row in series[0]] == [list(row) for row in series[1]]
+    differ_series = [(row["t"], key, value, other[key]) for row, other in zip(*series) for key, value in row.items()
+                     if not _same(value, other[key])]
+    assert not differ_series, differ_series[:10]
+    assert len({row["stations.pool.workers"] for row in series[0]}) > 3   # it did scale

@@ -53,9 +53,11 @@ from paysim.engine.compiled.codes import (
 )
 from paysim.engine.compiled.primitives import helper
 from paysim.engine.compiled.state import push
+from paysim.observe import Observer
 from paysim.scenario import Scenario
 
 METRICS = ("utilization", "queue", "latency")   # AS_METRIC codes, in this order
+KEPT, ADDED, ORDERED = range(3)   # what a tick did besides scaling down: nothing, added workers now, placed an order
 N_LIFETIME = 5      # in, busy, workers, sojourn (areas and sums) and finished, as StationObserver.lifetime
 
 
@@ -182,9 +184,9 @@ def _recommend(observed, target, tolerance, current, asked, low, high):
 @helper
 def tick(spec, state_f, state_i, history_t, history_r, orders, st_f, st_i, st, now):
     """The autoscaler of station ``st`` observes and decides (Autoscaler._tick; the caller has
-    scheduled the next tick). Returns 1 when workers were added now (the caller resumes the
-    station), 2 when an order was placed (the caller schedules AUTOSCALE_READY after the delay),
-    else 0."""
+    scheduled the next tick). Returns ADDED when workers were added now (the caller resumes the
+    station), ORDERED when an order was placed (the caller schedules AUTOSCALE_READY after the
+    delay), else KEPT."""
     area_in = _since_last(state_f, st_f, st_i, st, now, 0)
     area_busy = _since_last(state_f, st_f, st_i, st, now, 1)
     area_workers = _since_last(state_f, st_f, st_i, st, now, 2)
@@ -211,11 +213,11 @@ def tick(spec, state_f, state_i, history_t, history_r, orders, st_f, st_i, st, n
     if workers > asked:
         if spec[st, AS_DELAY] <= 0:
             set_workers(state_f, st_i, st, st_i[st, ST_WORKERS] + workers - asked, now)
-            return 1
+            return ADDED
         slots = orders.shape[1]
         orders[st, (state_i[st, AI_ORDERS_HEAD] + state_i[st, AI_ORDERS]) % slots] = workers - asked
         state_i[st, AI_ORDERS] += 1
-        return 2
+        return ORDERED
     count = asked - workers   # cancel orders newest first, then retire serving workers
     slots = orders.shape[1]
     for k in range(state_i[st, AI_ORDERS] - 1, -1, -1):
@@ -225,7 +227,7 @@ def tick(spec, state_f, state_i, history_t, history_r, orders, st_f, st_i, st, n
         count -= cancelled
     if count > 0:
         set_workers(state_f, st_i, st, st_i[st, ST_WORKERS] - count, now)
-    return 0
+    return KEPT
 
 
 @helper
@@ -240,3 +242,12 @@ def ready(state_f, state_i, orders, st_i, st, now):
         set_workers(state_f, st_i, st, st_i[st, ST_WORKERS] + count, now)
         return True
     return False
+
+
+def report(autoscalers: Autoscalers, st_i: np.ndarray, scenario: Scenario, observer: Observer) -> None:
+    """Give the observer each autoscaled station's workers integral over the window (the kernel's
+    own: they are known only as the run goes)."""
+    for r, (_, name, station) in enumerate(units(scenario)):
+        if station.autoscale is not None:   # validation: of one instance, so row r is the whole station
+            observer.stations[name].area_workers = window_worker_seconds(autoscalers, r, int(st_i[r, ST_WORKERS]),
+                                                                         scenario.horizon)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from paysim.engine.compiled import balance, executor, queues, recursion
+from paysim.engine.compiled import autoscale, balance, executor, queues, recursion
 from paysim.engine.compiled.batch import service_parts
 from paysim.engine.compiled.codes import (
     SR_AT_START,
@@ -38,7 +38,6 @@ from paysim.engine.compiled.loop import run
 from paysim.engine.compiled.schedule import worker_seconds
 from paysim.engine.compiled.series import new_series, series_rows
 from paysim.engine.compiled.tables import Accumulators, Generators, accumulators, build_model, drawable
-from paysim.network import worker_steps
 from paysim.observe import FAILURES, Observer
 from paysim.scenario import Scenario
 from paysim.scenario.features import FEATURES
@@ -55,8 +54,6 @@ def unsupported(scenario: Scenario) -> str | None:
             if dist is not None and not drawable(dist):
                 return f"arrivals.{name}.{feature}: {type(dist).__name__} needs the SimPy engine"
     for name, station in scenario.stations.items():
-        if station.autoscale is not None:
-            return f"stations.{name}.autoscale needs the SimPy engine"
         if station.executor is not None and station.batch is not None:
             return f"stations.{name}: an executor at a batch station needs the SimPy engine"
         if any(scenario.stations[called].executor is not None for called in station.parallel):
@@ -109,10 +106,9 @@ def run_replication(scenario: Scenario, observer: Observer, seed: int, replicati
         raise RunawayError(f"more than {max_in_flight:,} transactions in flight: the system is overloaded "
                            "(utilisation ≥ 1 with unbounded queues?)")
     _report(balance.merged(acc, scenario), observer, scenario, warmup)
+    autoscale.report(acc.autoscale, acc.st_i, scenario, observer)
     executors = [station.executor is not None for station in scenario.stations.values()]
-    workers = [[(at, count * station.instances) for at, count in worker_steps(station)]
-               for station in scenario.stations.values()]
-    return (series_rows(balance.merged_series(ser, scenario), list(scenario.stations), executors, workers)
+    return (series_rows(balance.merged_series(ser, scenario), list(scenario.stations), executors)
             if series_interval else [])
 
 

@@ -36,13 +36,14 @@ from paysim.engine.compiled.codes import (
     ST_BUSY,
     ST_BUSY_WORKERS,
     ST_IN,
+    ST_WORKERS,
 )
 from paysim.engine.compiled.primitives import helper, jit
 
 # columns of a sample row: the interval's counts, population area and latency percentiles,
-# then per station its queue, busy workers and (an executor's) threads at the sample instant
+# then per station its queue, busy workers, (an executor's) threads and workers at the sample instant
 C_ARRIVED, C_FINISHED, C_SUCCEEDED, C_FAILED, C_RETRIES, C_AREA, C_P50, C_P99, C_STATIONS = range(9)
-PER_STATION = 3
+PER_STATION = 4              # per station: queue, busy, threads, workers
 COUNTS = C_AREA + 1          # the columns a sample takes as differences since the previous one
 FAILURES = 5                 # outcome columns of the stream table from SR_FAILED
 
@@ -163,6 +164,7 @@ def take(ser, st_i, threads, sr_i, sr_f, log_gamma, offset):
         row[C_STATIONS + PER_STATION * st + 1] = (st_i[st, ST_BUSY_WORKERS] if st_i[st, ST_BUSY_WORKERS] > 0
                                                   else st_i[st, ST_BUSY])
         row[C_STATIONS + PER_STATION * st + 2] = threads[st]
+        row[C_STATIONS + PER_STATION * st + 3] = st_i[st, ST_WORKERS]   # as a schedule or an autoscaler set them
     ser.next[0] = j + 1
 
 
@@ -267,22 +269,22 @@ def close_before(ser, t, pt, pb, n, log_gamma, offset):
 
 
 @jit
-def settle_levels(ser):
-    """The recursion's station columns: the samples' in-station and busy counts from their changes."""
+def settle_levels(ser, workers):
+    """The recursion's station columns: the samples' in-station and busy counts from their
+    changes, and its ``workers`` (constant there)."""
     inside = busy = 0
     for j in range(ser.times.shape[0] - 1):
         inside += ser.level[j, 0]
         busy += ser.level[j, 1]
         ser.rows[j, C_STATIONS] = inside - busy
         ser.rows[j, C_STATIONS + 1] = busy
+        ser.rows[j, C_STATIONS + 3] = workers
 
 
-def series_rows(ser: Series, stations: Sequence[str], executors: Sequence[bool],
-                workers: Sequence[Sequence[tuple[float, int]]]) -> list[dict[str, float]]:
+def series_rows(ser: Series, stations: Sequence[str], executors: Sequence[bool]) -> list[dict[str, float]]:
     """The samples as paysim.timeseries.SeriesRecorder's rows (the same keys, in its order);
     ``executors``: per station whether it has one (its threads are sampled too, and are its
-    workers); ``workers``: per station the steps (from time, workers) of a worker count known
-    in advance."""
+    workers)."""
     out, previous = [], 0.0
     for j, now in enumerate(ser.times[:-1]):
         elapsed = now - previous
@@ -299,8 +301,7 @@ def series_rows(ser: Series, stations: Sequence[str], executors: Sequence[bool],
             row[f"stations.{name}.busy"] = values[C_STATIONS + PER_STATION * i + 1]
             if executors[i]:
                 row[f"stations.{name}.threads"] = values[C_STATIONS + PER_STATION * i + 2]
-            row[f"stations.{name}.workers"] = (values[C_STATIONS + PER_STATION * i + 2] if executors[i]
-                                               else next(w for at, w in reversed(workers[i]) if at <= now))
+            row[f"stations.{name}.workers"] = values[C_STATIONS + PER_STATION * i + (2 if executors[i] else 3)]
         out.append({key: float(value) for key, value in row.items()})
         previous = now
     return out
