@@ -156,14 +156,14 @@ def test_a_sweep_carries_the_cost_of_every_point(tmp_path, tmp_scenario):
                  "    service: {dist: exponential, mean: 50ms}\n    cost: {per_worker_hour: 0.12}\n", "base.yaml")
     sweep = tmp_scenario("sweep:\n  scenario: base.yaml\n  vary:\n    stations.pool.workers: [2, 5]\n"
                          "  replications: 2\n", "sweep.yaml")
-    result = invoke_cli("sweep", sweep, "--out", tmp_path / "out", "--engine", "fast", "--no-plots", "--jobs", "1")
+    result = invoke_cli("sweep", sweep, "--out", tmp_path / "out", "--engine", "simpy", "--no-plots", "--jobs", "1")
     assert result.exit_code == 0, result.output
     with (tmp_path / "out" / "results.csv").open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert [float(row["system.cost.mean"]) for row in rows] == pytest.approx([w * 30 / 3600 * 0.12 for w in (2, 5)],
                                                                              rel=1e-12)
     assert all(float(row["stations.pool.cost.ci95_low"]) <= float(row["stations.pool.cost.mean"]) for row in rows)
-    run = invoke_cli("run", tmp_path / "base.yaml", "-r", "2", "--engine", "fast", "--json")
+    run = invoke_cli("run", tmp_path / "base.yaml", "-r", "2", "--engine", "simpy", "--json")
     assert json.loads(run.output)["system"]["cost"]["mean"] == pytest.approx(2 * 30 / 3600 * 0.12, rel=1e-12)
 
 
