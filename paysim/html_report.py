@@ -39,11 +39,11 @@ DATA = "report.json"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # the pictures a reader looks at first, then any other PNG in the directory
 FIRST_PICTURES = ("timeseries", "sizing", "latency", "throughput", "utilization", "queue", "losses", "heatmap")
-SCOPE_METRICS = ("arrival_rate", "throughput", "goodput", "utilization", "W", "Wq", "S", "latency.p50", "latency.p95",
+SCOPE_METRICS = ("arrival_rate", "throughput", "goodput", "utilization", "workers", "cost", "W", "Wq", "S", "latency.p50", "latency.p95",
                  "latency.p99", "latency.p999", "L", "Lq", "failure_rate", "rejection_rate", "timeout_rate",
                  "error_rate", "retry_amplification", "drain_time", "not_drained", "recovery_time", "not_recovered")
 VERDICTS = ("met", "missed", "uncertain")
-SWEEP_METRICS = ("system.throughput", "system.W", "system.latency.p99", "system.failure_rate")
+SWEEP_METRICS = ("system.throughput", "system.W", "system.latency.p99", "system.failure_rate", "system.cost")
 
 
 class ReportError(PaysimError):
@@ -179,6 +179,7 @@ def _sweep_context(directory: Path, data: dict[str, Any]) -> dict[str, Any]:
     return {"title": f"sweep of {description.get('scenario_name', '')}", "formulas": formulas,
             "description": description, "parameters": parameters, "points": points, "slo_targets": slo,
             "by_verdict": by_verdict, "little_fails": data.get("little_fails") or [],
+            "has_cost": any("system.cost" in point["metrics"] for point in points),
             "verdict": overall_verdict([point["verdict"] for point in points if point["verdict"] in VERDICTS])}
 
 

@@ -95,6 +95,8 @@ class StationObserver:
 
     def start_window(self, now: float) -> None:
         self._advance(now)
+        if hasattr(self, "finished"):   # what the window's start zeroes, for lifetime()
+            self._before = self.lifetime(now)
         self.area_in_station = self.area_busy = self.area_workers = self.area_busy_workers = self.area_threads = 0.0
         self.area_cpu = 0.0
         self.area_held = 0.0
@@ -107,6 +109,17 @@ class StationObserver:
         self.departed = 0
         self.sum_time_all = self.sum_wait_all = self.sum_service_all = 0.0
         self.sketch = QuantileSketch()
+
+    def lifetime(self, now: float) -> tuple[float, float, float, float, int]:
+        """Since time 0, warm-up included, read without advancing the integrals (the run's numbers
+        must not depend on who reads them): the areas of transactions in the station, in service
+        and of workers, the sum of sojourn times and the count of those that finished."""
+        elapsed = now - self._last
+        area_in, area_busy, area_workers, sojourn, finished = getattr(self, "_before", (0.0, 0.0, 0.0, 0.0, 0))
+        return (area_in + self.area_in_station + self.in_station * elapsed,
+                area_busy + self.area_busy + self.busy * elapsed,
+                area_workers + self.area_workers + self.workers * elapsed,
+                sojourn + self.sum_sojourn, finished + self.finished)
 
     def enter(self, now: float) -> None:
         self._advance(now)
@@ -229,6 +242,12 @@ class StationObserver:
             row[f"{prefix}.cpu_utilization"] = _ratio(self.area_cpu, self.cores * window_s)
         if self.held is not None:
             row[f"{prefix}.held"] = _ratio(self.area_held, window_s)
+        # workers alive on average: an executor's live threads, else the count a schedule or an
+        # autoscaler sets (a worker told to leave while busy finishes first, uncounted); none
+        # for unlimited workers
+        if not self.unlimited:
+            row[f"{prefix}.workers"] = row[f"{prefix}.threads"] if self.threads is not None else \
+                _ratio(self.area_workers, window_s)
         if self.batch:
             row[f"{prefix}.batch_size"] = _ratio(self.started, self.batches)
         decided = sum(self.outcomes.values())

@@ -163,7 +163,7 @@ def _cell(value: Estimate | None, kind: str) -> str:
 
 _ROWS = [("arrival_rate", "rate"), ("throughput", "rate"), ("goodput", "rate"), ("utilization", "percent"), ("held", "number"),
          ("cpu_utilization", "percent"), ("breaker_open_fraction", "percent"), ("breaker_rejected", "number"),
-         ("threads", "number"), ("batch_size", "number"),
+         ("threads", "number"), ("workers", "number"), ("cost", "number"), ("batch_size", "number"),
          ("W", "time"), ("Wq", "time"), ("latency.p50", "time"), ("latency.p90", "time"),
          ("latency.p95", "time"), ("latency.p99", "time"), ("latency.p999", "time"),
          ("L", "number"), ("Lq", "number"), ("retry_amplification", "number"), ("rejection_rate", "percent"),

@@ -16,6 +16,7 @@ from scipy import special
 from paysim import recovery
 from paysim.breakers import BreakerObserver, breaker_steps
 from paysim.budget import per_replication
+from paysim.cost import cost_row
 from paysim.engine import run_replication
 from paysim.engine.compiled import run_replication as run_replication_fast, unsupported
 from paysim.errors import PaysimError
@@ -113,11 +114,18 @@ def _replicate_once(scenario: Scenario, seed: int, replication: int, progress: P
     if engine == "fast":
         series = run_replication_fast(scenario, observer, seed, replication, report=report,
                                       series_interval=interval_s, max_in_flight=cap)
-        return observer.row(), series
+        return _measured(scenario, observer), series
     recorder = SeriesRecorder(observer, interval_s) if interval_s else None
     sample = (recorder.interval_s, recorder.sample) if recorder else None
     run_replication(scenario, observer, seed, replication, report, sample=sample, max_in_flight=cap)
-    return observer.row(), recorder.rows if recorder else []
+    return _measured(scenario, observer), recorder.rows if recorder else []
+
+
+def _measured(scenario: Scenario, observer: Observer) -> dict[str, float]:
+    """The observer's metrics and what the run cost."""
+    row = observer.row()
+    row.update(cost_row(scenario, row, observer.window_end - observer.window_start))
+    return row
 
 
 def _run(scenario: Scenario, seed: int, replications: list[int], session: Session, progress: Progress | None,

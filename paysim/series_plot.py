@@ -2,7 +2,7 @@
 
 Panels share the time axis: rates; the share of requests that failed, with the failure
 SLO; latency of successes in ms, with the latency SLOs; each station's queue; each
-station's busy workers with its capacity dashed. Slowdowns and outages are shaded on
+station's busy workers with its workers alive dashed. Slowdowns and outages are shaded on
 every panel, named windows outlined. A panel where one station's values dwarf the others'
 (a batch station gathering thousands of items) is drawn on a symmetric log scale so the
 others still show. Everything the figure needs besides the rows is the run's *timeline*
@@ -125,7 +125,10 @@ def series_figure(rows: Sequence[Mapping[str, float]], title: str, context: Mapp
             busy.plot(t, cores * _column(rows, f"stations.{name}.cpu_utilization"), label=f"{name} cores in use",
                       color=colours[name], linestyle="-.", linewidth=1)
         steps = (context.get("capacity") or {}).get(name)
-        if steps:
+        if rows and f"stations.{name}.workers" in rows[0]:   # workers alive as sampled (an autoscaler's)
+            busy.step(t, _column(rows, f"stations.{name}.workers"), where="post", color=colours[name],
+                      linestyle="--", linewidth=1, label=f"{name} workers")
+        elif steps:   # a series written before workers were sampled: the scenario's schedule
             times = [s[0] * scale for s in steps] + [t[-1] if t.size else steps[-1][0] * scale]
             levels = [s[1] for s in steps] + [steps[-1][1]]
             busy.step(times, levels, where="post", color=colours[name], linestyle="--", linewidth=1,

@@ -175,6 +175,7 @@ def _check_sizable(scenario: Scenario, station: str) -> None:
                           "to size")
     other = ("an executor" if spec.executor is not None else "a schedule of workers" if spec.schedule
              else f"{spec.cores} cores that its workers share" if spec.cores
+             else "an autoscaler" if spec.autoscale is not None
              else f"{spec.instances} instances" if spec.instances > 1 else "batch service" if spec.batch is not None
              else None)
     if other:

@@ -5,7 +5,7 @@ since the dynamics are the point): rates of arrivals, finished attempts, success
 (goodput), failures and retries over the interval; latency percentiles of the
 requests that succeeded in it; and each station's queue length and busy workers at
 the sample instant (with calls, the busy workers held waiting on them; with cores, the
-share of cores in use). Replications are averaged interval by interval. Memory is one
+share of cores in use), and its workers alive. Replications are averaged interval by interval. Memory is one
 row per interval, however many transactions run.
 """
 
@@ -81,6 +81,9 @@ class SeriesRecorder:
                 row[f"stations.{name}.held"] = float(station.held)
             if station.cores is not None:     # share of its cores in use
                 row[f"stations.{name}.cpu_utilization"] = station.cpu_busy / station.cores
+            if not station.unlimited:         # workers alive: an executor's threads, else what a schedule
+                row[f"stations.{name}.workers"] = float(    # or an autoscaler set
+                    station.threads if station.threads is not None else station.workers)
         self.rows.append(row)
         self._last_t = now
 

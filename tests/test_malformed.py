@@ -218,6 +218,27 @@ CASES = [
          "no column", extra_files={CSV: b"ms\n12\n"}),
     Case("empirical-unknown-unit", empirical(unit="parsecs"), "stations.gateway.service.unit", 14,
          "time unit", extra_files={CSV: b"ms\n12\n"}),
+    # --- autoscale and cost
+    Case("autoscale-without-target", edit("    workers: 8\n", "    workers: 8\n    autoscale: {min: 2, max: 10}\n"),
+         "stations.acquirer.autoscale.target", 22, "required"),
+    Case("autoscale-latency-target-not-a-duration",
+         edit("    workers: 8\n", "    workers: 8\n    autoscale: {metric: latency, target: soon, max: 10}\n"),
+         "stations.acquirer.autoscale.target", 22, "duration"),
+    Case("autoscale-max-below-min", edit("    workers: 8\n", "    workers: 8\n    autoscale: {target: 70%, min: 4, max: 2}\n"),
+         "stations.acquirer.autoscale.max", 22, "must not be below 'min'"),
+    Case("autoscale-workers-outside-range",
+         edit("    workers: 8\n", "    workers: 8\n    autoscale: {target: 70%, min: 2, max: 6}\n"),
+         "stations.acquirer.workers", 21, "within the autoscaler's [min, max]"),
+    Case("autoscale-with-a-schedule",
+         edit("    workers: 8\n", "    workers: 8\n    autoscale: {target: 70%, max: 16}\n    schedule: [{at: 1m, workers: 4}]\n"),
+         "stations.acquirer.autoscale", 22, "cannot be combined with a worker schedule"),
+    Case("autoscale-with-an-executor",
+         edit("  acquirer:\n    workers: 8\n", "  acquirer:\n    autoscale: {target: 70%, max: 16}\n    executor: {core: 4}\n"),
+         "stations.acquirer.autoscale", 21, "cannot be combined with an executor"),
+    Case("cost-negative", edit("    workers: 8\n", "    workers: 8\n    cost: {per_worker_hour: -0.12}\n"),
+         "stations.acquirer.cost.per_worker_hour", 22, "non-negative"),
+    Case("cost-unknown-key", edit("    workers: 8\n", "    workers: 8\n    cost: {per_hour: 0.12}\n"),
+         "stations.acquirer.cost.per_hour", 22, "did you mean"),
 ]
 
 

@@ -19,6 +19,7 @@ import simpy
 
 from paysim.distributions import Deterministic, Exponential, Uniform
 from paysim.engine.arrivals import GapClock, ProfileClock, TraceClock
+from paysim.engine.autoscale import Autoscaler
 from paysim.engine.backlog import backlogs
 from paysim.engine.batch import BatchStation
 from paysim.engine.calls import CallPlan, Calls
@@ -202,7 +203,10 @@ class _Engine(Calls):
             return BatchStation(self.env, self, spec, observer, samplers, onward)
         service = service_spec.sampler(rng("service", name))
         kind = ExecutorStation if spec.executor is not None else SharedCoresStation if spec.cores else ServiceStation
-        return kind(self.env, self, spec, observer, service, onward)
+        station = kind(self.env, self, spec, observer, service, onward)
+        if spec.autoscale is not None:   # validation: a plain station of one instance
+            Autoscaler(self.env, station, spec.autoscale)
+        return station
 
     def start_attempt(self, stream: Client, origin: float, attempt: int, backoff: float,
                       features: dict[str, float] | None, entry: Node | None = None) -> None:

@@ -393,6 +393,64 @@ class WorkersAt(Strict):
     workers: PositiveInt
 
 
+def _waiting_per_worker(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value < 1e300:
+        raise ValueError(f"expected a number, got {_shown(value)}")
+    return float(value)
+
+
+_TARGETS = {"utilization": ("a utilisation above 0%, e.g. 70%", parse_probability),
+            "queue": ("transactions waiting per worker, a number above zero", _waiting_per_worker),
+            "latency": ("a latency above zero, e.g. 250ms", parse_duration)}
+
+
+def _autoscale_target(metric: str, value: Any) -> float:
+    """A utilisation share (``70%``), waiting transactions per worker (``2``) or a latency (``250ms``)."""
+    what, parse = _TARGETS[metric]
+    target = parse(value)
+    if not target > 0:
+        raise ValueError(f"expected {what}, got {_shown(value)}")
+    return target
+
+
+class Autoscale(Strict):
+    """A horizontal autoscaler with the Kubernetes HPA's rule (paysim.engine.autoscale): every
+    ``every`` the desired workers are ceil(current x observed / target) unless observed is within
+    ``tolerance`` of the target; clamped to [min, max]; added after ``delay``, removed only when no
+    higher recommendation was made within ``cooldown``."""
+
+    metric: Literal["utilization", "queue", "latency"] = "utilization"
+    target: Any = None         # parsed by metric (see _autoscale_target); required
+    min: PositiveInt = 1
+    max: PositiveInt
+    every: PositiveDuration = 15.0
+    delay: Duration = 0.0
+    cooldown: Duration = 300.0   # HPA's default scale-down stabilisation window
+    tolerance: Probability = 0.1
+
+    @model_validator(mode="after")
+    def _sensible(self) -> Autoscale:
+        if self.target is None:
+            raise KeyPathError(("target",), "this key is required: a utilisation (70%), transactions waiting per "
+                                            "worker (queue) or a latency (latency)")
+        try:
+            object.__setattr__(self, "target", _autoscale_target(self.metric, self.target))
+        except ValueError as error:
+            raise KeyPathError(("target",), f"{error} (metric: {self.metric})") from None
+        if self.max < self.min:
+            raise KeyPathError(("max",), f"must not be below 'min' ({self.min}), got {self.max}")
+        if self.tolerance >= 1:
+            raise KeyPathError(("tolerance",), f"expected a share below 100%, e.g. 10%, got {self.tolerance:g}")
+        return self
+
+
+class Cost(Strict):
+    """Prices of a station, per hour of the measurement window (paysim.cost)."""
+
+    per_worker_hour: Multiplier = 0.0     # times the time-average workers alive
+    per_instance_hour: Multiplier = 0.0   # times the station's instances
+
+
 def _service_kind(value: Any) -> str:
     """A batch's {per_batch, per_item} mapping, or a distribution."""
     if isinstance(value, BatchService) or (isinstance(value, dict) and {"per_batch", "per_item"} & set(value)):
@@ -499,6 +557,8 @@ class Station(Strict):
     join: Literal["all", "any"] = "all"
     calls: CallSteps = ()                         # called in turn after the service, the worker held
     backlog: Annotated[Backlog, BeforeValidator(_backlog_shape)] | None = None   # requests there at time 0
+    autoscale: Autoscale | None = None            # workers that follow the load (Kubernetes HPA)
+    cost: Cost | None = None                      # prices, for the cost of the run
 
     @model_validator(mode="after")
     def _consistent(self) -> Station:
@@ -530,6 +590,8 @@ class Station(Strict):
         if any(b <= a for a, b in pairwise(times)):
             raise KeyPathError(("schedule",), f"'at' times must increase, got {times} s")
         self._limits_supported()
+        if self.autoscale is not None:
+            self._autoscaled(given, self.autoscale)
         return self
 
     def _limits_supported(self) -> None:
@@ -540,6 +602,8 @@ class Station(Strict):
                 if key in self.model_fields_set:
                     raise KeyPathError((key,), f"a station with workers: unlimited never queues (a pure delay): "
                                                f"leave out '{key}'")
+            if self.cost is not None:
+                raise KeyPathError(("cost",), "a station with workers: unlimited has no worker count to price")
         if self.cores is not None:
             for key in ("executor", "batch", "instances"):
                 if key in self.model_fields_set:
@@ -550,6 +614,7 @@ class Station(Strict):
     def unlimited(self) -> bool:
         """``workers: unlimited``: every arrival starts at once (an infinite-server station)."""
         return self.workers >= UNLIMITED_WORKERS
+
     def _backlog_fits(self, backlog: Backlog) -> None:
         if self.unlimited:
             raise KeyPathError(("backlog",), "a backlog waits for workers: a station with workers: unlimited has "
@@ -572,6 +637,22 @@ class Station(Strict):
         if self.backlog is None:
             return 0
         return self.backlog.waiting + (self.workers if self.backlog.in_service == "full" else 0)
+
+    def _autoscaled(self, given: set[str], autoscale: Autoscale) -> None:
+        """An autoscaler alone sets the workers: it starts from ``workers`` (default its ``min``)."""
+        if self.unlimited:
+            raise KeyPathError(("autoscale",), "a station with workers: unlimited has no workers to scale")
+        for key, what in (("schedule", "a worker schedule"), ("executor", "an executor"),
+                          ("batch", "a batch station"), ("instances", "several instances"),
+                          ("cores", "shared cores")):
+            if key in given:
+                raise KeyPathError(("autoscale",), f"cannot be combined with {what} ('{key}'): "
+                                                   "the autoscaler alone sets the workers")
+        if "workers" not in given:
+            object.__setattr__(self, "workers", autoscale.min)
+        elif not autoscale.min <= self.workers <= autoscale.max:
+            raise KeyPathError(("workers",), f"the workers it starts with must be within the autoscaler's "
+                                             f"[min, max] = [{autoscale.min}, {autoscale.max}], got {self.workers}")
 
     @property
     def service_time(self) -> DistributionSpec | BatchService:
@@ -596,7 +677,8 @@ class Station(Strict):
     @property
     def capacity(self) -> int:
         """Workers at peak across instances (for load estimates)."""
-        workers = self.executor.max_threads if self.executor else max([self.workers, *(w.workers for w in self.schedule)])
+        workers = (self.executor.max_threads if self.executor else self.autoscale.max if self.autoscale
+                   else max([self.workers, *(w.workers for w in self.schedule)]))
         return workers * self.instances
 
 

@@ -60,9 +60,10 @@ def summary_table(description: Mapping[str, Any], rows: Sequence[Mapping[str, st
     # a station that started with a backlog: how long it took to drain (paysim.transient)
     drains = [name for name in description.get("stations") or []
               if any(row.get(f"stations.{name}.drain_time.mean") is not None for row in rows)]
+    priced = any("system.cost.mean" in row for row in rows)   # a station has cost prices
     for header in ["point", *(".".join(p.split(".")[-2:]) for p in parameters),
-                   "throughput", "mean latency", "p99 latency", "failed", "busiest station",
-                   *(f"{name} drain" for name in drains), *(["SLO"] if slo else [])]:
+                   "throughput", "mean latency", "p99 latency", "failed", *(["cost"] if priced else []),
+                   "busiest station", *(f"{name} drain" for name in drains), *(["SLO"] if slo else [])]:
         table.add_column(header, justify="left" if header in ("busiest station", "SLO") else "right")
     ordered = sorted(rows, key=lambda row: int(row["point"]))
     for row in ordered[:MAX_ROWS]:
@@ -71,6 +72,7 @@ def summary_table(description: Mapping[str, Any], rows: Sequence[Mapping[str, st
                  _value(metrics, "system.throughput", lambda x: f"{x:,.4g}/s"),
                  _value(metrics, "system.W", format_duration), _value(metrics, "system.latency.p99", format_duration),
                  _value(metrics, "system.failure_rate", lambda x: f"{100 * x:.3g}%"),
+                 *([_value(metrics, "system.cost", lambda x: f"{x:,.4g}")] if priced else []),
                  _busiest(description.get("stations") or [], metrics),
                  *(_drain(metrics, name) for name in drains)]
         if slo:

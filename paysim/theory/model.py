@@ -102,6 +102,8 @@ def _queue_model(station: Station) -> tuple[int, int | None] | str:
             return ("a full executor drops its oldest queued task for the new one (discard_oldest), which no formula "
                     "here covers")
         return executor.core, executor.queue
+    if station.autoscale is not None:
+        return "an autoscaler sets its workers from the load it observes, so there is no fixed number of servers"
     levels = worker_levels(station)
     if len(levels) > 1:
         return "its workers change over time (schedule), so there is no steady state"

@@ -156,3 +156,14 @@ ST_HELD = ST_WIDTH
 ST_WIDTH += 1
 STF_AREA_HELD = STF_WIDTH
 STF_WIDTH += 1
+# autoscalers (paysim.engine.compiled.autoscale): a tick observes and decides, a provisioning
+# order starts serving (ident: the station row)
+AUTOSCALE_TICK, AUTOSCALE_READY = 20, 21
+# the autoscale table, one row per station row (AS_ON 0: none; AS_METRIC: autoscale.METRICS)
+AS_ON, AS_METRIC, AS_TARGET, AS_MIN, AS_MAX, AS_EVERY, AS_DELAY, AS_COOLDOWN, AS_TOLERANCE, AS_WIDTH = range(10)
+# an autoscaler's float state: the station's integrals at the last tick (AF_LAST + column of
+# autoscale.N_LIFETIME) and what the window's start zeroed of them (AF_BEFORE + column); the
+# workers' integral since time 0 up to their last change (AF_CHANGED), and at the window's start
+AF_LAST, AF_BEFORE, AF_AREA_WORKERS, AF_CHANGED, AF_AT_WINDOW, AF_WIDTH = 0, 5, 10, 11, 12, 13
+# its integer state: the workers asked for; the rings of recommendations and of orders (head, count)
+AI_ASKED, AI_HISTORY_HEAD, AI_HISTORY, AI_ORDERS_HEAD, AI_ORDERS, AI_WIDTH = range(6)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from paysim.engine.compiled import balance, calls, cores, executor, queues, recursion
+from paysim.engine.compiled import autoscale, balance, calls, cores, executor, queues, recursion
 from paysim.engine.compiled.batch import service_parts
 from paysim.engine.compiled.breaker import report_breakers
 from paysim.engine.compiled.codes import (
@@ -61,10 +61,12 @@ def unsupported(scenario: Scenario) -> str | None:
     for name, station in scenario.stations.items():
         if station.executor is not None and station.batch is not None:   # (validation allows it)
             return f"stations.{name}: an executor at a batch station needs the SimPy engine"
-        if (station.calls or station.cores is not None or station.unlimited) and (station.batch or station.schedule):
-            return f"stations.{name}: calls, cores or unlimited workers beside a batch or schedule need the SimPy engine"
-        if station.backlog is not None and (station.calls or station.cores is not None or station.unlimited):
-            return f"stations.{name}.backlog: a backlog beside calls, cores or unlimited workers needs the SimPy engine"
+        if (station.calls or station.cores is not None or station.unlimited) and (
+                station.batch or station.schedule or station.autoscale):
+            return (f"stations.{name}: calls, cores or unlimited workers beside a batch, schedule or autoscaler "
+                    "need the SimPy engine")
+        if station.backlog is not None and (station.calls or station.cores is not None or station.autoscale):
+            return f"stations.{name}.backlog: a backlog beside calls, cores or an autoscaler needs the SimPy engine"
         if any(scenario.stations[callee].batch is not None for callee in callees(station)):
             return f"stations.{name}.calls: a held call to a batch station needs the SimPy engine"
         for called in station.parallel:   # (a call could throw out another's task: the loop follows one loss)
@@ -122,11 +124,13 @@ def run_replication(scenario: Scenario, observer: Observer, seed: int, replicati
     _report(balance.merged(acc, scenario), observer, scenario, warmup)
     cores.report(model.cpu, scenario, observer.stations)
     report_breakers(model.bk, observer.breakers, scenario.horizon)
+    autoscale.report(acc.autoscale, acc.st_i, scenario, observer)
     executors = [station.executor is not None for station in scenario.stations.values()]
     held = [bool(station.calls) for station in scenario.stations.values()]
     shared = [station.cores or 0 for station in scenario.stations.values()]
-    return (series_rows(balance.merged_series(ser, scenario), list(scenario.stations), executors, held, shared)
-            if series_interval else [])
+    unlimited = [station.unlimited for station in scenario.stations.values()]
+    return (series_rows(balance.merged_series(ser, scenario), list(scenario.stations), executors, held, shared,
+                        unlimited) if series_interval else [])
 
 
 def _report(acc: Accumulators, observer: Observer, scenario: Scenario, warmup: float) -> None:

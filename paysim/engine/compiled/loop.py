@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from paysim.engine.compiled import autoscale
 from paysim.engine.compiled.arrivals import arrival_cursors, next_arrival
 from paysim.engine.compiled.backlog import BL_COUNT, place_backlogs
 from paysim.engine.compiled.balance import instance
@@ -38,6 +39,10 @@ from paysim.engine.compiled.classify import classified
 from paysim.engine.compiled.closed import send_after_think, start_clients
 from paysim.engine.compiled.codes import (
     ARRIVAL,
+    AS_DELAY,
+    AS_EVERY,
+    AUTOSCALE_READY,
+    AUTOSCALE_TICK,
     BACKOFF,
     BATCH_DEADLINE,
     BATCH_DONE,
@@ -239,15 +244,18 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     pool_i, pool_f, idle_since, idle_timed = acc.pools   # executors (paysim.engine.compiled.executor)
     cpu_f, cpu_i, jobs = m.cpu                # shared cores (paysim.engine.compiled.cores)
     sharing = np.any(m.cores > 0)
+    scaling, scaled_f, scaled_i, recommended_t, recommended, orders = acc.autoscale   # (autoscale.py)
     placing = np.sum(m.backlog[:, BL_COUNT])  # requests of backlogs (paysim.engine.compiled.backlog)
     txf, txi, free, free_n = new_slots(1024 + placing)
     width = max(m.calls_to.shape[1], m.step_to.shape[1])   # parallel or held calls one attempt may make
     calls = new_calls(1024 + placing, width)  # per slot: a forked or held attempt's calls
     token, step_tokens, stack = new_call_state(m, n_st)   # held calls (paysim.engine.compiled.calls)
-    # heap entries one event may add (an outage's end or a schedule starts many; a fork starts and a join
-    # withdraws calls). Unlimited workers have no outages or schedules here (see driver.unsupported).
+    # heap entries one event may add (an outage's end, a schedule or an autoscaler starts many; a fork
+    # starts and a join withdraws calls). Unlimited workers have no outages or schedules here (see
+    # driver.unsupported).
     limited = np.where(m.workers < UNLIMITED_WORKERS, m.workers, 0)
-    room = 4 + max(peak_workers(limited, m.schedule), np.max(pool_i[:, PI_MAX])) + 2 * width + m.call_room[0]
+    room = (4 + max(peak_workers(limited, m.schedule), np.max(pool_i[:, PI_MAX]), autoscale.peak(scaling))
+            + 2 * width + m.call_room[0])
     heap, size = new_heap(4096 + 2 * room + 2 * m.windows.shape[0] + m.schedule.shape[0] + n_st + np.sum(m.clients)
                           + 2 * placing)
     br, br_free, br_free_n = new_records(64)  # batch stations' batches (batch.py)
@@ -271,6 +279,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     for st in range(n_st):
         if m.batch[st, BT_ON] > 0 and m.batch[st, BT_FIRST_ITEM] == 0 and m.batch[st, BT_EVERY] < np.inf:
             push(heap, size, m.batch[st, BT_EVERY], BATCH_TICK, st, 0)
+    autoscale.push_ticks(scaling, heap, size)   # (SimPy builds the autoscaler after its station)
     series_seq = size[1]                      # SimPy schedules its samples after the station changes
     series, series_times, series_next, series_lat = sampling(ser), ser.times, ser.next, ser.lat
     for s in range(n_sr):
@@ -319,15 +328,27 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
         if kind == WINDOW:
             window_opened(ser, sr_i, sr_f, now)
             population_area(sr_f, sr_i, now)
+            autoscale.window_opens(scaling, scaled_f, st_f, st_i, now)   # what the autoscalers keep of the warm-up
             open_window(st_f, st_i, acc.st_sketch, acc.st_zeros, sr_f, sr_i, acc.sr_sketch, acc.sr_zeros, now)
             breakers_at_window(m.bk, now)
             open_pool_window(pool_i, pool_f, now)
             open_cores_window(cpu_f, cpu_i, m.cores, now)
             continue
-        if kind == STATION_CHANGE or kind == WORKERS_CHANGE:
+        if kind == STATION_CHANGE or kind == WORKERS_CHANGE or kind == AUTOSCALE_TICK or kind == AUTOSCALE_READY:
             if kind == WORKERS_CHANGE:   # a schedule changes the workers (schedule.py)
                 st = change_workers(st_i, m.schedule, ident)
                 ending = True
+            elif kind == AUTOSCALE_TICK:   # an autoscaler decides (autoscale.py); added workers take up work
+                st = ident
+                push(heap, size, now + scaling[st, AS_EVERY], AUTOSCALE_TICK, st, 0)
+                effect = autoscale.tick(scaling, scaled_f, scaled_i, recommended_t, recommended, orders, st_f, st_i,
+                                        st, now)
+                if effect == autoscale.ORDERED:
+                    push(heap, size, now + scaling[st, AS_DELAY], AUTOSCALE_READY, st, 0)
+                ending = effect == autoscale.ADDED
+            elif kind == AUTOSCALE_READY:   # workers ordered a delay ago start serving
+                st = ident
+                ending = autoscale.ready(scaled_f, scaled_i, orders, st_i, st, now)
             else:                        # a slowdown or outage begins or ends
                 w, ending = ident >> 1, (ident & 1) == 1
                 st = int(m.windows[w, CW_STATION])

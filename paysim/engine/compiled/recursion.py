@@ -75,13 +75,13 @@ from paysim.scenario import Scenario
 def fits(scenario: Scenario) -> bool:
     """A single station (the event engine's other conditions already hold) whose every
     visit ends the transaction, in one regime throughout (no slowdowns, outages or worker
-    schedules: workers free in arrival order only then), taking one at a time (no batch), that
+    schedules or autoscaler: workers free in arrival order only then), taking one at a time (no batch), that
     scores no risk (the event loop counts the outcomes), and whose clients do not retry and are
     not a closed population (a retry, or a closed population's request, is an arrival that
     depends on the past)."""
     return (len(scenario.stations) == 1 and all(t == "done" for s in scenario.stations.values() for t in s.routes)
             and all(not s.slowdowns and not s.outages and not s.schedule and s.batch is None
-                    and s.classify is None and s.executor is None
+                    and s.classify is None and s.executor is None and s.autoscale is None
                     and s.cores is None and not s.unlimited for s in scenario.stations.values())
             and all(s.instances == 1 and s.discipline == "fifo" and s.backlog is None for s in scenario.stations.values())
             and all(a.retry is None and a.clients is None for a in scenario.arrivals.values()))
@@ -319,5 +319,5 @@ def run_single(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                 sr_sketch[s, b] += 1
     if series:
         close_before(ser, horizon, held_t, held_b, held, m.log_gamma, m.offset)
-        settle_levels(ser)
+        settle_levels(ser, m.workers[0])
     return 0

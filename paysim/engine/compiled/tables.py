@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from paysim import distributions as d
+from paysim.engine.compiled.autoscale import Autoscalers, build_autoscalers
 from paysim.engine.compiled.backlog import backlog_table
 from paysim.engine.compiled.balance import balance_tables, per_instance, units
 from paysim.engine.compiled.batch import batch_table, service_parts
@@ -149,6 +150,7 @@ class Accumulators(NamedTuple):
     queue_last: np.ndarray   # int (stations, priority ranks): the last waiting of each rank (queues.py)
     turn: np.ndarray         # int: per station the instance whose turn it is (round robin)
     pools: Pools             # the stations' executors (paysim.engine.compiled.executor)
+    autoscale: Autoscalers   # the stations' autoscalers (paysim.engine.compiled.autoscale)
 
 
 def accumulators(scenario: Scenario, sketch: QuantileSketch) -> Accumulators:
@@ -159,7 +161,7 @@ def accumulators(scenario: Scenario, sketch: QuantileSketch) -> Accumulators:
                         np.zeros((n_sr, SRF_WIDTH)), np.zeros((n_sr, SR_WIDTH), np.int64),
                         np.zeros((n_sr, buckets), np.int64), np.zeros(n_sr, np.int64), np.zeros(1),
                         np.full((n_st, len(priority_ranks(scenario))), -1, np.int64), np.zeros(n_st, np.int64),
-                        build_pools(scenario))
+                        build_pools(scenario), build_autoscalers(scenario))
 
 
 def _code(dist: d.Distribution) -> tuple[int, float, float, float] | None:
