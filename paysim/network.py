@@ -157,7 +157,7 @@ def item_time(station: Station, rate: float | None = None) -> float:
     how batch sizes vary)."""
     service, batch = station.service, station.batch
     if not isinstance(service, BatchService) or batch is None:   # validated: both or neither
-        return service.mean if service is not None else 0.0
+        return station.service_time.mean if service is not None else 0.0   # with a cache: the mixture's
     size = float(batch.size or math.inf)
     if batch.every is not None and rate is not None and math.isfinite(rate) and rate > 0:
         size = min(size, max(1.0, rate / station.instances * batch.every))

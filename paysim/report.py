@@ -162,9 +162,11 @@ _ROWS = [("arrival_rate", "rate"), ("throughput", "rate"), ("goodput", "rate"), 
          ("latency.p95", "time"), ("latency.p99", "time"), ("latency.p999", "time"),
          ("L", "number"), ("Lq", "number"), ("retry_amplification", "number"), ("rejection_rate", "percent"),
          ("timeout_rate", "percent"), ("abandon_rate", "percent"), ("cancel_rate", "percent"),
-         ("error_rate", "percent"), ("failure_rate", "percent"), ("approve_rate", "percent"),
+         ("error_rate", "percent"), ("rate_limited_rate", "percent"), ("failure_rate", "percent"),
+         ("background_failed", "number"), ("cache_hit_rate", "percent"), ("approve_rate", "percent"),
          ("review_rate", "percent"), ("decline_rate", "percent")]
-_SHOWN_WHEN_NONZERO = {"retry_amplification", "timeout_rate", "abandon_rate", "cancel_rate", "error_rate"}
+_SHOWN_WHEN_NONZERO = {"retry_amplification", "timeout_rate", "abandon_rate", "cancel_rate", "error_rate",
+                       "rate_limited_rate", "background_failed"}
 _BORDER = 3    # a column's padding and rule, in characters
 
 

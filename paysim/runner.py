@@ -69,6 +69,8 @@ def observer_for(scenario: Scenario) -> Observer:
     stations = {name: StationObserver(worker_steps(s)[0][1] * s.instances, _service_means(s)[0],
                                       batch=s.batch is not None, per_batch_s=_service_means(s)[1])
                 for name, s in scenario.stations.items()}
+    for name, station in scenario.stations.items():
+        stations[name].limited, stations[name].cached = station.rate_limit is not None, station.cache is not None
     return Observer(stations, {name: StreamObserver() for name in scenario.arrivals})
 
 

@@ -20,8 +20,10 @@ import simpy
 from paysim.distributions import Deterministic, Exponential, Uniform
 from paysim.engine.arrivals import GapClock, ProfileClock, TraceClock
 from paysim.engine.batch import BatchStation
+from paysim.engine.cache import StationCache
 from paysim.engine.executor import ExecutorStation
 from paysim.engine.fork import ForkJoin
+from paysim.engine.limits import RateLimited, TokenBucket
 from paysim.engine.retry import retry_delay, token_cap
 from paysim.engine.seeds import component_rng
 from paysim.engine.station import (
@@ -73,6 +75,7 @@ class _Stream:
         self.budget = budget
         self.token_cap = token_cap(spec)
         self.tokens = self.token_cap
+        self.limit = TokenBucket(spec.rate_limit) if spec.rate_limit is not None else None
 
     def begin(self) -> None:
         if self.clients is None:
@@ -142,7 +145,7 @@ def _clock(spec: Arrival, rng: np.random.Generator) -> Clock | None:
 
 
 _TRIGGER = {"timed_out": "timeout", "abandoned": "timeout", "cancelled": "timeout", "rejected": "rejected",
-            "errored": "error"}
+            "errored": "error", "rate_limited": "rate_limited"}
 
 
 class _Engine(ForkJoin):
@@ -167,8 +170,15 @@ class _Engine(ForkJoin):
             onwards[name] = onward = Onward(self, spec, observer.stations[name], router, errors)
             instances = [self._station(spec, observer.stations[name], onward, rng, name if i == 0 else f"{name}#{i}")
                          for i in range(spec.instances)]
+            if spec.cache is not None:   # one cache, with its own generators, for the station's instances
+                cache = StationCache(spec.cache.hit, uniform("cache", name),
+                                     spec.cache.service.sampler(rng("cache-service", name)), observer.stations[name])
+                for station in instances:
+                    station.cache = cache
             nodes[name] = instances[0] if len(instances) == 1 else Balancer(instances, spec.balance,
                                                                              uniform("balance", name))
+            if spec.rate_limit is not None:   # in front of the station and its balancer
+                nodes[name] = RateLimited(nodes[name], spec.rate_limit, self, observer.stations[name])
         for name, spec in scenario.stations.items():
             onward = onwards[name]
             if spec.classify is not None:
@@ -212,6 +222,9 @@ class _Engine(ForkJoin):
         stream.observer.enter(now, attempt > 1)
         if stream.timeout is not None:
             self.env.timeout(stream.timeout, txn).callbacks.append(self._timed_out)
+        if stream.limit is not None and not stream.limit.take(now):
+            self.lose(txn, now, "rate_limited")
+            return
         stream.entry.arrive(txn)
 
     def _leave(self, txn: Txn, now: float, finished: bool) -> None:
@@ -222,10 +235,20 @@ class _Engine(ForkJoin):
     def complete(self, txn: Txn) -> None:
         now = self.env.now
         self._leave(txn, now, True)
-        if not txn.gave_up:            # else the client timed out: this was orphaned work
-            txn.gave_up = True
-            txn.stream.observer.succeed(now - txn.origin, txn.wait)
-            txn.stream.request_done()
+        if not txn.gave_up:            # else the client timed out (orphaned work) or had its reply
+            self._answer(txn, now)
+
+    def reply(self, txn: Txn) -> None:
+        """``txn`` leaves a ``reply: true`` station: its client has the answer now; the rest
+        of the route goes on in the background (in the system's L and W_all, not in the
+        client's latency, timeout or failures)."""
+        txn.replied = True
+        self._answer(txn, self.env.now)
+
+    def _answer(self, txn: Txn, now: float) -> None:
+        txn.gave_up = True
+        txn.stream.observer.succeed(now - txn.origin, txn.wait)
+        txn.stream.request_done()
 
     def lose(self, txn: Txn, now: float, reason: str, silent: bool = False) -> None:
         """An attempt is lost (rejected, failed). ``silent``: nobody tells the client, who
@@ -234,6 +257,9 @@ class _Engine(ForkJoin):
             self.branch_returned(txn, now, reason)
             return
         self._leave(txn, now, False)
+        if txn.replied:                # answered already: a background failure, not the client's
+            txn.stream.observer.background_fail()
+            return
         if txn.gave_up or (silent and txn.stream.timeout is not None):
             return
         txn.gave_up = True

@@ -7,7 +7,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from paysim.engine.compiled import balance, executor, queues, recursion
+from paysim import distributions as d
+from paysim.engine.compiled import balance, executor, queues, recursion, reply
 from paysim.engine.compiled.codes import (
     SR_AT_START,
     SR_FAILED,
@@ -59,6 +60,9 @@ def unsupported(scenario: Scenario) -> str | None:
         why = balance.unsupported(name, station, scenario) or queues.unsupported(name, station)
         if why:
             return why
+        if station.cache is not None and (station.executor is not None or not drawable(station.cache.service)
+                                          or isinstance(station.cache.service, d.Empirical)):
+            return f"stations.{name}.cache: with an executor or an empirical service needs the SimPy engine"
         if not drawable(single_service(station)):
             return f"stations.{name}.service: {type(station.service).__name__} needs the SimPy engine"
     return None
@@ -124,6 +128,7 @@ def _report(acc: Accumulators, observer: Observer, warmup: float, horizon: float
         station.sketch.add_counts(acc.st_sketch[i], acc.st_zeros[i])
         station.outcomes = {name: int(c[ST_OUTCOMES + code]) for code, name in enumerate(OUTCOMES)}
     executor.report(acc.pools, observer.stations.values())
+    reply.report_counts(acc, observer)
     for i, stream in enumerate(observer.streams.values()):
         f, c = acc.sr_f[i].tolist(), acc.sr_i[i]
         stream.area_in_system, stream.sum_latency = f[SRF_AREA_IN], f[SRF_LATENCY]

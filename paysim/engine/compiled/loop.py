@@ -14,6 +14,7 @@ import numpy as np
 
 from paysim.engine.compiled.arrivals import arrival_cursors, next_arrival
 from paysim.engine.compiled.balance import instance
+from paysim.engine.compiled.cache import cached_service
 from paysim.engine.compiled.classify import classified
 from paysim.engine.compiled.closed import send_after_think, start_clients
 from paysim.engine.compiled.codes import (
@@ -26,14 +27,12 @@ from paysim.engine.compiled.codes import (
     CW_STATION,
     CW_VALUE,
     DONE_SERVICE,
-    ERRORED,
     FORKED,
     H_SEQ,
     H_T,
     LEFT,
     N_FEATURES,
     REFUSE,
-    REJECTED,
     RETRY_START,
     RT_BUDGET,
     RT_TOKEN_CAP,
@@ -41,16 +40,14 @@ from paysim.engine.compiled.codes import (
     SR_ARRIVED,
     SR_AT_START,
     SR_ATTEMPTS,
+    SR_BG_FAILED,
     SR_DEPARTED,
     SR_FAILED,
     SR_FINISHED,
     SR_IN,
     SR_RETRIES,
-    SR_SUCCEEDED,
     SRF_LAST,
-    SRF_LATENCY,
     SRF_SERVICE,
-    SRF_SUCCESS_WAIT,
     SRF_TIME,
     SRF_WAIT,
     ST_BUSY,
@@ -62,6 +59,7 @@ from paysim.engine.compiled.codes import (
     ST_HEAD,
     ST_IN,
     ST_OUTCOMES,
+    ST_RATE_LIMITED,
     ST_REJECTED,
     ST_TAIL,
     ST_WAITING,
@@ -75,6 +73,7 @@ from paysim.engine.compiled.codes import (
     TO_DONE,
     TO_ERROR,
     TO_ONWARD,
+    TO_RATE_LIMITED,
     TO_REJECTED,
     TRAVEL,
     TXF_ARRIVED,
@@ -86,9 +85,11 @@ from paysim.engine.compiled.codes import (
     TXF_STARTED,
     TXF_WAIT,
     TXI_ATTEMPT,
+    TXI_CACHE_HIT,
     TXI_CALLER,
     TXI_GAVE_UP,
     TXI_GEN,
+    TXI_REPLIED,
     TXI_STATE,
     TXI_STATION,
     TXI_STREAM,
@@ -108,10 +109,12 @@ from paysim.engine.compiled.executor import (
     resume,
 )
 from paysim.engine.compiled.fork import call_returned, fork, grown_calls, new_calls, next_call, withdraw_calls
+from paysim.engine.compiled.limits import loss_reason, new_buckets, took_token
 from paysim.engine.compiled.primitives import bucket, draw, helper, jit
 from paysim.engine.compiled.queues import enqueue
+from paysim.engine.compiled.reply import answer, open_counts
 from paysim.engine.compiled.retry import may_retry, retry_delay
-from paysim.engine.compiled.series import due, latency as latency_in_series, sampling, take, take_until, window_opened
+from paysim.engine.compiled.series import due, sampling, take, take_until, window_opened
 from paysim.engine.compiled.state import (
     grown_heap,
     grown_slots,
@@ -156,6 +159,7 @@ def open_window(st_f, st_i, st_sketch, st_zeros, sr_f, sr_i, sr_sketch, sr_zeros
         sr_i[s, SR_RETRIES] = 0
         sr_sketch[s, :] = 0
         sr_zeros[s] = 0
+    open_counts(st_i, sr_i)
 
 
 @helper
@@ -194,6 +198,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     slow = np.ones(n_st)                      # service-time factor of the slowdown in force
     down = np.full(n_st, UP, np.int64)        # the outage in force
     tokens = m.retry[:, RT_TOKEN_CAP].copy()  # each stream's retry budget, full at the start
+    rl_tokens, rl_last = new_buckets(m.rl_cap)   # rate limits: stations' rows, then streams'
     for w in range(m.windows.shape[0]):       # before the arrivals: SimPy schedules them first
         push(heap, size, m.windows[w, CW_AT], STATION_CHANGE, 2 * w, 0)
         push(heap, size, m.windows[w, CW_END], STATION_CHANGE, 2 * w + 1, 0)
@@ -247,7 +252,10 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
             elif ending:         # idle workers take up waiting work
                 while st_i[st, ST_BUSY] < m.workers[st] and st_i[st, ST_HEAD] != -1:
                     y = take_next(st_f, st_i, txf, txi, st, down, now, m.discipline, m.rank, queue_last)
-                    end = now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
+                    end = now + (draw(m.service, st, m.emp, rngs[m.rng_service[st]]) if m.cache_hit[st] < 0 else
+                                 cached_service(m.service, m.cache_hit, m.cache_service, m.emp, rngs[m.rng_service[st]],
+                                                rngs[m.rng_cache[st]], rngs[m.rng_cache_service[st]], st_i, txi, st,
+                                                y)) * slow[st]
                     push(heap, size, end, DONE_SERVICE, y, txi[y, TXI_GEN])
             continue
         if kind == POOL_KEEP_ALIVE:  # an idle pool thread's keep_alive is over
@@ -286,12 +294,15 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
             txf[x, TXF_SERVICE] = 0.0
             txi[x, TXI_STATE] = TRAVEL
             txi[x, TXI_GAVE_UP] = 0
+            txi[x, TXI_REPLIED] = 0
             advance_stream(sr_f, sr_i, s, now)
             sr_i[s, SR_IN] += 1
             sr_i[s, SR_ATTEMPTS] += 1
             if m.timeout[s] < np.inf:
                 push(heap, size, now + m.timeout[s], TIMEOUT, x, txi[x, TXI_GEN])
             moving, target = x, m.entry[s]
+            if m.rl_cap[n_st + s] > 0 and not took_token(rl_tokens, rl_last, m.rl_rate, m.rl_cap, n_st + s, now):
+                target = TO_RATE_LIMITED   # the stream's rate limit
         elif kind == DONE_SERVICE:
             x = ident
             if txi[x, TXI_GEN] != gen or txi[x, TXI_STATE] != SERVING:
@@ -319,13 +330,16 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
             else:
                 y = take_next(st_f, st_i, txf, txi, st, down, now, m.discipline, m.rank, queue_last)
                 if y >= 0:
-                    end = now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
+                    end = now + (draw(m.service, st, m.emp, rngs[m.rng_service[st]]) if m.cache_hit[st] < 0 else
+                                 cached_service(m.service, m.cache_hit, m.cache_service, m.emp, rngs[m.rng_service[st]],
+                                                rngs[m.rng_cache[st]], rngs[m.rng_cache_service[st]], st_i, txi, st,
+                                                y)) * slow[st]
                     push(heap, size, end, DONE_SERVICE, y, txi[y, TXI_GEN])
             if error:
                 moving, target = x, TO_ERROR
             elif txi[x, TXI_CALLER] > 0:     # a parallel call answers its attempt
                 moving, target = x, TO_DONE
-            elif m.n_calls[st] > 0:          # the attempt calls its branches in parallel
+            elif m.n_calls[st] > 0 and not (m.cache_hit[st] >= 0 and txi[x, TXI_CACHE_HIT] == 1):   # (a hit makes none)
                 fork(txf, txi, free, free_n, calls, m.n_calls, x, now)
                 forking = x
                 moving, target, next_j = next_call(txi, calls, m.calls_to, m.n_calls, forking, 0)
@@ -357,7 +371,10 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                 else:            # queued (abandoned), or in service (cancelled: the worker is freed now)
                     reason, y = withdraw(st_f, st_i, txf, txi, st, x, down, now, m.discipline, m.rank, queue_last)
                     if y >= 0:
-                        end = now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
+                        end = now + (draw(m.service, st, m.emp, rngs[m.rng_service[st]]) if m.cache_hit[st] < 0 else
+                                     cached_service(m.service, m.cache_hit, m.cache_service, m.emp,
+                                                    rngs[m.rng_service[st]], rngs[m.rng_cache[st]],
+                                                    rngs[m.rng_cache_service[st]], st_i, txi, st, y)) * slow[st]
                         push(heap, size, end, DONE_SERVICE, y, txi[y, TXI_GEN])
                 leave_system(sr_f, sr_i, txf, txi, x, now, False)   # not finished
                 in_flight -= 1
@@ -369,6 +386,12 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
             s = txi[x, TXI_STREAM]
             if target == TO_ONWARD:    # on from its station: its risk outcome's station, or a weighted route
                 st = txi[x, TXI_STATION]
+                if m.reply[st] and txi[x, TXI_GAVE_UP] == 0:   # the client has its answer; the rest is background
+                    txi[x, TXI_GAVE_UP], txi[x, TXI_REPLIED] = 1, 1
+                    answer(sr_f, sr_i, acc.sr_sketch, acc.sr_zeros, series_lat, txf, x, s, now, m.log_gamma, m.offset,
+                           m.nbuckets, m.min_value)
+                    if m.clients[s] > 0:    # the client thinks, then sends its next request
+                        send_after_think(m.think, s, m.emp, rngs[m.rng_think[s]], heap, size, now)
                 if m.cl_on[st]:
                     target = classified(m.cl_term, m.cl_coef, m.cl_review, m.cl_decline, m.cl_to, st_i, txf, st, x)
                 else:
@@ -379,6 +402,10 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                     while m.route_cum[st, j] <= u:
                         j += 1
                     target = m.route_to[st, j]
+            if target >= 0 and m.rl_cap[target] > 0 and not took_token(rl_tokens, rl_last, m.rl_rate, m.rl_cap,
+                                                                        target, now):
+                st_i[target, ST_RATE_LIMITED] += 1    # the station's rate limit, in front of its balancer
+                target = TO_RATE_LIMITED
             if target >= 0:
                 st = target
                 if m.instances[st] > 1:   # the instance its balancer picks
@@ -403,7 +430,10 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                     if st_i[st, ST_BUSY] < m.workers[st] and down[st] == UP:
                         st_i[st, ST_BUSY] += 1
                         start_service(st_i, txf, txi, st, x, now)
-                        end = now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
+                        end = now + (draw(m.service, st, m.emp, rngs[m.rng_service[st]]) if m.cache_hit[st] < 0 else
+                                     cached_service(m.service, m.cache_hit, m.cache_service, m.emp,
+                                                    rngs[m.rng_service[st]], rngs[m.rng_cache[st]],
+                                                    rngs[m.rng_cache_service[st]], st_i, txi, st, x)) * slow[st]
                         push(heap, size, end, DONE_SERVICE, x, txi[x, TXI_GEN])
                     else:
                         enqueue(st_i, txi, st, x, m.discipline, m.rank, queue_last)
@@ -425,22 +455,15 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                 continue
             if txi[x, TXI_GAVE_UP] == 0:
                 txi[x, TXI_GAVE_UP] = 1
-                if finished:     # the request's latency runs from its first attempt, backoffs included
-                    latency = now - txf[x, TXF_ORIGIN]
-                    sr_i[s, SR_SUCCEEDED] += 1
-                    sr_f[s, SRF_LATENCY] += latency
-                    sr_f[s, SRF_SUCCESS_WAIT] += txf[x, TXF_WAIT]
-                    tiny = latency < m.min_value
-                    b = 0 if tiny else bucket(latency, m.log_gamma, m.offset, m.nbuckets)
-                    if tiny:
-                        acc.sr_zeros[s] += 1
-                    else:
-                        acc.sr_sketch[s, b] += 1
-                    latency_in_series(series_lat, tiny, b)
+                if finished:
+                    answer(sr_f, sr_i, acc.sr_sketch, acc.sr_zeros, series_lat, txf, x, s, now, m.log_gamma, m.offset,
+                           m.nbuckets, m.min_value)
                     if m.clients[s] > 0:    # the client thinks, then sends its next request
                         send_after_think(m.think, s, m.emp, rngs[m.rng_think[s]], heap, size, now)
                 else:
-                    failed, reason = x, ERRORED if target == TO_ERROR else REJECTED
+                    failed, reason = x, loss_reason(target)
+            elif txi[x, TXI_REPLIED] == 1 and not finished:   # lost after its reply: not the client's failure
+                sr_i[s, SR_BG_FAILED] += 1
             in_flight -= 1
             release_slot(txi, free, free_n, x)
         if failed >= 0:      # the client's attempt failed: retry it after a backoff, or count the outcome

@@ -80,9 +80,9 @@ def fits(scenario: Scenario) -> bool:
     closed population's request, is an arrival that depends on the past)."""
     return (len(scenario.stations) == 1 and all(t == "done" for s in scenario.stations.values() for t in s.routes)
             and all(not s.slowdowns and not s.outages and s.classify is None and s.executor is None
-                    for s in scenario.stations.values())
+                    and s.rate_limit is None and s.cache is None for s in scenario.stations.values())
             and all(s.instances == 1 and s.discipline == "fifo" for s in scenario.stations.values())
-            and all(a.retry is None and a.clients is None for a in scenario.arrivals.values()))
+            and all(a.retry is None and a.clients is None and a.rate_limit is None for a in scenario.arrivals.values()))
 
 
 @helper

@@ -9,8 +9,10 @@ from paysim.engine.compiled.codes import (
     JITTER_EQUAL,
     JITTER_FULL,
     ON_ERROR,
+    ON_RATE_LIMITED,
     ON_REJECTED,
     ON_TIMEOUT,
+    RATE_LIMITED,
     REJECTED,
     RT_ATTEMPTS,
     RT_BACKOFF,
@@ -30,6 +32,8 @@ def trigger_of(reason):
         return ON_REJECTED
     if reason == ERRORED:
         return ON_ERROR
+    if reason == RATE_LIMITED:
+        return ON_RATE_LIMITED
     return ON_TIMEOUT      # timed out, abandoned or cancelled
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from paysim import distributions as d
 from paysim.engine.compiled.balance import balance_tables, per_instance, units
+from paysim.engine.compiled.cache import cache_tables
 from paysim.engine.compiled.classify import classify_tables, feature_distributions
 from paysim.engine.compiled.codes import (
     CONSTANT,
@@ -33,6 +34,7 @@ from paysim.engine.compiled.codes import (
     JITTER_NONE,
     LOGN,
     ON_ERROR,
+    ON_RATE_LIMITED,
     ON_REJECTED,
     ON_TIMEOUT,
     PROFILE,
@@ -47,7 +49,9 @@ from paysim.engine.compiled.codes import (
 )
 from paysim.engine.compiled.executor import Pools, build_pools
 from paysim.engine.compiled.fork import fork_tables
+from paysim.engine.compiled.limits import limit_tables
 from paysim.engine.compiled.queues import priority_ranks, queue_tables
+from paysim.engine.compiled.reply import reply_tables
 from paysim.engine.retry import token_cap
 from paysim.engine.seeds import component_rng
 from paysim.scenario import Scenario, Station
@@ -106,6 +110,14 @@ class Model(NamedTuple):
     calls_to: np.ndarray     # int (stations, width): the branch stations called in parallel, -1 padding
     n_calls: np.ndarray      # int: per station, how many
     join_any: np.ndarray     # bool: per station, the first good answer is enough
+    # reply: true, rate limits and caches (reply.py, limits.py, cache.py)
+    reply: np.ndarray        # bool: per station, its client has the answer when a request leaves it
+    rl_rate: np.ndarray      # per station row, then per stream: the token bucket's rate
+    rl_cap: np.ndarray       # its capacity (0: no bucket)
+    cache_hit: np.ndarray    # per station, the cache's hit probability (-1: no cache)
+    cache_service: np.ndarray  # (stations, 4) the cache's service row
+    rng_cache: np.ndarray    # int: per station, its cache's hit and service generators
+    rng_cache_service: np.ndarray
 
 
 class Accumulators(NamedTuple):
@@ -155,9 +167,9 @@ def _code(dist: d.Distribution) -> tuple[int, float, float, float] | None:
 
 
 def single_service(station: Station) -> d.Distribution:
-    """A station's service distribution (batch stations, whose service has two parts, run on SimPy)."""
-    service = station.service_time
-    if isinstance(service, BatchService):
+    """A station's own service distribution (batch stations, whose service has two parts, run on SimPy)."""
+    service = station.service
+    if service is None or isinstance(service, BatchService):
         raise TypeError("a batch station's service has two parts")
     return service
 
@@ -190,7 +202,7 @@ class Generators:
 
 _BACKOFFS = {"constant": CONSTANT, "exponential": EXPONENTIAL, "decorrelated": DECORRELATED}
 _JITTERS = {"none": JITTER_NONE, "full": JITTER_FULL, "equal": JITTER_EQUAL}
-_TRIGGERS = {"timeout": ON_TIMEOUT, "rejected": ON_REJECTED, "error": ON_ERROR}
+_TRIGGERS = {"timeout": ON_TIMEOUT, "rejected": ON_REJECTED, "error": ON_ERROR, "rate_limited": ON_RATE_LIMITED}
 
 
 def _retry_row(arrival) -> list[float]:
@@ -301,4 +313,5 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
         log_gamma=log_gamma, offset=offset, nbuckets=nbuckets, min_value=MIN_VALUE,
         **per_instance(scenario, {**classify_tables(scenario, index, generators.index, row),
                                   **fork_tables(scenario, index)}),
-        **queue_tables(scenario), **balance_tables(scenario, generators))
+        **queue_tables(scenario), **balance_tables(scenario, generators),
+        **reply_tables(scenario), **limit_tables(scenario), **cache_tables(scenario, generators.index, row))
