@@ -12,6 +12,7 @@ from paysim.distributions import Distribution, Exponential, Gamma
 from paysim.network import Network, base_rate, instance_servers, mean_workers, worker_levels
 from paysim.scenario import DONE, Arrival, Scenario, Station
 from paysim.scenario.models import BatchService
+from paysim.theory.layered import limit_reasons
 
 
 def exponential(service: Distribution | BatchService | None) -> bool:
@@ -123,6 +124,8 @@ class TheoryModel:
                         reasons.setdefault(other, f"fed by the risk classification at station {name!r}: where "
                                                   "transactions go depends on their scores, which no formula here "
                                                   "gives")
+        for name, why in limit_reasons(self.scenario, self.reach).items():
+            reasons.setdefault(name, why)
         for name in list(reasons):
             kind = "batch station" if stations[name].batch is not None else "station"
             for other in sorted(self.reach[name]):
