@@ -57,7 +57,7 @@ SAME_PATH = {
 @pytest.mark.parametrize("name", sorted(SAME_PATH))
 def test_reply_limits_and_caches_follow_the_same_path(name):
     stations, arrivals = SAME_PATH[name]
-    _assert_same_path(scenario(stations, arrivals, horizon=120.0, warmup=10.0, replications=1))
+    _assert_same_path(scenario(stations, arrivals, horizon=60.0, warmup=10.0, replications=1))
 
 
 def _payments(reply: bool):
