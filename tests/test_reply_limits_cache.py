@@ -20,6 +20,7 @@ from test_engines_identical import _assert_same_path
 
 from paysim import analytic
 from paysim.runner import simulate
+from paysim.theory import analyse
 
 EXP = {"dist": "exponential", "mean": 0.05}
 
@@ -150,6 +151,27 @@ def test_a_cached_server_is_the_mg1_queue_of_the_mixture():
     second = hit * 2 * cache_mean**2 + (1 - hit) * 2 * own_mean**2
     theory = analytic.mg1(lam, mean, second / mean**2 - 1)
     assert model.stations["s"].service_time.mean == pytest.approx(mean)   # what load estimates and theory read
+    assert analyse(model).stations["s"].metrics["Wq"] == pytest.approx(theory.Wq)   # paysim analytic, --compare
     result = simulate(model, jobs=1, engine="fast")
     assert_holm(result, {"stations.s.Wq": (theory.Wq, 0.0), "stations.s.utilization": (lam * mean, 0.0),
                          "stations.s.cache_hit_rate": (hit, 0.0)}, alpha=0.001)
+
+
+def test_theory_says_why_it_has_no_answer_past_a_bucket_or_a_reply():
+    """What passes a token bucket is no Poisson flow: the limited station and what it feeds get
+    no result; a reply part-way leaves the stations' results but no end-to-end latency."""
+    stations = {"gateway": {"workers": 2, "service": EXP, "next": "acquirer"},
+                "acquirer": {"workers": 2, "service": EXP, "next": "settlement"},
+                "settlement": {"workers": 2, "service": EXP}}
+    limited = analyse(scenario({**stations, "acquirer": {**stations["acquirer"], "rate_limit": "30/s"}},
+                               {"card": {"rate": 20}}, horizon=60.0, warmup=0.0))
+    assert limited.stations["gateway"].ok
+    assert "rate limit" in limited.stations["acquirer"].reason
+    assert "downstream of a rate limit" in limited.stations["settlement"].reason
+    assert "rate limit" in analyse(scenario(stations, {"card": {"rate": 20, "rate_limit": "30/s"}},
+                                            horizon=60.0, warmup=0.0)).stations["gateway"].reason
+    replied = analyse(scenario({**stations, "acquirer": {**stations["acquirer"], "reply": True}},
+                               {"card": {"rate": 20}}, horizon=60.0, warmup=0.0))
+    assert all(replied.stations[name].ok for name in stations)
+    assert "replies to the client" in replied.streams["card"].reason
+    assert "replies to the client" in replied.system.reason
