@@ -175,3 +175,6 @@ def test_theory_says_why_it_has_no_answer_past_a_bucket_or_a_reply():
     assert all(replied.stations[name].ok for name in stations)
     assert "replies to the client" in replied.streams["card"].reason
     assert "replies to the client" in replied.system.reason
+    closed = analyse(scenario({**stations, "acquirer": {**stations["acquirer"], "reply": True}},
+                              {"card": {"clients": 5, "think": 0.1}}, horizon=60.0, warmup=0.0))
+    assert "not fixed" in closed.stations["gateway"].reason   # no MVA: answered clients send again meanwhile
