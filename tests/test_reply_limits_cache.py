@@ -43,13 +43,14 @@ SAME_PATH = {
         {"card": {"rate": 35, "rate_limit": "32/s", "timeout": 1.0,
                   "retry": {"attempts": 2, "base": 0.1, "on": ["rate_limited", "timeout"]}},
          "batch": {"rate": 8, "process": "deterministic", "rate_limit": {"rate": 5, "burst": 1}}}),
-    # a cache in front of parallel calls (a hit makes none) and of a station whose work is withdrawn
+    # a cache in front of parallel calls (a hit makes none), a call refused by a bucket, a cache in
+    # front of a station whose work is withdrawn
     "cache-skips-calls": (
         {"risk": {"workers": 3, "service": EXP, "cache": {"hit": 0.6, "service": {"dist": "lognormal", "mean": 0.002,
                                                                                    "cv": 1.0}},
                   "parallel": ["fraud", "balance"], "join": "all", "next": "ledger"},
          "fraud": {"workers": 2, "service": EXP, "cache": {"hit": "30%", "service": 0.001}},
-         "balance": {"workers": 2, "service": EXP, "errors": 0.05},
+         "balance": {"workers": 2, "service": EXP, "errors": 0.05, "rate_limit": {"rate": 10, "burst": 2}},
          "ledger": {"workers": 2, "service": EXP, "on_timeout": "cancel", "cache": {"hit": 0.5, "service": 0.003}}},
         {"card": {"rate": 30, "timeout": 0.5, "retry": {"attempts": 2, "on": ["error", "timeout"]}}}),
 }
