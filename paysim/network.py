@@ -4,11 +4,13 @@
   risk scoring (``classify``) the stream's transactions follow the outcome shares of its
   own ``amount`` distribution, estimated from ``SHARE_SAMPLES`` draws with a fixed seed (a
   stream without ``amount`` scores with amount 0; each visit is taken as scored afresh).
-* Reachability: the stations a stream can visit along positive-probability routes and
-  parallel calls, who feeds whom, which streams reach a station, which stations can leave.
+* Reachability: the stations a stream can visit along positive-probability routes,
+  parallel calls and ``calls``, who feeds whom, which streams reach a station, which stations can leave.
 * Visit ratios: the traffic equations solved per stream (every transaction that enters a
   station is served once per visit). A station called in ``parallel`` receives one call
   per visit to its caller; the calls return to the caller and route no further. A station
+  named in a caller's ``calls`` receives one call per step naming it each time its caller is
+  served (visited or itself called), so nested calls multiply down the chain. A station
   that classification traps in a cycle gets infinitely many visits.
 * Servers and capacity: servers at peak over all instances (workers × instances, an
   executor's max threads, a schedule's peak), except that an executor with an unbounded
@@ -28,6 +30,7 @@ from functools import cached_property
 import numpy as np
 
 from paysim.analytic import jackson_arrival_rates
+from paysim.scenario.call_checks import callees
 from paysim.scenario.models import DONE, Arrival, BatchService, Classify, Scenario, Station
 
 SHARE_SAMPLES = 20_000      # amounts drawn per stream to estimate classification shares
@@ -181,7 +184,7 @@ class Network:
         stations = scenario.stations
         # positive-probability successors, ``done`` left out; every outcome of a classifier counts
         self.routed = {n: {t for t, p in s.routes.items() if p > 0 and t != DONE} for n, s in stations.items()}
-        self.next = {n: self.routed[n] | set(s.parallel) for n, s in stations.items()}
+        self.next = {n: self.routed[n] | set(s.parallel) | set(callees(s)) for n, s in stations.items()}
         self.open = [s for s, a in scenario.arrivals.items() if a.clients is None]
         self.closed = [s for s, a in scenario.arrivals.items() if a.clients is not None]
 
@@ -277,7 +280,7 @@ class Network:
         return self._visits[stream][0]
 
     def calls(self, stream: str) -> dict[str, float]:
-        """Parallel calls each station receives per request of ``stream``."""
+        """Calls each station receives per request of ``stream``: parallel calls and ``calls``."""
         return self._visits[stream][1]
 
     @cached_property
@@ -289,8 +292,33 @@ class Network:
             for name, station in self.scenario.stations.items():
                 for branch in station.parallel:
                     calls[branch] += visits[name]
+            for name in self.call_order:    # a caller's served count is complete before its callees'
+                served = times(1.0, visits[name] + calls[name])
+                for step in self.scenario.stations[name].calls:
+                    for callee in step.targets:
+                        calls[callee] += served
             out[stream] = (visits, calls)
         return out
+
+    @cached_property
+    def call_order(self) -> list[str]:
+        """Stations ordered so that each comes before every station it calls (validation
+        refuses cycles of calls; were there one, its closing call would be left out)."""
+        stations = self.scenario.stations
+        done: set[str] = set()
+        order: list[str] = []
+
+        def visit(name: str, path: set[str]) -> None:
+            for callee in callees(stations[name]):
+                if callee in stations and callee not in done and callee not in path:
+                    visit(callee, path | {callee})
+            done.add(name)
+            order.append(name)
+
+        for name in stations:
+            if name not in done:
+                visit(name, {name})
+        return order[::-1]
 
     def served(self, stream: str) -> dict[str, float]:
         """Times each station serves one request of ``stream``: its visits plus its parallel calls."""

@@ -63,6 +63,7 @@ class StationObserver:
         self.threads: int | None = None   # an executor's live threads
         self.limited = False      # has a rate limit: report rate_limited
         self.cached = False       # has a cache: report cache_hit_rate
+        self.held: int | None = None      # workers waiting on calls (at a station with calls)
         self._last = 0.0
         self.start_window(0.0)
 
@@ -76,11 +77,14 @@ class StationObserver:
                 self.area_busy_workers += self.busy_workers * elapsed
             if self.threads is not None:
                 self.area_threads += self.threads * elapsed
+            if self.held:
+                self.area_held += self.held * elapsed
             self._last = now
 
     def start_window(self, now: float) -> None:
         self._advance(now)
         self.area_in_station = self.area_busy = self.area_workers = self.area_busy_workers = self.area_threads = 0.0
+        self.area_held = 0.0
         self.entered = self.rejected = self.started = self.finished = self.errored = 0
         self.dropped = 0          # rejected after entering (an executor's discard_oldest), within rejected
         self.abandoned = self.cancelled = self.batches = 0
@@ -118,6 +122,11 @@ class StationObserver:
     def set_threads(self, now: float, threads: int) -> None:
         self._advance(now)
         self.threads = threads
+
+    def hold(self, now: float, delta: int) -> None:
+        """A worker starts (+1) or stops (-1) waiting on its transaction's calls; it stays busy."""
+        self._advance(now)
+        self.held = (self.held or 0) + delta   # set to 0 where a station has calls
 
     def batch_started(self, now: float, delta: int) -> None:
         """A worker takes up (+1) or finishes (-1) a batch."""
@@ -195,6 +204,8 @@ class StationObserver:
             row[f"{prefix}.cache_hit_rate"] = _ratio(self.cache_hits, self.started)
         if self.threads is not None:
             row[f"{prefix}.threads"] = _ratio(self.area_threads, window_s)
+        if self.held is not None:
+            row[f"{prefix}.held"] = _ratio(self.area_held, window_s)
         if self.batch:
             row[f"{prefix}.batch_size"] = _ratio(self.started, self.batches)
         decided = sum(self.outcomes.values())
@@ -271,6 +282,13 @@ class StreamObserver:
         self.finished += finished
         self.totals["finished"] += finished
         self.sum_time += time_in_system
+        self.sum_wait += wait
+        self.sum_service += service
+
+    def detached_work(self, wait: float, service: float) -> None:
+        """Queueing and service a call did after its caller stopped waiting for it (a step's
+        timeout with the callee's ``on_timeout: continue``): counted with the attempts' own, so
+        that Little's law over the system still sums every transaction's time in the stations."""
         self.sum_wait += wait
         self.sum_service += service
 

@@ -156,7 +156,7 @@ def _cell(value: Estimate | None, kind: str) -> str:
     return f"{text} {spread}" if spread else text
 
 
-_ROWS = [("arrival_rate", "rate"), ("throughput", "rate"), ("goodput", "rate"), ("utilization", "percent"),
+_ROWS = [("arrival_rate", "rate"), ("throughput", "rate"), ("goodput", "rate"), ("utilization", "percent"), ("held", "number"),
          ("threads", "number"), ("batch_size", "number"),
          ("W", "time"), ("Wq", "time"), ("latency.p50", "time"), ("latency.p90", "time"),
          ("latency.p95", "time"), ("latency.p99", "time"), ("latency.p999", "time"),

@@ -71,6 +71,9 @@ def observer_for(scenario: Scenario) -> Observer:
                 for name, s in scenario.stations.items()}
     for name, station in scenario.stations.items():
         stations[name].limited, stations[name].cached = station.rate_limit is not None, station.cache is not None
+    for name, s in scenario.stations.items():
+        if s.calls:
+            stations[name].held = 0     # reported beside busy
     return Observer(stations, {name: StreamObserver() for name in scenario.arrivals})
 
 

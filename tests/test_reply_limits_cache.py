@@ -53,6 +53,17 @@ SAME_PATH = {
          "balance": {"workers": 2, "service": EXP, "errors": 0.05, "rate_limit": {"rate": 10, "burst": 2}},
          "ledger": {"workers": 2, "service": EXP, "on_timeout": "cancel", "cache": {"hit": 0.5, "service": 0.003}}},
         {"card": {"rate": 30, "timeout": 0.5, "retry": {"attempts": 2, "on": ["error", "timeout"]}}}),
+    # held calls: a cache hit holds nobody; a call refused by the callee's bucket is retried as its
+    # step says; the client has its answer when the gateway lets go, and the ledger runs behind
+    "cache-and-limits-on-held-calls": (
+        {"gateway": {"workers": 6, "queue": 4, "service": 0.003, "reply": True, "next": "ledger",
+                     "cache": {"hit": 0.4, "service": 0.001},
+                     "calls": ["risk", {"station": "acquirer", "timeout": 0.4,
+                                        "retry": {"attempts": 2, "base": 0.02, "on": ["timeout", "rate_limited"]}}]},
+         "risk": {"workers": 2, "service": EXP, "cache": {"hit": 0.5, "service": 0.002}},
+         "acquirer": {"workers": 3, "service": EXP, "on_timeout": "cancel", "rate_limit": {"rate": 18, "burst": 4}},
+         "ledger": {"workers": 1, "service": EXP, "errors": 0.05}},
+        {"card": {"rate": 30, "timeout": 1.0}}),
 }
 
 

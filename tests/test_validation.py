@@ -219,6 +219,23 @@ CASES: list[tuple[str, str | bytes, str, int | None, str]] = [
     ("slo-failure-rate-over-one", BASE + "slo: {max_failure_rate: 150%}\n", "slo.max_failure_rate", 17, "between 0 and 1"),
     ("slo-unknown-key", BASE + "slo: {p98_latency: 1s}\n", "slo.p98_latency", 17, "unknown key"),
     ("name-not-text", edit("name: checkout", "name: [a, b]"), "name", 1, "expected text"),
+    # --- calls (the caller's worker is held across them)
+    ("calls-unknown-station", edit("    next: acquirer\n", "    calls: [risk, acquirr]\n"), "stations.gateway.calls.1",
+     13, "did you mean 'acquirer'"),
+    ("calls-itself", edit("    next: acquirer\n", "    calls: [gateway]\n"), "stations.gateway.calls.0", 13,
+     "cannot call itself"),
+    ("calls-in-a-cycle", edit("    next: acquirer\n", "    calls: [acquirer]\n") + "    calls: [{station: gateway}]\n",
+     "stations.gateway.calls", 13, "cycle, each holding a worker for the next: gateway -> acquirer -> gateway"),
+    ("calls-callee-routes-on", BASE + "    calls: [gateway]\n", "stations.acquirer.calls.0", 17,
+     "'gateway' answers a call, so it returns after its own service and calls: its next must be done"),
+    ("calls-bad-join", edit("    next: acquirer\n", "    calls: [{parallel: [acquirer], join: some}]\n"),
+     "stations.gateway.calls.0.join", 13, "'all' or 'any'"),
+    ("calls-join-without-parallel", edit("    next: acquirer\n", "    calls: [{station: acquirer, join: any}]\n"),
+     "stations.gateway.calls.0.join", 13, "belongs to a 'parallel' step"),
+    ("calls-step-names-nothing", edit("    next: acquirer\n", "    calls: [{timeout: 1s}]\n"),
+     "stations.gateway.calls.0", 13, "names one 'station'"),
+    ("calls-step-timeout-not-a-duration", edit("    next: acquirer\n", "    calls: [{station: acquirer, timeout: soon}]\n"),
+     "stations.gateway.calls.0.timeout", 13, "duration"),
 ]
 
 

@@ -37,3 +37,11 @@ def _mean_rate(arrival: Arrival) -> float:
         return arrival.rate
     assert arrival.interarrival is not None   # validation: an open stream has one or the other
     return 1 / max(arrival.interarrival.mean, 1e-300)
+
+
+def step_token_cap(station_rate: float, retry: Retry | None) -> float:
+    """Size of a call step's retry-budget bucket: ten seconds' worth of deposits (``budget``
+    per first try of the step) at ``station_rate``, the calling station's mean rate from the
+    open streams, at least one token."""
+    budget = retry.budget if retry else None
+    return max(1.0, (budget or 0.0) * 10.0 * station_rate)

@@ -21,10 +21,10 @@ from paysim.distributions import Deterministic, Exponential, Uniform
 from paysim.engine.arrivals import GapClock, ProfileClock, TraceClock
 from paysim.engine.batch import BatchStation
 from paysim.engine.cache import StationCache
+from paysim.engine.calls import CallPlan, Calls
 from paysim.engine.executor import ExecutorStation
-from paysim.engine.fork import ForkJoin
 from paysim.engine.limits import RateLimited, TokenBucket
-from paysim.engine.retry import retry_delay, token_cap
+from paysim.engine.retry import retry_delay, step_token_cap, token_cap
 from paysim.engine.seeds import component_rng
 from paysim.engine.station import (
     FORKED,
@@ -40,6 +40,7 @@ from paysim.engine.station import (
     Txn,
 )
 from paysim.errors import PaysimError
+from paysim.network import Network
 from paysim.observe import Observer, StationObserver, StreamObserver
 from paysim.scenario import Arrival, Scenario, Station
 from paysim.scenario.models import OUTCOMES, BatchService
@@ -148,7 +149,7 @@ _TRIGGER = {"timed_out": "timeout", "abandoned": "timeout", "cancelled": "timeou
             "errored": "error", "rate_limited": "rate_limited"}
 
 
-class _Engine(ForkJoin):
+class _Engine(Calls):
     def __init__(self, scenario: Scenario, observer: Observer, seed: int, replication: int,
                  max_in_flight: int) -> None:
         self.env = simpy.Environment()
@@ -179,6 +180,7 @@ class _Engine(ForkJoin):
                                                                              uniform("balance", name))
             if spec.rate_limit is not None:   # in front of the station and its balancer
                 nodes[name] = RateLimited(nodes[name], spec.rate_limit, self, observer.stations[name])
+        call_rates = Network(scenario).open_rates if any(s.calls for s in scenario.stations.values()) else {}
         for name, spec in scenario.stations.items():
             onward = onwards[name]
             if spec.classify is not None:
@@ -188,6 +190,10 @@ class _Engine(ForkJoin):
             else:
                 onward.router.targets = [nodes[target] for target in spec.routes]
             onward.branches = [nodes[branch] for branch in spec.parallel]
+            onward.steps = [CallPlan(step, [nodes[target] for target in step.targets],
+                                     uniform("call-retry", f"{name}.{index}") if step.retry else None,
+                                     step_token_cap(call_rates[name][0], step.retry))
+                            for index, step in enumerate(spec.calls)]
         self.streams = [
             _Stream(self.env, self, spec, _clock(spec, rng("arrivals", name)), observer.streams[name],
                     nodes[scenario.entry(name)], uniform("retry", name),
@@ -272,7 +278,8 @@ class _Engine(ForkJoin):
         txn.gave_up = True
         reason = "timed_out"       # the work goes on (on_timeout: continue)
         if txn.state != LEFT and txn.station.cancel_on_timeout:
-            # withdrawn while queued, or interrupted in service (or while its parallel calls ran)
+            # withdrawn while queued, or interrupted in service (or while its parallel calls ran,
+            # or while its worker was held on calls: they are withdrawn with it)
             reason = "abandoned" if txn.state == WAITING else "cancelled"
             now = self.env.now
             if txn.state == FORKED:

@@ -24,8 +24,8 @@ from paysim.scenario import Station
 if TYPE_CHECKING:
     from paysim.engine.limits import TokenBucket
 
-# where an attempt is
-TRAVELLING, WAITING, SERVING, FORKED, LEFT = range(5)
+# where an attempt is (HELD: its worker waits on the station's calls)
+TRAVELLING, WAITING, SERVING, FORKED, LEFT, HELD = range(6)
 
 
 class Node(Protocol):
@@ -64,14 +64,16 @@ class Network(Protocol):
     def fork(self, txn: Txn, onward: Onward) -> None: ...
     def branch_returned(self, child: Txn, now: float, reason: str | None) -> None: ...
     def reply(self, txn: Txn) -> None: ...
+    def call(self, txn: Txn, station: ServiceStation) -> None: ...
+    def withdraw_calls(self, txn: Txn, now: float) -> None: ...
 
 
 class Txn:
     """One attempt of a client's request (or one parallel call of it) moving through stations."""
 
-    __slots__ = ("arrived_at", "attempt", "backoff", "cache_hit", "children", "entered_at", "features", "gave_up",
-                 "origin", "parent", "pending", "replied", "seq", "service", "started_at", "state", "station", "stream",
-                 "wait")
+    __slots__ = ("arrived_at", "attempt", "backoff", "cache_hit", "call", "children", "detached", "entered_at",
+                 "features", "gave_up", "origin", "parent", "pending", "replied", "seq", "service", "started_at", "state",
+                 "station", "stream", "wait")
 
     def __init__(self, stream: Client, origin: float, attempt: int, backoff: float, now: float,
                  features: dict[str, float] | None = None) -> None:
@@ -94,6 +96,8 @@ class Txn:
         self.children: list[Txn] = []
         self.pending = 0
         self.seq = 0
+        self.call: Any = None           # where a held transaction is in its station's calls
+        self.detached = False           # a call whose caller stopped waiting (step timeout, continue)
 
 
 class Router:
@@ -137,6 +141,7 @@ class Onward:
         self.classify = spec.classify
         self.outcome_targets: dict[str, Node] = {}
         self.branches: list[Node] = []  # stations called in parallel
+        self.steps: list[Any] = []      # the station's calls (paysim.engine.calls.CallPlan)
         self.join_any = spec.join == "any"
         self.cancel_on_timeout = spec.on_timeout == "cancel"
         self.reply = spec.reply
@@ -340,14 +345,33 @@ class ServiceStation:
         if txn.state != SERVING:       # withdrawn while in service
             return
         now = self.env.now
-        service = now - txn.started_at
-        txn.service += service
         onward = self.onward
         error = onward.uniform is not None and onward.uniform() < onward.error_p
+        if onward.steps and not error and not (onward.cached and txn.cache_hit):   # held for the calls' answers
+            # (a cache hit makes no calls)
+            self.observer.hold(now, 1)
+            self.engine.call(txn, self)
+            return
+        service = now - txn.started_at
+        txn.service += service
         self.observer.finish(now, now - txn.arrived_at, service, error)
         txn.state = TRAVELLING
         self._release(txn, now)
         onward.send(txn, now, error)
+
+    def answered(self, txn: Txn, now: float, reason: str | None) -> None:
+        """The calls of held ``txn`` are done (``reason`` None) or failed: its worker is free; the
+        station's service time of ``txn`` is its holding time, its own service and the calls."""
+        self.observer.hold(now, -1)
+        service = now - txn.started_at
+        txn.service += service
+        self.observer.finish(now, now - txn.arrived_at, service, reason is not None)
+        txn.state = TRAVELLING
+        self._release(txn, now)
+        if reason is None:
+            self.onward.send(txn, now, False)
+        else:
+            self.engine.lose(txn, now, reason)
 
     def _release(self, txn: Txn, now: float) -> None:
         """The worker that served ``txn`` is free."""
@@ -360,7 +384,10 @@ class ServiceStation:
             wait = now - txn.arrived_at
             txn.wait += wait
             self.observer.withdraw(now, wait, wait, 0.0, in_service=False)
-        elif txn.state == SERVING:
+        elif txn.state in (SERVING, HELD):
+            if txn.state == HELD:       # its calls are taken back with it
+                self.engine.withdraw_calls(txn, now)
+                self.observer.hold(now, -1)
             service = now - txn.started_at
             txn.service += service
             self.observer.withdraw(now, now - txn.arrived_at, txn.started_at - txn.arrived_at, service, in_service=True)

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from paysim.errors import KeyPathError, Problem, ScenarioError
+from paysim.scenario.call_checks import call_problems
 from paysim.scenario.features import feature_problems
 from paysim.scenario.fields import did_you_mean
 from paysim.scenario.models import DONE, Scenario
@@ -118,6 +119,7 @@ def check_references(scenario: Scenario) -> list[tuple[Path_, str]]:
     for name, arrival in scenario.arrivals.items():
         if arrival.enter is not None and arrival.enter not in stations:
             found.append((("arrivals", name, "enter"), f"unknown station {arrival.enter!r}{did_you_mean(arrival.enter, stations)}"))
+    found += call_problems(stations)
     for name, station in stations.items():
         for index, target in enumerate(station.parallel):
             if target not in stations or target == name:
@@ -127,7 +129,8 @@ def check_references(scenario: Scenario) -> list[tuple[Path_, str]]:
                 found.append((("stations", name, "parallel", index),
                               (f"{target!r} answers a parallel call, so it returns after its own service: "
                                "leave out its next, classify and parallel")))
-        if station.reply and any(name in other.parallel for other in stations.values()):
+        if station.reply and any(name in other.parallel or any(name in step.targets for step in other.calls)
+                                 for other in stations.values()):
             found.append((("stations", name, "reply"), (f"{name!r} answers a parallel call, not the client: "
                                                         "leave out reply (put it on the calling station)")))
         if station.executor is not None and station.schedule:

@@ -405,6 +405,40 @@ ServiceField = Annotated[
 ]
 
 
+def _as_call_step(value: Any) -> Any:
+    return {"station": value} if isinstance(value, str) else value
+
+
+class CallStep(Strict):
+    """One step of a station's ``calls``: one station (``station``), or several called at once
+    (``parallel``) and joined (``join: all`` waits for every answer, ``any`` for the first); the
+    holding worker waits for the step at most ``timeout`` and retries it per ``retry``."""
+
+    station: str | None = None
+    parallel: tuple[str, ...] = ()
+    join: Literal["all", "any"] = "all"
+    timeout: PositiveDuration | None = None     # the caller stops waiting for the step after this
+    retry: Retry | None = None                  # the step is tried again on these failures
+    planned: ClassVar[frozenset[str]] = frozenset({"breaker"})
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> CallStep:
+        if (self.station is None) == (not self.parallel):
+            raise ValueError("a call step names one 'station' or a list of stations called in 'parallel', "
+                             "e.g. acquirer, {station: acquirer, timeout: 2s} or {parallel: [fraud, balance], join: all}")
+        if self.station is not None and "join" in self.model_fields_set:
+            raise KeyPathError(("join",), "'join' belongs to a 'parallel' step")
+        return self
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """The stations this step calls."""
+        return (self.station,) if self.station is not None else self.parallel
+
+
+CallSteps = tuple[Annotated[CallStep, BeforeValidator(_as_call_step)], ...]
+
+
 class Station(Strict):
     """Workers in front of one queue; optionally an executor, several instances behind a
     balancer, a batch processor, a risk classifier or a fork to parallel calls."""
@@ -431,6 +465,7 @@ class Station(Strict):
     reply: bool = False                           # the client has its answer when a request leaves here
     rate_limit: RateLimitField | None = None     # a token bucket in front of the station (and its balancer)
     cache: Cache | None = None                    # a hit is served by the cache and skips the calls
+    calls: CallSteps = ()                         # called in turn after the service, the worker held
 
     @model_validator(mode="after")
     def _consistent(self) -> Station:
@@ -442,6 +477,8 @@ class Station(Strict):
                                              "and only a batch station does")
         if self.cache is not None and self.batch is not None:
             raise KeyPathError(("cache",), "a batch station has no cache: leave out 'cache' or 'batch'")
+        if self.calls and self.batch is not None:
+            raise KeyPathError(("calls",), "a batch station cannot hold its workers across calls: leave out 'calls'")
         if self.executor is not None and given & {"workers", "queue"}:
             raise ValueError("an executor sets its own threads and queue: leave out 'workers' and 'queue'")
         if self.classify is not None:

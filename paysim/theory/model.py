@@ -11,6 +11,7 @@ import math
 from paysim.distributions import Distribution, Exponential, Gamma
 from paysim.network import Network, base_rate, instance_servers, mean_workers, worker_levels
 from paysim.scenario import DONE, Arrival, Scenario, Station
+from paysim.scenario.call_checks import callees
 from paysim.scenario.models import BatchService
 from paysim.theory.layered import limit_reasons
 
@@ -118,6 +119,12 @@ class TheoryModel:
                     for other in (target, *sorted(self.reach[target])):
                         reasons.setdefault(other, f"after the join of station {name!r}'s parallel calls, whose "
                                                   "output no formula here describes")
+            if station.calls:
+                reasons.setdefault(name, "its workers stay held across its calls, so its holding time includes the "
+                                         "callees' response times, which no formula here covers")
+                for callee in callees(station):
+                    reasons.setdefault(callee, f"called by station {name!r}, whose worker waits for the answer: "
+                                               "no formula here covers layered calls")
             if station.classify is not None:
                 for target in sorted(set(station.routes) - {DONE}):
                     for other in (target, *sorted(self.reach[target])):

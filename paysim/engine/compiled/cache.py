@@ -9,7 +9,7 @@ import numpy as np
 
 from paysim.engine.compiled.balance import units
 from paysim.engine.compiled.codes import DET, ST_CACHE_HITS, TXI_CACHE_HIT
-from paysim.engine.compiled.primitives import draw, helper
+from paysim.engine.compiled.primitives import draw, helper, jit
 from paysim.scenario import Scenario
 
 
@@ -32,3 +32,13 @@ def cached_service(service, cache_hit, cache_service, emp, rng, hit_rng, cache_r
         st_i[st, ST_CACHE_HITS] += 1
         return draw(cache_service, st, emp, cache_rng)
     return draw(service, st, emp, rng)
+
+
+@jit
+def service_of(m, rngs, st_i, txi, st, x):
+    """The service time of ``x`` starting at station row ``st``, through its cache if it has one
+    (for the paths apart from the event loop: a join's or a held call's freed worker)."""
+    if m.cache_hit[st] < 0:
+        return draw(m.service, st, m.emp, rngs[m.rng_service[st]])
+    return cached_service(m.service, m.cache_hit, m.cache_service, m.emp, rngs[m.rng_service[st]],
+                          rngs[m.rng_cache[st]], rngs[m.rng_cache_service[st]], st_i, txi, st, x)

@@ -24,7 +24,7 @@ N_FAILURES = 6
 # where a moving transaction goes when not to a station
 TO_DONE, TO_ERROR, TO_REJECTED = -1, -2, -3
 TO_ONWARD = -4         # on from its station: its risk outcome's station, or a weighted route
-TO_RATE_LIMITED = -5   # refused by a token bucket (of its stream or of the station it was sent to)
+TO_RATE_LIMITED = -6   # refused by a token bucket (of its stream or of the station it was sent to)
 
 # a station's state during an outage
 UP, REFUSE, HANG = range(3)
@@ -114,3 +114,19 @@ TXI_WIDTH += 2
 # a station's queue discipline, and how a station's instances share its traffic
 FIFO, LIFO, PRIORITY = range(3)
 ROUND_ROBIN, RANDOM, LEAST_BUSY, POWER_OF_TWO = range(4)
+
+# held calls (paysim.engine.compiled.calls): a caller's state while its worker waits on its
+# calls, two event kinds (a step's timer, a step's retry after its backoff), where a step
+# that timed out sends its caller, and per slot where it is in its station's calls
+HELD = 6
+STEP_TIMEOUT, STEP_RETRY = 7, 8
+TO_TIMED_OUT = -5
+TXI_STEP, TXI_TRY, TXI_TOKEN, TXI_DETACHED = TXI_WIDTH, TXI_WIDTH + 1, TXI_WIDTH + 2, TXI_WIDTH + 3
+TXI_WIDTH += 4
+TXF_STEP_BACKOFF = TXF_WIDTH
+TXF_WIDTH += 1
+# per station: workers held on calls, and its time integral (zeroed when the window opens)
+ST_HELD = ST_WIDTH
+ST_WIDTH += 1
+STF_AREA_HELD = STF_WIDTH
+STF_WIDTH += 1

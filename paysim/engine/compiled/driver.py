@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 
 from paysim import distributions as d
-from paysim.engine.compiled import balance, executor, queues, recursion, reply
+from paysim.engine.compiled import balance, calls, executor, queues, recursion, reply
 from paysim.engine.compiled.codes import (
     SR_AT_START,
     SR_FAILED,
@@ -20,9 +20,11 @@ from paysim.engine.compiled.codes import (
     SRF_TIME,
     SRF_WAIT,
     ST_DEPARTED,
+    ST_HELD,
     ST_IN,
     ST_OUTCOMES,
     STF_AREA_BUSY,
+    STF_AREA_HELD,
     STF_AREA_IN,
     STF_SERVICE,
     STF_SERVICE_ALL,
@@ -57,7 +59,8 @@ def unsupported(scenario: Scenario) -> str | None:
             return f"stations.{name}: an executor with instances or a non-FIFO queue needs the SimPy engine"
         if any(scenario.stations[called].executor is not None for called in station.parallel):
             return f"stations.{name}.parallel: a call to an executor needs the SimPy engine"
-        why = balance.unsupported(name, station, scenario) or queues.unsupported(name, station)
+        why = (balance.unsupported(name, station, scenario) or queues.unsupported(name, station)
+               or calls.unsupported(name, station, scenario))
         if why:
             return why
         if station.cache is not None and (station.executor is not None or not drawable(station.cache.service)
@@ -127,6 +130,8 @@ def _report(acc: Accumulators, observer: Observer, warmup: float, horizon: float
             (int(v) for v in c[ST_IN:ST_DEPARTED + 1])
         station.sketch.add_counts(acc.st_sketch[i], acc.st_zeros[i])
         station.outcomes = {name: int(c[ST_OUTCOMES + code]) for code, name in enumerate(OUTCOMES)}
+        if station.held is not None:   # a station with calls
+            station.held, station.area_held = int(c[ST_HELD]), f[STF_AREA_HELD]
     executor.report(acc.pools, observer.stations.values())
     reply.report_counts(acc, observer)
     for i, stream in enumerate(observer.streams.values()):

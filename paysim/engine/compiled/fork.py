@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from paysim.engine.compiled.cache import cached_service
+from paysim.engine.compiled.cache import service_of
 from paysim.engine.compiled.codes import (
     DONE_SERVICE,
     FORKED,
@@ -41,7 +41,7 @@ from paysim.engine.compiled.codes import (
     TXI_STREAM,
     WAITING,
 )
-from paysim.engine.compiled.primitives import draw, helper, jit
+from paysim.engine.compiled.primitives import helper, jit
 from paysim.engine.compiled.state import push, release_slot, take_slot
 from paysim.engine.compiled.station import withdraw
 from paysim.scenario import Scenario
@@ -124,10 +124,7 @@ def withdraw_calls(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, heap, siz
             st = txi[c, TXI_STATION]
             y = withdraw(st_f, st_i, txf, txi, st, c, down, now, m.discipline, m.rank, queue_last)[1]
             if y >= 0:
-                end = now + (draw(m.service, st, m.emp, rngs[m.rng_service[st]]) if m.cache_hit[st] < 0 else
-                             cached_service(m.service, m.cache_hit, m.cache_service, m.emp, rngs[m.rng_service[st]],
-                                            rngs[m.rng_cache[st]], rngs[m.rng_cache_service[st]], st_i, txi, st,
-                                            y)) * slow[st]
+                end = now + service_of(m, rngs, st_i, txi, st, y) * slow[st]
                 push(heap, size, end, DONE_SERVICE, y, txi[y, TXI_GEN])
         absorb(txf, txi, free, free_n, calls, p, j)
 

@@ -11,7 +11,15 @@ from __future__ import annotations
 import numpy as np
 
 from paysim.engine.compiled.balance import units
-from paysim.engine.compiled.codes import ERRORED, RATE_LIMITED, REJECTED, TO_ERROR, TO_RATE_LIMITED
+from paysim.engine.compiled.codes import (
+    ERRORED,
+    RATE_LIMITED,
+    REJECTED,
+    TIMED_OUT,
+    TO_ERROR,
+    TO_RATE_LIMITED,
+    TO_TIMED_OUT,
+)
 from paysim.engine.compiled.primitives import helper, jit
 from paysim.engine.limits import TOKEN_SLACK
 from paysim.scenario import Scenario
@@ -45,9 +53,12 @@ def took_token(tokens, last, rate, cap, i, now):
 
 @helper
 def loss_reason(target):
-    """The client's outcome of an attempt lost towards ``target`` (TO_ERROR, TO_RATE_LIMITED, TO_REJECTED)."""
+    """The client's outcome of an attempt lost towards ``target`` (TO_ERROR, TO_RATE_LIMITED, TO_TIMED_OUT: a held
+    call's step timed out, TO_REJECTED)."""
     if target == TO_ERROR:
         return ERRORED
+    if target == TO_TIMED_OUT:
+        return TIMED_OUT
     if target == TO_RATE_LIMITED:
         return RATE_LIMITED
     return REJECTED

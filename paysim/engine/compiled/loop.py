@@ -15,6 +15,15 @@ import numpy as np
 from paysim.engine.compiled.arrivals import arrival_cursors, next_arrival
 from paysim.engine.compiled.balance import instance
 from paysim.engine.compiled.cache import cached_service
+from paysim.engine.compiled.calls import (
+    answer,
+    call_back,
+    new_call_state,
+    next_out,
+    start_calls,
+    step_event,
+    withdraw_held,
+)
 from paysim.engine.compiled.classify import classified
 from paysim.engine.compiled.closed import send_after_think, start_clients
 from paysim.engine.compiled.codes import (
@@ -30,6 +39,7 @@ from paysim.engine.compiled.codes import (
     FORKED,
     H_SEQ,
     H_T,
+    HELD,
     LEFT,
     N_FEATURES,
     REFUSE,
@@ -64,6 +74,9 @@ from paysim.engine.compiled.codes import (
     ST_TAIL,
     ST_WAITING,
     STATION_CHANGE,
+    STEP_RETRY,
+    STEP_TIMEOUT,
+    STF_AREA_HELD,
     STF_LAST,
     STF_SERVICE,
     STF_SOJOURN,
@@ -87,6 +100,7 @@ from paysim.engine.compiled.codes import (
     TXI_ATTEMPT,
     TXI_CACHE_HIT,
     TXI_CALLER,
+    TXI_DETACHED,
     TXI_GAVE_UP,
     TXI_GEN,
     TXI_REPLIED,
@@ -112,7 +126,7 @@ from paysim.engine.compiled.fork import call_returned, fork, grown_calls, new_ca
 from paysim.engine.compiled.limits import loss_reason, new_buckets, took_token
 from paysim.engine.compiled.primitives import bucket, draw, helper, jit
 from paysim.engine.compiled.queues import enqueue
-from paysim.engine.compiled.reply import answer, open_counts
+from paysim.engine.compiled.reply import answer_client, open_counts
 from paysim.engine.compiled.retry import may_retry, retry_delay
 from paysim.engine.compiled.series import due, sampling, take, take_until, window_opened
 from paysim.engine.compiled.state import (
@@ -144,6 +158,7 @@ def open_window(st_f, st_i, st_sketch, st_zeros, sr_f, sr_i, sr_sketch, sr_zeros
         st_f[s, STF_LAST] = now
         for c in range(STF_SUMS):
             st_f[s, c] = 0.0
+        st_f[s, STF_AREA_HELD] = 0.0
         for c in range(ST_COUNTS[0], ST_COUNTS[1]):
             st_i[s, c] = 0
         for c in range(ST_OUTCOMES, ST_OUTCOMES + 3):
@@ -186,10 +201,11 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     queue_last = acc.queue_last
     pool_i, pool_f, idle_since, idle_timed = acc.pools   # executors (paysim.engine.compiled.executor)
     txf, txi, free, free_n = new_slots(1024)
-    width = m.calls_to.shape[1]               # parallel calls one attempt may make
-    calls = new_calls(1024, width)            # per slot: a forked attempt's calls
+    width = max(m.calls_to.shape[1], m.step_to.shape[1])   # parallel or held calls one attempt may make
+    calls = new_calls(1024, width)            # per slot: a forked or held attempt's calls
+    token, step_tokens, stack = new_call_state(m, n_st)   # held calls (paysim.engine.compiled.calls)
     # heap entries one event may add (an outage's end starts many; a fork starts and a join withdraws calls)
-    room = 4 + max(np.max(m.workers), np.max(pool_i[:, PI_MAX])) + 2 * width
+    room = 4 + max(np.max(m.workers), np.max(pool_i[:, PI_MAX])) + 2 * width + m.call_room
     heap, size = new_heap(4096 + 2 * room + 2 * m.windows.shape[0] + np.sum(m.clients))
     segment = arrival_cursors(m.clock, m.gap)
     for s in range(n_st):
@@ -303,6 +319,29 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
             moving, target = x, m.entry[s]
             if m.rl_cap[n_st + s] > 0 and not took_token(rl_tokens, rl_last, m.rl_rate, m.rl_cap, n_st + s, now):
                 target = TO_RATE_LIMITED   # the stream's rate limit
+        elif kind == DONE_SERVICE and m.n_steps[txi[ident, TXI_STATION]] > 0 and not (
+                m.cache_hit[txi[ident, TXI_STATION]] >= 0 and txi[ident, TXI_CACHE_HIT] == 1):
+            # at a station with calls (that its cache did not answer)
+            x = ident
+            if txi[x, TXI_GEN] != gen or txi[x, TXI_STATE] != SERVING:
+                continue
+            st = txi[x, TXI_STATION]
+            if m.errors[st] > 0 and rngs[m.rng_errors[st]].random() < m.errors[st]:   # it fails, calling nobody
+                moving, target = x, answer(m, acc, rngs, st_f, st_i, txf, txi, heap, size, slow, down, queue_last,
+                                           x, TO_ERROR, False, now)
+            else:                # the worker waits, held, while the first step's calls are sent
+                start_calls(m, st_f, st_i, txf, txi, free, free_n, calls, step_tokens, token, heap, size, x, now)
+                forking = x
+                moving, target, next_j = next_out(txi, calls, m.calls_to, m.n_calls, m.step_first, m.step_n,
+                                                  m.step_to, forking, 0)
+        elif kind == STEP_TIMEOUT or kind == STEP_RETRY:   # a held call step's timer, or its retry
+            moving, target, sending = step_event(m, acc, rngs, st_f, st_i, txf, txi, free, free_n, calls, step_tokens,
+                                                 token, heap, size, slow, down, queue_last, stack, kind, ident, gen,
+                                                 now)
+            if sending:
+                forking = moving
+                moving, target, next_j = next_out(txi, calls, m.calls_to, m.n_calls, m.step_first, m.step_n,
+                                                  m.step_to, forking, 0)
         elif kind == DONE_SERVICE:
             x = ident
             if txi[x, TXI_GEN] != gen or txi[x, TXI_STATE] != SERVING:
@@ -359,6 +398,10 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                     reason = CANCELLED
                     withdraw_calls(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, heap, size, slow, down,
                                    x, now, queue_last)
+                elif txi[x, TXI_STATE] == HELD:   # its calls are withdrawn, its worker freed
+                    reason = CANCELLED
+                    withdraw_held(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, heap, size, slow, down,
+                                  queue_last, stack, x, now)
                 elif txi[x, TXI_STATE] == SERVING and pool_i[st, PI_CORE] >= 0:   # its pool thread is freed
                     reason = CANCELLED
                     service_time = now - txf[x, TXF_STARTED]
@@ -388,7 +431,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                 st = txi[x, TXI_STATION]
                 if m.reply[st] and txi[x, TXI_GAVE_UP] == 0:   # the client has its answer; the rest is background
                     txi[x, TXI_GAVE_UP], txi[x, TXI_REPLIED] = 1, 1
-                    answer(sr_f, sr_i, acc.sr_sketch, acc.sr_zeros, series_lat, txf, x, s, now, m.log_gamma, m.offset,
+                    answer_client(sr_f, sr_i, acc.sr_sketch, acc.sr_zeros, series_lat, txf, x, s, now, m.log_gamma, m.offset,
                            m.nbuckets, m.min_value)
                     if m.clients[s] > 0:    # the client thinks, then sends its next request
                         send_after_think(m.think, s, m.emp, rngs[m.rng_think[s]], heap, size, now)
@@ -438,15 +481,28 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                     else:
                         enqueue(st_i, txi, st, x, m.discipline, m.rank, queue_last)
                     if forking >= 0:
-                        moving, target, next_j = next_call(txi, calls, m.calls_to, m.n_calls, forking, next_j)
+                        moving, target, next_j = next_out(txi, calls, m.calls_to, m.n_calls, m.step_first, m.step_n,
+                                                          m.step_to, forking, next_j)
                     continue
+            if txi[x, TXI_CALLER] > 0 and (txi[x, TXI_DETACHED] == 1 or txi[txi[x, TXI_CALLER] - 1, TXI_STATE] == HELD):
+                # a held call answered or failed: its step decides or waits (paysim.engine.compiled.calls)
+                moving, target, sending = call_back(m, acc, rngs, st_f, st_i, sr_f, txf, txi, free, free_n, calls,
+                                                    step_tokens, token, heap, size, slow, down, queue_last, stack,
+                                                    x, target, now)
+                if sending:
+                    forking, next_j = moving, 0
+                if sending or (moving < 0 and forking >= 0):
+                    moving, target, next_j = next_out(txi, calls, m.calls_to, m.n_calls, m.step_first, m.step_n,
+                                                      m.step_to, forking, next_j)
+                continue
             if txi[x, TXI_CALLER] > 0:   # a parallel call answered or failed: the join decides or waits
                 moving, target, open_calls = call_returned(txf, txi, free, free_n, calls, m.join_any, x, target)
                 if open_calls:           # the join decided: the calls it no longer needs are withdrawn
                     withdraw_calls(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, heap, size, slow, down,
                                    moving, now, queue_last)
                 if moving < 0 and forking >= 0:
-                    moving, target, next_j = next_call(txi, calls, m.calls_to, m.n_calls, forking, next_j)
+                    moving, target, next_j = next_out(txi, calls, m.calls_to, m.n_calls, m.step_first, m.step_n,
+                                                      m.step_to, forking, next_j)
                 continue
             finished = target == TO_DONE
             leave_system(sr_f, sr_i, txf, txi, x, now, finished)
@@ -456,7 +512,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
             if txi[x, TXI_GAVE_UP] == 0:
                 txi[x, TXI_GAVE_UP] = 1
                 if finished:
-                    answer(sr_f, sr_i, acc.sr_sketch, acc.sr_zeros, series_lat, txf, x, s, now, m.log_gamma, m.offset,
+                    answer_client(sr_f, sr_i, acc.sr_sketch, acc.sr_zeros, series_lat, txf, x, s, now, m.log_gamma, m.offset,
                            m.nbuckets, m.min_value)
                     if m.clients[s] > 0:    # the client thinks, then sends its next request
                         send_after_think(m.think, s, m.emp, rngs[m.rng_think[s]], heap, size, now)

@@ -28,7 +28,7 @@ def reply_tables(scenario: Scenario) -> dict[str, np.ndarray]:
 
 
 @helper
-def answer(sr_f, sr_i, sr_sketch, sr_zeros, series_lat, txf, x, s, now, log_gamma, offset, nbuckets, min_value):
+def answer_client(sr_f, sr_i, sr_sketch, sr_zeros, series_lat, txf, x, s, now, log_gamma, offset, nbuckets, min_value):
     """The client of attempt ``x`` (stream ``s``) has its answer: a success, whose latency runs
     from the request's first attempt, backoffs included."""
     latency = now - txf[x, TXF_ORIGIN]

@@ -16,9 +16,11 @@ from paysim.engine.compiled.codes import (
     ST_BUSY,
     ST_CANCELLED,
     ST_DEPARTED,
+    ST_HELD,
     ST_IN,
     ST_STARTED,
     STF_AREA_BUSY,
+    STF_AREA_HELD,
     STF_AREA_IN,
     STF_LAST,
     STF_SERVICE_ALL,
@@ -39,9 +41,10 @@ from paysim.engine.compiled.queues import front, unlink
 
 @helper
 def advance(st_f, st_i, st, now):
-    """Time-weighted integrals of the station's population and busy workers up to ``now``."""
+    """Time-weighted integrals of the station's population, busy and held workers up to ``now``."""
     st_f[st, STF_AREA_IN] += st_i[st, ST_IN] * (now - st_f[st, STF_LAST])
     st_f[st, STF_AREA_BUSY] += st_i[st, ST_BUSY] * (now - st_f[st, STF_LAST])
+    st_f[st, STF_AREA_HELD] += st_i[st, ST_HELD] * (now - st_f[st, STF_LAST])
     st_f[st, STF_LAST] = now
 
 

@@ -10,13 +10,14 @@ depends on (seed, replication) only.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from paysim import distributions as d
 from paysim.engine.compiled.balance import balance_tables, per_instance, units
 from paysim.engine.compiled.cache import cache_tables
+from paysim.engine.compiled.calls import call_tables
 from paysim.engine.compiled.classify import classify_tables, feature_distributions
 from paysim.engine.compiled.codes import (
     CONSTANT,
@@ -118,6 +119,16 @@ class Model(NamedTuple):
     cache_service: np.ndarray  # (stations, 4) the cache's service row
     rng_cache: np.ndarray    # int: per station, its cache's hit and service generators
     rng_cache_service: np.ndarray
+    # held calls (paysim.engine.compiled.calls.call_tables)
+    n_steps: np.ndarray      # int: per station, its call steps
+    step_first: np.ndarray   # int: per station, its first step's row
+    step_to: np.ndarray      # int (steps, width): the stations a step calls, -1 padding
+    step_n: np.ndarray       # int: per step, how many
+    step_any: np.ndarray     # bool: per step, join any
+    step_timeout: np.ndarray  # per step, how long the caller waits for it (inf: no timeout)
+    step_retry: np.ndarray   # (steps, RT_*) per step its retry policy
+    rng_step: np.ndarray     # int: per step its retry's generator
+    call_room: int           # heap entries one event's calls may add
 
 
 class Accumulators(NamedTuple):
@@ -207,12 +218,16 @@ _TRIGGERS = {"timeout": ON_TIMEOUT, "rejected": ON_REJECTED, "error": ON_ERROR, 
 
 def _retry_row(arrival) -> list[float]:
     """A stream's row of the retry table (attempts 1: it never retries)."""
-    retry = arrival.retry
+    return retry_row(arrival.retry, token_cap(arrival))
+
+
+def retry_row(retry, cap: float) -> list[float]:
+    """A row of a retry table (attempts 1: it never retries), its budget's bucket holding ``cap``."""
     if retry is None:
         return [1, CONSTANT, 0.0, 0.0, JITTER_NONE, 0, -1.0, 0.0]
     budget = -1.0 if retry.budget is None else retry.budget
     return [retry.attempts, _BACKOFFS[retry.backoff], retry.base, retry.max, _JITTERS[retry.jitter],
-            sum(_TRIGGERS[t] for t in set(retry.on)), budget, token_cap(arrival)]
+            sum(_TRIGGERS[t] for t in set(retry.on)), budget, cap]
 
 
 def _profile_steps(arrival) -> list[tuple[float, float]]:
@@ -220,6 +235,15 @@ def _profile_steps(arrival) -> list[tuple[float, float]]:
     points = [(p.at, p.x) for p in arrival.profile or ()]
     first = points[0][1] if points and points[0][0] <= 0 else 1.0
     return [(0.0, arrival.rate * first)] + [(at, arrival.rate * x) for at, x in points if at > 0]
+
+
+def _feature_tables(scenario: Scenario, index: dict[str, int], generators: Generators, row) -> dict[str, Any]:
+    """The Model's fields that each feature's own module builds."""
+    return {**per_instance(scenario, {**classify_tables(scenario, index, generators.index, row),
+                                      **fork_tables(scenario, index)}),
+            **queue_tables(scenario), **balance_tables(scenario, generators),
+            **reply_tables(scenario), **limit_tables(scenario), **cache_tables(scenario, generators.index, row),
+            **per_instance(scenario, call_tables(scenario, index, generators.index))}
 
 
 def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSketch) -> Model:
@@ -311,7 +335,4 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
         rng_think=np.array([generators.index("think", name) if a.think is not None else 0
                             for name, a in arrivals.items()], np.int64),
         log_gamma=log_gamma, offset=offset, nbuckets=nbuckets, min_value=MIN_VALUE,
-        **per_instance(scenario, {**classify_tables(scenario, index, generators.index, row),
-                                  **fork_tables(scenario, index)}),
-        **queue_tables(scenario), **balance_tables(scenario, generators),
-        **reply_tables(scenario), **limit_tables(scenario), **cache_tables(scenario, generators.index, row))
+        **_feature_tables(scenario, index, generators, row))
