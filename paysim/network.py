@@ -10,12 +10,14 @@
   station is served once per visit). A station called in ``parallel`` receives one call
   per visit to its caller; the calls return to the caller and route no further. A station
   named in a caller's ``calls`` receives one call per step naming it each time its caller is
-  served (visited or itself called), so nested calls multiply down the chain. A station
+  served (visited or itself called), so nested calls multiply down the chain; at a station
+  with a ``cache`` only its misses call (its hits, a share ``hit``, call nobody). A station
   that classification traps in a cycle gets infinitely many visits.
 * Servers and capacity: servers at peak over all instances (workers × instances, an
   executor's max threads, a schedule's peak), except that an executor with an unbounded
   queue never grows past its core threads (one at least); the worker count a run divides
-  busy workers by; the mean time a worker spends per transaction, hence capacity.
+  busy workers by; the mean time a worker spends per transaction, hence capacity (at a
+  station with ``calls`` its worker is held on them too: a lower bound on that time).
 * Rates: each open stream's base rate (before its profile) and the time-average and peak
   of its profile's multiplier over a window, and the offered rates they bring to each station.
 * Open streams send at a rate; closed populations (``clients``) send as fast as they are served.
@@ -100,6 +102,12 @@ def rate_multipliers(arrival: Arrival, start: float, end: float) -> tuple[float,
     if end <= start:
         return 1.0, 1.0
     return area / (end - start), peak
+
+
+def calling_share(station: Station) -> float:
+    """The share of a station's services that make its calls (``parallel`` or ``calls``): a
+    cache hit makes none."""
+    return 1.0 - station.cache.hit if station.cache is not None else 1.0
 
 
 def times(rate: float, count: float) -> float:
@@ -291,9 +299,9 @@ class Network:
             calls = dict.fromkeys(self.scenario.stations, 0.0)
             for name, station in self.scenario.stations.items():
                 for branch in station.parallel:
-                    calls[branch] += visits[name]
+                    calls[branch] += times(calling_share(station), visits[name])
             for name in self.call_order:    # a caller's served count is complete before its callees'
-                served = times(1.0, visits[name] + calls[name])
+                served = times(calling_share(self.scenario.stations[name]), visits[name] + calls[name])
                 for step in self.scenario.stations[name].calls:
                     for callee in step.targets:
                         calls[callee] += served
@@ -319,6 +327,35 @@ class Network:
             if name not in done:
                 visit(name, {name})
         return order[::-1]
+
+    # time held on calls
+
+    @cached_property
+    def call_time(self) -> dict[str, float]:
+        """Per station, a lower bound on the mean time a worker waits, held, on the station's
+        calls per transaction: each step's callee's own time per item and, recursively, its
+        calls (no queueing counted), the slowest callee's of a ``join: all`` step (E[max] is at
+        least the largest mean). A step with a ``timeout`` or ``join: any`` counts nothing (a
+        timeout or the fastest answer can make it as short as it likes)."""
+        stations = self.scenario.stations
+        held: dict[str, float] = {}
+        for name in reversed(self.call_order):   # callees first
+            total = 0.0
+            for step in stations[name].calls:
+                if step.timeout is None and step.join == "all":
+                    total += max(item_time(stations[c]) + held.get(c, 0.0) for c in step.targets)
+            held[name] = calling_share(stations[name]) * total
+        return held
+
+    def holding_time(self, name: str, rate: float | None = None) -> float:
+        """Mean time a worker of station ``name`` is occupied per transaction, at least: its
+        :func:`item_time` and its :attr:`call_time`."""
+        return item_time(self.scenario.stations[name], rate) + self.call_time[name]
+
+    def capacity(self, name: str, rate: float | None = None) -> float:
+        """Transactions per second station ``name`` can serve, at most: servers / holding time."""
+        time = self.holding_time(name, rate)
+        return servers(self.scenario.stations[name]) / time if time > 0 else math.inf
 
     def served(self, stream: str) -> dict[str, float]:
         """Times each station serves one request of ``stream``: its visits plus its parallel calls."""

@@ -172,6 +172,8 @@ CASES = [
     Case("next-unknown-station", edit("next: risk", "next: riks"), "stations.gateway.next", 15, "did you mean 'risk'"),
     Case("enter-unknown-station", edit("enter: gateway", "enter: gatway"), "arrivals.card.enter", 9,
          "did you mean 'gateway'"),
+    Case("calls-unknown-station", edit("    queue: 100\n", "    queue: 100\n    calls: [acquirr]\n"),
+         "stations.gateway.calls.0", 14, "did you mean 'acquirer'"),
     Case("routing-cycle-without-exit", edit("{acquirer: 0.9, done: 0.1}", "{acquirer: 0.9, gateway: 0.1}")
          + "    next: risk\n", "stations.risk.next", 19, "never leave"),
     Case("no-arrival-streams", edit("  card:\n    rate: 50/s\n    enter: gateway\n", "").replace("arrivals:\n", "arrivals: {}\n"),

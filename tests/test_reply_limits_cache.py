@@ -19,6 +19,7 @@ from conftest import SEED, assert_holm, scenario
 from test_engines_identical import _assert_same_path
 
 from paysim import analytic
+from paysim.network import Network
 from paysim.runner import simulate
 from paysim.theory import analyse
 
@@ -190,3 +191,17 @@ def test_theory_says_why_it_has_no_answer_past_a_bucket_or_a_reply():
     closed = analyse(scenario({**stations, "acquirer": {**stations["acquirer"], "reply": True}},
                               {"card": {"clients": 5, "think": 0.1}}, horizon=60.0, warmup=0.0))
     assert "not fixed" in closed.stations["gateway"].reason   # no MVA: answered clients send again meanwhile
+
+
+def test_only_a_cache_miss_makes_the_stations_calls():
+    """paysim.network (visit ratios, the preflight's held time): a hit calls nobody."""
+    model = scenario({"gateway": {"workers": 4, "service": EXP, "cache": {"hit": 0.75, "service": 0.001},
+                                  "calls": ["bank"], "next": "api"},
+                      "api": {"workers": 4, "service": EXP, "cache": {"hit": "50%", "service": 0.001},
+                              "parallel": ["fraud"]},
+                      "bank": {"workers": 4, "service": 0.2}, "fraud": {"workers": 4, "service": EXP}},
+                     {"a": {"rate": 5}}, horizon=60.0, warmup=0.0)
+    net = Network(model)
+    assert net.calls("a")["bank"] == pytest.approx(0.25)
+    assert net.calls("a")["fraud"] == pytest.approx(0.5)
+    assert net.call_time["gateway"] == pytest.approx(0.25 * 0.2)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import simpy
 
 from paysim.engine.fork import ForkJoin
-from paysim.engine.retry import retry_delay
+from paysim.engine.retry import RetryBudget, retry_delay
 from paysim.engine.station import HELD, LEFT, SERVING, WAITING, Node, ServiceStation, Txn
 from paysim.scenario.models import CallStep
 
@@ -26,30 +26,17 @@ TRIGGERS = {"timed_out": "timeout", "abandoned": "timeout", "cancelled": "timeou
             "errored": "error", "rate_limited": "rate_limited"}
 
 
-class CallPlan:
+class CallPlan(RetryBudget):
     """One step of a station's calls, ready to run; its retry budget is shared by the station's
     transactions (and instances)."""
 
     def __init__(self, step: CallStep, targets: list[Node], uniform: Callable[[], float] | None,
                  token_cap: float) -> None:
+        super().__init__(step.retry, token_cap)
         self.targets = targets
         self.join_any = step.join == "any"
         self.timeout = step.timeout
-        self.retry = step.retry
         self.uniform = uniform                     # the retry's jitter
-        self.budget = step.retry.budget if step.retry else None
-        self.token_cap = token_cap
-        self.tokens = token_cap
-
-    def may_retry(self, attempt: int, reason: str) -> bool:
-        retry = self.retry
-        if retry is None or attempt >= retry.attempts or TRIGGERS.get(reason) not in retry.on:
-            return False
-        if self.budget is not None:
-            if self.tokens < 1.0:
-                return False
-            self.tokens -= 1.0
-        return True
 
 
 class CallState:
@@ -80,14 +67,9 @@ class Calls(ForkJoin):
         now = self.env.now
         state.generation += 1
         generation = state.generation
-        if state.attempt == 1 and plan.budget is not None:
-            plan.tokens = min(plan.token_cap, plan.tokens + plan.budget)
-        txn.children = []
-        txn.pending = len(plan.targets)
-        for _ in plan.targets:
-            child = Txn(txn.stream, txn.origin, txn.attempt, 0.0, now, txn.features)
-            child.parent = txn
-            txn.children.append(child)
+        if state.attempt == 1:
+            plan.deposit()
+        self.new_calls(txn, len(plan.targets), now)
         if plan.timeout is not None:
             self.env.timeout(plan.timeout, (txn, state, generation)).callbacks.append(self._step_timed_out)
         for target, child in zip(plan.targets, list(txn.children)):
@@ -142,7 +124,7 @@ class Calls(ForkJoin):
         station: ServiceStation = txn.station
         plan: CallPlan = station.onward.steps[state.step]
         state.generation += 1       # its timer is stale
-        if not plan.may_retry(state.attempt, reason):
+        if not plan.allows(state.attempt, TRIGGERS.get(reason)):
             txn.call = None
             station.answered(txn, now, reason)
             return

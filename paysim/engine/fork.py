@@ -22,16 +22,21 @@ class ForkJoin:
         now = self.env.now
         txn.state = FORKED
         txn.station = onward
-        txn.children = []
-        txn.pending = len(onward.branches)
-        for branch in onward.branches:
-            child = Txn(txn.stream, txn.origin, txn.attempt, 0.0, now, txn.features)
-            child.parent = txn
-            txn.children.append(child)
+        self.new_calls(txn, len(onward.branches), now)
         for branch, child in zip(onward.branches, list(txn.children)):
             if txn.state != FORKED:   # an earlier call already decided the join
                 break
             branch.arrive(child)
+
+    @staticmethod
+    def new_calls(txn: Txn, count: int, now: float) -> None:
+        """``count`` calls of ``txn``, not yet sent, and as many answers pending."""
+        txn.children = []
+        txn.pending = count
+        for _ in range(count):
+            child = Txn(txn.stream, txn.origin, txn.attempt, 0.0, now, txn.features)
+            child.parent = txn
+            txn.children.append(child)
 
     def withdraw_calls(self, txn: Txn, now: float) -> None:
         """The join is decided (or its attempt given up): take back the calls still out."""

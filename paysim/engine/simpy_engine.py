@@ -24,7 +24,7 @@ from paysim.engine.cache import StationCache
 from paysim.engine.calls import CallPlan, Calls
 from paysim.engine.executor import ExecutorStation
 from paysim.engine.limits import RateLimited, TokenBucket
-from paysim.engine.retry import retry_delay, step_token_cap, token_cap
+from paysim.engine.retry import RetryBudget, retry_delay, step_token_cap, token_cap
 from paysim.engine.seeds import component_rng
 from paysim.engine.station import (
     FORKED,
@@ -53,7 +53,7 @@ class RunawayError(PaysimError):
     """The in-flight population outgrew the memory guard (an unstable system)."""
 
 
-class _Stream:
+class _Stream(RetryBudget):
     """Where one arrival stream's requests come from: an open arrival clock, or a closed
     population of clients who each think, send a request and wait for its outcome."""
 
@@ -66,16 +66,12 @@ class _Stream:
         self.observer = observer
         self.entry = entry
         self.timeout = spec.timeout
-        self.retry = spec.retry
+        super().__init__(spec.retry, token_cap(spec))
         self.uniform = uniform
         self.priority = spec.priority
         self.amount = amount
         self.clients = spec.clients
         self.think = think
-        budget = spec.retry.budget if spec.retry else None
-        self.budget = budget
-        self.token_cap = token_cap(spec)
-        self.tokens = self.token_cap
         self.limit = TokenBucket(spec.rate_limit) if spec.rate_limit is not None else None
 
     def begin(self) -> None:
@@ -103,20 +99,12 @@ class _Stream:
     def _send(self, _event: simpy.Event | None) -> None:
         now = self.env.now
         self.observer.arrive(now)
-        if self.budget is not None:
-            self.tokens = min(self.token_cap, self.tokens + self.budget)
+        self.deposit()
         features = {"amount": self.amount()} if self.amount else None
         self.engine.start_attempt(self, now, 1, 0.0, features)
 
     def may_retry(self, txn: Txn, trigger: str) -> bool:
-        retry = self.retry
-        if retry is None or txn.attempt >= retry.attempts or trigger not in retry.on:
-            return False
-        if self.budget is not None:
-            if self.tokens < 1.0:
-                return False
-            self.tokens -= 1.0
-        return True
+        return self.allows(txn.attempt, trigger)
 
     def backoff(self, txn: Txn) -> float:
         assert self.retry is not None   # only asked after may_retry said yes

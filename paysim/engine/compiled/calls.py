@@ -13,13 +13,16 @@ the calls whose station goes on (``on_timeout: continue``; their later time is c
 the stream's, TXI_DETACHED) and withdraws the others.
 
 The kernel calls in here only for stations with calls; these functions take the Model and
-Accumulators because they run once per call step, not per event.
+Accumulators because they run once per call step, not per event. Every call is sent where
+the loop routes the slot :func:`next_out` returns (a breaker would refuse it there, with a
+failure target) and comes back through :func:`call_back` (where a breaker would see its outcome).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from paysim.engine.compiled.balance import units
 from paysim.engine.compiled.cache import service_of
 from paysim.engine.compiled.codes import (
     DONE_SERVICE,
@@ -30,30 +33,19 @@ from paysim.engine.compiled.codes import (
     SERVING,
     SRF_SERVICE,
     SRF_WAIT,
-    ST_BUSY,
-    ST_ERRORED,
-    ST_FINISHED,
     ST_HELD,
     STEP_RETRY,
     STEP_TIMEOUT,
-    STF_SERVICE,
-    STF_SOJOURN,
     TO_DONE,
     TO_ONWARD,
     TO_TIMED_OUT,
     TRAVEL,
-    TXF_ARRIVED,
-    TXF_BACKOFF,
-    TXF_ENTERED,
-    TXF_ORIGIN,
     TXF_SERVICE,
     TXF_STARTED,
     TXF_STEP_BACKOFF,
     TXF_WAIT,
-    TXI_ATTEMPT,
     TXI_CALLER,
     TXI_DETACHED,
-    TXI_GAVE_UP,
     TXI_GEN,
     TXI_PENDING,
     TXI_STATE,
@@ -64,12 +56,12 @@ from paysim.engine.compiled.codes import (
     TXI_TRY,
     WAITING,
 )
-from paysim.engine.compiled.fork import absorb, next_call
+from paysim.engine.compiled.fork import absorb, new_calls_of, next_call
 from paysim.engine.compiled.limits import loss_reason
-from paysim.engine.compiled.primitives import bucket, helper, jit
+from paysim.engine.compiled.primitives import helper, jit
 from paysim.engine.compiled.retry import may_retry, retry_delay
-from paysim.engine.compiled.state import push, release_slot, take_slot
-from paysim.engine.compiled.station import advance, leave_station, take_next, withdraw
+from paysim.engine.compiled.state import push, release_slot
+from paysim.engine.compiled.station import advance, finish, take_next, withdraw
 from paysim.engine.retry import step_token_cap
 from paysim.network import Network
 from paysim.scenario import Scenario, Station
@@ -94,11 +86,13 @@ def unsupported(name: str, station: Station, scenario: Scenario) -> str | None:
     return None
 
 
-def call_tables(scenario: Scenario, index: dict[str, int], generator) -> dict:
+def call_tables(scenario: Scenario, index: dict[str, int], generator) -> dict[str, np.ndarray]:
     """The Model's call fields: per station its first step row and how many steps; per step
     row (one per step of every station, in order) its stations, how many, join any, timeout
     (inf: none), retry row (as a stream's, paysim.engine.compiled.tables) and the generator of
-    its retry's jitter; and ``call_room``, the heap entries one event's calls may add."""
+    its retry's jitter; and ``call_room``, (the bound on) the heap entries one event's calls
+    may add: each step's tries times its calls' arrivals and withdrawals, and a freed worker
+    at every station."""
     from paysim.engine.compiled.tables import retry_row  # tables builds the Model from these
 
     stations = scenario.stations
@@ -120,13 +114,15 @@ def call_tables(scenario: Scenario, index: dict[str, int], generator) -> dict:
         if step.retry is not None:
             step_retry[r] = retry_row(step.retry, step_token_cap(rates[name][0], step.retry))
             rng_step[r] = generator("call-retry", f"{name}.{i}")
-    first = np.cumsum([0] + [len(spec.calls) for spec in stations.values()])[:-1]
+    first = dict(zip(stations, np.cumsum([0] + [len(spec.calls) for spec in stations.values()])[:-1]))
     attempts = sum(int(step_retry[r, 0]) * (2 * int(step_n[r]) + 2) for r in range(len(steps)))
     room = attempts + sum(spec.workers for spec in stations.values()) if steps else 0
-    return {"n_steps": np.array([len(spec.calls) for spec in stations.values()], np.int64),
-            "step_first": np.asarray(first, np.int64), "step_to": step_to, "step_n": step_n,
+    rows_of = units(scenario)   # the kernels read per-station fields at an instance's row
+    return {"n_steps": np.array([len(spec.calls) for _, _, spec in rows_of], np.int64),
+            "step_first": np.array([first[name] for _, name, _ in rows_of], np.int64),
+            "step_to": step_to, "step_n": step_n,
             "step_any": step_any, "step_timeout": step_timeout, "step_retry": step_retry, "rng_step": rng_step,
-            "call_room": room}
+            "call_room": np.array([room], np.int64)}
 
 
 @jit(inline=True)
@@ -157,17 +153,9 @@ def _begin_try(txf, txi, free, free_n, calls, step_first, step_n, step_timeout, 
         step_tokens[r] = min(step_retry[r, RT_TOKEN_CAP], step_tokens[r] + step_retry[r, RT_BUDGET])
     token[0] += 1
     txi[p, TXI_TOKEN] = token[0]
+    new_calls_of(txf, txi, free, free_n, calls, p, step_n[r], now)
     for j in range(step_n[r]):
-        c = take_slot(free, free_n)
-        txi[c, TXI_STREAM], txi[c, TXI_ATTEMPT] = txi[p, TXI_STREAM], txi[p, TXI_ATTEMPT]
-        txf[c, TXF_ORIGIN], txf[c, TXF_BACKOFF] = txf[p, TXF_ORIGIN], 0.0
-        txf[c, TXF_ENTERED], txf[c, TXF_ARRIVED], txf[c, TXF_WAIT], txf[c, TXF_SERVICE] = now, now, 0.0, 0.0
-        txi[c, TXI_STATE] = TRAVEL
-        txi[c, TXI_GAVE_UP] = 0
-        txi[c, TXI_DETACHED] = 0
-        txi[c, TXI_CALLER] = p + 1
-        calls[p, j] = c
-    txi[p, TXI_PENDING] = step_n[r]
+        txi[calls[p, j], TXI_DETACHED] = 0
     if step_timeout[r] < np.inf:
         push(heap, size, now + step_timeout[r], STEP_TIMEOUT, p, token[0])
 
@@ -197,18 +185,8 @@ def answer(m, acc, rngs, st_f, st_i, txf, txi, heap, size, slow, down, queue_las
         st_i[st, ST_HELD] -= 1
     service_time = now - txf[x, TXF_STARTED]
     txf[x, TXF_SERVICE] += service_time
-    sojourn = now - txf[x, TXF_ARRIVED]
-    leave_station(st_f, st_i, txf, st, x, now, service_time)
-    st_i[st, ST_BUSY] -= 1
-    st_i[st, ST_FINISHED] += 1
-    if target != TO_DONE:
-        st_i[st, ST_ERRORED] += 1
-    st_f[st, STF_SOJOURN] += sojourn
-    st_f[st, STF_SERVICE] += service_time
-    if sojourn < m.min_value:
-        acc.st_zeros[st] += 1
-    else:
-        acc.st_sketch[st, bucket(sojourn, m.log_gamma, m.offset, m.nbuckets)] += 1
+    finish(st_f, st_i, acc.st_sketch, acc.st_zeros, txf, st, x, now, service_time, target != TO_DONE, m.min_value,
+           m.log_gamma, m.offset, m.nbuckets)
     txi[x, TXI_STATE] = TRAVEL
     y = take_next(st_f, st_i, txf, txi, st, down, now, m.discipline, m.rank, queue_last)
     if y >= 0:

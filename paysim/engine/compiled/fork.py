@@ -73,11 +73,9 @@ def grown_calls(calls):
 
 
 @helper
-def fork(txf, txi, free, free_n, calls, n_calls, x, now):
-    """Attempt ``x`` has finished its service at a station with parallel calls: one call
-    per branch, not yet sent."""
-    st = txi[x, TXI_STATION]
-    for j in range(n_calls[st]):
+def new_calls_of(txf, txi, free, free_n, calls, x, count, now):
+    """``count`` calls of ``x`` in slots of their own, not yet sent, and as many answers pending."""
+    for j in range(count):
         c = take_slot(free, free_n)
         txi[c, TXI_STREAM], txi[c, TXI_ATTEMPT] = txi[x, TXI_STREAM], txi[x, TXI_ATTEMPT]
         txf[c, TXF_ORIGIN], txf[c, TXF_BACKOFF] = txf[x, TXF_ORIGIN], 0.0
@@ -86,7 +84,14 @@ def fork(txf, txi, free, free_n, calls, n_calls, x, now):
         txi[c, TXI_GAVE_UP] = 0
         txi[c, TXI_CALLER] = x + 1
         calls[x, j] = c
-    txi[x, TXI_PENDING] = n_calls[st]
+    txi[x, TXI_PENDING] = count
+
+
+@helper
+def fork(txf, txi, free, free_n, calls, n_calls, x, now):
+    """Attempt ``x`` has finished its service at a station with parallel calls: one call
+    per branch, not yet sent."""
+    new_calls_of(txf, txi, free, free_n, calls, x, n_calls[txi[x, TXI_STATION]], now)
     txi[x, TXI_STATE] = FORKED
 
 

@@ -64,8 +64,6 @@ from paysim.engine.compiled.codes import (
     ST_CANCELLED,
     ST_COUNTS,
     ST_ENTERED,
-    ST_ERRORED,
-    ST_FINISHED,
     ST_HEAD,
     ST_IN,
     ST_OUTCOMES,
@@ -78,8 +76,6 @@ from paysim.engine.compiled.codes import (
     STEP_TIMEOUT,
     STF_AREA_HELD,
     STF_LAST,
-    STF_SERVICE,
-    STF_SOJOURN,
     STF_SUMS,
     TIMED_OUT,
     TIMEOUT,
@@ -124,7 +120,7 @@ from paysim.engine.compiled.executor import (
 )
 from paysim.engine.compiled.fork import call_returned, fork, grown_calls, new_calls, next_call, withdraw_calls
 from paysim.engine.compiled.limits import loss_reason, new_buckets, took_token
-from paysim.engine.compiled.primitives import bucket, draw, helper, jit
+from paysim.engine.compiled.primitives import draw, helper, jit
 from paysim.engine.compiled.queues import enqueue
 from paysim.engine.compiled.reply import answer_client, open_counts
 from paysim.engine.compiled.retry import may_retry, retry_delay
@@ -142,6 +138,7 @@ from paysim.engine.compiled.state import (
 from paysim.engine.compiled.station import (
     advance,
     advance_stream,
+    finish,
     leave_station,
     population_area,
     start_service,
@@ -205,7 +202,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     calls = new_calls(1024, width)            # per slot: a forked or held attempt's calls
     token, step_tokens, stack = new_call_state(m, n_st)   # held calls (paysim.engine.compiled.calls)
     # heap entries one event may add (an outage's end starts many; a fork starts and a join withdraws calls)
-    room = 4 + max(np.max(m.workers), np.max(pool_i[:, PI_MAX])) + 2 * width + m.call_room
+    room = 4 + max(np.max(m.workers), np.max(pool_i[:, PI_MAX])) + 2 * width + m.call_room[0]
     heap, size = new_heap(4096 + 2 * room + 2 * m.windows.shape[0] + np.sum(m.clients))
     segment = arrival_cursors(m.clock, m.gap)
     for s in range(n_st):
@@ -350,18 +347,8 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
             service_time = now - txf[x, TXF_STARTED]
             txf[x, TXF_SERVICE] += service_time
             error = m.errors[st] > 0 and rngs[m.rng_errors[st]].random() < m.errors[st]
-            sojourn = now - txf[x, TXF_ARRIVED]
-            leave_station(st_f, st_i, txf, st, x, now, service_time)     # StationObserver.finish
-            st_i[st, ST_BUSY] -= 1
-            st_i[st, ST_FINISHED] += 1
-            if error:
-                st_i[st, ST_ERRORED] += 1
-            st_f[st, STF_SOJOURN] += sojourn
-            st_f[st, STF_SERVICE] += service_time
-            if sojourn < m.min_value:
-                acc.st_zeros[st] += 1
-            else:
-                acc.st_sketch[st, bucket(sojourn, m.log_gamma, m.offset, m.nbuckets)] += 1
+            finish(st_f, st_i, acc.st_sketch, acc.st_zeros, txf, st, x, now, service_time, error, m.min_value,
+                   m.log_gamma, m.offset, m.nbuckets)
             txi[x, TXI_STATE] = TRAVEL
             if pool_i[st, PI_CORE] >= 0:
                 release(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, m.service, m.emp,

@@ -16,6 +16,8 @@ from paysim.engine.compiled.codes import (
     ST_BUSY,
     ST_CANCELLED,
     ST_DEPARTED,
+    ST_ERRORED,
+    ST_FINISHED,
     ST_HELD,
     ST_IN,
     ST_STARTED,
@@ -23,7 +25,9 @@ from paysim.engine.compiled.codes import (
     STF_AREA_HELD,
     STF_AREA_IN,
     STF_LAST,
+    STF_SERVICE,
     STF_SERVICE_ALL,
+    STF_SOJOURN,
     STF_TIME_ALL,
     STF_WAIT,
     STF_WAIT_ALL,
@@ -35,7 +39,7 @@ from paysim.engine.compiled.codes import (
     UP,
     WAITING,
 )
-from paysim.engine.compiled.primitives import helper
+from paysim.engine.compiled.primitives import bucket, helper
 from paysim.engine.compiled.queues import front, unlink
 
 
@@ -99,6 +103,25 @@ def leave_station(st_f, st_i, txf, st, x, now, service_time):
     st_f[st, STF_TIME_ALL] += now - txf[x, TXF_ARRIVED]
     st_f[st, STF_WAIT_ALL] += now - txf[x, TXF_ARRIVED] - service_time
     st_f[st, STF_SERVICE_ALL] += service_time
+
+
+@helper
+def finish(st_f, st_i, st_sketch, st_zeros, txf, st, x, now, service_time, error, min_value, log_gamma, offset,
+           nbuckets):
+    """``x`` finishes at its station after ``service_time`` (StationObserver.finish): it leaves,
+    its worker is no longer busy (the caller frees it), its sojourn goes in the sketch."""
+    sojourn = now - txf[x, TXF_ARRIVED]
+    leave_station(st_f, st_i, txf, st, x, now, service_time)
+    st_i[st, ST_BUSY] -= 1
+    st_i[st, ST_FINISHED] += 1
+    if error:
+        st_i[st, ST_ERRORED] += 1
+    st_f[st, STF_SOJOURN] += sojourn
+    st_f[st, STF_SERVICE] += service_time
+    if sojourn < min_value:
+        st_zeros[st] += 1
+    else:
+        st_sketch[st, bucket(sojourn, log_gamma, offset, nbuckets)] += 1
 
 
 @helper

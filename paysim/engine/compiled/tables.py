@@ -128,7 +128,7 @@ class Model(NamedTuple):
     step_timeout: np.ndarray  # per step, how long the caller waits for it (inf: no timeout)
     step_retry: np.ndarray   # (steps, RT_*) per step its retry policy
     rng_step: np.ndarray     # int: per step its retry's generator
-    call_room: int           # heap entries one event's calls may add
+    call_room: np.ndarray    # int (1,): heap entries one event's calls may add
 
 
 class Accumulators(NamedTuple):
