@@ -53,9 +53,8 @@ def balance_tables(scenario: Scenario, generators) -> dict[str, np.ndarray]:
     return {"instances": instances, "balance": policy, "rng_balance": rng}
 
 
-# the Model's fields built elsewhere with one row per station (classify.py, fork.py, calls.py)
-PER_STATION = ("cl_on", "cl_term", "cl_coef", "cl_review", "cl_decline", "cl_to", "calls_to", "n_calls", "join_any",
-               "n_steps", "step_first")
+# the Model's fields built elsewhere with one row per station (classify.py, fork.py)
+PER_STATION = ("cl_on", "cl_term", "cl_coef", "cl_review", "cl_decline", "cl_to", "calls_to", "n_calls", "join_any")
 
 
 def per_instance(scenario: Scenario, tables: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

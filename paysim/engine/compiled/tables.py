@@ -243,7 +243,7 @@ def _feature_tables(scenario: Scenario, index: dict[str, int], generators: Gener
                                       **fork_tables(scenario, index)}),
             **queue_tables(scenario), **balance_tables(scenario, generators),
             **reply_tables(scenario), **limit_tables(scenario), **cache_tables(scenario, generators.index, row),
-            **per_instance(scenario, call_tables(scenario, index, generators.index))}
+            **call_tables(scenario, index, generators.index)}
 
 
 def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSketch) -> Model:
