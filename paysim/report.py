@@ -156,8 +156,8 @@ def _cell(value: Estimate | None, kind: str) -> str:
     return f"{text} {spread}" if spread else text
 
 
-_ROWS = [("arrival_rate", "rate"), ("throughput", "rate"), ("goodput", "rate"), ("utilization", "percent"), ("held", "number"),
-         ("threads", "number"), ("batch_size", "number"),
+_ROWS = [("arrival_rate", "rate"), ("throughput", "rate"), ("goodput", "rate"), ("utilization", "percent"),
+         ("held", "number"), ("threads", "number"), ("batch_size", "number"),
          ("W", "time"), ("Wq", "time"), ("latency.p50", "time"), ("latency.p90", "time"),
          ("latency.p95", "time"), ("latency.p99", "time"), ("latency.p999", "time"),
          ("L", "number"), ("Lq", "number"), ("retry_amplification", "number"), ("rejection_rate", "percent"),

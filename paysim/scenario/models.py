@@ -441,7 +441,7 @@ CallSteps = tuple[Annotated[CallStep, BeforeValidator(_as_call_step)], ...]
 
 class Station(Strict):
     """Workers in front of one queue; optionally an executor, several instances behind a
-    balancer, a batch processor, a risk classifier or a fork to parallel calls."""
+    balancer, a batch processor, a risk classifier, a fork to parallel calls or held calls."""
 
     workers: PositiveInt = 1
     queue: NonNegativeInt | None = None
