@@ -77,8 +77,9 @@ def batch_table(stations: dict[str, Station]) -> np.ndarray:
 
 def service_parts(station: Station) -> tuple[d.Distribution, ...]:
     """The distributions a station draws its service from: a batch station's per_batch and
-    per_item, else its service."""
-    service = station.service_time
+    per_item, else its own service (not ``service_time``, which mixes in a cache's)."""
+    service = station.service
+    assert service is not None   # validation: every station has a service
     return (service.per_batch, service.per_item) if isinstance(service, BatchService) else (service,)
 
 
