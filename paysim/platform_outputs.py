@@ -45,6 +45,7 @@ def frontier_picture(answer: Mapping[str, Any], path: Path) -> Path:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import ScalarFormatter
 
     colours = {"holds": "tab:green", "fails": "tab:red", "unclear": "tab:orange"}
     figure, all_axes = plt.subplots(len(answer["slo"]), 1, figsize=(7, 3.6 * len(answer["slo"])), squeeze=False)
@@ -62,6 +63,11 @@ def frontier_picture(answer: Mapping[str, Any], path: Path) -> Path:
                 axes.scatter([trial["cost_per_hour"]], [mean], s=220, facecolors="none", edgecolors="black",
                              zorder=4, label="answer: " + ", ".join(f"{n} {w}" for n, w in answer["answer"].items()))
         axes.axhline(target * scale, linestyle="--", color="black", label=f"target {slo}")
+        costs = [trial["cost_per_hour"] for trial, _ in shown]
+        if costs and min(costs) > 0 and max(costs) > 5 * min(costs):   # the ceiling far right of the rest
+            axes.set_xscale("log")
+            axes.xaxis.set_major_formatter(ScalarFormatter())
+            axes.xaxis.set_minor_formatter(ScalarFormatter())
         axes.set_xlabel("cost per hour of the sized stations")
         axes.set_ylabel(f"{metric} ({unit}), CI")
         axes.set_title(f"configurations tried for {slo} (green: holds, red: fails, orange: unclear)", fontsize=10)

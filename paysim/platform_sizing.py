@@ -80,6 +80,7 @@ class PlatformTrial:
     verdict: str                              # holds, fails or unclear
     note: str = ""
     values: tuple[tuple[float, ...], ...] = ()   # per objective, each replication's value (for paired gains)
+    verdicts: tuple[str, ...] = ()                # per objective (empty when not simulated)
 
     @property
     def holds(self) -> bool:
@@ -226,7 +227,8 @@ def _search(sizing: PlatformSizing, evaluate: Callable[[Config, str], PlatformTr
     if not current.holds:
         ceiling = evaluate(sizing.limits, "ceiling")
         if not ceiling.holds:
-            sizing.failure = (f"{' and '.join(o.text for o in sizing.objectives)} "
+            missed = [o.text for o, v in zip(sizing.objectives, ceiling.verdicts, strict=True) if v != HOLDS]
+            sizing.failure = (f"{' and '.join(missed or [o.text for o in sizing.objectives])} "
                               + ("does not hold" if ceiling.verdict == FAILS else "cannot be shown to hold")
                               + " with 95% confidence even with every sized station at its search limit ("
                               + ", ".join(f"{n} {w}" for n, w in zip(sizing.stations, sizing.limits, strict=True))
@@ -328,7 +330,8 @@ def _trial(scenario: Scenario, sizing: PlatformSizing, workers: Config, phase: s
                                                                                             strict=True)]
     verdict = FAILS if FAILS in verdicts else UNCLEAR if UNCLEAR in verdicts else HOLDS
     notes = "; ".join(dict.fromkeys(note for _, _, note in judged if note))
-    return PlatformTrial(workers, cost, phase, tuple(value for value, _, _ in judged), verdict, notes, values)
+    return PlatformTrial(workers, cost, phase, tuple(value for value, _, _ in judged), verdict, notes, values,
+                         tuple(verdicts))
 
 
 # ---- what the search found, shown and written ---------------------------------------------------
@@ -379,7 +382,7 @@ def notes(sizing: PlatformSizing) -> list[str]:
         lines.append(f"no cost on {', '.join(map(repr, sizing.unpriced))}: each worker counts as 1 unit an hour"
                      + ("" if len(sizing.unpriced) == len(sizing.stations) else
                         " beside the other stations' prices"))
-    lines += [f"start {name}: {count} workers, from {sizing.start_reasons[name]}"
+    lines += [f"start {name}: {count} worker{'s' if count > 1 else ''}, from {sizing.start_reasons[name]}"
               for name, count in zip(sizing.stations, sizing.start, strict=True)]
     return lines
 
