@@ -450,7 +450,8 @@ def size(
                                                     "(by each station's cost) with which the SLO holds."),
     slo: list[str] = typer.Option(..., help="Objective on the whole system: p99<800ms, mean<50ms, p95<1s, "
                                             "failure_rate<0.1%; with --all it may be given more than once."),
-    max_trials: int = typer.Option(60, min=2, help="With --all: configurations simulated before giving up."),
+    max_trials: int | None = typer.Option(None, min=2, help="With --all: configurations simulated before giving up "
+                                                            "(default 60)."),
     replications: int | None = typer.Option(None, "--replications", "-r", min=2, help="Replications per worker count (default: the scenario's)."),
     horizon: str | None = typer.Option(None, help="Simulated time per replication (default: the scenario's)."),
     warmup: str | None = typer.Option(None, help="Time discarded at the start of each replication."),
@@ -466,17 +467,20 @@ def size(
 ) -> None:
     """Find the fewest workers for a station (--station), or the cheapest for every station (--all), with
     which an SLO holds with 95% confidence, by simulation."""
+    from paysim.platform_sizing import MAX_TRIALS
     from paysim.sizing import SizingError, evidence_table, parse_objective, size_station, to_dict as sizing_dict
 
     with user_errors(debug):
         started = time.perf_counter()
         if every == (station is not None):
             raise SizingError("size: give either --station NAME (one station) or --all (every station)")
+        if max_trials is not None and not every:
+            raise SizingError("--max-trials: only with --all (a single station's search has its own limit)")
         if every:
             _size_platform(file, [parse_objective(text) for text in slo], replications=replications,
                            overrides={k: v for k, v in {"horizon": horizon, "warmup": warmup}.items() if v is not None},
                            seed=seed, jobs=jobs, as_json=as_json, out=out, force=force, quiet=quiet,
-                           max_trials=max_trials)
+                           max_trials=max_trials or MAX_TRIALS)
             return
         if len(slo) > 1:
             raise SizingError("--slo: one objective with --station; several only with --all")

@@ -209,16 +209,21 @@ def size_platform(scenario: Scenario, objectives: Sequence[Objective], *, seed: 
 
         try:
             _search(sizing, evaluate, loads_of=lambda workers: station_loads(_configured(scenario, sized, workers)))
-        except _Exhausted:
+        except _Exhausted as stop:
             sizing.answer = None
-            sizing.failure = (f"the search simulated {max_trials} configurations (--max-trials) without "
-                              + ("finishing the trim: the last that holds is not shown to be locally minimal"
-                                 if any(t.holds for t in sizing.trials) else "finding one that holds"))
+            held = [t for t in sizing.trials if t.holds]
+            best = min(held, key=lambda t: t.cost) if held else None
+            sizing.failure = str(stop) or (
+                f"the search simulated {max_trials} configurations (--max-trials) without "
+                + ("finding one that holds" if best is None else
+                   f"showing one locally minimal: the cheapest that held, "
+                   f"{', '.join(f'{n} {w}' for n, w in zip(sizing.stations, best.workers, strict=True))} "
+                   f"(cost {best.cost:.4g}), may hold with fewer workers"))
     return sizing
 
 
 class _Exhausted(Exception):
-    """The search reached its cap on configurations simulated."""
+    """The search reached its cap on configurations simulated, or (``str()``) another limit."""
 
 
 def _search(sizing: PlatformSizing, evaluate: Callable[[Config, str], PlatformTrial],
@@ -265,8 +270,8 @@ def _raise(sizing: PlatformSizing, current: PlatformTrial, evaluate: Callable[[C
     measurably brings the binding objective closest to its target per unit of price, else (none
     does measurably) at the most loaded station."""
     below = [i for i, count in enumerate(current.workers) if count < sizing.limits[i]]
-    if not below:
-        raise _Exhausted
+    if not below:   # cannot happen while the ceiling holds and trials repeat: said, not assumed
+        raise _Exhausted("every sized station reached its search limit without the SLO holding")
     binding = max(range(len(sizing.objectives)), key=lambda k: _score_of(current, sizing.objectives, k))
     candidates = {i: evaluate(_step(current.workers, i, +1), f"+1 {sizing.stations[i]}") for i in below}
     holding = [trial for trial in candidates.values() if trial.holds]

@@ -100,11 +100,21 @@ def test_impossible_slo_is_a_clear_error(tmp_scenario):
     assert "ceiling" in result.stdout   # the evidence is printed before the error
 
 
+def test_cap_on_trials_is_a_clear_error(tmp_scenario, tmp_path):
+    # the start is unclear and the ceiling holds: a third configuration would be needed
+    result = invoke_cli("size", tmp_scenario(PLATFORM), "--all", "--slo", "p99<300ms", "--max-trials", "2", "-j", "1",
+                        "-q", "--out", tmp_path / "out")
+    assert result.exit_code == 2, result.output
+    assert "simulated 2 configurations (--max-trials) without showing one locally minimal" in result.stderr
+    assert json.loads((tmp_path / "out" / "platform.json").read_text())["answer"] is None   # the evidence kept
+
+
 @pytest.mark.parametrize("args, words", [
     (["--all", "--slo", "p98<1s"], ["unknown metric 'p98'"]),
     (["--all", "--station", "risk", "--slo", "p99<1s"], ["either --station NAME", "or --all"]),
     (["--slo", "p99<1s"], ["either --station NAME"]),
     (["--station", "risk", "--slo", "p99<1s", "--slo", "mean<1s"], ["one objective with --station"]),
+    (["--station", "risk", "--slo", "p99<1s", "--max-trials", "5"], ["--max-trials: only with --all"]),
     (["--all", "--slo", "failure_rate<1%"], ["cannot bind on any station sized"]),
 ])
 def test_malformed_requests_give_one_line(tmp_scenario, args, words):
