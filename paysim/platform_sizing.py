@@ -383,6 +383,8 @@ def frontier_table(sizing: PlatformSizing) -> Table:
 def notes(sizing: PlatformSizing) -> list[str]:
     """What the reader must know to trust the answer: stations left alone, prices assumed, the start."""
     lines = [f"{name!r} is left as the scenario has it: it {why}" for name, why in sizing.fixed.items()]
+    if sizing.fixed:
+        lines.append("the cost column counts the sized stations only")
     if sizing.unpriced:
         lines.append(f"no cost on {', '.join(map(repr, sizing.unpriced))}: each worker counts as 1 unit an hour"
                      + ("" if len(sizing.unpriced) == len(sizing.stations) else
