@@ -149,6 +149,34 @@ def mmc(arrival_rate: float, service_rate: float, servers: int) -> QueueMetrics:
     return _open_queue(arrival_rate, wq, 1.0 / service_rate, a / servers, c_wait, formula)
 
 
+def mg_infinity(arrival_rate: float, mean_service: float) -> QueueMetrics:
+    """M/G/∞, a server for every arrival (a pure delay): nobody waits, W = E[S], L = λE[S]
+    (the number in system is Poisson, whatever the service distribution and, for the
+    means, whatever the arrival process). Utilisation is not defined (0 here)."""
+    _check_rate("arrival_rate", arrival_rate, allow_zero=True)
+    _check_rate("mean_service", mean_service, allow_zero=True)
+    return _open_queue(arrival_rate, 0.0, mean_service, 0.0, 0.0, "M/G/∞ (infinite servers)")
+
+
+def multiserver_ps(arrival_rate: float, service_rate: float, cores: int, threads: int | None = None) -> QueueMetrics:
+    """M/G/c processor sharing: each of n jobs in service progresses at min(1, c/n), so the
+    number in system is the M/M/c birth-death chain whatever the service distribution (a
+    symmetric queue, insensitive): L and W are Erlang C's, L = λ·W(M/M/c), ``utilization``
+    ρ = λ/(cμ) the cores' share in use. With ``threads`` (≥ c; None: unlimited) at most that many
+    jobs are in service and the rest wait for one: P(n ≥ threads) = C·ρ^(threads-c) and
+    Lq = C·ρ^(threads-c+1)/(1-ρ) (exact with exponential service: then the chain is M/M/c's
+    for any threads ≥ c; otherwise as long as the threads seldom all hold a job)."""
+    m = mmc(arrival_rate, service_rate, cores)
+    if threads is None:
+        wq, p_wait = 0.0, 0.0
+    else:
+        _check_servers(threads, minimum=cores, name="threads")
+        rho = m.utilization
+        p_wait = m.p_wait * rho ** (threads - cores)
+        wq = p_wait * rho / (1 - rho) / arrival_rate if arrival_rate > 0 else 0.0
+    return replace(m, Lq=arrival_rate * wq, Wq=wq, p_wait=p_wait, formula="M/G/c processor sharing (Erlang C, insensitive)")
+
+
 def _wait_tail(arrival_rate: float, service_rate: float, servers: int) -> tuple[float, float]:
     """(C, θ) of the M/M/c waiting-time law: P(Wq > t) = C·exp(-θt), θ = cμ - λ."""
     _check_mmc(arrival_rate, service_rate, servers)

@@ -53,8 +53,14 @@ def resident(scenario: Scenario) -> list[Resident]:
     held = [Resident(f"arrivals.{name}.clients", float(arrival.clients), f"{arrival.clients:,} clients")
             for name, arrival in scenario.arrivals.items() if arrival.clients is not None]
     for name, station in scenario.stations.items():
+        if station.unlimited:   # a worker exists only while it holds a transaction (counted in flight)
+            held.append(Resident(f"stations.{name}.workers", 1.0, "unlimited workers"))
+            continue
         held.append(Resident(f"stations.{name}.instances", station.instances + station.capacity / WORKERS_PER_UNIT,
                              f"{station.instances:,} instances of {station.capacity // station.instances:,} workers"))
+        if station.backlog is not None:   # placed at time 0 (paysim.transient)
+            held.append(Resident(f"stations.{name}.backlog", float(station.backlog_size),
+                                 f"{station.backlog_size:,} requests of a backlog"))
     return held
 
 

@@ -229,11 +229,16 @@ def _series_interval(text: str | None, horizon_s: float) -> float:
 
 def _little_diagnosis(result) -> str:
     """Why Little's law may fail: a population that kept growing means no steady state."""
+    from paysim.transient import undrained
     if stability_warnings(result.scenario):   # flagged before the run: more time will not help
         return ("The system does not settle into a steady state (see the warning before the run), so Little's "
                 "law need not hold over the run.")
     at_end = result.summary["system.in_system_at_end"].mean
     average = result.summary["system.L"].mean
+    if undrained(result.summary):
+        return (f"The backlog at {', '.join(undrained(result.summary))} had not drained by the horizon: {at_end:,.0f} "
+                "transactions were still inside at the end, so Little's law cannot hold over this run; lengthen "
+                "the horizon past the drain (see drain_time).")
     if still_growing(result.summary):
         return (f"The system was not in a steady state: {at_end:,.0f} transactions were inside at the end against "
                 f"{average:,.0f} on average, so the population was still growing (overload, or a metastable "

@@ -72,8 +72,8 @@ def compare(result: RunResult, theory: Theory) -> list[Comparison]:
     return rows
 
 
-_PERCENT = {"utilization", "rejection_rate", "failure_rate", "error_rate", "timeout_rate", "abandon_rate", "cancel_rate",
-            "p_wait"}
+_PERCENT = {"utilization", "cpu_utilization", "rejection_rate", "failure_rate", "error_rate", "timeout_rate",
+            "abandon_rate", "cancel_rate", "p_wait", "breaker_open_rate", "breaker_open_fraction"}
 _RATE = {"arrival_rate", "throughput", "goodput"}
 
 

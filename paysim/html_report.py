@@ -41,7 +41,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FIRST_PICTURES = ("timeseries", "sizing", "latency", "throughput", "utilization", "queue", "losses", "heatmap")
 SCOPE_METRICS = ("arrival_rate", "throughput", "goodput", "utilization", "workers", "cost", "W", "Wq", "S", "latency.p50", "latency.p95",
                  "latency.p99", "latency.p999", "L", "Lq", "failure_rate", "rejection_rate", "timeout_rate",
-                 "error_rate", "retry_amplification")
+                 "error_rate", "retry_amplification", "drain_time", "not_drained", "recovery_time", "not_recovered")
 VERDICTS = ("met", "missed", "uncertain")
 SWEEP_METRICS = ("system.throughput", "system.W", "system.latency.p99", "system.failure_rate", "system.cost")
 
@@ -55,11 +55,11 @@ class ReportError(PaysimError):
 def kind_of(metric: str) -> str:
     """time, percent, rate or number, from a (dotted) metric or SLO objective name."""
     last = metric.rsplit(".", 1)[-1]
-    if last in TIME_METRICS or last.endswith("_latency"):
+    if last in TIME_METRICS or last.endswith("_latency") or last in ("drain_time", "recovery_time"):
         return "time"
     if last in ("arrival_rate", "throughput", "goodput", "entry_rate"):
         return "rate"
-    if last == "utilization" or last.endswith("_rate"):
+    if last in ("not_drained", "not_recovered") or last.endswith(("utilization", "_rate")):
         return "percent"
     return "number"
 

@@ -4,16 +4,21 @@
   risk scoring (``classify``) the stream's transactions follow the outcome shares of its
   own ``amount`` distribution, estimated from ``SHARE_SAMPLES`` draws with a fixed seed (a
   stream without ``amount`` scores with amount 0; each visit is taken as scored afresh).
-* Reachability: the stations a stream can visit along positive-probability routes and
-  parallel calls, who feeds whom, which streams reach a station, which stations can leave.
+* Reachability: the stations a stream can visit along positive-probability routes,
+  parallel calls and ``calls``, who feeds whom, which streams reach a station, which stations can leave.
 * Visit ratios: the traffic equations solved per stream (every transaction that enters a
   station is served once per visit). A station called in ``parallel`` receives one call
   per visit to its caller; the calls return to the caller and route no further. A station
+  named in a caller's ``calls`` receives one call per step naming it each time its caller is
+  served (visited or itself called), so nested calls multiply down the chain. A station
   that classification traps in a cycle gets infinitely many visits.
 * Servers and capacity: servers at peak over all instances (workers × instances, an
   executor's max threads, a schedule's peak), except that an executor with an unbounded
-  queue never grows past its core threads (one at least); the worker count a run divides
-  busy workers by; the mean time a worker spends per transaction, hence capacity.
+  queue never grows past its core threads (one at least), unlimited workers are infinitely
+  many (a pure delay, never overloaded) and ``cores`` bound a station's servers (its service
+  work is CPU work); the worker count a run divides busy workers by; the mean time a worker
+  spends per transaction, hence capacity (at a station with ``calls`` its worker is held on
+  them too: a lower bound on that time).
 * Rates: each open stream's base rate (before its profile) and the time-average and peak
   of its profile's multiplier over a window, and the offered rates they bring to each station.
 * Open streams send at a rate; closed populations (``clients``) send as fast as they are served.
@@ -28,6 +33,7 @@ from functools import cached_property
 import numpy as np
 
 from paysim.analytic import jackson_arrival_rates
+from paysim.scenario.call_checks import callees
 from paysim.scenario.models import DONE, Arrival, BatchService, Classify, Scenario, Station
 
 SHARE_SAMPLES = 20_000      # amounts drawn per stream to estimate classification shares
@@ -115,17 +121,19 @@ def worker_levels(station: Station) -> set[int]:
     return levels
 
 
-def instance_servers(station: Station) -> int:
+def instance_servers(station: Station) -> float:
     """Servers of one instance at peak (workers, a schedule's peak, an executor's max threads),
     except that an executor with an unbounded queue never starts threads beyond its core
-    (nor fewer than one: Java keeps a thread for queued work)."""
+    (nor fewer than one: Java keeps a thread for queued work); unlimited workers are infinitely
+    many; with ``cores``, no more than the cores (the service work is CPU work, which they bound)."""
     executor = station.executor
     if executor is not None and executor.queue is None:
         return max(executor.core, 1)
-    return station.capacity // station.instances
+    workers = math.inf if station.unlimited else station.capacity // station.instances
+    return min(workers, station.cores) if station.cores else workers
 
 
-def servers(station: Station) -> int:
+def servers(station: Station) -> float:
     """Servers at peak over all instances (see :func:`instance_servers`)."""
     return instance_servers(station) * station.instances
 
@@ -181,7 +189,7 @@ class Network:
         stations = scenario.stations
         # positive-probability successors, ``done`` left out; every outcome of a classifier counts
         self.routed = {n: {t for t, p in s.routes.items() if p > 0 and t != DONE} for n, s in stations.items()}
-        self.next = {n: self.routed[n] | set(s.parallel) for n, s in stations.items()}
+        self.next = {n: self.routed[n] | set(s.parallel) | set(callees(s)) for n, s in stations.items()}
         self.open = [s for s, a in scenario.arrivals.items() if a.clients is None]
         self.closed = [s for s, a in scenario.arrivals.items() if a.clients is not None]
 
@@ -277,7 +285,7 @@ class Network:
         return self._visits[stream][0]
 
     def calls(self, stream: str) -> dict[str, float]:
-        """Parallel calls each station receives per request of ``stream``."""
+        """Calls each station receives per request of ``stream``: parallel calls and ``calls``."""
         return self._visits[stream][1]
 
     @cached_property
@@ -289,8 +297,62 @@ class Network:
             for name, station in self.scenario.stations.items():
                 for branch in station.parallel:
                     calls[branch] += visits[name]
+            for name in self.call_order:    # a caller's served count is complete before its callees'
+                served = times(1.0, visits[name] + calls[name])
+                for step in self.scenario.stations[name].calls:
+                    for callee in step.targets:
+                        calls[callee] += served
             out[stream] = (visits, calls)
         return out
+
+    @cached_property
+    def call_order(self) -> list[str]:
+        """Stations ordered so that each comes before every station it calls (validation
+        refuses cycles of calls; were there one, its closing call would be left out)."""
+        stations = self.scenario.stations
+        done: set[str] = set()
+        order: list[str] = []
+
+        def visit(name: str, path: set[str]) -> None:
+            for callee in callees(stations[name]):
+                if callee in stations and callee not in done and callee not in path:
+                    visit(callee, path | {callee})
+            done.add(name)
+            order.append(name)
+
+        for name in stations:
+            if name not in done:
+                visit(name, {name})
+        return order[::-1]
+
+    # time held on calls
+
+    @cached_property
+    def call_time(self) -> dict[str, float]:
+        """Per station, a lower bound on the mean time a worker waits, held, on the station's
+        calls per transaction: each step's callee's own time per item and, recursively, its
+        calls (no queueing counted), the slowest callee's of a ``join: all`` step (E[max] is at
+        least the largest mean). A step with a ``timeout`` or ``join: any`` counts nothing (a
+        timeout or the fastest answer can make it as short as it likes)."""
+        stations = self.scenario.stations
+        held: dict[str, float] = {}
+        for name in reversed(self.call_order):   # callees first
+            total = 0.0
+            for step in stations[name].calls:
+                if step.timeout is None and step.join == "all":
+                    total += max(item_time(stations[c]) + held.get(c, 0.0) for c in step.targets)
+            held[name] = total
+        return held
+
+    def holding_time(self, name: str, rate: float | None = None) -> float:
+        """Mean time a worker of station ``name`` is occupied per transaction, at least: its
+        :func:`item_time` and its :attr:`call_time`."""
+        return item_time(self.scenario.stations[name], rate) + self.call_time[name]
+
+    def capacity(self, name: str, rate: float | None = None) -> float:
+        """Transactions per second station ``name`` can serve, at most: servers / holding time."""
+        time = self.holding_time(name, rate)
+        return servers(self.scenario.stations[name]) / time if time > 0 else math.inf
 
     def served(self, stream: str) -> dict[str, float]:
         """Times each station serves one request of ``stream``: its visits plus its parallel calls."""

@@ -14,7 +14,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from paysim.breakers import BreakerObserver, breaker_rows
+from paysim.scenario.fields import UNLIMITED_WORKERS
 from paysim.sketch import QuantileSketch
+from paysim.transient import drain_row
 
 PERCENTILES = {"p50": 0.50, "p90": 0.90, "p95": 0.95, "p99": 0.99, "p999": 0.999}
 
@@ -52,7 +55,8 @@ def _all_requests_row(prefix: str, sketch: QuantileSketch, succeeded: float, fai
 class StationObserver:
     """Population integrals and visit statistics of one station."""
 
-    def __init__(self, workers: int, mean_service_s: float, batch: bool = False, per_batch_s: float = 0.0) -> None:
+    def __init__(self, workers: int, mean_service_s: float, batch: bool = False, per_batch_s: float = 0.0,
+                 cores: int | None = None) -> None:
         self.workers = workers    # current capacity (a schedule or an executor changes it)
         self.mean_service_s = mean_service_s   # per item at a batch station
         self.per_batch_s = per_batch_s         # a batch station's time per batch, on top
@@ -61,7 +65,12 @@ class StationObserver:
         self.batch = batch        # then workers process batches: busy_workers counts the workers
         self.busy_workers = 0
         self.threads: int | None = None   # an executor's live threads
+        self.cores = cores        # the cores its workers' service work shares (over all instances)
+        self.cpu_busy = 0         # cores in use: min(computing, cores), summed over instances
+        self.held: int | None = None      # workers waiting on calls (at a station with calls)
         self._last = 0.0
+        self.draining = self.drain_measured = False   # a backlog's drain (paysim.transient)
+        self.drained_at: float | None = None
         self.start_window(0.0)
 
     def _advance(self, now: float) -> None:
@@ -74,13 +83,23 @@ class StationObserver:
                 self.area_busy_workers += self.busy_workers * elapsed
             if self.threads is not None:
                 self.area_threads += self.threads * elapsed
+            if self.cores is not None:
+                self.area_cpu += self.cpu_busy * elapsed
+            if self.held:
+                self.area_held += self.held * elapsed
             self._last = now
+
+    @property
+    def unlimited(self) -> bool:
+        return self.workers >= UNLIMITED_WORKERS
 
     def start_window(self, now: float) -> None:
         self._advance(now)
         if hasattr(self, "finished"):   # what the window's start zeroes, for lifetime()
             self._before = self.lifetime(now)
         self.area_in_station = self.area_busy = self.area_workers = self.area_busy_workers = self.area_threads = 0.0
+        self.area_cpu = 0.0
+        self.area_held = 0.0
         self.entered = self.rejected = self.started = self.finished = self.errored = 0
         self.dropped = 0          # rejected after entering (an executor's discard_oldest), within rejected
         self.abandoned = self.cancelled = self.batches = 0
@@ -107,6 +126,16 @@ class StationObserver:
         self.in_station += 1
         self.entered += 1
 
+    def arm_drain(self, now: float) -> None:
+        """A backlog is in place: from now on, note when the queue first empties."""
+        self.drain_measured = self.draining = True
+        self._check_drained(now)
+
+    def _check_drained(self, now: float) -> None:
+        if self.draining and self.in_station == self.busy:
+            self.draining = False
+            self.drained_at = now
+
     def reject(self, now: float) -> None:
         self.rejected += 1
 
@@ -124,6 +153,15 @@ class StationObserver:
         self._advance(now)
         self.threads = threads
 
+    def cpu_change(self, now: float, delta: int) -> None:
+        """Cores in use change by ``delta`` (a station with ``cores``)."""
+        self._advance(now)
+        self.cpu_busy += delta
+    def hold(self, now: float, delta: int) -> None:
+        """A worker starts (+1) or stops (-1) waiting on its transaction's calls; it stays busy."""
+        self._advance(now)
+        self.held = (self.held or 0) + delta   # set to 0 where a station has calls
+
     def batch_started(self, now: float, delta: int) -> None:
         """A worker takes up (+1) or finishes (-1) a batch."""
         self._advance(now)
@@ -135,6 +173,8 @@ class StationObserver:
         self.busy += 1
         self.started += 1
         self.sum_wait += wait
+        if self.draining:
+            self._check_drained(now)
 
     def _depart(self, now: float, sojourn: float, wait: float, service: float) -> None:
         self._advance(now)
@@ -161,6 +201,8 @@ class StationObserver:
             self.cancelled += 1
         else:
             self.abandoned += 1
+            if self.draining:
+                self._check_drained(now)
 
     def row(self, prefix: str, window_s: float) -> dict[str, float]:
         offered = self.entered + self.rejected - self.dropped   # a dropped one had entered
@@ -173,7 +215,8 @@ class StationObserver:
             f"{prefix}.offered_load": arrival_rate * per_item,
             f"{prefix}.throughput": _rate(self.finished, window_s),
             f"{prefix}.goodput": _rate(self.finished - self.errored, window_s),
-            f"{prefix}.utilization": _ratio(busy_workers, self.area_workers),
+            # of an infinite-server station (workers: unlimited) not defined
+            f"{prefix}.utilization": math.nan if self.unlimited else _ratio(busy_workers, self.area_workers),
             f"{prefix}.busy": _ratio(busy_workers, window_s),          # busy workers
             f"{prefix}.in_service": _ratio(self.area_busy, window_s),  # transactions (a batch's items)
             f"{prefix}.L": _ratio(self.area_in_station, window_s),
@@ -195,10 +238,16 @@ class StationObserver:
         }
         if self.threads is not None:
             row[f"{prefix}.threads"] = _ratio(self.area_threads, window_s)
+        if self.cores is not None:
+            row[f"{prefix}.cpu_utilization"] = _ratio(self.area_cpu, self.cores * window_s)
+        if self.held is not None:
+            row[f"{prefix}.held"] = _ratio(self.area_held, window_s)
         # workers alive on average: an executor's live threads, else the count a schedule or an
-        # autoscaler sets (a worker told to leave while busy finishes first, uncounted)
-        row[f"{prefix}.workers"] = row[f"{prefix}.threads"] if self.threads is not None else \
-            _ratio(self.area_workers, window_s)
+        # autoscaler sets (a worker told to leave while busy finishes first, uncounted); none
+        # for unlimited workers
+        if not self.unlimited:
+            row[f"{prefix}.workers"] = row[f"{prefix}.threads"] if self.threads is not None else \
+                _ratio(self.area_workers, window_s)
         if self.batch:
             row[f"{prefix}.batch_size"] = _ratio(self.started, self.batches)
         decided = sum(self.outcomes.values())
@@ -206,14 +255,17 @@ class StationObserver:
             for outcome, count in self.outcomes.items():
                 row[f"{prefix}.{outcome}_rate"] = count / decided
         row.update(_latency_row(prefix, self.sketch))
+        if self.drain_measured:
+            row.update(drain_row(prefix, self.drained_at))
         return row
 
 
 # final outcomes other than success; with on_timeout: cancel a timed-out attempt is
 # "abandoned" if withdrawn while queued, "cancelled" if interrupted in service
-FAILURES = ("rejected", "timed_out", "errored", "abandoned", "cancelled")
+# ("breaker_open": a call's circuit breaker refused it; reported only where there are breakers)
+FAILURES = ("rejected", "timed_out", "errored", "abandoned", "cancelled", "breaker_open")
 _FAILURE_RATES = {"rejected": "rejection_rate", "timed_out": "timeout_rate", "errored": "error_rate",
-                  "abandoned": "abandon_rate", "cancelled": "cancel_rate"}
+                  "abandoned": "abandon_rate", "cancelled": "cancel_rate", "breaker_open": "breaker_open_rate"}
 
 
 class StreamObserver:
@@ -276,6 +328,13 @@ class StreamObserver:
         self.sum_wait += wait
         self.sum_service += service
 
+    def detached_work(self, wait: float, service: float) -> None:
+        """Queueing and service a call did after its caller stopped waiting for it (a step's
+        timeout with the callee's ``on_timeout: continue``): counted with the attempts' own, so
+        that Little's law over the system still sums every transaction's time in the stations."""
+        self.sum_wait += wait
+        self.sum_service += service
+
     def succeed(self, latency: float, wait: float) -> None:
         self.succeeded += 1
         self.totals["succeeded"] += 1
@@ -290,7 +349,8 @@ class StreamObserver:
         self.totals["failed"] += 1
 
 
-def _stream_row(prefix: str, streams: Sequence[StreamObserver], window_s: float, sketch: QuantileSketch) -> dict[str, float]:
+def _stream_row(prefix: str, streams: Sequence[StreamObserver], window_s: float, sketch: QuantileSketch,
+                breakers: bool = False) -> dict[str, float]:
     def total(attribute: str) -> float:
         return sum(getattr(s, attribute) for s in streams)
 
@@ -319,6 +379,8 @@ def _stream_row(prefix: str, streams: Sequence[StreamObserver], window_s: float,
         f"{prefix}.departed": float(departed),   # attempts that left in the window (conservation)
     }
     for reason, count in failures.items():
+        if reason == "breaker_open" and not breakers:
+            continue
         row[f"{prefix}.{reason}"] = float(count)
         row[f"{prefix}.{_FAILURE_RATES[reason]}"] = _ratio(count, decided)
     row.update(_latency_row(prefix, sketch))
@@ -329,9 +391,11 @@ def _stream_row(prefix: str, streams: Sequence[StreamObserver], window_s: float,
 class Observer:
     """Everything observed in one replication, keyed by station and stream name."""
 
-    def __init__(self, stations: dict[str, StationObserver], streams: dict[str, StreamObserver]) -> None:
+    def __init__(self, stations: dict[str, StationObserver], streams: dict[str, StreamObserver],
+                 breakers: list[BreakerObserver] | None = None) -> None:
         self.stations = stations
         self.streams = streams
+        self.breakers = breakers or []     # paysim.breakers.breaker_steps' order
         self.window_start = 0.0
         self.window_end = math.nan
 
@@ -342,11 +406,15 @@ class Observer:
         self.window_start = now
         for observer in self._observers():
             observer.start_window(now)
+        for breaker in self.breakers:
+            breaker.start_window(now)
 
     def close(self, now: float) -> None:
         self.window_end = now
         for observer in self._observers():
             observer._advance(now)
+        for breaker in self.breakers:
+            breaker.close(now)
 
     def row(self) -> dict[str, float]:
         """One replication's metrics as a flat mapping of dotted names to floats."""
@@ -354,17 +422,19 @@ class Observer:
         row: dict[str, float] = {}
         system_sketch = QuantileSketch()
         for name, stream in self.streams.items():
-            row.update(_stream_row(f"streams.{name}", [stream], window_s, stream.sketch))
+            row.update(_stream_row(f"streams.{name}", [stream], window_s, stream.sketch, bool(self.breakers)))
             system_sketch.merge(stream.sketch)
-        row.update(_stream_row("system", list(self.streams.values()), window_s, system_sketch))
+        row.update(_stream_row("system", list(self.streams.values()), window_s, system_sketch, bool(self.breakers)))
         for name, station in self.stations.items():
             row.update(station.row(f"stations.{name}", window_s))
         stations = self.stations.values()
         row["system.Lq"] = sum(row[f"stations.{n}.Lq"] for n in self.stations)
         row["system.busy"] = sum(row[f"stations.{n}.busy"] for n in self.stations)
         row["system.in_service"] = sum(row[f"stations.{n}.in_service"] for n in self.stations)
-        row["system.utilization"] = _ratio(sum(s.area_busy_workers if s.batch else s.area_busy for s in stations),
-                                           sum(s.area_workers for s in stations))
+        limited = [s for s in stations if not s.unlimited]   # an infinite-server station has no utilisation
+        row["system.utilization"] = _ratio(sum(s.area_busy_workers if s.batch else s.area_busy for s in limited),
+                                           sum(s.area_workers for s in limited))
         row["system.in_system_at_start"] = float(sum(s.at_start for s in self.streams.values()))
         row["system.in_system_at_end"] = float(sum(s.in_system for s in self.streams.values()))
+        row.update(breaker_rows(self.breakers, window_s))
         return row

@@ -16,7 +16,9 @@ and at its peak. They are estimates, not theory:
   than its bottleneck station can serve what open streams leave of it.
 * Errors and losses are ignored: loads are upper bounds in that respect.
 
-A station's capacity is servers / mean time per item (both from :mod:`paysim.network`).
+A station's capacity is servers / mean time per item (both from :mod:`paysim.network`); at
+a station with ``calls`` the time per item includes a lower bound on the time its worker is
+held on them (the callees' own times; steps with a timeout or ``join: any`` count nothing).
 Servers are workers × instances, an executor's max threads or a schedule's peak, except that
 an executor with an unbounded queue never grows past its core threads (one at least). A
 batch station's time per item is per_batch / batch size + per_item, where the batch
@@ -34,7 +36,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from paysim.network import Network, capacity, item_time, servers, times
+from paysim.network import Network, servers, times
 from paysim.scenario import Scenario
 
 
@@ -51,7 +53,7 @@ class StationLoad:
     open_peak_utilization: float = 0.0
 
 
-def _utilization(rate: float, time: float, count: int) -> float:
+def _utilization(rate: float, time: float, count: float) -> float:
     return 0.0 if rate == 0 or time == 0 else rate * time / count
 
 
@@ -62,7 +64,7 @@ def _closed_throughput(network: Network, stream: str, spare: dict[str, float]) -
     arrival, visits = scenario.arrivals[stream], network.visits(stream)
     think = arrival.think.mean if arrival.think is not None else 0.0
     stations = scenario.stations
-    time_of = {name: item_time(station) for name, station in stations.items()}
+    time_of = {name: network.holding_time(name) for name in stations}
     demand = math.fsum(times(visits[n], time_of[n]) for n in stations)
     for name, station in stations.items():       # the calls run at once: the slowest counts (join: all)
         if station.parallel and station.join == "all" and visits[name] > 0:
@@ -80,7 +82,7 @@ def _spare(network: Network) -> dict[str, float]:
     spare = {}
     for name, station in network.scenario.stations.items():
         mean = network.open_rates[name][0]
-        time = item_time(station, mean)
+        time = network.holding_time(name, mean)
         spare[name] = servers(station) / time - mean if time > 0 else math.inf
     return spare
 
@@ -121,12 +123,12 @@ def station_loads(scenario: Scenario) -> dict[str, StationLoad]:
     loads = {}
     for name, station in scenario.stations.items():
         (mean, peak), count = network.open_rates[name], servers(station)
-        time = item_time(station, mean + closed_in[name])
-        limit = capacity(station, mean + closed_in[name])
+        time = network.holding_time(name, mean + closed_in[name])
+        limit = network.capacity(name, mean + closed_in[name])
         # closed populations fill at most what the open streams leave
         mean_rate = mean + min(closed_in[name], max(limit - mean, 0.0))
         peak_rate = peak + min(closed_in[name], max(limit - peak, 0.0))
-        peak_time = item_time(station, peak_rate)
+        peak_time = network.holding_time(name, peak_rate)
         bounded = (station.queue is not None or (station.executor is not None and station.executor.queue is not None)
                    or peak == 0)
         loads[name] = StationLoad(name, mean_rate, peak_rate, _utilization(mean_rate, time, count),

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from paysim import humanize, timeseries
+from paysim import humanize, recovery, timeseries
 from paysim.errors import one_line
 from paysim.outputs import OutputError, Writer, describe, write_all
 from paysim.runner import RunResult
@@ -47,6 +47,11 @@ def _little_overall(result: RunResult) -> str:
     return "does not hold" if "does not hold" in verdicts else "inconclusive" if "inconclusive" in verdicts else "holds"
 
 
+def _timeline(result: RunResult) -> dict[str, Any]:
+    """The scenario's timeline, with how long each disturbance took to recover from (paysim.recovery)."""
+    return {**timeline(result.scenario), "recovery": recovery.marks(result.scenario, result.summary)}
+
+
 def public_metrics(result: RunResult) -> dict[str, Estimate]:
     """Every reported metric by dotted name (``stations.pool.Wq``), internals left out."""
     return {name: value for name, value in result.summary.items()
@@ -63,7 +68,7 @@ def to_dict(result: RunResult) -> dict[str, Any]:
             "confidence": LEVEL, "percentile_relative_error": RELATIVE_ERROR, "wall_s": round(result.wall_s, 3),
             "littles_law_holds": all(c.holds for checks in result.little.values() for c in checks),
             "littles_law": _little_overall(result),
-            "notes": result.notes, "timeline": timeline(scenario),
+            "notes": result.notes, "timeline": _timeline(result),
         },
         "system": {}, "stations": {name: {} for name in scenario.stations},
         "streams": {name: {} for name in scenario.arrivals},
@@ -125,7 +130,7 @@ def write_outputs(result: RunResult, directory: Path) -> list[Path]:
         rows = timeseries.average(result.series)
         files.append((directory / "timeseries.csv", lambda path: timeseries.write_csv(rows, path)))
         files.append((directory / "timeseries.png",
-                      lambda path: plot_series(rows, path, result.scenario.name, timeline(result.scenario))))
+                      lambda path: plot_series(rows, path, result.scenario.name, _timeline(result))))
     return write_all(files)
 
 
@@ -156,15 +161,18 @@ def _cell(value: Estimate | None, kind: str) -> str:
     return f"{text} {spread}" if spread else text
 
 
-_ROWS = [("arrival_rate", "rate"), ("throughput", "rate"), ("goodput", "rate"), ("utilization", "percent"),
+_ROWS = [("arrival_rate", "rate"), ("throughput", "rate"), ("goodput", "rate"), ("utilization", "percent"), ("held", "number"),
+         ("cpu_utilization", "percent"), ("breaker_open_fraction", "percent"), ("breaker_rejected", "number"),
          ("threads", "number"), ("workers", "number"), ("cost", "number"), ("batch_size", "number"),
          ("W", "time"), ("Wq", "time"), ("latency.p50", "time"), ("latency.p90", "time"),
          ("latency.p95", "time"), ("latency.p99", "time"), ("latency.p999", "time"),
          ("L", "number"), ("Lq", "number"), ("retry_amplification", "number"), ("rejection_rate", "percent"),
          ("timeout_rate", "percent"), ("abandon_rate", "percent"), ("cancel_rate", "percent"),
-         ("error_rate", "percent"), ("failure_rate", "percent"), ("approve_rate", "percent"),
-         ("review_rate", "percent"), ("decline_rate", "percent")]
-_SHOWN_WHEN_NONZERO = {"retry_amplification", "timeout_rate", "abandon_rate", "cancel_rate", "error_rate"}
+         ("error_rate", "percent"), ("breaker_open_rate", "percent"), ("failure_rate", "percent"),
+         ("approve_rate", "percent"), ("review_rate", "percent"), ("decline_rate", "percent"),
+         ("drain_time", "time"), ("not_drained", "percent"), ("recovery_time", "time"), ("not_recovered", "percent")]
+_SHOWN_WHEN_NONZERO = {"retry_amplification", "timeout_rate", "abandon_rate", "cancel_rate", "error_rate",
+                       "breaker_open_rate"}
 _BORDER = 3    # a column's padding and rule, in characters
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from scipy import special
 
+from paysim import recovery
+from paysim.breakers import BreakerObserver, breaker_steps
 from paysim.budget import per_replication
 from paysim.cost import cost_row
 from paysim.engine import run_replication
@@ -25,6 +27,7 @@ from paysim.scenario import Scenario, Station
 from paysim.scenario.models import BatchService
 from paysim.stats import LEVEL, Estimate, LittleCheck, SloCheck, check_slo, littles_law, summarise
 from paysim.timeseries import SeriesRecorder
+from paysim.transient import drain_notes
 from paysim.warmup import PILOT_INTERVALS, PILOT_REPLICATIONS, warmup_from_series
 from paysim.windows import prefixed, window_scenarios
 
@@ -68,9 +71,14 @@ def _service_means(station: Station) -> tuple[float, float]:
 
 def observer_for(scenario: Scenario) -> Observer:
     stations = {name: StationObserver(worker_steps(s)[0][1] * s.instances, _service_means(s)[0],
-                                      batch=s.batch is not None, per_batch_s=_service_means(s)[1])
+                                      batch=s.batch is not None, per_batch_s=_service_means(s)[1],
+                                      cores=s.cores * s.instances if s.cores else None)
                 for name, s in scenario.stations.items()}
-    return Observer(stations, {name: StreamObserver() for name in scenario.arrivals})
+    for name, s in scenario.stations.items():
+        if s.calls:
+            stations[name].held = 0     # reported beside busy
+    return Observer(stations, {name: StreamObserver() for name in scenario.arrivals},
+                    [BreakerObserver(step) for step in breaker_steps(scenario)])
 
 
 def replicate(scenario: Scenario, seed: int, replication: int, progress: Progress | None = None,
@@ -85,7 +93,13 @@ def replicate_with_series(scenario: Scenario, seed: int, replication: int, progr
     """One replication's metrics row (each named window's too, replayed), and its time series
     if ``interval_s`` is given. ``max_in_flight`` is this replication's share of the
     memory budget (paysim.budget)."""
-    row, series = _replicate_once(scenario, seed, replication, progress, interval_s, engine, max_in_flight)
+    every = recovery.interval(scenario)   # recovery reads its own series, whatever --interval asks for
+    row, series = _replicate_once(scenario, seed, replication, progress, every or interval_s, engine, max_in_flight)
+    if every is not None:
+        row.update(recovery.recovery_row(scenario, series))
+        if interval_s != every:   # the series asked for, at its own interval (the same run replayed), or none
+            series = _replicate_once(scenario, seed, replication, None, interval_s, engine,
+                                     max_in_flight)[1] if interval_s else []
     for name, window in window_scenarios(scenario).items():
         row.update(prefixed(name, _replicate_once(window, seed, replication, None, None, engine, max_in_flight)[0]))
     return row, series
@@ -221,4 +235,5 @@ def _result(scenario: Scenario, seed: int, outcomes: list[Outcome], series_inter
             started: float, notes: list[str], engine: str) -> RunResult:
     rows = [row for row, _ in outcomes]
     series = [rows_ for _, rows_ in outcomes] if series_interval else []
-    return RunResult(scenario, seed, len(rows), engine, time.perf_counter() - started, rows, series, list(notes))
+    return RunResult(scenario, seed, len(rows), engine, time.perf_counter() - started, rows, series,
+                     list(notes) + drain_notes(scenario, rows) + recovery.recovery_notes(scenario, rows))

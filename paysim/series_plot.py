@@ -23,6 +23,7 @@ import numpy as np
 from paysim.errors import PaysimError
 from paysim.network import worker_steps
 from paysim.scenario import Scenario
+from paysim.units import format_duration
 
 if TYPE_CHECKING:   # matplotlib is imported only when drawing: `run --json` does not pay for it
     import matplotlib.pyplot as plt
@@ -45,10 +46,12 @@ def timeline(scenario: Scenario) -> dict[str, Any]:
         for outage in station.outages:
             events.append({"station": name, "kind": "outage", "start": outage.at, "end": outage.at + outage.length,
                            "label": f"{name} {outage.mode}"})
-        capacity[name] = [[at, workers * station.instances] for at, workers in worker_steps(station)]
+        if not station.unlimited:   # unlimited workers draw no capacity line
+            capacity[name] = [[at, workers * station.instances] for at, workers in worker_steps(station)]
     return {"slo": scenario.slo.model_dump(exclude_none=True) if scenario.slo else {}, "events": events,
             "windows": {name: list(span) for name, span in scenario.windows.items()}, "capacity": capacity,
-            "batch": [name for name, station in scenario.stations.items() if station.batch is not None]}
+            "batch": [name for name, station in scenario.stations.items() if station.batch is not None],
+            "cores": {name: station.cores for name, station in scenario.stations.items() if station.cores}}
 
 
 def _dwarfed(peaks: Sequence[float]) -> bool:
@@ -114,6 +117,13 @@ def series_figure(rows: Sequence[Mapping[str, float]], title: str, context: Mapp
     for name in stations:
         queues.plot(t, _column(rows, f"stations.{name}.queue"), label=name, color=colours[name], linewidth=1.2)
         busy.plot(t, _column(rows, f"stations.{name}.busy"), label=name, color=colours[name], linewidth=1.2)
+        if rows and f"stations.{name}.held" in rows[0]:   # threads busy waiting on calls, not computing
+            busy.plot(t, _column(rows, f"stations.{name}.held"), label=f"{name} held", color=colours[name],
+                      linestyle=":", linewidth=1.2)
+        if rows and f"stations.{name}.cpu_utilization" in rows[0]:   # cores in use, on the workers' scale
+            cores = context.get("cores", {}).get(name, 1)
+            busy.plot(t, cores * _column(rows, f"stations.{name}.cpu_utilization"), label=f"{name} cores in use",
+                      color=colours[name], linestyle="-.", linewidth=1)
         steps = (context.get("capacity") or {}).get(name)
         if rows and f"stations.{name}.workers" in rows[0]:   # workers alive as sampled (an autoscaler's)
             busy.step(t, _column(rows, f"stations.{name}.workers"), where="post", color=colours[name],
@@ -136,6 +146,20 @@ def series_figure(rows: Sequence[Mapping[str, float]], title: str, context: Mapp
             panel.axvspan(event["start"] * scale, event["end"] * scale, color=colour, alpha=0.15, linewidth=0)
         rates.annotate(event["label"], (event["start"] * scale, 1), xycoords=("data", "axes fraction"),
                        xytext=(2, -10), textcoords="offset points", fontsize=7, color=colour)
+    for mark in context.get("recovery") or []:   # from the end of a disturbance until back within its band
+        end = mark["end"] * scale
+        if mark["mean"] is None:
+            for panel in axes:
+                panel.axvline(end, color="darkred", linestyle="--", linewidth=1)
+            text = "did not recover"
+        else:
+            for panel in axes:
+                panel.axvspan(end, (mark["end"] + mark["mean"]) * scale, facecolor="none", edgecolor="green",
+                              hatch="//", alpha=0.35, linewidth=0)
+            text = f"recovered after {format_duration(mark['mean'])}" + (
+                f" ({mark['not_recovered']:.0%} did not)" if mark["not_recovered"] > 0 else "")
+        queues.annotate(text, (end, 1), xycoords=("data", "axes fraction"), xytext=(2, -10),
+                        textcoords="offset points", fontsize=7, color="darkred" if mark["mean"] is None else "green")
     for name, (start, end) in (context.get("windows") or {}).items():
         for panel in axes:
             panel.axvspan(start * scale, end * scale, facecolor="none", edgecolor="grey", linestyle=":", linewidth=1)

@@ -170,7 +170,9 @@ def _can_lose(scenario: Scenario, station: str, objective: Objective) -> str | N
 
 def fixed_reason(spec: Station) -> str | None:
     """What sets a station's capacity besides its ``workers`` (then sizing leaves it alone), or None."""
-    return ("an executor" if spec.executor is not None else "a schedule of workers" if spec.schedule
+    return ("unlimited workers (a pure delay)" if spec.unlimited
+            else "an executor" if spec.executor is not None else "a schedule of workers" if spec.schedule
+            else f"{spec.cores} cores that its workers share" if spec.cores
             else "an autoscaler" if spec.autoscale is not None
             else f"{spec.instances} instances" if spec.instances > 1 else "batch service" if spec.batch is not None
             else None)
@@ -178,7 +180,11 @@ def fixed_reason(spec: Station) -> str | None:
 
 def _check_sizable(scenario: Scenario, station: str) -> None:
     """Refuse a station whose capacity is not set by its ``workers`` alone."""
-    other = fixed_reason(scenario.stations[station])
+    spec = scenario.stations[station]
+    if spec.unlimited:
+        raise SizingError(f"--station: {station!r} has unlimited workers (a pure delay): there is no worker count "
+                          "to size")
+    other = fixed_reason(spec)
     if other:
         raise SizingError(f"--station: {station!r} has {other}, so 'workers' alone does not set its capacity; "
                           "size a station with plain workers")

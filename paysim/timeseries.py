@@ -4,7 +4,8 @@ Each replication is sampled every ``interval`` seconds from time 0 (warm-up incl
 since the dynamics are the point): rates of arrivals, finished attempts, successes
 (goodput), failures and retries over the interval; latency percentiles of the
 requests that succeeded in it; and each station's queue length and busy workers at
-the sample instant, and its workers alive. Replications are averaged interval by interval. Memory is one
+the sample instant (with calls, the busy workers held waiting on them; with cores, the
+share of cores in use), and its workers alive. Replications are averaged interval by interval. Memory is one
 row per interval, however many transactions run.
 """
 
@@ -76,8 +77,13 @@ class SeriesRecorder:
             row[f"stations.{name}.busy"] = float(station.busy_workers if station.batch else station.busy)
             if station.threads is not None:   # an executor's live threads (idle ones included)
                 row[f"stations.{name}.threads"] = float(station.threads)
-            # workers alive: an executor's threads, else what a schedule or an autoscaler set
-            row[f"stations.{name}.workers"] = float(station.threads if station.threads is not None else station.workers)
+            if station.held is not None:      # busy workers waiting on calls (a station with calls)
+                row[f"stations.{name}.held"] = float(station.held)
+            if station.cores is not None:     # share of its cores in use
+                row[f"stations.{name}.cpu_utilization"] = station.cpu_busy / station.cores
+            if not station.unlimited:         # workers alive: an executor's threads, else what a schedule
+                row[f"stations.{name}.workers"] = float(    # or an autoscaler set
+                    station.threads if station.threads is not None else station.workers)
         self.rows.append(row)
         self._last_t = now
 

@@ -16,10 +16,9 @@ from __future__ import annotations
 import math
 
 import pytest
-from conftest import assert_engines_agree, assert_holm, same_numbers, scenario
+from conftest import assert_case_agrees, assert_holm, assert_same_path, same_numbers, scenario
 
 from paysim.engine.compiled import recursion
-from paysim.engine.compiled.driver import unsupported
 from paysim.runner import simulate
 
 EXP = {"dist": "exponential", "mean": 0.05}
@@ -64,12 +63,7 @@ DETERMINISTIC = {   # (stations, the arrival stream a, horizon, warm-up)
 def test_deterministic_batches_give_the_same_numbers_on_both_engines(case):
     stations, arrival, horizon, warmup = DETERMINISTIC[case]
     model = scenario(stations, {"a": arrival}, horizon=horizon, warmup=warmup, replications=1)
-    assert unsupported(model) is None
-    reference = simulate(model, jobs=1, engine="simpy").rows[0]
-    compiled = simulate(model, jobs=1, engine="fast")
-    assert compiled.engine == "fast"
-    assert same_numbers(reference, compiled.rows[0]) == []
-    assert compiled.rows[0]["stations.settle.batch_size"] > 1
+    assert assert_same_path(model)[1]["stations.settle.batch_size"] > 1
 
 
 def test_errors_and_routing_after_a_batch_draw_the_same_numbers_on_both_engines():
@@ -106,7 +100,6 @@ def test_the_recursion_leaves_batches_to_the_event_loop():
 
 # ---------------------------------------------------------------- in distribution against SimPy
 
-HEADLINE = ("system.W", "system.throughput", "system.goodput", "system.L")
 CASES = {   # (stations, arrival, headline station metrics, horizon): 20 replications each
     # Poisson items into size-or-clock batches with random per-batch and per-item times, some
     # errors, then an M/M/2 station
@@ -128,18 +121,11 @@ CASES = {   # (stations, arrival, headline station metrics, horizon): 20 replica
 }
 
 
-RESOLUTION = 0.04   # W's detectable bias; about 3% with the fixed seed in each case
-
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_compiled_batches_match_simpy_in_distribution(case):
-    """20 replications a side, long enough (5-9 s on SimPy) that a 3% bias in W fails with
-    the fixed seed; asserted at 4% so that another seed does not trip it."""
-    stations, arrival, metrics, horizon = CASES[case]
-    model = scenario(stations, {"a": arrival}, horizon=horizon, warmup=0, replications=20)
-    assert unsupported(model) is None
-    assert_engines_agree(model, HEADLINE + metrics, RESOLUTION)
+    assert_case_agrees(*CASES[case])   # (see conftest: a 3% bias in W detectable)
 
 
 # ---------------------------------------------------------------- theory

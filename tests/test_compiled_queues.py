@@ -213,12 +213,13 @@ def test_instances_beside_a_feature_without_per_instance_tables_stay_on_simpy():
     assert unsupported(model) is not None
 
 
-@pytest.mark.parametrize("station", [{"instances": 2}, {"discipline": "lifo"}, {"discipline": "priority"}])
-def test_an_executor_with_instances_or_a_non_fifo_queue_stays_on_simpy(station):
-    """A pool keeps one FIFO work queue and one row of threads (executor.py): until that is
-    otherwise, such a scenario is refused and ``auto`` runs it on SimPy."""
-    model = scenario({"x": {"service": EXP, "executor": {"core": 1, "max": 2, "queue": 2}, **station}},
-                     {"s": {"rate": 10}}, horizon=20, warmup=0, replications=1)
+@pytest.mark.parametrize("station,rejection", [({"instances": 2, "balance": "least_busy"}, "caller_runs"),
+                                               ({"discipline": "priority"}, "discard_oldest")])
+def test_an_executor_the_compiled_engine_cannot_follow_stays_on_simpy(station, rejection):
+    """Balancing by load over pools whose tasks run on their callers' threads (SimPy leaves those
+    out of an instance's load), or discard_oldest across priorities: refused, ``auto`` runs SimPy."""
+    model = scenario({"x": {"service": EXP, "executor": {"core": 1, "max": 2, "queue": 2, "rejection": rejection},
+                            **station}}, {"s": {"rate": 10}}, horizon=20, warmup=0, replications=1)
     assert unsupported(model) is not None
     assert simulate(model, jobs=1, engine="auto").engine == "simpy"
 

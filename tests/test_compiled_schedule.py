@@ -17,12 +17,11 @@ import math
 
 import numpy as np
 import pytest
-from conftest import assert_engines_agree, assert_holm, same_numbers, scenario
+from conftest import assert_case_agrees, assert_holm, assert_same_path, same_numbers, scenario
 from scipy import stats
 
 from paysim.analytic import mmc
 from paysim.engine.compiled import recursion
-from paysim.engine.compiled.driver import unsupported
 from paysim.runner import simulate
 
 EXP = {"dist": "exponential", "mean": 0.05}
@@ -59,12 +58,7 @@ DETERMINISTIC = {   # (stations, the arrival stream a, horizon, warm-up)
 @pytest.mark.parametrize("case", list(DETERMINISTIC))
 def test_deterministic_schedules_give_the_same_numbers_on_both_engines(case):
     stations, arrival, horizon, warmup = DETERMINISTIC[case]
-    model = scenario(stations, {"a": arrival}, horizon=horizon, warmup=warmup, replications=1)
-    assert unsupported(model) is None
-    reference = simulate(model, jobs=1, engine="simpy").rows[0]
-    compiled = simulate(model, jobs=1, engine="fast")
-    assert compiled.engine == "fast"
-    assert same_numbers(reference, compiled.rows[0]) == []
+    assert_same_path(scenario(stations, {"a": arrival}, horizon=horizon, warmup=warmup, replications=1))
 
 
 def test_a_random_schedule_follows_the_same_path_on_both_engines():
@@ -91,7 +85,6 @@ def test_the_recursion_leaves_schedules_to_the_event_loop():
 
 # ---------------------------------------------------------------- in distribution against SimPy
 
-HEADLINE = ("system.W", "system.throughput", "system.goodput", "system.L")
 CASES = {   # (stations, arrival, headline station metrics, horizon): 20 replications each
     # M/M/c whose workers go 3 -> 5 -> 2 -> 4 -> 3, the phase with 2 short and overloaded (ρ 0.9)
     "schedule-mmc": ({"s": {"workers": 3, "service": {"dist": "exponential", "mean": 0.1},
@@ -101,18 +94,11 @@ CASES = {   # (stations, arrival, headline station metrics, horizon): 20 replica
 }
 
 
-RESOLUTION = 0.04   # W's detectable bias; about 3% with the fixed seed in each case
-
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_compiled_schedules_match_simpy_in_distribution(case):
-    """20 replications a side, long enough (5-9 s on SimPy) that a 3% bias in W fails with
-    the fixed seed; asserted at 4% so that another seed does not trip it."""
-    stations, arrival, metrics, horizon = CASES[case]
-    model = scenario(stations, {"a": arrival}, horizon=horizon, warmup=0, replications=20)
-    assert unsupported(model) is None
-    assert_engines_agree(model, HEADLINE + metrics, RESOLUTION)
+    assert_case_agrees(*CASES[case])   # (see conftest: a 3% bias in W detectable)
 
 
 # ---------------------------------------------------------------- theory

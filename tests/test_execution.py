@@ -108,9 +108,9 @@ def test_a_sweep_gives_the_same_numbers_with_one_or_two_jobs_and_a_point_equals_
 
 
 def test_a_sweep_of_both_engines_gives_the_same_numbers_on_processes(tmp_path, layouts):
-    """A point SimPy must run (an executor behind two instances) beside one the compiled engine
-    runs: the whole sweep goes to processes, each point still on its own engine."""
-    (tmp_path / "base.yaml").write_text(SCENARIO.replace("workers: 8,", "executor: {core: 4, max: 8, queue: 50},"))
+    """A point SimPy must run (a worker schedule behind two instances) beside one the compiled
+    engine runs: the whole sweep goes to processes, each point still on its own engine."""
+    (tmp_path / "base.yaml").write_text(SCENARIO.replace("workers: 8,", "workers: 8, schedule: [{at: 2s, workers: 9}],"))
     (tmp_path / "sweep.yaml").write_text(SWEEP.replace("arrivals.requests.rate: [250/s, 330/s]",
                                                        "stations.pool.instances: [1, 2]"))
     for jobs in (1, 2):

@@ -10,6 +10,7 @@ from conftest import assert_little
 from paysim.runner import simulate
 from paysim.scenario import load_scenario
 from paysim.stats import still_growing
+from paysim.transient import undrained
 from paysim.yamlio import read_yaml
 
 FILES = [path for path in sorted((Path(__file__).parent.parent / "scenarios").glob("*.yaml"))
@@ -22,9 +23,11 @@ def test_there_are_examples():
 
 @pytest.mark.parametrize("path", FILES, ids=[f.stem for f in FILES])
 def test_example_runs(path):
-    scenario = load_scenario(path, {"horizon": "2m", "warmup": "10s"})
+    backlog = any("backlog" in station for station in read_yaml(path)[0]["stations"].values())
+    scenario = load_scenario(path, {"horizon": "2m", "warmup": "0s" if backlog else "10s"})   # a backlog needs none
     assert scenario.description, "every example explains itself"
     result = simulate(scenario, replications=3, jobs=1)
     assert result.summary["system.throughput"].mean > 0
-    if not still_growing(result.summary):   # e.g. a retry storm never settles
+    if not still_growing(result.summary) and not undrained(result.summary):   # a retry storm never settles;
+        # a backlog not drained by the short horizon leaves its requests inside
         assert_little(result)

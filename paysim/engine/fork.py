@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import simpy
 
-from paysim.engine.station import FORKED, LEFT, SERVING, TRAVELLING, WAITING, Onward, Txn
+from paysim.engine.station import FORKED, HELD, LEFT, SERVING, TRAVELLING, WAITING, Onward, Txn
 
 
 class ForkJoin:
@@ -22,21 +22,26 @@ class ForkJoin:
         now = self.env.now
         txn.state = FORKED
         txn.station = onward
-        txn.children = []
-        txn.pending = len(onward.branches)
-        for branch in onward.branches:
-            child = Txn(txn.stream, txn.origin, txn.attempt, 0.0, now, txn.features)
-            child.parent = txn
-            txn.children.append(child)
+        self.new_calls(txn, len(onward.branches), now)
         for branch, child in zip(onward.branches, list(txn.children)):
             if txn.state != FORKED:   # an earlier call already decided the join
                 break
             branch.arrive(child)
 
+    @staticmethod
+    def new_calls(txn: Txn, count: int, now: float) -> None:
+        """``count`` calls of ``txn``, not yet sent, and as many answers pending."""
+        txn.children = []
+        txn.pending = count
+        for _ in range(count):
+            child = Txn(txn.stream, txn.origin, txn.attempt, 0.0, now, txn.features)
+            child.parent = txn
+            txn.children.append(child)
+
     def withdraw_calls(self, txn: Txn, now: float) -> None:
         """The join is decided (or its attempt given up): take back the calls still out."""
         for child in txn.children:
-            if child.state in (WAITING, SERVING):
+            if child.state in (WAITING, SERVING, HELD):
                 child.station.withdraw(child, now)
             self._absorb(txn, child)
 
@@ -56,13 +61,21 @@ class ForkJoin:
         self._absorb(parent, child)
         if parent.state != FORKED:
             return
-        parent.pending -= 1
         onward: Onward = parent.station
-        if reason is None and (onward.join_any or parent.pending == 0):
+        if self.joined(parent, reason, onward.join_any):
             self.withdraw_calls(parent, now)
             parent.state = TRAVELLING
-            onward.route(parent)
-        elif reason is not None and (not onward.join_any or parent.pending == 0):
-            self.withdraw_calls(parent, now)
-            parent.state = TRAVELLING
-            self.lose(parent, now, reason)
+            if reason is None:
+                onward.route(parent)
+            else:
+                self.lose(parent, now, reason)
+
+    @staticmethod
+    def joined(parent: Txn, reason: str | None, join_any: bool) -> bool:
+        """One of ``parent``'s calls came back: whether that decides the join (which then goes
+        ``reason``'s way: answered when None). ``all`` needs every answer and fails at the first
+        failure; ``any`` needs one answer and fails when every call failed."""
+        parent.pending -= 1
+        if reason is None:
+            return join_any or parent.pending == 0
+        return not join_any or parent.pending == 0

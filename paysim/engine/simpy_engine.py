@@ -20,10 +20,12 @@ import simpy
 from paysim.distributions import Deterministic, Exponential, Uniform
 from paysim.engine.arrivals import GapClock, ProfileClock, TraceClock
 from paysim.engine.autoscale import Autoscaler
+from paysim.engine.backlog import backlogs
 from paysim.engine.batch import BatchStation
+from paysim.engine.calls import CallPlan, Calls
+from paysim.engine.cores import SharedCoresStation
 from paysim.engine.executor import ExecutorStation
-from paysim.engine.fork import ForkJoin
-from paysim.engine.retry import retry_delay, token_cap
+from paysim.engine.retry import RetryBudget, retry_delay, step_token_cap, token_cap
 from paysim.engine.seeds import component_rng
 from paysim.engine.station import (
     FORKED,
@@ -39,6 +41,7 @@ from paysim.engine.station import (
     Txn,
 )
 from paysim.errors import PaysimError
+from paysim.network import Network
 from paysim.observe import Observer, StationObserver, StreamObserver
 from paysim.scenario import Arrival, Scenario, Station
 from paysim.scenario.models import OUTCOMES, BatchService
@@ -51,7 +54,7 @@ class RunawayError(PaysimError):
     """The in-flight population outgrew the memory guard (an unstable system)."""
 
 
-class _Stream:
+class _Stream(RetryBudget):
     """Where one arrival stream's requests come from: an open arrival clock, or a closed
     population of clients who each think, send a request and wait for its outcome."""
 
@@ -64,16 +67,12 @@ class _Stream:
         self.observer = observer
         self.entry = entry
         self.timeout = spec.timeout
-        self.retry = spec.retry
+        super().__init__(spec.retry, token_cap(spec))
         self.uniform = uniform
         self.priority = spec.priority
         self.amount = amount
         self.clients = spec.clients
         self.think = think
-        budget = spec.retry.budget if spec.retry else None
-        self.budget = budget
-        self.token_cap = token_cap(spec)
-        self.tokens = self.token_cap
 
     def begin(self) -> None:
         if self.clients is None:
@@ -97,23 +96,18 @@ class _Stream:
         self._schedule_next()
         self._send(_event)
 
-    def _send(self, _event: simpy.Event | None) -> None:
+    def _send(self, _event: simpy.Event | None, entry: Node | None = None,
+              amount: Callable[[], float] | None = None) -> None:
+        """A new request: at the stream's entry, or (a backlog's) at ``entry`` with features from ``amount``."""
         now = self.env.now
         self.observer.arrive(now)
-        if self.budget is not None:
-            self.tokens = min(self.token_cap, self.tokens + self.budget)
-        features = {"amount": self.amount()} if self.amount else None
-        self.engine.start_attempt(self, now, 1, 0.0, features)
+        self.deposit()
+        amount = amount or self.amount
+        features = {"amount": amount()} if amount else None
+        self.engine.start_attempt(self, now, 1, 0.0, features, entry)
 
     def may_retry(self, txn: Txn, trigger: str) -> bool:
-        retry = self.retry
-        if retry is None or txn.attempt >= retry.attempts or trigger not in retry.on:
-            return False
-        if self.budget is not None:
-            if self.tokens < 1.0:
-                return False
-            self.tokens -= 1.0
-        return True
+        return self.allows(txn.attempt, trigger)
 
     def backoff(self, txn: Txn) -> float:
         assert self.retry is not None   # only asked after may_retry said yes
@@ -143,10 +137,10 @@ def _clock(spec: Arrival, rng: np.random.Generator) -> Clock | None:
 
 
 _TRIGGER = {"timed_out": "timeout", "abandoned": "timeout", "cancelled": "timeout", "rejected": "rejected",
-            "errored": "error"}
+            "errored": "error", "breaker_open": "breaker_open"}
 
 
-class _Engine(ForkJoin):
+class _Engine(Calls):
     def __init__(self, scenario: Scenario, observer: Observer, seed: int, replication: int,
                  max_in_flight: int) -> None:
         self.env = simpy.Environment()
@@ -170,6 +164,7 @@ class _Engine(ForkJoin):
                          for i in range(spec.instances)]
             nodes[name] = instances[0] if len(instances) == 1 else Balancer(instances, spec.balance,
                                                                              uniform("balance", name))
+        call_rates = Network(scenario).open_rates if any(s.calls for s in scenario.stations.values()) else {}
         for name, spec in scenario.stations.items():
             onward = onwards[name]
             if spec.classify is not None:
@@ -179,6 +174,15 @@ class _Engine(ForkJoin):
             else:
                 onward.router.targets = [nodes[target] for target in spec.routes]
             onward.branches = [nodes[branch] for branch in spec.parallel]
+            onward.steps = [CallPlan(step, [nodes[target] for target in step.targets],
+                                     uniform("call-retry", f"{name}.{index}") if step.retry else None,
+                                     step_token_cap(call_rates[name][0], step.retry))
+                            for index, step in enumerate(spec.calls)]
+        for breaker in observer.breakers:   # each reads its breaker's tallies when the window opens and closes
+            guard = onwards[breaker.step.caller].steps[breaker.step.step].guard
+            assert guard is not None   # breaker_steps lists the steps with a breaker
+            breaker.source = guard.tally
+        self.backlogs = backlogs(scenario, nodes, rng)
         self.streams = [
             _Stream(self.env, self, spec, _clock(spec, rng("arrivals", name)), observer.streams[name],
                     nodes[scenario.entry(name)], uniform("retry", name),
@@ -186,6 +190,7 @@ class _Engine(ForkJoin):
                     spec.think.sampler(rng("think", name)) if spec.think else None)
             for name, spec in scenario.arrivals.items()
         ]
+        self.scenario_streams = list(scenario.arrivals)
 
     def _station(self, spec: Station, observer: StationObserver, onward: Onward,
                  rng: Callable[[str, str], np.random.Generator], name: str) -> ServiceStation:
@@ -197,14 +202,14 @@ class _Engine(ForkJoin):
                         service_spec.per_item.sampler(rng("service-item", name)))
             return BatchStation(self.env, self, spec, observer, samplers, onward)
         service = service_spec.sampler(rng("service", name))
-        kind = ExecutorStation if spec.executor is not None else ServiceStation
+        kind = ExecutorStation if spec.executor is not None else SharedCoresStation if spec.cores else ServiceStation
         station = kind(self.env, self, spec, observer, service, onward)
         if spec.autoscale is not None:   # validation: a plain station of one instance
             Autoscaler(self.env, station, spec.autoscale)
         return station
 
     def start_attempt(self, stream: Client, origin: float, attempt: int, backoff: float,
-                      features: dict[str, float] | None) -> None:
+                      features: dict[str, float] | None, entry: Node | None = None) -> None:
         now = self.env.now
         self.in_flight += 1
         if self.in_flight > self.max_in_flight:
@@ -216,7 +221,7 @@ class _Engine(ForkJoin):
         stream.observer.enter(now, attempt > 1)
         if stream.timeout is not None:
             self.env.timeout(stream.timeout, txn).callbacks.append(self._timed_out)
-        stream.entry.arrive(txn)
+        (entry or stream.entry).arrive(txn)
 
     def _leave(self, txn: Txn, now: float, finished: bool) -> None:
         self.in_flight -= 1
@@ -250,7 +255,8 @@ class _Engine(ForkJoin):
         txn.gave_up = True
         reason = "timed_out"       # the work goes on (on_timeout: continue)
         if txn.state != LEFT and txn.station.cancel_on_timeout:
-            # withdrawn while queued, or interrupted in service (or while its parallel calls ran)
+            # withdrawn while queued, or interrupted in service (or while its parallel calls ran,
+            # or while its worker was held on calls: they are withdrawn with it)
             reason = "abandoned" if txn.state == WAITING else "cancelled"
             now = self.env.now
             if txn.state == FORKED:
@@ -292,6 +298,9 @@ class _Engine(ForkJoin):
             env.timeout(warmup_s).callbacks.append(lambda _e: self.observer.start_window(env.now))
         else:
             self.observer.start_window(0.0)
+        streams = dict(zip(self.scenario_streams, self.streams))
+        for backlog in self.backlogs:   # arrived at 0, in the window; after the first arrivals' events, as compiled
+            backlog.place(streams[backlog.stream], self.observer.stations[backlog.station])
         if progress is not None:
             step = horizon_s / 100
             for i in range(1, 100):

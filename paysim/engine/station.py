@@ -21,8 +21,8 @@ import simpy
 from paysim.observe import StationObserver, StreamObserver
 from paysim.scenario import Station
 
-# where an attempt is
-TRAVELLING, WAITING, SERVING, FORKED, LEFT = range(5)
+# where an attempt is (HELD: its worker waits on the station's calls)
+TRAVELLING, WAITING, SERVING, FORKED, LEFT, HELD = range(6)
 
 
 class Node(Protocol):
@@ -58,13 +58,16 @@ class Network(Protocol):
     def lose(self, txn: Txn, now: float, reason: str, silent: bool = False) -> None: ...
     def fork(self, txn: Txn, onward: Onward) -> None: ...
     def branch_returned(self, child: Txn, now: float, reason: str | None) -> None: ...
+    def call(self, txn: Txn, station: ServiceStation) -> None: ...
+    def withdraw_calls(self, txn: Txn, now: float) -> None: ...
 
 
 class Txn:
     """One attempt of a client's request (or one parallel call of it) moving through stations."""
 
-    __slots__ = ("arrived_at", "attempt", "backoff", "children", "entered_at", "features", "gave_up", "origin",
-                 "parent", "pending", "seq", "service", "started_at", "state", "station", "stream", "wait")
+    __slots__ = ("arrived_at", "attempt", "backoff", "call", "children", "detached", "entered_at", "features",
+                 "gave_up", "origin", "parent", "pending", "seq", "service", "started_at", "state", "station",
+                 "stream", "wait")
 
     def __init__(self, stream: Client, origin: float, attempt: int, backoff: float, now: float,
                  features: dict[str, float] | None = None) -> None:
@@ -85,6 +88,8 @@ class Txn:
         self.children: list[Txn] = []
         self.pending = 0
         self.seq = 0
+        self.call: Any = None           # where a held transaction is in its station's calls
+        self.detached = False           # a call whose caller stopped waiting (step timeout, continue)
 
 
 class Router:
@@ -128,6 +133,7 @@ class Onward:
         self.classify = spec.classify
         self.outcome_targets: dict[str, Node] = {}
         self.branches: list[Node] = []  # stations called in parallel
+        self.steps: list[Any] = []      # the station's calls (paysim.engine.calls.CallPlan)
         self.join_any = spec.join == "any"
         self.cancel_on_timeout = spec.on_timeout == "cancel"
 
@@ -288,7 +294,12 @@ class ServiceStation:
         txn.started_at = now
         txn.state = SERVING
         self.observer.start(now, wait)
-        self.env.timeout(self.service() * self.slow, txn).callbacks.append(self._finish)
+        self._serve(txn, self.service() * self.slow)
+
+    def _serve(self, txn: Txn, work: float) -> None:
+        """Run ``txn``'s service, ``work`` seconds at full speed, then finish it (a station
+        whose workers share cores computes it more slowly: paysim.engine.cores)."""
+        self.env.timeout(work, txn).callbacks.append(self._finish)
 
     def _take_waiting(self) -> Txn:
         """The next waiting transaction, when the caller knows one waits."""
@@ -321,18 +332,39 @@ class ServiceStation:
             self._start(txn, now)
 
     def _finish(self, event: simpy.Event) -> None:
-        txn: Txn = event._value
+        self.finish(event._value)
+
+    def finish(self, txn: Txn) -> None:
+        """``txn``'s service is over: its worker is free (or held on the station's calls) and it goes on."""
         if txn.state != SERVING:       # withdrawn while in service
             return
         now = self.env.now
-        service = now - txn.started_at
-        txn.service += service
         onward = self.onward
         error = onward.uniform is not None and onward.uniform() < onward.error_p
+        if onward.steps and not error:   # the worker waits, held, for the calls' answers
+            self.observer.hold(now, 1)
+            self.engine.call(txn, self)
+            return
+        service = now - txn.started_at
+        txn.service += service
         self.observer.finish(now, now - txn.arrived_at, service, error)
         txn.state = TRAVELLING
         self._release(txn, now)
         onward.send(txn, now, error)
+
+    def answered(self, txn: Txn, now: float, reason: str | None) -> None:
+        """The calls of held ``txn`` are done (``reason`` None) or failed: its worker is free; the
+        station's service time of ``txn`` is its holding time, its own service and the calls."""
+        self.observer.hold(now, -1)
+        service = now - txn.started_at
+        txn.service += service
+        self.observer.finish(now, now - txn.arrived_at, service, reason is not None)
+        txn.state = TRAVELLING
+        self._release(txn, now)
+        if reason is None:
+            self.onward.send(txn, now, False)
+        else:
+            self.engine.lose(txn, now, reason)
 
     def _release(self, txn: Txn, now: float) -> None:
         """The worker that served ``txn`` is free."""
@@ -345,7 +377,10 @@ class ServiceStation:
             wait = now - txn.arrived_at
             txn.wait += wait
             self.observer.withdraw(now, wait, wait, 0.0, in_service=False)
-        elif txn.state == SERVING:
+        elif txn.state in (SERVING, HELD):
+            if txn.state == HELD:       # its calls are taken back with it
+                self.engine.withdraw_calls(txn, now)
+                self.observer.hold(now, -1)
             service = now - txn.started_at
             txn.service += service
             self.observer.withdraw(now, now - txn.arrived_at, txn.started_at - txn.arrived_at, service, in_service=True)

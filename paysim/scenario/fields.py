@@ -62,6 +62,19 @@ Probability = Annotated[float, BeforeValidator(parse_probability)]
 Multiplier = Annotated[float, BeforeValidator(_number)]
 PositiveInt = Annotated[int, BeforeValidator(_whole(1))]
 NonNegativeInt = Annotated[int, BeforeValidator(_whole(0))]
+UNLIMITED_WORKERS = 2**40   # ``workers: unlimited``: above any count, exact as a float, an int64 in the engines
+
+
+def _workers(value: object) -> int:
+    """A whole number of workers, or ``unlimited`` (a pure delay: a worker for every arrival)."""
+    if value == "unlimited":
+        return UNLIMITED_WORKERS
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_COUNT:
+        raise ValueError(f"expected a whole number from 1 to {MAX_COUNT:,} or unlimited, got {_shown(value)}")
+    return value
+
+
+Workers = Annotated[int, BeforeValidator(_workers)]
 Seed = Annotated[int, BeforeValidator(_whole(0, 2**128 - 1))]
 
 

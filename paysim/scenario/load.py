@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from paysim.errors import KeyPathError, Problem, ScenarioError
+from paysim.scenario.call_checks import call_problems
 from paysim.scenario.features import feature_problems
 from paysim.scenario.fields import did_you_mean
 from paysim.scenario.models import DONE, Scenario
@@ -118,6 +119,7 @@ def check_references(scenario: Scenario) -> list[tuple[Path_, str]]:
     for name, arrival in scenario.arrivals.items():
         if arrival.enter is not None and arrival.enter not in stations:
             found.append((("arrivals", name, "enter"), f"unknown station {arrival.enter!r}{did_you_mean(arrival.enter, stations)}"))
+    found += call_problems(stations)
     for name, station in stations.items():
         for index, target in enumerate(station.parallel):
             if target not in stations or target == name:
@@ -138,12 +140,14 @@ def check_references(scenario: Scenario) -> list[tuple[Path_, str]]:
             found.append((("stations", name, "next"), f"routing probabilities must sum to 1, got {total:.6g}"))
     if not found:
         from paysim.network import Network, can_leave  # it reads this package's models: imported late, no cycle
+        from paysim.transient import backlog_problems
 
         leaving = can_leave({name: s.routes for name, s in stations.items()})
         for name in stations:
             if name not in leaving:
                 found.append((("stations", name, "next"), "transactions that reach this station can never leave (every route leads back into a cycle)"))
         found += feature_problems(scenario, Network(scenario))
+        found += backlog_problems(scenario)
     return found
 
 

@@ -32,6 +32,7 @@ from paysim.errors import KeyPathError
 from paysim.scenario.features import amount_shape
 from paysim.scenario.fields import (
     FAMILIES,
+    UNLIMITED_WORKERS,
     DistributionSpec,
     Duration,
     Multiplier,
@@ -42,6 +43,7 @@ from paysim.scenario.fields import (
     Probability,
     Rate,
     Seed,
+    Workers,
     did_you_mean,
     time_unit,
 )
@@ -132,7 +134,7 @@ class Retry(Strict):
     base: Duration = 0.1
     max: Duration = 10.0
     jitter: Literal["none", "full", "equal"] = "none"
-    on: tuple[Literal["timeout", "rejected", "error"], ...] = ("timeout", "rejected", "error")
+    on: tuple[Literal["timeout", "rejected", "error", "breaker_open"], ...] = ("timeout", "rejected", "error")
     # share of original requests that may be retried (token bucket); None = no budget
     budget: Probability | None = None
 
@@ -148,6 +150,57 @@ class Retry(Strict):
         if self.max < self.base:
             raise ValueError(f"'max' ({self.max:g}s) must not be below 'base' ({self.base:g}s)")
         return self
+
+
+MAX_BREAKER_CALLS = 100_000        # a count window's ring of outcomes
+MAX_BREAKER_SECONDS = 86_400       # a time window's one-second buckets: at most a day
+
+
+def _breaker_window(value: Any) -> tuple[int, Literal["calls", "seconds"]]:
+    """``20 calls`` (the last 20 calls) or a duration in whole seconds (``10s``, ``1m``: the calls
+    of the last so many seconds, counted in one-second buckets as Resilience4j counts them)."""
+    if isinstance(value, str) and value.strip().endswith(("calls", "call")):
+        count = value.strip().removesuffix("s").removesuffix("call").strip()
+        if not count.isdigit() or not 1 <= int(count) <= MAX_BREAKER_CALLS:
+            raise ValueError(f"expected a number of calls from 1 to {MAX_BREAKER_CALLS:,} such as '20 calls', "
+                             f"got {_shown(value)}")
+        return int(count), "calls"
+    try:
+        if not isinstance(value, str) or value.strip()[-1:].isdigit():   # a bare number: calls or seconds?
+            raise ValueError
+        seconds = parse_duration(value)
+    except ValueError:
+        raise ValueError(f"expected a number of calls such as '20 calls' or a duration such as '10s', "
+                         f"got {_shown(value)}") from None
+    if seconds != int(seconds) or not 1 <= seconds <= MAX_BREAKER_SECONDS:
+        raise ValueError(f"expected a whole number of seconds from 1s to 1d (the window counts calls in one-second "
+                         f"buckets), got {_shown(value)}")
+    return int(seconds), "seconds"
+
+
+class Breaker(Strict):
+    """A circuit breaker on a call, as Resilience4j's ``CircuitBreaker`` (defaults are its
+    defaults): closed, it opens when at least ``min_calls`` calls are in its sliding ``window``
+    and at least ``failure_rate`` of them failed; open, it fails calls at once (``breaker_open``)
+    for ``open_for``; then half-open, it lets ``half_open`` probe calls through and closes or
+    opens again on their failure rate (see paysim.engine.breaker)."""
+
+    failure_rate: Probability = 0.5
+    window: Annotated[tuple[int, Literal["calls", "seconds"]], BeforeValidator(_breaker_window)] = (100, "calls")
+    min_calls: PositiveInt = 100
+    open_for: PositiveDuration = 60.0
+    half_open: PositiveInt = 10
+
+    @field_validator("failure_rate")
+    @classmethod
+    def _above_zero(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("expected a failure rate above 0% (at most 100%), such as 50%")
+        return value
+
+    @property
+    def count_based(self) -> bool:
+        return self.window[1] == "calls"
 
 
 class Window(Strict):
@@ -424,11 +477,66 @@ ServiceField = Annotated[
 ]
 
 
+def _as_call_step(value: Any) -> Any:
+    return {"station": value} if isinstance(value, str) else value
+
+
+class CallStep(Strict):
+    """One step of a station's ``calls``: one station (``station``), or several called at once
+    (``parallel``) and joined (``join: all`` waits for every answer, ``any`` for the first); the
+    holding worker waits for the step at most ``timeout`` and retries it per ``retry``."""
+
+    station: str | None = None
+    parallel: tuple[str, ...] = ()
+    join: Literal["all", "any"] = "all"
+    timeout: PositiveDuration | None = None     # the caller stops waiting for the step after this
+    retry: Retry | None = None                  # the step is tried again on these failures
+    breaker: Breaker | None = None              # a circuit breaker on the call (one 'station' only)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> CallStep:
+        if (self.station is None) == (not self.parallel):
+            raise ValueError("a call step names one 'station' or a list of stations called in 'parallel', "
+                             "e.g. acquirer, {station: acquirer, timeout: 2s} or {parallel: [fraud, balance], join: all}")
+        if self.station is not None and "join" in self.model_fields_set:
+            raise KeyPathError(("join",), "'join' belongs to a 'parallel' step")
+        if self.breaker is not None and self.station is None:
+            raise KeyPathError(("breaker",), "a breaker guards a step that calls one 'station', "
+                                             "e.g. {station: acquirer, breaker: {failure_rate: 50%}}")
+        return self
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """The stations this step calls."""
+        return (self.station,) if self.station is not None else self.parallel
+
+
+CallSteps = tuple[Annotated[CallStep, BeforeValidator(_as_call_step)], ...]
+
+
+def _backlog_shape(value: Any) -> Any:
+    """``backlog: 60000`` is short for ``backlog: {waiting: 60000}``."""
+    return {"waiting": value} if isinstance(value, (int, str)) and not isinstance(value, bool) else value
+
+
+class Backlog(Strict):
+    """Requests already at a station at time 0 (after an outage, say): ``waiting`` queued
+    for its workers, which are free at time 0 and take the first of them at once; with
+    ``in_service: full`` every worker is also busy with a request of the backlog from time 0
+    (``workers`` more requests). They belong to ``stream`` (default: the first stream, in
+    the file's order, that can reach the station) and count as its requests arrived at 0."""
+
+    waiting: NonNegativeInt
+    in_service: Literal["none", "full"] = "none"
+    stream: str | None = None
+
+
 class Station(Strict):
     """Workers in front of one queue; optionally an executor, several instances behind a
-    balancer, a batch processor, a risk classifier or a fork to parallel calls."""
+    balancer, a batch processor, a risk classifier, a fork to parallel calls or held calls."""
 
-    workers: PositiveInt = 1
+    workers: Workers = 1                          # a count, or unlimited (a pure delay)
+    cores: PositiveInt | None = None              # the busy workers' service work shares this many cores
     queue: NonNegativeInt | None = None
     service: ServiceField | None = None
     # one target, or {target: probability}, or {approve|review|decline: target} after classify
@@ -447,17 +555,23 @@ class Station(Strict):
     classify: Classify | None = None
     parallel: tuple[str, ...] = ()                # stations called at once after this one's service
     join: Literal["all", "any"] = "all"
+    calls: CallSteps = ()                         # called in turn after the service, the worker held
+    backlog: Annotated[Backlog, BeforeValidator(_backlog_shape)] | None = None   # requests there at time 0
     autoscale: Autoscale | None = None            # workers that follow the load (Kubernetes HPA)
     cost: Cost | None = None                      # prices, for the cost of the run
 
     @model_validator(mode="after")
     def _consistent(self) -> Station:
         given = self.model_fields_set
+        if self.backlog is not None:
+            self._backlog_fits(self.backlog)
         if self.service is None:
             raise KeyPathError(("service",), "this key is required: a duration or a distribution mapping")
         if isinstance(self.service, BatchService) != (self.batch is not None):
             raise KeyPathError(("service",), "a batch station takes service: {per_batch, per_item}, "
                                              "and only a batch station does")
+        if self.calls and self.batch is not None:
+            raise KeyPathError(("calls",), "a batch station cannot hold its workers across calls: leave out 'calls'")
         if self.executor is not None and given & {"workers", "queue"}:
             raise ValueError("an executor sets its own threads and queue: leave out 'workers' and 'queue'")
         if self.classify is not None:
@@ -475,14 +589,62 @@ class Station(Strict):
         times = [w.at for w in self.schedule]
         if any(b <= a for a, b in pairwise(times)):
             raise KeyPathError(("schedule",), f"'at' times must increase, got {times} s")
+        self._limits_supported()
         if self.autoscale is not None:
             self._autoscaled(given, self.autoscale)
         return self
 
+    def _limits_supported(self) -> None:
+        """``workers: unlimited`` is a pure delay, and ``cores`` shares the CPU of plain workers:
+        refuse what they do not combine with."""
+        if self.unlimited:
+            for key in ("queue", "schedule", "batch", "instances"):
+                if key in self.model_fields_set:
+                    raise KeyPathError((key,), f"a station with workers: unlimited never queues (a pure delay): "
+                                               f"leave out '{key}'")
+            if self.cost is not None:
+                raise KeyPathError(("cost",), "a station with workers: unlimited has no worker count to price")
+        if self.cores is not None:
+            for key in ("executor", "batch", "instances"):
+                if key in self.model_fields_set:
+                    raise KeyPathError(("cores",), f"'cores' with '{key}' is not supported: cores are shared by "
+                                                   "the plain workers of one station")
+
+    @property
+    def unlimited(self) -> bool:
+        """``workers: unlimited``: every arrival starts at once (an infinite-server station)."""
+        return self.workers >= UNLIMITED_WORKERS
+
+    def _backlog_fits(self, backlog: Backlog) -> None:
+        if self.unlimited:
+            raise KeyPathError(("backlog",), "a backlog waits for workers: a station with workers: unlimited has "
+                                             "none to wait for")
+        for key in ("executor", "batch"):
+            if key in self.model_fields_set:
+                raise KeyPathError(("backlog",), f"a backlog is placed at a plain pool of workers, not at one with "
+                                                 f"{key!r}")
+        if self.instances > 1:
+            raise KeyPathError(("backlog",), "a backlog is placed at a station with one instance")
+        waiting_after_start = backlog.waiting - (0 if backlog.in_service == "full" else self.workers)
+        if self.queue is not None and waiting_after_start > self.queue:
+            raise KeyPathError(("backlog", "waiting"),
+                               f"{waiting_after_start:,} would wait once the {self.workers} workers took theirs, "
+                               f"more than the queue's {self.queue:,} places")
+
+    @property
+    def backlog_size(self) -> int:
+        """Requests at the station at time 0, those the workers take at once included."""
+        if self.backlog is None:
+            return 0
+        return self.backlog.waiting + (self.workers if self.backlog.in_service == "full" else 0)
+
     def _autoscaled(self, given: set[str], autoscale: Autoscale) -> None:
         """An autoscaler alone sets the workers: it starts from ``workers`` (default its ``min``)."""
+        if self.unlimited:
+            raise KeyPathError(("autoscale",), "a station with workers: unlimited has no workers to scale")
         for key, what in (("schedule", "a worker schedule"), ("executor", "an executor"),
-                          ("batch", "a batch station"), ("instances", "several instances")):
+                          ("batch", "a batch station"), ("instances", "several instances"),
+                          ("cores", "shared cores")):
             if key in given:
                 raise KeyPathError(("autoscale",), f"cannot be combined with {what} ('{key}'): "
                                                    "the autoscaler alone sets the workers")

@@ -41,6 +41,15 @@ def _value(metrics: Mapping[str, Estimate], name: str, show: Any) -> str:
     return show(value.mean) if value is not None and math.isfinite(value.mean) else "-"
 
 
+def _drain(metrics: Mapping[str, Estimate], station: str) -> str:
+    """The mean drain time, and how many replications did not drain (never averaged in)."""
+    text = _value(metrics, f"stations.{station}.drain_time", format_duration)
+    missed = metrics.get(f"stations.{station}.not_drained")
+    if missed is not None and missed.mean > 0:
+        text += f" ({missed.mean:.0%} not drained)"
+    return text
+
+
 def summary_table(description: Mapping[str, Any], rows: Sequence[Mapping[str, str]]) -> Table:
     """One row per finished point, in grid order."""
     parameters = list(description["vary"])
@@ -48,10 +57,13 @@ def summary_table(description: Mapping[str, Any], rows: Sequence[Mapping[str, st
     table = Table(title=f"sweep of {description.get('scenario_name', '')}: {len(rows)} of "
                         f"{len(description['points'])} points, {description['replications']} replications each "
                         "(means)", title_justify="left")
+    # a station that started with a backlog: how long it took to drain (paysim.transient)
+    drains = [name for name in description.get("stations") or []
+              if any(row.get(f"stations.{name}.drain_time.mean") is not None for row in rows)]
     priced = any("system.cost.mean" in row for row in rows)   # a station has cost prices
     for header in ["point", *(".".join(p.split(".")[-2:]) for p in parameters),
                    "throughput", "mean latency", "p99 latency", "failed", *(["cost"] if priced else []),
-                   "busiest station", *(["SLO"] if slo else [])]:
+                   "busiest station", *(f"{name} drain" for name in drains), *(["SLO"] if slo else [])]:
         table.add_column(header, justify="left" if header in ("busiest station", "SLO") else "right")
     ordered = sorted(rows, key=lambda row: int(row["point"]))
     for row in ordered[:MAX_ROWS]:
@@ -61,7 +73,8 @@ def summary_table(description: Mapping[str, Any], rows: Sequence[Mapping[str, st
                  _value(metrics, "system.W", format_duration), _value(metrics, "system.latency.p99", format_duration),
                  _value(metrics, "system.failure_rate", lambda x: f"{100 * x:.3g}%"),
                  *([_value(metrics, "system.cost", lambda x: f"{x:,.4g}")] if priced else []),
-                 _busiest(description.get("stations") or [], metrics)]
+                 _busiest(description.get("stations") or [], metrics),
+                 *(_drain(metrics, name) for name in drains)]
         if slo:
             verdict = slo_verdict(slo, metrics)
             cells.append(f"[{_COLOURS[verdict]}]{verdict}[/]" if verdict in _COLOURS else verdict)

@@ -68,9 +68,10 @@ from __future__ import annotations
 from paysim.scenario import Scenario
 from paysim.theory.closed import closed_theory
 from paysim.theory.end_to_end import stream_theory, system_theory
+from paysim.theory.layered import layered_theory
 from paysim.theory.model import TheoryModel
 from paysim.theory.scopes import ScopeTheory, Theory, theory_to_dict
-from paysim.theory.stations import station_theory
+from paysim.theory.stations import no_result_reason, station_theory
 
 __all__ = ["ScopeTheory", "Theory", "analyse", "theory_to_dict"]
 
@@ -80,9 +81,14 @@ def analyse(scenario: Scenario) -> Theory:
     net = TheoryModel(scenario)
     # Bounded stations with Poisson input have only lossless stations upstream, so their rates
     # are already exact; their losses then thin the flow into every station downstream.
-    bounded = [n for n, model in net.models.items() if not isinstance(model, str) and model[1] is not None]
+    bounded = [n for n, model in net.models.items()
+               if not isinstance(model, str) and model[1] is not None and n not in net.layered]
     lossy = {n: station_theory(net, n, {}) for n in bounded}
     passed = {n: 1.0 - r.metrics["rejection_rate"] for n, r in lossy.items() if r.ok}
+    if any(share < 1.0 for share in passed.values()):
+        net.thin(passed)
+    # layered stations at the rates left after those losses; their own losses thin what follows
+    passed = layered_theory(net, lossy, lambda name: no_result_reason(net, name, lossy))
     if any(share < 1.0 for share in passed.values()):
         net.thin(passed)
     stations = {n: station_theory(net, n, lossy) for n in scenario.stations}

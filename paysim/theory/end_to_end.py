@@ -16,6 +16,9 @@ def stream_theory(net: TheoryModel, stream: str, stations: dict[str, ScopeTheory
     scenario = net.scenario
     arrival, entry = scenario.arrivals[stream], scenario.entry(stream)
     members = net.network.members(stream)
+    held = _held(net, members)
+    if held:
+        return held
     for name in members:
         if not stations[name].ok:
             return refused(f"station {name!r} has no result: {stations[name].reason}")
@@ -62,6 +65,14 @@ def stream_theory(net: TheoryModel, stream: str, stations: dict[str, ScopeTheory
     return ScopeTheory(formula, True, metrics)
 
 
+def _held(net: TheoryModel, members: list[str]) -> ScopeTheory | None:
+    callers = [n for n in members if net.scenario.stations[n].calls]
+    if callers:
+        return refused(f"station {callers[0]!r} holds its workers across calls: no end-to-end formula here "
+                       "(see the stations)")
+    return None
+
+
 def system_theory(net: TheoryModel, stations: dict[str, ScopeTheory], streams: dict[str, ScopeTheory]) -> ScopeTheory:
     if net.closed:
         if len(net.scenario.arrivals) > 1:
@@ -69,6 +80,9 @@ def system_theory(net: TheoryModel, stations: dict[str, ScopeTheory], streams: d
                             "whole (see each stream's result)")
         return _closed_system(net, stations, streams[net.closed[0]])
     reached = [n for n in net.scenario.stations if net.streams[n]]
+    held = _held(net, reached)
+    if held:
+        return held
     for name in reached:
         if not stations[name].ok:
             return refused(f"station {name!r} has no result: {stations[name].reason}")
@@ -88,17 +102,22 @@ def system_theory(net: TheoryModel, stations: dict[str, ScopeTheory], streams: d
     return _lossless_network(net, stations, reached)
 
 
-def _all_workers(scenario: Scenario) -> float:
-    return math.fsum(run_workers(scenario, s) for s in scenario.stations.values())  # a run divides by every worker
+def _utilization(scenario: Scenario, busy: dict[str, float]) -> dict[str, float]:
+    """The system's utilisation as a run measures it: busy workers over every worker, stations
+    with unlimited workers left out (none when every station's are)."""
+    stations = scenario.stations
+    workers = math.fsum(run_workers(scenario, s) for s in stations.values() if not s.unlimited)
+    used = math.fsum(b for name, b in busy.items() if not stations[name].unlimited)
+    return {"utilization": used / workers} if workers > 0 else {}
 
 
 def _closed_system(net: TheoryModel, stations: dict[str, ScopeTheory], stream: ScopeTheory) -> ScopeTheory:
     if stream.reason is not None:
         return refused(stream.reason)
-    parts = [s.metrics for s in stations.values() if s.ok]
-    busy, Lq = math.fsum(p["busy"] for p in parts), math.fsum(p["Lq"] for p in parts)
+    parts = {n: s.metrics for n, s in stations.items() if s.ok}
+    busy, Lq = math.fsum(p["busy"] for p in parts.values()), math.fsum(p["Lq"] for p in parts.values())
     return ScopeTheory(stream.formula, True, {**stream.metrics, "Lq": Lq, "busy": busy,
-                                              "utilization": busy / _all_workers(net.scenario),
+                                              **_utilization(net.scenario, {n: p["busy"] for n, p in parts.items()}),
                                               "rejection_rate": 0.0})
 
 
@@ -112,7 +131,7 @@ def _single_station(net: TheoryModel, name: str, result: ScopeTheory) -> ScopeTh
     metrics["failure_rate"] = blocked + (1 - blocked) * errors
     if errors > 0:
         metrics["error_rate"] = (1 - blocked) * errors
-    metrics["utilization"] = metrics["busy"] / _all_workers(net.scenario)
+    metrics.update(_utilization(net.scenario, {name: metrics["busy"]}))
     return ScopeTheory(result.formula, True, metrics)
 
 
@@ -121,10 +140,10 @@ def _lossless_network(net: TheoryModel, stations: dict[str, ScopeTheory], reache
     total_in = math.fsum(base_rate(net.scenario.arrivals[s]) for s in net.open)
     parts = [stations[n].metrics for n in reached]
     L, Lq, busy = (math.fsum(p[k] for p in parts) for k in ("L", "Lq", "busy"))
+    used = _utilization(net.scenario, {n: stations[n].metrics["busy"] for n in reached})
     jackson = all(net.jackson(n) for n in reached)
     formula = "open Jackson network" if jackson else "open network: sum of exact station results (Little's law)"
     return ScopeTheory(formula, True, {
-        "arrival_rate": total_in, "throughput": total_in, "utilization": busy / _all_workers(net.scenario),
-        "busy": busy, "L": L, "Lq": Lq, "W": L / total_in, "Wq": Lq / total_in, "rejection_rate": 0.0,
+        "arrival_rate": total_in, "throughput": total_in, **used, "busy": busy, "L": L, "Lq": Lq, "W": L / total_in, "Wq": Lq / total_in, "rejection_rate": 0.0,
         "failure_rate": 0.0})
 

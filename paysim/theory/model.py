@@ -9,13 +9,36 @@ from __future__ import annotations
 import math
 
 from paysim.distributions import Distribution, Exponential, Gamma
-from paysim.network import Network, base_rate, instance_servers, mean_workers, worker_levels
+from paysim.network import Network, base_rate, mean_workers, worker_levels
 from paysim.scenario import DONE, Arrival, Scenario, Station
+from paysim.scenario.call_checks import callees
 from paysim.scenario.models import BatchService
 
 
 def exponential(service: Distribution | BatchService | None) -> bool:
     return isinstance(service, Exponential) or (isinstance(service, Gamma) and service.shape == 1.0)
+
+
+def shares_cores(station: Station) -> bool:
+    """More workers than cores, or unlimited workers: processor sharing or a pure delay
+    (paysim.theory.sharing), not a FIFO multi-server queue."""
+    return station.unlimited or (station.cores is not None and station.workers > station.cores)
+
+
+def is_layered(station: Station) -> bool:
+    """A station whose theory is the layered model's: one with calls, or whose workers share
+    cores in front of a bounded queue (blocking: the thread-pool product form). A callee is
+    solved with its callers too; other stations with cores or unlimited workers are
+    :mod:`paysim.theory.sharing`'s."""
+    return bool(station.calls) or (station.cores is not None and not station.unlimited
+                                   and station.workers > station.cores and station.queue is not None)
+
+
+def insensitive(station: Station) -> bool:
+    """Unlimited workers (a pure delay, or processor sharing of cores): a symmetric queue whose
+    number in system, and output, do not depend on the service distribution beyond its mean
+    (Poisson in, Poisson out, product form in a network)."""
+    return station.unlimited and not station.schedule
 
 
 def poisson(arrival: Arrival) -> bool:
@@ -67,7 +90,7 @@ def _queue_model(station: Station) -> tuple[int, int | None] | str:
         if station.schedule:
             return "an executor with a worker schedule, which no formula here covers"
         if executor.queue is None:   # the pool never grows past core
-            return instance_servers(station), None
+            return max(executor.core, 1), None
         if executor.max_threads > executor.core:
             return (f"an executor whose pool grows from core ({executor.core}) towards max ({executor.max_threads}) "
                     "threads only when its queue is full: the number of servers depends on the state, which no "
@@ -84,7 +107,13 @@ def _queue_model(station: Station) -> tuple[int, int | None] | str:
     levels = worker_levels(station)
     if len(levels) > 1:
         return "its workers change over time (schedule), so there is no steady state"
-    return levels.pop(), station.queue
+    workers = levels.pop()
+    if station.cores and workers > station.cores:   # more workers than cores: they share them
+        if station.queue is not None:
+            return ("workers that share cores in front of a bounded queue (processor sharing with a limit), "
+                    "which no formula here covers")
+        return station.cores, None   # the cores bound the throughput (see paysim.theory.sharing)
+    return workers, station.queue
 
 
 def run_workers(scenario: Scenario, station: Station) -> float:
@@ -102,6 +131,8 @@ class TheoryModel:
         self.ancestors, self.streams = network.ancestors, network.streams
         self.open, self.closed = network.open, network.closed
         self.models = {n: _queue_model(s) for n, s in scenario.stations.items()}
+        called = {c for s in scenario.stations.values() for c in callees(s)}
+        self.layered = {n for n, s in scenario.stations.items() if is_layered(s) or n in called}   # paysim.theory.layered
         self.structure = self._structure()
         self.keep = {n: 1.0 - s.errors for n, s in scenario.stations.items()}  # share of output routed on
         self._solve()
@@ -109,7 +140,8 @@ class TheoryModel:
     def _structure(self) -> dict[str, str]:
         """Stations no formula here covers, and everything downstream of them, with the reason."""
         stations = self.scenario.stations
-        reasons = {n: model for n, model in self.models.items() if isinstance(model, str)}
+        # layered stations (paysim.theory.layered) have their own model of what they are made of
+        reasons = {n: model for n, model in self.models.items() if isinstance(model, str) and n not in self.layered}
         for name, station in stations.items():
             for branch in station.parallel:
                 reasons.setdefault(branch, f"called in parallel by station {name!r}: no formula here covers a "
@@ -167,7 +199,7 @@ class TheoryModel:
     def unstable(self, name: str) -> bool:
         model, station = self.models[name], self.scenario.stations[name]
         return (not isinstance(model, str) and model[1] is None
-                and self.rates[name] * station.service_time.mean >= model[0] * station.instances)
+                and self.rates[name] * station.service_time.mean >= min(model[0], station.cores or model[0]) * station.instances)
 
     def split_poisson(self, name: str) -> bool:
         """Each instance sees a random share of the flow (one instance, or ``balance: random``)."""
@@ -178,7 +210,8 @@ class TheoryModel:
         """Exponential service, unbounded queue, ρ < 1: a node of a Jackson network."""
         model, station = self.models[name], self.scenario.stations[name]
         return (name not in self.structure and not isinstance(model, str) and model[1] is None
-                and exponential(station.service_time) and self.split_poisson(name) and not self.unstable(name))
+                and (exponential(station.service_time) or insensitive(station)) and self.split_poisson(name)
+                and not self.unstable(name))
 
     def upstream(self, name: str) -> list[str]:
         """The other stations that send transactions here (directly or not); idle ones do not count."""

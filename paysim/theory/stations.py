@@ -10,8 +10,9 @@ from paysim import analytic
 from paysim.analytic import QueueMetrics
 from paysim.distributions import Deterministic
 from paysim.observe import PERCENTILES
-from paysim.theory.model import TheoryModel, arrival_scv, exponential, retries, run_workers, varying
+from paysim.theory.model import TheoryModel, arrival_scv, exponential, retries, run_workers, shares_cores, varying
 from paysim.theory.scopes import ScopeTheory, refused
+from paysim.theory.sharing import cpu_utilization, sharing_theory
 
 
 def _assemble(net: TheoryModel, name: str, m: QueueMetrics, exact: bool, formula: str,
@@ -40,6 +41,7 @@ def _assemble(net: TheoryModel, name: str, m: QueueMetrics, exact: bool, formula
                         else "with fewer rejections, so this is an estimate")
     if station.discipline == "lifo":
         formula += "; LIFO: the means are FIFO's"
+    metrics.update(cpu_utilization(net, name, metrics["throughput"]))   # cores never shared: as many as workers
     if exact:
         metrics["p_wait"] = m.p_wait  # not measured by a run
     metrics.update(extra or {})
@@ -150,6 +152,8 @@ def _own_reason(net: TheoryModel, name: str) -> str | None:
             return f"stream {stream!r} retries failed attempts, which adds load that no formula here accounts for"
     if net.varies(name):
         return "slowdowns or outages make its capacity change over time, so there is no steady state"
+    if net.scenario.stations[name].backlog is not None:
+        return "it starts with a backlog, a transient that the run's averages include (see drain_time)"
     if net.cancels(name):
         return ("timed-out work is withdrawn (on_timeout: cancel): customers with a fixed patience, "
                 "which no formula here covers")
@@ -162,15 +166,25 @@ def _upstream_reason(net: TheoryModel, name: str, lossy: dict[str, ScopeTheory])
             return f"downstream of station {other!r}, which is unstable, so its output depends on the horizon"
         if net.varies(other):
             return f"downstream of station {other!r}, whose slowdowns or outages make its output vary over time"
+        if net.scenario.stations[other].backlog is not None:
+            return f"downstream of station {other!r}, whose backlog makes its output vary over time"
         if net.cancels(other) or (other in lossy and not lossy[other].ok):
             return f"downstream of station {other!r}, whose losses are not modelled, so this arrival rate is unknown"
     return None
 
 
+def no_result_reason(net: TheoryModel, name: str, lossy: dict[str, ScopeTheory]) -> str | None:
+    """Why a station has no result whatever its formula would be, or None."""
+    return (net.structure.get(name) or _mixed_reason(net, name) or _own_reason(net, name)
+            or _upstream_reason(net, name, lossy))
+
+
 def station_theory(net: TheoryModel, name: str, lossy: dict[str, ScopeTheory]) -> ScopeTheory:
+    """``lossy``: results already found (bounded and layered stations), which losses downstream follow."""
     station = net.scenario.stations[name]
-    reason = (net.structure.get(name) or _mixed_reason(net, name) or _own_reason(net, name)
-              or _upstream_reason(net, name, lossy))
+    if name in net.layered:
+        return lossy[name]   # solved (or refused) with the stations it calls or that call it
+    reason = no_result_reason(net, name, lossy)
     if reason:
         return refused(reason)
     rate, mean = net.rates[name], station.service_time.mean
@@ -184,6 +198,8 @@ def station_theory(net: TheoryModel, name: str, lossy: dict[str, ScopeTheory]) -
         return refused(f"unstable: utilisation {rho:.4g} >= 1 with an unbounded queue, so the queue grows "
                         "for as long as the run lasts")
     try:
+        if shares_cores(station):
+            return sharing_theory(net, name)
         if waiting is not None:
             return lossy.get(name) or _bounded(net, name)
         if net.jackson(name):

@@ -27,8 +27,9 @@ def units(scenario: Scenario) -> list[tuple[str, str, Station]]:
 
 
 # features whose compiled tables are not yet known to have one row per instance (a table
-# with one row per station would be read at the wrong row past a station of several instances)
-_NOT_PER_INSTANCE = (("executor", None), ("batch", None), ("schedule", ()), ("classify", None), ("parallel", ()))
+# with one row per station would be read at the wrong row past a station of several instances;
+# an executor's pools are per instance: executor.build_pools)
+_NOT_PER_INSTANCE = (("batch", None), ("schedule", ()), ("classify", None), ("parallel", ()))
 
 
 def unsupported(name: str, station: Station, scenario: Scenario) -> str | None:
@@ -41,6 +42,11 @@ def unsupported(name: str, station: Station, scenario: Scenario) -> str | None:
                 return f"stations.{name}.instances with stations.{other}.{key} needs the SimPy engine"
     if any(f"{name}#{i}" in scenario.stations for i in range(1, station.instances)):
         return f"stations.{name}.instances: a station is named like one of its instances; needs the SimPy engine"
+    if (station.executor is not None and station.executor.rejection == "caller_runs"
+            and station.balance in ("least_busy", "power_of_two")):
+        # the balancer compares loads, which SimPy counts without tasks on their callers' threads
+        return f"stations.{name}.balance: {station.balance} over executors that run tasks on their callers' threads " \
+               "needs the SimPy engine"
     return None
 
 

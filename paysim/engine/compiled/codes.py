@@ -17,6 +17,8 @@ BATCH_DEADLINE = 9     # a batch's first-item timer (ident: the batch record, ge
 BATCH_DONE = 10        # a worker has processed a batch (ident: the batch record)
 POOL_KEEP_ALIVE = 11   # an executor pool's keep-alive timer (ident: the station row)
 BATCH_ITEM = 12        # never on the heap: the next item of a finished batch goes on
+# (13, 14: a held call step's timer and retry, calls below; 15: shared cores, cores.py)
+CORES_DONE = 15        # a station's next completion on shared cores is due (ident: the station, gen: its version)
 
 # transaction states (BACKOFF: the slot holds a retry not yet started)
 TRAVEL, WAITING, SERVING, LEFT, BACKOFF = range(5)
@@ -24,6 +26,7 @@ FORKED = 5             # an attempt waiting for the join of its parallel calls
 
 # final outcomes of a request, in the order of the stream table's failure columns
 REJECTED, TIMED_OUT, ERRORED, ABANDONED, CANCELLED = range(5)
+BREAKER_OPEN = 5       # a call's circuit breaker refused it
 
 # where a moving transaction goes when not to a station
 TO_DONE, TO_ERROR, TO_REJECTED = -1, -2, -3
@@ -40,6 +43,7 @@ RT_ATTEMPTS, RT_BACKOFF, RT_BASE, RT_MAX, RT_JITTER, RT_ON, RT_BUDGET, RT_TOKEN_
 CONSTANT, EXPONENTIAL, DECORRELATED = range(3)       # backoff
 JITTER_NONE, JITTER_FULL, JITTER_EQUAL = range(3)
 ON_TIMEOUT, ON_REJECTED, ON_ERROR = 1, 2, 4          # bits of RT_ON
+ON_BREAKER_OPEN = 8                                  # (a call's breaker refused it)
 
 # the station windows table: one row per slowdown or outage, in the order SimPy schedules them
 CW_STATION, CW_AT, CW_END, CW_OUTAGE, CW_VALUE = range(5)   # CW_VALUE: the factor, or REFUSE / HANG
@@ -58,6 +62,8 @@ BR_STATION, BR_LIVE, BR_JOINED, BR_HEAD, BR_TAIL, BR_AFTER, BR_GEN, BR_WIDTH = r
 (STF_AREA_IN, STF_AREA_BUSY, STF_WAIT, STF_SOJOURN, STF_SERVICE,
  STF_TIME_ALL, STF_WAIT_ALL, STF_SERVICE_ALL, STF_AREA_BUSY_WORKERS, STF_LAST, STF_WIDTH) = range(11)
 STF_SUMS = STF_LAST    # columns zeroed when the window opens: those before STF_LAST
+STF_DRAIN = STF_WIDTH  # a backlog station's drain: -1 until its queue first empties, then when (backlog.py)
+STF_WIDTH += 1
 
 # a station's integer state and counts
 # (ST_WORKERS: the workers it has now, which a schedule changes. ST_BUSY counts transactions in
@@ -78,7 +84,7 @@ SRF_AREA_IN, SRF_LATENCY, SRF_SUCCESS_WAIT, SRF_TIME, SRF_WAIT, SRF_SERVICE, SRF
 
 # a stream's integer state and counts; SR_FAILED + outcome counts the requests that failed so
 (SR_IN, SR_ARRIVED, SR_SUCCEEDED, SR_ATTEMPTS, SR_FINISHED, SR_DEPARTED, SR_FAILED) = range(7)
-SR_AT_START = SR_FAILED + 5    # in the system when the window opened
+SR_AT_START = SR_FAILED + 6    # in the system when the window opened
 SR_RETRIES = SR_AT_START + 1   # attempts that were retries
 SR_WIDTH = SR_RETRIES + 1
 
@@ -122,6 +128,34 @@ TXI_WIDTH += 2
 FIFO, LIFO, PRIORITY = range(3)
 ROUND_ROBIN, RANDOM, LEAST_BUSY, POWER_OF_TWO = range(4)
 
+# the breaker table (paysim.engine.compiled.breaker): one row per call step with a breaker; its
+# configuration, then its state, then its tallies when the window opened (BK_AT_*);
+# BK_RING: the first row of its slots in the ring table
+(BK_THRESHOLD, BK_SIZE, BK_TIME_BASED, BK_MIN_CALLS, BK_PROBE_MIN, BK_OPEN_FOR, BK_HALF_OPEN, BK_RING,
+ BK_STATE, BK_HEAD, BK_SECOND, BK_CALLS, BK_FAILED, BK_OPENED_AT, BK_UNTIL, BK_OPEN_TIME,
+ BK_PERMITS, BK_PROBES, BK_PROBES_FAILED, BK_REJECTED, BK_OPENED,
+ BK_AT_OPEN_TIME, BK_AT_REJECTED, BK_AT_OPENED, BK_WIDTH) = range(25)
+BS_CLOSED, BS_OPEN, BS_HALF_OPEN = range(3)    # BK_STATE: a breaker's state
+RING_CALLS, RING_FAILED, RING_WIDTH = range(3)      # a ring slot: a call, or a second's calls
+TO_BREAKER_OPEN = -6   # where a call its breaker refused goes: back to its caller, failed
+TXI_BREAKER = TXI_WIDTH   # of a call: 1 + its breaker while it let it through and it has not ended
+TXI_WIDTH += 1
+
+# held calls (paysim.engine.compiled.calls): a caller's state while its worker waits on its
+# calls, two event kinds (a step's timer, a step's retry after its backoff), where a step
+# that timed out sends its caller, and per slot where it is in its station's calls
+HELD = 6
+STEP_TIMEOUT, STEP_RETRY = 13, 14   # (event kinds: numbered after those above)
+TO_TIMED_OUT = -5
+TXI_STEP, TXI_TRY, TXI_TOKEN, TXI_DETACHED = TXI_WIDTH, TXI_WIDTH + 1, TXI_WIDTH + 2, TXI_WIDTH + 3
+TXI_WIDTH += 4
+TXF_STEP_BACKOFF = TXF_WIDTH
+TXF_WIDTH += 1
+# per station: workers held on calls, and its time integral (zeroed when the window opens)
+ST_HELD = ST_WIDTH
+ST_WIDTH += 1
+STF_AREA_HELD = STF_WIDTH
+STF_WIDTH += 1
 # autoscalers (paysim.engine.compiled.autoscale): a tick observes and decides, a provisioning
 # order starts serving (ident: the station row)
 AUTOSCALE_TICK, AUTOSCALE_READY = 20, 21

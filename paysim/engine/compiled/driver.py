@@ -7,8 +7,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from paysim.engine.compiled import autoscale, balance, executor, queues, recursion
+from paysim.engine.compiled import autoscale, balance, calls, cores, executor, queues, recursion
 from paysim.engine.compiled.batch import service_parts
+from paysim.engine.compiled.breaker import report_breakers
 from paysim.engine.compiled.codes import (
     SR_AT_START,
     SR_FAILED,
@@ -22,11 +23,14 @@ from paysim.engine.compiled.codes import (
     ST_BATCHES,
     ST_BUSY_WORKERS,
     ST_DEPARTED,
+    ST_HELD,
     ST_IN,
     ST_OUTCOMES,
     STF_AREA_BUSY,
     STF_AREA_BUSY_WORKERS,
+    STF_AREA_HELD,
     STF_AREA_IN,
+    STF_DRAIN,
     STF_SERVICE,
     STF_SERVICE_ALL,
     STF_SOJOURN,
@@ -40,6 +44,7 @@ from paysim.engine.compiled.series import new_series, series_rows
 from paysim.engine.compiled.tables import Accumulators, Generators, accumulators, build_model, drawable
 from paysim.observe import FAILURES, Observer
 from paysim.scenario import Scenario
+from paysim.scenario.call_checks import callees
 from paysim.scenario.features import FEATURES
 from paysim.scenario.models import OUTCOMES
 
@@ -54,11 +59,22 @@ def unsupported(scenario: Scenario) -> str | None:
             if dist is not None and not drawable(dist):
                 return f"arrivals.{name}.{feature}: {type(dist).__name__} needs the SimPy engine"
     for name, station in scenario.stations.items():
-        if station.executor is not None and station.batch is not None:
+        if station.executor is not None and station.batch is not None:   # (validation allows it)
             return f"stations.{name}: an executor at a batch station needs the SimPy engine"
-        if any(scenario.stations[called].executor is not None for called in station.parallel):
-            return f"stations.{name}.parallel: a call to an executor needs the SimPy engine"
-        why = balance.unsupported(name, station, scenario) or queues.unsupported(name, station)
+        if (station.calls or station.cores is not None or station.unlimited) and (
+                station.batch or station.schedule or station.autoscale):
+            return (f"stations.{name}: calls, cores or unlimited workers beside a batch, schedule or autoscaler "
+                    "need the SimPy engine")
+        if station.backlog is not None and (station.calls or station.cores is not None or station.autoscale):
+            return f"stations.{name}.backlog: a backlog beside calls, cores or an autoscaler needs the SimPy engine"
+        if any(scenario.stations[callee].batch is not None for callee in callees(station)):
+            return f"stations.{name}.calls: a held call to a batch station needs the SimPy engine"
+        for called in station.parallel:   # (a call could throw out another's task: the loop follows one loss)
+            pool = scenario.stations[called].executor
+            if pool is not None and pool.rejection == "discard_oldest":
+                return f"stations.{name}.parallel: a call to an executor with discard_oldest needs the SimPy engine"
+        why = (balance.unsupported(name, station, scenario) or queues.unsupported(name, station)
+               or calls.unsupported(name, station, scenario) or cores.unsupported(name, station, scenario))
         if why:
             return why
         for part in service_parts(station):
@@ -106,10 +122,15 @@ def run_replication(scenario: Scenario, observer: Observer, seed: int, replicati
         raise RunawayError(f"more than {max_in_flight:,} transactions in flight: the system is overloaded "
                            "(utilisation ≥ 1 with unbounded queues?)")
     _report(balance.merged(acc, scenario), observer, scenario, warmup)
+    cores.report(model.cpu, scenario, observer.stations)
+    report_breakers(model.bk, observer.breakers, scenario.horizon)
     autoscale.report(acc.autoscale, acc.st_i, scenario, observer)
     executors = [station.executor is not None for station in scenario.stations.values()]
-    return (series_rows(balance.merged_series(ser, scenario), list(scenario.stations), executors)
-            if series_interval else [])
+    held = [bool(station.calls) for station in scenario.stations.values()]
+    shared = [station.cores or 0 for station in scenario.stations.values()]
+    unlimited = [station.unlimited for station in scenario.stations.values()]
+    return (series_rows(balance.merged_series(ser, scenario), list(scenario.stations), executors, held, shared,
+                        unlimited) if series_interval else [])
 
 
 def _report(acc: Accumulators, observer: Observer, scenario: Scenario, warmup: float) -> None:
@@ -129,8 +150,13 @@ def _report(acc: Accumulators, observer: Observer, scenario: Scenario, warmup: f
          station.errored, station.abandoned, station.cancelled, station.departed) = \
             (int(v) for v in c[ST_IN:ST_DEPARTED + 1])
         station.sketch.add_counts(acc.st_sketch[i], acc.st_zeros[i])
+        if scenario.stations[name].backlog is not None:   # its drain (paysim.engine.compiled.backlog): -1 when the queue never emptied
+            station.drain_measured = True
+            station.drained_at = f[STF_DRAIN] if f[STF_DRAIN] >= 0 else None
         station.outcomes = {name: int(c[ST_OUTCOMES + code]) for code, name in enumerate(OUTCOMES)}
-    executor.report(acc.pools, observer.stations.values())
+        if station.held is not None:   # a station with calls
+            station.held, station.area_held = int(c[ST_HELD]), f[STF_AREA_HELD]
+    executor.report(acc.pools, observer.stations.values(), [spec.instances for spec in scenario.stations.values()])
     for i, stream in enumerate(observer.streams.values()):
         f, c = acc.sr_f[i].tolist(), acc.sr_i[i]
         stream.area_in_system, stream.sum_latency = f[SRF_AREA_IN], f[SRF_LATENCY]

@@ -48,7 +48,7 @@ from paysim.engine.compiled.codes import (
 from paysim.engine.compiled.primitives import draw, helper
 from paysim.engine.compiled.queues import enqueue, unlink
 from paysim.engine.compiled.state import push
-from paysim.engine.compiled.station import advance, start_service, take_next
+from paysim.engine.compiled.station import advance, cancel_service, start_service, take_next
 from paysim.scenario import Scenario
 
 # rejection policies
@@ -284,6 +284,16 @@ def release(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, 
 
 
 @helper
+def cancel(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, down,
+           discipline, rank, queue_last, st, x, now):
+    """``x`` is taken out of service (its client gave up, or its join no longer needs it): its
+    pool thread is freed, as :func:`release` frees it."""
+    cancel_service(st_f, st_i, txf, st, x, now)
+    release(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, down,
+            discipline, rank, queue_last, st, x, now)
+
+
+@helper
 def resume(pool_i, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, down,
            discipline, rank, queue_last, st, now):
     """A slowdown or outage ended: idle threads take up queued tasks, in their order."""
@@ -307,12 +317,14 @@ def close_pools(pool_i, pool_f, horizon):
         advance_threads(pool_i, pool_f, st, horizon)
 
 
-def report(pools: Pools, observers) -> None:
-    """Each pool's thread integral and drops into its station observer (``observers`` in station order).
-    Rows are instances, but the compiled engine runs no scenario with both an executor and a
-    station of several instances (balance.unsupported), so a pool's row is its station's."""
-    for st, observer in enumerate(observers):
-        if pools.pool_i[st, PI_CORE] >= 0:
-            observer.threads = int(pools.pool_i[st, PI_THREADS])
-            observer.area_threads = float(pools.pool_f[st, PF_AREA])
-            observer.dropped = int(pools.pool_i[st, PI_DROPPED])
+def report(pools: Pools, observers, instances: list[int]) -> None:
+    """Each station's pools' thread integral and drops into its observer (``observers`` in
+    station order, each station ``instances`` rows): its instances' pools summed, as they
+    share one observer in the SimPy engine."""
+    row = 0
+    for observer, k in zip(observers, instances):
+        if pools.pool_i[row, PI_CORE] >= 0:
+            observer.threads = int(pools.pool_i[row:row + k, PI_THREADS].sum())
+            observer.area_threads = float(pools.pool_f[row:row + k, PF_AREA].sum())
+            observer.dropped = int(pools.pool_i[row:row + k, PI_DROPPED].sum())
+        row += k

@@ -41,9 +41,10 @@ from paysim.engine.compiled.codes import (
     TXI_STREAM,
     WAITING,
 )
+from paysim.engine.compiled.executor import PI_CORE, cancel
 from paysim.engine.compiled.primitives import draw, helper, jit
 from paysim.engine.compiled.state import push, release_slot, take_slot
-from paysim.engine.compiled.station import withdraw
+from paysim.engine.compiled.station import withdraw, withdraw_from_batch
 from paysim.scenario import Scenario
 
 
@@ -73,11 +74,9 @@ def grown_calls(calls):
 
 
 @helper
-def fork(txf, txi, free, free_n, calls, n_calls, x, now):
-    """Attempt ``x`` has finished its service at a station with parallel calls: one call
-    per branch, not yet sent."""
-    st = txi[x, TXI_STATION]
-    for j in range(n_calls[st]):
+def new_calls_of(txf, txi, free, free_n, calls, x, count, now):
+    """``count`` calls of ``x`` in slots of their own, not yet sent, and as many answers pending."""
+    for j in range(count):
         c = take_slot(free, free_n)
         txi[c, TXI_STREAM], txi[c, TXI_ATTEMPT] = txi[x, TXI_STREAM], txi[x, TXI_ATTEMPT]
         txf[c, TXF_ORIGIN], txf[c, TXF_BACKOFF] = txf[x, TXF_ORIGIN], 0.0
@@ -86,7 +85,14 @@ def fork(txf, txi, free, free_n, calls, n_calls, x, now):
         txi[c, TXI_GAVE_UP] = 0
         txi[c, TXI_CALLER] = x + 1
         calls[x, j] = c
-    txi[x, TXI_PENDING] = n_calls[st]
+    txi[x, TXI_PENDING] = count
+
+
+@helper
+def fork(txf, txi, free, free_n, calls, n_calls, x, now):
+    """Attempt ``x`` has finished its service at a station with parallel calls: one call
+    per branch, not yet sent."""
+    new_calls_of(txf, txi, free, free_n, calls, x, n_calls[txi[x, TXI_STATION]], now)
     txi[x, TXI_STATE] = FORKED
 
 
@@ -113,18 +119,22 @@ def absorb(txf, txi, free, free_n, calls, p, j):
 
 @jit
 def withdraw_calls(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, br, heap, size, slow, down, p, now,
-                   queue_last):
+                   queue_last, pools):
     """The join has decided (or ``p``'s client gave up): calls still queued or in service are
-    withdrawn from their stations (a freed worker takes up the next); every open call is
-    absorbed. (Compiled apart from the loop: it runs only at a join.)"""
+    withdrawn from their stations (a freed worker, or pool thread, takes up the next); every
+    open call is absorbed. (Compiled apart from the loop: it runs only at a join.)"""
+    pool_i, pool_f, idle_since, idle_timed = pools
     for j in range(m.n_calls[txi[p, TXI_STATION]]):
         c = calls[p, j]
         if c < 0:
             continue
-        if txi[c, TXI_STATE] == WAITING or txi[c, TXI_STATE] == SERVING:
-            st = txi[c, TXI_STATION]
-            y = withdraw(st_f, st_i, txf, txi, br, m.batch[st, BT_ON] > 0, st, c, down, now, m.discipline, m.rank,
-                         queue_last)[1]
+        st = txi[c, TXI_STATION]
+        if txi[c, TXI_STATE] == SERVING and pool_i[st, PI_CORE] >= 0:
+            cancel(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, m.service, m.emp,
+                   rngs[m.rng_service[st]], slow, down, m.discipline, m.rank, queue_last, st, c, now)
+        elif txi[c, TXI_STATE] == WAITING or txi[c, TXI_STATE] == SERVING:
+            y = (withdraw_from_batch(st_f, st_i, txf, txi, br, st, c, now) if m.batch[st, BT_ON] > 0
+                 else withdraw(st_f, st_i, txf, txi, st, c, down, now, m.discipline, m.rank, queue_last))[1]
             if y >= 0:
                 end = now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
                 push(heap, size, end, DONE_SERVICE, y, txi[y, TXI_GEN])

@@ -14,6 +14,7 @@ import numpy as np
 
 from paysim.engine.compiled import autoscale
 from paysim.engine.compiled.arrivals import arrival_cursors, next_arrival
+from paysim.engine.compiled.backlog import BL_COUNT, place_backlogs
 from paysim.engine.compiled.balance import instance
 from paysim.engine.compiled.batch import (
     close,
@@ -23,6 +24,16 @@ from paysim.engine.compiled.batch import (
     grown_records,
     new_records,
     resume_batches,
+)
+from paysim.engine.compiled.breaker import breaker_call_ended, breaker_gate, breaker_step_timed_out, breakers_at_window
+from paysim.engine.compiled.calls import (
+    answer,
+    call_back,
+    new_call_state,
+    next_out,
+    start_calls,
+    step_event,
+    withdraw_held,
 )
 from paysim.engine.compiled.classify import classified
 from paysim.engine.compiled.closed import send_after_think, start_clients
@@ -38,10 +49,12 @@ from paysim.engine.compiled.codes import (
     BATCH_ITEM,
     BATCH_TICK,
     BR_STATION,
+    BREAKER_OPEN,
     BT_EVERY,
     BT_FIRST_ITEM,
     BT_ON,
     CANCELLED,
+    CORES_DONE,
     CW_AT,
     CW_END,
     CW_OUTAGE,
@@ -52,6 +65,7 @@ from paysim.engine.compiled.codes import (
     FORKED,
     H_SEQ,
     H_T,
+    HELD,
     LEFT,
     N_FEATURES,
     POOL_KEEP_ALIVE,
@@ -77,7 +91,6 @@ from paysim.engine.compiled.codes import (
     SRF_TIME,
     SRF_WAIT,
     ST_BUSY,
-    ST_CANCELLED,
     ST_COUNTS,
     ST_ENTERED,
     ST_FIRST_CLOSED,
@@ -91,14 +104,19 @@ from paysim.engine.compiled.codes import (
     ST_WAITING,
     ST_WORKERS,
     STATION_CHANGE,
+    STEP_RETRY,
+    STEP_TIMEOUT,
+    STF_AREA_HELD,
     STF_LAST,
     STF_SUMS,
     TIMED_OUT,
     TIMEOUT,
+    TO_BREAKER_OPEN,
     TO_DONE,
     TO_ERROR,
     TO_ONWARD,
     TO_REJECTED,
+    TO_TIMED_OUT,
     TRAVEL,
     TXF_ARRIVED,
     TXF_BACKOFF,
@@ -111,6 +129,7 @@ from paysim.engine.compiled.codes import (
     TXI_ATTEMPT,
     TXI_BATCH,
     TXI_CALLER,
+    TXI_DETACHED,
     TXI_GAVE_UP,
     TXI_GEN,
     TXI_NEXT,
@@ -121,10 +140,22 @@ from paysim.engine.compiled.codes import (
     WINDOW,
     WORKERS_CHANGE,
 )
+from paysim.engine.compiled.cores import (
+    CI_N,
+    add as cores_add,
+    close as close_cores,
+    due as cores_due,
+    full as cores_full,
+    grown as cores_grown,
+    open_window as open_cores_window,
+    remove as cores_remove,
+    serve,
+)
 from paysim.engine.compiled.executor import (
     PI_CORE,
     PI_MAX,
     PI_THREADS,
+    cancel,
     close_pools,
     keep_alive_ends,
     offer,
@@ -153,12 +184,13 @@ from paysim.engine.compiled.station import (
     advance_stream,
     finish,
     free_worker,
-    leave_station,
     population_area,
     start_service,
     take_next,
     withdraw,
+    withdraw_from_batch,
 )
+from paysim.scenario.fields import UNLIMITED_WORKERS
 
 
 @helper
@@ -169,6 +201,7 @@ def open_window(st_f, st_i, st_sketch, st_zeros, sr_f, sr_i, sr_sketch, sr_zeros
         st_f[s, STF_LAST] = now
         for c in range(STF_SUMS):
             st_f[s, c] = 0.0
+        st_f[s, STF_AREA_HELD] = 0.0
         for c in range(ST_COUNTS[0], ST_COUNTS[1]):
             st_i[s, c] = 0
         for c in range(ST_OUTCOMES, ST_OUTCOMES + 3):
@@ -209,14 +242,22 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     st_f, st_i, sr_f, sr_i = acc.st_f, acc.st_i, acc.sr_f, acc.sr_i
     queue_last = acc.queue_last
     pool_i, pool_f, idle_since, idle_timed = acc.pools   # executors (paysim.engine.compiled.executor)
+    cpu_f, cpu_i, jobs = m.cpu                # shared cores (paysim.engine.compiled.cores)
+    sharing = np.any(m.cores > 0)
     scaling, scaled_f, scaled_i, recommended_t, recommended, orders = acc.autoscale   # (autoscale.py)
-    txf, txi, free, free_n = new_slots(1024)
-    width = m.calls_to.shape[1]               # parallel calls one attempt may make
-    calls = new_calls(1024, width)            # per slot: a forked attempt's calls
-    # heap entries one event may add (an outage's end or a schedule starts many; a fork starts and a join
-    # withdraws calls)
-    room = 4 + max(peak_workers(m.workers, m.schedule), np.max(pool_i[:, PI_MAX]), autoscale.peak(scaling)) + 2 * width
-    heap, size = new_heap(4096 + 2 * room + 2 * m.windows.shape[0] + m.schedule.shape[0] + n_st + np.sum(m.clients))
+    placing = np.sum(m.backlog[:, BL_COUNT])  # requests of backlogs (paysim.engine.compiled.backlog)
+    txf, txi, free, free_n = new_slots(1024 + placing)
+    width = max(m.calls_to.shape[1], m.step_to.shape[1])   # parallel or held calls one attempt may make
+    calls = new_calls(1024 + placing, width)  # per slot: a forked or held attempt's calls
+    token, step_tokens, stack = new_call_state(m, n_st)   # held calls (paysim.engine.compiled.calls)
+    # heap entries one event may add (an outage's end, a schedule or an autoscaler starts many; a fork
+    # starts and a join withdraws calls). Unlimited workers have no outages or schedules here (see
+    # driver.unsupported).
+    limited = np.where(m.workers < UNLIMITED_WORKERS, m.workers, 0)
+    room = (4 + max(peak_workers(limited, m.schedule), np.max(pool_i[:, PI_MAX]), autoscale.peak(scaling))
+            + 2 * width + m.call_room[0])
+    heap, size = new_heap(4096 + 2 * room + 2 * m.windows.shape[0] + m.schedule.shape[0] + n_st + np.sum(m.clients)
+                          + 2 * placing)
     br, br_free, br_free_n = new_records(64)  # batch stations' batches (batch.py)
     sending = -1                              # the next item of a finished batch to send on
     segment = arrival_cursors(m.clock, m.gap)
@@ -253,15 +294,21 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
         push(heap, size, warmup, WINDOW, 0, 0)
     in_flight = 0
     now, kind, ident, gen = 0.0, ARRIVAL, 0, 0
+    if placing > 0:        # arrived at 0, after the first arrivals were scheduled (as on SimPy)
+        in_flight = place_backlogs(m, rngs, st_f, st_i, sr_f, sr_i, txf, txi, free, free_n, heap, size, queue_last)
+        if in_flight > max_in_flight:
+            return -1
     while True:
         while (sending == -1 and series and size[0] > 0     # (never amid a finished batch's items)
                and due(series_times, series_next, heap[0, H_T], heap[0, H_SEQ], series_seq)):
             # between events: no event, no random number
-            take(ser, st_i, pool_i[:, PI_THREADS], sr_i, sr_f, m.log_gamma, m.offset)
+            take(ser, st_i, pool_i[:, PI_THREADS], cpu_i[:, CI_N], m.cores, sr_i, sr_f, m.log_gamma, m.offset)
         if sending == -1 and (size[0] == 0 or heap[0, 0] >= horizon):
             break
         if size[0] + room >= heap.shape[0]:   # room for what one event can schedule
             heap = grown_heap(heap, size)
+        if sharing and cores_full(cpu_i, jobs):   # room for the jobs one event may start computing
+            jobs = cores_grown(jobs)
         if free_n[0] < 2 + width:    # room for the slots one event may take (an arrival or calls, a retry)
             txf, txi, free = grown_slots(txf, txi, free, free_n)
             calls = grown_calls(calls)
@@ -283,7 +330,9 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
             population_area(sr_f, sr_i, now)
             autoscale.window_opens(scaling, scaled_f, st_f, st_i, now)   # what the autoscalers keep of the warm-up
             open_window(st_f, st_i, acc.st_sketch, acc.st_zeros, sr_f, sr_i, acc.sr_sketch, acc.sr_zeros, now)
+            breakers_at_window(m.bk, now)
             open_pool_window(pool_i, pool_f, now)
+            open_cores_window(cpu_f, cpu_i, m.cores, now)
             continue
         if kind == STATION_CHANGE or kind == WORKERS_CHANGE or kind == AUTOSCALE_TICK or kind == AUTOSCALE_READY:
             if kind == WORKERS_CHANGE:   # a schedule changes the workers (schedule.py)
@@ -316,8 +365,10 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
             elif ending:         # idle workers take up waiting work (none while the station hangs)
                 while down[st] == UP and st_i[st, ST_BUSY] < st_i[st, ST_WORKERS] and st_i[st, ST_HEAD] != -1:
                     y = take_next(st_f, st_i, txf, txi, st, down, now, m.discipline, m.rank, queue_last)
-                    end = now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
-                    push(heap, size, end, DONE_SERVICE, y, txi[y, TXI_GEN])
+                    if cpu_i[st, CI_N] + 1 >= jobs.shape[1]:
+                        jobs = cores_grown(jobs)
+                    serve(m.service, m.emp, rngs[m.rng_service[st]], slow, m.cores, cpu_f, cpu_i, jobs, heap, size,
+                          txi, st, y, now)
             continue
         if kind == BATCH_TICK or kind == BATCH_DEADLINE or kind == BATCH_DONE:   # batch.py
             st = ident if kind == BATCH_TICK else br[ident, BR_STATION]
@@ -339,6 +390,11 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
         if kind == POOL_KEEP_ALIVE:  # an idle pool thread's keep_alive is over
             keep_alive_ends(pool_i, pool_f, idle_since, idle_timed, heap, size, ident, now)
             continue
+        if kind == CORES_DONE:       # a job's work on shared cores is done: its service ends
+            x = cores_due(cpu_f, cpu_i, jobs, m.cores, heap, size, ident, gen, now)
+            if x < 0:
+                continue         # stale: the number computing changed since it was scheduled
+            kind, ident, gen = DONE_SERVICE, x, txi[x, TXI_GEN]
         if kind == ARRIVAL or kind == RETRY_START:    # an attempt enters the system
             if kind == ARRIVAL:  # an original request of stream `ident`
                 s = ident
@@ -378,6 +434,29 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
             if m.timeout[s] < np.inf:
                 push(heap, size, now + m.timeout[s], TIMEOUT, x, txi[x, TXI_GEN])
             moving, target = x, m.entry[s]
+        elif kind == DONE_SERVICE and m.n_steps[txi[ident, TXI_STATION]] > 0:   # at a station with calls
+            x = ident
+            if txi[x, TXI_GEN] != gen or txi[x, TXI_STATE] != SERVING:
+                continue
+            st = txi[x, TXI_STATION]
+            if m.errors[st] > 0 and rngs[m.rng_errors[st]].random() < m.errors[st]:   # it fails, calling nobody
+                moving, target = x, answer(m, acc, rngs, st_f, st_i, txf, txi, heap, size, slow, down, queue_last,
+                                           x, TO_ERROR, False, now)
+            else:                # the worker waits, held, while the first step's calls are sent
+                start_calls(m, st_f, st_i, txf, txi, free, free_n, calls, step_tokens, token, heap, size, x, now)
+                forking = x
+                moving, target, next_j = next_out(txi, calls, m.calls_to, m.n_calls, m.step_first, m.step_n,
+                                                  m.step_to, forking, 0)
+        elif kind == STEP_TIMEOUT or kind == STEP_RETRY:   # a held call step's timer, or its retry
+            if kind == STEP_TIMEOUT and m.bk.shape[0] > 0:   # the calls still out failed, for their breakers
+                breaker_step_timed_out(m.bk, m.ring, txi, calls, ident, gen, now)
+            moving, target, calling = step_event(m, acc, rngs, st_f, st_i, txf, txi, free, free_n, calls, step_tokens,
+                                                 token, heap, size, slow, down, queue_last, stack, kind, ident, gen,
+                                                 now)
+            if calling:
+                forking = moving
+                moving, target, next_j = next_out(txi, calls, m.calls_to, m.n_calls, m.step_first, m.step_n,
+                                                  m.step_to, forking, 0)
         elif kind == DONE_SERVICE or kind == BATCH_ITEM:
             if kind == DONE_SERVICE:
                 x = ident
@@ -397,8 +476,8 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                 else:
                     y = free_worker(st_f, st_i, txf, txi, st, down, now, m.discipline, m.rank, queue_last)
                     if y >= 0:
-                        end = now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
-                        push(heap, size, end, DONE_SERVICE, y, txi[y, TXI_GEN])
+                        serve(m.service, m.emp, rngs[m.rng_service[st]], slow, m.cores, cpu_f, cpu_i, jobs, heap,
+                              size, txi, st, y, now)
             else:            # the next item of a finished batch goes on (batch.py)
                 x = sending
                 sending = txi[x, TXI_NEXT]
@@ -429,22 +508,24 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                 if txi[x, TXI_STATE] == FORKED:   # its parallel calls are withdrawn
                     reason = CANCELLED
                     withdraw_calls(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, br, heap, size, slow, down,
-                                   x, now, queue_last)
+                                   x, now, queue_last, acc.pools)
+                elif txi[x, TXI_STATE] == HELD:   # its calls are withdrawn, its worker freed
+                    reason = CANCELLED
+                    withdraw_held(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, heap, size, slow, down,
+                                  queue_last, stack, x, now)
                 elif txi[x, TXI_STATE] == SERVING and pool_i[st, PI_CORE] >= 0:   # its pool thread is freed
                     reason = CANCELLED
-                    service_time = now - txf[x, TXF_STARTED]
-                    txf[x, TXF_SERVICE] += service_time
-                    leave_station(st_f, st_i, txf, st, x, now, service_time)
-                    st_i[st, ST_BUSY] -= 1
-                    st_i[st, ST_CANCELLED] += 1
-                    release(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, m.service,
-                            m.emp, rngs[m.rng_service[st]], slow, down, m.discipline, m.rank, queue_last, st, x, now)
+                    cancel(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, m.service,
+                           m.emp, rngs[m.rng_service[st]], slow, down, m.discipline, m.rank, queue_last, st, x, now)
                 else:            # queued (abandoned), or in service (cancelled: the worker is freed now)
-                    reason, y = withdraw(st_f, st_i, txf, txi, br, m.batch[st, BT_ON] > 0, st, x, down, now, m.discipline,
-                                         m.rank, queue_last)
+                    if m.cores[st] > 0 and txi[x, TXI_STATE] == SERVING:   # it stops computing
+                        cores_remove(cpu_f, cpu_i, jobs, m.cores, heap, size, st, x, now)
+                    reason, y = (withdraw_from_batch(st_f, st_i, txf, txi, br, st, x, now) if m.batch[st, BT_ON] > 0
+                                 else withdraw(st_f, st_i, txf, txi, st, x, down, now, m.discipline, m.rank,
+                                               queue_last))
                     if y >= 0:
-                        end = now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
-                        push(heap, size, end, DONE_SERVICE, y, txi[y, TXI_GEN])
+                        serve(m.service, m.emp, rngs[m.rng_service[st]], slow, m.cores, cpu_f, cpu_i, jobs, heap,
+                              size, txi, st, y, now)
                 leave_system(sr_f, sr_i, txf, txi, x, now, False)   # not finished
                 in_flight -= 1
                 release_slot(txi, free, free_n, x)
@@ -465,6 +546,8 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                     while m.route_cum[st, j] <= u:
                         j += 1
                     target = m.route_to[st, j]
+            if target >= 0 and txi[x, TXI_CALLER] > 0 and m.bk.shape[0] > 0:   # a call its breaker may refuse
+                target = breaker_gate(m.step_breaker, m.step_first, m.bk, txi, x, target, now)
             if target >= 0:
                 st = target
                 if m.instances[st] > 1:   # the instance its balancer picks
@@ -474,7 +557,9 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                     x, silent = offer(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size,
                                       m.service, m.emp, rngs[m.rng_service[st]], slow, down, m.discipline, m.rank,
                                       queue_last, st, x, now)
-                    if x < 0:
+                    if x < 0:    # it runs or waits (a rejected call returns to its join below)
+                        if forking >= 0:
+                            moving, target, next_j = next_call(txi, calls, m.calls_to, m.n_calls, forking, next_j)
                         continue
                     s, target = txi[x, TXI_STREAM], TO_REJECTED
                 elif down[st] == REFUSE or (full and (m.batch[st, BT_ON] > 0 or down[st] != UP
@@ -496,20 +581,37 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                     elif st_i[st, ST_BUSY] < st_i[st, ST_WORKERS] and down[st] == UP:
                         st_i[st, ST_BUSY] += 1
                         start_service(st_i, txf, txi, st, x, now)
-                        end = now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
-                        push(heap, size, end, DONE_SERVICE, x, txi[x, TXI_GEN])
+                        work = draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
+                        if m.cores[st] > 0:    # its work shares the station's cores
+                            cores_add(cpu_f, cpu_i, jobs, m.cores, heap, size, st, x, work, now)
+                        else:
+                            push(heap, size, now + work, DONE_SERVICE, x, txi[x, TXI_GEN])
                     else:
                         enqueue(st_i, txi, st, x, m.discipline, m.rank, queue_last)
                     if forking >= 0:
-                        moving, target, next_j = next_call(txi, calls, m.calls_to, m.n_calls, forking, next_j)
+                        moving, target, next_j = next_out(txi, calls, m.calls_to, m.n_calls, m.step_first, m.step_n,
+                                                          m.step_to, forking, next_j)
                     continue
+            if txi[x, TXI_CALLER] > 0 and (txi[x, TXI_DETACHED] == 1 or txi[txi[x, TXI_CALLER] - 1, TXI_STATE] == HELD):
+                # a held call answered or failed: its step decides or waits (paysim.engine.compiled.calls)
+                breaker_call_ended(m.bk, m.ring, txi, x, now, target != TO_DONE)
+                moving, target, calling = call_back(m, acc, rngs, st_f, st_i, sr_f, txf, txi, free, free_n, calls,
+                                                    step_tokens, token, heap, size, slow, down, queue_last, stack,
+                                                    x, target, now)
+                if calling:
+                    forking, next_j = moving, 0
+                if calling or (moving < 0 and forking >= 0):
+                    moving, target, next_j = next_out(txi, calls, m.calls_to, m.n_calls, m.step_first, m.step_n,
+                                                      m.step_to, forking, next_j)
+                continue
             if txi[x, TXI_CALLER] > 0:   # a parallel call answered or failed: the join decides or waits
                 moving, target, open_calls = call_returned(txf, txi, free, free_n, calls, m.join_any, x, target)
                 if open_calls:           # the join decided: the calls it no longer needs are withdrawn
                     withdraw_calls(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, br, heap, size, slow, down,
-                                   moving, now, queue_last)
+                                   moving, now, queue_last, acc.pools)
                 if moving < 0 and forking >= 0:
-                    moving, target, next_j = next_call(txi, calls, m.calls_to, m.n_calls, forking, next_j)
+                    moving, target, next_j = next_out(txi, calls, m.calls_to, m.n_calls, m.step_first, m.step_n,
+                                                      m.step_to, forking, next_j)
                 continue
             finished = target == TO_DONE
             leave_system(sr_f, sr_i, txf, txi, x, now, finished)
@@ -533,7 +635,8 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                     if m.clients[s] > 0:    # the client thinks, then sends its next request
                         send_after_think(m.think, s, m.emp, rngs[m.rng_think[s]], heap, size, now)
                 else:
-                    failed, reason = x, ERRORED if target == TO_ERROR else REJECTED
+                    failed, reason = x, ERRORED if target == TO_ERROR else TIMED_OUT if target == TO_TIMED_OUT else \
+                        BREAKER_OPEN if target == TO_BREAKER_OPEN else REJECTED
             in_flight -= 1
             release_slot(txi, free, free_n, x)
         if failed >= 0:      # the client's attempt failed: retry it after a backoff, or count the outcome
@@ -558,7 +661,9 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     for s in range(n_st):      # close the window at the horizon
         advance(st_f, st_i, s, horizon)
     close_pools(pool_i, pool_f, horizon)
+    close_cores(cpu_f, cpu_i, m.cores, horizon)
     if series:
-        take_until(ser, horizon, st_i, pool_i[:, PI_THREADS], sr_i, sr_f, m.log_gamma, m.offset)
+        take_until(ser, horizon, st_i, pool_i[:, PI_THREADS], cpu_i[:, CI_N], m.cores, sr_i, sr_f, m.log_gamma,
+                   m.offset)
     population_area(sr_f, sr_i, horizon)
     return 0

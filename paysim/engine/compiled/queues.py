@@ -37,11 +37,13 @@ DISCIPLINES = {"fifo": FIFO, "lifo": LIFO, "priority": PRIORITY}
 
 def unsupported(name: str, station: Station) -> str | None:
     """Why the compiled engine cannot run this station's discipline (None when it can):
-    executors and batches keep their own lines."""
-    if station.discipline != "fifo":
-        for key in ("executor", "batch"):
-            if getattr(station, key) is not None:
-                return f"stations.{name}.discipline with {key} needs the SimPy engine"
+    batches keep their own lines, and an executor's discard_oldest under priority looks for
+    the oldest across the priorities (SimPy scans its heap)."""
+    if station.discipline != "fifo" and station.batch is not None:
+        return f"stations.{name}.discipline with batch needs the SimPy engine"
+    if station.discipline == "priority" and station.executor is not None \
+            and station.executor.rejection == "discard_oldest":
+        return f"stations.{name}.discipline: priority with an executor's discard_oldest needs the SimPy engine"
     return None
 
 

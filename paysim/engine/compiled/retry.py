@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from paysim.engine.compiled.codes import (
+    BREAKER_OPEN,
     CONSTANT,
     DECORRELATED,
     ERRORED,
     JITTER_EQUAL,
     JITTER_FULL,
+    ON_BREAKER_OPEN,
     ON_ERROR,
     ON_REJECTED,
     ON_TIMEOUT,
@@ -30,6 +32,8 @@ def trigger_of(reason):
         return ON_REJECTED
     if reason == ERRORED:
         return ON_ERROR
+    if reason == BREAKER_OPEN:
+        return ON_BREAKER_OPEN
     return ON_TIMEOUT      # timed out, abandoned or cancelled
 
 

@@ -35,17 +35,19 @@ from paysim.engine.compiled.codes import (
     SRF_LAST,
     ST_BUSY,
     ST_BUSY_WORKERS,
+    ST_HELD,
     ST_IN,
     ST_WORKERS,
 )
 from paysim.engine.compiled.primitives import helper, jit
 
 # columns of a sample row: the interval's counts, population area and latency percentiles,
-# then per station its queue, busy workers, (an executor's) threads and workers at the sample instant
+# then per station (PER_STATION columns, offsets S_*) its queue, busy workers, (an executor's)
+# threads, workers held on calls, cores in use and workers alive at the sample instant
 C_ARRIVED, C_FINISHED, C_SUCCEEDED, C_FAILED, C_RETRIES, C_AREA, C_P50, C_P99, C_STATIONS = range(9)
-PER_STATION = 4              # per station: queue, busy, threads, workers
+S_QUEUE, S_BUSY, S_THREADS, S_HELD, S_CPU, S_WORKERS, PER_STATION = range(7)
 COUNTS = C_AREA + 1          # the columns a sample takes as differences since the previous one
-FAILURES = 5                 # outcome columns of the stream table from SR_FAILED
+FAILURES = 6                 # outcome columns of the stream table from SR_FAILED
 
 
 class Series(NamedTuple):
@@ -147,8 +149,9 @@ def due(times, nxt, t, seq, seq_after):
 
 
 @jit
-def take(ser, st_i, threads, sr_i, sr_f, log_gamma, offset):
-    """Take the next sample, of the state as it is (the event loop calls this between events)."""
+def take(ser, st_i, threads, computing, cores, sr_i, sr_f, log_gamma, offset):
+    """Take the next sample, of the state as it is (the event loop calls this between events);
+    ``computing``: per station the jobs on its ``cores`` (paysim.engine.compiled.cores)."""
     j = ser.next[0]
     now = ser.times[j]
     row = ser.rows[j]
@@ -159,20 +162,22 @@ def take(ser, st_i, threads, sr_i, sr_f, log_gamma, offset):
         ser.last[c] = current
     close_latencies(ser, j, log_gamma, offset)
     for st in range(st_i.shape[0]):
-        row[C_STATIONS + PER_STATION * st] = st_i[st, ST_IN] - st_i[st, ST_BUSY]
+        row[C_STATIONS + PER_STATION * st + S_QUEUE] = st_i[st, ST_IN] - st_i[st, ST_BUSY]
         # busy workers: at a batch station those processing batches (none busy: no item in service)
-        row[C_STATIONS + PER_STATION * st + 1] = (st_i[st, ST_BUSY_WORKERS] if st_i[st, ST_BUSY_WORKERS] > 0
+        row[C_STATIONS + PER_STATION * st + S_BUSY] = (st_i[st, ST_BUSY_WORKERS] if st_i[st, ST_BUSY_WORKERS] > 0
                                                   else st_i[st, ST_BUSY])
-        row[C_STATIONS + PER_STATION * st + 2] = threads[st]
-        row[C_STATIONS + PER_STATION * st + 3] = st_i[st, ST_WORKERS]   # as a schedule or an autoscaler set them
+        row[C_STATIONS + PER_STATION * st + S_THREADS] = threads[st]
+        row[C_STATIONS + PER_STATION * st + S_HELD] = st_i[st, ST_HELD]
+        row[C_STATIONS + PER_STATION * st + S_CPU] = min(computing[st], cores[st])
+        row[C_STATIONS + PER_STATION * st + S_WORKERS] = st_i[st, ST_WORKERS]   # as a schedule or an autoscaler set them
     ser.next[0] = j + 1
 
 
 @jit
-def take_until(ser, t, st_i, threads, sr_i, sr_f, log_gamma, offset):
+def take_until(ser, t, st_i, threads, computing, cores, sr_i, sr_f, log_gamma, offset):
     """Every sample due at or before ``t`` (the horizon, after the last event)."""
     while ser.times[ser.next[0]] <= t:
-        take(ser, st_i, threads, sr_i, sr_f, log_gamma, offset)
+        take(ser, st_i, threads, computing, cores, sr_i, sr_f, log_gamma, offset)
 
 
 @jit
@@ -276,15 +281,18 @@ def settle_levels(ser, workers):
     for j in range(ser.times.shape[0] - 1):
         inside += ser.level[j, 0]
         busy += ser.level[j, 1]
-        ser.rows[j, C_STATIONS] = inside - busy
-        ser.rows[j, C_STATIONS + 1] = busy
-        ser.rows[j, C_STATIONS + 3] = workers
+        ser.rows[j, C_STATIONS + S_QUEUE] = inside - busy
+        ser.rows[j, C_STATIONS + S_BUSY] = busy
+        ser.rows[j, C_STATIONS + S_WORKERS] = workers
 
 
-def series_rows(ser: Series, stations: Sequence[str], executors: Sequence[bool]) -> list[dict[str, float]]:
+def series_rows(ser: Series, stations: Sequence[str], executors: Sequence[bool], held: Sequence[bool] = (),
+                cores: Sequence[int] = (), unlimited: Sequence[bool] = ()) -> list[dict[str, float]]:
     """The samples as paysim.timeseries.SeriesRecorder's rows (the same keys, in its order);
     ``executors``: per station whether it has one (its threads are sampled too, and are its
-    workers)."""
+    workers); ``held``: whether it has calls (its held workers too); ``cores``: its cores, 0
+    for none (their share in use too); ``unlimited``: whether its workers are (no count of
+    workers alive then)."""
     out, previous = [], 0.0
     for j, now in enumerate(ser.times[:-1]):
         elapsed = now - previous
@@ -297,11 +305,17 @@ def series_rows(ser: Series, stations: Sequence[str], executors: Sequence[bool])
                "system.retries_per_s": values[C_RETRIES] / elapsed, "system.L": values[C_AREA] / elapsed,
                "system.latency.p50": values[C_P50], "system.latency.p99": values[C_P99]}
         for i, name in enumerate(stations):
-            row[f"stations.{name}.queue"] = values[C_STATIONS + PER_STATION * i]
-            row[f"stations.{name}.busy"] = values[C_STATIONS + PER_STATION * i + 1]
+            row[f"stations.{name}.queue"] = values[C_STATIONS + PER_STATION * i + S_QUEUE]
+            row[f"stations.{name}.busy"] = values[C_STATIONS + PER_STATION * i + S_BUSY]
             if executors[i]:
-                row[f"stations.{name}.threads"] = values[C_STATIONS + PER_STATION * i + 2]
-            row[f"stations.{name}.workers"] = values[C_STATIONS + PER_STATION * i + (2 if executors[i] else 3)]
+                row[f"stations.{name}.threads"] = values[C_STATIONS + PER_STATION * i + S_THREADS]
+            if held and held[i]:
+                row[f"stations.{name}.held"] = values[C_STATIONS + PER_STATION * i + S_HELD]
+            if cores and cores[i]:
+                row[f"stations.{name}.cpu_utilization"] = values[C_STATIONS + PER_STATION * i + S_CPU] / cores[i]
+            if not (unlimited and unlimited[i]):
+                row[f"stations.{name}.workers"] = values[C_STATIONS + PER_STATION * i
+                                                         + (S_THREADS if executors[i] else S_WORKERS)]
         out.append({key: float(value) for key, value in row.items()})
         previous = now
     return out

@@ -23,13 +23,16 @@ from paysim.engine.compiled.codes import (
     ST_DEPARTED,
     ST_ERRORED,
     ST_FINISHED,
+    ST_HELD,
     ST_IN,
     ST_STARTED,
     ST_WAITING,
     ST_WORKERS,
     STF_AREA_BUSY,
     STF_AREA_BUSY_WORKERS,
+    STF_AREA_HELD,
     STF_AREA_IN,
+    STF_DRAIN,
     STF_LAST,
     STF_SERVICE,
     STF_SERVICE_ALL,
@@ -52,10 +55,11 @@ from paysim.engine.compiled.queues import front, remove, unlink
 
 @helper
 def advance(st_f, st_i, st, now):
-    """Time-weighted integrals of the station's population and busy workers up to ``now``."""
+    """Time-weighted integrals of the station's population, busy and held workers up to ``now``."""
     st_f[st, STF_AREA_IN] += st_i[st, ST_IN] * (now - st_f[st, STF_LAST])
     st_f[st, STF_AREA_BUSY] += st_i[st, ST_BUSY] * (now - st_f[st, STF_LAST])
     st_f[st, STF_AREA_BUSY_WORKERS] += st_i[st, ST_BUSY_WORKERS] * (now - st_f[st, STF_LAST])   # batch stations
+    st_f[st, STF_AREA_HELD] += st_i[st, ST_HELD] * (now - st_f[st, STF_LAST])
     st_f[st, STF_LAST] = now
 
 
@@ -85,6 +89,14 @@ def start_service(st_i, txf, txi, st, x, now):
 
 
 @helper
+def drained(st_f, st_i, st, now):
+    """The queue may just have emptied: at a backlog station, note when it first did
+    (paysim.engine.compiled.backlog)."""
+    if st_f[st, STF_DRAIN] < 0 and st_i[st, ST_WAITING] == 0:
+        st_f[st, STF_DRAIN] = now
+
+
+@helper
 def take_next(st_f, st_i, txf, txi, st, down, now, discipline, rank, queue_last):
     """A freed worker takes the transaction at the head of the queue, if there is one and
     the station is not down: returns it (its service to be scheduled), else -1."""
@@ -92,6 +104,7 @@ def take_next(st_f, st_i, txf, txi, st, down, now, discipline, rank, queue_last)
     if y == -1 or down[st] != UP:
         return -1
     unlink(st_i, txi, st, y, discipline, rank, queue_last)
+    drained(st_f, st_i, st, now)
     wait = now - txf[y, TXF_ARRIVED]
     txf[y, TXF_WAIT] += wait
     advance(st_f, st_i, st, now)
@@ -125,7 +138,8 @@ def leave_station(st_f, st_i, txf, st, x, now, service_time):
 @helper
 def finish(st_f, st_i, st_sketch, st_zeros, txf, st, x, now, service_time, error, min_value, log_gamma, offset,
            nbuckets):
-    """``x``'s service at ``st`` is over (StationObserver.finish)."""
+    """``x`` finishes at its station after ``service_time`` (StationObserver.finish): it leaves,
+    its worker is no longer busy (the caller frees it), its sojourn goes in the sketch."""
     sojourn = now - txf[x, TXF_ARRIVED]
     leave_station(st_f, st_i, txf, st, x, now, service_time)
     st_i[st, ST_BUSY] -= 1
@@ -152,27 +166,45 @@ def leave_batch(st_i, txi, br, x):
 
 
 @helper
-def withdraw(st_f, st_i, txf, txi, br, batched, st, x, down, now, discipline, rank, queue_last):
-    """Take ``x`` back from the station's queue (ABANDONED) or service (CANCELLED), as
-    ServiceStation.withdraw: its client timed out under ``on_timeout: cancel``, or its join no
-    longer needs this call. At a batch station (``batched``) it leaves its batch, whose worker
-    carries on with the rest. Returns the outcome and the transaction a freed worker took up
-    (its service to be scheduled), or -1."""
-    waiting = txi[x, TXI_STATE] == WAITING
-    if batched:
-        leave_batch(st_i, txi, br, x)
-    elif waiting:
-        unlink(st_i, txi, st, x, discipline, rank, queue_last)
-    if waiting:
-        txf[x, TXF_WAIT] += now - txf[x, TXF_ARRIVED]
-        leave_station(st_f, st_i, txf, st, x, now, 0.0)
-        st_i[st, ST_ABANDONED] += 1
-        return ABANDONED, -1
+def cancel_service(st_f, st_i, txf, st, x, now):
+    """``x`` is taken out of service at ``st`` (CANCELLED); its worker is free."""
     service_time = now - txf[x, TXF_STARTED]
     txf[x, TXF_SERVICE] += service_time
     leave_station(st_f, st_i, txf, st, x, now, service_time)
     st_i[st, ST_BUSY] -= 1
     st_i[st, ST_CANCELLED] += 1
-    if batched:
-        return CANCELLED, -1
+
+
+@helper
+def withdraw(st_f, st_i, txf, txi, st, x, down, now, discipline, rank, queue_last):
+    """Take ``x`` back from the station's queue (ABANDONED) or service (CANCELLED), as
+    ServiceStation.withdraw: its client timed out under ``on_timeout: cancel``, or its join no
+    longer needs this call. Returns the outcome and the transaction a freed worker took up
+    (its service to be scheduled), or -1."""
+    if txi[x, TXI_STATE] == WAITING:
+        unlink(st_i, txi, st, x, discipline, rank, queue_last)
+        drained(st_f, st_i, st, now)
+        return abandon(st_f, st_i, txf, st, x, now), -1
+    cancel_service(st_f, st_i, txf, st, x, now)
     return CANCELLED, free_worker(st_f, st_i, txf, txi, st, down, now, discipline, rank, queue_last)
+
+
+@helper
+def withdraw_from_batch(st_f, st_i, txf, txi, br, st, x, now):
+    """:func:`withdraw` at a batch station: ``x`` leaves its batch, whose worker carries on
+    with the rest (so no worker is freed: -1)."""
+    waiting = txi[x, TXI_STATE] == WAITING
+    leave_batch(st_i, txi, br, x)
+    if waiting:
+        return abandon(st_f, st_i, txf, st, x, now), -1
+    cancel_service(st_f, st_i, txf, st, x, now)
+    return CANCELLED, -1
+
+
+@helper
+def abandon(st_f, st_i, txf, st, x, now):
+    """Queued ``x`` leaves its station unserved (ABANDONED)."""
+    txf[x, TXF_WAIT] += now - txf[x, TXF_ARRIVED]
+    leave_station(st_f, st_i, txf, st, x, now, 0.0)
+    st_i[st, ST_ABANDONED] += 1
+    return ABANDONED

@@ -10,14 +10,17 @@ depends on (seed, replication) only.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from paysim import distributions as d
 from paysim.engine.compiled.autoscale import Autoscalers, build_autoscalers
+from paysim.engine.compiled.backlog import backlog_table
 from paysim.engine.compiled.balance import balance_tables, per_instance, units
 from paysim.engine.compiled.batch import batch_table, service_parts
+from paysim.engine.compiled.breaker import breaker_model
+from paysim.engine.compiled.calls import call_tables
 from paysim.engine.compiled.classify import classify_tables, feature_distributions
 from paysim.engine.compiled.codes import (
     CONSTANT,
@@ -34,6 +37,7 @@ from paysim.engine.compiled.codes import (
     JITTER_FULL,
     JITTER_NONE,
     LOGN,
+    ON_BREAKER_OPEN,
     ON_ERROR,
     ON_REJECTED,
     ON_TIMEOUT,
@@ -47,6 +51,7 @@ from paysim.engine.compiled.codes import (
     TRACE,
     UNIF,
 )
+from paysim.engine.compiled.cores import Cpu, build_cpu, core_counts
 from paysim.engine.compiled.executor import Pools, build_pools
 from paysim.engine.compiled.fork import fork_tables
 from paysim.engine.compiled.queues import priority_ranks, queue_tables
@@ -112,6 +117,23 @@ class Model(NamedTuple):
     calls_to: np.ndarray     # int (stations, width): the branch stations called in parallel, -1 padding
     n_calls: np.ndarray      # int: per station, how many
     join_any: np.ndarray     # bool: per station, the first good answer is enough
+    cores: np.ndarray        # int: per station the cores its workers share, 0: none (paysim.engine.compiled.cores)
+    cpu: Cpu                 # their state (mutable, here so that every kernel with the Model reaches it)
+    # held calls (paysim.engine.compiled.calls.call_tables)
+    n_steps: np.ndarray      # int: per station, its call steps
+    step_first: np.ndarray   # int: per station, its first step's row
+    step_to: np.ndarray      # int (steps, width): the stations a step calls, -1 padding
+    step_n: np.ndarray       # int: per step, how many
+    step_any: np.ndarray     # bool: per step, join any
+    step_timeout: np.ndarray  # per step, how long the caller waits for it (inf: no timeout)
+    step_retry: np.ndarray   # (steps, RT_*) per step its retry policy
+    rng_step: np.ndarray     # int: per step its retry's generator
+    call_room: np.ndarray    # int (1,): heap entries one event's calls may add
+    # circuit breakers on call steps (paysim.engine.compiled.breaker.breaker_model; bk, ring change)
+    step_breaker: np.ndarray  # int: per call step, its breaker (-1: none)
+    bk: np.ndarray           # (breakers, BK_*) each breaker's configuration and state
+    ring: np.ndarray         # (window slots, RING_*) the breakers' sliding windows
+    backlog: np.ndarray      # int (backlogs, BL_*): requests placed at time 0 (paysim.engine.compiled.backlog)
 
 
 class Accumulators(NamedTuple):
@@ -189,17 +211,21 @@ class Generators:
 
 _BACKOFFS = {"constant": CONSTANT, "exponential": EXPONENTIAL, "decorrelated": DECORRELATED}
 _JITTERS = {"none": JITTER_NONE, "full": JITTER_FULL, "equal": JITTER_EQUAL}
-_TRIGGERS = {"timeout": ON_TIMEOUT, "rejected": ON_REJECTED, "error": ON_ERROR}
+_TRIGGERS = {"timeout": ON_TIMEOUT, "rejected": ON_REJECTED, "error": ON_ERROR, "breaker_open": ON_BREAKER_OPEN}
 
 
 def _retry_row(arrival) -> list[float]:
     """A stream's row of the retry table (attempts 1: it never retries)."""
-    retry = arrival.retry
+    return retry_row(arrival.retry, token_cap(arrival))
+
+
+def retry_row(retry, cap: float) -> list[float]:
+    """A row of a retry table (attempts 1: it never retries), its budget's bucket holding ``cap``."""
     if retry is None:
         return [1, CONSTANT, 0.0, 0.0, JITTER_NONE, 0, -1.0, 0.0]
     budget = -1.0 if retry.budget is None else retry.budget
     return [retry.attempts, _BACKOFFS[retry.backoff], retry.base, retry.max, _JITTERS[retry.jitter],
-            sum(_TRIGGERS[t] for t in set(retry.on)), budget, token_cap(arrival)]
+            sum(_TRIGGERS[t] for t in set(retry.on)), budget, cap]
 
 
 def _profile_steps(arrival) -> list[tuple[float, float]]:
@@ -270,6 +296,11 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
     def per_stream(kind: str) -> np.ndarray:
         return np.array([generators.index(kind, name) for name in arrivals], np.int64)
 
+    features: dict[str, Any] = {   # the feature modules' columns (typed Any: some are counts, not arrays)
+        **per_instance(scenario, {**classify_tables(scenario, index, generators.index, row),
+                                  **fork_tables(scenario, index)}),
+        **queue_tables(scenario), **balance_tables(scenario, generators),
+        **call_tables(scenario, index, generators.index), **breaker_model(scenario)}
     return Model(
         service=np.array([row(service_parts(s)[0]) for s in stations.values()], float),
         workers=np.array([s.workers for s in stations.values()], np.int64),
@@ -301,6 +332,7 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
         rng_think=np.array([generators.index("think", name) if a.think is not None else 0
                             for name, a in arrivals.items()], np.int64),
         log_gamma=log_gamma, offset=offset, nbuckets=nbuckets, min_value=MIN_VALUE,
-        **per_instance(scenario, {**classify_tables(scenario, index, generators.index, row),
-                                  **fork_tables(scenario, index)}),
-        **queue_tables(scenario), **balance_tables(scenario, generators))
+        # per unit (instance row), like the kernels index it: another station's instances shift the rows
+        cores=np.repeat(core_counts(stations.values()), [spec.instances for spec in stations.values()]),
+        cpu=build_cpu(scenario, sum(spec.instances for spec in stations.values())),
+        backlog=backlog_table(scenario, index, generators.index), **features)
