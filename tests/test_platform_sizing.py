@@ -78,15 +78,17 @@ def test_answer_holds_and_no_single_worker_reduction_does(tmp_scenario, tmp_path
 
 def test_analytic_start_that_holds_is_kept_and_a_fixed_station_is_said(tmp_scenario):
     # a generous target: the fewest workers that keep up already meet it; the two-instance
-    # station is left alone and the output says so
+    # station and the pure delay are left alone and the output says so
     path = tmp_scenario(PLATFORM.replace("cost: {per_worker_hour: 0.5}}", "next: ledger}") +
-                        "  ledger: {workers: 2, instances: 2, service: {dist: exponential, mean: 5ms}}\n")
+                        "  ledger: {workers: 2, instances: 2, service: {dist: exponential, mean: 5ms}, next: audit}\n"
+                        "  audit: {workers: unlimited, service: {dist: exponential, mean: 20ms}}\n")
     scenario = load_scenario(path)
     sizing = size_platform(scenario, [parse_objective("p99<3s")], jobs=1)
     assert sizing.answer == sizing.start == (1, 4)
     assert sizing.trials[0].phase == "start" and sizing.trials[0].holds
     assert not any(t.phase.startswith("+") or t.phase == "ceiling" for t in sizing.trials)
-    assert sizing.fixed == {"ledger": "has 2 instances"} and sizing.unpriced == ["risk"]
+    assert sizing.fixed == {"ledger": "has 2 instances", "audit": "has unlimited workers (a pure delay)"}
+    assert sizing.unpriced == ["risk"]
     assert sizing.reductions["gateway"] is None and not sizing.reductions["risk"].holds   # 3 risk: 100% busy
 
 
