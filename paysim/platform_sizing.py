@@ -1,8 +1,9 @@
 """Sizing every station at once: the cheapest worker counts found with which the system's SLO holds.
 
-The search works on the stations whose capacity their ``workers`` alone set; a station with an
-executor, a schedule, an autoscaler, several instances or batch service keeps what the scenario
-gives it (the output says so). Each sized station starts from :func:`paysim.sizing.analytic_start`
+The search works on the stations whose capacity their ``workers`` alone set; a station with
+unlimited workers, shared cores, an executor, a schedule, an autoscaler, several instances or
+batch service keeps what the scenario gives it (the output says so:
+:func:`paysim.sizing.fixed_reason`). Each sized station starts from :func:`paysim.sizing.analytic_start`
 at its own peak load (from :func:`paysim.preflight.station_loads`, so from the network model's
 visit ratios): the fewest workers that keep up, or the Erlang C count for that station taken
 alone against the whole target (for several objectives, the largest). Then, by simulation with
@@ -12,13 +13,15 @@ the same seed for every configuration (common random numbers):
    if the SLO does not hold even there, no configuration within the limits can be answered and
    the search stops with that (the metric is assumed not to get worse as workers are added).
 2. Raise: while the configuration does not hold, one worker is added at each sized station in
-   turn and the station whose worker brings the objective closest to its target per unit of
-   price is kept (the most loaded one when no worker helps measurably).
+   turn; the cheapest of these that holds is kept, else the one whose worker lowers the binding
+   objective most per unit of price, judged on the replications paired by their common random
+   numbers (one-sided 90% bound above zero: noise does not buy workers), else (no worker helps
+   measurably) one more at the most loaded station.
 3. Trim: one worker is taken from the most expensive station, then the next, keeping any
    reduction that still holds, until no single-worker reduction holds.
 
 The answer is locally minimal: each configuration with one worker fewer at one station was
-simulated and does not hold (it is listed). It is the cheapest found, not proven the cheapest
+simulated (or refused unsimulated as overloaded at the peak) and does not hold (it is listed). It is the cheapest found, not proven the cheapest
 overall: moving workers between stations may find a cheaper one.
 
 Verdicts are those of :mod:`paysim.sizing`: a configuration *holds* when the upper bound of the
