@@ -256,3 +256,27 @@ class Empirical(Distribution):
 
     def draw(self, rng: np.random.Generator, size: int) -> np.ndarray:
         return rng.choice(np.asarray(self.values), size)
+
+
+@dataclass(frozen=True)
+class Mixture(Distribution):
+    """``first`` with probability ``p``, else ``second``: a cached station's service (the
+    cache's on a hit). Only its moments are used (load estimates and theory); the engines
+    draw the two parts from their own generators."""
+
+    p: float
+    first: Distribution
+    second: Distribution
+
+    @property
+    def mean(self) -> float:
+        return self.p * self.first.mean + (1 - self.p) * self.second.mean
+
+    @property
+    def scv(self) -> float:
+        def second_moment(dist: Distribution) -> float:
+            return dist.mean**2 * (1 + dist.scv)
+
+        mean = self.mean
+        return (self.p * second_moment(self.first) + (1 - self.p) * second_moment(self.second)) / mean**2 - 1 \
+            if mean > 0 else 0.0

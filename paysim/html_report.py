@@ -41,7 +41,9 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FIRST_PICTURES = ("timeseries", "sizing", "latency", "throughput", "utilization", "queue", "losses", "heatmap")
 SCOPE_METRICS = ("arrival_rate", "throughput", "goodput", "utilization", "workers", "cost", "W", "Wq", "S", "latency.p50", "latency.p95",
                  "latency.p99", "latency.p999", "L", "Lq", "failure_rate", "rejection_rate", "timeout_rate",
-                 "error_rate", "retry_amplification", "drain_time", "not_drained", "recovery_time", "not_recovered")
+                 "error_rate", "rate_limited_rate", "background_failed", "cache_hit_rate", "retry_amplification",
+                 "drain_time", "not_drained", "recovery_time", "not_recovered")
+WHEN_NONZERO = {"rate_limited_rate", "background_failed"}   # rows shown only where a scenario has them
 VERDICTS = ("met", "missed", "uncertain")
 SWEEP_METRICS = ("system.throughput", "system.W", "system.latency.p99", "system.failure_rate", "system.cost")
 
@@ -134,7 +136,8 @@ def _run_context(directory: Path, data: dict[str, Any]) -> dict[str, Any]:
         [(f"stream {n}", v) for n, v in results["streams"].items()]
     flat = [(label, estimate_leaves(values)) for label, values in scopes]
     rows = [(metric, [values.get(metric) for _, values in flat]) for metric in SCOPE_METRICS
-            if any(values.get(metric) and values[metric]["mean"] is not None for _, values in flat)]
+            if any(values.get(metric) and values[metric]["mean"] is not None
+                   and (metric not in WHEN_NONZERO or values[metric]["mean"] != 0) for _, values in flat)]
     laws = {key: law for law, key in LAW_KEYS.items()}
     little = [(label, laws.get(law, law), check) for label, values in scopes
               for law, check in (values.get("littles_law") or {}).items()]

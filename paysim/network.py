@@ -10,7 +10,8 @@
   station is served once per visit). A station called in ``parallel`` receives one call
   per visit to its caller; the calls return to the caller and route no further. A station
   named in a caller's ``calls`` receives one call per step naming it each time its caller is
-  served (visited or itself called), so nested calls multiply down the chain. A station
+  served (visited or itself called), so nested calls multiply down the chain; at a station
+  with a ``cache`` only its misses call (its hits, a share ``hit``, call nobody). A station
   that classification traps in a cycle gets infinitely many visits.
 * Servers and capacity: servers at peak over all instances (workers × instances, an
   executor's max threads, a schedule's peak), except that an executor with an unbounded
@@ -105,6 +106,12 @@ def rate_multipliers(arrival: Arrival, start: float, end: float) -> tuple[float,
     return area / (end - start), peak
 
 
+def calling_share(station: Station) -> float:
+    """The share of a station's services that make its calls (``parallel`` or ``calls``): a
+    cache hit makes none."""
+    return 1.0 - station.cache.hit if station.cache is not None else 1.0
+
+
 def times(rate: float, count: float) -> float:
     """rate × count, where nothing times infinitely many visits is nothing."""
     return 0.0 if rate == 0 or count == 0 else rate * count
@@ -165,7 +172,7 @@ def item_time(station: Station, rate: float | None = None) -> float:
     how batch sizes vary)."""
     service, batch = station.service, station.batch
     if not isinstance(service, BatchService) or batch is None:   # validated: both or neither
-        return service.mean if service is not None else 0.0
+        return station.service_time.mean if service is not None else 0.0   # with a cache: the mixture's
     size = float(batch.size or math.inf)
     if batch.every is not None and rate is not None and math.isfinite(rate) and rate > 0:
         size = min(size, max(1.0, rate / station.instances * batch.every))
@@ -296,9 +303,9 @@ class Network:
             calls = dict.fromkeys(self.scenario.stations, 0.0)
             for name, station in self.scenario.stations.items():
                 for branch in station.parallel:
-                    calls[branch] += visits[name]
+                    calls[branch] += times(calling_share(station), visits[name])
             for name in self.call_order:    # a caller's served count is complete before its callees'
-                served = times(1.0, visits[name] + calls[name])
+                served = times(calling_share(self.scenario.stations[name]), visits[name] + calls[name])
                 for step in self.scenario.stations[name].calls:
                     for callee in step.targets:
                         calls[callee] += served
@@ -341,7 +348,7 @@ class Network:
             for step in stations[name].calls:
                 if step.timeout is None and step.join == "all":
                     total += max(item_time(stations[c]) + held.get(c, 0.0) for c in step.targets)
-            held[name] = total
+            held[name] = calling_share(stations[name]) * total
         return held
 
     def holding_time(self, name: str, rate: float | None = None) -> float:

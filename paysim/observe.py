@@ -67,6 +67,8 @@ class StationObserver:
         self.threads: int | None = None   # an executor's live threads
         self.cores = cores        # the cores its workers' service work shares (over all instances)
         self.cpu_busy = 0         # cores in use: min(computing, cores), summed over instances
+        self.limited = False      # has a rate limit: report rate_limited
+        self.cached = False       # has a cache: report cache_hit_rate
         self.held: int | None = None      # workers waiting on calls (at a station with calls)
         self._last = 0.0
         self.draining = self.drain_measured = False   # a backlog's drain (paysim.transient)
@@ -103,6 +105,8 @@ class StationObserver:
         self.entered = self.rejected = self.started = self.finished = self.errored = 0
         self.dropped = 0          # rejected after entering (an executor's discard_oldest), within rejected
         self.abandoned = self.cancelled = self.batches = 0
+        self.rate_limited = 0     # turned away by the station's token bucket, before entering
+        self.cache_hits = 0       # services done by the station's cache (counted at their start)
         self.outcomes = {"approve": 0, "review": 0, "decline": 0}
         self.sum_wait = self.sum_sojourn = self.sum_service = 0.0
         # over every departure, withdrawn work included: what Little's law needs
@@ -138,6 +142,10 @@ class StationObserver:
 
     def reject(self, now: float) -> None:
         self.rejected += 1
+
+    def rate_limit(self, now: float) -> None:
+        """A request found no token in the station's rate limit."""
+        self.rate_limited += 1
 
     def drop(self, now: float, wait: float) -> None:
         """A queued transaction is thrown out to make room (``discard_oldest``): rejected."""
@@ -205,7 +213,7 @@ class StationObserver:
                 self._check_drained(now)
 
     def row(self, prefix: str, window_s: float) -> dict[str, float]:
-        offered = self.entered + self.rejected - self.dropped   # a dropped one had entered
+        offered = self.entered + self.rejected + self.rate_limited - self.dropped   # a dropped one had entered
         arrival_rate = _rate(offered, window_s)
         busy_workers = self.area_busy_workers if self.batch else self.area_busy
         # work offered per second in worker-seconds: a batch's own time is shared by its items
@@ -236,6 +244,11 @@ class StationObserver:
             f"{prefix}.Wq_all": _ratio(self.sum_wait_all, self.departed),
             f"{prefix}.S_all": _ratio(self.sum_service_all, self.departed),
         }
+        if self.limited:
+            row[f"{prefix}.rate_limited"] = float(self.rate_limited)
+            row[f"{prefix}.rate_limited_rate"] = _ratio(self.rate_limited, offered)
+        if self.cached:
+            row[f"{prefix}.cache_hit_rate"] = _ratio(self.cache_hits, self.started)
         if self.threads is not None:
             row[f"{prefix}.threads"] = _ratio(self.area_threads, window_s)
         if self.cores is not None:
@@ -262,10 +275,12 @@ class StationObserver:
 
 # final outcomes other than success; with on_timeout: cancel a timed-out attempt is
 # "abandoned" if withdrawn while queued, "cancelled" if interrupted in service
-# ("breaker_open": a call's circuit breaker refused it; reported only where there are breakers)
-FAILURES = ("rejected", "timed_out", "errored", "abandoned", "cancelled", "breaker_open")
+# ("breaker_open": a call's circuit breaker refused it; reported only where there are breakers;
+# "rate_limited": a token bucket, of the stream or a station, had no token for it)
+FAILURES = ("rejected", "timed_out", "errored", "abandoned", "cancelled", "breaker_open", "rate_limited")
 _FAILURE_RATES = {"rejected": "rejection_rate", "timed_out": "timeout_rate", "errored": "error_rate",
-                  "abandoned": "abandon_rate", "cancelled": "cancel_rate", "breaker_open": "breaker_open_rate"}
+                  "abandoned": "abandon_rate", "cancelled": "cancel_rate", "breaker_open": "breaker_open_rate",
+                  "rate_limited": "rate_limited_rate"}
 
 
 class StreamObserver:
@@ -300,6 +315,7 @@ class StreamObserver:
         self.arrived = self.succeeded = self.attempts = self.retries = self.finished = 0
         self.failures = dict.fromkeys(FAILURES, 0)
         self.sum_latency = self.sum_success_wait = 0.0
+        self.background_failed = 0         # lost after their reply (reply: true): not a client failure
         self.departed = 0
         self.sum_time = self.sum_wait = self.sum_service = 0.0
         self.sketch = QuantileSketch()
@@ -344,6 +360,10 @@ class StreamObserver:
         if self.interval_sketch is not None:
             self.interval_sketch.add(latency)
 
+    def background_fail(self) -> None:
+        """A request already answered (``reply: true``) was lost on the rest of its route."""
+        self.background_failed += 1
+
     def fail(self, reason: str) -> None:
         self.failures[reason] += 1
         self.totals["failed"] += 1
@@ -371,6 +391,7 @@ def _stream_row(prefix: str, streams: Sequence[StreamObserver], window_s: float,
         f"{prefix}.retry_amplification": _ratio(total("attempts"), arrived),
         f"{prefix}.failed": float(sum(failures.values())),
         f"{prefix}.failure_rate": _ratio(sum(failures.values()), decided),
+        f"{prefix}.background_failed": float(total("background_failed")),
         # Little's law inputs over attempts, lost and abandoned ones included
         f"{prefix}.entry_rate": _rate(total("attempts"), window_s),
         f"{prefix}.W_all": _ratio(total("sum_time"), departed),

@@ -168,11 +168,12 @@ _ROWS = [("arrival_rate", "rate"), ("throughput", "rate"), ("goodput", "rate"), 
          ("latency.p95", "time"), ("latency.p99", "time"), ("latency.p999", "time"),
          ("L", "number"), ("Lq", "number"), ("retry_amplification", "number"), ("rejection_rate", "percent"),
          ("timeout_rate", "percent"), ("abandon_rate", "percent"), ("cancel_rate", "percent"),
-         ("error_rate", "percent"), ("breaker_open_rate", "percent"), ("failure_rate", "percent"),
+         ("error_rate", "percent"), ("breaker_open_rate", "percent"), ("rate_limited_rate", "percent"),
+         ("failure_rate", "percent"), ("background_failed", "number"), ("cache_hit_rate", "percent"),
          ("approve_rate", "percent"), ("review_rate", "percent"), ("decline_rate", "percent"),
          ("drain_time", "time"), ("not_drained", "percent"), ("recovery_time", "time"), ("not_recovered", "percent")]
 _SHOWN_WHEN_NONZERO = {"retry_amplification", "timeout_rate", "abandon_rate", "cancel_rate", "error_rate",
-                       "breaker_open_rate"}
+                       "breaker_open_rate", "rate_limited_rate", "background_failed"}
 _BORDER = 3    # a column's padding and rule, in characters
 
 

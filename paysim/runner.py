@@ -74,6 +74,8 @@ def observer_for(scenario: Scenario) -> Observer:
                                       batch=s.batch is not None, per_batch_s=_service_means(s)[1],
                                       cores=s.cores * s.instances if s.cores else None)
                 for name, s in scenario.stations.items()}
+    for name, station in scenario.stations.items():
+        stations[name].limited, stations[name].cached = station.rate_limit is not None, station.cache is not None
     for name, s in scenario.stations.items():
         if s.calls:
             stations[name].held = 0     # reported beside busy

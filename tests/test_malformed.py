@@ -216,6 +216,10 @@ CASES = [
          extra_files={CSV: b"ms\n" + b"1" * 300_000 + b"\n"}),
     Case("empirical-unknown-column", empirical(column="latency"), "stations.gateway.service.column", 14,
          "no column", extra_files={CSV: b"ms\n12\n"}),
+    Case("rate-limit-not-a-rate", edit("    queue: 100\n", "    queue: 100\n    rate_limit: fast\n"),
+         "stations.gateway.rate_limit", 14, "per second"),
+    Case("cache-hit-over-one", edit("    queue: 100\n", "    queue: 100\n    cache: {hit: 120%, service: 1ms}\n"),
+         "stations.gateway.cache.hit", 14, "between 0 and 1"),
     Case("empirical-unknown-unit", empirical(unit="parsecs"), "stations.gateway.service.unit", 14,
          "time unit", extra_files={CSV: b"ms\n12\n"}),
     # --- autoscale and cost

@@ -196,6 +196,23 @@ CASES: list[tuple[str, str | bytes, str, int | None, str]] = [
     ("unknown-process", edit("rate: 50/s", "rate: 50/s\n    process: bursty"), "arrivals.card.process", 7, "poisson"),
     ("no-arrivals", edit("arrivals:\n  card:\n    rate: 50/s\n    enter: gateway\n", "arrivals: {}\n"),
      "arrivals", 4, "at least one arrival"),
+    # --- reply, rate limits, caches
+    ("rate-limit-not-a-rate", edit("queue: 100", "queue: 100\n    rate_limit: fast"),
+     "stations.gateway.rate_limit", 12, "per second"),
+    ("rate-limit-burst-zero", edit("rate: 50/s", "rate: 50/s\n    rate_limit: {rate: 40/s, burst: 0}"),
+     "arrivals.card.rate_limit.burst", 7, "at least 1"),
+    ("rate-limit-unknown-key", edit("queue: 100", "queue: 100\n    rate_limit: {rate: 40/s, bucket: 5}"),
+     "stations.gateway.rate_limit.bucket", 12, "unknown key"),
+    ("cache-hit-over-one", edit("queue: 100", "queue: 100\n    cache: {hit: 120%, service: 1ms}"),
+     "stations.gateway.cache.hit", 12, "between 0 and 1"),
+    ("cache-without-service", edit("queue: 100", "queue: 100\n    cache: {hit: 80%}"),
+     "stations.gateway.cache.service", 12, "required"),
+    ("reply-not-a-boolean", edit("queue: 100", "queue: 100\n    reply: sometimes"), "stations.gateway.reply", 12,
+     "boolean"),
+    ("reply-on-a-parallel-call", edit("next: acquirer", "parallel: [acquirer]")
+     + "    reply: true\n", "stations.acquirer.reply", 17, "answers a parallel call"),
+    ("retry-on-unknown-reason", edit("rate: 50/s", "rate: 50/s\n    retry: {on: throttled}"),
+     "arrivals.card.retry.on", 7, "rate_limited"),
     # --- whole scenario
     ("warmup-equals-horizon", edit("warmup: 1m", "warmup: 10m"), "warmup", 3, "shorter than the horizon"),
     ("warmup-beyond-horizon", edit("warmup: 1m", "warmup: 2h"), "warmup", 3, "shorter than the horizon"),

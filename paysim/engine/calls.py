@@ -24,7 +24,7 @@ from paysim.scenario.models import CallStep
 
 # a failed step's reason -> the retry trigger (``retry.on``) it counts as
 TRIGGERS = {"timed_out": "timeout", "abandoned": "timeout", "cancelled": "timeout", "rejected": "rejected",
-            "errored": "error", "breaker_open": "breaker_open"}
+            "errored": "error", "breaker_open": "breaker_open", "rate_limited": "rate_limited"}
 
 
 class CallPlan(RetryBudget):

@@ -22,9 +22,11 @@ from paysim.engine.arrivals import GapClock, ProfileClock, TraceClock
 from paysim.engine.autoscale import Autoscaler
 from paysim.engine.backlog import backlogs
 from paysim.engine.batch import BatchStation
+from paysim.engine.cache import StationCache
 from paysim.engine.calls import CallPlan, Calls
 from paysim.engine.cores import SharedCoresStation
 from paysim.engine.executor import ExecutorStation
+from paysim.engine.limits import RateLimited, TokenBucket
 from paysim.engine.retry import RetryBudget, retry_delay, step_token_cap, token_cap
 from paysim.engine.seeds import component_rng
 from paysim.engine.station import (
@@ -73,6 +75,7 @@ class _Stream(RetryBudget):
         self.amount = amount
         self.clients = spec.clients
         self.think = think
+        self.limit = TokenBucket(spec.rate_limit) if spec.rate_limit is not None else None
 
     def begin(self) -> None:
         if self.clients is None:
@@ -137,7 +140,7 @@ def _clock(spec: Arrival, rng: np.random.Generator) -> Clock | None:
 
 
 _TRIGGER = {"timed_out": "timeout", "abandoned": "timeout", "cancelled": "timeout", "rejected": "rejected",
-            "errored": "error", "breaker_open": "breaker_open"}
+            "errored": "error", "breaker_open": "breaker_open", "rate_limited": "rate_limited"}
 
 
 class _Engine(Calls):
@@ -162,8 +165,15 @@ class _Engine(Calls):
             onwards[name] = onward = Onward(self, spec, observer.stations[name], router, errors)
             instances = [self._station(spec, observer.stations[name], onward, rng, name if i == 0 else f"{name}#{i}")
                          for i in range(spec.instances)]
+            if spec.cache is not None:   # one cache, with its own generators, for the station's instances
+                cache = StationCache(spec.cache.hit, uniform("cache", name),
+                                     spec.cache.service.sampler(rng("cache-service", name)), observer.stations[name])
+                for station in instances:
+                    station.cache = cache
             nodes[name] = instances[0] if len(instances) == 1 else Balancer(instances, spec.balance,
                                                                              uniform("balance", name))
+            if spec.rate_limit is not None:   # in front of the station and its balancer
+                nodes[name] = RateLimited(nodes[name], spec.rate_limit, self, observer.stations[name])
         call_rates = Network(scenario).open_rates if any(s.calls for s in scenario.stations.values()) else {}
         for name, spec in scenario.stations.items():
             onward = onwards[name]
@@ -221,6 +231,9 @@ class _Engine(Calls):
         stream.observer.enter(now, attempt > 1)
         if stream.timeout is not None:
             self.env.timeout(stream.timeout, txn).callbacks.append(self._timed_out)
+        if entry is None and stream.limit is not None and not stream.limit.take(now):   # (a backlog is past it)
+            self.lose(txn, now, "rate_limited")
+            return
         (entry or stream.entry).arrive(txn)
 
     def _leave(self, txn: Txn, now: float, finished: bool) -> None:
@@ -231,10 +244,20 @@ class _Engine(Calls):
     def complete(self, txn: Txn) -> None:
         now = self.env.now
         self._leave(txn, now, True)
-        if not txn.gave_up:            # else the client timed out: this was orphaned work
-            txn.gave_up = True
-            txn.stream.observer.succeed(now - txn.origin, txn.wait)
-            txn.stream.request_done()
+        if not txn.gave_up:            # else the client timed out (orphaned work) or had its reply
+            self._answer(txn, now)
+
+    def reply(self, txn: Txn) -> None:
+        """``txn`` leaves a ``reply: true`` station: its client has the answer now; the rest
+        of the route goes on in the background (in the system's L and W_all, not in the
+        client's latency, timeout or failures)."""
+        txn.replied = True
+        self._answer(txn, self.env.now)
+
+    def _answer(self, txn: Txn, now: float) -> None:
+        txn.gave_up = True
+        txn.stream.observer.succeed(now - txn.origin, txn.wait)
+        txn.stream.request_done()
 
     def lose(self, txn: Txn, now: float, reason: str, silent: bool = False) -> None:
         """An attempt is lost (rejected, failed). ``silent``: nobody tells the client, who
@@ -243,6 +266,9 @@ class _Engine(Calls):
             self.branch_returned(txn, now, reason)
             return
         self._leave(txn, now, False)
+        if txn.replied:                # answered already: a background failure, not the client's
+            txn.stream.observer.background_fail()
+            return
         if txn.gave_up or (silent and txn.stream.timeout is not None):
             return
         txn.gave_up = True

@@ -14,12 +14,15 @@ import heapq
 import math
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import simpy
 
 from paysim.observe import StationObserver, StreamObserver
 from paysim.scenario import Station
+
+if TYPE_CHECKING:
+    from paysim.engine.limits import TokenBucket
 
 # where an attempt is (HELD: its worker waits on the station's calls)
 TRAVELLING, WAITING, SERVING, FORKED, LEFT, HELD = range(6)
@@ -42,6 +45,8 @@ class Client(Protocol):
     def timeout(self) -> float | None: ...
     @property
     def entry(self) -> Node: ...
+    @property
+    def limit(self) -> TokenBucket | None: ...
 
     def request_done(self) -> None: ...
     def may_retry(self, txn: Txn, trigger: str) -> bool: ...
@@ -58,6 +63,7 @@ class Network(Protocol):
     def lose(self, txn: Txn, now: float, reason: str, silent: bool = False) -> None: ...
     def fork(self, txn: Txn, onward: Onward) -> None: ...
     def branch_returned(self, child: Txn, now: float, reason: str | None) -> None: ...
+    def reply(self, txn: Txn) -> None: ...
     def call(self, txn: Txn, station: ServiceStation) -> None: ...
     def withdraw_calls(self, txn: Txn, now: float) -> None: ...
 
@@ -65,9 +71,9 @@ class Network(Protocol):
 class Txn:
     """One attempt of a client's request (or one parallel call of it) moving through stations."""
 
-    __slots__ = ("arrived_at", "attempt", "backoff", "call", "children", "detached", "entered_at", "features",
-                 "gave_up", "origin", "parent", "pending", "seq", "service", "started_at", "state", "station",
-                 "stream", "wait")
+    __slots__ = ("arrived_at", "attempt", "backoff", "cache_hit", "call", "children", "detached", "entered_at",
+                 "features", "gave_up", "origin", "parent", "pending", "replied", "seq", "service", "started_at", "state",
+                 "station", "stream", "wait")
 
     def __init__(self, stream: Client, origin: float, attempt: int, backoff: float, now: float,
                  features: dict[str, float] | None = None) -> None:
@@ -83,6 +89,8 @@ class Txn:
         self.station: Any = None
         self.state = TRAVELLING
         self.gave_up = False           # the client has its outcome (or stopped waiting)
+        self.replied = False           # the client has its answer (reply: true); the route goes on
+        self.cache_hit = False         # the last cached station's cache served it
         self.features = features       # what risk scoring reads (amount)
         self.parent: Txn | None = None  # set on a parallel call
         self.children: list[Txn] = []
@@ -136,6 +144,8 @@ class Onward:
         self.steps: list[Any] = []      # the station's calls (paysim.engine.calls.CallPlan)
         self.join_any = spec.join == "any"
         self.cancel_on_timeout = spec.on_timeout == "cancel"
+        self.reply = spec.reply
+        self.cached = spec.cache is not None
 
     def score(self, txn: Txn) -> str:
         """approve / review / decline from the logistic risk score of the request's features."""
@@ -153,12 +163,14 @@ class Onward:
             engine.lose(txn, now, "errored")
         elif txn.parent is not None:
             engine.branch_returned(txn, now, None)
-        elif self.branches:
+        elif self.branches and not (self.cached and txn.cache_hit):   # a cache hit makes no calls
             engine.fork(txn, self)
         else:
             self.route(txn)
 
     def route(self, txn: Txn) -> None:
+        if self.reply and not txn.gave_up:   # the client has its answer; the rest of the route is background
+            self.engine.reply(txn)
         if self.classify is not None:
             outcome = self.score(txn)
             self.observer.outcomes[outcome] += 1
@@ -227,6 +239,7 @@ class ServiceStation:
         self.observer = observer
         self.service = service
         self.onward = onward
+        self.cache: Any = None             # a StationCache (paysim.engine.cache), set by the engine
         self.cancel_on_timeout = spec.on_timeout == "cancel"
         self.slow = 1.0                    # service-time multiplier of the current slowdown
         self.down: str | None = None       # the current outage's mode
@@ -294,7 +307,8 @@ class ServiceStation:
         txn.started_at = now
         txn.state = SERVING
         self.observer.start(now, wait)
-        self._serve(txn, self.service() * self.slow)
+        duration = self.service() if self.cache is None else self.cache.serve(txn, self.service)
+        self._serve(txn, duration * self.slow)
 
     def _serve(self, txn: Txn, work: float) -> None:
         """Run ``txn``'s service, ``work`` seconds at full speed, then finish it (a station
@@ -341,7 +355,8 @@ class ServiceStation:
         now = self.env.now
         onward = self.onward
         error = onward.uniform is not None and onward.uniform() < onward.error_p
-        if onward.steps and not error:   # the worker waits, held, for the calls' answers
+        if onward.steps and not error and not (onward.cached and txn.cache_hit):   # held for the calls' answers
+            # (a cache hit makes no calls)
             self.observer.hold(now, 1)
             self.engine.call(txn, self)
             return

@@ -129,6 +129,10 @@ def check_references(scenario: Scenario) -> list[tuple[Path_, str]]:
                 found.append((("stations", name, "parallel", index),
                               (f"{target!r} answers a parallel call, so it returns after its own service: "
                                "leave out its next, classify and parallel")))
+        if station.reply and any(name in other.parallel or any(name in step.targets for step in other.calls)
+                                 for other in stations.values()):
+            found.append((("stations", name, "reply"), (f"{name!r} answers a parallel call, not the client: "
+                                                        "leave out reply (put it on the calling station)")))
         if station.executor is not None and station.schedule:
             found.append((("stations", name, "schedule"), ("an executor sizes its own threads; "
                                                            "a schedule cannot be combined with it")))

@@ -28,6 +28,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from paysim.distributions import Mixture
 from paysim.errors import KeyPathError
 from paysim.scenario.features import amount_shape
 from paysim.scenario.fields import (
@@ -56,6 +57,13 @@ DONE = "done"
 def _shown(value: Any, limit: int = 80) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _rate_limit_burst(value: Any) -> float:
+    """A bucket's size: a number of tokens, at least 1 (else no request could ever pass)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 1:
+        raise ValueError(f"expected a number of tokens, at least 1, got {_shown(value)}")
+    return float(value)
 
 
 def _distribution_shape(value: Any) -> Any:
@@ -121,6 +129,35 @@ class Strict(BaseModel):
             raise ValueError(f"cannot use {_shown(value)} here (a value of the wrong kind)") from None
 
 
+def _rate_limit_shape(value: Any) -> Any:
+    """``500/s`` (or a bare number per second) is ``{rate: 500/s}``."""
+    return {"rate": value} if isinstance(value, (str, int, float)) and not isinstance(value, bool) else value
+
+
+class RateLimit(Strict):
+    """A token bucket: ``burst`` tokens at most, refilled at ``rate``; a request that finds
+    no whole token is rejected at once (``rate_limited``). The bucket starts full; ``burst``
+    defaults to one second of tokens (``rate`` x 1 s, at least 1), as Guava's RateLimiter."""
+
+    rate: PositiveRate
+    burst: Annotated[float, BeforeValidator(_rate_limit_burst)] | None = None
+
+    @property
+    def capacity(self) -> float:
+        return self.burst if self.burst is not None else max(1.0, self.rate)
+
+
+RateLimitField = Annotated[RateLimit, BeforeValidator(_rate_limit_shape)]
+
+
+class Cache(Strict):
+    """A cache in front of a station's own work: with probability ``hit`` a request is served
+    in ``service`` (a distribution) instead of the station's service, and skips its calls."""
+
+    hit: Probability
+    service: DistributionField
+
+
 class ProfilePoint(Strict):
     at: Duration
     x: Multiplier
@@ -134,7 +171,10 @@ class Retry(Strict):
     base: Duration = 0.1
     max: Duration = 10.0
     jitter: Literal["none", "full", "equal"] = "none"
-    on: tuple[Literal["timeout", "rejected", "error", "breaker_open"], ...] = ("timeout", "rejected", "error")
+    # breaker_open: a call's circuit breaker refused it; rate_limited: a token bucket (rate_limit)
+    # refused it; neither is retried unless named
+    on: tuple[Literal["timeout", "rejected", "error", "breaker_open", "rate_limited"], ...] = (
+        "timeout", "rejected", "error")
     # share of original requests that may be retried (token bucket); None = no budget
     budget: Probability | None = None
 
@@ -258,6 +298,7 @@ class Arrival(Strict):
     clients: PositiveInt | None = None
     think: DistributionField | None = None
     slo: SLO | None = None                       # objectives for this stream alone (keys as the top-level slo)
+    rate_limit: RateLimitField | None = None     # a token bucket every attempt passes as it enters
     _trace: Trace | None = PrivateAttr(default=None)
 
     @property
@@ -555,6 +596,9 @@ class Station(Strict):
     classify: Classify | None = None
     parallel: tuple[str, ...] = ()                # stations called at once after this one's service
     join: Literal["all", "any"] = "all"
+    reply: bool = False                           # the client has its answer when a request leaves here
+    rate_limit: RateLimitField | None = None     # a token bucket in front of the station (and its balancer)
+    cache: Cache | None = None                    # a hit is served by the cache and skips the calls
     calls: CallSteps = ()                         # called in turn after the service, the worker held
     backlog: Annotated[Backlog, BeforeValidator(_backlog_shape)] | None = None   # requests there at time 0
     autoscale: Autoscale | None = None            # workers that follow the load (Kubernetes HPA)
@@ -570,6 +614,8 @@ class Station(Strict):
         if isinstance(self.service, BatchService) != (self.batch is not None):
             raise KeyPathError(("service",), "a batch station takes service: {per_batch, per_item}, "
                                              "and only a batch station does")
+        if self.cache is not None and self.batch is not None:
+            raise KeyPathError(("cache",), "a batch station has no cache: leave out 'cache' or 'batch'")
         if self.calls and self.batch is not None:
             raise KeyPathError(("calls",), "a batch station cannot hold its workers across calls: leave out 'calls'")
         if self.executor is not None and given & {"workers", "queue"}:
@@ -619,7 +665,7 @@ class Station(Strict):
         if self.unlimited:
             raise KeyPathError(("backlog",), "a backlog waits for workers: a station with workers: unlimited has "
                                              "none to wait for")
-        for key in ("executor", "batch"):
+        for key in ("executor", "batch", "rate_limit"):
             if key in self.model_fields_set:
                 raise KeyPathError(("backlog",), f"a backlog is placed at a plain pool of workers, not at one with "
                                                  f"{key!r}")
@@ -657,9 +703,13 @@ class Station(Strict):
     @property
     def service_time(self) -> DistributionSpec | BatchService:
         """``service``, which validation requires (the field is optional only so that a missing
-        service gets its own message): a distribution, or per batch and per item for a batch station."""
+        service gets its own message): a distribution, or per batch and per item for a batch station.
+        With a ``cache``, the mixture of the cache's service (a hit) and the station's: the
+        effective service whose moments load estimates and theory use."""
         if self.service is None:
             raise ValueError("a station without service: the scenario was not validated")
+        if self.cache is not None and not isinstance(self.service, BatchService):
+            return Mixture(self.cache.hit, self.cache.service, self.service)
         return self.service
 
     @property

@@ -7,6 +7,7 @@ import math
 
 from paysim.network import base_rate
 from paysim.scenario import DONE, Scenario
+from paysim.theory.limits import early_reply
 from paysim.theory.model import TheoryModel, run_workers
 from paysim.theory.scopes import ScopeTheory, refused
 
@@ -27,6 +28,8 @@ def stream_theory(net: TheoryModel, stream: str, stations: dict[str, ScopeTheory
         if net.prioritised(name) and f"streams.{stream}.W" not in stations[name].metrics:
             return refused(f"station {name!r} serves by priority and no formula here gives this stream's share "
                             "of its waiting")
+    if why := early_reply(scenario, members):
+        return refused(why)
     if arrival.timeout is not None:
         return refused("its clients time out, so only the faster transactions succeed; no formula here gives "
                         "their latency")
@@ -88,6 +91,8 @@ def system_theory(net: TheoryModel, stations: dict[str, ScopeTheory], streams: d
             return refused(f"station {name!r} has no result: {stations[name].reason}")
         if not stations[name].exact:
             return refused(f"station {name!r} is only approximated ({stations[name].formula})")
+    if why := early_reply(net.scenario, reached):
+        return refused(why)
     timeouts = [s for s, a in net.scenario.arrivals.items() if a.timeout is not None]
     if timeouts:
         return refused(f"clients of stream {timeouts[0]!r} time out, so only the faster transactions succeed; "

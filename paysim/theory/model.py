@@ -13,6 +13,7 @@ from paysim.network import Network, base_rate, mean_workers, worker_levels
 from paysim.scenario import DONE, Arrival, Scenario, Station
 from paysim.scenario.call_checks import callees
 from paysim.scenario.models import BatchService
+from paysim.theory.limits import limit_reasons
 
 
 def exponential(service: Distribution | BatchService | None) -> bool:
@@ -157,6 +158,8 @@ class TheoryModel:
                         reasons.setdefault(other, f"fed by the risk classification at station {name!r}: where "
                                                   "transactions go depends on their scores, which no formula here "
                                                   "gives")
+        for name, why in limit_reasons(self.scenario, self.reach).items():
+            reasons.setdefault(name, why)
         for name in list(reasons):
             kind = "batch station" if stations[name].batch is not None else "station"
             for other in sorted(self.reach[name]):

@@ -24,12 +24,11 @@ import numpy as np
 
 from paysim.engine.compiled.balance import units
 from paysim.engine.compiled.breaker import breaker_withdrawn
+from paysim.engine.compiled.cache import service_of
 from paysim.engine.compiled.codes import (
-    BREAKER_OPEN,
-    ERRORED,
+    DONE_SERVICE,
     FORKED,
     HELD,
-    REJECTED,
     RT_BUDGET,
     RT_TOKEN_CAP,
     SERVING,
@@ -38,10 +37,7 @@ from paysim.engine.compiled.codes import (
     ST_HELD,
     STEP_RETRY,
     STEP_TIMEOUT,
-    TIMED_OUT,
-    TO_BREAKER_OPEN,
     TO_DONE,
-    TO_ERROR,
     TO_ONWARD,
     TO_TIMED_OUT,
     TRAVEL,
@@ -51,6 +47,7 @@ from paysim.engine.compiled.codes import (
     TXF_WAIT,
     TXI_CALLER,
     TXI_DETACHED,
+    TXI_GEN,
     TXI_PENDING,
     TXI_STATE,
     TXI_STATION,
@@ -62,6 +59,7 @@ from paysim.engine.compiled.codes import (
 )
 from paysim.engine.compiled.cores import remove as cores_remove, serve
 from paysim.engine.compiled.fork import absorb, new_calls_of, next_call
+from paysim.engine.compiled.limits import loss_reason
 from paysim.engine.compiled.primitives import helper, jit
 from paysim.engine.compiled.retry import may_retry, retry_delay
 from paysim.engine.compiled.state import push, release_slot
@@ -195,9 +193,7 @@ def answer(m, acc, rngs, st_f, st_i, txf, txi, heap, size, slow, down, queue_las
     txi[x, TXI_STATE] = TRAVEL
     y = take_next(st_f, st_i, txf, txi, st, down, now, m.discipline, m.rank, queue_last)
     if y >= 0:
-        cpu_f, cpu_i, jobs = m.cpu
-        serve(m.service, m.emp, rngs[m.rng_service[st]], slow, m.cores, cpu_f, cpu_i, jobs, heap, size, txi, st, y,
-              now)
+        _start_service(m, rngs, st_i, txi, heap, size, slow, st, y, now)
     if target != TO_DONE:
         return target
     return TO_DONE if txi[x, TXI_CALLER] > 0 else TO_ONWARD
@@ -215,8 +211,19 @@ def _withdraw_at(m, rngs, st_f, st_i, txf, txi, heap, size, slow, down, queue_la
         cores_remove(cpu_f, cpu_i, jobs, m.cores, heap, size, st, c, now)
     y = withdraw(st_f, st_i, txf, txi, st, c, down, now, m.discipline, m.rank, queue_last)[1]
     if y >= 0:
+        _start_service(m, rngs, st_i, txi, heap, size, slow, st, y, now)
+
+
+@jit
+def _start_service(m, rngs, st_i, txi, heap, size, slow, st, y, now):
+    """A freed worker's next transaction ``y`` starts its service: computing on the station's
+    shared cores, or through its cache (no station has both here: driver.unsupported)."""
+    if m.cores[st] > 0:
+        cpu_f, cpu_i, jobs = m.cpu
         serve(m.service, m.emp, rngs[m.rng_service[st]], slow, m.cores, cpu_f, cpu_i, jobs, heap, size, txi, st, y,
               now)
+    else:
+        push(heap, size, now + service_of(m, rngs, st_i, txi, st, y) * slow[st], DONE_SERVICE, y, txi[y, TXI_GEN])
 
 
 @jit
@@ -269,8 +276,7 @@ def _step_failed(m, acc, rngs, st_f, st_i, txf, txi, free, free_n, calls, step_t
     r = m.step_first[txi[p, TXI_STATION]] + txi[p, TXI_STEP]
     token[0] += 1                     # its timer is stale
     txi[p, TXI_TOKEN] = token[0]
-    reason = (ERRORED if target == TO_ERROR else TIMED_OUT if target == TO_TIMED_OUT
-              else BREAKER_OPEN if target == TO_BREAKER_OPEN else REJECTED)
+    reason = loss_reason(target)
     if not may_retry(m.step_retry, step_tokens, r, txi[p, TXI_TRY], reason):
         return p, answer(m, acc, rngs, st_f, st_i, txf, txi, heap, size, slow, down, queue_last, p, target, True,
                          now), False

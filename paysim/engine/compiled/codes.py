@@ -27,10 +27,13 @@ FORKED = 5             # an attempt waiting for the join of its parallel calls
 # final outcomes of a request, in the order of the stream table's failure columns
 REJECTED, TIMED_OUT, ERRORED, ABANDONED, CANCELLED = range(5)
 BREAKER_OPEN = 5       # a call's circuit breaker refused it
+RATE_LIMITED = 6       # a token bucket had no token for it
+N_FAILURES = 7
 
 # where a moving transaction goes when not to a station
 TO_DONE, TO_ERROR, TO_REJECTED = -1, -2, -3
 TO_ONWARD = -4         # on from its station: its risk outcome's station, or a weighted route
+TO_RATE_LIMITED = -7   # (-5, -6: see below) refused by a token bucket (of its stream or of the station it was sent to)
 
 # a station's state during an outage
 UP, REFUSE, HANG = range(3)
@@ -43,7 +46,7 @@ RT_ATTEMPTS, RT_BACKOFF, RT_BASE, RT_MAX, RT_JITTER, RT_ON, RT_BUDGET, RT_TOKEN_
 CONSTANT, EXPONENTIAL, DECORRELATED = range(3)       # backoff
 JITTER_NONE, JITTER_FULL, JITTER_EQUAL = range(3)
 ON_TIMEOUT, ON_REJECTED, ON_ERROR = 1, 2, 4          # bits of RT_ON
-ON_BREAKER_OPEN = 8                                  # (a call's breaker refused it)
+ON_BREAKER_OPEN, ON_RATE_LIMITED = 8, 16             # (a call's breaker, a token bucket refused it)
 
 # the station windows table: one row per slowdown or outage, in the order SimPy schedules them
 CW_STATION, CW_AT, CW_END, CW_OUTAGE, CW_VALUE = range(5)   # CW_VALUE: the factor, or REFUSE / HANG
@@ -84,7 +87,7 @@ SRF_AREA_IN, SRF_LATENCY, SRF_SUCCESS_WAIT, SRF_TIME, SRF_WAIT, SRF_SERVICE, SRF
 
 # a stream's integer state and counts; SR_FAILED + outcome counts the requests that failed so
 (SR_IN, SR_ARRIVED, SR_SUCCEEDED, SR_ATTEMPTS, SR_FINISHED, SR_DEPARTED, SR_FAILED) = range(7)
-SR_AT_START = SR_FAILED + 6    # in the system when the window opened
+SR_AT_START = SR_FAILED + N_FAILURES    # in the system when the window opened
 SR_RETRIES = SR_AT_START + 1   # attempts that were retries
 SR_WIDTH = SR_RETRIES + 1
 
@@ -122,6 +125,17 @@ N_FEATURES = 1
 TXF_FEATURES = TXF_WIDTH
 TXF_WIDTH += N_FEATURES
 TXI_CALLER, TXI_PENDING = TXI_WIDTH, TXI_WIDTH + 1
+TXI_WIDTH += 2
+
+# reply: true, rate limits and caches (paysim.engine.compiled.limits): a station's requests
+# refused by its token bucket and services its cache answered, a stream's requests lost after
+# their reply (counts zeroed when the window opens); whether a slot's attempt has had its
+# reply, and whether the cache answered its last service at a cached station
+ST_RATE_LIMITED, ST_CACHE_HITS = ST_WIDTH, ST_WIDTH + 1
+ST_WIDTH += 2
+SR_BG_FAILED = SR_WIDTH
+SR_WIDTH += 1
+TXI_REPLIED, TXI_CACHE_HIT = TXI_WIDTH, TXI_WIDTH + 1
 TXI_WIDTH += 2
 
 # a station's queue discipline, and how a station's instances share its traffic

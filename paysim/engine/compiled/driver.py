@@ -7,7 +7,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from paysim.engine.compiled import autoscale, balance, calls, cores, executor, queues, recursion
+from paysim import distributions as d
+from paysim.engine.compiled import autoscale, balance, calls, cores, executor, queues, recursion, reply
 from paysim.engine.compiled.batch import service_parts
 from paysim.engine.compiled.breaker import report_breakers
 from paysim.engine.compiled.codes import (
@@ -77,6 +78,11 @@ def unsupported(scenario: Scenario) -> str | None:
                or calls.unsupported(name, station, scenario) or cores.unsupported(name, station, scenario))
         if why:
             return why
+        if station.cache is not None and (station.executor is not None or station.cores is not None
+                                          or station.batch is not None or not drawable(station.cache.service)
+                                          or isinstance(station.cache.service, d.Empirical)):
+            return (f"stations.{name}.cache: with an executor, cores, a batch or an empirical service needs the "
+                    "SimPy engine")
         for part in service_parts(station):
             if not drawable(part):
                 return f"stations.{name}.service: {type(part).__name__} needs the SimPy engine"
@@ -157,6 +163,7 @@ def _report(acc: Accumulators, observer: Observer, scenario: Scenario, warmup: f
         if station.held is not None:   # a station with calls
             station.held, station.area_held = int(c[ST_HELD]), f[STF_AREA_HELD]
     executor.report(acc.pools, observer.stations.values(), [spec.instances for spec in scenario.stations.values()])
+    reply.report_counts(acc, observer)
     for i, stream in enumerate(observer.streams.values()):
         f, c = acc.sr_f[i].tolist(), acc.sr_i[i]
         stream.area_in_system, stream.sum_latency = f[SRF_AREA_IN], f[SRF_LATENCY]

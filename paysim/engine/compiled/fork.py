@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from paysim.engine.compiled.cache import service_of
 from paysim.engine.compiled.codes import (
     BT_ON,
     DONE_SERVICE,
@@ -42,7 +43,7 @@ from paysim.engine.compiled.codes import (
     WAITING,
 )
 from paysim.engine.compiled.executor import PI_CORE, cancel
-from paysim.engine.compiled.primitives import draw, helper, jit
+from paysim.engine.compiled.primitives import helper, jit
 from paysim.engine.compiled.state import push, release_slot, take_slot
 from paysim.engine.compiled.station import withdraw, withdraw_from_batch
 from paysim.scenario import Scenario
@@ -136,7 +137,7 @@ def withdraw_calls(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, br, heap,
             y = (withdraw_from_batch(st_f, st_i, txf, txi, br, st, c, now) if m.batch[st, BT_ON] > 0
                  else withdraw(st_f, st_i, txf, txi, st, c, down, now, m.discipline, m.rank, queue_last))[1]
             if y >= 0:
-                end = now + draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
+                end = now + service_of(m, rngs, st_i, txi, st, y) * slow[st]
                 push(heap, size, end, DONE_SERVICE, y, txi[y, TXI_GEN])
         absorb(txf, txi, free, free_n, calls, p, j)
 

@@ -26,6 +26,7 @@ from paysim.engine.compiled.batch import (
     resume_batches,
 )
 from paysim.engine.compiled.breaker import breaker_call_ended, breaker_gate, breaker_step_timed_out, breakers_at_window
+from paysim.engine.compiled.cache import serve_cached
 from paysim.engine.compiled.calls import (
     answer,
     call_back,
@@ -49,7 +50,6 @@ from paysim.engine.compiled.codes import (
     BATCH_ITEM,
     BATCH_TICK,
     BR_STATION,
-    BREAKER_OPEN,
     BT_EVERY,
     BT_FIRST_ITEM,
     BT_ON,
@@ -61,7 +61,6 @@ from paysim.engine.compiled.codes import (
     CW_STATION,
     CW_VALUE,
     DONE_SERVICE,
-    ERRORED,
     FORKED,
     H_SEQ,
     H_T,
@@ -70,7 +69,6 @@ from paysim.engine.compiled.codes import (
     N_FEATURES,
     POOL_KEEP_ALIVE,
     REFUSE,
-    REJECTED,
     RETRY_START,
     RT_BUDGET,
     RT_TOKEN_CAP,
@@ -78,16 +76,14 @@ from paysim.engine.compiled.codes import (
     SR_ARRIVED,
     SR_AT_START,
     SR_ATTEMPTS,
+    SR_BG_FAILED,
     SR_DEPARTED,
     SR_FAILED,
     SR_FINISHED,
     SR_IN,
     SR_RETRIES,
-    SR_SUCCEEDED,
     SRF_LAST,
-    SRF_LATENCY,
     SRF_SERVICE,
-    SRF_SUCCESS_WAIT,
     SRF_TIME,
     SRF_WAIT,
     ST_BUSY,
@@ -99,6 +95,7 @@ from paysim.engine.compiled.codes import (
     ST_IN,
     ST_LAST_CLOSED,
     ST_OUTCOMES,
+    ST_RATE_LIMITED,
     ST_REJECTED,
     ST_TAIL,
     ST_WAITING,
@@ -111,12 +108,11 @@ from paysim.engine.compiled.codes import (
     STF_SUMS,
     TIMED_OUT,
     TIMEOUT,
-    TO_BREAKER_OPEN,
     TO_DONE,
     TO_ERROR,
     TO_ONWARD,
+    TO_RATE_LIMITED,
     TO_REJECTED,
-    TO_TIMED_OUT,
     TRAVEL,
     TXF_ARRIVED,
     TXF_BACKOFF,
@@ -128,11 +124,13 @@ from paysim.engine.compiled.codes import (
     TXF_WAIT,
     TXI_ATTEMPT,
     TXI_BATCH,
+    TXI_CACHE_HIT,
     TXI_CALLER,
     TXI_DETACHED,
     TXI_GAVE_UP,
     TXI_GEN,
     TXI_NEXT,
+    TXI_REPLIED,
     TXI_STATE,
     TXI_STATION,
     TXI_STREAM,
@@ -142,7 +140,6 @@ from paysim.engine.compiled.codes import (
 )
 from paysim.engine.compiled.cores import (
     CI_N,
-    add as cores_add,
     close as close_cores,
     due as cores_due,
     full as cores_full,
@@ -164,11 +161,13 @@ from paysim.engine.compiled.executor import (
     resume,
 )
 from paysim.engine.compiled.fork import call_returned, fork, grown_calls, new_calls, next_call, withdraw_calls
-from paysim.engine.compiled.primitives import bucket, draw, helper, jit
+from paysim.engine.compiled.limits import loss_reason, new_buckets, took_token
+from paysim.engine.compiled.primitives import draw, helper, jit
 from paysim.engine.compiled.queues import enqueue
+from paysim.engine.compiled.reply import answer_client, open_counts
 from paysim.engine.compiled.retry import may_retry, retry_delay
 from paysim.engine.compiled.schedule import change_workers, peak_workers, push_changes
-from paysim.engine.compiled.series import due, latency as latency_in_series, sampling, take, take_until, window_opened
+from paysim.engine.compiled.series import due, sampling, take, take_until, window_opened
 from paysim.engine.compiled.state import (
     grown_heap,
     grown_slots,
@@ -217,6 +216,7 @@ def open_window(st_f, st_i, st_sketch, st_zeros, sr_f, sr_i, sr_sketch, sr_zeros
         sr_i[s, SR_RETRIES] = 0
         sr_sketch[s, :] = 0
         sr_zeros[s] = 0
+    open_counts(st_i, sr_i)
 
 
 @helper
@@ -272,6 +272,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     slow = np.ones(n_st)                      # service-time factor of the slowdown in force
     down = np.full(n_st, UP, np.int64)        # the outage in force
     tokens = m.retry[:, RT_TOKEN_CAP].copy()  # each stream's retry budget, full at the start
+    rl_tokens, rl_last = new_buckets(m.rl_cap)   # rate limits: stations' rows, then streams'
     for w in range(m.windows.shape[0]):       # before the arrivals: SimPy schedules them first
         push(heap, size, m.windows[w, CW_AT], STATION_CHANGE, 2 * w, 0)
         push(heap, size, m.windows[w, CW_END], STATION_CHANGE, 2 * w + 1, 0)
@@ -367,8 +368,13 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                     y = take_next(st_f, st_i, txf, txi, st, down, now, m.discipline, m.rank, queue_last)
                     if cpu_i[st, CI_N] + 1 >= jobs.shape[1]:
                         jobs = cores_grown(jobs)
-                    serve(m.service, m.emp, rngs[m.rng_service[st]], slow, m.cores, cpu_f, cpu_i, jobs, heap, size,
-                          txi, st, y, now)
+                    if m.cache_hit[st] < 0:
+                        serve(m.service, m.emp, rngs[m.rng_service[st]], slow, m.cores, cpu_f, cpu_i, jobs, heap, size, txi,
+                              st, y, now)
+                    else:
+                        serve_cached(m.service, m.cache_hit, m.cache_service, m.emp, rngs[m.rng_service[st]],
+                                     rngs[m.rng_cache[st]], rngs[m.rng_cache_service[st]], slow, heap, size, st_i, txi, st,
+                                     y, now)
             continue
         if kind == BATCH_TICK or kind == BATCH_DEADLINE or kind == BATCH_DONE:   # batch.py
             st = ident if kind == BATCH_TICK else br[ident, BR_STATION]
@@ -428,13 +434,18 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
             txf[x, TXF_SERVICE] = 0.0
             txi[x, TXI_STATE] = TRAVEL
             txi[x, TXI_GAVE_UP] = 0
+            txi[x, TXI_REPLIED] = 0
             advance_stream(sr_f, sr_i, s, now)
             sr_i[s, SR_IN] += 1
             sr_i[s, SR_ATTEMPTS] += 1
             if m.timeout[s] < np.inf:
                 push(heap, size, now + m.timeout[s], TIMEOUT, x, txi[x, TXI_GEN])
             moving, target = x, m.entry[s]
-        elif kind == DONE_SERVICE and m.n_steps[txi[ident, TXI_STATION]] > 0:   # at a station with calls
+            if m.rl_cap[n_st + s] > 0 and not took_token(rl_tokens, rl_last, m.rl_rate, m.rl_cap, n_st + s, now):
+                target = TO_RATE_LIMITED   # the stream's rate limit
+        elif kind == DONE_SERVICE and m.n_steps[txi[ident, TXI_STATION]] > 0 and not (
+                m.cache_hit[txi[ident, TXI_STATION]] >= 0 and txi[ident, TXI_CACHE_HIT] == 1):
+            # at a station with calls (that its cache did not answer)
             x = ident
             if txi[x, TXI_GEN] != gen or txi[x, TXI_STATE] != SERVING:
                 continue
@@ -476,8 +487,13 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                 else:
                     y = free_worker(st_f, st_i, txf, txi, st, down, now, m.discipline, m.rank, queue_last)
                     if y >= 0:
-                        serve(m.service, m.emp, rngs[m.rng_service[st]], slow, m.cores, cpu_f, cpu_i, jobs, heap,
-                              size, txi, st, y, now)
+                        if m.cache_hit[st] < 0:
+                            serve(m.service, m.emp, rngs[m.rng_service[st]], slow, m.cores, cpu_f, cpu_i, jobs, heap, size, txi,
+                                  st, y, now)
+                        else:
+                            serve_cached(m.service, m.cache_hit, m.cache_service, m.emp, rngs[m.rng_service[st]],
+                                         rngs[m.rng_cache[st]], rngs[m.rng_cache_service[st]], slow, heap, size, st_i, txi, st,
+                                         y, now)
             else:            # the next item of a finished batch goes on (batch.py)
                 x = sending
                 sending = txi[x, TXI_NEXT]
@@ -489,7 +505,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                 moving, target = x, TO_ERROR
             elif txi[x, TXI_CALLER] > 0:     # a parallel call answers its attempt
                 moving, target = x, TO_DONE
-            elif m.n_calls[st] > 0:          # the attempt calls its branches in parallel
+            elif m.n_calls[st] > 0 and not (m.cache_hit[st] >= 0 and txi[x, TXI_CACHE_HIT] == 1):   # (a hit makes none)
                 fork(txf, txi, free, free_n, calls, m.n_calls, x, now)
                 forking = x
                 moving, target, next_j = next_call(txi, calls, m.calls_to, m.n_calls, forking, 0)
@@ -524,8 +540,13 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                                  else withdraw(st_f, st_i, txf, txi, st, x, down, now, m.discipline, m.rank,
                                                queue_last))
                     if y >= 0:
-                        serve(m.service, m.emp, rngs[m.rng_service[st]], slow, m.cores, cpu_f, cpu_i, jobs, heap,
-                              size, txi, st, y, now)
+                        if m.cache_hit[st] < 0:
+                            serve(m.service, m.emp, rngs[m.rng_service[st]], slow, m.cores, cpu_f, cpu_i, jobs, heap, size, txi,
+                                  st, y, now)
+                        else:
+                            serve_cached(m.service, m.cache_hit, m.cache_service, m.emp, rngs[m.rng_service[st]],
+                                         rngs[m.rng_cache[st]], rngs[m.rng_cache_service[st]], slow, heap, size, st_i, txi, st,
+                                         y, now)
                 leave_system(sr_f, sr_i, txf, txi, x, now, False)   # not finished
                 in_flight -= 1
                 release_slot(txi, free, free_n, x)
@@ -536,6 +557,12 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
             s = txi[x, TXI_STREAM]
             if target == TO_ONWARD:    # on from its station: its risk outcome's station, or a weighted route
                 st = txi[x, TXI_STATION]
+                if m.reply[st] and txi[x, TXI_GAVE_UP] == 0:   # the client has its answer; the rest is background
+                    txi[x, TXI_GAVE_UP], txi[x, TXI_REPLIED] = 1, 1
+                    answer_client(sr_f, sr_i, acc.sr_sketch, acc.sr_zeros, series_lat, txf, x, s, now, m.log_gamma, m.offset,
+                           m.nbuckets, m.min_value)
+                    if m.clients[s] > 0:    # the client thinks, then sends its next request
+                        send_after_think(m.think, s, m.emp, rngs[m.rng_think[s]], heap, size, now)
                 if m.cl_on[st]:
                     target = classified(m.cl_term, m.cl_coef, m.cl_review, m.cl_decline, m.cl_to, st_i, txf, st, x)
                 else:
@@ -548,6 +575,10 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                     target = m.route_to[st, j]
             if target >= 0 and txi[x, TXI_CALLER] > 0 and m.bk.shape[0] > 0:   # a call its breaker may refuse
                 target = breaker_gate(m.step_breaker, m.step_first, m.bk, txi, x, target, now)
+            if target >= 0 and m.rl_cap[target] > 0 and not took_token(rl_tokens, rl_last, m.rl_rate, m.rl_cap,
+                                                                        target, now):
+                st_i[target, ST_RATE_LIMITED] += 1    # the station's rate limit, in front of its balancer
+                target = TO_RATE_LIMITED
             if target >= 0:
                 st = target
                 if m.instances[st] > 1:   # the instance its balancer picks
@@ -581,11 +612,13 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                     elif st_i[st, ST_BUSY] < st_i[st, ST_WORKERS] and down[st] == UP:
                         st_i[st, ST_BUSY] += 1
                         start_service(st_i, txf, txi, st, x, now)
-                        work = draw(m.service, st, m.emp, rngs[m.rng_service[st]]) * slow[st]
-                        if m.cores[st] > 0:    # its work shares the station's cores
-                            cores_add(cpu_f, cpu_i, jobs, m.cores, heap, size, st, x, work, now)
+                        if m.cache_hit[st] < 0:
+                            serve(m.service, m.emp, rngs[m.rng_service[st]], slow, m.cores, cpu_f, cpu_i, jobs, heap, size, txi,
+                                  st, x, now)
                         else:
-                            push(heap, size, now + work, DONE_SERVICE, x, txi[x, TXI_GEN])
+                            serve_cached(m.service, m.cache_hit, m.cache_service, m.emp, rngs[m.rng_service[st]],
+                                         rngs[m.rng_cache[st]], rngs[m.rng_cache_service[st]], slow, heap, size, st_i, txi, st,
+                                         x, now)
                     else:
                         enqueue(st_i, txi, st, x, m.discipline, m.rank, queue_last)
                     if forking >= 0:
@@ -620,23 +653,15 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                 continue
             if txi[x, TXI_GAVE_UP] == 0:
                 txi[x, TXI_GAVE_UP] = 1
-                if finished:     # the request's latency runs from its first attempt, backoffs included
-                    latency = now - txf[x, TXF_ORIGIN]
-                    sr_i[s, SR_SUCCEEDED] += 1
-                    sr_f[s, SRF_LATENCY] += latency
-                    sr_f[s, SRF_SUCCESS_WAIT] += txf[x, TXF_WAIT]
-                    tiny = latency < m.min_value
-                    b = 0 if tiny else bucket(latency, m.log_gamma, m.offset, m.nbuckets)
-                    if tiny:
-                        acc.sr_zeros[s] += 1
-                    else:
-                        acc.sr_sketch[s, b] += 1
-                    latency_in_series(series_lat, tiny, b)
+                if finished:
+                    answer_client(sr_f, sr_i, acc.sr_sketch, acc.sr_zeros, series_lat, txf, x, s, now, m.log_gamma, m.offset,
+                           m.nbuckets, m.min_value)
                     if m.clients[s] > 0:    # the client thinks, then sends its next request
                         send_after_think(m.think, s, m.emp, rngs[m.rng_think[s]], heap, size, now)
                 else:
-                    failed, reason = x, ERRORED if target == TO_ERROR else TIMED_OUT if target == TO_TIMED_OUT else \
-                        BREAKER_OPEN if target == TO_BREAKER_OPEN else REJECTED
+                    failed, reason = x, loss_reason(target)
+            elif txi[x, TXI_REPLIED] == 1 and not finished:   # lost after its reply: not the client's failure
+                sr_i[s, SR_BG_FAILED] += 1
             in_flight -= 1
             release_slot(txi, free, free_n, x)
         if failed >= 0:      # the client's attempt failed: retry it after a backoff, or count the outcome

@@ -82,9 +82,10 @@ def fits(scenario: Scenario) -> bool:
     return (len(scenario.stations) == 1 and all(t == "done" for s in scenario.stations.values() for t in s.routes)
             and all(not s.slowdowns and not s.outages and not s.schedule and s.batch is None
                     and s.classify is None and s.executor is None and s.autoscale is None
+                    and s.rate_limit is None and s.cache is None
                     and s.cores is None and not s.unlimited for s in scenario.stations.values())
             and all(s.instances == 1 and s.discipline == "fifo" and s.backlog is None for s in scenario.stations.values())
-            and all(a.retry is None and a.clients is None for a in scenario.arrivals.values()))
+            and all(a.retry is None and a.clients is None and a.rate_limit is None for a in scenario.arrivals.values()))
 
 
 @helper

@@ -11,8 +11,10 @@ from paysim.engine.compiled.codes import (
     JITTER_FULL,
     ON_BREAKER_OPEN,
     ON_ERROR,
+    ON_RATE_LIMITED,
     ON_REJECTED,
     ON_TIMEOUT,
+    RATE_LIMITED,
     REJECTED,
     RT_ATTEMPTS,
     RT_BACKOFF,
@@ -34,6 +36,8 @@ def trigger_of(reason):
         return ON_ERROR
     if reason == BREAKER_OPEN:
         return ON_BREAKER_OPEN
+    if reason == RATE_LIMITED:
+        return ON_RATE_LIMITED
     return ON_TIMEOUT      # timed out, abandoned or cancelled
 
 

@@ -25,6 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 from paysim.engine.compiled.codes import (
+    N_FAILURES,
     SR_ARRIVED,
     SR_FAILED,
     SR_FINISHED,
@@ -47,7 +48,7 @@ from paysim.engine.compiled.primitives import helper, jit
 C_ARRIVED, C_FINISHED, C_SUCCEEDED, C_FAILED, C_RETRIES, C_AREA, C_P50, C_P99, C_STATIONS = range(9)
 S_QUEUE, S_BUSY, S_THREADS, S_HELD, S_CPU, S_WORKERS, PER_STATION = range(7)
 COUNTS = C_AREA + 1          # the columns a sample takes as differences since the previous one
-FAILURES = 6                 # outcome columns of the stream table from SR_FAILED
+FAILURES = N_FAILURES        # outcome columns of the stream table from SR_FAILED
 
 
 class Series(NamedTuple):

@@ -20,6 +20,7 @@ from paysim.engine.compiled.backlog import backlog_table
 from paysim.engine.compiled.balance import balance_tables, per_instance, units
 from paysim.engine.compiled.batch import batch_table, service_parts
 from paysim.engine.compiled.breaker import breaker_model
+from paysim.engine.compiled.cache import cache_tables
 from paysim.engine.compiled.calls import call_tables
 from paysim.engine.compiled.classify import classify_tables, feature_distributions
 from paysim.engine.compiled.codes import (
@@ -39,6 +40,7 @@ from paysim.engine.compiled.codes import (
     LOGN,
     ON_BREAKER_OPEN,
     ON_ERROR,
+    ON_RATE_LIMITED,
     ON_REJECTED,
     ON_TIMEOUT,
     PROFILE,
@@ -54,7 +56,9 @@ from paysim.engine.compiled.codes import (
 from paysim.engine.compiled.cores import Cpu, build_cpu, core_counts
 from paysim.engine.compiled.executor import Pools, build_pools
 from paysim.engine.compiled.fork import fork_tables
+from paysim.engine.compiled.limits import limit_tables
 from paysim.engine.compiled.queues import priority_ranks, queue_tables
+from paysim.engine.compiled.reply import reply_tables
 from paysim.engine.compiled.schedule import schedule_table
 from paysim.engine.retry import token_cap
 from paysim.engine.seeds import component_rng
@@ -119,6 +123,14 @@ class Model(NamedTuple):
     join_any: np.ndarray     # bool: per station, the first good answer is enough
     cores: np.ndarray        # int: per station the cores its workers share, 0: none (paysim.engine.compiled.cores)
     cpu: Cpu                 # their state (mutable, here so that every kernel with the Model reaches it)
+    # reply: true, rate limits and caches (reply.py, limits.py, cache.py)
+    reply: np.ndarray        # bool: per station, its client has the answer when a request leaves it
+    rl_rate: np.ndarray      # per station row, then per stream: the token bucket's rate
+    rl_cap: np.ndarray       # its capacity (0: no bucket)
+    cache_hit: np.ndarray    # per station, the cache's hit probability (-1: no cache)
+    cache_service: np.ndarray  # (stations, 4) the cache's service row
+    rng_cache: np.ndarray    # int: per station, its cache's hit and service generators
+    rng_cache_service: np.ndarray
     # held calls (paysim.engine.compiled.calls.call_tables)
     n_steps: np.ndarray      # int: per station, its call steps
     step_first: np.ndarray   # int: per station, its first step's row
@@ -211,7 +223,8 @@ class Generators:
 
 _BACKOFFS = {"constant": CONSTANT, "exponential": EXPONENTIAL, "decorrelated": DECORRELATED}
 _JITTERS = {"none": JITTER_NONE, "full": JITTER_FULL, "equal": JITTER_EQUAL}
-_TRIGGERS = {"timeout": ON_TIMEOUT, "rejected": ON_REJECTED, "error": ON_ERROR, "breaker_open": ON_BREAKER_OPEN}
+_TRIGGERS = {"timeout": ON_TIMEOUT, "rejected": ON_REJECTED, "error": ON_ERROR, "breaker_open": ON_BREAKER_OPEN,
+             "rate_limited": ON_RATE_LIMITED}
 
 
 def _retry_row(arrival) -> list[float]:
@@ -233,6 +246,15 @@ def _profile_steps(arrival) -> list[tuple[float, float]]:
     points = [(p.at, p.x) for p in arrival.profile or ()]
     first = points[0][1] if points and points[0][0] <= 0 else 1.0
     return [(0.0, arrival.rate * first)] + [(at, arrival.rate * x) for at, x in points if at > 0]
+
+
+def _feature_tables(scenario: Scenario, index: dict[str, int], generators: Generators, row) -> dict[str, Any]:
+    """The Model's fields that each feature's own module builds."""
+    return {**per_instance(scenario, {**classify_tables(scenario, index, generators.index, row),
+                                      **fork_tables(scenario, index)}),
+            **queue_tables(scenario), **balance_tables(scenario, generators),
+            **reply_tables(scenario), **limit_tables(scenario), **cache_tables(scenario, generators.index, row),
+            **call_tables(scenario, index, generators.index), **breaker_model(scenario)}
 
 
 def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSketch) -> Model:
@@ -296,11 +318,6 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
     def per_stream(kind: str) -> np.ndarray:
         return np.array([generators.index(kind, name) for name in arrivals], np.int64)
 
-    features: dict[str, Any] = {   # the feature modules' columns (typed Any: some are counts, not arrays)
-        **per_instance(scenario, {**classify_tables(scenario, index, generators.index, row),
-                                  **fork_tables(scenario, index)}),
-        **queue_tables(scenario), **balance_tables(scenario, generators),
-        **call_tables(scenario, index, generators.index), **breaker_model(scenario)}
     return Model(
         service=np.array([row(service_parts(s)[0]) for s in stations.values()], float),
         workers=np.array([s.workers for s in stations.values()], np.int64),
@@ -335,4 +352,4 @@ def build_model(scenario: Scenario, generators: Generators, sketch: QuantileSket
         # per unit (instance row), like the kernels index it: another station's instances shift the rows
         cores=np.repeat(core_counts(stations.values()), [spec.instances for spec in stations.values()]),
         cpu=build_cpu(scenario, sum(spec.instances for spec in stations.values())),
-        backlog=backlog_table(scenario, index, generators.index), **features)
+        backlog=backlog_table(scenario, index, generators.index), **_feature_tables(scenario, index, generators, row))
