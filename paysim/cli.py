@@ -450,8 +450,13 @@ def report(
 @app.command()
 def size(
     file: Path = typer.Argument(..., help="Scenario YAML file."),
-    station: str = typer.Option(..., "--station", "-s", help="The station whose workers to size."),
-    slo: str = typer.Option(..., help="Objective on the whole system: p99<800ms, mean<50ms, p95<1s, failure_rate<0.1%."),
+    station: str | None = typer.Option(None, "--station", "-s", help="The station whose workers to size."),
+    every: bool = typer.Option(False, "--all", help="Size every station at once: the cheapest worker counts found "
+                                                    "(by each station's cost) with which the SLO holds."),
+    slo: list[str] = typer.Option(..., help="Objective on the whole system: p99<800ms, mean<50ms, p95<1s, "
+                                            "failure_rate<0.1%; with --all it may be given more than once."),
+    max_trials: int | None = typer.Option(None, min=2, help="With --all: configurations simulated before giving up "
+                                                            "(default 60)."),
     replications: int | None = typer.Option(None, "--replications", "-r", min=2, help="Replications per worker count (default: the scenario's)."),
     horizon: str | None = typer.Option(None, help="Simulated time per replication (default: the scenario's)."),
     warmup: str | None = typer.Option(None, help="Time discarded at the start of each replication."),
@@ -459,17 +464,33 @@ def size(
     jobs: int | None = typer.Option(None, "--jobs", "-j", min=1, max=MAX_JOBS, help="Processes to run replications on (default: all cores)."),
     as_json: bool = typer.Option(False, "--json", help="Print only JSON to stdout."),
     out: Path | None = typer.Option(None, help="Also write sizing.json, sizing.csv, sizing.png and report.html "
-                                                   "into this directory."),
+                                                   "into this directory (with --all: platform.json, platform.csv "
+                                                   "and platform.png)."),
     force: bool = typer.Option(False, "--force", help="Let --out overwrite another command's results (a sweep's)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     debug: bool = typer.Option(False, help="Show tracebacks."),
 ) -> None:
-    """Find the fewest workers for a station with which an SLO holds with 95% confidence, by simulation."""
+    """Find the fewest workers for a station (--station), or the cheapest for every station (--all), with
+    which an SLO holds with 95% confidence, by simulation."""
+    from paysim.platform_sizing import MAX_TRIALS
     from paysim.sizing import SizingError, evidence_table, parse_objective, size_station, to_dict as sizing_dict
 
     with user_errors(debug):
         started = time.perf_counter()
-        objective = parse_objective(slo)
+        if every == (station is not None):
+            raise SizingError("size: give either --station NAME (one station) or --all (every station)")
+        if max_trials is not None and not every:
+            raise SizingError("--max-trials: only with --all (a single station's search has its own limit)")
+        if every:
+            _size_platform(file, [parse_objective(text) for text in slo], replications=replications,
+                           overrides={k: v for k, v in {"horizon": horizon, "warmup": warmup}.items() if v is not None},
+                           seed=seed, jobs=jobs, as_json=as_json, out=out, force=force, quiet=quiet,
+                           max_trials=max_trials or MAX_TRIALS)
+            return
+        if len(slo) > 1:
+            raise SizingError("--slo: one objective with --station; several only with --all")
+        assert station is not None
+        objective = parse_objective(slo[0])
         overrides: dict[str, Any] = {k: v for k, v in {"horizon": horizon, "warmup": warmup}.items() if v is not None}
         scenario = load_scenario(file, overrides)
         count = replications or scenario.replications
@@ -504,6 +525,52 @@ def size(
             raise SizingError(f"{objective.text} does not hold with 95% confidence at any worker count up to "
                               f"{result.limit}: the target may be below what {station!r}'s service time alone allows, "
                               "or another station is the bottleneck")
+
+
+def _size_platform(file: Path, objectives: list[Any], *, replications: int | None, overrides: dict[str, Any],
+                   seed: int | None, jobs: int | None, as_json: bool, out: Path | None, force: bool, quiet: bool,
+                   max_trials: int) -> None:
+    """``paysim size --all``: every station at once (paysim.platform_sizing)."""
+    from paysim.platform_sizing import (
+        PLATFORM_FILES,
+        answer_lines,
+        frontier_table,
+        notes,
+        size_platform,
+        to_dict as platform_dict,
+    )
+    from paysim.sizing import SizingError
+
+    scenario = load_scenario(file, overrides)
+    count = replications or scenario.replications
+    _check_size(file, scenario, count, jobs)
+    if out is not None:   # before the search: it takes minutes
+        check_run_directory(out, force, PLATFORM_FILES)
+    with _progress_bar(quiet) as bar:
+        task = bar.add_task("platform", total=count)
+        advance, done = _advancing(bar, task, count)
+
+        def trying(workers: tuple[int, ...], phase: str) -> None:
+            done.clear()
+            bar.reset(task, total=count, description=f"{phase}: {', '.join(map(str, workers))} workers")
+
+        result = size_platform(scenario, objectives, seed=seed, replications=replications, jobs=jobs,
+                               max_trials=max_trials, on_trial=trying, progress=advance)
+    if as_json:
+        emit(json.dumps(platform_dict(result), indent=2, ensure_ascii=False) + "\n")
+    else:
+        console = _console()
+        for line in notes(result):
+            console.print(f"note: {escape(line)}", soft_wrap=True)
+        console.print(frontier_table(result))
+        for line in answer_lines(result):
+            console.print(escape(line), soft_wrap=True)
+    if out is not None:   # after the answer, and also without one: the evidence is worth keeping
+        from paysim.platform_outputs import write_platform
+        for path in write_platform(out, result):
+            err.print(f"wrote {escape(str(path))}")
+    if result.answer is None:
+        raise SizingError(result.failure)
 
 
 @app.command()

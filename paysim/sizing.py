@@ -35,6 +35,7 @@ from paysim.preflight import StationLoad, station_loads
 from paysim.runner import Progress, simulate
 from paysim.scenario import Scenario
 from paysim.scenario.fields import did_you_mean
+from paysim.scenario.models import Station
 from paysim.stats import Estimate, sketch_widened
 from paysim.units import format_duration, parse_duration, parse_probability
 
@@ -167,17 +168,23 @@ def _can_lose(scenario: Scenario, station: str, objective: Objective) -> str | N
               "to size for losses, or size for latency (e.g. --slo 'p99<500ms')")
 
 
+def fixed_reason(spec: Station) -> str | None:
+    """What sets a station's capacity besides its ``workers`` (then sizing leaves it alone), or None."""
+    return ("unlimited workers (a pure delay)" if spec.unlimited
+            else "an executor" if spec.executor is not None else "a schedule of workers" if spec.schedule
+            else f"{spec.cores} cores that its workers share" if spec.cores
+            else "an autoscaler" if spec.autoscale is not None
+            else f"{spec.instances} instances" if spec.instances > 1 else "batch service" if spec.batch is not None
+            else None)
+
+
 def _check_sizable(scenario: Scenario, station: str) -> None:
     """Refuse a station whose capacity is not set by its ``workers`` alone."""
     spec = scenario.stations[station]
     if spec.unlimited:
         raise SizingError(f"--station: {station!r} has unlimited workers (a pure delay): there is no worker count "
                           "to size")
-    other = ("an executor" if spec.executor is not None else "a schedule of workers" if spec.schedule
-             else f"{spec.cores} cores that its workers share" if spec.cores
-             else "an autoscaler" if spec.autoscale is not None
-             else f"{spec.instances} instances" if spec.instances > 1 else "batch service" if spec.batch is not None
-             else None)
+    other = fixed_reason(spec)
     if other:
         raise SizingError(f"--station: {station!r} has {other}, so 'workers' alone does not set its capacity; "
                           "size a station with plain workers")
@@ -256,17 +263,29 @@ def _trial(scenario: Scenario, station: str, objective: Objective, workers: int,
     if on_trial:
         on_trial(workers)
     result = simulate(candidate, seed=seed, replications=replications, progress=progress, engine="auto", session=session)
-    judged = objective.metric.replace("latency.", "latency_all.")   # failed requests breach a percentile
-    value = result.summary.get(f"system.{judged}", result.summary.get(f"system.{objective.metric}"))
+    return Trial(workers, *judge(result.summary, objective))
+
+
+def system_metric(objective: Objective, available: Mapping[str, object]) -> str:
+    """The key of the objective's system metric among ``available`` (a summary or a replication's row):
+    a percentile over all requests, failed ones counting as breaching it, where there is one."""
+    judged = f"system.{objective.metric.replace('latency.', 'latency_all.')}"
+    return judged if judged in available else f"system.{objective.metric}"
+
+
+def judge(summary: Mapping[str, Estimate], objective: Objective) -> tuple[Estimate | None, bool, str]:
+    """The system's estimate of the objective's metric (a percentile's CI widened by the sketch's
+    error), whether it holds (upper CI bound below the target), and a note when it cannot."""
+    value = summary.get(system_metric(objective, summary))
     if value is not None and value.mean == math.inf:
-        return Trial(workers, value, False, "failed requests reach this percentile")
+        return value, False, "failed requests reach this percentile"
     if value is None or not math.isfinite(value.mean):
-        return Trial(workers, value, False, "no transaction finished inside the measurement window")
+        return value, False, "no transaction finished inside the measurement window"
     if objective.metric.startswith("latency."):   # the sketch's ±0.5% on top of the CI
         value = sketch_widened(value)
     if not math.isfinite(value.high):
-        return Trial(workers, value, False, "no confidence interval: fewer than two replications")
-    return Trial(workers, value, value.high < objective.target)
+        return value, False, "no confidence interval: fewer than two replications"
+    return value, value.high < objective.target, ""
 
 
 def _shown(objective: Objective, value: float) -> str:
