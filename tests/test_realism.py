@@ -52,6 +52,7 @@ def test_timeout_with_continue_orphans_the_work():
     assert_little(result)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("on_timeout", ["cancel", "continue"])
 def test_timeout_against_exponential_service_without_queueing(on_timeout):
     # ample workers, so an attempt times out iff its service exceeds the timeout:

@@ -19,18 +19,20 @@ def _single(rate: float, service, workers: int, queue: int | None = None, horizo
     return scenario({"pool": station}, {"jobs": {"rate": rate}}, horizon, warmup, replications)
 
 
-# (id, arrival rate /s, mean service s, workers, horizon s): service rate 1/mean
+# (arrival rate /s, mean service s, workers, horizon s): service rate 1/mean
+# (the long ones, 8-11 s on one core, are marked slow: `pytest -m "not slow"` skips them)
+SLOW = pytest.mark.slow
 MMC_CASES = [
-    ("M/M/1 rho=0.5", 0.5, 1.0, 1, 20_000),
-    ("M/M/1 rho=0.9", 0.9, 1.0, 1, 100_000),
-    ("M/M/2 rho=0.8", 1.6, 1.0, 2, 30_000),
-    ("M/M/10 rho=0.8", 8.0, 1.0, 10, 10_000),
-    ("M/M/50 rho=0.9", 45.0, 1.0, 50, 3_000),
+    pytest.param(0.5, 1.0, 1, 20_000, id="M/M/1 rho=0.5"),
+    pytest.param(0.9, 1.0, 1, 100_000, id="M/M/1 rho=0.9", marks=SLOW),
+    pytest.param(1.6, 1.0, 2, 30_000, id="M/M/2 rho=0.8"),
+    pytest.param(8.0, 1.0, 10, 10_000, id="M/M/10 rho=0.8", marks=SLOW),
+    pytest.param(45.0, 1.0, 50, 3_000, id="M/M/50 rho=0.9", marks=SLOW),
 ]
 
 
-@pytest.mark.parametrize("name, rate, mean, workers, horizon", MMC_CASES, ids=[c[0] for c in MMC_CASES])
-def test_mmc_matches_erlang_c(name, rate, mean, workers, horizon):
+@pytest.mark.parametrize("rate, mean, workers, horizon", MMC_CASES)
+def test_mmc_matches_erlang_c(rate, mean, workers, horizon):
     result = run(_single(rate, {"dist": "exponential", "mean": mean}, workers, horizon=horizon, warmup=horizon / 10))
     theory = analytic.mmc(rate, 1 / mean, workers)
     for metric in ("Wq", "W", "L", "Lq", "utilization"):
@@ -40,7 +42,7 @@ def test_mmc_matches_erlang_c(name, rate, mean, workers, horizon):
     assert_little(result)
 
 
-@pytest.mark.parametrize("workers, queue, load", [(1, 0, 0.8), (2, 3, 0.9), (5, 5, 1.3)])
+@pytest.mark.parametrize("workers, queue, load", [(1, 0, 0.8), (2, 3, 0.9), pytest.param(5, 5, 1.3, marks=SLOW)])
 def test_mmck_blocking_probability(workers, queue, load):
     rate = load * workers
     result = run(_single(rate, {"dist": "exponential", "mean": 1.0}, workers, queue=queue, horizon=20_000))
@@ -86,6 +88,7 @@ def _jackson(stations: dict, rate: float):
     assert_little(result)
 
 
+@SLOW
 def test_tandem_jackson_network():
     _jackson({
         "gateway": {"workers": 4, "service": {"dist": "exponential", "mean": 0.5}, "next": "risk"},
@@ -94,6 +97,7 @@ def test_tandem_jackson_network():
     }, rate=6.0)
 
 
+@SLOW
 def test_branching_jackson_network_with_feedback():
     _jackson({
         "gateway": {"workers": 3, "service": {"dist": "exponential", "mean": 0.2}, "next": {"fast": 0.7, "slow": 0.3}},
