@@ -9,6 +9,7 @@ import numpy as np
 
 from paysim.engine.compiled.balance import units
 from paysim.engine.compiled.codes import DET, DONE_SERVICE, ST_CACHE_HITS, TXI_CACHE_HIT, TXI_GEN
+from paysim.engine.compiled.cores import serve
 from paysim.engine.compiled.primitives import draw, helper, jit
 from paysim.engine.compiled.state import push
 from paysim.scenario import Scenario
@@ -52,3 +53,15 @@ def serve_cached(service, cache_hit, cache_service, emp, rng, hit_rng, cache_rng
     driver.unsupported), a DONE_SERVICE event when it is done."""
     work = cached_service(service, cache_hit, cache_service, emp, rng, hit_rng, cache_rng, st_i, txi, st, y)
     push(heap, size, now + work * slow[st], DONE_SERVICE, y, txi[y, TXI_GEN])
+
+
+@helper
+def start_work(service, emp, cache_hit, cache_service, rng, hit_rng, cache_rng, slow, cores, cpu_f, cpu_i, jobs, heap,
+               size, st_i, txi, st, y, now):
+    """``y``'s service at station row ``st`` starts now: through its cache if it has one, else
+    drawn and done at full speed or on its shared cores (paysim.engine.compiled.cores.serve)."""
+    if cache_hit[st] < 0:
+        serve(service, emp, rng, slow, cores, cpu_f, cpu_i, jobs, heap, size, txi, st, y, now)
+    else:
+        serve_cached(service, cache_hit, cache_service, emp, rng, hit_rng, cache_rng, slow, heap, size, st_i, txi, st,
+                     y, now)

@@ -156,7 +156,8 @@ def _report(acc: Accumulators, observer: Observer, scenario: Scenario, warmup: f
          station.errored, station.abandoned, station.cancelled, station.departed) = \
             (int(v) for v in c[ST_IN:ST_DEPARTED + 1])
         station.sketch.add_counts(acc.st_sketch[i], acc.st_zeros[i])
-        if scenario.stations[name].backlog is not None:   # its drain (paysim.engine.compiled.backlog): -1 when the queue never emptied
+        # a backlog's drain (paysim.engine.compiled.backlog): -1 when the queue never emptied
+        if scenario.stations[name].backlog is not None:
             station.drain_measured = True
             station.drained_at = f[STF_DRAIN] if f[STF_DRAIN] >= 0 else None
         station.outcomes = {name: int(c[ST_OUTCOMES + code]) for code, name in enumerate(OUTCOMES)}

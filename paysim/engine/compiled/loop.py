@@ -26,7 +26,7 @@ from paysim.engine.compiled.batch import (
     resume_batches,
 )
 from paysim.engine.compiled.breaker import breaker_call_ended, breaker_gate, breaker_step_timed_out, breakers_at_window
-from paysim.engine.compiled.cache import serve_cached
+from paysim.engine.compiled.cache import start_work
 from paysim.engine.compiled.calls import (
     answer,
     call_back,
@@ -146,7 +146,6 @@ from paysim.engine.compiled.cores import (
     grown as cores_grown,
     open_window as open_cores_window,
     remove as cores_remove,
-    serve,
 )
 from paysim.engine.compiled.executor import (
     PI_CORE,
@@ -368,13 +367,9 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                     y = take_next(st_f, st_i, txf, txi, st, down, now, m.discipline, m.rank, queue_last)
                     if cpu_i[st, CI_N] + 1 >= jobs.shape[1]:
                         jobs = cores_grown(jobs)
-                    if m.cache_hit[st] < 0:
-                        serve(m.service, m.emp, rngs[m.rng_service[st]], slow, m.cores, cpu_f, cpu_i, jobs, heap, size, txi,
-                              st, y, now)
-                    else:
-                        serve_cached(m.service, m.cache_hit, m.cache_service, m.emp, rngs[m.rng_service[st]],
-                                     rngs[m.rng_cache[st]], rngs[m.rng_cache_service[st]], slow, heap, size, st_i, txi, st,
-                                     y, now)
+                    start_work(m.service, m.emp, m.cache_hit, m.cache_service, rngs[m.rng_service[st]],
+                               rngs[m.rng_cache[st]], rngs[m.rng_cache_service[st]], slow, m.cores, cpu_f, cpu_i,
+                               jobs, heap, size, st_i, txi, st, y, now)
             continue
         if kind == BATCH_TICK or kind == BATCH_DEADLINE or kind == BATCH_DONE:   # batch.py
             st = ident if kind == BATCH_TICK else br[ident, BR_STATION]
@@ -487,13 +482,9 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                 else:
                     y = free_worker(st_f, st_i, txf, txi, st, down, now, m.discipline, m.rank, queue_last)
                     if y >= 0:
-                        if m.cache_hit[st] < 0:
-                            serve(m.service, m.emp, rngs[m.rng_service[st]], slow, m.cores, cpu_f, cpu_i, jobs, heap, size, txi,
-                                  st, y, now)
-                        else:
-                            serve_cached(m.service, m.cache_hit, m.cache_service, m.emp, rngs[m.rng_service[st]],
-                                         rngs[m.rng_cache[st]], rngs[m.rng_cache_service[st]], slow, heap, size, st_i, txi, st,
-                                         y, now)
+                        start_work(m.service, m.emp, m.cache_hit, m.cache_service, rngs[m.rng_service[st]],
+                                   rngs[m.rng_cache[st]], rngs[m.rng_cache_service[st]], slow, m.cores, cpu_f, cpu_i,
+                                   jobs, heap, size, st_i, txi, st, y, now)
             else:            # the next item of a finished batch goes on (batch.py)
                 x = sending
                 sending = txi[x, TXI_NEXT]
@@ -536,17 +527,14 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                 else:            # queued (abandoned), or in service (cancelled: the worker is freed now)
                     if m.cores[st] > 0 and txi[x, TXI_STATE] == SERVING:   # it stops computing
                         cores_remove(cpu_f, cpu_i, jobs, m.cores, heap, size, st, x, now)
-                    reason, y = (withdraw_from_batch(st_f, st_i, txf, txi, br, st, x, now) if m.batch[st, BT_ON] > 0
+                    batched = m.batch[st, BT_ON] > 0
+                    reason, y = (withdraw_from_batch(st_f, st_i, txf, txi, br, st, x, now) if batched
                                  else withdraw(st_f, st_i, txf, txi, st, x, down, now, m.discipline, m.rank,
                                                queue_last))
                     if y >= 0:
-                        if m.cache_hit[st] < 0:
-                            serve(m.service, m.emp, rngs[m.rng_service[st]], slow, m.cores, cpu_f, cpu_i, jobs, heap, size, txi,
-                                  st, y, now)
-                        else:
-                            serve_cached(m.service, m.cache_hit, m.cache_service, m.emp, rngs[m.rng_service[st]],
-                                         rngs[m.rng_cache[st]], rngs[m.rng_cache_service[st]], slow, heap, size, st_i, txi, st,
-                                         y, now)
+                        start_work(m.service, m.emp, m.cache_hit, m.cache_service, rngs[m.rng_service[st]],
+                                   rngs[m.rng_cache[st]], rngs[m.rng_cache_service[st]], slow, m.cores, cpu_f, cpu_i,
+                                   jobs, heap, size, st_i, txi, st, y, now)
                 leave_system(sr_f, sr_i, txf, txi, x, now, False)   # not finished
                 in_flight -= 1
                 release_slot(txi, free, free_n, x)
@@ -559,8 +547,8 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                 st = txi[x, TXI_STATION]
                 if m.reply[st] and txi[x, TXI_GAVE_UP] == 0:   # the client has its answer; the rest is background
                     txi[x, TXI_GAVE_UP], txi[x, TXI_REPLIED] = 1, 1
-                    answer_client(sr_f, sr_i, acc.sr_sketch, acc.sr_zeros, series_lat, txf, x, s, now, m.log_gamma, m.offset,
-                           m.nbuckets, m.min_value)
+                    answer_client(sr_f, sr_i, acc.sr_sketch, acc.sr_zeros, series_lat, txf, x, s, now, m.log_gamma,
+                                  m.offset, m.nbuckets, m.min_value)
                     if m.clients[s] > 0:    # the client thinks, then sends its next request
                         send_after_think(m.think, s, m.emp, rngs[m.rng_think[s]], heap, size, now)
                 if m.cl_on[st]:
@@ -612,13 +600,9 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                     elif st_i[st, ST_BUSY] < st_i[st, ST_WORKERS] and down[st] == UP:
                         st_i[st, ST_BUSY] += 1
                         start_service(st_i, txf, txi, st, x, now)
-                        if m.cache_hit[st] < 0:
-                            serve(m.service, m.emp, rngs[m.rng_service[st]], slow, m.cores, cpu_f, cpu_i, jobs, heap, size, txi,
-                                  st, x, now)
-                        else:
-                            serve_cached(m.service, m.cache_hit, m.cache_service, m.emp, rngs[m.rng_service[st]],
-                                         rngs[m.rng_cache[st]], rngs[m.rng_cache_service[st]], slow, heap, size, st_i, txi, st,
-                                         x, now)
+                        start_work(m.service, m.emp, m.cache_hit, m.cache_service, rngs[m.rng_service[st]],
+                                   rngs[m.rng_cache[st]], rngs[m.rng_cache_service[st]], slow, m.cores, cpu_f, cpu_i,
+                                   jobs, heap, size, st_i, txi, st, x, now)
                     else:
                         enqueue(st_i, txi, st, x, m.discipline, m.rank, queue_last)
                     if forking >= 0:
@@ -654,8 +638,8 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
             if txi[x, TXI_GAVE_UP] == 0:
                 txi[x, TXI_GAVE_UP] = 1
                 if finished:
-                    answer_client(sr_f, sr_i, acc.sr_sketch, acc.sr_zeros, series_lat, txf, x, s, now, m.log_gamma, m.offset,
-                           m.nbuckets, m.min_value)
+                    answer_client(sr_f, sr_i, acc.sr_sketch, acc.sr_zeros, series_lat, txf, x, s, now, m.log_gamma,
+                                  m.offset, m.nbuckets, m.min_value)
                     if m.clients[s] > 0:    # the client thinks, then sends its next request
                         send_after_think(m.think, s, m.emp, rngs[m.rng_think[s]], heap, size, now)
                 else:

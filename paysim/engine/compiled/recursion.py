@@ -84,7 +84,8 @@ def fits(scenario: Scenario) -> bool:
                     and s.classify is None and s.executor is None and s.autoscale is None
                     and s.rate_limit is None and s.cache is None
                     and s.cores is None and not s.unlimited for s in scenario.stations.values())
-            and all(s.instances == 1 and s.discipline == "fifo" and s.backlog is None for s in scenario.stations.values())
+            and all(s.instances == 1 and s.discipline == "fifo" and s.backlog is None
+                    for s in scenario.stations.values())
             and all(a.retry is None and a.clients is None and a.rate_limit is None for a in scenario.arrivals.values()))
 
 

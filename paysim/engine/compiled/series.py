@@ -170,7 +170,7 @@ def take(ser, st_i, threads, computing, cores, sr_i, sr_f, log_gamma, offset):
         row[C_STATIONS + PER_STATION * st + S_THREADS] = threads[st]
         row[C_STATIONS + PER_STATION * st + S_HELD] = st_i[st, ST_HELD]
         row[C_STATIONS + PER_STATION * st + S_CPU] = min(computing[st], cores[st])
-        row[C_STATIONS + PER_STATION * st + S_WORKERS] = st_i[st, ST_WORKERS]   # as a schedule or an autoscaler set them
+        row[C_STATIONS + PER_STATION * st + S_WORKERS] = st_i[st, ST_WORKERS]   # as a schedule or autoscaler set them
     ser.next[0] = j + 1
 
 
