@@ -24,9 +24,8 @@ import numpy as np
 
 from paysim.engine.compiled.balance import units
 from paysim.engine.compiled.breaker import breaker_withdrawn
-from paysim.engine.compiled.cache import service_of
+from paysim.engine.compiled.cache import start_work
 from paysim.engine.compiled.codes import (
-    DONE_SERVICE,
     FORKED,
     HELD,
     RT_BUDGET,
@@ -47,7 +46,6 @@ from paysim.engine.compiled.codes import (
     TXF_WAIT,
     TXI_CALLER,
     TXI_DETACHED,
-    TXI_GEN,
     TXI_PENDING,
     TXI_STATE,
     TXI_STATION,
@@ -57,7 +55,7 @@ from paysim.engine.compiled.codes import (
     TXI_TRY,
     WAITING,
 )
-from paysim.engine.compiled.cores import remove as cores_remove, serve
+from paysim.engine.compiled.cores import remove as cores_remove
 from paysim.engine.compiled.fork import absorb, new_calls_of, next_call
 from paysim.engine.compiled.limits import loss_reason
 from paysim.engine.compiled.primitives import helper, jit
@@ -216,14 +214,10 @@ def _withdraw_at(m, rngs, st_f, st_i, txf, txi, heap, size, slow, down, queue_la
 
 @jit
 def _start_service(m, rngs, st_i, txi, heap, size, slow, st, y, now):
-    """A freed worker's next transaction ``y`` starts its service: computing on the station's
-    shared cores, or through its cache (no station has both here: driver.unsupported)."""
-    if m.cores[st] > 0:
-        cpu_f, cpu_i, jobs = m.cpu
-        serve(m.service, m.emp, rngs[m.rng_service[st]], slow, m.cores, cpu_f, cpu_i, jobs, heap, size, txi, st, y,
-              now)
-    else:
-        push(heap, size, now + service_of(m, rngs, st_i, txi, st, y) * slow[st], DONE_SERVICE, y, txi[y, TXI_GEN])
+    """A freed worker's next transaction ``y`` starts its service (cache.start_work, as in the loop)."""
+    cpu_f, cpu_i, jobs = m.cpu
+    start_work(m.service, m.emp, m.cache_hit, m.cache_service, rngs[m.rng_service[st]], rngs[m.rng_cache[st]],
+               rngs[m.rng_cache_service[st]], slow, m.cores, cpu_f, cpu_i, jobs, heap, size, st_i, txi, st, y, now)
 
 
 @jit
