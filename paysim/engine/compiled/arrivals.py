@@ -18,7 +18,7 @@ def arrival_cursors(clock, gap):
     return segment
 
 
-@helper
+@helper(hot=True)
 def next_arrival(s, now, clock, unit_det, gap, step_at, step_rate, emp, rng, segment):
     """Stream ``s``'s next arrival time after ``now`` (inf: none before the end of time).
     A profile stream spends one unit of work (exponential, or 1 when deterministic)

@@ -38,6 +38,7 @@ from paysim.engine.compiled.codes import (
     TXI_STATION,
     TXI_STREAM,
 )
+from paysim.engine.compiled.generators import generator_at
 from paysim.engine.compiled.primitives import draw, jit
 from paysim.engine.compiled.queues import enqueue
 from paysim.engine.compiled.state import push, take_slot
@@ -73,7 +74,7 @@ def place_backlogs(m, rngs, st_f, st_i, sr_f, sr_i, txf, txi, free, free_n, heap
             x = take_slot(free, free_n)
             txi[x, TXI_STREAM], txi[x, TXI_ATTEMPT] = s, 1
             txf[x, TXF_ORIGIN], txf[x, TXF_BACKOFF] = 0.0, 0.0
-            txf[x, TXF_FEATURES] = draw(m.ft_dist[s], 0, m.emp, rngs[m.backlog[b, BL_RNG]]) \
+            txf[x, TXF_FEATURES] = draw(m.ft_dist[s], 0, m.emp, generator_at(rngs, m.backlog[b, BL_RNG])) \
                 if m.backlog[b, BL_RNG] >= 0 else 0.0
             sr_i[s, SR_ARRIVED] += 1    # (a retry budget's deposit changes nothing: it is full at 0)
             txf[x, TXF_ENTERED], txf[x, TXF_WAIT], txf[x, TXF_SERVICE] = 0.0, 0.0, 0.0
@@ -91,7 +92,8 @@ def place_backlogs(m, rngs, st_f, st_i, sr_f, sr_i, txf, txi, free, free_n, heap
             if st_i[st, ST_BUSY] < st_i[st, ST_WORKERS]:   # (the workers at time 0)
                 st_i[st, ST_BUSY] += 1
                 start_service(st_i, txf, txi, st, x, 0.0)
-                push(heap, size, draw(m.service, st, m.emp, rngs[m.rng_service[st]]), DONE_SERVICE, x, txi[x, TXI_GEN])
+                work = draw(m.service, st, m.emp, generator_at(rngs, m.rng_service[st]))
+                push(heap, size, work, DONE_SERVICE, x, txi[x, TXI_GEN])
             else:
                 enqueue(st_i, txi, st, x, m.discipline, m.rank, queue_last)
         st_f[st, STF_DRAIN] = -1.0

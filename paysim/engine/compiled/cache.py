@@ -10,6 +10,7 @@ import numpy as np
 from paysim.engine.compiled.balance import units
 from paysim.engine.compiled.codes import DET, DONE_SERVICE, ST_CACHE_HITS, TXI_CACHE_HIT, TXI_GEN
 from paysim.engine.compiled.cores import serve
+from paysim.engine.compiled.generators import generator_at
 from paysim.engine.compiled.primitives import draw, helper, jit
 from paysim.engine.compiled.state import push
 from paysim.scenario import Scenario
@@ -41,9 +42,10 @@ def service_of(m, rngs, st_i, txi, st, x):
     """The service time of ``x`` starting at station row ``st``, through its cache if it has one
     (for the paths apart from the event loop: a join's or a held call's freed worker)."""
     if m.cache_hit[st] < 0:
-        return draw(m.service, st, m.emp, rngs[m.rng_service[st]])
-    return cached_service(m.service, m.cache_hit, m.cache_service, m.emp, rngs[m.rng_service[st]],
-                          rngs[m.rng_cache[st]], rngs[m.rng_cache_service[st]], st_i, txi, st, x)
+        return draw(m.service, st, m.emp, generator_at(rngs, m.rng_service[st]))
+    return cached_service(m.service, m.cache_hit, m.cache_service, m.emp, generator_at(rngs, m.rng_service[st]),
+                          generator_at(rngs, m.rng_cache[st]), generator_at(rngs, m.rng_cache_service[st]), st_i, txi,
+                          st, x)
 
 
 @helper
@@ -55,13 +57,14 @@ def serve_cached(service, cache_hit, cache_service, emp, rng, hit_rng, cache_rng
     push(heap, size, now + work * slow[st], DONE_SERVICE, y, txi[y, TXI_GEN])
 
 
-@helper
-def start_work(service, emp, cache_hit, cache_service, rng, hit_rng, cache_rng, slow, cores, cpu_f, cpu_i, jobs, heap,
-               size, st_i, txi, st, y, now):
+@helper(hot=True)
+def start_work(service, emp, cache_hit, cache_service, rngs, rng_service, rng_cache, rng_cache_service, slow, cores,
+               cpu_f, cpu_i, jobs, heap, size, st_i, txi, st, y, now):
     """``y``'s service at station row ``st`` starts now: through its cache if it has one, else
     drawn and done at full speed or on its shared cores (paysim.engine.compiled.cores.serve)."""
+    rng = generator_at(rngs, rng_service[st])
     if cache_hit[st] < 0:
         serve(service, emp, rng, slow, cores, cpu_f, cpu_i, jobs, heap, size, txi, st, y, now)
     else:
-        serve_cached(service, cache_hit, cache_service, emp, rng, hit_rng, cache_rng, slow, heap, size, st_i, txi, st,
-                     y, now)
+        serve_cached(service, cache_hit, cache_service, emp, rng, generator_at(rngs, rng_cache[st]),
+                     generator_at(rngs, rng_cache_service[st]), slow, heap, size, st_i, txi, st, y, now)

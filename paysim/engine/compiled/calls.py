@@ -57,6 +57,7 @@ from paysim.engine.compiled.codes import (
 )
 from paysim.engine.compiled.cores import remove as cores_remove
 from paysim.engine.compiled.fork import absorb, new_calls_of, next_call
+from paysim.engine.compiled.generators import generator_at
 from paysim.engine.compiled.limits import loss_reason
 from paysim.engine.compiled.primitives import helper, jit
 from paysim.engine.compiled.retry import may_retry, retry_delay
@@ -216,8 +217,8 @@ def _withdraw_at(m, rngs, st_f, st_i, txf, txi, heap, size, slow, down, queue_la
 def _start_service(m, rngs, st_i, txi, heap, size, slow, st, y, now):
     """A freed worker's next transaction ``y`` starts its service (cache.start_work, as in the loop)."""
     cpu_f, cpu_i, jobs = m.cpu
-    start_work(m.service, m.emp, m.cache_hit, m.cache_service, rngs[m.rng_service[st]], rngs[m.rng_cache[st]],
-               rngs[m.rng_cache_service[st]], slow, m.cores, cpu_f, cpu_i, jobs, heap, size, st_i, txi, st, y, now)
+    start_work(m.service, m.emp, m.cache_hit, m.cache_service, rngs, m.rng_service, m.rng_cache,
+               m.rng_cache_service, slow, m.cores, cpu_f, cpu_i, jobs, heap, size, st_i, txi, st, y, now)
 
 
 @jit
@@ -274,7 +275,7 @@ def _step_failed(m, acc, rngs, st_f, st_i, txf, txi, free, free_n, calls, step_t
     if not may_retry(m.step_retry, step_tokens, r, txi[p, TXI_TRY], reason):
         return p, answer(m, acc, rngs, st_f, st_i, txf, txi, heap, size, slow, down, queue_last, p, target, True,
                          now), False
-    delay = retry_delay(m.step_retry, r, txi[p, TXI_TRY], txf[p, TXF_STEP_BACKOFF], rngs[m.rng_step[r]])
+    delay = retry_delay(m.step_retry, r, txi[p, TXI_TRY], txf[p, TXF_STEP_BACKOFF], generator_at(rngs, m.rng_step[r]))
     txi[p, TXI_TRY] += 1
     txf[p, TXF_STEP_BACKOFF] = delay
     if delay > 0:

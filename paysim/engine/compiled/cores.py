@@ -42,13 +42,15 @@ def core_counts(stations) -> np.ndarray:
     return np.array([spec.cores or 0 for spec in stations], np.int64)
 
 
-ROOM = 1 << 16    # jobs a station's heap has room for from the start (the kernel grows it beyond)
+ROOM = 1 << 16    # jobs a heap of unlimited workers has room for from the start (the kernel grows it beyond)
 
 
 def build_cpu(scenario: Scenario, units: int) -> Cpu:
-    """Empty cores tables; each heap has room for a station's workers, up to ROOM (the kernel
-    grows the heaps for more, which only unlimited workers or more than ROOM may need)."""
-    room = min(max([s.workers for s in scenario.stations.values() if s.cores] or [0]), ROOM) + 2
+    """Empty cores tables; each heap has room for all of a station's workers (ROOM when they
+    are unlimited: the kernel grows the heaps for more, one job at a time, since only an
+    arrival starts an unlimited worker)."""
+    room = max([min(s.workers, ROOM) if s.unlimited else s.workers for s in scenario.stations.values() if s.cores]
+               or [0]) + 2
     return Cpu(np.zeros((units, CF_WIDTH)), np.zeros((units, CI_WIDTH), np.int64), np.zeros((units, room, J_WIDTH)))
 
 
@@ -193,7 +195,7 @@ def due(cpu_f, cpu_i, jobs, cores, heap, size, st, version, now):
     return x
 
 
-@helper
+@helper(hot=True)
 def serve(service, emp, rng, slow, cores, cpu_f, cpu_i, jobs, heap, size, txi, st, y, now):
     """``y``'s service at station ``st`` starts now: its work drawn, then done at full speed
     (a DONE_SERVICE event), or shared with the others computing on the station's cores."""
@@ -227,9 +229,8 @@ def unsupported(name: str, station, scenario: Scenario) -> str | None:
     if station.unlimited and station.outages:
         return f"stations.{name}.outages: an outage of unlimited workers needs the SimPy engine"
     # calls reach the cores through the Model's tables, which the kernel must then never grow
-    if station.cores and station.workers > ROOM and any(s.calls for s in scenario.stations.values()):
-        return f"stations.{name}.cores: more than {ROOM:,} workers (or unlimited) sharing cores beside calls needs " \
-               "the SimPy engine"
+    if station.cores and station.unlimited and any(s.calls for s in scenario.stations.values()):
+        return f"stations.{name}.cores: unlimited workers sharing cores beside calls need the SimPy engine"
     return None
 
 

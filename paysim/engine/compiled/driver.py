@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from paysim import distributions as d
 from paysim.engine.compiled import autoscale, balance, calls, cores, executor, queues, recursion, reply
+from paysim.engine.compiled.backlog import BL_COUNT
 from paysim.engine.compiled.batch import service_parts
 from paysim.engine.compiled.breaker import report_breakers
 from paysim.engine.compiled.codes import (
@@ -42,6 +43,7 @@ from paysim.engine.compiled.codes import (
 from paysim.engine.compiled.loop import run
 from paysim.engine.compiled.schedule import worker_seconds
 from paysim.engine.compiled.series import new_series, series_rows
+from paysim.engine.compiled.slots import START, keep_needed, slots_for
 from paysim.engine.compiled.tables import Accumulators, Generators, accumulators, build_model, drawable
 from paysim.observe import FAILURES, Observer
 from paysim.scenario import Scenario
@@ -117,16 +119,18 @@ def run_replication(scenario: Scenario, observer: Observer, seed: int, replicati
     sketch = next(iter(observer.streams.values())).sketch
     generators = Generators(seed, replication)
     model = build_model(scenario, generators, sketch)
-    acc = accumulators(scenario, sketch)
+    width = max(model.calls_to.shape[1], model.step_to.shape[1])   # calls one attempt may make
+    acc = accumulators(scenario, sketch, slots_for(width, START + int(model.backlog[:, BL_COUNT].sum())))
     ser = new_series(scenario.horizon, series_interval, len(balance.units(scenario)), model.nbuckets)
     warmup = scenario.warmup or 0.0
     kernel = recursion.run_single if recursion.fits(scenario) else run   # one station: no event list needed
     # the scalars' types fixed: an int where a float was (or back) would compile the kernel again
-    arguments = (model, acc, generators.typed(), float(warmup), float(scenario.horizon), int(max_in_flight), ser)
+    arguments = (model, acc, generators.table(), float(warmup), float(scenario.horizon), int(max_in_flight), ser)
     poll = (lambda: report(min(1.0, acc.now_at[0] / scenario.horizon))) if report else None
     if _interruptible(kernel, arguments, poll) < 0:
         raise RunawayError(f"more than {max_in_flight:,} transactions in flight: the system is overloaded "
                            "(utilisation ≥ 1 with unbounded queues?)")
+    keep_needed(acc.slots)
     _report(balance.merged(acc, scenario), observer, scenario, warmup)
     cores.report(model.cpu, scenario, observer.stations)
     report_breakers(model.bk, observer.breakers, scenario.horizon)

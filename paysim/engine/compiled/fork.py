@@ -43,6 +43,7 @@ from paysim.engine.compiled.codes import (
     WAITING,
 )
 from paysim.engine.compiled.executor import PI_CORE, cancel
+from paysim.engine.compiled.generators import generator_at
 from paysim.engine.compiled.primitives import helper, jit
 from paysim.engine.compiled.state import push, release_slot, take_slot
 from paysim.engine.compiled.station import withdraw, withdraw_from_batch
@@ -60,12 +61,6 @@ def fork_tables(scenario: Scenario, index: dict[str, int]) -> dict[str, np.ndarr
             calls_to[i, j] = index[branch]
     return {"calls_to": calls_to, "n_calls": np.array([len(s.parallel) for s in stations], np.int64),
             "join_any": np.array([s.join == "any" for s in stations], np.bool_)}
-
-
-@jit(inline=True)
-def new_calls(cap, width):
-    """Per transaction slot, a forked attempt's calls (their slots; -1 once absorbed)."""
-    return np.full((cap, width), -1, np.int64)
 
 
 @jit(inline=True)
@@ -132,7 +127,7 @@ def withdraw_calls(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, br, heap,
         st = txi[c, TXI_STATION]
         if txi[c, TXI_STATE] == SERVING and pool_i[st, PI_CORE] >= 0:
             cancel(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, m.service, m.emp,
-                   rngs[m.rng_service[st]], slow, down, m.discipline, m.rank, queue_last, st, c, now)
+                   generator_at(rngs, m.rng_service[st]), slow, down, m.discipline, m.rank, queue_last, st, c, now)
         elif txi[c, TXI_STATE] == WAITING or txi[c, TXI_STATE] == SERVING:
             y = (withdraw_from_batch(st_f, st_i, txf, txi, br, st, c, now) if m.batch[st, BT_ON] > 0
                  else withdraw(st_f, st_i, txf, txi, st, c, down, now, m.discipline, m.rank, queue_last))[1]

@@ -159,7 +159,8 @@ from paysim.engine.compiled.executor import (
     release,
     resume,
 )
-from paysim.engine.compiled.fork import call_returned, fork, grown_calls, new_calls, next_call, withdraw_calls
+from paysim.engine.compiled.fork import call_returned, fork, grown_calls, next_call, withdraw_calls
+from paysim.engine.compiled.generators import generator_at
 from paysim.engine.compiled.limits import loss_reason, new_buckets, took_token
 from paysim.engine.compiled.primitives import draw, helper, jit
 from paysim.engine.compiled.queues import enqueue
@@ -167,11 +168,11 @@ from paysim.engine.compiled.reply import answer_client, open_counts
 from paysim.engine.compiled.retry import may_retry, retry_delay
 from paysim.engine.compiled.schedule import change_workers, peak_workers, push_changes
 from paysim.engine.compiled.series import due, sampling, take, take_until, window_opened
+from paysim.engine.compiled.slots import reset as reset_slots
 from paysim.engine.compiled.state import (
     grown_heap,
     grown_slots,
     new_heap,
-    new_slots,
     pop,
     push,
     release_slot,
@@ -245,9 +246,10 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     sharing = np.any(m.cores > 0)
     scaling, scaled_f, scaled_i, recommended_t, recommended, orders = acc.autoscale   # (autoscale.py)
     placing = np.sum(m.backlog[:, BL_COUNT])  # requests of backlogs (paysim.engine.compiled.backlog)
-    txf, txi, free, free_n = new_slots(1024 + placing)
-    width = max(m.calls_to.shape[1], m.step_to.shape[1])   # parallel or held calls one attempt may make
-    calls = new_calls(1024 + placing, width)  # per slot: a forked or held attempt's calls
+    txf, txi, free, calls, needed = acc.slots   # (calls: per slot, a forked or held attempt's calls)
+    reset_slots(txi, free, calls)             # (room for the backlogs: driver.run_replication)
+    free_n = np.full(1, txi.shape[0], np.int64)
+    width = calls.shape[1]                    # parallel or held calls one attempt may make
     token, step_tokens, stack = new_call_state(m, n_st)   # held calls (paysim.engine.compiled.calls)
     # heap entries one event may add (an outage's end, a schedule or an autoscaler starts many; a fork
     # starts and a join withdraws calls). Unlimited workers have no outages or schedules here (see
@@ -284,10 +286,10 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     series, series_times, series_next, series_lat = sampling(ser), ser.times, ser.next, ser.lat
     for s in range(n_sr):
         if m.clients[s] > 0:
-            start_clients(m.clients, m.think, s, m.emp, rngs[m.rng_think[s]], heap, size)
+            start_clients(m.clients, m.think, s, m.emp, generator_at(rngs, m.rng_think[s]), heap, size)
             continue
         first = next_arrival(s, 0.0, m.clock, m.unit_det, m.gap, m.step_at, m.step_rate, m.emp,
-                             rngs[m.rng_arrivals[s]], segment)
+                             generator_at(rngs, m.rng_arrivals[s]), segment)
         if first < np.inf:
             push(heap, size, first, ARRIVAL, s, 0)
     if warmup > 0:
@@ -298,13 +300,27 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
         in_flight = place_backlogs(m, rngs, st_f, st_i, sr_f, sr_i, txf, txi, free, free_n, heap, size, queue_last)
         if in_flight > max_in_flight:
             return -1
-    while True:
-        while (sending == -1 and series and size[0] > 0     # (never amid a finished batch's items)
-               and due(series_times, series_next, heap[0, H_T], heap[0, H_SEQ], series_seq)):
-            # between events: no event, no random number
-            take(ser, st_i, pool_i[:, PI_THREADS], cpu_i[:, CI_N], m.cores, sr_i, sr_f, m.log_gamma, m.offset)
-        if sending == -1 and (size[0] == 0 or heap[0, 0] >= horizon):
-            break
+    # the tables the loop reads, as locals: each read of a named tuple's field counts a reference
+    # to its array on and off (atomically), which cost more than an event's own work
+    (cores, log_gamma, offset, bk, schedule, windows, service, emp, rng_service, discipline, rank, batch,
+     item_service, rng_service_item, cache_hit, cache_service, rng_cache, rng_cache_service, errors, rng_errors,
+     min_value, nbuckets, clients, clock, unit_det, gap, step_at, step_rate, rng_arrivals, ft_on, rng_features,
+     ft_dist, retry, timeout, entry, rl_cap, rl_rate, n_steps, calls_to, n_calls, step_first, step_n, step_to,
+     ring, cancels, reply, think, rng_think, cl_on, cl_term, cl_coef, cl_review, cl_decline, cl_to, route_cum,
+     rng_route, route_to, step_breaker, instances, rng_balance, balance, capacity, join_any, rng_retry) = (
+        m.cores, m.log_gamma, m.offset, m.bk, m.schedule, m.windows, m.service, m.emp, m.rng_service, m.discipline,
+        m.rank, m.batch, m.item_service, m.rng_service_item, m.cache_hit, m.cache_service, m.rng_cache,
+        m.rng_cache_service, m.errors, m.rng_errors, m.min_value, m.nbuckets, m.clients, m.clock, m.unit_det, m.gap,
+        m.step_at, m.step_rate, m.rng_arrivals, m.ft_on, m.rng_features, m.ft_dist, m.retry, m.timeout, m.entry,
+        m.rl_cap, m.rl_rate, m.n_steps, m.calls_to, m.n_calls, m.step_first, m.step_n, m.step_to, m.ring, m.cancel,
+        m.reply, m.think, m.rng_think, m.cl_on, m.cl_term, m.cl_coef, m.cl_review, m.cl_decline, m.cl_to, m.route_cum,
+        m.rng_route, m.route_to, m.step_breaker, m.instances, m.rng_balance, m.balance, m.capacity, m.join_any,
+        m.rng_retry)
+    (now_at, st_sketch, st_zeros, sr_sketch, sr_zeros, pools, turn) = (
+        acc.now_at, acc.st_sketch, acc.st_zeros, acc.sr_sketch, acc.sr_zeros, acc.pools, acc.turn)
+    while True:   # room for what one event may need is made out here, between runs of the event loop:
+        # an array that the event loop itself reassigned would have its reference counted on and
+        # off (atomically) at every event
         if size[0] + room >= heap.shape[0]:   # room for what one event can schedule
             heap = grown_heap(heap, size)
         if sharing and cores_full(cpu_i, jobs):   # room for the jobs one event may start computing
@@ -314,365 +330,383 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
             calls = grown_calls(calls)
         if br_free_n[0] < 2:     # a batch record an arrival may open
             br, br_free = grown_records(br, br_free, br_free_n)
-        if sending != -1:    # a finished batch's items go on, in order, before any other event
-            kind = BATCH_ITEM
-        else:
-            now, kind, ident, gen = pop(heap, size)
-        acc.now_at[0] = now
-        moving = -1          # a transaction to route to a station (or out)
-        target = TO_DONE
-        failed = -1          # an attempt that failed for its client: retried or a final outcome
-        reason = -1
-        silent = False       # `moving` is lost without its client being told (an executor's discard)
-        forking, next_j = -1, 0   # an attempt whose parallel calls are being sent, and the next one
-        if kind == WINDOW:
-            window_opened(ser, sr_i, sr_f, now)
-            population_area(sr_f, sr_i, now)
-            autoscale.window_opens(scaling, scaled_f, st_f, st_i, now)   # what the autoscalers keep of the warm-up
-            open_window(st_f, st_i, acc.st_sketch, acc.st_zeros, sr_f, sr_i, acc.sr_sketch, acc.sr_zeros, now)
-            breakers_at_window(m.bk, now)
-            open_pool_window(pool_i, pool_f, now)
-            open_cores_window(cpu_f, cpu_i, m.cores, now)
-            continue
-        if kind == STATION_CHANGE or kind == WORKERS_CHANGE or kind == AUTOSCALE_TICK or kind == AUTOSCALE_READY:
-            if kind == WORKERS_CHANGE:   # a schedule changes the workers (schedule.py)
-                st = change_workers(st_i, m.schedule, ident)
-                ending = True
-            elif kind == AUTOSCALE_TICK:   # an autoscaler decides (autoscale.py); added workers take up work
-                st = ident
-                push(heap, size, now + scaling[st, AS_EVERY], AUTOSCALE_TICK, st, 0)
-                effect = autoscale.tick(scaling, scaled_f, scaled_i, recommended_t, recommended, orders, st_f, st_i,
-                                        st, now)
-                if effect == autoscale.ORDERED:
-                    push(heap, size, now + scaling[st, AS_DELAY], AUTOSCALE_READY, st, 0)
-                ending = effect == autoscale.ADDED
-            elif kind == AUTOSCALE_READY:   # workers ordered a delay ago start serving
-                st = ident
-                ending = autoscale.ready(scaled_f, scaled_i, orders, st_i, st, now)
-            else:                        # a slowdown or outage begins or ends
-                w, ending = ident >> 1, (ident & 1) == 1
-                st = int(m.windows[w, CW_STATION])
-                if m.windows[w, CW_OUTAGE] == 0:
-                    slow[st] = 1.0 if ending else m.windows[w, CW_VALUE]
-                else:
-                    down[st] = UP if ending else int(m.windows[w, CW_VALUE])
-            if ending and pool_i[st, PI_CORE] >= 0:   # idle pool threads, in their order
-                resume(pool_i, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, m.service, m.emp,
-                       rngs[m.rng_service[st]], slow, down, m.discipline, m.rank, queue_last, st, now)
-            elif ending and m.batch[st, BT_ON] > 0:   # free workers take up closed batches
-                resume_batches(st_f, st_i, txf, txi, br, br_free, br_free_n, heap, size, m.service, m.item_service,
-                               m.emp, slow, down, st, now, rngs[m.rng_service[st]], rngs[m.rng_service_item[st]])
-            elif ending:         # idle workers take up waiting work (none while the station hangs)
-                while down[st] == UP and st_i[st, ST_BUSY] < st_i[st, ST_WORKERS] and st_i[st, ST_HEAD] != -1:
-                    y = take_next(st_f, st_i, txf, txi, st, down, now, m.discipline, m.rank, queue_last)
-                    if cpu_i[st, CI_N] + 1 >= jobs.shape[1]:
-                        jobs = cores_grown(jobs)
-                    start_work(m.service, m.emp, m.cache_hit, m.cache_service, rngs[m.rng_service[st]],
-                               rngs[m.rng_cache[st]], rngs[m.rng_cache_service[st]], slow, m.cores, cpu_f, cpu_i,
-                               jobs, heap, size, st_i, txi, st, y, now)
-            continue
-        if kind == BATCH_TICK or kind == BATCH_DEADLINE or kind == BATCH_DONE:   # batch.py
-            st = ident if kind == BATCH_TICK else br[ident, BR_STATION]
-            if kind == BATCH_TICK:       # the clock closes what gathered, and ticks on
-                close(st_i, br, br_free, br_free_n, st)
-            elif kind == BATCH_DEADLINE:
-                if not deadline_due(st_i, br, ident, gen):
-                    continue
-                close(st_i, br, br_free, br_free_n, st)
+        while True:          # the event loop
+            while (sending == -1 and series and size[0] > 0     # (never amid a finished batch's items)
+                   and due(series_times, series_next, heap[0, H_T], heap[0, H_SEQ], series_seq)):
+                # between events: no event, no random number
+                take(ser, st_i, pool_i[:, PI_THREADS], cpu_i[:, CI_N], cores, sr_i, sr_f, log_gamma, offset)
+            if sending == -1 and (size[0] == 0 or heap[0, 0] >= horizon):
+                break
+            if (size[0] + room >= heap.shape[0] or (sharing and cores_full(cpu_i, jobs)) or free_n[0] < 2 + width
+                    or br_free_n[0] < 2):
+                break        # room first
+            if sending != -1:    # a finished batch's items go on, in order, before any other event
+                kind = BATCH_ITEM
             else:
-                sending = finish_batch(st_f, st_i, acc.st_sketch, acc.st_zeros, txf, txi, br, br_free, br_free_n,
-                                       ident, now, m.errors[st], rngs[m.rng_errors[st]], m.min_value, m.log_gamma,
-                                       m.offset, m.nbuckets)
-            resume_batches(st_f, st_i, txf, txi, br, br_free, br_free_n, heap, size, m.service, m.item_service,
-                           m.emp, slow, down, st, now, rngs[m.rng_service[st]], rngs[m.rng_service_item[st]])
-            if kind == BATCH_TICK:
-                push(heap, size, now + m.batch[st, BT_EVERY], BATCH_TICK, st, 0)
-            continue
-        if kind == POOL_KEEP_ALIVE:  # an idle pool thread's keep_alive is over
-            keep_alive_ends(pool_i, pool_f, idle_since, idle_timed, heap, size, ident, now)
-            continue
-        if kind == CORES_DONE:       # a job's work on shared cores is done: its service ends
-            x = cores_due(cpu_f, cpu_i, jobs, m.cores, heap, size, ident, gen, now)
-            if x < 0:
-                continue         # stale: the number computing changed since it was scheduled
-            kind, ident, gen = DONE_SERVICE, x, txi[x, TXI_GEN]
-        if kind == ARRIVAL or kind == RETRY_START:    # an attempt enters the system
-            if kind == ARRIVAL:  # an original request of stream `ident`
-                s = ident
-                following = np.inf if m.clients[s] > 0 else next_arrival(
-                    s, now, m.clock, m.unit_det, m.gap, m.step_at, m.step_rate, m.emp, rngs[m.rng_arrivals[s]], segment)
-                if following < np.inf:
-                    push(heap, size, following, ARRIVAL, s, 0)
-            else:                # a retry, its slot taken when the previous attempt failed
-                x = ident
-                s = txi[x, TXI_STREAM]
-            in_flight += 1
-            if in_flight > max_in_flight:
-                return -1
-            if kind == ARRIVAL:
-                x = take_slot(free, free_n)
-                txi[x, TXI_STREAM] = s
-                txf[x, TXF_ORIGIN] = now
-                txi[x, TXI_ATTEMPT] = 1
-                txf[x, TXF_BACKOFF] = 0.0
-                if m.ft_on[s]:   # the request's features, each from the stream's own generator
-                    for k in range(N_FEATURES):
-                        g = m.rng_features[s, k]
-                        txf[x, TXF_FEATURES + k] = draw(m.ft_dist[s], k, m.emp, rngs[g]) if g >= 0 else 0.0
-                sr_i[s, SR_ARRIVED] += 1
-                if m.retry[s, RT_BUDGET] >= 0:   # each request deposits its share of a retry
-                    tokens[s] = min(m.retry[s, RT_TOKEN_CAP], tokens[s] + m.retry[s, RT_BUDGET])
-            else:
-                sr_i[s, SR_RETRIES] += 1
-            txf[x, TXF_ENTERED] = now
-            txf[x, TXF_WAIT] = 0.0
-            txf[x, TXF_SERVICE] = 0.0
-            txi[x, TXI_STATE] = TRAVEL
-            txi[x, TXI_GAVE_UP] = 0
-            txi[x, TXI_REPLIED] = 0
-            advance_stream(sr_f, sr_i, s, now)
-            sr_i[s, SR_IN] += 1
-            sr_i[s, SR_ATTEMPTS] += 1
-            if m.timeout[s] < np.inf:
-                push(heap, size, now + m.timeout[s], TIMEOUT, x, txi[x, TXI_GEN])
-            moving, target = x, m.entry[s]
-            if m.rl_cap[n_st + s] > 0 and not took_token(rl_tokens, rl_last, m.rl_rate, m.rl_cap, n_st + s, now):
-                target = TO_RATE_LIMITED   # the stream's rate limit
-        elif kind == DONE_SERVICE and m.n_steps[txi[ident, TXI_STATION]] > 0 and not (
-                m.cache_hit[txi[ident, TXI_STATION]] >= 0 and txi[ident, TXI_CACHE_HIT] == 1):
-            # at a station with calls (that its cache did not answer)
-            x = ident
-            if txi[x, TXI_GEN] != gen or txi[x, TXI_STATE] != SERVING:
+                now, kind, ident, gen = pop(heap, size)
+            now_at[0] = now
+            moving = -1          # a transaction to route to a station (or out)
+            target = TO_DONE
+            failed = -1          # an attempt that failed for its client: retried or a final outcome
+            reason = -1
+            silent = False       # `moving` is lost without its client being told (an executor's discard)
+            forking, next_j = -1, 0   # an attempt whose parallel calls are being sent, and the next one
+            if kind == WINDOW:
+                window_opened(ser, sr_i, sr_f, now)
+                population_area(sr_f, sr_i, now)
+                autoscale.window_opens(scaling, scaled_f, st_f, st_i, now)   # what the autoscalers keep of the warm-up
+                open_window(st_f, st_i, st_sketch, st_zeros, sr_f, sr_i, sr_sketch, sr_zeros, now)
+                breakers_at_window(bk, now)
+                open_pool_window(pool_i, pool_f, now)
+                open_cores_window(cpu_f, cpu_i, cores, now)
                 continue
-            st = txi[x, TXI_STATION]
-            if m.errors[st] > 0 and rngs[m.rng_errors[st]].random() < m.errors[st]:   # it fails, calling nobody
-                moving, target = x, answer(m, acc, rngs, st_f, st_i, txf, txi, heap, size, slow, down, queue_last,
-                                           x, TO_ERROR, False, now)
-            else:                # the worker waits, held, while the first step's calls are sent
-                start_calls(m, st_f, st_i, txf, txi, free, free_n, calls, step_tokens, token, heap, size, x, now)
-                forking = x
-                moving, target, next_j = next_out(txi, calls, m.calls_to, m.n_calls, m.step_first, m.step_n,
-                                                  m.step_to, forking, 0)
-        elif kind == STEP_TIMEOUT or kind == STEP_RETRY:   # a held call step's timer, or its retry
-            if kind == STEP_TIMEOUT and m.bk.shape[0] > 0:   # the calls still out failed, for their breakers
-                breaker_step_timed_out(m.bk, m.ring, txi, calls, ident, gen, now)
-            moving, target, calling = step_event(m, acc, rngs, st_f, st_i, txf, txi, free, free_n, calls, step_tokens,
-                                                 token, heap, size, slow, down, queue_last, stack, kind, ident, gen,
-                                                 now)
-            if calling:
-                forking = moving
-                moving, target, next_j = next_out(txi, calls, m.calls_to, m.n_calls, m.step_first, m.step_n,
-                                                  m.step_to, forking, 0)
-        elif kind == DONE_SERVICE or kind == BATCH_ITEM:
-            if kind == DONE_SERVICE:
+            if kind == STATION_CHANGE or kind == WORKERS_CHANGE or kind == AUTOSCALE_TICK or kind == AUTOSCALE_READY:
+                if kind == WORKERS_CHANGE:   # a schedule changes the workers (schedule.py)
+                    st = change_workers(st_i, schedule, ident)
+                    ending = True
+                elif kind == AUTOSCALE_TICK:   # an autoscaler decides (autoscale.py); added workers take up work
+                    st = ident
+                    push(heap, size, now + scaling[st, AS_EVERY], AUTOSCALE_TICK, st, 0)
+                    effect = autoscale.tick(scaling, scaled_f, scaled_i, recommended_t, recommended, orders, st_f, st_i,
+                                            st, now)
+                    if effect == autoscale.ORDERED:
+                        push(heap, size, now + scaling[st, AS_DELAY], AUTOSCALE_READY, st, 0)
+                    ending = effect == autoscale.ADDED
+                elif kind == AUTOSCALE_READY:   # workers ordered a delay ago start serving
+                    st = ident
+                    ending = autoscale.ready(scaled_f, scaled_i, orders, st_i, st, now)
+                else:                        # a slowdown or outage begins or ends
+                    w, ending = ident >> 1, (ident & 1) == 1
+                    st = int(windows[w, CW_STATION])
+                    if windows[w, CW_OUTAGE] == 0:
+                        slow[st] = 1.0 if ending else windows[w, CW_VALUE]
+                    else:
+                        down[st] = UP if ending else int(windows[w, CW_VALUE])
+                if ending and pool_i[st, PI_CORE] >= 0:   # idle pool threads, in their order
+                    resume(pool_i, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, service, emp,
+                           generator_at(rngs, rng_service[st]), slow, down, discipline, rank, queue_last, st, now)
+                elif ending and batch[st, BT_ON] > 0:   # free workers take up closed batches
+                    resume_batches(st_f, st_i, txf, txi, br, br_free, br_free_n, heap, size, service, item_service,
+                                   emp, slow, down, st, now, generator_at(rngs, rng_service[st]),
+                                   generator_at(rngs, rng_service_item[st]))
+                elif ending:         # idle workers take up waiting work (none while the station hangs)
+                    while down[st] == UP and st_i[st, ST_BUSY] < st_i[st, ST_WORKERS] and st_i[st, ST_HEAD] != -1:
+                        y = take_next(st_f, st_i, txf, txi, st, down, now, discipline, rank, queue_last)
+                        start_work(service, emp, cache_hit, cache_service, rngs, rng_service, rng_cache,
+                                   rng_cache_service, slow, cores, cpu_f, cpu_i, jobs,
+                                   heap, size, st_i, txi, st, y, now)
+                continue
+            if kind == BATCH_TICK or kind == BATCH_DEADLINE or kind == BATCH_DONE:   # batch.py
+                st = ident if kind == BATCH_TICK else br[ident, BR_STATION]
+                if kind == BATCH_TICK:       # the clock closes what gathered, and ticks on
+                    close(st_i, br, br_free, br_free_n, st)
+                elif kind == BATCH_DEADLINE:
+                    if not deadline_due(st_i, br, ident, gen):
+                        continue
+                    close(st_i, br, br_free, br_free_n, st)
+                else:
+                    sending = finish_batch(st_f, st_i, st_sketch, st_zeros, txf, txi, br, br_free, br_free_n,
+                                           ident, now, errors[st], generator_at(rngs, rng_errors[st]), min_value,
+                                           log_gamma, offset, nbuckets)
+                resume_batches(st_f, st_i, txf, txi, br, br_free, br_free_n, heap, size, service, item_service,
+                               emp, slow, down, st, now, generator_at(rngs, rng_service[st]),
+                               generator_at(rngs, rng_service_item[st]))
+                if kind == BATCH_TICK:
+                    push(heap, size, now + batch[st, BT_EVERY], BATCH_TICK, st, 0)
+                continue
+            if kind == POOL_KEEP_ALIVE:  # an idle pool thread's keep_alive is over
+                keep_alive_ends(pool_i, pool_f, idle_since, idle_timed, heap, size, ident, now)
+                continue
+            if kind == CORES_DONE:       # a job's work on shared cores is done: its service ends
+                x = cores_due(cpu_f, cpu_i, jobs, cores, heap, size, ident, gen, now)
+                if x < 0:
+                    continue         # stale: the number computing changed since it was scheduled
+                kind, ident, gen = DONE_SERVICE, x, txi[x, TXI_GEN]
+            if kind == ARRIVAL or kind == RETRY_START:    # an attempt enters the system
+                if kind == ARRIVAL:  # an original request of stream `ident`
+                    s = ident
+                    following = np.inf if clients[s] > 0 else next_arrival(
+                        s, now, clock, unit_det, gap, step_at, step_rate, emp,
+                        generator_at(rngs, rng_arrivals[s]), segment)
+                    if following < np.inf:
+                        push(heap, size, following, ARRIVAL, s, 0)
+                else:                # a retry, its slot taken when the previous attempt failed
+                    x = ident
+                    s = txi[x, TXI_STREAM]
+                in_flight += 1
+                if in_flight > max_in_flight:
+                    return -1
+                if kind == ARRIVAL:
+                    x = take_slot(free, free_n)
+                    txi[x, TXI_STREAM] = s
+                    txf[x, TXF_ORIGIN] = now
+                    txi[x, TXI_ATTEMPT] = 1
+                    txf[x, TXF_BACKOFF] = 0.0
+                    if ft_on[s]:   # the request's features, each from the stream's own generator
+                        for k in range(N_FEATURES):
+                            g = rng_features[s, k]
+                            txf[x, TXF_FEATURES + k] = 0.0 if g < 0 else draw(ft_dist[s], k, emp, generator_at(rngs, g))
+                    sr_i[s, SR_ARRIVED] += 1
+                    if retry[s, RT_BUDGET] >= 0:   # each request deposits its share of a retry
+                        tokens[s] = min(retry[s, RT_TOKEN_CAP], tokens[s] + retry[s, RT_BUDGET])
+                else:
+                    sr_i[s, SR_RETRIES] += 1
+                txf[x, TXF_ENTERED] = now
+                txf[x, TXF_WAIT] = 0.0
+                txf[x, TXF_SERVICE] = 0.0
+                txi[x, TXI_STATE] = TRAVEL
+                txi[x, TXI_GAVE_UP] = 0
+                txi[x, TXI_REPLIED] = 0
+                advance_stream(sr_f, sr_i, s, now)
+                sr_i[s, SR_IN] += 1
+                sr_i[s, SR_ATTEMPTS] += 1
+                if timeout[s] < np.inf:
+                    push(heap, size, now + timeout[s], TIMEOUT, x, txi[x, TXI_GEN])
+                moving, target = x, entry[s]
+                if rl_cap[n_st + s] > 0 and not took_token(rl_tokens, rl_last, rl_rate, rl_cap, n_st + s, now):
+                    target = TO_RATE_LIMITED   # the stream's rate limit
+            elif kind == DONE_SERVICE and n_steps[txi[ident, TXI_STATION]] > 0 and not (
+                    cache_hit[txi[ident, TXI_STATION]] >= 0 and txi[ident, TXI_CACHE_HIT] == 1):
+                # at a station with calls (that its cache did not answer)
                 x = ident
                 if txi[x, TXI_GEN] != gen or txi[x, TXI_STATE] != SERVING:
-                    continue     # withdrawn while in service
+                    continue
                 st = txi[x, TXI_STATION]
-                service_time = now - txf[x, TXF_STARTED]
-                txf[x, TXF_SERVICE] += service_time
-                error = m.errors[st] > 0 and rngs[m.rng_errors[st]].random() < m.errors[st]
-                finish(st_f, st_i, acc.st_sketch, acc.st_zeros, txf, st, x, now, service_time, error, m.min_value,
-                       m.log_gamma, m.offset, m.nbuckets)
-                txi[x, TXI_STATE] = TRAVEL
-                if pool_i[st, PI_CORE] >= 0:
-                    release(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, m.service,
-                            m.emp, rngs[m.rng_service[st]], slow, down, m.discipline, m.rank, queue_last, st, x,
-                            now)
+                if errors[st] > 0 and generator_at(rngs, rng_errors[st]).random() < errors[st]:   # it fails: no calls
+                    moving, target = x, answer(m, acc, rngs, st_f, st_i, txf, txi, heap, size, slow, down, queue_last,
+                                               x, TO_ERROR, False, now)
+                else:                # the worker waits, held, while the first step's calls are sent
+                    start_calls(m, st_f, st_i, txf, txi, free, free_n, calls, step_tokens, token, heap, size, x, now)
+                    forking = x
+                    moving, target, next_j = next_out(txi, calls, calls_to, n_calls, step_first, step_n,
+                                                      step_to, forking, 0)
+            elif kind == STEP_TIMEOUT or kind == STEP_RETRY:   # a held call step's timer, or its retry
+                if kind == STEP_TIMEOUT and bk.shape[0] > 0:   # the calls still out failed, for their breakers
+                    breaker_step_timed_out(bk, ring, txi, calls, ident, gen, now)
+                moving, target, calling = step_event(m, acc, rngs, st_f, st_i, txf, txi, free, free_n, calls,
+                                                     step_tokens, token, heap, size, slow, down, queue_last, stack,
+                                                     kind, ident, gen, now)
+                if calling:
+                    forking = moving
+                    moving, target, next_j = next_out(txi, calls, calls_to, n_calls, step_first, step_n,
+                                                      step_to, forking, 0)
+            elif kind == DONE_SERVICE or kind == BATCH_ITEM:
+                if kind == DONE_SERVICE:
+                    x = ident
+                    if txi[x, TXI_GEN] != gen or txi[x, TXI_STATE] != SERVING:
+                        continue     # withdrawn while in service
+                    st = txi[x, TXI_STATION]
+                    service_time = now - txf[x, TXF_STARTED]
+                    txf[x, TXF_SERVICE] += service_time
+                    error = errors[st] > 0 and generator_at(rngs, rng_errors[st]).random() < errors[st]
+                    finish(st_f, st_i, st_sketch, st_zeros, txf, st, x, now, service_time, error, min_value,
+                           log_gamma, offset, nbuckets)
+                    txi[x, TXI_STATE] = TRAVEL
+                    if pool_i[st, PI_CORE] >= 0:
+                        release(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, service,
+                                emp, generator_at(rngs, rng_service[st]), slow, down, discipline, rank, queue_last,
+                                st, x, now)
+                    else:
+                        y = free_worker(st_f, st_i, txf, txi, st, down, now, discipline, rank, queue_last)
+                        if y >= 0:
+                            start_work(service, emp, cache_hit, cache_service, rngs, rng_service, rng_cache,
+                                       rng_cache_service, slow, cores, cpu_f, cpu_i, jobs,
+                                       heap, size, st_i, txi, st, y, now)
+                else:            # the next item of a finished batch goes on (batch.py)
+                    x = sending
+                    sending = txi[x, TXI_NEXT]
+                    if txi[x, TXI_STATE] != TRAVEL:
+                        continue     # a parallel call its join withdrew after the batch finished
+                    st = txi[x, TXI_STATION]
+                    error = txi[x, TXI_BATCH] == TO_ERROR
+                if error:
+                    moving, target = x, TO_ERROR
+                elif txi[x, TXI_CALLER] > 0:     # a parallel call answers its attempt
+                    moving, target = x, TO_DONE
+                elif n_calls[st] > 0 and not (cache_hit[st] >= 0 and txi[x, TXI_CACHE_HIT] == 1):   # (a hit makes none)
+                    fork(txf, txi, free, free_n, calls, n_calls, x, now)
+                    forking = x
+                    moving, target, next_j = next_call(txi, calls, calls_to, n_calls, forking, 0)
                 else:
-                    y = free_worker(st_f, st_i, txf, txi, st, down, now, m.discipline, m.rank, queue_last)
-                    if y >= 0:
-                        start_work(m.service, m.emp, m.cache_hit, m.cache_service, rngs[m.rng_service[st]],
-                                   rngs[m.rng_cache[st]], rngs[m.rng_cache_service[st]], slow, m.cores, cpu_f, cpu_i,
-                                   jobs, heap, size, st_i, txi, st, y, now)
-            else:            # the next item of a finished batch goes on (batch.py)
-                x = sending
-                sending = txi[x, TXI_NEXT]
-                if txi[x, TXI_STATE] != TRAVEL:
-                    continue     # a parallel call its join withdrew after the batch finished
+                    moving, target = x, TO_ONWARD
+            elif kind == TIMEOUT:
+                x = ident
+                if txi[x, TXI_GEN] != gen or txi[x, TXI_GAVE_UP] == 1:
+                    continue
+                txi[x, TXI_GAVE_UP] = 1
                 st = txi[x, TXI_STATION]
-                error = txi[x, TXI_BATCH] == TO_ERROR
-            if error:
-                moving, target = x, TO_ERROR
-            elif txi[x, TXI_CALLER] > 0:     # a parallel call answers its attempt
-                moving, target = x, TO_DONE
-            elif m.n_calls[st] > 0 and not (m.cache_hit[st] >= 0 and txi[x, TXI_CACHE_HIT] == 1):   # (a hit makes none)
-                fork(txf, txi, free, free_n, calls, m.n_calls, x, now)
-                forking = x
-                moving, target, next_j = next_call(txi, calls, m.calls_to, m.n_calls, forking, 0)
-            else:
-                moving, target = x, TO_ONWARD
-        elif kind == TIMEOUT:
-            x = ident
-            if txi[x, TXI_GEN] != gen or txi[x, TXI_GAVE_UP] == 1:
-                continue
-            txi[x, TXI_GAVE_UP] = 1
-            st = txi[x, TXI_STATION]
-            reason = TIMED_OUT
-            if txi[x, TXI_STATE] == LEFT:   # lost silently, its slot kept for this moment: the client finds out
-                release_slot(txi, free, free_n, x)
-            elif m.cancel[st]:
-                if txi[x, TXI_STATE] == FORKED:   # its parallel calls are withdrawn
-                    reason = CANCELLED
-                    withdraw_calls(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, br, heap, size, slow, down,
-                                   x, now, queue_last, acc.pools)
-                elif txi[x, TXI_STATE] == HELD:   # its calls are withdrawn, its worker freed
-                    reason = CANCELLED
-                    withdraw_held(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, heap, size, slow, down,
-                                  queue_last, stack, x, now)
-                elif txi[x, TXI_STATE] == SERVING and pool_i[st, PI_CORE] >= 0:   # its pool thread is freed
-                    reason = CANCELLED
-                    cancel(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, m.service,
-                           m.emp, rngs[m.rng_service[st]], slow, down, m.discipline, m.rank, queue_last, st, x, now)
-                else:            # queued (abandoned), or in service (cancelled: the worker is freed now)
-                    if m.cores[st] > 0 and txi[x, TXI_STATE] == SERVING:   # it stops computing
-                        cores_remove(cpu_f, cpu_i, jobs, m.cores, heap, size, st, x, now)
-                    batched = m.batch[st, BT_ON] > 0
-                    reason, y = (withdraw_from_batch(st_f, st_i, txf, txi, br, st, x, now) if batched
-                                 else withdraw(st_f, st_i, txf, txi, st, x, down, now, m.discipline, m.rank,
-                                               queue_last))
-                    if y >= 0:
-                        start_work(m.service, m.emp, m.cache_hit, m.cache_service, rngs[m.rng_service[st]],
-                                   rngs[m.rng_cache[st]], rngs[m.rng_cache_service[st]], slow, m.cores, cpu_f, cpu_i,
-                                   jobs, heap, size, st_i, txi, st, y, now)
-                leave_system(sr_f, sr_i, txf, txi, x, now, False)   # not finished
+                reason = TIMED_OUT
+                if txi[x, TXI_STATE] == LEFT:   # lost silently, its slot kept for this moment: the client finds out
+                    release_slot(txi, free, free_n, x)
+                elif cancels[st]:
+                    if txi[x, TXI_STATE] == FORKED:   # its parallel calls are withdrawn
+                        reason = CANCELLED
+                        withdraw_calls(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, br, heap, size, slow, down,
+                                       x, now, queue_last, pools)
+                    elif txi[x, TXI_STATE] == HELD:   # its calls are withdrawn, its worker freed
+                        reason = CANCELLED
+                        withdraw_held(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, heap, size, slow, down,
+                                      queue_last, stack, x, now)
+                    elif txi[x, TXI_STATE] == SERVING and pool_i[st, PI_CORE] >= 0:   # its pool thread is freed
+                        reason = CANCELLED
+                        cancel(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, service,
+                               emp, generator_at(rngs, rng_service[st]), slow, down, discipline, rank, queue_last,
+                               st, x, now)
+                    else:            # queued (abandoned), or in service (cancelled: the worker is freed now)
+                        if cores[st] > 0 and txi[x, TXI_STATE] == SERVING:   # it stops computing
+                            cores_remove(cpu_f, cpu_i, jobs, cores, heap, size, st, x, now)
+                        batched = batch[st, BT_ON] > 0
+                        reason, y = (withdraw_from_batch(st_f, st_i, txf, txi, br, st, x, now) if batched
+                                     else withdraw(st_f, st_i, txf, txi, st, x, down, now, discipline, rank,
+                                                   queue_last))
+                        if y >= 0:
+                            start_work(service, emp, cache_hit, cache_service, rngs, rng_service, rng_cache,
+                                       rng_cache_service, slow, cores, cpu_f, cpu_i, jobs,
+                                       heap, size, st_i, txi, st, y, now)
+                    leave_system(sr_f, sr_i, txf, txi, x, now, False)   # not finished
+                    in_flight -= 1
+                    release_slot(txi, free, free_n, x)
+                failed = x           # (on_timeout: continue leaves the attempt where it is)
+            while moving >= 0:       # route `moving` to station `target`, or out
+                x = moving
+                moving = -1
+                s = txi[x, TXI_STREAM]
+                if target == TO_ONWARD:    # on from its station: its risk outcome's station, or a weighted route
+                    st = txi[x, TXI_STATION]
+                    if reply[st] and txi[x, TXI_GAVE_UP] == 0:   # the client has its answer; the rest is background
+                        txi[x, TXI_GAVE_UP], txi[x, TXI_REPLIED] = 1, 1
+                        answer_client(sr_f, sr_i, sr_sketch, sr_zeros, series_lat, txf, x, s, now, log_gamma,
+                                      offset, nbuckets, min_value)
+                        if clients[s] > 0:    # the client thinks, then sends its next request
+                            send_after_think(think, s, emp, generator_at(rngs, rng_think[s]), heap, size, now)
+                    if cl_on[st]:
+                        target = classified(cl_term, cl_coef, cl_review, cl_decline, cl_to, st_i, txf, st, x)
+                    else:
+                        u = 0.0
+                        if route_cum.shape[1] > 1 and route_cum[st, 0] < np.inf:
+                            u = generator_at(rngs, rng_route[st]).random()
+                        j = 0
+                        while route_cum[st, j] <= u:
+                            j += 1
+                        target = route_to[st, j]
+                if target >= 0 and txi[x, TXI_CALLER] > 0 and bk.shape[0] > 0:   # a call its breaker may refuse
+                    target = breaker_gate(step_breaker, step_first, bk, txi, x, target, now)
+                if target >= 0 and rl_cap[target] > 0 and not took_token(rl_tokens, rl_last, rl_rate, rl_cap,
+                                                                            target, now):
+                    st_i[target, ST_RATE_LIMITED] += 1    # the station's rate limit, in front of its balancer
+                    target = TO_RATE_LIMITED
+                if target >= 0:
+                    st = target
+                    if instances[st] > 1:   # the instance its balancer picks
+                        st = instance(st_i, turn, generator_at(rngs, rng_balance[st]), st, instances[st],
+                                      balance[st])
+                    full = capacity[st] >= 0 and st_i[st, ST_WAITING] >= capacity[st]
+                    if pool_i[st, PI_CORE] >= 0:   # an executor takes it, or names who leaves rejected
+                        x, silent = offer(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size,
+                                          service, emp, generator_at(rngs, rng_service[st]), slow, down, discipline,
+                                          rank, queue_last, st, x, now)
+                        if x < 0:    # it runs or waits (a rejected call returns to its join below)
+                            if forking >= 0:
+                                moving, target, next_j = next_call(txi, calls, calls_to, n_calls, forking, next_j)
+                            continue
+                        s, target = txi[x, TXI_STREAM], TO_REJECTED
+                    elif down[st] == REFUSE or (full and (batch[st, BT_ON] > 0 or down[st] != UP
+                                                          or st_i[st, ST_BUSY] >= st_i[st, ST_WORKERS])):
+                        st_i[st, ST_REJECTED] += 1
+                        target = TO_REJECTED
+                    else:
+                        txf[x, TXF_ARRIVED] = now
+                        txi[x, TXI_STATION] = st
+                        advance(st_f, st_i, st, now)
+                        st_i[st, ST_IN] += 1
+                        st_i[st, ST_ENTERED] += 1
+                        if batch[st, BT_ON] > 0:
+                            if gather(st_i, txi, br, br_free, br_free_n, batch, heap, size, st, x, now):
+                                close(st_i, br, br_free, br_free_n, st)
+                                resume_batches(st_f, st_i, txf, txi, br, br_free, br_free_n, heap, size, service,
+                                               item_service, emp, slow, down, st, now,
+                                               generator_at(rngs, rng_service[st]),
+                                               generator_at(rngs, rng_service_item[st]))
+                        elif st_i[st, ST_BUSY] < st_i[st, ST_WORKERS] and down[st] == UP:
+                            st_i[st, ST_BUSY] += 1
+                            start_service(st_i, txf, txi, st, x, now)
+                            start_work(service, emp, cache_hit, cache_service, rngs, rng_service, rng_cache,
+                                       rng_cache_service, slow, cores, cpu_f, cpu_i, jobs,
+                                       heap, size, st_i, txi, st, x, now)
+                        else:
+                            enqueue(st_i, txi, st, x, discipline, rank, queue_last)
+                        if forking >= 0:
+                            moving, target, next_j = next_out(txi, calls, calls_to, n_calls, step_first, step_n,
+                                                              step_to, forking, next_j)
+                        continue
+                caller = txi[x, TXI_CALLER]
+                if caller > 0 and (txi[x, TXI_DETACHED] == 1 or txi[caller - 1, TXI_STATE] == HELD):
+                    # a held call answered or failed: its step decides or waits (paysim.engine.compiled.calls)
+                    breaker_call_ended(bk, ring, txi, x, now, target != TO_DONE)
+                    moving, target, calling = call_back(m, acc, rngs, st_f, st_i, sr_f, txf, txi, free, free_n, calls,
+                                                        step_tokens, token, heap, size, slow, down, queue_last, stack,
+                                                        x, target, now)
+                    if calling:
+                        forking, next_j = moving, 0
+                    if calling or (moving < 0 and forking >= 0):
+                        moving, target, next_j = next_out(txi, calls, calls_to, n_calls, step_first, step_n,
+                                                          step_to, forking, next_j)
+                    continue
+                if txi[x, TXI_CALLER] > 0:   # a parallel call answered or failed: the join decides or waits
+                    moving, target, open_calls = call_returned(txf, txi, free, free_n, calls, join_any, x, target)
+                    if open_calls:           # the join decided: the calls it no longer needs are withdrawn
+                        withdraw_calls(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, br, heap, size, slow, down,
+                                       moving, now, queue_last, pools)
+                    if moving < 0 and forking >= 0:
+                        moving, target, next_j = next_out(txi, calls, calls_to, n_calls, step_first, step_n,
+                                                          step_to, forking, next_j)
+                    continue
+                finished = target == TO_DONE
+                leave_system(sr_f, sr_i, txf, txi, x, now, finished)
+                if silent and timeout[s] < np.inf and txi[x, TXI_GAVE_UP] == 0:
+                    in_flight -= 1   # its client, told nothing, finds out at its timeout: the slot waits
+                    continue
+                if txi[x, TXI_GAVE_UP] == 0:
+                    txi[x, TXI_GAVE_UP] = 1
+                    if finished:
+                        answer_client(sr_f, sr_i, sr_sketch, sr_zeros, series_lat, txf, x, s, now, log_gamma,
+                                      offset, nbuckets, min_value)
+                        if clients[s] > 0:    # the client thinks, then sends its next request
+                            send_after_think(think, s, emp, generator_at(rngs, rng_think[s]), heap, size, now)
+                    else:
+                        failed, reason = x, loss_reason(target)
+                elif txi[x, TXI_REPLIED] == 1 and not finished:   # lost after its reply: not the client's failure
+                    sr_i[s, SR_BG_FAILED] += 1
                 in_flight -= 1
                 release_slot(txi, free, free_n, x)
-            failed = x           # (on_timeout: continue leaves the attempt where it is)
-        while moving >= 0:       # route `moving` to station `target`, or out
-            x = moving
-            moving = -1
-            s = txi[x, TXI_STREAM]
-            if target == TO_ONWARD:    # on from its station: its risk outcome's station, or a weighted route
-                st = txi[x, TXI_STATION]
-                if m.reply[st] and txi[x, TXI_GAVE_UP] == 0:   # the client has its answer; the rest is background
-                    txi[x, TXI_GAVE_UP], txi[x, TXI_REPLIED] = 1, 1
-                    answer_client(sr_f, sr_i, acc.sr_sketch, acc.sr_zeros, series_lat, txf, x, s, now, m.log_gamma,
-                                  m.offset, m.nbuckets, m.min_value)
-                    if m.clients[s] > 0:    # the client thinks, then sends its next request
-                        send_after_think(m.think, s, m.emp, rngs[m.rng_think[s]], heap, size, now)
-                if m.cl_on[st]:
-                    target = classified(m.cl_term, m.cl_coef, m.cl_review, m.cl_decline, m.cl_to, st_i, txf, st, x)
+            if failed >= 0:      # the client's attempt failed: retry it after a backoff, or count the outcome
+                # (a freed slot keeps its values until reused)
+                s, attempt = txi[failed, TXI_STREAM], txi[failed, TXI_ATTEMPT]
+                if may_retry(retry, tokens, s, attempt, reason):
+                    delay = retry_delay(retry, s, attempt, txf[failed, TXF_BACKOFF], generator_at(rngs, rng_retry[s]))
+                    origin = txf[failed, TXF_ORIGIN]
+                    y = take_slot(free, free_n)
+                    txi[y, TXI_STREAM], txi[y, TXI_ATTEMPT] = s, attempt + 1
+                    txf[y, TXF_ORIGIN], txf[y, TXF_BACKOFF] = origin, delay
+                    for k in range(N_FEATURES):    # the request's features go with it
+                        txf[y, TXF_FEATURES + k] = txf[failed, TXF_FEATURES + k]
+                    txi[y, TXI_STATE] = BACKOFF
+                    # (SimPy starts a zero-delay retry at once; here it follows the events already due
+                    # at this instant, which differs only when events tie)
+                    push(heap, size, now + delay, RETRY_START, y, txi[y, TXI_GEN])
                 else:
-                    u = 0.0
-                    if m.route_cum.shape[1] > 1 and m.route_cum[st, 0] < np.inf:
-                        u = rngs[m.rng_route[st]].random()
-                    j = 0
-                    while m.route_cum[st, j] <= u:
-                        j += 1
-                    target = m.route_to[st, j]
-            if target >= 0 and txi[x, TXI_CALLER] > 0 and m.bk.shape[0] > 0:   # a call its breaker may refuse
-                target = breaker_gate(m.step_breaker, m.step_first, m.bk, txi, x, target, now)
-            if target >= 0 and m.rl_cap[target] > 0 and not took_token(rl_tokens, rl_last, m.rl_rate, m.rl_cap,
-                                                                        target, now):
-                st_i[target, ST_RATE_LIMITED] += 1    # the station's rate limit, in front of its balancer
-                target = TO_RATE_LIMITED
-            if target >= 0:
-                st = target
-                if m.instances[st] > 1:   # the instance its balancer picks
-                    st = instance(st_i, acc.turn, rngs[m.rng_balance[st]], st, m.instances[st], m.balance[st])
-                full = m.capacity[st] >= 0 and st_i[st, ST_WAITING] >= m.capacity[st]
-                if pool_i[st, PI_CORE] >= 0:   # an executor takes it, or names who leaves rejected
-                    x, silent = offer(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size,
-                                      m.service, m.emp, rngs[m.rng_service[st]], slow, down, m.discipline, m.rank,
-                                      queue_last, st, x, now)
-                    if x < 0:    # it runs or waits (a rejected call returns to its join below)
-                        if forking >= 0:
-                            moving, target, next_j = next_call(txi, calls, m.calls_to, m.n_calls, forking, next_j)
-                        continue
-                    s, target = txi[x, TXI_STREAM], TO_REJECTED
-                elif down[st] == REFUSE or (full and (m.batch[st, BT_ON] > 0 or down[st] != UP
-                                                      or st_i[st, ST_BUSY] >= st_i[st, ST_WORKERS])):
-                    st_i[st, ST_REJECTED] += 1
-                    target = TO_REJECTED
-                else:
-                    txf[x, TXF_ARRIVED] = now
-                    txi[x, TXI_STATION] = st
-                    advance(st_f, st_i, st, now)
-                    st_i[st, ST_IN] += 1
-                    st_i[st, ST_ENTERED] += 1
-                    if m.batch[st, BT_ON] > 0:
-                        if gather(st_i, txi, br, br_free, br_free_n, m.batch, heap, size, st, x, now):
-                            close(st_i, br, br_free, br_free_n, st)
-                            resume_batches(st_f, st_i, txf, txi, br, br_free, br_free_n, heap, size, m.service,
-                                           m.item_service, m.emp, slow, down, st, now, rngs[m.rng_service[st]],
-                                           rngs[m.rng_service_item[st]])
-                    elif st_i[st, ST_BUSY] < st_i[st, ST_WORKERS] and down[st] == UP:
-                        st_i[st, ST_BUSY] += 1
-                        start_service(st_i, txf, txi, st, x, now)
-                        start_work(m.service, m.emp, m.cache_hit, m.cache_service, rngs[m.rng_service[st]],
-                                   rngs[m.rng_cache[st]], rngs[m.rng_cache_service[st]], slow, m.cores, cpu_f, cpu_i,
-                                   jobs, heap, size, st_i, txi, st, x, now)
-                    else:
-                        enqueue(st_i, txi, st, x, m.discipline, m.rank, queue_last)
-                    if forking >= 0:
-                        moving, target, next_j = next_out(txi, calls, m.calls_to, m.n_calls, m.step_first, m.step_n,
-                                                          m.step_to, forking, next_j)
-                    continue
-            if txi[x, TXI_CALLER] > 0 and (txi[x, TXI_DETACHED] == 1 or txi[txi[x, TXI_CALLER] - 1, TXI_STATE] == HELD):
-                # a held call answered or failed: its step decides or waits (paysim.engine.compiled.calls)
-                breaker_call_ended(m.bk, m.ring, txi, x, now, target != TO_DONE)
-                moving, target, calling = call_back(m, acc, rngs, st_f, st_i, sr_f, txf, txi, free, free_n, calls,
-                                                    step_tokens, token, heap, size, slow, down, queue_last, stack,
-                                                    x, target, now)
-                if calling:
-                    forking, next_j = moving, 0
-                if calling or (moving < 0 and forking >= 0):
-                    moving, target, next_j = next_out(txi, calls, m.calls_to, m.n_calls, m.step_first, m.step_n,
-                                                      m.step_to, forking, next_j)
-                continue
-            if txi[x, TXI_CALLER] > 0:   # a parallel call answered or failed: the join decides or waits
-                moving, target, open_calls = call_returned(txf, txi, free, free_n, calls, m.join_any, x, target)
-                if open_calls:           # the join decided: the calls it no longer needs are withdrawn
-                    withdraw_calls(m, rngs, st_f, st_i, txf, txi, free, free_n, calls, br, heap, size, slow, down,
-                                   moving, now, queue_last, acc.pools)
-                if moving < 0 and forking >= 0:
-                    moving, target, next_j = next_out(txi, calls, m.calls_to, m.n_calls, m.step_first, m.step_n,
-                                                      m.step_to, forking, next_j)
-                continue
-            finished = target == TO_DONE
-            leave_system(sr_f, sr_i, txf, txi, x, now, finished)
-            if silent and m.timeout[s] < np.inf and txi[x, TXI_GAVE_UP] == 0:
-                in_flight -= 1   # its client, told nothing, finds out at its timeout: the slot waits
-                continue
-            if txi[x, TXI_GAVE_UP] == 0:
-                txi[x, TXI_GAVE_UP] = 1
-                if finished:
-                    answer_client(sr_f, sr_i, acc.sr_sketch, acc.sr_zeros, series_lat, txf, x, s, now, m.log_gamma,
-                                  m.offset, m.nbuckets, m.min_value)
-                    if m.clients[s] > 0:    # the client thinks, then sends its next request
-                        send_after_think(m.think, s, m.emp, rngs[m.rng_think[s]], heap, size, now)
-                else:
-                    failed, reason = x, loss_reason(target)
-            elif txi[x, TXI_REPLIED] == 1 and not finished:   # lost after its reply: not the client's failure
-                sr_i[s, SR_BG_FAILED] += 1
-            in_flight -= 1
-            release_slot(txi, free, free_n, x)
-        if failed >= 0:      # the client's attempt failed: retry it after a backoff, or count the outcome
-            # (a freed slot keeps its values until reused)
-            s, attempt = txi[failed, TXI_STREAM], txi[failed, TXI_ATTEMPT]
-            if may_retry(m.retry, tokens, s, attempt, reason):
-                delay = retry_delay(m.retry, s, attempt, txf[failed, TXF_BACKOFF], rngs[m.rng_retry[s]])
-                origin = txf[failed, TXF_ORIGIN]
-                y = take_slot(free, free_n)
-                txi[y, TXI_STREAM], txi[y, TXI_ATTEMPT] = s, attempt + 1
-                txf[y, TXF_ORIGIN], txf[y, TXF_BACKOFF] = origin, delay
-                for k in range(N_FEATURES):    # the request's features go with it
-                    txf[y, TXF_FEATURES + k] = txf[failed, TXF_FEATURES + k]
-                txi[y, TXI_STATE] = BACKOFF
-                # (SimPy starts a zero-delay retry at once; here it follows the events already due
-                # at this instant, which differs only when events tie)
-                push(heap, size, now + delay, RETRY_START, y, txi[y, TXI_GEN])
-            else:
-                sr_i[s, SR_FAILED + reason] += 1
-                if m.clients[s] > 0:
-                    send_after_think(m.think, s, m.emp, rngs[m.rng_think[s]], heap, size, now)
+                    sr_i[s, SR_FAILED + reason] += 1
+                    if clients[s] > 0:
+                        send_after_think(think, s, emp, generator_at(rngs, rng_think[s]), heap, size, now)
+        if sending == -1 and (size[0] == 0 or heap[0, 0] >= horizon):
+            break
     for s in range(n_st):      # close the window at the horizon
         advance(st_f, st_i, s, horizon)
     close_pools(pool_i, pool_f, horizon)
-    close_cores(cpu_f, cpu_i, m.cores, horizon)
+    close_cores(cpu_f, cpu_i, cores, horizon)
     if series:
-        take_until(ser, horizon, st_i, pool_i[:, PI_THREADS], cpu_i[:, CI_N], m.cores, sr_i, sr_f, m.log_gamma,
-                   m.offset)
+        take_until(ser, horizon, st_i, pool_i[:, PI_THREADS], cpu_i[:, CI_N], cores, sr_i, sr_f, log_gamma,
+                   offset)
     population_area(sr_f, sr_i, horizon)
+    needed[0] = txf.shape[0]   # (the driver keeps tables this large for the next replication)
     return 0

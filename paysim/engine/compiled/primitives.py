@@ -61,13 +61,19 @@ def jit(function=None, *, inline: bool = False):
     return numba.njit(cache=True, nogil=True, error_model="numpy", inline="always" if inline else "never")(function)
 
 
-def helper(function):
+def helper(function=None, *, hot: bool = False):
     """A kernel's helper that allocates nothing, compiled without reference counting: numba
     counts a reference (atomically) for every array bound to an inlined helper's argument,
     which cost more than the helpers' work; a helper without counting borrows its caller's
-    arrays instead."""
+    arrays instead.
+    ``hot``: called for most events, so compiled into its callers by LLVM (numba's
+    forceinline), which counts no references either: a call passes each array as its
+    seven to eleven fields, and a call with a dozen arrays cost more than the helper's work."""
+    if function is None:
+        return lambda f: helper(f, hot=hot)
     # _nrt is numba's switch for reference counting, missing from its type stubs
-    return numba.njit(cache=True, nogil=True, error_model="numpy", _nrt=False)(function)  # type: ignore[call-overload]
+    return numba.njit(cache=True, nogil=True, error_model="numpy", _nrt=False,  # type: ignore[call-overload]
+                      forceinline=hot)(function)
 
 
 @helper

@@ -56,6 +56,7 @@ from paysim.engine.compiled.codes import (
     STF_WAIT_ALL,
     TIMED_OUT,
 )
+from paysim.engine.compiled.generators import generator_at
 from paysim.engine.compiled.primitives import bucket, draw, helper, jit
 from paysim.engine.compiled.series import (
     C_ARRIVED,
@@ -145,7 +146,7 @@ def run_single(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     st_sketch, st_zeros, sr_sketch, sr_zeros = acc.st_sketch, acc.st_zeros, acc.sr_sketch, acc.sr_zeros
     now_at = acc.now_at
     timeout, emp = m.timeout, m.emp
-    service_rng, errors_rng = rngs[m.rng_service[0]], rngs[m.rng_errors[0]]
+    service_rng, errors_rng = generator_at(rngs, m.rng_service[0]), generator_at(rngs, m.rng_errors[0])
     n_sr = timeout.shape[0]
     c = m.workers[0]
     free = np.zeros(c)                # min-heap of the workers' free times
@@ -164,7 +165,7 @@ def run_single(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     held_t, held_b, held = np.empty(16), np.empty(16, np.int64), 0   # successes not yet in the series
     for s in range(n_sr):
         next_t[s] = next_arrival(s, 0.0, m.clock, m.unit_det, m.gap, m.step_at, m.step_rate, emp,
-                                 rngs[m.rng_arrivals[s]], segment)
+                                 generator_at(rngs, m.rng_arrivals[s]), segment)
     while True:
         s = 0
         for k in range(1, n_sr):
@@ -174,7 +175,7 @@ def run_single(m, acc, rngs, warmup, horizon, max_in_flight, ser):
         if a >= horizon:
             break
         next_t[s] = next_arrival(s, a, m.clock, m.unit_det, m.gap, m.step_at, m.step_rate, emp,
-                                 rngs[m.rng_arrivals[s]], segment)
+                                 generator_at(rngs, m.rng_arrivals[s]), segment)
         now_at[0] = a            # for the progress bar
         if series:
             if times[nxt[0]] <= a:     # an interval ends before this customer

@@ -15,16 +15,6 @@ from paysim.engine.compiled.primitives import helper, jit
 
 
 @jit(inline=True)
-def new_slots(cap):
-    """(txf, txi, free, free_n): ``cap`` transaction slots, all free (``free`` is a stack of
-    ``free_n[0]`` slot numbers). A slot is reused once freed; its generation counts reuses."""
-    free = np.empty(cap, np.int64)
-    for i in range(cap):
-        free[i] = cap - 1 - i
-    return np.empty((cap, TXF_WIDTH)), np.zeros((cap, TXI_WIDTH), np.int64), free, np.full(1, cap, np.int64)
-
-
-@jit(inline=True)
 def grown_slots(txf, txi, free, free_n):
     """Twice the slots; the new ones free."""
     old = txf.shape[0]

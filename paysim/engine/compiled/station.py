@@ -53,7 +53,7 @@ from paysim.engine.compiled.primitives import bucket, helper
 from paysim.engine.compiled.queues import front, remove, unlink
 
 
-@helper
+@helper(hot=True)
 def advance(st_f, st_i, st, now):
     """Time-weighted integrals of the station's population, busy and held workers up to ``now``."""
     st_f[st, STF_AREA_IN] += st_i[st, ST_IN] * (now - st_f[st, STF_LAST])
@@ -63,7 +63,7 @@ def advance(st_f, st_i, st, now):
     st_f[st, STF_LAST] = now
 
 
-@helper
+@helper(hot=True)
 def advance_stream(sr_f, sr_i, s, now):
     """The time-weighted integral of the stream's population in the system up to ``now``."""
     sr_f[s, SRF_AREA_IN] += sr_i[s, SR_IN] * (now - sr_f[s, SRF_LAST])
@@ -80,7 +80,7 @@ def population_area(sr_f, sr_i, now):
     return total
 
 
-@helper
+@helper(hot=True)
 def start_service(st_i, txf, txi, st, x, now):
     """``x`` takes a worker (already counted busy); the caller schedules its end."""
     txf[x, TXF_STARTED] = now
@@ -96,7 +96,7 @@ def drained(st_f, st_i, st, now):
         st_f[st, STF_DRAIN] = now
 
 
-@helper
+@helper(hot=True)
 def take_next(st_f, st_i, txf, txi, st, down, now, discipline, rank, queue_last):
     """A freed worker takes the transaction at the head of the queue, if there is one and
     the station is not down: returns it (its service to be scheduled), else -1."""
@@ -114,7 +114,7 @@ def take_next(st_f, st_i, txf, txi, st, down, now, discipline, rank, queue_last)
     return y
 
 
-@helper
+@helper(hot=True)
 def free_worker(st_f, st_i, txf, txi, st, down, now, discipline, rank, queue_last):
     """A worker of a station without an executor is free (its ST_BUSY already given back):
     it takes the next waiting transaction (see :func:`take_next`) unless a schedule has since
@@ -124,7 +124,7 @@ def free_worker(st_f, st_i, txf, txi, st, down, now, discipline, rank, queue_las
     return take_next(st_f, st_i, txf, txi, st, down, now, discipline, rank, queue_last)
 
 
-@helper
+@helper(hot=True)
 def leave_station(st_f, st_i, txf, st, x, now, service_time):
     """``x`` leaves its station (StationObserver.leave): its sojourn, wait and service there."""
     advance(st_f, st_i, st, now)
@@ -135,7 +135,7 @@ def leave_station(st_f, st_i, txf, st, x, now, service_time):
     st_f[st, STF_SERVICE_ALL] += service_time
 
 
-@helper
+@helper(hot=True)
 def finish(st_f, st_i, st_sketch, st_zeros, txf, st, x, now, service_time, error, min_value, log_gamma, offset,
            nbuckets):
     """``x`` finishes at its station after ``service_time`` (StationObserver.finish): it leaves,

@@ -56,10 +56,12 @@ from paysim.engine.compiled.codes import (
 from paysim.engine.compiled.cores import Cpu, build_cpu, core_counts
 from paysim.engine.compiled.executor import Pools, build_pools
 from paysim.engine.compiled.fork import fork_tables
+from paysim.engine.compiled.generators import generator_table
 from paysim.engine.compiled.limits import limit_tables
 from paysim.engine.compiled.queues import priority_ranks, queue_tables
 from paysim.engine.compiled.reply import reply_tables
 from paysim.engine.compiled.schedule import schedule_table
+from paysim.engine.compiled.slots import Slots
 from paysim.engine.retry import token_cap
 from paysim.engine.seeds import component_rng
 from paysim.scenario import Scenario
@@ -163,9 +165,10 @@ class Accumulators(NamedTuple):
     turn: np.ndarray         # int: per station the instance whose turn it is (round robin)
     pools: Pools             # the stations' executors (paysim.engine.compiled.executor)
     autoscale: Autoscalers   # the stations' autoscalers (paysim.engine.compiled.autoscale)
+    slots: Slots             # the tables of transactions in flight to start from (paysim.engine.compiled.slots)
 
 
-def accumulators(scenario: Scenario, sketch: QuantileSketch) -> Accumulators:
+def accumulators(scenario: Scenario, sketch: QuantileSketch, slots: Slots) -> Accumulators:
     n_st, n_sr = len(units(scenario)), len(scenario.arrivals)
     buckets = sketch.layout()[2]
     return Accumulators(np.zeros((n_st, STF_WIDTH)), np.zeros((n_st, ST_WIDTH), np.int64),
@@ -173,7 +176,7 @@ def accumulators(scenario: Scenario, sketch: QuantileSketch) -> Accumulators:
                         np.zeros((n_sr, SRF_WIDTH)), np.zeros((n_sr, SR_WIDTH), np.int64),
                         np.zeros((n_sr, buckets), np.int64), np.zeros(n_sr, np.int64), np.zeros(1),
                         np.full((n_st, len(priority_ranks(scenario))), -1, np.int64), np.zeros(n_st, np.int64),
-                        build_pools(scenario), build_autoscalers(scenario))
+                        build_pools(scenario), build_autoscalers(scenario), slots)
 
 
 def _code(dist: d.Distribution) -> tuple[int, float, float, float] | None:
@@ -215,10 +218,10 @@ class Generators:
             self.generators.append(component_rng(self.seed, self.replication, kind, name))
         return self._index[key]
 
-    def typed(self):
-        """The generators as the typed list the kernels take."""
-        from numba.typed import List
-        return List(self.generators)
+    def table(self) -> np.ndarray:
+        """The generators as the kernels take them (paysim.engine.compiled.generators); the
+        kernels draw from these Generators' own states, so keep this object while they run."""
+        return generator_table(self.generators)
 
 
 _BACKOFFS = {"constant": CONSTANT, "exponential": EXPONENTIAL, "decorrelated": DECORRELATED}
