@@ -43,7 +43,7 @@ from paysim.engine.compiled.codes import (
 from paysim.engine.compiled.loop import run
 from paysim.engine.compiled.schedule import worker_seconds
 from paysim.engine.compiled.series import new_series, series_rows
-from paysim.engine.compiled.slots import START, keep_needed, slots_for
+from paysim.engine.compiled.slots import START, Slots, keep, slots_for
 from paysim.engine.compiled.tables import Accumulators, Generators, accumulators, build_model, drawable
 from paysim.observe import FAILURES, Observer
 from paysim.scenario import Scenario
@@ -91,11 +91,11 @@ def unsupported(scenario: Scenario) -> str | None:
     return None
 
 
-def _interruptible(kernel, arguments: tuple, poll: Callable[[], None] | None = None) -> int:
+def _interruptible(kernel, arguments: tuple, poll: Callable[[], None] | None = None) -> tuple:
     """Compiled code never checks for Ctrl-C: run it (without the GIL) on a daemon thread
     and wait here, where a KeyboardInterrupt arrives and the thread is abandoned; ``poll``
     is called every 0.1 s meanwhile."""
-    result: list[int] = []
+    result: list[tuple] = []
     worker = threading.Thread(target=lambda: result.append(kernel(*arguments)), daemon=True)
     worker.start()
     while worker.is_alive():
@@ -127,10 +127,11 @@ def run_replication(scenario: Scenario, observer: Observer, seed: int, replicati
     # the scalars' types fixed: an int where a float was (or back) would compile the kernel again
     arguments = (model, acc, generators.table(), float(warmup), float(scenario.horizon), int(max_in_flight), ser)
     poll = (lambda: report(min(1.0, acc.now_at[0] / scenario.horizon))) if report else None
-    if _interruptible(kernel, arguments, poll) < 0:
+    status, *tables = _interruptible(kernel, arguments, poll)
+    keep(Slots(*tables) if status == 0 else None)   # (grown, perhaps: the next replication here starts from them)
+    if status < 0:
         raise RunawayError(f"more than {max_in_flight:,} transactions in flight: the system is overloaded "
                            "(utilisation ≥ 1 with unbounded queues?)")
-    keep_needed(acc.slots)
     _report(balance.merged(acc, scenario), observer, scenario, warmup)
     cores.report(model.cpu, scenario, observer.stations)
     report_breakers(model.bk, observer.breakers, scenario.horizon)

@@ -93,19 +93,19 @@ def build_pools(scenario: Scenario) -> Pools:
     return Pools(pool_i, pool_f, np.zeros((n, width)), np.zeros((n, width), np.int64))
 
 
-@helper
+@helper(hot=True)
 def advance_threads(pool_i, pool_f, st, now):
     pool_f[st, PF_AREA] += pool_i[st, PI_THREADS] * (now - pool_f[st, PF_LAST])
     pool_f[st, PF_LAST] = now
 
 
-@helper
+@helper(hot=True)
 def _new_thread(pool_i, pool_f, st, now):
     advance_threads(pool_i, pool_f, st, now)
     pool_i[st, PI_THREADS] += 1
 
 
-@helper
+@helper(hot=True)
 def _remove_idle(pool_i, idle_since, idle_timed, st, k):
     """Take the k-th idle spell (0: the oldest) out of the ring, closing the gap."""
     width = idle_since.shape[1]
@@ -120,7 +120,7 @@ def _remove_idle(pool_i, idle_since, idle_timed, st, k):
     pool_i[st, PI_IDLE_N] = n - 1
 
 
-@helper
+@helper(hot=True)
 def _take_idle(pool_i, idle_since, idle_timed, st):
     """An idle thread takes the task on offer: the longest idle, or the most recent one from a
     SynchronousQueue. False when none is idle."""
@@ -141,7 +141,7 @@ def _oldest_timed(pool_i, idle_timed, st):
     return -1
 
 
-@helper
+@helper(hot=True)
 def _wait_idle(pool_i, pool_f, idle_since, idle_timed, heap, size, st, now):
     """A thread begins an idle spell at the back of the line: timed (``keep_alive``) while
     more than ``core`` threads are alive, else untimed."""
@@ -177,7 +177,7 @@ def keep_alive_ends(pool_i, pool_f, idle_since, idle_timed, heap, size, st, now)
         push(heap, size, pool_f[st, PF_TIMER_AT], POOL_KEEP_ALIVE, st, 0)
 
 
-@helper
+@helper(hot=True)
 def _admit(st_f, st_i, txf, txi, st, x, now):
     txf[x, TXF_ARRIVED] = now
     txi[x, TXI_STATION] = st
@@ -187,14 +187,14 @@ def _admit(st_f, st_i, txf, txi, st, x, now):
     st_i[st, ST_ENTERED] += 1
 
 
-@helper
+@helper(hot=True)
 def _serve(st_i, txf, txi, heap, size, service, emp, rng, slow, st, x, now):
     """``x`` (counted busy) starts: its service time is drawn, scaled by the slowdown in force."""
     start_service(st_i, txf, txi, st, x, now)
     push(heap, size, now + draw(service, st, emp, rng) * slow[st], DONE_SERVICE, x, txi[x, TXI_GEN])
 
 
-@helper
+@helper(hot=True)
 def _serve_next(st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, down, discipline, rank, queue_last, st,
                 now):
     """A pool thread takes the head of the queue, if any and the station is up."""
@@ -204,7 +204,7 @@ def _serve_next(st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, down,
     return y
 
 
-@helper
+@helper(hot=True)
 def offer(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, down,
           discipline, rank, queue_last, st, x, now):
     """Transaction ``x`` arrives at the pool of station ``st`` (ThreadPoolExecutor.execute);
@@ -270,7 +270,7 @@ def _reject(pool_i, st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, d
     return x, policy != ABORT
 
 
-@helper
+@helper(hot=True)
 def release(pool_i, pool_f, idle_since, idle_timed, st_f, st_i, txf, txi, heap, size, service, emp, rng, slow, down,
             discipline, rank, queue_last, st, x, now):
     """``x`` finished or was withdrawn in service (its ST_BUSY already given back): its pool

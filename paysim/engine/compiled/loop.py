@@ -237,7 +237,9 @@ def leave_system(sr_f, sr_i, txf, txi, x, now, finished):
 @jit
 def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     """Simulate one replication into ``acc``; -1 when more than ``max_in_flight`` attempts
-    are in flight (a runaway), else 0. Samples the time series into ``ser`` if it asks for one."""
+    are in flight (a runaway), else 0, and the slot tables as it left them (grown, perhaps: the
+    driver keeps them for the next replication). Samples the time series into ``ser`` if it
+    asks for one."""
     n_st, n_sr = m.workers.shape[0], m.entry.shape[0]
     st_f, st_i, sr_f, sr_i = acc.st_f, acc.st_i, acc.sr_f, acc.sr_i
     queue_last = acc.queue_last
@@ -246,9 +248,10 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     sharing = np.any(m.cores > 0)
     scaling, scaled_f, scaled_i, recommended_t, recommended, orders = acc.autoscale   # (autoscale.py)
     placing = np.sum(m.backlog[:, BL_COUNT])  # requests of backlogs (paysim.engine.compiled.backlog)
-    txf, txi, free, calls, needed = acc.slots   # (calls: per slot, a forked or held attempt's calls)
-    reset_slots(txi, free, calls)             # (room for the backlogs: driver.run_replication)
-    free_n = np.full(1, txi.shape[0], np.int64)
+    txf, txi, free, calls, used = acc.slots   # (calls: per slot, a forked or held attempt's calls)
+    reset_slots(txi, free, calls, used)       # (room for the backlogs: driver.run_replication)
+    free_n = np.zeros(2, np.int64)            # free slots, and 1 + the highest ever taken (state.take_slot)
+    free_n[0] = txi.shape[0]
     width = calls.shape[1]                    # parallel or held calls one attempt may make
     token, step_tokens, stack = new_call_state(m, n_st)   # held calls (paysim.engine.compiled.calls)
     # heap entries one event may add (an outage's end, a schedule or an autoscaler starts many; a fork
@@ -299,7 +302,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     if placing > 0:        # arrived at 0, after the first arrivals were scheduled (as on SimPy)
         in_flight = place_backlogs(m, rngs, st_f, st_i, sr_f, sr_i, txf, txi, free, free_n, heap, size, queue_last)
         if in_flight > max_in_flight:
-            return -1
+            return -1, txf, txi, free, calls, free_n[1]
     # the tables the loop reads, as locals: each read of a named tuple's field counts a reference
     # to its array on and off (atomically), which cost more than an event's own work
     (cores, log_gamma, offset, bk, schedule, windows, service, emp, rng_service, discipline, rank, batch,
@@ -435,7 +438,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                     s = txi[x, TXI_STREAM]
                 in_flight += 1
                 if in_flight > max_in_flight:
-                    return -1
+                    return -1, txf, txi, free, calls, free_n[1]
                 if kind == ARRIVAL:
                     x = take_slot(free, free_n)
                     txi[x, TXI_STREAM] = s
@@ -708,5 +711,4 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
         take_until(ser, horizon, st_i, pool_i[:, PI_THREADS], cpu_i[:, CI_N], cores, sr_i, sr_f, log_gamma,
                    offset)
     population_area(sr_f, sr_i, horizon)
-    needed[0] = txf.shape[0]   # (the driver keeps tables this large for the next replication)
-    return 0
+    return 0, txf, txi, free, calls, free_n[1]

@@ -141,7 +141,8 @@ def ring_push(ring, head, n, value):
 
 @jit
 def run_single(m, acc, rngs, warmup, horizon, max_in_flight, ser):
-    """Same arguments and accumulators as :func:`paysim.engine.compiled.loop.run`, for one station."""
+    """Same arguments, accumulators and result as :func:`paysim.engine.compiled.loop.run`, for one
+    station (its slot tables untouched)."""
     st_f, st_i, sr_f, sr_i = acc.st_f, acc.st_i, acc.sr_f, acc.sr_i
     st_sketch, st_zeros, sr_sketch, sr_zeros = acc.st_sketch, acc.st_zeros, acc.sr_sketch, acc.sr_zeros
     now_at = acc.now_at
@@ -192,7 +193,7 @@ def run_single(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                 head = (head + 1) & (waiting.shape[0] - 1)
                 n_wait -= 1
         if n_wait > 0 and n_wait + c > max_in_flight:   # in flight = waiting + c busy; idle workers hold nothing
-            return -1
+            return -1, acc.slots.txf, acc.slots.txi, acc.slots.free, acc.slots.calls, acc.slots.used
         earliest = free[0]
         if counted:
             sr_i[s, SR_ARRIVED] += 1
@@ -323,4 +324,4 @@ def run_single(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     if series:
         close_before(ser, horizon, held_t, held_b, held, m.log_gamma, m.offset)
         settle_levels(ser, m.workers[0])
-    return 0
+    return 0, acc.slots.txf, acc.slots.txi, acc.slots.free, acc.slots.calls, acc.slots.used

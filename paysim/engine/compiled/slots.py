@@ -3,8 +3,9 @@ next replication rather than allocated again.
 
 Why: a replication with many requests in flight (a retry storm holds over a hundred thousand)
 grew its tables by doubling from a thousand slots, and the copies and the fresh pages' faults
-were a quarter of its time. The tables kept have the room the last replication ended with,
-so the next one needs no growing; the kernel resets them (``reset``) before use.
+were a quarter of its time. The tables kept are the ones the last replication ended with, with
+the room it needed and already paged in, so the next one needs no growing; the kernel resets
+them (``reset``) before use.
 """
 
 from __future__ import annotations
@@ -26,15 +27,10 @@ class Slots(NamedTuple):
     txi: np.ndarray       # int (slots, TXI_WIDTH)
     free: np.ndarray      # int (slots,): a stack of the free slots
     calls: np.ndarray     # int (slots, width): per slot, a forked or held attempt's calls
-    needed: np.ndarray    # int (1,): the slots the replication ended with (the kernel's to set)
+    used: int             # slots 0 to used - 1 may hold what a replication left (the rest are as new)
 
 
 _kept = threading.local()   # threads run replications side by side: each keeps its own
-
-
-def _new(cap: int, width: int) -> Slots:
-    return Slots(np.empty((cap, TXF_WIDTH)), np.empty((cap, TXI_WIDTH), np.int64), np.empty(cap, np.int64),
-                 np.empty((cap, width), np.int64), np.zeros(1, np.int64))
 
 
 def slots_for(width: int, least: int) -> Slots:
@@ -42,22 +38,26 @@ def slots_for(width: int, least: int) -> Slots:
     least ``least`` slots: this thread's last ones when they fit, else new ones."""
     kept: Slots | None = getattr(_kept, "slots", None)
     if kept is None or kept.calls.shape[1] != width or kept.txf.shape[0] < least:
-        _kept.slots = kept = _new(max(least, START), width)
+        cap = max(least, START)
+        _kept.slots = kept = Slots(np.empty((cap, TXF_WIDTH)), np.empty((cap, TXI_WIDTH), np.int64),
+                                   np.empty(cap, np.int64), np.empty((cap, width), np.int64), cap)
     return kept
 
 
-def keep_needed(slots: Slots) -> None:
-    """After a replication: tables with the room it ended with, for the next one on this thread."""
-    if slots.needed[0] > slots.txf.shape[0]:
-        _kept.slots = None       # (the old tables go before the new ones are made)
-        _kept.slots = _new(int(slots.needed[0]), slots.calls.shape[1])
+def keep(slots: Slots | None) -> None:
+    """The tables a replication ended with (the kernel's, grown if it needed more room) are the
+    ones the next replication on this thread starts from; None after a runaway, whose tables
+    are far larger than any replication that ends normally needs."""
+    _kept.slots = slots
 
 
 @helper
-def reset(txi, free, calls):
-    """Every slot free, as new: generation 0, no calls (the kernel's free count is then every slot)."""
+def reset(txi, free, calls, used):
+    """Every slot free, as new: generation 0, no calls. Only the first ``used`` rows can hold
+    what a replication left: resetting only those costs a small scenario nothing after a
+    large one."""
     cap = txi.shape[0]
-    txi[:, :] = 0
-    calls[:, :] = -1
+    txi[:used, :] = 0
+    calls[:used, :] = -1
     for i in range(cap):
         free[i] = cap - 1 - i

@@ -30,8 +30,12 @@ def grown_slots(txf, txi, free, free_n):
 
 @helper
 def take_slot(free, free_n):
+    """A free slot (``free_n``: [free slots, 1 + the highest slot ever taken]). Slots never
+    taken are handed out lowest first, so the ones ever used are 0 up to that mark."""
     free_n[0] -= 1
-    return free[free_n[0]]
+    x = free[free_n[0]]
+    free_n[1] = max(free_n[1], x + 1)
+    return x
 
 
 @helper
