@@ -234,6 +234,20 @@ def leave_system(sr_f, sr_i, txf, txi, x, now, finished):
     txi[x, TXI_STATE] = LEFT
 
 
+SHORT_HEAP, SHORT_JOBS, SHORT_SLOTS, SHORT_RECORDS = 1, 2, 4, 8   # what short_of_room finds short
+
+
+@helper(hot=True)
+def short_of_room(heap, size, room, sharing, cpu_i, jobs, free_n, width, br_free_n):
+    """What lacks room for one more event (SHORT_* bits, 0 when nothing does): the heap for
+    what one event can schedule, shared cores for the jobs it may start computing, the slots
+    it may take (an arrival or calls, a retry), the batch record an arrival may open."""
+    return ((SHORT_HEAP if size[0] + room >= heap.shape[0] else 0)
+            | (SHORT_JOBS if sharing and cores_full(cpu_i, jobs) else 0)
+            | (SHORT_SLOTS if free_n[0] < 2 + width else 0)
+            | (SHORT_RECORDS if br_free_n[0] < 2 else 0))
+
+
 @jit
 def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     """Simulate one replication into ``acc``; -1 when more than ``max_in_flight`` attempts
@@ -324,14 +338,15 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
     while True:   # room for what one event may need is made out here, between runs of the event loop:
         # an array that the event loop itself reassigned would have its reference counted on and
         # off (atomically) at every event
-        if size[0] + room >= heap.shape[0]:   # room for what one event can schedule
+        short = short_of_room(heap, size, room, sharing, cpu_i, jobs, free_n, width, br_free_n)
+        if short & SHORT_HEAP:
             heap = grown_heap(heap, size)
-        if sharing and cores_full(cpu_i, jobs):   # room for the jobs one event may start computing
+        if short & SHORT_JOBS:
             jobs = cores_grown(jobs)
-        if free_n[0] < 2 + width:    # room for the slots one event may take (an arrival or calls, a retry)
+        if short & SHORT_SLOTS:
             txf, txi, free = grown_slots(txf, txi, free, free_n)
             calls = grown_calls(calls)
-        if br_free_n[0] < 2:     # a batch record an arrival may open
+        if short & SHORT_RECORDS:
             br, br_free = grown_records(br, br_free, br_free_n)
         while True:          # the event loop
             while (sending == -1 and series and size[0] > 0     # (never amid a finished batch's items)
@@ -340,8 +355,7 @@ def run(m, acc, rngs, warmup, horizon, max_in_flight, ser):
                 take(ser, st_i, pool_i[:, PI_THREADS], cpu_i[:, CI_N], cores, sr_i, sr_f, log_gamma, offset)
             if sending == -1 and (size[0] == 0 or heap[0, 0] >= horizon):
                 break
-            if (size[0] + room >= heap.shape[0] or (sharing and cores_full(cpu_i, jobs)) or free_n[0] < 2 + width
-                    or br_free_n[0] < 2):
+            if short_of_room(heap, size, room, sharing, cpu_i, jobs, free_n, width, br_free_n):
                 break        # room first
             if sending != -1:    # a finished batch's items go on, in order, before any other event
                 kind = BATCH_ITEM
